@@ -1,0 +1,55 @@
+"""Limits and defaults, each a named constant with the reason for its value."""
+
+from __future__ import annotations
+
+# --- io -------------------------------------------------------------------------------------
+# Bytes read from the file per batch. Large enough that per-batch numpy overhead is amortised
+# over tens of thousands of frames, small enough that memory does not follow capture size.
+READ_CHUNK_BYTES = 8 * 1024 * 1024
+
+# A record claiming more than this many captured bytes is treated as corrupt. libpcap's own
+# MAXIMUM_SNAPLEN is 262144; 16 MiB leaves room for odd link types (e.g. USB) without letting a
+# garbage length make us allocate gigabytes.
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+
+# pcapng blocks larger than this are corrupt for the same reason.
+MAX_BLOCK_BYTES = 64 * 1024 * 1024
+
+# After a corrupt pcap record header, how far ahead to search for a plausible next record
+# before giving up on the rest of the file.
+RESYNC_WINDOW_BYTES = 1024 * 1024
+
+# --- decode ---------------------------------------------------------------------------------
+# Nested VLAN tags followed before giving up (QinQ is 2; 4 covers every deployment we know).
+MAX_VLAN_TAGS = 4
+
+# IPv6 extension headers followed before giving up (RFC 8200 allows any number, real traffic
+# uses at most a few; a long chain is itself suspicious).
+MAX_IPV6_EXT_HEADERS = 8
+
+# IPv4 fragments: a datagram whose fragments are incomplete after this many seconds of capture
+# time is reported as an anomaly and dropped (Linux ipfrag_time is 30 s).
+IP_FRAG_TIMEOUT_S = 30.0
+# Pending fragmented datagrams kept at once; beyond that the oldest is evicted (and reported),
+# so a fragment flood cannot grow memory without bound.
+MAX_PENDING_FRAGMENTS = 4096
+
+# --- flow -----------------------------------------------------------------------------------
+# Zeek's tcp_inactivity_timeout: a connection silent this long is finalised ("idle timeout").
+TCP_IDLE_TIMEOUT_S = 300.0
+# After both FINs (or a RST) Zeek keeps the connection for tcp_close_delay / tcp_reset_delay
+# (5 s) so that trailing ACKs and retransmitted FINs are still counted to it.
+TCP_CLOSE_LINGER_S = 5.0
+# How often (in capture seconds) the flow table is swept for idle and closed connections.
+SWEEP_INTERVAL_S = 10.0
+
+# Out-of-order bytes buffered per direction before the reassembler declares the missing range
+# a gap and moves on. 4 MiB exceeds a 64 KiB window scaled by 2^6, the largest window seen on
+# ordinary paths, so real reordering is never mistaken for loss.
+MAX_OOO_BYTES_PER_DIRECTION = 4 * 1024 * 1024
+# Out-of-order segments buffered per direction (bounds the bookkeeping, not just the bytes).
+MAX_OOO_SEGMENTS_PER_DIRECTION = 2048
+
+# Bytes of each direction's stream shown to content detection before it gives up. A request
+# line or a TLS record header is decided within the first 16 bytes; 64 leaves slack.
+DETECT_BYTES = 64

@@ -1,0 +1,31 @@
+"""One exception type per layer.
+
+Everything pcapan raises on purpose derives from :class:`PcapanError`, so the CLI can turn any of
+them into one clear line and exit status 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+
+class PcapanError(Exception):
+    """Base of every error pcapan raises deliberately."""
+
+
+class CaptureError(PcapanError):
+    """io layer: the input is missing, unreadable, or not a capture format we know."""
+
+
+class DecodeError(PcapanError):
+    """decode layer: a header that cannot be parsed (normally becomes an anomaly row)."""
+
+
+class FlowError(PcapanError):
+    """flow layer: inconsistent input to the flow table or reassembly (a bug or misuse)."""
+
+
+class ParserError(PcapanError):
+    """proto layer: malformed protocol bytes; the analyze layer turns it into an anomaly row."""
+
+
+class ExportError(PcapanError):
+    """export layer: an output directory or format that cannot be written."""

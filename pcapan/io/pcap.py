@@ -1,0 +1,162 @@
+"""Classic libpcap files: microsecond and nanosecond magic, either byte order.
+
+Records are walked with one ``struct`` call per record (the only per-frame Python work in the io
+layer); timestamps and lengths are then pulled out of the buffer with numpy in one go.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import BinaryIO
+
+import numpy as np
+
+from pcapan.config import MAX_RECORD_BYTES, READ_CHUNK_BYTES, RESYNC_WINDOW_BYTES
+from pcapan.errors import CaptureError
+from pcapan.io.batch import FrameBatch, ReaderReport, ReadIssue
+from pcapan.io.compressed import read_fully
+
+MAGICS: dict[bytes, tuple[str, int]] = {
+    # magic bytes as stored -> (byte order, nanoseconds per fractional unit)
+    b"\xd4\xc3\xb2\xa1": ("<", 1000),
+    b"\xa1\xb2\xc3\xd4": (">", 1000),
+    b"\x4d\x3c\xb2\xa1": ("<", 1),
+    b"\xa1\xb2\x3c\x4d": (">", 1),
+}
+GLOBAL_HEADER_LEN = 24
+RECORD_HEADER_LEN = 16
+# A resynchronised record must have a timestamp within this many seconds of the last good one.
+_RESYNC_MAX_TS_JUMP_S = 86400
+
+
+class PcapReader:
+    """Iterate :class:`FrameBatch` objects from a classic pcap stream."""
+
+    def __init__(self, stream: BinaryIO, name: str, head: bytes) -> None:
+        self._stream = stream
+        self.name = name
+        self.report = ReaderReport(format="pcap")
+        if len(head) < GLOBAL_HEADER_LEN:
+            raise CaptureError(f"{name}: file too short to be a pcap capture")
+        order, self._frac_ns = MAGICS[head[:4]]
+        self._order = order
+        _vmaj, _vmin, _tz, _sigfigs, snaplen, network = struct.unpack(order + "HHiIII", head[4:24])
+        # The upper bits of the link-type field carry the FCS length (pcap-savefile(5)).
+        self.linktype = network & 0x0FFFFFFF
+        self.fcs_len = ((network >> 28) & 0x7) * 2 if network & 0x04000000 else 0
+        self.snaplen = snaplen if snaplen else MAX_RECORD_BYTES
+        self._hdr = struct.Struct(order + "IIII")
+        self._caplen_at = struct.Struct(order + "I")
+
+    def _plausible(self, buf: bytes, pos: int, last_sec: int) -> bool:
+        if pos + RECORD_HEADER_LEN > len(buf):
+            return False
+        sec, frac, caplen, wirelen = self._hdr.unpack_from(buf, pos)
+        if caplen > wirelen or caplen > max(self.snaplen, 65535) or wirelen > MAX_RECORD_BYTES:
+            return False
+        if frac >= (1_000_000 if self._frac_ns == 1000 else 1_000_000_000):
+            return False
+        return not (last_sec and abs(sec - last_sec) > _RESYNC_MAX_TS_JUMP_S)
+
+    def _resync(self, buf: bytes, start: int, last_sec: int) -> int:
+        """Find the next offset where two consecutive plausible record headers begin, or -1."""
+        end = min(len(buf) - RECORD_HEADER_LEN, start + RESYNC_WINDOW_BYTES)
+        for pos in range(start, end):
+            if self._plausible(buf, pos, last_sec):
+                caplen = self._caplen_at.unpack_from(buf, pos + 8)[0]
+                nxt = pos + RECORD_HEADER_LEN + caplen
+                if nxt == len(buf) or self._plausible(buf, nxt, last_sec):
+                    return pos
+        return -1
+
+    def __iter__(self) -> Iterator[FrameBatch]:
+        caplen_at = self._caplen_at.unpack_from
+        frame_no = 1
+        last_sec = 0
+        carry = b""
+        eof = False
+        offsets: list[int] = []
+        while not eof:
+            try:
+                chunk = read_fully(self._stream, READ_CHUNK_BYTES, self.name)
+            except CaptureError as exc:
+                self.report.issues.append(
+                    ReadIssue("truncated_file", str(exc), frame_no, fatal=True)
+                )
+                chunk = b""
+            self.report.bytes_read += len(chunk)
+            eof = len(chunk) == 0
+            buf = carry + chunk if carry else chunk
+            n = len(buf)
+            pos = 0
+            offsets = []
+            append = offsets.append
+            limit = n - RECORD_HEADER_LEN
+            while pos <= limit:
+                caplen = caplen_at(buf, pos + 8)[0]
+                if caplen > MAX_RECORD_BYTES:
+                    sec = self._hdr.unpack_from(buf, pos)[0]
+                    self.report.issues.append(
+                        ReadIssue(
+                            "bad_record_length",
+                            f"record header claims {caplen} captured bytes at file offset "
+                            f"~{self.report.bytes_read - len(chunk) - len(carry) + pos}",
+                            frame_no + len(offsets),
+                        )
+                    )
+                    if len(buf) - pos < RESYNC_WINDOW_BYTES and not eof:
+                        break  # search once more bytes are in; keep this tail as carry
+                    nxt = self._resync(buf, pos + 1, last_sec or sec)
+                    if nxt < 0:
+                        self.report.issues[-1].fatal = True
+                        eof = True
+                        pos = n
+                        break
+                    pos = nxt
+                    continue
+                end = pos + RECORD_HEADER_LEN + caplen
+                if end > n:
+                    break
+                append(pos)
+                pos = end
+            carry = buf[pos:] if pos < n else b""
+            if eof and carry:
+                self.report.issues.append(
+                    ReadIssue(
+                        "truncated_file",
+                        f"capture ends inside a record ({len(carry)} bytes of a partial record "
+                        "dropped); everything before it was analysed",
+                        frame_no + len(offsets),
+                        fatal=True,
+                    )
+                )
+            if offsets:
+                batch = self._batch(buf, offsets, frame_no)
+                frame_no += len(offsets)
+                last_sec = int(batch.ts_ns[-1] // 1_000_000_000)
+                self.report.frames += len(offsets)
+                yield batch
+
+    def _batch(self, buf: bytes, offsets: list[int], frame_no: int) -> FrameBatch:
+        off = np.asarray(offsets, dtype=np.int64)
+        dt = np.dtype(self._order + "u4")
+        words = np.frombuffer(buf, dtype=np.uint8)
+        idx = off[:, None] + np.arange(16, dtype=np.int64)[None, :]
+        hdr = words[idx].copy().view(dt).reshape(-1, 4).astype(np.int64)
+        caplen = hdr[:, 2]
+        wirelen = hdr[:, 3]
+        if self.fcs_len:
+            # Frames carry a trailing FCS; strip it so IP lengths line up.
+            caplen = np.maximum(caplen - self.fcs_len, 0)
+        ts = hdr[:, 0] * 1_000_000_000 + hdr[:, 1] * self._frac_ns
+        n = len(offsets)
+        return FrameBatch(
+            data=buf,
+            offset=off + RECORD_HEADER_LEN,
+            caplen=caplen,
+            wirelen=wirelen,
+            ts_ns=ts,
+            linktype=np.full(n, self.linktype, dtype=np.int32),
+            frame_no=np.arange(frame_no, frame_no + n, dtype=np.int64),
+        )
