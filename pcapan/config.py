@@ -53,3 +53,13 @@ MAX_OOO_SEGMENTS_PER_DIRECTION = 2048
 # Bytes of each direction's stream shown to content detection before it gives up. A request
 # line or a TLS record header is decided within the first 16 bytes; 64 leaves slack.
 DETECT_BYTES = 64
+
+# Bytes of the most recently delivered data kept per direction (only for streams a parser
+# reads) so that a retransmission whose bytes differ from the original is noticed. Most
+# retransmissions repeat one of the last few segments.
+RETX_COMPARE_TAIL_BYTES = 4096
+
+# Distinct timestamp-free TCP option strings whose parse is cached (they repeat verbatim: one
+# per OS, MSS and window-scale combination, tens in a real capture). The bound only matters
+# for garbage or crafted options, which would otherwise grow the cache without end.
+TCP_OPTIONS_CACHE_ENTRIES = 4096

@@ -8,6 +8,7 @@ import io
 import lzma
 import os
 import sys
+import zlib
 from pathlib import Path
 from typing import BinaryIO
 
@@ -87,7 +88,7 @@ def open_stream(source: str | os.PathLike[str] | BinaryIO) -> tuple[BinaryIO, Co
     elif head.startswith(_BZIP2):
         stream = bz2.BZ2File(buffered, mode="rb")  # type: ignore[assignment]
     elif head.startswith(_XZ):
-        stream = lzma.LZMAFile(buffered, mode="rb")  # type: ignore[assignment]
+        stream = lzma.LZMAFile(buffered, mode="rb")  # type: ignore[assignment]  # noqa: SIM115 - closed by OpenedCapture
     elif head.startswith(_ZSTD):
         try:
             import zstandard
@@ -101,18 +102,47 @@ def open_stream(source: str | os.PathLike[str] | BinaryIO) -> tuple[BinaryIO, Co
     return stream, counter, total, name
 
 
+class DecompressError(CaptureError):
+    """A compressed stream failed mid-way; ``partial`` holds what was decoded before the failure."""
+
+    def __init__(self, message: str, partial: bytes) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
+# What a cut or corrupt gz/bz2/xz stream raises (zlib.error for bad deflate data); zstandard's
+# ZstdError is matched through sys.modules so that module is only imported for .zst input.
+_DECOMPRESS_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    EOFError,
+    ValueError,
+    lzma.LZMAError,
+    zlib.error,
+)
+
+
 def read_fully(stream: BinaryIO, n: int, name: str) -> bytes:
-    """Read up to ``n`` bytes, looping over short reads; decompression errors -> CaptureError."""
+    """Read up to ``n`` bytes, looping over short reads; decompression errors -> CaptureError.
+
+    Uses ``read1`` where the stream has it: a decompressor's ``read(n)`` discards everything it
+    decoded in that call when the input turns out to be cut, while ``read1`` hands back each
+    decoded piece before the next one fails. The raised :class:`DecompressError` carries the
+    bytes decoded before the failure, so a truncated ``.gz`` still yields its complete frames.
+    """
     parts: list[bytes] = []
     want = n
+    read = getattr(stream, "read1", stream.read)
     try:
         while want > 0:
-            chunk = stream.read(want)
+            chunk = read(want)
             if not chunk:
                 break
             parts.append(chunk)
             want -= len(chunk)
-    except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+    except Exception as exc:
+        zstd = sys.modules.get("zstandard")
+        if not isinstance(exc, _DECOMPRESS_ERRORS) and not (zstd and isinstance(exc, zstd.ZstdError)):
+            raise
         # A corrupt or cut compressed stream: report it; the caller treats it as truncation.
-        raise CaptureError(f"{name}: decompression failed ({exc})") from None
+        raise DecompressError(f"{name}: decompression failed ({exc})", b"".join(parts)) from None
     return b"".join(parts) if len(parts) != 1 else parts[0]

@@ -42,9 +42,11 @@ class PcapReader:
         order, self._frac_ns = MAGICS[head[:4]]
         self._order = order
         _vmaj, _vmin, _tz, _sigfigs, snaplen, network = struct.unpack(order + "HHiIII", head[4:24])
-        # The upper bits of the link-type field carry the FCS length (pcap-savefile(5)).
-        self.linktype = network & 0x0FFFFFFF
-        self.fcs_len = ((network >> 28) & 0x7) * 2 if network & 0x04000000 else 0
+        # The upper 16 bits of the link-type field are not part of the link type: bits 28-31
+        # hold the FCS length in 16-bit units, valid when the P bit (0x04000000) is set
+        # (pcap-savefile(5), libpcap's LT_LINKTYPE / LT_FCS_LENGTH).
+        self.linktype = network & 0xFFFF
+        self.fcs_len = ((network >> 28) & 0xF) * 2 if network & 0x04000000 else 0
         self.snaplen = snaplen if snaplen else MAX_RECORD_BYTES
         self._hdr = struct.Struct(order + "IIII")
         self._caplen_at = struct.Struct(order + "I")
@@ -77,16 +79,16 @@ class PcapReader:
         carry = b""
         eof = False
         offsets: list[int] = []
+        cut = ""  # decompression failure message: the stream ends after this chunk
         while not eof:
             try:
                 chunk = read_fully(self._stream, READ_CHUNK_BYTES, self.name)
             except CaptureError as exc:
-                self.report.issues.append(
-                    ReadIssue("truncated_file", str(exc), frame_no, fatal=True)
-                )
-                chunk = b""
+                # Keep what was decoded before the failure; it is reported below as truncation.
+                chunk = getattr(exc, "partial", b"")
+                cut = str(exc)
             self.report.bytes_read += len(chunk)
-            eof = len(chunk) == 0
+            eof = len(chunk) == 0 or bool(cut)
             buf = carry + chunk if carry else chunk
             n = len(buf)
             pos = 0
@@ -96,6 +98,10 @@ class PcapReader:
             while pos <= limit:
                 caplen = caplen_at(buf, pos + 8)[0]
                 if caplen > MAX_RECORD_BYTES:
+                    if len(buf) - pos < RESYNC_WINDOW_BYTES and not eof:
+                        # Search once more bytes are in; keep this tail as carry. The issue is
+                        # recorded on that later pass, so it is reported once, not twice.
+                        break
                     sec = self._hdr.unpack_from(buf, pos)[0]
                     self.report.issues.append(
                         ReadIssue(
@@ -105,8 +111,6 @@ class PcapReader:
                             frame_no + len(offsets),
                         )
                     )
-                    if len(buf) - pos < RESYNC_WINDOW_BYTES and not eof:
-                        break  # search once more bytes are in; keep this tail as carry
                     nxt = self._resync(buf, pos + 1, last_sec or sec)
                     if nxt < 0:
                         self.report.issues[-1].fatal = True
@@ -121,12 +125,17 @@ class PcapReader:
                 append(pos)
                 pos = end
             carry = buf[pos:] if pos < n else b""
-            if eof and carry:
+            if eof and (carry or cut):
+                dropped = (
+                    f"capture ends inside a record ({len(carry)} bytes of a partial record "
+                    "dropped)"
+                    if carry
+                    else "capture ends early"
+                )
                 self.report.issues.append(
                     ReadIssue(
                         "truncated_file",
-                        f"capture ends inside a record ({len(carry)} bytes of a partial record "
-                        "dropped); everything before it was analysed",
+                        f"{cut + '; ' if cut else ''}{dropped}; everything before it was analysed",
                         frame_no + len(offsets),
                         fatal=True,
                     )
@@ -147,8 +156,9 @@ class PcapReader:
         caplen = hdr[:, 2]
         wirelen = hdr[:, 3]
         if self.fcs_len:
-            # Frames carry a trailing FCS; strip it so IP lengths line up.
-            caplen = np.maximum(caplen - self.fcs_len, 0)
+            # Frames carry a trailing FCS; strip it so IP lengths line up. Only the FCS bytes that
+            # were actually captured go: a frame cut by the snaplen keeps all its payload bytes.
+            caplen = np.maximum(np.minimum(caplen, wirelen - self.fcs_len), 0)
         ts = hdr[:, 0] * 1_000_000_000 + hdr[:, 1] * self._frac_ns
         n = len(offsets)
         return FrameBatch(

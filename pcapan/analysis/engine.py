@@ -1,0 +1,446 @@
+"""The incremental analyzer: frame batches in, connection and anomaly records out.
+
+Per batch: the decoder yields column arrays of TCP segments; packets are grouped by flow with
+numpy; only packets that can change a connection's state (SYN/FIN/RST, payload, zero window,
+the first packet of each direction in a batch) go through Python one by one. Pure ACKs, the
+bulk of any bulk transfer, are folded into their connection per batch with vectorised sums.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+from pcapan.config import SWEEP_INTERVAL_S, TCP_CLOSE_LINGER_S, TCP_IDLE_TIMEOUT_S
+from pcapan.decode.packets import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Decoder, TcpPackets
+from pcapan.flow.community_id import community_id
+from pcapan.flow.conn import CLOSE_END, CLOSE_IDLE, CLOSE_REUSE, Connection, FlowKey
+from pcapan.io.batch import FrameBatch, ReadIssue
+from pcapan.model import AnomalyRecord, ConnRecord
+from pcapan.proto.detect import detect
+
+_CTRL = TCP_SYN | TCP_FIN | TCP_RST
+_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# Ports at or above this are ephemeral (IANA 49152; Linux starts at 32768, so use that).
+_EPHEMERAL_MIN = 32768
+_DETECT_LIMIT = 64
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser: spreads key bits so that np.unique on the hash groups flows."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def make_uid(key: FlowKey, start_ns: int) -> str:
+    """Deterministic Zeek-style uid: same capture, same uids (also live vs. the file it wrote)."""
+    h = hashlib.blake2b(
+        b"%d|%b|%d|%b|%d|%d" % (key.ipver, key.orig_h, key.orig_p, key.resp_h, key.resp_p, start_ns),
+        digest_size=12,
+    ).digest()
+    n = int.from_bytes(h, "big")
+    out = []
+    for _ in range(17):
+        n, r = divmod(n, 62)
+        out.append(_ALPHABET[r])
+    return "C" + "".join(out)
+
+
+def addr_bytes(hi: int, lo: int, ipver: int) -> bytes:
+    if ipver == 4:
+        return (lo & 0xFFFFFFFF).to_bytes(4, "big")
+    return hi.to_bytes(8, "big") + lo.to_bytes(8, "big")
+
+
+class _Detector:
+    """Stream sink that looks at the first bytes of a direction to name the service."""
+
+    __slots__ = ("conn", "is_orig", "buf", "done")
+
+    def __init__(self, conn: Connection, is_orig: bool) -> None:
+        self.conn = conn
+        self.is_orig = is_orig
+        self.buf = b""
+        self.done = False
+
+    def data(self, chunk: bytes, ts_ns: int) -> None:
+        if self.done:
+            return
+        self.buf += chunk[: _DETECT_LIMIT - len(self.buf)]
+        verdict = detect(self.buf)
+        if verdict is None and len(self.buf) < _DETECT_LIMIT:
+            return
+        self._decide(verdict or "")
+
+    def gap(self, nbytes: int, ts_ns: int) -> None:
+        if not self.done:
+            self._decide("")
+
+    def end(self, ts_ns: int) -> None:
+        if not self.done:
+            self._decide(detect(self.buf) or "")
+
+    def _decide(self, verdict: str) -> None:
+        self.done = True
+        if verdict and not self.conn.service:
+            self.conn.service = verdict
+        # Nothing else reads this direction yet: stop copying its bytes.
+        self.conn.set_sink(self.is_orig, None)
+
+
+class Analyzer:
+    """Feed frame batches, then :meth:`finish` for the records.
+
+    ``shard=(i, n)`` keeps only flows whose key hash is ``i`` modulo ``n``: run ``n`` analyzers
+    over the same capture (on other cores or machines) and concatenate their records to get
+    exactly the records of one analyzer over everything.
+    """
+
+    def __init__(
+        self,
+        *,
+        idle_timeout_s: float = TCP_IDLE_TIMEOUT_S,
+        shard: tuple[int, int] | None = None,
+        on_connection: Callable[[ConnRecord], None] | None = None,
+    ) -> None:
+        self.decoder = Decoder()
+        self.idle_ns = int(idle_timeout_s * 1e9)
+        self.linger_ns = int(TCP_CLOSE_LINGER_S * 1e9)
+        self.sweep_ns = int(SWEEP_INTERVAL_S * 1e9)
+        self.flows: dict[tuple[int, int, int, int, int, int], Connection] = {}
+        self.connections: list[ConnRecord] = []
+        self.anomalies: list[AnomalyRecord] = []
+        self.read_issues: list[ReadIssue] = []
+        self.shard = shard
+        self.on_connection = on_connection
+        self.source = ""
+        self._n = 0
+        self._frame_base = 0
+        self._last_sweep = 0
+        self._now = 0
+        self.packets = 0
+        self.first_ns = 0
+        self.last_ns = 0
+
+    # -- input -------------------------------------------------------------------------------
+    def start_source(self, name: str) -> None:
+        """Frames that follow come from ``name`` (frame numbers restart at 1 in each file)."""
+        if self.source:
+            self._frame_base += 1 << 40
+        self.source = name
+
+    def feed(self, batch: FrameBatch) -> None:
+        n_before = len(self.decoder.anomalies)
+        tp = self.decoder.decode(batch)
+        self.packets += len(batch)
+        if len(batch):
+            if not self.first_ns:
+                self.first_ns = int(batch.ts_ns[0])
+            self.last_ns = max(self.last_ns, int(batch.ts_ns[-1]))
+        for a in self.decoder.anomalies[n_before:]:
+            self.anomalies.append(AnomalyRecord(a.ts_ns, "", a.frame_no, a.kind, a.detail, self.source))
+        del self.decoder.anomalies[n_before:]
+        if len(tp):
+            self._tcp(tp)
+        if self.last_ns - self._last_sweep >= self.sweep_ns:
+            self._sweep(self.last_ns)
+
+    def add_read_issues(self, issues: Iterable[ReadIssue]) -> None:
+        for issue in issues:
+            self.read_issues.append(issue)
+            self.anomalies.append(
+                AnomalyRecord(self.last_ns, "", issue.frame_no, issue.kind, issue.detail, self.source)
+            )
+
+    # -- the batch ---------------------------------------------------------------------------
+    def _tcp(self, tp: TcpPackets) -> None:
+        a_is_src = (tp.src_hi < tp.dst_hi) | (
+            (tp.src_hi == tp.dst_hi)
+            & ((tp.src_lo < tp.dst_lo) | ((tp.src_lo == tp.dst_lo) & (tp.sport <= tp.dport)))
+        )
+        a_hi = np.where(a_is_src, tp.src_hi, tp.dst_hi)
+        a_lo = np.where(a_is_src, tp.src_lo, tp.dst_lo)
+        b_hi = np.where(a_is_src, tp.dst_hi, tp.src_hi)
+        b_lo = np.where(a_is_src, tp.dst_lo, tp.src_lo)
+        a_p = np.where(a_is_src, tp.sport, tp.dport)
+        b_p = np.where(a_is_src, tp.dport, tp.sport)
+        ports = ((a_p << 16) | b_p).astype(np.uint64)
+        with np.errstate(over="ignore"):
+            h = _mix(a_hi) ^ _mix(a_lo + np.uint64(0x9E3779B97F4A7C15)) ^ _mix(b_hi * np.uint64(3)) ^ _mix(b_lo * np.uint64(7)) ^ _mix(ports + np.uint64(11))
+        if self.shard is not None:
+            i, n = self.shard
+            keep = (h % np.uint64(n)) == np.uint64(i)
+            if not keep.all():
+                tp = TcpPackets(tp.data, *[getattr(tp, f)[keep] for f in TcpPackets.__dataclass_fields__ if f != "data"])
+                a_is_src, a_hi, a_lo, b_hi, b_lo, a_p, b_p, h = (
+                    x[keep] for x in (a_is_src, a_hi, a_lo, b_hi, b_lo, a_p, b_p, h)
+                )
+                if len(tp) == 0:
+                    return
+        uniq, first, inv = np.unique(h, return_index=True, return_inverse=True)
+        rep = first[inv]
+        if not (
+            np.array_equal(a_hi[rep], a_hi) and np.array_equal(a_lo[rep], a_lo) and np.array_equal(b_hi[rep], b_hi)
+            and np.array_equal(b_lo[rep], b_lo) and np.array_equal(a_p[rep], a_p) and np.array_equal(b_p[rep], b_p)
+        ):
+            # A 64-bit hash collision inside one batch: group by the full key instead.
+            keys = np.stack([a_hi, a_lo, b_hi, b_lo, a_p.astype(np.uint64), b_p.astype(np.uint64)], axis=1)
+            _, first, inv = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+            inv = inv.reshape(-1)
+        n = len(tp)
+        flags = tp.flags
+        ts = tp.ts_ns
+        interesting = ((flags & _CTRL) != 0) | (tp.payload_len > 0) | (tp.win == 0)
+        kd = inv * 2 + a_is_src.astype(np.int64)
+        _, first_kd = np.unique(kd, return_index=True)
+        interesting[first_kd] = True
+        order = np.argsort(inv, kind="stable")
+        inv_s = inv[order]
+        same = inv_s[1:] == inv_s[:-1]
+        ctrl_s = ((flags[order] & _CTRL) != 0)[:-1]
+        late = (ts[order][1:] - ts[order][:-1]) > self.idle_ns
+        interesting[order[1:][same & (ctrl_s | late)]] = True
+
+        # Python path, packet by packet, in capture order.
+        conns: list[Connection] = []
+        slot_of: dict[int, int] = {}
+        slot = np.full(n, -1, dtype=np.int64)
+        cur: dict[int, Connection | None] = {}
+        idx = np.nonzero(interesting)[0]
+        cols = [
+            x[idx].tolist()
+            for x in (inv, a_is_src, flags, tp.seq, tp.ack, tp.win, tp.payload_len, tp.payload_cap,
+                      tp.payload_off, tp.tcp_off, tp.thl, tp.ip_len, ts, tp.frame_no)
+        ]
+        data = tp.data
+        mv = memoryview(data) if not isinstance(data, memoryview) else data
+        fb = self._frame_base
+        flows = self.flows
+        for i, k, ais, fl, seq, ack, win, plen, pcap, poff, toff, thl, iplen, t, fno in zip(idx.tolist(), *cols, strict=True):
+            if k in cur:
+                conn = cur[k]
+            else:
+                j = int(first[k])
+                fkey = (int(a_hi[j]), int(a_lo[j]), int(b_hi[j]), int(b_lo[j]), int(a_p[j]), int(b_p[j]))
+                conn = flows.get(fkey)
+                cur[k] = conn
+            if conn is not None and self._ends_before(conn, fl, seq, ais, t):
+                conn = None
+            if conn is None:
+                j = int(first[k])
+                conn = self._new_conn(tp, j, ais, fl, plen, t)
+                flows[conn._fkey] = conn  # type: ignore[attr-defined]
+                cur[k] = conn
+            s = slot_of.get(id(conn))
+            if s is None:
+                s = slot_of[id(conn)] = len(conns)
+                conns.append(conn)
+            slot[i] = s
+            is_orig = ais == conn.orig_is_a
+            ep_stream = (conn.orig if is_orig else conn.resp).stream
+            payload = mv[poff : poff + pcap] if (plen and ep_stream.sink is not None) else None
+            options = mv[toff + 20 : toff + thl] if (fl & TCP_SYN and thl > 20) else None
+            kind = conn.packet(is_orig, fl, seq, ack, win, plen, payload, options, iplen, t, fb + fno)
+            if kind == "after_fin" or (plen and pcap < plen and payload is not None):
+                pass
+            if fl & _CTRL and conn.close_reason and not conn.closed_ns:
+                conn.closed_ns = t
+        # Every other packet belongs to the connection of the last interesting packet of its flow.
+        slot_s = slot[order]
+        pos = np.where(slot_s >= 0, np.arange(n), 0)
+        np.maximum.accumulate(pos, out=pos)
+        filled = np.empty(n, dtype=np.int64)
+        filled[order] = slot_s[pos]
+        pa = np.nonzero(~interesting)[0]
+        if pa.shape[0]:
+            self._pure_acks(conns, filled[pa], a_is_src[pa], tp.ip_len[pa], ts[pa], tp.ack[pa], tp.frame_no[pa], fb)
+        end_ts = int(ts[-1])
+        for conn in conns:
+            conn.apply_acks(end_ts)
+        self._now = max(self._now, end_ts)
+
+    def _pure_acks(self, conns, slots, ais, ip_len, ts, ack, fno, fb) -> None:  # noqa: ANN001
+        orig_is_a = np.array([c.orig_is_a for c in conns], dtype=bool)
+        is_orig = ais == orig_is_a[slots]
+        g = slots * 2 + is_orig.astype(np.int64)
+        ug, gfirst, ginv = np.unique(g, return_index=True, return_inverse=True)
+        count = np.bincount(ginv)
+        nbytes = np.bincount(ginv, weights=ip_len).astype(np.int64)
+        last = np.zeros(ug.shape[0], dtype=np.int64)
+        np.maximum.at(last, ginv, ts)
+        # Relative ack per group: reference = the acknowledged peer stream's 32/64-bit anchor.
+        refs = []
+        for gv in ug.tolist():
+            c = conns[gv >> 1]
+            peer = c.resp if gv & 1 else c.orig
+            st = peer.stream
+            refs.append((st._ref_seq, st._ref_rel, st.started))
+        ref_seq = np.array([r[0] for r in refs], dtype=np.int64)
+        ref_rel = np.array([r[1] for r in refs], dtype=np.int64)
+        d = (ack - ref_seq[ginv]) % (1 << 32)
+        d = np.where(d >= (1 << 31), d - (1 << 32), d)
+        rel = ref_rel[ginv] + d
+        mx = np.full(ug.shape[0], np.iinfo(np.int64).min, dtype=np.int64)
+        np.maximum.at(mx, ginv, rel)
+        for j, gv in enumerate(ug.tolist()):
+            c = conns[gv >> 1]
+            f0 = int(gfirst[j])
+            c.pure_acks(
+                bool(gv & 1), int(count[j]), int(nbytes[j]), int(ts[f0]), int(last[j]),
+                int(mx[j]) if refs[j][2] else 0, fb + int(fno[f0]),
+            )
+
+    def _ends_before(self, conn: Connection, fl: int, seq: int, ais: bool, t: int) -> bool:
+        """Does this packet start a new connection on the same 5-tuple (Zeek's IsReuse)?"""
+        if t - conn.last_ns > self.idle_ns:
+            self._finalise(conn, CLOSE_IDLE)
+            return True
+        if fl & TCP_SYN and not fl & TCP_ACK:
+            is_orig = ais == conn.orig_is_a
+            ep = conn.orig if is_orig else conn.resp
+            if ep.syn_seen and ep.stream.rel(seq) == 0:
+                return False  # a retransmitted SYN
+            if conn.is_closed or (is_orig and ep.syn_seen):
+                if not conn.is_closed:
+                    conn.note(0, t, "active_connection_reuse", "new SYN with a different ISN on an open connection")
+                self._finalise(conn, CLOSE_REUSE)
+                return True
+        return False
+
+    def _new_conn(self, tp: TcpPackets, j: int, ais: bool, fl: int, plen: int, t: int) -> Connection:
+        src_is_orig = True
+        partial = False
+        syn, ack = fl & TCP_SYN, fl & TCP_ACK
+        sport, dport = int(tp.sport[j]), int(tp.dport[j])
+        if syn and not ack:
+            src_is_orig = True
+        elif syn and ack:
+            src_is_orig = False  # a SYN-ACK comes from the responder
+        else:
+            partial = True
+            # Picked up mid-stream. Heuristic (stated in the README): the side on a port below
+            # 1024, or the non-ephemeral side when exactly one port is ephemeral, is the server;
+            # otherwise the sender of the first packet seen is the originator.
+            if (sport < 1024) != (dport < 1024):
+                src_is_orig = dport < 1024
+            elif (sport >= _EPHEMERAL_MIN) != (dport >= _EPHEMERAL_MIN):
+                src_is_orig = sport >= _EPHEMERAL_MIN
+        orig_is_a = ais if src_is_orig else not ais
+        ipver = int(tp.ipver[j])
+        s_b = addr_bytes(int(tp.src_hi[j]), int(tp.src_lo[j]), ipver)
+        d_b = addr_bytes(int(tp.dst_hi[j]), int(tp.dst_lo[j]), ipver)
+        if src_is_orig:
+            key = FlowKey(ipver, s_b, sport, d_b, dport)
+        else:
+            key = FlowKey(ipver, d_b, dport, s_b, sport)
+        conn = Connection(make_uid(key, t), key, orig_is_a, t, self._n)
+        self._n += 1
+        conn.partial = partial
+        if not src_is_orig:
+            conn.flipped = True
+            conn.history.append((0, -1, "^"))
+        a = (s_b, sport) if ais else (d_b, dport)
+        b = (d_b, dport) if ais else (s_b, sport)
+        conn._fkey = (  # type: ignore[attr-defined]
+            *_split(a[0], ipver), *_split(b[0], ipver), a[1], b[1]
+        )
+        conn.set_sink(True, _Detector(conn, True))
+        conn.set_sink(False, _Detector(conn, False))
+        return conn
+
+    # -- finalisation ----------------------------------------------------------------------------
+    def _sweep(self, now: int) -> None:
+        self._last_sweep = now
+        done = [
+            c for c in self.flows.values()
+            if (c.close_reason and now - c.last_ns > self.linger_ns) or now - c.last_ns > self.idle_ns
+        ]
+        for c in done:
+            self._finalise(c, CLOSE_IDLE)
+
+    def _finalise(self, conn: Connection, reason: str) -> None:
+        fk = conn._fkey  # type: ignore[attr-defined]
+        if self.flows.get(fk) is conn:
+            del self.flows[fk]
+        conn.finish(reason, conn.last_ns)
+        rec = self._record(conn)
+        self.connections.append(rec)
+        for fno, t, kind, detail in conn.anomalies:
+            self.anomalies.append(AnomalyRecord(t, conn.uid, fno & ((1 << 40) - 1), kind, detail, self.source))
+        for ep, side in ((conn.orig, "orig"), (conn.resp, "resp")):
+            st = ep.stream
+            if st.conflicts:
+                self.anomalies.append(AnomalyRecord(conn.start_ns, conn.uid, 0, "conflicting_overlap",
+                                                    f"{st.conflicts} retransmitted segment(s) from {side} differ from the first copy (first copy kept)",
+                                                    self.source))
+            if st.before_start:
+                self.anomalies.append(AnomalyRecord(conn.start_ns, conn.uid, 0, "seq_before_start",
+                                                    f"{st.before_start} segment(s) from {side} before the initial sequence number",
+                                                    self.source))
+        if self.on_connection is not None:
+            self.on_connection(rec)
+
+    def _record(self, c: Connection) -> ConnRecord:
+        k = c.key
+        o, r = c.orig, c.resp
+        proto = 6
+        return ConnRecord(
+            ts_ns=c.start_ns,
+            uid=c.uid,
+            community_id=community_id(proto, k.orig_h, k.resp_h, k.orig_p, k.resp_p),
+            orig_h=str(ipaddress.ip_address(k.orig_h)),
+            orig_p=k.orig_p,
+            resp_h=str(ipaddress.ip_address(k.resp_h)),
+            resp_p=k.resp_p,
+            proto="tcp",
+            service=c.service,
+            duration_s=(c.last_ns - c.start_ns) / 1e9,
+            orig_bytes=o.size(),
+            resp_bytes=r.size(),
+            missed_bytes=o.stream.gap_bytes + r.stream.gap_bytes,
+            orig_pkts=o.pkts,
+            resp_pkts=r.pkts,
+            orig_ip_bytes=o.ip_bytes,
+            resp_ip_bytes=r.ip_bytes,
+            conn_state=c.conn_state(),
+            history=c.history_str(),
+            orig_retransmits=o.stream.retransmitted,
+            resp_retransmits=r.stream.retransmitted,
+            orig_out_of_order=o.stream.out_of_order,
+            resp_out_of_order=r.stream.out_of_order,
+            orig_zero_window_probes=o.zero_window_probes,
+            resp_zero_window_probes=r.zero_window_probes,
+            orig_keepalives=o.stream.keepalives,
+            resp_keepalives=r.stream.keepalives,
+            overlap_conflicts=o.stream.conflicts + r.stream.conflicts,
+            close_reason=c.close_reason,
+            orig_mss=o.mss,
+            resp_mss=r.mss,
+            orig_wscale=o.wscale,
+            resp_wscale=r.wscale,
+            orig_sack_ok=o.sack_ok,
+            resp_sack_ok=r.sack_ok,
+            orig_ts_ok=o.ts_ok,
+            resp_ts_ok=r.ts_ok,
+            partial=c.partial,
+            flipped=c.flipped,
+            ip_version=k.ipver,
+            source=self.source,
+        )
+
+    def finish(self) -> None:
+        """End of input: finalise every open connection ("end of capture")."""
+        for c in sorted(self.flows.values(), key=lambda c: c.n):
+            self._finalise(c, CLOSE_END)
+        self.flows.clear()
+
+
+def _split(addr: bytes, ipver: int) -> tuple[int, int]:
+    if ipver == 4:
+        return 0, 0xFFFF00000000 | int.from_bytes(addr, "big")
+    return int.from_bytes(addr[:8], "big"), int.from_bytes(addr[8:], "big")

@@ -1,0 +1,179 @@
+"""The library's front door: ``analyze()``, ``Analyzer`` and ``Result``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from pcapan.analysis.engine import Analyzer as _Engine
+from pcapan.frames.schema import ANOMALIES, CONNECTIONS, TABLES
+from pcapan.io import FrameBatch, open_capture
+from pcapan.model import AnomalyRecord, ConnRecord
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Source = str | os.PathLike[str] | BinaryIO
+Progress = Callable[[str, int, int | None], None]
+
+
+@dataclass
+class Result:
+    """Tables from one analysis. DataFrames are built on first access."""
+
+    connection_records: list[ConnRecord]
+    anomaly_records: list[AnomalyRecord]
+    stats: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    _frames: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+
+    @property
+    def connections(self) -> pd.DataFrame:
+        return self._table("connections")
+
+    @property
+    def anomalies(self) -> pd.DataFrame:
+        return self._table("anomalies")
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {name: self._table(name) for name in TABLES}
+
+    def _table(self, name: str) -> pd.DataFrame:
+        if name not in self._frames:
+            from pcapan.frames.build import to_frame
+
+            if name == "connections":
+                recs = sorted(self.connection_records, key=lambda r: (r.ts_ns, r.uid))
+                self._frames[name] = to_frame(recs, CONNECTIONS, ConnRecord)
+            else:
+                recs2 = sorted(self.anomaly_records, key=lambda r: (r.source, r.ts_ns, r.frame))
+                self._frames[name] = to_frame(recs2, ANOMALIES, AnomalyRecord)
+        return self._frames[name]
+
+    def summary(self) -> dict[str, Any]:
+        """Headline numbers: what was read, what was found, what went wrong."""
+        recs = self.connection_records
+        states: dict[str, int] = {}
+        services: dict[str, int] = {}
+        for r in recs:
+            states[r.conn_state] = states.get(r.conn_state, 0) + 1
+            services[r.service or "-"] = services.get(r.service or "-", 0) + 1
+        return {
+            **self.stats,
+            "tcp_connections": len(recs),
+            "conn_states": dict(sorted(states.items(), key=lambda kv: -kv[1])),
+            "services": dict(sorted(services.items(), key=lambda kv: -kv[1])),
+            "orig_bytes": sum(r.orig_bytes for r in recs),
+            "resp_bytes": sum(r.resp_bytes for r in recs),
+            "missed_bytes": sum(r.missed_bytes for r in recs),
+            "retransmits": sum(r.orig_retransmits + r.resp_retransmits for r in recs),
+            "anomalies": len(self.anomaly_records),
+            "warnings": list(self.warnings),
+        }
+
+    def to_csv(self, directory: str | os.PathLike[str]) -> list[Path]:
+        from pcapan.export.files import write_tables
+
+        return write_tables(self, directory, "csv")
+
+    def to_parquet(self, directory: str | os.PathLike[str]) -> list[Path]:
+        from pcapan.export.files import write_tables
+
+        return write_tables(self, directory, "parquet")
+
+    def to_json(self, directory: str | os.PathLike[str]) -> list[Path]:
+        from pcapan.export.files import write_tables
+
+        return write_tables(self, directory, "json")
+
+    @staticmethod
+    def merge(parts: Sequence[Result]) -> Result:
+        """Combine results of analyses split by flow (``shard=``) or over separate captures."""
+        stats: dict[str, Any] = {}
+        for p in parts:
+            for k, v in p.stats.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    stats[k] = stats.get(k, 0) + v
+                elif isinstance(v, dict):
+                    d = stats.setdefault(k, {})
+                    for kk, vv in v.items():
+                        d[kk] = d.get(kk, 0) + vv
+                else:
+                    stats.setdefault(k, v)
+        return Result(
+            [r for p in parts for r in p.connection_records],
+            [r for p in parts for r in p.anomaly_records],
+            stats,
+            [w for p in parts for w in p.warnings],
+        )
+
+
+class Analyzer:
+    """Incremental analysis: ``feed()`` frame batches (files or live capture), then ``finish()``."""
+
+    def __init__(self, *, idle_timeout_s: float | None = None, shard: tuple[int, int] | None = None) -> None:
+        kwargs: dict[str, Any] = {"shard": shard}
+        if idle_timeout_s is not None:
+            kwargs["idle_timeout_s"] = idle_timeout_s
+        self._engine = _Engine(**kwargs)
+        self._warnings: list[str] = []
+        self._sources: list[str] = []
+
+    def start_source(self, name: str) -> None:
+        self._engine.start_source(name)
+        self._sources.append(name)
+
+    def feed(self, batch: FrameBatch) -> None:
+        self._engine.feed(batch)
+
+    def feed_source(self, source: Source, progress: Progress | None = None) -> None:
+        """Read a whole capture file (or stream) into the analysis."""
+        opened = open_capture(source)
+        self.start_source(opened.name)
+        for batch in opened:
+            self._engine.feed(batch)
+            if progress is not None:
+                progress(opened.name, opened.consumed_bytes, opened.total_bytes)
+        self._engine.add_read_issues(opened.report.issues)
+        for issue in opened.report.issues:
+            if issue.fatal:
+                self._warnings.append(f"{opened.name}: {issue.detail} (stopped at frame {issue.frame_no})")
+
+    def finish(self) -> Result:
+        eng = self._engine
+        eng.finish()
+        st = eng.decoder.stats
+        stats: dict[str, Any] = {
+            "sources": list(self._sources),
+            "frames": st.frames,
+            "frame_bytes": st.frame_bytes,
+            "first_ts_ns": eng.first_ns,
+            "last_ts_ns": eng.last_ns,
+            "ip_packets": dict(st.ip_packets),
+            "ip_bytes": dict(st.ip_bytes),
+            "non_ip_frames": st.non_ip_frames,
+            "unsupported_linktype_frames": {str(k): v for k, v in st.unsupported_linktype_frames.items()},
+            "malformed_packets": st.malformed,
+            "ip_fragments": st.fragments,
+            "ip_reassembled": st.reassembled,
+        }
+        return Result(list(eng.connections), list(eng.anomalies), stats, list(self._warnings))
+
+
+def analyze(
+    sources: Source | Iterable[Source],
+    *,
+    progress: Progress | None = None,
+    idle_timeout_s: float | None = None,
+    shard: tuple[int, int] | None = None,
+) -> Result:
+    """Analyse one capture or several (read in the order given, flows continue across files)."""
+    if isinstance(sources, (str, os.PathLike)) or hasattr(sources, "read"):
+        sources = [sources]  # type: ignore[list-item]
+    an = Analyzer(idle_timeout_s=idle_timeout_s, shard=shard)
+    for s in sources:  # type: ignore[union-attr]
+        an.feed_source(s, progress)
+    return an.finish()

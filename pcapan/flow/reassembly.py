@@ -1,0 +1,319 @@
+"""Per-direction TCP stream reassembly: segments in, ordered data / gap / end events out.
+
+Policy (documented in the README, checked by property tests):
+- Sequence numbers are made relative to the initial sequence number and extended to 64 bits,
+  so wrap-around is invisible above this module.
+- First copy wins: bytes already delivered, or already buffered out of order, are never
+  replaced by a later copy. When a later copy of bytes we still hold differs, that is a
+  conflicting overlap (counted, reported as an anomaly by the caller).
+- Out-of-order segments wait in a bounded buffer (``MAX_OOO_*``). When the buffer is full, or
+  the peer acknowledges bytes that never appeared, or the stream ends, the missing range is
+  delivered as a gap of exactly its size and the stream continues after it.
+- Data at or beyond the FIN's sequence number is not part of the stream (counted).
+
+A consumer (``StreamSink``) is optional: without one the reassembler only tracks sequence
+space (counts, gaps), and never copies payload bytes, which is what keeps flows nobody parses
+cheap.
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+from typing import Protocol
+
+from pcapan.config import (
+    MAX_OOO_BYTES_PER_DIRECTION,
+    MAX_OOO_SEGMENTS_PER_DIRECTION,
+    RETX_COMPARE_TAIL_BYTES,
+)
+
+_MOD = 1 << 32
+_HALF = 1 << 31
+
+
+class StreamSink(Protocol):
+    """What a protocol parser sees of one direction of a connection."""
+
+    def data(self, chunk: bytes, ts_ns: int) -> None: ...
+
+    def gap(self, nbytes: int, ts_ns: int) -> None: ...
+
+    def end(self, ts_ns: int) -> None: ...
+
+
+class Reassembler:
+    """One direction of one TCP connection."""
+
+    __slots__ = (
+        "sink",
+        "started",
+        "_ref_seq",
+        "_ref_rel",
+        "next_rel",
+        "max_end",
+        "fin_rel",
+        "ended",
+        "_ooo",
+        "_ooo_bytes",
+        "_tail",
+        "delivered",
+        "gap_bytes",
+        "gaps",
+        "retransmitted",
+        "out_of_order",
+        "conflicts",
+        "after_fin",
+        "keepalives",
+        "before_start",
+    )
+
+    def __init__(self, sink: StreamSink | None = None) -> None:
+        self.sink = sink
+        self.started = False
+        self._ref_seq = 0  # a 32-bit sequence number ...
+        self._ref_rel = 0  # ... and the relative position it stands for
+        self.next_rel = 1  # next byte expected in order (relative; the SYN is position 0)
+        self.max_end = 1  # one past the highest byte seen
+        self.fin_rel: int | None = None
+        self.ended = False
+        self._ooo: list[tuple[int, int, bytes | None]] = []  # (start, end, payload) sorted
+        self._ooo_bytes = 0
+        self._tail = b""  # the last delivered bytes, to tell a faithful retransmission from a conflicting one
+        self.delivered = 0
+        self.gap_bytes = 0
+        self.gaps = 0
+        self.retransmitted = 0
+        self.out_of_order = 0
+        self.conflicts = 0
+        self.after_fin = 0
+        self.keepalives = 0
+        self.before_start = 0
+
+    # -- sequence space ------------------------------------------------------------------------
+    def init_isn(self, isn: int) -> None:
+        """Anchor the stream: ``isn`` is the SYN's sequence number (data starts at isn + 1)."""
+        self._ref_seq = isn
+        self._ref_rel = 0
+        self.next_rel = self.max_end = 1
+        self.started = True
+
+    def rel(self, seq: int) -> int:
+        """Relative 64-bit position of a 32-bit sequence number (nearest to the reference)."""
+        d = (seq - self._ref_seq) % _MOD
+        if d >= _HALF:
+            d -= _MOD
+        return self._ref_rel + d
+
+    def _move_ref(self) -> None:
+        # Keep the reference near the stream head so the +-2^31 window follows wrap-around.
+        delta = self.next_rel - self._ref_rel
+        self._ref_seq = (self._ref_seq + delta) % _MOD
+        self._ref_rel = self.next_rel
+
+    # -- input ---------------------------------------------------------------------------------
+    def segment(self, seq: int, payload: bytes | memoryview | None, length: int, ts_ns: int, fin: bool = False) -> str:
+        """Add a segment carrying ``length`` bytes starting at 32-bit ``seq``.
+
+        ``payload`` is ``None`` in sequence-only mode (no sink). Returns how the segment was
+        classified: ``"new"``, ``"ooo"`` (late hole filler), ``"future"`` (beyond a hole),
+        ``"retx"`` (nothing new), ``"partial"`` (partly new), ``"after_fin"``, ``"before_start"``,
+        ``"keepalive"`` or ``""`` for an empty segment.
+        """
+        if not self.started:
+            # Picked up mid-stream: pretend a SYN sat just before the first byte seen (as Zeek).
+            self.init_isn((seq - 1) % _MOD)
+        start = self.rel(seq)
+        end = start + length
+        kind = ""
+        if fin:
+            fin_at = end
+            if self.fin_rel is None or fin_at < self.fin_rel:
+                self.fin_rel = fin_at
+        if length <= 0:
+            self._maybe_end(ts_ns)
+            return kind
+        if start < 1:
+            if end <= 1:
+                self.before_start += 1
+                return "before_start"
+            if payload is not None:
+                payload = payload[1 - start :]
+            start = 1
+        if self.fin_rel is not None and end > self.fin_rel:
+            if start >= self.fin_rel:
+                self.after_fin += 1
+                return "after_fin"
+            if payload is not None:
+                payload = payload[: self.fin_rel - start]
+            end = self.fin_rel
+        if length == 1 and start == self.next_rel - 1 and end <= self.max_end and not fin:
+            # A keep-alive probe re-sends the last acknowledged byte (or none): not data.
+            self.keepalives += 1
+            return "keepalive"
+        had_higher = start < self.max_end and end > self.next_rel
+        if end <= self.next_rel:
+            self.retransmitted += 1
+            self._compare_tail(start, end, payload)
+            return "retx"
+        if start < self.next_rel:
+            self._compare_tail(start, self.next_rel, payload[: self.next_rel - start] if payload is not None else None)
+            if payload is not None:
+                payload = payload[self.next_rel - start :]
+            start = self.next_rel
+            kind = "partial"
+        if start == self.next_rel:
+            self._deliver(start, end, payload, ts_ns)
+            if not kind:
+                kind = "ooo" if had_higher and end <= self.max_end else "new"
+            if kind == "ooo":
+                self.out_of_order += 1
+            self._drain(ts_ns)
+        else:
+            new = self._buffer(start, end, payload)
+            if not new:
+                self.retransmitted += 1
+                return "retx"
+            if start < self.max_end:
+                self.out_of_order += 1
+                kind = kind or "ooo"
+            else:
+                kind = kind or "future"
+            self._enforce_limits(ts_ns)
+        if kind == "partial":
+            self.retransmitted += 1
+        if end > self.max_end:
+            self.max_end = end
+        self._maybe_end(ts_ns)
+        return kind
+
+    def acked(self, ack_rel: int, ts_ns: int) -> None:
+        """The peer acknowledged everything before ``ack_rel``: holes below it will never fill."""
+        limit = ack_rel if self.fin_rel is None else min(ack_rel, self.fin_rel)
+        if limit <= self.next_rel:
+            return
+        while self.next_rel < limit:
+            nxt = self._ooo[0][0] if self._ooo else None
+            stop = limit if nxt is None else min(limit, nxt)
+            if stop > self.next_rel:
+                self._gap(stop - self.next_rel, ts_ns)
+            self._drain(ts_ns)
+            if nxt is None:
+                break
+        if self.next_rel > self.max_end:
+            self.max_end = self.next_rel
+        self._maybe_end(ts_ns)
+
+    def finish(self, ts_ns: int, acked_rel: int | None = None) -> None:
+        """End of the connection: flush the buffer with gaps for what never arrived, then end."""
+        if self.ended:
+            return
+        while self._ooo:
+            s = self._ooo[0][0]
+            if s > self.next_rel:
+                self._gap(s - self.next_rel, ts_ns)
+            self._drain(ts_ns)
+        # Bytes acknowledged by the peer, or sitting before our FIN, existed on the wire even if
+        # the capture never saw them: they are missed bytes (Zeek's definition), not silence.
+        if self.fin_rel is not None:
+            target = self.fin_rel
+        else:
+            target = max(self.max_end, acked_rel or 0)
+        if target > self.next_rel:
+            self._gap(target - self.next_rel, ts_ns)
+        self.ended = True
+        if self.sink is not None:
+            self.sink.end(ts_ns)
+
+    # -- internals -----------------------------------------------------------------------------
+    def _deliver(self, start: int, end: int, payload: bytes | memoryview | None, ts_ns: int) -> None:
+        self.next_rel = end
+        self.delivered += end - start
+        if payload is not None and self.sink is not None:
+            chunk = bytes(payload)
+            self.sink.data(chunk, ts_ns)
+            self._tail = (self._tail + chunk)[-RETX_COMPARE_TAIL_BYTES:] if RETX_COMPARE_TAIL_BYTES else b""
+        if end - self._ref_rel > _HALF // 2:
+            self._move_ref()
+
+    def _gap(self, n: int, ts_ns: int) -> None:
+        self.gap_bytes += n
+        self.gaps += 1
+        self.next_rel += n
+        self._tail = b""
+        if self.sink is not None:
+            self.sink.gap(n, ts_ns)
+        if self.next_rel - self._ref_rel > _HALF // 2:
+            self._move_ref()
+
+    def _drain(self, ts_ns: int) -> None:
+        ooo = self._ooo
+        while ooo and ooo[0][0] <= self.next_rel:
+            s, e, p = ooo.pop(0)
+            self._ooo_bytes -= e - s
+            if e <= self.next_rel:
+                continue
+            if s < self.next_rel and p is not None:
+                p = p[self.next_rel - s :]
+            self._deliver(max(s, self.next_rel), e, p, ts_ns)
+
+    def _buffer(self, start: int, end: int, payload: bytes | memoryview | None) -> bool:
+        """Insert the parts of [start, end) not already buffered; True if any byte was new."""
+        pieces: list[tuple[int, int]] = []
+        cur = start
+        for s, e, p in self._ooo:
+            if e <= cur:
+                continue
+            if s >= end:
+                break
+            if s > cur:
+                pieces.append((cur, s))
+            # overlap [max(s,cur), min(e,end)) is already held: compare (first copy wins)
+            lo, hi = max(s, cur), min(e, end)
+            if payload is not None and p is not None and hi > lo and (
+                bytes(payload[lo - start : hi - start]) != bytes(p[lo - s : hi - s])
+            ):
+                self.conflicts += 1
+            cur = max(cur, e)
+            if cur >= end:
+                break
+        if cur < end:
+            pieces.append((cur, end))
+        for s, e in pieces:
+            chunk = bytes(payload[s - start : e - start]) if payload is not None else None
+            insort(self._ooo, (s, e, chunk), key=lambda t: t[0])
+            self._ooo_bytes += e - s
+        return bool(pieces)
+
+    def _enforce_limits(self, ts_ns: int) -> None:
+        while self._ooo and (
+            self._ooo_bytes > MAX_OOO_BYTES_PER_DIRECTION or len(self._ooo) > MAX_OOO_SEGMENTS_PER_DIRECTION
+        ):
+            s = self._ooo[0][0]
+            if s > self.next_rel:
+                self._gap(s - self.next_rel, ts_ns)
+            self._drain(ts_ns)
+
+    def _compare_tail(self, start: int, end: int, payload: bytes | memoryview | None) -> None:
+        if payload is None or not self._tail or end > self.next_rel:
+            return
+        tail_start = self.next_rel - len(self._tail)
+        lo = max(start, tail_start)
+        if lo >= end:
+            return
+        if bytes(payload[lo - start : end - start]) != self._tail[lo - tail_start : end - tail_start]:
+            self.conflicts += 1
+
+    def _maybe_end(self, ts_ns: int) -> None:
+        if (
+            not self.ended
+            and self.fin_rel is not None
+            and self.next_rel >= self.fin_rel
+            and not self._ooo
+        ):
+            self.ended = True
+            if self.sink is not None:
+                self.sink.end(ts_ns)
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._ooo_bytes
