@@ -1,0 +1,166 @@
+"""Thin command line: each verb is one library call plus rendering."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from pcapan import __version__
+from pcapan.errors import PcapanError
+
+EXIT_USAGE = 2
+# Files smaller than this finish before a progress bar would be worth drawing.
+PROGRESS_MIN_BYTES = 32 * 1024 * 1024
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pcapan",
+        description="Analyse packet captures: TCP connections, HTTP/1.1 reuse and pipelining, TLS, round trips.",
+    )
+    p.add_argument("--version", action="version", version=f"pcapan {__version__}")
+    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    a = sub.add_parser("analyze", help="analyse captures, print a summary, optionally write the tables")
+    a.add_argument("files", nargs="+", metavar="FILE", help="pcap/pcapng, optionally .gz/.bz2/.xz/.zst; '-' reads stdin")
+    a.add_argument("-o", "--output", metavar="DIR", help="write every table into DIR")
+    a.add_argument("--format", choices=["csv", "parquet", "json"], default="csv", help="table file format for -o (default csv)")
+    a.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
+    a.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
+    a.add_argument("--idle-timeout", type=float, metavar="S", help="seconds of silence that end a connection (default 300, as Zeek)")
+
+    c = sub.add_parser("connections", help="print the connections table")
+    c.add_argument("files", nargs="+", metavar="FILE", help="capture files ('-' reads stdin)")
+    c.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format (default: a terminal table)")
+    c.add_argument("--columns", metavar="A,B,...", help="comma-separated columns to show (default: the Zeek conn.log core)")
+    c.add_argument("--limit", type=int, metavar="N", help="show at most N rows")
+
+    s = sub.add_parser("schema", help="print every table's columns with type, unit and description")
+    s.add_argument("table", nargs="?", help="only this table")
+    s.add_argument("--format", choices=["table", "json", "markdown"], default="table", help="output format")
+    return p
+
+
+DEFAULT_CONN_COLUMNS = [
+    "ts", "uid", "orig_h", "orig_p", "resp_h", "resp_p", "service", "duration_s", "orig_bytes",
+    "resp_bytes", "conn_state", "history", "orig_pkts", "resp_pkts", "missed_bytes",
+]
+
+
+def _progress_analyze(files: Sequence[str], show: bool, **kw: Any):  # noqa: ANN202
+    import os
+
+    from pcapan.api import analyze
+
+    big = show and sys.stderr.isatty() and any(
+        f != "-" and os.path.exists(f) and os.path.getsize(f) >= PROGRESS_MIN_BYTES for f in files
+    )
+    if not big:
+        return analyze(files, **kw)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                  transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def cb(name: str, done: int, total: int | None) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=total)
+            bar.update(tasks[name], completed=done)
+
+        return analyze(files, progress=cb, **kw)
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from pcapan.render import print_summary
+
+    kw: dict[str, Any] = {}
+    if args.idle_timeout is not None:
+        kw["idle_timeout_s"] = args.idle_timeout
+    res = _progress_analyze(args.files, not args.no_progress, **kw)
+    for w in res.warnings:
+        print(f"pcapan: warning: {w}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(res.summary(), indent=2, default=str))
+    else:
+        print_summary(res)
+    if args.output:
+        from pcapan.export.files import write_tables
+
+        paths = write_tables(res, args.output, args.format)
+        print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)
+    return 0
+
+
+def _cmd_connections(args: argparse.Namespace) -> int:
+    from pcapan.api import analyze
+
+    res = analyze(args.files)
+    for w in res.warnings:
+        print(f"pcapan: warning: {w}", file=sys.stderr)
+    df = res.connections
+    if args.columns:
+        cols = [c.strip() for c in args.columns.split(",") if c.strip()]
+        unknown = [c for c in cols if c not in df.columns]
+        if unknown:
+            raise PcapanError(f"unknown column(s): {', '.join(unknown)} (see 'pcapan schema connections')")
+        df = df[cols]
+    elif args.format == "table":
+        df = df[DEFAULT_CONN_COLUMNS]
+    if args.limit is not None:
+        df = df.head(args.limit)
+    if args.format == "csv":
+        df.to_csv(sys.stdout, index=False)
+    elif args.format == "json":
+        df.to_json(sys.stdout, orient="records", lines=True, date_format="iso", date_unit="ns")
+    else:
+        from pcapan.render import print_frame
+
+        print_frame(df, title=f"connections ({len(res.connection_records)})")
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from pcapan.frames.schema import TABLES
+
+    tables = TABLES
+    if args.table:
+        if args.table not in TABLES:
+            raise PcapanError(f"unknown table {args.table!r} (tables: {', '.join(TABLES)})")
+        tables = {args.table: TABLES[args.table]}
+    if args.format == "json":
+        print(json.dumps({t: [{"name": c.name, "dtype": c.dtype, "unit": c.unit, "doc": c.doc} for c in cols]
+                          for t, cols in tables.items()}, indent=2))
+    elif args.format == "markdown":
+        for t, cols in tables.items():
+            print(f"### {t}\n\n| column | type | unit | description |\n|---|---|---|---|")
+            for c in cols:
+                print(f"| `{c.name}` | {c.dtype} | {c.unit} | {c.doc} |")
+            print()
+    else:
+        from pcapan.render import print_schema
+
+        print_schema(tables)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handlers = {"analyze": _cmd_analyze, "connections": _cmd_connections, "schema": _cmd_schema}
+    try:
+        return handlers[args.verb](args)
+    except PcapanError as exc:
+        print(f"pcapan: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("pcapan: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
