@@ -16,6 +16,7 @@ import numpy as np
 
 from pcapan.config import MAX_IPV6_EXT_HEADERS, MAX_VLAN_TAGS
 from pcapan.decode import linktypes as lt
+
 try:
     from pcapan.decode.ipfrag import Ipv4Defragmenter
 except ImportError:  # TEMP until ipfrag lands
@@ -234,7 +235,7 @@ class Decoder:
             u8 = np.concatenate([u8, np.zeros(64, dtype=np.uint8)])
         l3, kind = self._link(u8, batch)
         end = batch.offset + batch.caplen
-        self.stats.non_ip_frames += int(np.count_nonzero((kind == 0)))
+        self.stats.non_ip_frames += int(np.count_nonzero(kind == 0))
         rows: list[dict[str, np.ndarray]] = []
         extra = bytearray()
         for version in (4, 6):

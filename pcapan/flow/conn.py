@@ -307,10 +307,9 @@ class Connection:
             if rst:
                 ep.set_state(RESET)
                 self._closed(ep, peer)
-        elif s == CLOSED:
-            if rst and peer.state != CLOSED:
-                ep.set_state(RESET)
-                self._closed(ep, peer)
+        elif s == CLOSED and rst and peer.state != CLOSED:
+            ep.set_state(RESET)
+            self._closed(ep, peer)
 
     def _closed(self, ep: Endpoint, peer: Endpoint) -> None:
         ep.did_close = True

@@ -214,10 +214,7 @@ class Reassembler:
             self._drain(ts_ns)
         # Bytes acknowledged by the peer, or sitting before our FIN, existed on the wire even if
         # the capture never saw them: they are missed bytes (Zeek's definition), not silence.
-        if self.fin_rel is not None:
-            target = self.fin_rel
-        else:
-            target = max(self.max_end, acked_rel or 0)
+        target = self.fin_rel if self.fin_rel is not None else max(self.max_end, acked_rel or 0)
         if target > self.next_rel:
             self._gap(target - self.next_rel, ts_ns)
         self.ended = True

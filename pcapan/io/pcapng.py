@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import struct
+from bisect import bisect_right
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import numpy as np
@@ -30,10 +31,16 @@ IDB_TYPE = 1
 PB_TYPE = 2  # obsolete Packet Block
 SPB_TYPE = 3
 EPB_TYPE = 6
-# Block types from the spec's registry that carry nothing the analysis uses: Name Resolution,
-# Interface Statistics, IRIG timestamp, ARINC 429, systemd journal, Decryption Secrets, and the
-# two Custom Block types. They are skipped without being counted as unknown.
-KNOWN_SKIPPED_TYPES = frozenset({4, 5, 7, 8, 9, 10, 0x00000BAD, 0x40000BAD})
+# Blocks that are not packets but that Wireshark lists as frames of their own (systemd journal
+# entries, Custom Blocks, Sysdig events), so they take a frame number: skipping them without
+# counting would make our frame_no drift from the number a user opens in Wireshark.
+WIRESHARK_RECORD_TYPES = frozenset(
+    {9, 0x00000BAD, 0x40000BAD, 0x204, 0x208, 0x216, 0x217, 0x221, 0x222}
+)
+# Other block types from the spec's registry that carry nothing the analysis uses: Name
+# Resolution, Interface Statistics, IRIG timestamp, ARINC 429, Decryption Secrets, Darwin
+# process events. They are skipped without being counted as unknown.
+KNOWN_SKIPPED_TYPES = frozenset({4, 5, 7, 8, 10, 0x80000001})
 
 _BOM_LE = b"\x4d\x3c\x2b\x1a"
 _BOM_BE = b"\x1a\x2b\x3c\x4d"
@@ -105,6 +112,19 @@ def ts_units_to_ns(raw: np.ndarray, iface: Interface) -> np.ndarray:
         off = ((iface.tsoffset_s * _NS + 2**63) % 2**64) - 2**63
         out = out + np.int64(off)
     return out
+
+
+@dataclass(slots=True)
+class _Walk:
+    """What one walk over a buffer found, and where and why it stopped."""
+
+    pos: int  # start of the first block not consumed
+    status: int = 0  # _MORE, _SECTION or _FATAL
+    offsets: list[int] = field(default_factory=list)  # block offsets of packet blocks
+    spb: list[int] = field(default_factory=list)  # indices into offsets: Simple Packet Blocks
+    pb: list[int] = field(default_factory=list)  # indices into offsets: obsolete Packet Blocks
+    # For each Wireshark-numbered non-packet block: how many frames came before it in the walk.
+    phantom: list[int] = field(default_factory=list)
 
 
 class _Stop(Exception):
@@ -327,7 +347,7 @@ class PcapngReader:
                 if end > n:
                     break
                 self._check_trailer(buf, pos, blen, at, file_pos)
-                if btype == EPB_TYPE or btype == PB_TYPE:  # noqa: PLR1714 - hot loop, no tuple
+                if btype in (EPB_TYPE, PB_TYPE):
                     # The obsolete Packet Block has a 16-bit interface id, then a drop count.
                     ifid = w2
                     if btype == PB_TYPE:
@@ -457,17 +477,15 @@ class PcapngReader:
     # --- numpy over a batch ---------------------------------------------------------------------
 
     def _batch(
-        self,
-        buf: bytes,
-        offsets: list[int],
-        spb: list[int],
-        pb: list[int],
-        frame_no: int,
-        last_ts: int,
+        self, buf: bytes, walk: _Walk, frame_no: int, last_ts: int
     ) -> tuple[FrameBatch | None, int]:
-        """Build the batch; also return the index of the first frame whose block trailer is bad
-        (-1 if none), in which case the batch holds only the frames before it (or is None)."""
-        off = np.asarray(offsets, dtype=np.int64)
+        """Build the batch of the frames a walk found.
+
+        Also returns the index of the first frame whose block has a trailing length that does
+        not match its leading one (-1 if none); the batch then holds only the frames before it,
+        or is None.
+        """
+        off = np.asarray(walk.offsets, dtype=np.int64)
         # Every block starts at a multiple of 4 from the buffer start (buffers start at block
         # boundaries, block lengths are multiples of 4), so the buffer can be read as words.
         words = np.frombuffer(buf, dtype=np.dtype(self._order + "u4"), count=len(buf) // 4)
@@ -477,6 +495,7 @@ class PcapngReader:
         trailer = words[wi + (blen >> 2) - 1]
         bad = np.flatnonzero(trailer != hdr[:, 1])
         bad_at = int(bad[0]) if bad.size else -1
+        spb, pb = walk.spb, walk.pb
         if bad_at >= 0:
             if bad_at == 0:
                 return None, 0
@@ -493,31 +512,29 @@ class PcapngReader:
         if pb:
             pbi = np.asarray(pb, dtype=np.int64)
             ifid[pbi] = (ifid[pbi] & 0xFFFF) if self._order == "<" else (ifid[pbi] >> 16)
+        ifaces = self._ifaces
         has_ts = None
         if spb:
             si = np.asarray(spb, dtype=np.int64)
-            iface0 = self._ifaces[0]
             ifid[si] = 0
             wirelen[si] = hdr[si, 2]
             data_off[si] = off[si] + 12
             # No captured-length field: the packet is the original length cut to the snaplen,
             # and never more than the block holds (the data field is padded to 4 bytes).
             cap = np.minimum(wirelen[si], blen[si] - _SPB_ROOM)
-            if iface0.snaplen:
-                cap = np.minimum(cap, iface0.snaplen)
+            if ifaces[0].snaplen:
+                cap = np.minimum(cap, ifaces[0].snaplen)
             caplen[si] = cap
             has_ts = np.ones(n, dtype=bool)
             has_ts[si] = False
 
-        ifaces = self._ifaces
-        lt_table = np.asarray([i.linktype for i in ifaces], dtype=np.int32)
-        linktype = lt_table[ifid]
-        ts_ns = np.empty(n, dtype=np.int64)
-        used = np.unique(ifid)
-        if used.size == 1:
-            ts_ns[:] = ts_units_to_ns(raw_ts, ifaces[int(used[0])])
+        linktype = np.asarray([i.linktype for i in ifaces], dtype=np.int32)[ifid]
+        lo, hi = int(ifid.min()), int(ifid.max())
+        if lo == hi:  # the common case: one interface, no masks
+            ts_ns = ts_units_to_ns(raw_ts, ifaces[lo])
         else:
-            for i in used:
+            ts_ns = np.empty(n, dtype=np.int64)
+            for i in np.unique(ifid):
                 mask = ifid == i
                 ts_ns[mask] = ts_units_to_ns(raw_ts[mask], ifaces[int(i)])
         if has_ts is not None:
@@ -529,6 +546,12 @@ class PcapngReader:
         if fcs.any():
             # Strip a trailing FCS so IP lengths line up; only bytes that were captured go.
             caplen = np.maximum(np.minimum(caplen, wirelen - fcs[ifid]), 0)
+        numbers = np.arange(frame_no, frame_no + n, dtype=np.int64)
+        if walk.phantom:
+            # Each Wireshark-numbered block before a frame shifts its number by one.
+            numbers += np.searchsorted(
+                np.asarray(walk.phantom, dtype=np.int64), np.arange(n), side="right"
+            )
         return (
             FrameBatch(
                 data=buf,
@@ -537,7 +560,7 @@ class PcapngReader:
                 wirelen=wirelen,
                 ts_ns=ts_ns,
                 linktype=linktype,
-                frame_no=np.arange(frame_no, frame_no + n, dtype=np.int64),
+                frame_no=numbers,
             ),
             bad_at,
         )
