@@ -63,3 +63,13 @@ RETX_COMPARE_TAIL_BYTES = 4096
 # per OS, MSS and window-scale combination, tens in a real capture). The bound only matters
 # for garbage or crafted options, which would otherwise grow the cache without end.
 TCP_OPTIONS_CACHE_ENTRIES = 4096
+
+# Fragments (stored pieces) kept for one pending datagram. A maximum-size datagram cut at
+# IPv4's minimum MTU (68 bytes, 48 payload bytes a fragment) needs 1366; more than 2048 is a
+# tiny-fragment attack, and the datagram is dropped (reported) so one key cannot cost
+# unbounded work or memory.
+MAX_FRAGMENTS_PER_DATAGRAM = 2048
+# Bytes (payload plus bookkeeping) held by all pending fragmented datagrams together; beyond
+# it the oldest are evicted (reported). Linux drops at 4 MiB (ipfrag_high_thresh) per host; a
+# passive observer sees many hosts, so 32 MiB, which still bounds memory under a flood.
+MAX_PENDING_FRAGMENT_BYTES = 32 * 1024 * 1024
