@@ -62,7 +62,7 @@ CONNECTIONS: tuple[Column, ...] = (
     Column("resp_ts_ok", BOOL, "", "Responder's SYN-ACK carried the timestamps option."),
     Column("partial", BOOL, "", "Picked up mid-stream (no SYN seen first); orientation is the stated port heuristic."),
     Column("flipped", BOOL, "", "Orientation differs from the first packet's direction (e.g. SYN-ACK seen first)."),
-    Column("ip_version", INT, "", "4 or 6."),
+    Column("ip_version", INT, "", "IP version of the connection: 4 or 6."),
     Column("source", STR, "", "Capture file the connection was read from."),
 )
 
