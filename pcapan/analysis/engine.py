@@ -123,6 +123,9 @@ class Analyzer:
         self._frame_base = 0
         self._last_sweep = 0
         self._now = 0
+        # Fold in-order data runs per batch (False: every data segment one by one; the two must
+        # give identical tables, which a test checks).
+        self.fold_bulk = True
         self.packets = 0
         self.first_ns = 0
         self.last_ns = 0
@@ -195,16 +198,27 @@ class Analyzer:
         n = len(tp)
         flags = tp.flags
         ts = tp.ts_ns
-        interesting = ((flags & _CTRL) != 0) | (tp.payload_len > 0) | (tp.win == 0)
+        plen_a = tp.payload_len
+        ctrl = (flags & _CTRL) != 0
+        interesting = ctrl | (plen_a > 0) | (tp.win == 0)
         kd = inv * 2 + a_is_src.astype(np.int64)
-        _, first_kd = np.unique(kd, return_index=True)
-        interesting[first_kd] = True
+        order_kd = np.argsort(kd, kind="stable")
+        kd_s = kd[order_kd]
+        starts_kd = np.ones(n, dtype=bool)
+        starts_kd[1:] = kd_s[1:] != kd_s[:-1]
+        interesting[order_kd[starts_kd]] = True
         order = np.argsort(inv, kind="stable")
         inv_s = inv[order]
         same = inv_s[1:] == inv_s[:-1]
-        ctrl_s = ((flags[order] & _CTRL) != 0)[:-1]
+        ctrl_s = ctrl[order]
         late = (ts[order][1:] - ts[order][:-1]) > self.idle_ns
-        interesting[order[1:][same & (ctrl_s | late)]] = True
+        interesting[order[1:][same & (ctrl_s[:-1] | late)]] = True
+        if self.fold_bulk:
+            bulk = self._bulk_candidates(tp, order, ctrl_s, order_kd, kd_s, interesting)
+        else:
+            bulk = np.zeros(n, dtype=bool)
+        interesting &= ~bulk
+        runs = _BulkRuns(tp, order_kd, kd_s, starts_kd, bulk) if bulk.any() else None
 
         # Python path, packet by packet, in capture order.
         conns: list[Connection] = []
@@ -214,11 +228,12 @@ class Analyzer:
         idx = np.nonzero(interesting)[0]
         cols = [
             x[idx].tolist()
-            for x in (inv, a_is_src, flags, tp.seq, tp.ack, tp.win, tp.payload_len, tp.payload_cap,
+            for x in (inv, a_is_src, flags, tp.seq, tp.ack, tp.win, plen_a, tp.payload_cap,
                       tp.payload_off, tp.tcp_off, tp.thl, tp.ip_len, ts, tp.frame_no)
         ]
         data = tp.data
         mv = memoryview(data) if not isinstance(data, memoryview) else data
+        self._mv = mv
         fb = self._frame_base
         flows = self.flows
         for i, k, ais, fl, seq, ack, win, plen, pcap, poff, toff, thl, iplen, t, fno in zip(idx.tolist(), *cols, strict=True):
@@ -229,6 +244,8 @@ class Analyzer:
                 fkey = (int(a_hi[j]), int(a_lo[j]), int(b_hi[j]), int(b_lo[j]), int(a_p[j]), int(b_p[j]))
                 conn = flows.get(fkey)
                 cur[k] = conn
+            if conn is not None and runs is not None:
+                runs.flush_before(i, k, ais, bool(fl & _CTRL) or t - conn.last_ns > self.idle_ns, conn, self)
             if conn is not None and self._ends_before(conn, fl, seq, ais, t):
                 conn = None
             if conn is None:
@@ -245,24 +262,71 @@ class Analyzer:
             ep_stream = (conn.orig if is_orig else conn.resp).stream
             payload = mv[poff : poff + pcap] if (plen and ep_stream.sink is not None) else None
             options = mv[toff + 20 : toff + thl] if (fl & TCP_SYN and thl > 20) else None
-            kind = conn.packet(is_orig, fl, seq, ack, win, plen, payload, options, iplen, t, fb + fno)
-            if kind == "after_fin" or (plen and pcap < plen and payload is not None):
-                pass
+            conn.packet(is_orig, fl, seq, ack, win, plen, payload, options, iplen, t, fb + fno)
             if fl & _CTRL and conn.close_reason and not conn.closed_ns:
                 conn.closed_ns = t
+        if runs is not None:
+            for k2, conn2 in cur.items():
+                if conn2 is not None:
+                    runs.flush_rest(k2, conn2, self)
         # Every other packet belongs to the connection of the last interesting packet of its flow.
         slot_s = slot[order]
         pos = np.where(slot_s >= 0, np.arange(n), 0)
         np.maximum.accumulate(pos, out=pos)
         filled = np.empty(n, dtype=np.int64)
         filled[order] = slot_s[pos]
-        pa = np.nonzero(~interesting)[0]
+        pa = np.nonzero(~interesting & ~bulk)[0]
         if pa.shape[0]:
             self._pure_acks(conns, filled[pa], a_is_src[pa], tp.ip_len[pa], ts[pa], tp.ack[pa], tp.frame_no[pa], fb)
         end_ts = int(ts[-1])
         for conn in conns:
             conn.apply_acks(end_ts)
         self._now = max(self._now, end_ts)
+
+    def _bulk_candidates(self, tp: TcpPackets, order: np.ndarray, ctrl_s: np.ndarray, order_kd: np.ndarray,
+                         kd_s: np.ndarray, interesting: np.ndarray) -> np.ndarray:
+        """In-order data segments that can be folded in without looking at them one by one.
+
+        A segment qualifies when it carries data with ACK and no SYN/FIN/RST, a non-zero window,
+        and continues exactly where the previous data segment of the same direction ended, with
+        no SYN/FIN/RST on the connection in between. Whether the stream really stands at that
+        point is checked when the run is folded in (``_BulkRuns``); if not, the segments take
+        the normal path.
+        """
+        n = len(tp)
+        flags = tp.flags
+        plen = tp.payload_len
+        cand = (plen > 0) & ((flags & (_CTRL | TCP_ACK)) == TCP_ACK) & (tp.win != 0) & ~interesting_forced(interesting, plen, flags)
+        # running count of control packets per flow key, in time order
+        cc_sorted = np.cumsum(ctrl_s)
+        cc = np.empty(n, dtype=np.int64)
+        cc[order] = cc_sorted
+        data_sorted = order_kd[plen[order_kd] > 0]
+        if data_sorted.shape[0] < 2:
+            return np.zeros(n, dtype=bool)
+        prev, cur = data_sorted[:-1], data_sorted[1:]
+        kd_d = kd_s[plen[order_kd] > 0]
+        ok = (
+            (kd_d[1:] == kd_d[:-1])
+            & (tp.seq[cur] == (tp.seq[prev] + plen[prev]) % (1 << 32))
+            & (cc[cur] == cc[prev])
+            & ((flags[prev] & _CTRL) == 0)
+            & cand[cur]
+        )
+        bulk = np.zeros(n, dtype=bool)
+        bulk[cur[ok]] = True
+        return bulk
+
+    def _slow_segments(self, conn: Connection, is_orig: bool, tp_idx: list[int], tp: TcpPackets) -> None:
+        """Feed segments one by one (a bulk run whose stream was not where the run starts)."""
+        mv = self._mv
+        for i in tp_idx:
+            st = (conn.orig if is_orig else conn.resp).stream
+            plen = int(tp.payload_len[i])
+            poff = int(tp.payload_off[i])
+            payload = mv[poff : poff + int(tp.payload_cap[i])] if st.sink is not None else None
+            conn.packet(is_orig, int(tp.flags[i]), int(tp.seq[i]), int(tp.ack[i]), int(tp.win[i]), plen,
+                        payload, None, int(tp.ip_len[i]), int(tp.ts_ns[i]), self._frame_base + int(tp.frame_no[i]))
 
     def _pure_acks(self, conns, slots, ais, ip_len, ts, ack, fno, fb) -> None:  # noqa: ANN001
         orig_is_a = np.array([c.orig_is_a for c in conns], dtype=bool)
@@ -438,6 +502,113 @@ class Analyzer:
         for c in sorted(self.flows.values(), key=lambda c: c.n):
             self._finalise(c, CLOSE_END)
         self.flows.clear()
+
+
+def interesting_forced(interesting: np.ndarray, plen: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    """Packets marked interesting for a reason other than carrying data (first of a direction,
+    after a control packet, after an idle gap): these never join a bulk run."""
+    return interesting & ~((plen > 0) & ((flags & _CTRL) == 0))
+
+
+class _BulkRuns:
+    """Prefix sums over bulk segments, grouped by (flow, direction) in time order.
+
+    The Python loop folds the run of bulk segments that precede each interesting packet of the
+    same flow (``flush_before``) and the rest at the end of the batch (``flush_rest``), each
+    in O(1) from the prefix sums.
+    """
+
+    def __init__(self, tp: TcpPackets, order_kd: np.ndarray, kd_s: np.ndarray, starts_kd: np.ndarray,
+                 bulk: np.ndarray) -> None:
+        self.tp = tp
+        self.order_kd = order_kd
+        n = order_kd.shape[0]
+        pos = np.empty(n, dtype=np.int64)
+        pos[order_kd] = np.arange(n)
+        self.pos = pos
+        b = bulk[order_kd]
+        self.b = b
+        self.cs_len = np.concatenate([[0], np.cumsum(np.where(b, tp.payload_len[order_kd], 0))])
+        self.cs_ip = np.concatenate([[0], np.cumsum(np.where(b, tp.ip_len[order_kd], 0))])
+        self.cs_cnt = np.concatenate([[0], np.cumsum(b)])
+        group = np.cumsum(starts_kd) - 1
+        self.group = group
+        gstart = np.nonzero(starts_kd)[0]
+        self.gstart = gstart
+        self.gend = np.append(gstart[1:], n)  # exclusive end of each group in sorted order
+        self.gkd = kd_s[gstart]
+        # Acknowledgement numbers: running max of the signed distance from the group's first
+        # ack, so the highest ack of any run is one lookup.
+        ack = tp.ack[order_kd]
+        first_ack = ack[gstart][group]
+        d = (ack - first_ack) % (1 << 32)
+        d = np.where(d >= (1 << 31), d - (1 << 32), d)
+        d = np.where(b, d, -(1 << 36))
+        offs = group.astype(np.int64) * (1 << 40)
+        self.dmax = np.maximum.accumulate(d + offs) - offs
+        self.first_ack = first_ack
+        self.applied: dict[int, int] = {}  # group -> sorted position up to which runs were folded
+
+    def _group_of_kd(self, kdv: int) -> int:
+        g = int(np.searchsorted(self.gkd, kdv))
+        return g if g < self.gkd.shape[0] and int(self.gkd[g]) == kdv else -1
+
+    def flush_before(self, i: int, k: int, ais: bool, both: bool, conn: Connection, eng: Analyzer) -> None:
+        """Fold the runs of flow ``k`` that precede packet ``i`` (its direction, or both)."""
+        p = int(self.pos[i])
+        g = int(self.group[p])
+        self._flush(g, p, conn, ais, eng)
+        self.applied[g] = p + 1
+        if both:
+            g2 = self._group_of_kd(k * 2 + (0 if ais else 1))
+            if g2 >= 0:
+                lo2, hi2 = int(self.gstart[g2]), int(self.gend[g2])
+                p2 = lo2 + int(np.searchsorted(self.order_kd[lo2:hi2], i))
+                self._flush(g2, p2, conn, not ais, eng)
+
+    def flush_rest(self, k: int, conn: Connection, eng: Analyzer) -> None:
+        for ais in (True, False):
+            g = self._group_of_kd(k * 2 + int(ais))
+            if g >= 0:
+                self._flush(g, int(self.gend[g]), conn, ais, eng)
+
+    def _flush(self, g: int, hi: int, conn: Connection, ais: bool, eng: Analyzer) -> None:
+        lo = self.applied.get(g, int(self.gstart[g]))
+        if hi > lo:
+            self.applied[g] = hi
+            if self.cs_cnt[hi] > self.cs_cnt[lo]:
+                self._fold(lo, hi, conn, ais, eng)
+
+    def _fold(self, lo: int, hi: int, conn: Connection, ais: bool, eng: Analyzer) -> None:
+        """Fold the bulk segments at sorted positions [lo, hi) into ``conn``."""
+        tp = self.tp
+        sel = self.order_kd[lo:hi][self.b[lo:hi]]
+        is_orig = ais == conn.orig_is_a
+        ep, peer = (conn.orig, conn.resp) if is_orig else (conn.resp, conn.orig)
+        st = ep.stream
+        first_i = int(sel[0])
+        if (
+            st.sink is not None or st.pending_bytes or st.fin_rel is not None or not st.started
+            or st.rel(int(tp.seq[first_i])) != st.next_rel
+        ):
+            eng._slow_segments(conn, is_orig, sel.tolist(), tp)
+            return
+        last_i = int(sel[-1])
+        t_last = int(tp.ts_ns[last_i])
+        conn.bulk_data(
+            is_orig,
+            count=int(self.cs_cnt[hi] - self.cs_cnt[lo]),
+            nbytes=int(self.cs_len[hi] - self.cs_len[lo]),
+            ip_bytes=int(self.cs_ip[hi] - self.cs_ip[lo]),
+            last_ts=t_last,
+            last_win=int(tp.win[last_i]),
+            first_frame=eng._frame_base + int(tp.frame_no[first_i]),
+        )
+        ps = peer.stream
+        if ps.started:
+            a = ps.rel(int(self.first_ack[hi - 1])) + int(self.dmax[hi - 1])
+            if a > peer.max_ack_rel:
+                peer.max_ack_rel = a
 
 
 def _split(addr: bytes, ipver: int) -> tuple[int, int]:
