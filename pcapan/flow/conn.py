@@ -340,6 +340,22 @@ class Connection:
         if ps.started and max_ack > peer.max_ack_rel:
             peer.max_ack_rel = max_ack
 
+    def bulk_data(self, is_orig: bool, *, count: int, nbytes: int, ip_bytes: int, last_ts: int,
+                  last_win: int, first_frame: int) -> None:
+        """Fold in a run of in-order data segments (ACK set, no SYN/FIN/RST, non-zero window)
+        that continue exactly where the stream stands; the engine checked that."""
+        ep, peer = (self.orig, self.resp) if is_orig else (self.resp, self.orig)
+        ep.pkts += count
+        ep.ip_bytes += ip_bytes
+        if last_ts > ep.last_ts:
+            ep.last_ts = last_ts
+        if last_ts > self.last_ns and not (self.orig.did_close and self.resp.did_close):
+            self.last_ns = last_ts
+        scaled = ep.wscale is not None and peer.wscale is not None
+        ep.window = last_win << (ep.wscale or 0) if scaled else last_win
+        self._check(first_frame, _H_DATA, "D", is_orig)
+        ep.stream.advance(nbytes)
+
     def apply_acks(self, ts_ns: int) -> None:
         """Declare as gaps the bytes each side acknowledged that the capture never showed."""
         for ep in (self.orig, self.resp):

@@ -9,7 +9,14 @@ Policy (documented in the README, checked by property tests):
 - Out-of-order segments wait in a bounded buffer (``MAX_OOO_*``). When the buffer is full, or
   the peer acknowledges bytes that never appeared, or the stream ends, the missing range is
   delivered as a gap of exactly its size and the stream continues after it.
-- Data at or beyond the FIN's sequence number is not part of the stream (counted).
+- Data at or beyond the FIN's sequence number is not part of the stream (counted), including
+  out-of-order data that was buffered before the FIN arrived.
+- A keep-alive probe (one byte at the next expected sequence number minus one, also before any
+  data was sent) is not data (counted).
+- A payload shorter than the segment's length (snap length) is delivered as far as it was
+  captured; the sink gets a gap for the rest so that it stays aligned with sequence space.
+  Those bytes count as delivered, not as ``gap_bytes``: the counters depend on sequence numbers
+  only, so a flow without a sink counts exactly the same.
 
 A consumer (``StreamSink``) is optional: without one the reassembler only tracks sequence
 space (counts, gaps), and never copies payload bytes, which is what keeps flows nobody parses
@@ -129,9 +136,18 @@ class Reassembler:
             fin_at = end
             if self.fin_rel is None or fin_at < self.fin_rel:
                 self.fin_rel = fin_at
+                self._trim_after_fin()
         if length <= 0:
             self._maybe_end(ts_ns)
             return kind
+        if self.fin_rel is not None and start >= self.fin_rel:
+            self.after_fin += 1
+            return "after_fin"
+        if length == 1 and start == self.next_rel - 1 and not fin:
+            # A keep-alive probe re-sends the last acknowledged byte (or, before any data, the
+            # byte just before the first one, i.e. the SYN's sequence number): not data.
+            self.keepalives += 1
+            return "keepalive"
         if start < 1:
             if end <= 1:
                 self.before_start += 1
@@ -140,36 +156,38 @@ class Reassembler:
                 payload = payload[1 - start :]
             start = 1
         if self.fin_rel is not None and end > self.fin_rel:
-            if start >= self.fin_rel:
-                self.after_fin += 1
-                return "after_fin"
             if payload is not None:
                 payload = payload[: self.fin_rel - start]
             end = self.fin_rel
-        if length == 1 and start == self.next_rel - 1 and end <= self.max_end and not fin:
-            # A keep-alive probe re-sends the last acknowledged byte (or none): not data.
-            self.keepalives += 1
-            return "keepalive"
         had_higher = start < self.max_end and end > self.next_rel
         if end <= self.next_rel:
             self.retransmitted += 1
-            self._compare_tail(start, end, payload)
+            if self._compare_tail(start, end, payload):
+                self.conflicts += 1
             return "retx"
+        conflict = False
         if start < self.next_rel:
-            self._compare_tail(start, self.next_rel, payload[: self.next_rel - start] if payload is not None else None)
+            conflict = self._compare_tail(start, self.next_rel, payload[: self.next_rel - start] if payload is not None else None)
             if payload is not None:
                 payload = payload[self.next_rel - start :]
             start = self.next_rel
             kind = "partial"
         if start == self.next_rel:
-            self._deliver(start, end, payload, ts_ns)
+            if self._ooo and self._ooo[0][0] < end:
+                # Part of this segment is already buffered: those bytes keep their first copy.
+                _, clash = self._buffer(start, end, payload)
+                conflict = conflict or clash
+            else:
+                self._deliver(start, end, payload, ts_ns)
             if not kind:
                 kind = "ooo" if had_higher and end <= self.max_end else "new"
             if kind == "ooo":
                 self.out_of_order += 1
             self._drain(ts_ns)
         else:
-            new = self._buffer(start, end, payload)
+            new, clash = self._buffer(start, end, payload)
+            if clash:
+                self.conflicts += 1
             if not new:
                 self.retransmitted += 1
                 return "retx"
@@ -179,12 +197,29 @@ class Reassembler:
             else:
                 kind = kind or "future"
             self._enforce_limits(ts_ns)
+        if conflict:
+            self.conflicts += 1
         if kind == "partial":
             self.retransmitted += 1
         if end > self.max_end:
             self.max_end = end
         self._maybe_end(ts_ns)
         return kind
+
+    def advance(self, nbytes: int) -> None:
+        """Fast path: the next ``nbytes`` arrived in order, in sequence-only mode.
+
+        Counts exactly as feeding them as in-order segments without payload would. Only valid
+        when there is no sink, nothing is buffered out of order and no FIN is known (the caller
+        checks; otherwise it must use :meth:`segment`).
+        """
+        if nbytes <= 0:
+            return
+        if self.sink is not None or self._ooo or self.fin_rel is not None or not self.started:
+            raise ValueError("advance() needs a started, sink-less stream with nothing buffered and no FIN")
+        self._deliver(self.next_rel, self.next_rel + nbytes, None, 0)
+        if self.next_rel > self.max_end:
+            self.max_end = self.next_rel
 
     def acked(self, ack_rel: int, ts_ns: int) -> None:
         """The peer acknowledged everything before ``ack_rel``: holes below it will never fill."""
@@ -221,14 +256,36 @@ class Reassembler:
         if self.sink is not None:
             self.sink.end(ts_ns)
 
+    def advance(self, nbytes: int) -> None:
+        """Take ``nbytes`` of in-order data without looking at them (sequence-only mode, the
+        caller checked that they start at ``next_rel`` and nothing is buffered)."""
+        self.next_rel += nbytes
+        self.delivered += nbytes
+        if self.next_rel > self.max_end:
+            self.max_end = self.next_rel
+        if self.next_rel - self._ref_rel > _HALF // 2:
+            self._move_ref()
+
     # -- internals -----------------------------------------------------------------------------
     def _deliver(self, start: int, end: int, payload: bytes | memoryview | None, ts_ns: int) -> None:
         self.next_rel = end
         self.delivered += end - start
-        if payload is not None and self.sink is not None:
-            chunk = bytes(payload)
-            self.sink.data(chunk, ts_ns)
-            self._tail = (self._tail + chunk)[-RETX_COMPARE_TAIL_BYTES:] if RETX_COMPARE_TAIL_BYTES else b""
+        sink = self.sink
+        if payload is not None and sink is not None:
+            chunk = bytes(payload[: end - start])
+            if chunk:
+                sink.data(chunk, ts_ns)
+            missing = end - start - len(chunk)
+            if missing:
+                # Truncated capture (snap length): keep the consumer aligned with sequence space.
+                self._tail = b""
+                if self.sink is not None:  # the data callback may have detached the sink
+                    self.sink.gap(missing, ts_ns)
+            else:
+                self._tail = (self._tail + chunk)[-RETX_COMPARE_TAIL_BYTES:] if RETX_COMPARE_TAIL_BYTES else b""
+        else:
+            # Bytes we did not keep: the tail must always end at next_rel, so start it afresh.
+            self._tail = b""
         if end - self._ref_rel > _HALF // 2:
             self._move_ref()
 
@@ -253,9 +310,13 @@ class Reassembler:
                 p = p[self.next_rel - s :]
             self._deliver(max(s, self.next_rel), e, p, ts_ns)
 
-    def _buffer(self, start: int, end: int, payload: bytes | memoryview | None) -> bool:
-        """Insert the parts of [start, end) not already buffered; True if any byte was new."""
+    def _buffer(self, start: int, end: int, payload: bytes | memoryview | None) -> tuple[bool, bool]:
+        """Insert the parts of [start, end) not already buffered.
+
+        Returns (any byte was new, some already-buffered byte differs from this copy).
+        """
         pieces: list[tuple[int, int]] = []
+        conflict = False
         cur = start
         for s, e, p in self._ooo:
             if e <= cur:
@@ -266,10 +327,8 @@ class Reassembler:
                 pieces.append((cur, s))
             # overlap [max(s,cur), min(e,end)) is already held: compare (first copy wins)
             lo, hi = max(s, cur), min(e, end)
-            if payload is not None and p is not None and hi > lo and (
-                bytes(payload[lo - start : hi - start]) != bytes(p[lo - s : hi - s])
-            ):
-                self.conflicts += 1
+            if payload is not None and p is not None and hi > lo and not conflict:
+                conflict = _differs(payload[lo - start : hi - start], p[lo - s : hi - s])
             cur = max(cur, e)
             if cur >= end:
                 break
@@ -279,7 +338,23 @@ class Reassembler:
             chunk = bytes(payload[s - start : e - start]) if payload is not None else None
             insort(self._ooo, (s, e, chunk), key=lambda t: t[0])
             self._ooo_bytes += e - s
-        return bool(pieces)
+        return bool(pieces), conflict
+
+    def _trim_after_fin(self) -> None:
+        """Drop buffered bytes at or beyond the FIN (they arrived before we knew of it)."""
+        fin = self.fin_rel
+        if fin is None or not self._ooo or self._ooo[-1][1] <= fin:
+            return
+        kept: list[tuple[int, int, bytes | None]] = []
+        for s, e, p in self._ooo:
+            if e <= fin:
+                kept.append((s, e, p))
+                continue
+            self.after_fin += 1
+            self._ooo_bytes -= e - max(s, fin)
+            if s < fin:
+                kept.append((s, fin, p[: fin - s] if p is not None else None))
+        self._ooo = kept
 
     def _enforce_limits(self, ts_ns: int) -> None:
         while self._ooo and (
@@ -290,15 +365,15 @@ class Reassembler:
                 self._gap(s - self.next_rel, ts_ns)
             self._drain(ts_ns)
 
-    def _compare_tail(self, start: int, end: int, payload: bytes | memoryview | None) -> None:
+    def _compare_tail(self, start: int, end: int, payload: bytes | memoryview | None) -> bool:
+        """Does a copy of delivered bytes [start, end) differ from the recent tail we kept?"""
         if payload is None or not self._tail or end > self.next_rel:
-            return
+            return False
         tail_start = self.next_rel - len(self._tail)
         lo = max(start, tail_start)
         if lo >= end:
-            return
-        if bytes(payload[lo - start : end - start]) != self._tail[lo - tail_start : end - tail_start]:
-            self.conflicts += 1
+            return False
+        return _differs(payload[lo - start : end - start], self._tail[lo - tail_start : end - tail_start])
 
     def _maybe_end(self, ts_ns: int) -> None:
         if (
@@ -314,3 +389,9 @@ class Reassembler:
     @property
     def pending_bytes(self) -> int:
         return self._ooo_bytes
+
+
+def _differs(a: bytes | memoryview, b: bytes | memoryview) -> bool:
+    """Two copies of the same range differ (compared as far as both were captured)."""
+    n = min(len(a), len(b))
+    return bytes(a[:n]) != bytes(b[:n])
