@@ -141,7 +141,9 @@ def read_fully(stream: BinaryIO, n: int, name: str) -> bytes:
             want -= len(chunk)
     except Exception as exc:
         zstd = sys.modules.get("zstandard")
-        if not isinstance(exc, _DECOMPRESS_ERRORS) and not (zstd and isinstance(exc, zstd.ZstdError)):
+        if not isinstance(exc, _DECOMPRESS_ERRORS) and not (
+            zstd and isinstance(exc, zstd.ZstdError)
+        ):
             raise
         # A corrupt or cut compressed stream: report it; the caller treats it as truncation.
         raise DecompressError(f"{name}: decompression failed ({exc})", b"".join(parts)) from None

@@ -127,8 +127,7 @@ class PcapReader:
             carry = buf[pos:] if pos < n else b""
             if eof and (carry or cut):
                 dropped = (
-                    f"capture ends inside a record ({len(carry)} bytes of a partial record "
-                    "dropped)"
+                    f"capture ends inside a record ({len(carry)} bytes of a partial record dropped)"
                     if carry
                     else "capture ends early"
                 )

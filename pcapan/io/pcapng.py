@@ -12,7 +12,6 @@ interfaces, and both are fixed for the numpy pass over a batch.
 
 from __future__ import annotations
 
-import contextlib
 import struct
 from bisect import bisect_right
 from collections.abc import Iterator
@@ -147,11 +146,13 @@ class PcapngReader:
         # Block types outside the spec's registry, with how often each was skipped.
         self.unknown_blocks: dict[int, int] = {}
         self._issue_counts: dict[str, int] = {}
-        if len(head) < _HEAD:
-            # A stream may hand over fewer bytes than asked; the SHB fields needed below sit
-            # in its first 16 bytes, and the walk needs a full fast-path header.
-            with contextlib.suppress(CaptureError):
-                head += read_fully(stream, _HEAD - len(head), name)
+        if len(head) < 16:
+            # A stream may hand over fewer bytes than asked; the SHB fields checked below sit in
+            # its first 16 bytes.
+            try:
+                head += read_fully(stream, 16 - len(head), name)
+            except CaptureError as exc:
+                head += getattr(exc, "partial", b"")
         if len(head) < 16 or head[:4] != b"\x0a\x0d\x0d\x0a":
             raise CaptureError(f"{name}: file too short to be a pcapng capture")
         bom = head[8:12]
