@@ -548,35 +548,38 @@ class _BulkRuns:
         self.dmax = np.maximum.accumulate(d + offs) - offs
         self.first_ack = first_ack
         self.applied: dict[int, int] = {}  # group -> sorted position up to which runs were folded
-
-    def _group_of_kd(self, kdv: int) -> int:
-        g = int(np.searchsorted(self.gkd, kdv))
-        return g if g < self.gkd.shape[0] and int(self.gkd[g]) == kdv else -1
+        # Python lists for the per-packet lookups (numpy scalar indexing costs ~10x more).
+        self.pos_l = pos.tolist()
+        self.group_l = group.tolist()
+        self.cnt_l = self.cs_cnt.tolist()
+        self.gstart_l = gstart.tolist()
+        self.gend_l = self.gend.tolist()
+        self.gidx = {kdv: g for g, kdv in enumerate(self.gkd.tolist())}
 
     def flush_before(self, i: int, k: int, ais: bool, both: bool, conn: Connection, eng: Analyzer) -> None:
         """Fold the runs of flow ``k`` that precede packet ``i`` (its direction, or both)."""
-        p = int(self.pos[i])
-        g = int(self.group[p])
+        p = self.pos_l[i]
+        g = self.group_l[p]
         self._flush(g, p, conn, ais, eng)
         self.applied[g] = p + 1
         if both:
-            g2 = self._group_of_kd(k * 2 + (0 if ais else 1))
+            g2 = self.gidx.get(k * 2 + (0 if ais else 1), -1)
             if g2 >= 0:
-                lo2, hi2 = int(self.gstart[g2]), int(self.gend[g2])
+                lo2, hi2 = self.gstart_l[g2], self.gend_l[g2]
                 p2 = lo2 + int(np.searchsorted(self.order_kd[lo2:hi2], i))
                 self._flush(g2, p2, conn, not ais, eng)
 
     def flush_rest(self, k: int, conn: Connection, eng: Analyzer) -> None:
         for ais in (True, False):
-            g = self._group_of_kd(k * 2 + int(ais))
+            g = self.gidx.get(k * 2 + int(ais), -1)
             if g >= 0:
-                self._flush(g, int(self.gend[g]), conn, ais, eng)
+                self._flush(g, self.gend_l[g], conn, ais, eng)
 
     def _flush(self, g: int, hi: int, conn: Connection, ais: bool, eng: Analyzer) -> None:
-        lo = self.applied.get(g, int(self.gstart[g]))
+        lo = self.applied.get(g, self.gstart_l[g])
         if hi > lo:
             self.applied[g] = hi
-            if self.cs_cnt[hi] > self.cs_cnt[lo]:
+            if self.cnt_l[hi] > self.cnt_l[lo]:
                 self._fold(lo, hi, conn, ais, eng)
 
     def _fold(self, lo: int, hi: int, conn: Connection, ais: bool, eng: Analyzer) -> None:
