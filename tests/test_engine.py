@@ -1,0 +1,221 @@
+"""Connections from hand-built TCP conversations: orientation, reuse, timeouts, link layers.
+
+Each expected value follows from how the packets are built (tests/tcpgen.py) and Zeek's
+documented semantics (conn_state/history), worked out in the comments.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+import pcapan
+from pcapan.api import Analyzer, Result
+
+from .tcpgen import Conv, write
+
+REQ = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+RESP = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+
+
+def simple(**kw: object) -> Conv:
+    c = Conv(**kw)  # type: ignore[arg-type]
+    c.handshake()
+    c.send(True, "PA", REQ)
+    c.send(False, "PA", RESP)
+    c.send(True, "A")
+    c.close()
+    return c
+
+
+def test_simple_connection(tmp_path: Path) -> None:
+    df = pcapan.analyze(write(tmp_path / "a.pcap", [simple()])).connections
+    assert len(df) == 1
+    r = df.iloc[0]
+    # orig: S A D(req) A F A; resp: SA d(resp) FA. The responder never sends a pure ACK, so
+    # Zeek's history (each letter once per side, in order) is S h A D d F f.
+    assert (r.orig_h, r.orig_p, r.resp_h, r.resp_p) == ("10.0.0.1", 40000, "10.0.0.2", 80)
+    assert r.conn_state == "SF"
+    assert r.history == "ShADdFf"
+    assert r.orig_bytes == len(REQ) and r.resp_bytes == len(RESP)
+    assert r.orig_pkts == 6 and r.resp_pkts == 3
+    assert r.service == "http"
+    assert r.orig_mss == 1460 and r.resp_mss == 1400 and r.orig_wscale == 7 and r.resp_wscale == 8
+    assert bool(r.orig_sack_ok) and bool(r.resp_sack_ok)
+    assert r.close_reason == "fin"
+    assert not bool(r.partial)
+
+
+def test_uid_deterministic_and_distinct(tmp_path: Path) -> None:
+    p = write(tmp_path / "a.pcap", [simple(), simple(cport=40001, t=1_700_000_000.5)])
+    a, b = pcapan.analyze(p).connections, pcapan.analyze(p).connections
+    assert list(a.uid) == list(b.uid)
+    assert a.uid.nunique() == 2
+    assert a.uid.str.match(r"^C[0-9A-Za-z]{17}$").all()
+
+
+def test_reuse_of_five_tuple_after_close_is_new_connection(tmp_path: Path) -> None:
+    first = simple()
+    second = simple(cisn=900_000, sisn=700_000, t=1_700_000_010.0)  # same ports, later, new ISNs
+    df = pcapan.analyze(write(tmp_path / "a.pcap", [first, second])).connections
+    assert len(df) == 2
+    assert df.uid.nunique() == 2
+    assert list(df.conn_state) == ["SF", "SF"]
+
+
+def test_new_syn_with_other_isn_on_open_connection(tmp_path: Path) -> None:
+    c = Conv()
+    c.handshake()
+    c.send(True, "PA", REQ)
+    d = Conv(cisn=77_777, t=c.t + 1)
+    d.handshake()
+    d.close()
+    df = pcapan.analyze(write(tmp_path / "a.pcap", [c, d])).connections
+    assert len(df) == 2
+    assert df.iloc[0].close_reason == "reused"
+    assert df.iloc[1].conn_state == "SF"
+
+
+def test_idle_timeout_splits(tmp_path: Path) -> None:
+    c = Conv()
+    c.handshake()
+    c.send(True, "PA", REQ)
+    c.send(False, "PA", RESP, dt=400.0)  # more than Zeek's 300 s inactivity timeout
+    df = pcapan.analyze(write(tmp_path / "a.pcap", [c])).connections
+    assert len(df) == 2
+    assert df.iloc[0].close_reason == "idle_timeout"
+    assert df.iloc[0].conn_state == "S1"
+    # The second piece starts mid-stream from the server's data: partial, oriented by port 80.
+    assert bool(df.iloc[1].partial)
+    assert df.iloc[1].resp_p == 80
+    df2 = pcapan.analyze(write(tmp_path / "b.pcap", [c]), idle_timeout_s=1000).connections
+    assert len(df2) == 1
+
+
+def test_midstream_orientation_by_port(tmp_path: Path) -> None:
+    c = Conv()
+    c.send(False, "PA", RESP)  # first packet seen: server (port 80) -> client
+    c.send(True, "A")
+    df = pcapan.analyze(write(tmp_path / "a.pcap", [c])).connections
+    r = df.iloc[0]
+    assert (r.orig_p, r.resp_p) == (40000, 80)
+    assert bool(r.partial)
+    # The first packet came from the responder: roles differ from first-packet order ('^'),
+    # then the responder's data (d) and the originator's pure ACK (A).
+    assert r.history == "^dA"
+    assert bool(r.flipped)
+
+
+def test_syn_ack_first_flips(tmp_path: Path) -> None:
+    c = Conv()
+    c.send(False, "SA")
+    c.send(True, "A")
+    df = pcapan.analyze(write(tmp_path / "a.pcap", [c])).connections
+    r = df.iloc[0]
+    assert (r.orig_p, r.resp_p) == (40000, 80)
+    assert r.history.startswith("^h")
+    assert bool(r.flipped)
+
+
+def test_rejected(tmp_path: Path) -> None:
+    c = Conv()
+    c.send(True, "S")
+    c.send(False, "RA", ack=c.cseq)
+    r = pcapan.analyze(write(tmp_path / "a.pcap", [c])).connections.iloc[0]
+    assert r.conn_state == "REJ" and r.history == "Sr"
+
+
+@pytest.mark.parametrize("vlans", [(), (100,), (100, 200)])
+def test_vlan_and_qinq(tmp_path: Path, vlans: tuple[int, ...]) -> None:
+    r = pcapan.analyze(write(tmp_path / "a.pcap", [simple()], vlans=vlans)).connections
+    assert len(r) == 1 and r.iloc[0].conn_state == "SF"
+
+
+def test_raw_ip_and_ipv6(tmp_path: Path) -> None:
+    r = pcapan.analyze(write(tmp_path / "a.pcap", [simple()], linktype="raw")).connections
+    assert len(r) == 1 and r.iloc[0].history == "ShADdFf"
+    r6 = pcapan.analyze(write(tmp_path / "b.pcap", [simple(client="fd00::1", server="fd00::2")])).connections
+    assert r6.iloc[0].orig_h == "fd00::1" and r6.iloc[0].ip_version == 6
+    # IPv6 IP bytes = 40 + TCP header + payload; IPv4 = 20 + ... : 20 more per packet.
+    assert r6.iloc[0].orig_ip_bytes - r.iloc[0].orig_ip_bytes == 20 * r.iloc[0].orig_pkts
+
+
+def _relink(src: Path, dst: Path, linktype: int, prefix: bytes) -> Path:
+    """Rewrite a raw-IP pcap to another link type by prefixing each record with a header."""
+    data = src.read_bytes()
+    out = bytearray(data[:20] + struct.pack("<I", linktype))
+    pos = 24
+    while pos < len(data):
+        sec, usec, cap, wire = struct.unpack_from("<IIII", data, pos)
+        body = data[pos + 16 : pos + 16 + cap]
+        out += struct.pack("<IIII", sec, usec, cap + len(prefix), wire + len(prefix)) + prefix + body
+        pos += 16 + cap
+    dst.write_bytes(bytes(out))
+    return dst
+
+
+@pytest.mark.parametrize(
+    ("linktype", "prefix"),
+    [
+        (0, struct.pack("<I", 2)),  # BSD NULL, AF_INET in host (little-endian) order
+        (108, struct.pack(">I", 2)),  # OpenBSD LOOP, network order
+        (113, b"\x00\x00\x00\x01\x00\x06" + b"\x00" * 8 + b"\x08\x00"),  # Linux SLL
+        (276, b"\x08\x00\x00\x00" + b"\x00\x00\x00\x01" + b"\x00\x01\x00\x06" + b"\x00" * 8),  # SLL2
+        (228, b""),  # LINKTYPE_IPV4
+    ],
+)
+def test_link_types(tmp_path: Path, linktype: int, prefix: bytes) -> None:
+    raw = write(tmp_path / "raw.pcap", [simple()], linktype="raw")
+    p = _relink(raw, tmp_path / "x.pcap", linktype, prefix)
+    df = pcapan.analyze(p).connections
+    assert len(df) == 1
+    assert df.iloc[0].history == "ShADdFf"
+
+
+def test_non_tcp_counted(tmp_path: Path) -> None:
+    from scapy.layers.inet import ICMP, IP, UDP
+    from scapy.packet import Raw
+
+    items = [(1_700_000_000.0 + i, IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5, dport=53) / Raw(b"x" * 10)) for i in range(3)]
+    items.append((1_700_000_009.0, IP(src="10.0.0.1", dst="10.0.0.2") / ICMP()))
+    res = pcapan.analyze(write(tmp_path / "a.pcap", [*items, *simple().pkts]))
+    s = res.summary()
+    assert s["ip_packets"]["udp"] == 3 and s["ip_packets"]["icmp"] == 1
+    assert s["ip_bytes"]["udp"] == 3 * (20 + 8 + 10)
+    assert s["tcp_connections"] == 1
+
+
+def test_shards_merge_to_the_whole(tmp_path: Path) -> None:
+    convs = [simple(cport=40000 + i, t=1_700_000_000.0 + i * 0.01) for i in range(20)]
+    p = write(tmp_path / "a.pcap", convs)
+    whole = pcapan.analyze(p).connections
+    parts = Result.merge([pcapan.analyze(p, shard=(i, 3)) for i in range(3)]).connections
+    assert len(whole) == 20
+    key = ["uid"]
+    assert whole.sort_values(key).reset_index(drop=True).equals(parts.sort_values(key).reset_index(drop=True))
+    assert all(len(pcapan.analyze(p, shard=(i, 3)).connections) < 20 for i in range(3))
+
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+
+
+def _captures() -> list[Path]:
+    files = sorted(SAMPLES.glob("*.pcap*"))
+    if CORPUS.is_dir():
+        files += sorted(p for p in CORPUS.rglob("*.pcap*") if ".gt" not in str(p) and p.is_file())
+    return files
+
+
+@pytest.mark.parametrize("path", _captures(), ids=lambda p: p.name)
+def test_folded_runs_equal_packet_by_packet(path: Path) -> None:
+    """The batch fast path (folding in-order data runs) must not change any row."""
+    out = []
+    for fold in (True, False):
+        an = Analyzer()
+        an._engine.fold_bulk = fold
+        an.feed_source(path)
+        out.append(an.finish().connections)
+    assert out[0].equals(out[1])
