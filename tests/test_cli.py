@@ -1,0 +1,119 @@
+"""The command line: verbs, outputs, and one clear line (exit 2) for bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+KEEPALIVE = SAMPLES / "http-keepalive.pcap"
+
+
+def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pcapan.cli", *args], capture_output=True,
+                          input=stdin.decode("latin-1") if stdin is not None else None, text=True)
+
+
+def test_analyze_writes_tables(tmp_path: Path) -> None:
+    p = run("analyze", str(KEEPALIVE), "-o", str(tmp_path), "--no-progress")
+    assert p.returncode == 0, p.stderr
+    assert "TCP connections" in p.stdout
+    conns = pd.read_csv(tmp_path / "connections.csv")
+    # samples/README.md: two connections, both closed with FIN/FIN (SF)
+    assert len(conns) == 2 and set(conns.conn_state) == {"SF"}
+    assert (tmp_path / "anomalies.csv").exists()
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "json"])
+def test_analyze_other_formats(tmp_path: Path, fmt: str) -> None:
+    p = run("analyze", str(KEEPALIVE), "-o", str(tmp_path), "--format", fmt)
+    assert p.returncode == 0, p.stderr
+    if fmt == "parquet":
+        df = pd.read_parquet(tmp_path / "connections.parquet")
+    else:
+        df = pd.read_json(tmp_path / "connections.jsonl", lines=True)
+    assert len(df) == 2
+
+
+def test_analyze_json_summary() -> None:
+    p = run("analyze", str(KEEPALIVE), "--json")
+    assert p.returncode == 0
+    s = json.loads(p.stdout)
+    assert s["tcp_connections"] == 2 and s["frames"] == s["ip_packets"]["tcp"]
+
+
+def test_connections_csv() -> None:
+    p = run("connections", str(KEEPALIVE), "--format", "csv", "--columns", "uid,orig_p,resp_p,conn_state")
+    assert p.returncode == 0
+    df = pd.read_csv(io.StringIO(p.stdout))
+    assert list(df.columns) == ["uid", "orig_p", "resp_p", "conn_state"] and len(df) == 2
+
+
+def test_stdin() -> None:
+    p = subprocess.run([sys.executable, "-m", "pcapan.cli", "connections", "-", "--format", "csv"],
+                       input=KEEPALIVE.read_bytes(), capture_output=True)
+    assert p.returncode == 0 and p.stdout.count(b"\n") == 3
+
+
+def _file(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: d / "missing.pcap", "no such file"),
+        (lambda d: d, "is a directory"),
+        (lambda d: _file(d / "e.pcap", b""), "empty file"),
+        (lambda d: _file(d / "t.pcap", b"hello world, not a capture"), "not a pcap or pcapng"),
+    ],
+)
+def test_bad_input_one_line_exit_2(tmp_path: Path, make, message: str) -> None:  # noqa: ANN001
+    path = make(tmp_path)
+    p = run("analyze", str(path))
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
+
+
+def test_truncated_capture_is_analysed_with_warning(tmp_path: Path) -> None:
+    data = KEEPALIVE.read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[: len(data) // 2 + 7])  # ends inside a record
+    p = run("connections", str(cut), "--format", "csv")
+    assert p.returncode == 0
+    assert "warning" in p.stderr and "Traceback" not in p.stderr
+    df = pd.read_csv(io.StringIO(p.stdout))
+    assert len(df) >= 1  # the first connection starts in the first half
+
+
+def test_corrupt_record_length_becomes_anomaly(tmp_path: Path) -> None:
+    import struct
+
+    data = bytearray(KEEPALIVE.read_bytes())
+    # Find the 10th record header and give it an impossible captured length.
+    pos = 24
+    for _ in range(9):
+        pos += 16 + struct.unpack_from("<I", data, pos + 8)[0]
+    struct.pack_into("<I", data, pos + 8, 0x7FFFFFFF)
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(bytes(data))
+    import pcapan
+
+    res = pcapan.analyze(bad)
+    assert "bad_record_length" in set(res.anomalies.name)
+    assert len(res.connections) >= 1
+
+
+def test_schema_verb() -> None:
+    p = run("schema", "connections")
+    assert p.returncode == 0 and "conn_state" in p.stdout
+    assert run("schema", "nope").returncode == 2
