@@ -499,6 +499,10 @@ class Analyzer:
 
     def finish(self) -> None:
         """End of input: finalise every open connection ("end of capture")."""
+        self.decoder.flush()
+        for a in self.decoder.anomalies:
+            self.anomalies.append(AnomalyRecord(a.ts_ns, "", a.frame_no, a.kind, a.detail, self.source))
+        self.decoder.anomalies.clear()
         for c in sorted(self.flows.values(), key=lambda c: c.n):
             self._finalise(c, CLOSE_END)
         self.flows.clear()

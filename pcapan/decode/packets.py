@@ -17,13 +17,7 @@ import numpy as np
 from pcapan.config import MAX_IPV6_EXT_HEADERS, MAX_VLAN_TAGS
 from pcapan.decode import linktypes as lt
 
-try:
-    from pcapan.decode.ipfrag import Ipv4Defragmenter
-except ImportError:  # TEMP until ipfrag lands
-    class Ipv4Defragmenter:  # type: ignore[no-redef]
-        def add(self, *a, **k): return None
-        def expire(self, *a): pass
-        def drain_anomalies(self): return []
+from pcapan.decode.ipfrag import Ipv4Defragmenter
 from pcapan.io.batch import FrameBatch
 
 I64 = np.int64
@@ -397,7 +391,8 @@ class Decoder:
             if whole is not None:
                 hdr = bytearray(data[int(p[j]) : int(p[j]) + 20])
                 hdr[0] = 0x45
-                struct.pack_into("!HH", hdr, 2, 20 + len(whole), 0)
+                struct.pack_into("!H", hdr, 2, 20 + len(whole))
+                struct.pack_into("!H", hdr, 6, 0)  # no longer a fragment
                 self._extra_rows.append((i, base + len(extra), 4, 20 + len(whole)))
                 extra += hdr + whole
 
@@ -424,6 +419,11 @@ class Decoder:
                 hdr[6] = data[fa]
                 self._extra_rows.append((i, base + len(extra), 6, 40 + len(whole)))
                 extra += hdr + whole
+
+    def flush(self) -> None:
+        """End of input: report fragmented datagrams that never completed."""
+        self.defrag.flush()
+        self._drain_frag_anomalies()
 
     def _drain_frag_anomalies(self) -> None:
         for a in self.defrag.drain_anomalies():
