@@ -16,7 +16,6 @@ import numpy as np
 
 from pcapan.config import MAX_IPV6_EXT_HEADERS, MAX_VLAN_TAGS
 from pcapan.decode import linktypes as lt
-
 from pcapan.decode.ipfrag import Ipv4Defragmenter
 from pcapan.io.batch import FrameBatch
 
