@@ -278,3 +278,31 @@ def test_ipv6_fragments_reassembled(tmp_path: Path) -> None:
     r = res.connections.iloc[0]
     assert r.resp_bytes == len(body) and r.missed_bytes == 0
     assert res.summary()["ip_reassembled"] == 1
+
+
+def _split(batch, size: int):  # noqa: ANN001, ANN202
+    from pcapan.io.batch import FrameBatch
+
+    for s in range(0, len(batch), size):
+        sl = slice(s, s + size)
+        yield FrameBatch(batch.data, batch.offset[sl], batch.caplen[sl], batch.wirelen[sl],
+                         batch.ts_ns[sl], batch.linktype[sl], batch.frame_no[sl])
+
+
+def test_memory_follows_open_flows(tmp_path: Path) -> None:
+    """300 sequential connections, one a second: closed ones are finalised and dropped, so the
+    flow table never holds more than the last ~15 s worth (5 s linger + 10 s sweep interval)."""
+    from pcapan.analysis.engine import Analyzer as Engine
+    from pcapan.io import open_capture
+
+    convs = [simple(cport=20000 + i, t=1_700_000_000.0 + i) for i in range(300)]
+    p = write(tmp_path / "many.pcap", convs)
+    eng = Engine()
+    peak = 0
+    for batch in open_capture(p):
+        for small in _split(batch, 50):
+            eng.feed(small)
+            peak = max(peak, len(eng.flows))
+    eng.finish()
+    assert len(eng.connections) == 300
+    assert peak <= 20
