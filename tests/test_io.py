@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from captures_builder import (
+from .captures_builder import (
     LINKTYPE_ETHERNET,
     LINKTYPE_NULL,
     LINKTYPE_RAW,
