@@ -137,8 +137,10 @@ class Reassembler:
             if self.fin_rel is None or fin_at < self.fin_rel:
                 self.fin_rel = fin_at
                 self._trim_after_fin()
-        if length <= 0:
+            # The FIN may complete the stream even when its segment brings nothing new (a
+            # retransmitted last segment that now carries the FIN, or a pure FIN).
             self._maybe_end(ts_ns)
+        if length <= 0:
             return kind
         if self.fin_rel is not None and start >= self.fin_rel:
             self.after_fin += 1
@@ -255,16 +257,6 @@ class Reassembler:
         self.ended = True
         if self.sink is not None:
             self.sink.end(ts_ns)
-
-    def advance(self, nbytes: int) -> None:
-        """Take ``nbytes`` of in-order data without looking at them (sequence-only mode, the
-        caller checked that they start at ``next_rel`` and nothing is buffered)."""
-        self.next_rel += nbytes
-        self.delivered += nbytes
-        if self.next_rel > self.max_end:
-            self.max_end = self.next_rel
-        if self.next_rel - self._ref_rel > _HALF // 2:
-            self._move_ref()
 
     # -- internals -----------------------------------------------------------------------------
     def _deliver(self, start: int, end: int, payload: bytes | memoryview | None, ts_ns: int) -> None:
