@@ -1,0 +1,369 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark: pcapan against the tools users would otherwise reach for.
+
+    python benchmarks/run.py [--packets N] [--keep] [--smoke] [--strict]
+
+Generates (or reuses) the deterministic capture from make_capture.py in benchmarks/out/, then
+runs each peer as its own subprocess on that same file, one after another, pinned to one CPU,
+under ``/usr/bin/time -v`` (peak RSS) with wall-clock timing. Prints packets/s, how pcapan's
+speed compares with each peer, peak RSS, and the memory check (pcapan's peak RSS on a capture
+twice as long, divided by its peak RSS on the normal one). Results also go to
+benchmarks/out/results.json. Figures are ratios from one run on one machine; see README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+OUT = HERE / "out"
+PEERS_DIR = HERE / "peers"
+sys.path.insert(0, str(HERE))
+
+from make_capture import DEFAULT_SEED, GENERATOR_VERSION, meta_path  # noqa: E402
+
+SMOKE_PACKETS = 20_000
+MEMORY_TARGET = 1.2  # pcapan peak RSS on the 2x capture / on the 1x capture
+TIME_BIN = "/usr/bin/time"
+PCAPAN_SNIPPET = "import sys, pcapan; r = pcapan.analyze(sys.argv[1]); print(len(r.connections))"
+
+
+@dataclass
+class Peer:
+    name: str
+    what: str
+    argv: list[str]  # "{pcap}" is replaced by the capture path
+    needs: str | None = None  # executable that must be on PATH
+    stdout_to_null: bool = False
+
+
+@dataclass
+class Run:
+    peer: str
+    capture: str
+    status: str  # ok | failed | skipped | timeout
+    what: str = ""
+    command: list[str] = field(default_factory=list)
+    wall_s: float | None = None
+    user_s: float | None = None
+    sys_s: float | None = None
+    max_rss_mb: float | None = None
+    packets_per_s: float | None = None
+    speed_ratio: float | None = None  # pcapan packets/s divided by this peer's
+    result: str = ""
+    error: str = ""
+
+
+def peers() -> list[Peer]:
+    py = sys.executable
+    return [
+        Peer("pcapan", "pcapan.analyze(): the full analysis", [py, "-c", PCAPAN_SNIPPET, "{pcap}"]),
+        Peer("tshark", "tshark -q -z conv,tcp: full dissection + TCP conversation table", ["tshark", "-r", "{pcap}", "-q", "-z", "conv,tcp"], needs="tshark"),
+        Peer("tcptrace", "tcptrace -n -l: per-connection TCP statistics (C)", ["tcptrace", "-n", "-l", "{pcap}"], needs="tcptrace", stdout_to_null=True),
+        Peer("dpkt", "dpkt loop: Ethernet/IP/TCP decode + per-5-tuple counters", [py, str(PEERS_DIR / "dpkt_loop.py"), "{pcap}"]),
+        Peer("floor", "bare Python walk over pcap record headers", [py, str(PEERS_DIR / "floor_walk.py"), "{pcap}"]),
+    ]
+
+
+def pinned_cpu() -> int | None:
+    """The first CPU this process may use (core 0 may be outside a container's cpuset)."""
+    try:
+        return min(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+
+
+def capture_path(packets: int, seed: int) -> Path:
+    # Generator version and seed are in the name, so a changed generator never reuses old bytes.
+    return OUT / f"capture-{packets}-s{seed}-v{GENERATOR_VERSION}.pcap"
+
+
+def ensure_capture(packets: int, seed: int) -> tuple[Path, dict, bool]:
+    """Return (path, generator metadata, generated_now)."""
+    path = capture_path(packets, seed)
+    meta = meta_path(path)
+    if path.exists() and meta.exists():
+        info = json.loads(meta.read_text())
+        if info.get("packets") == packets and info.get("generator_version") == GENERATOR_VERSION:
+            return path, info, False
+    OUT.mkdir(parents=True, exist_ok=True)
+    print(f"generating {path.name} ({packets} packets) ...", flush=True)
+    cmd = [sys.executable, str(HERE / "make_capture.py"), "--packets", str(packets), "--seed", str(seed), "--out", str(path)]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise SystemExit(f"make_capture.py failed:\n{res.stderr}")
+    info = json.loads(meta.read_text())
+    print(f"  {info['packets']} packets, {info['bytes'] / 1e6:.0f} MB, {info['connections']} connections in {info['generation_s']:.1f} s", flush=True)
+    return path, info, True
+
+
+def warm_page_cache(path: Path) -> None:
+    # Every peer should read from the page cache, not the first one from disk.
+    with open(path, "rb") as f:
+        while f.read(16 << 20):
+            pass
+
+
+def parse_time_v(text: str) -> dict[str, float]:
+    fields = {
+        "Maximum resident set size (kbytes)": "max_rss_kb",
+        "User time (seconds)": "user_s",
+        "System time (seconds)": "sys_s",
+    }
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        key, _, value = line.strip().rpartition(": ")
+        if key in fields:
+            out[fields[key]] = float(value)
+    return out
+
+
+def summarise(peer: str, stdout: str) -> str:
+    """One short line per peer that tells whether it saw the same capture."""
+    lines = [ln for ln in stdout.splitlines() if ln.strip()]
+    if peer == "tshark":
+        return f"{sum('<->' in ln for ln in lines)} conversations"
+    if peer == "pcapan" and lines:
+        return f"{lines[-1].strip()} connections"
+    return lines[-1].strip()[:80] if lines else ""
+
+
+def run_peer(peer: Peer, pcap: Path, packets: int, cpu: int | None, timeout: float) -> Run:
+    argv = [a.replace("{pcap}", str(pcap)) for a in peer.argv]
+    run = Run(peer=peer.name, capture=pcap.name, status="ok", what=peer.what, command=argv)
+    if peer.needs and shutil.which(peer.needs) is None:
+        run.status, run.error = "skipped", f"{peer.needs} not installed"
+        return run
+    with tempfile.TemporaryDirectory() as tmp:
+        time_file = Path(tmp) / "time.txt"
+        out_file = Path(tmp) / "stdout.txt"
+        err_file = Path(tmp) / "stderr.txt"
+        cmd = list(argv)
+        use_time = os.access(TIME_BIN, os.X_OK)
+        if use_time:
+            cmd = [TIME_BIN, "-v", "-o", str(time_file), *cmd]
+        if cpu is not None and shutil.which("taskset"):
+            cmd = ["taskset", "-c", str(cpu), *cmd]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+        with open(out_file, "wb") as out, open(err_file, "wb") as err:
+            stdout = subprocess.DEVNULL if peer.stdout_to_null else out
+            started = time.perf_counter()
+            proc = subprocess.Popen(cmd, stdout=stdout, stderr=err, cwd=REPO, env=env, start_new_session=True)
+            if use_time:
+                try:
+                    rc = proc.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    rc = None
+                usage = parse_time_v(time_file.read_text()) if time_file.exists() else {}
+            else:
+                # No GNU time: wait4() gives the same rusage for exactly this child.
+                rc, usage = _wait4(proc, timeout)
+            wall = time.perf_counter() - started
+        stdout_text = out_file.read_text(errors="replace")
+        stderr_text = err_file.read_text(errors="replace")
+    if rc is None:
+        run.status, run.error = "timeout", f"killed after {timeout:.0f} s"
+        return run
+    run.wall_s = round(wall, 3)
+    run.user_s = usage.get("user_s")
+    run.sys_s = usage.get("sys_s")
+    if "max_rss_kb" in usage:
+        run.max_rss_mb = round(usage["max_rss_kb"] / 1024, 1)
+    if rc != 0:
+        run.status = "failed"
+        tail = [ln for ln in stderr_text.splitlines() if ln.strip() and "Running as user" not in ln]
+        run.error = f"exit {rc}: " + " | ".join(tail[-3:])[-400:]
+        return run
+    run.packets_per_s = round(packets / wall, 1) if wall > 0 else None
+    run.result = summarise(peer.name, stdout_text)
+    return run
+
+
+def _wait4(proc: subprocess.Popen, timeout: float) -> tuple[int | None, dict[str, float]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return proc.returncode, {"max_rss_kb": ru.ru_maxrss, "user_s": ru.ru_utime, "sys_s": ru.ru_stime}
+        if time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            os.wait4(proc.pid, 0)
+            return None, {}
+        time.sleep(0.01)
+
+
+def tool_versions() -> dict[str, str]:
+    versions: dict[str, str] = {"python": platform.python_version()}
+    for tool, args in (("tshark", ["--version"]), ("tcptrace", ["-v"])):
+        if shutil.which(tool):
+            res = subprocess.run([tool, *args], capture_output=True, text=True, check=False)
+            first = (res.stdout or res.stderr).strip().splitlines()
+            versions[tool] = first[0] if first else "?"
+    try:
+        import dpkt
+
+        versions["dpkt"] = dpkt.__version__
+    except ImportError:
+        pass
+    res = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    versions["pcapan_commit"] = res.stdout.strip()
+    return versions
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_table(runs: list[Run], packets: int) -> None:
+    print(f"\n{packets} packets, one core each; ratio = pcapan packets/s / peer packets/s (>1: pcapan faster)\n")
+    header = (
+        f"{'peer':<10} {'status':<8} {'wall s':>8} {'cpu s':>8} {'packets/s':>12} "
+        f"{'pcapan vs peer':<26} {'peak RSS MB':>11}  result"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in runs:
+        if r.peer == "pcapan":
+            ratio = "-"
+        elif r.speed_ratio is not None:
+            ratio = f"pcapan is {r.speed_ratio:.2f}x {r.peer}"
+        else:
+            ratio = "n/a"
+        detail = r.result if r.status == "ok" else r.error
+        cpu_s = r.user_s + r.sys_s if r.user_s is not None and r.sys_s is not None else None
+        print(
+            f"{r.peer:<10} {r.status:<8} {fmt(r.wall_s, '.2f'):>8} {fmt(cpu_s, '.2f'):>8} "
+            f"{fmt(r.packets_per_s, ',.0f'):>12} {ratio:<26} {fmt(r.max_rss_mb, '.1f'):>11}  {detail[:90]}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--packets", type=int, default=None, help="packets in the 1x capture (default 1000000)")
+    ap.add_argument("--smoke", action="store_true", help=f"tiny capture ({SMOKE_PACKETS} packets) for CI; finishes in seconds")
+    ap.add_argument("--keep", action="store_true", help="keep captures generated by this run in benchmarks/out/ for the next run")
+    ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    ap.add_argument("--peers", default=None, help="comma-separated subset of: " + ",".join(p.name for p in peers()))
+    ap.add_argument("--no-2x", dest="two_x", action="store_false", help="skip the 2x capture and the memory check")
+    ap.add_argument("--timeout", type=float, default=3600.0, help="seconds before a peer is killed")
+    ap.add_argument("--strict", action="store_true", help="exit 1 if pcapan fails or misses the memory target")
+    args = ap.parse_args(argv)
+    packets = args.packets or (SMOKE_PACKETS if args.smoke else 1_000_000)
+
+    selected = peers()
+    if args.peers:
+        wanted = set(args.peers.split(","))
+        unknown = wanted - {p.name for p in selected}
+        if unknown:
+            ap.error(f"unknown peers: {', '.join(sorted(unknown))}")
+        selected = [p for p in selected if p.name in wanted]
+    cpu = pinned_cpu()
+    load_at_start = os.getloadavg()[0]
+    if load_at_start > 0.5:
+        # Pinning does not keep other processes off that core; wall-clock ratios get noisy.
+        print(f"note: load average {load_at_start:.1f} at start; compare wall s with cpu s in the table", file=sys.stderr)
+    if not os.access(TIME_BIN, os.X_OK):
+        print(f"note: {TIME_BIN} missing (Debian package 'time'); measuring with wait4() instead", file=sys.stderr)
+
+    generated: list[Path] = []
+    cap1, meta1, new = ensure_capture(packets, args.seed)
+    if new:
+        generated.append(cap1)
+    cap2 = meta2 = None
+    pcapan_peer = next((p for p in selected if p.name == "pcapan"), None)
+    if args.two_x and pcapan_peer:
+        cap2, meta2, new = ensure_capture(2 * packets, args.seed)
+        if new:
+            generated.append(cap2)
+
+    try:
+        runs: list[Run] = []
+        warm_page_cache(cap1)
+        for peer in selected:
+            print(f"running {peer.name} on {cap1.name} ...", flush=True)
+            runs.append(run_peer(peer, cap1, packets, cpu, args.timeout))
+        run2x = None
+        if cap2 is not None and pcapan_peer is not None:
+            warm_page_cache(cap2)
+            print(f"running pcapan on {cap2.name} (memory check) ...", flush=True)
+            run2x = run_peer(pcapan_peer, cap2, 2 * packets, cpu, args.timeout)
+    finally:
+        if not args.keep:
+            for path in generated:
+                path.unlink(missing_ok=True)
+                meta_path(path).unlink(missing_ok=True)
+
+    base = next((r for r in runs if r.peer == "pcapan" and r.status == "ok"), None)
+    for r in runs:
+        if base and r.peer != "pcapan" and r.packets_per_s:
+            r.speed_ratio = round(base.packets_per_s / r.packets_per_s, 3)
+    print_table(runs, packets)
+
+    memory: dict[str, object] = {"target": MEMORY_TARGET}
+    if run2x is not None:
+        memory["run_2x"] = asdict(run2x)
+        if base and run2x.status == "ok" and base.max_rss_mb and run2x.max_rss_mb:
+            ratio = run2x.max_rss_mb / base.max_rss_mb
+            memory.update(ratio=round(ratio, 3), ok=ratio <= MEMORY_TARGET)
+            verdict = "OK" if ratio <= MEMORY_TARGET else "OVER TARGET"
+            print(
+                f"\nmemory: pcapan peak RSS {run2x.max_rss_mb:.1f} MB on 2x / {base.max_rss_mb:.1f} MB on 1x "
+                f"= {ratio:.2f} (target <= {MEMORY_TARGET}) {verdict}; 2x speed {fmt(run2x.packets_per_s, ',.0f')} packets/s"
+            )
+            if args.smoke:
+                print("        (smoke capture: interpreter start-up dominates RSS, the ratio means little)")
+        else:
+            print(f"\nmemory: check not available (pcapan on 1x: {base.status if base else 'failed'}, on 2x: {run2x.status})")
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "packets": packets,
+        "smoke": args.smoke,
+        "pinned_cpu": cpu,
+        "cpu_model": cpu_model(),
+        "cpus_online": os.cpu_count(),
+        "loadavg_at_start": load_at_start,
+        "loadavg_at_end": os.getloadavg()[0],
+        "versions": tool_versions(),
+        "capture": {"file": cap1.name, **meta1},
+        "capture_2x": {"file": cap2.name, **meta2} if cap2 is not None and meta2 else None,
+        "runs": [asdict(r) for r in runs],
+        "memory": memory,
+    }
+    results = OUT / "results.json"
+    results.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"\nresults: {results.relative_to(REPO)}")
+    if args.strict and (base is None or memory.get("ok") is False):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
