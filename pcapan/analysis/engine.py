@@ -207,6 +207,21 @@ class Analyzer:
         starts_kd = np.ones(n, dtype=bool)
         starts_kd[1:] = kd_s[1:] != kd_s[:-1]
         interesting[order_kd[starts_kd]] = True
+        # A pure ACK whose sequence number is ahead of the data seen so far in its direction
+        # (the capture missed data) changes Zeek's last_seq: it must be seen in order.
+        seg_end = tp.seq + plen_a + ((flags & TCP_SYN) != 0) + ((flags & TCP_FIN) != 0)
+        s_end = seg_end[order_kd]
+        g_first = np.maximum.accumulate(np.where(starts_kd, np.arange(n), 0))
+        base = tp.seq[order_kd][g_first]
+        d = (s_end - base) % (1 << 32)
+        d = np.where(d >= (1 << 31), d - (1 << 32), d)
+        offs = np.cumsum(starts_kd).astype(np.int64) * (1 << 36)
+        run = np.maximum.accumulate(d + offs) - offs
+        prev = np.empty(n, dtype=np.int64)
+        prev[0] = 0
+        prev[1:] = run[:-1]
+        pure = (plen_a[order_kd] == 0) & ((flags[order_kd] & _CTRL) == 0)
+        interesting[order_kd[pure & ~starts_kd & (d > prev)]] = True
         order = np.argsort(inv, kind="stable")
         inv_s = inv[order]
         same = inv_s[1:] == inv_s[:-1]
@@ -262,7 +277,7 @@ class Analyzer:
             ep_stream = (conn.orig if is_orig else conn.resp).stream
             payload = mv[poff : poff + pcap] if (plen and ep_stream.sink is not None) else None
             options = mv[toff + 20 : toff + thl] if (fl & TCP_SYN and thl > 20) else None
-            conn.packet(is_orig, fl, seq, ack, win, plen, payload, options, iplen, t, fb + fno)
+            conn.packet(is_orig, fl, seq, ack, win, plen, payload, options, iplen, t, fb + fno, caplen=pcap)
             if fl & _CTRL and conn.close_reason and not conn.closed_ns:
                 conn.closed_ns = t
         if runs is not None:
@@ -296,7 +311,11 @@ class Analyzer:
         n = len(tp)
         flags = tp.flags
         plen = tp.payload_len
-        cand = (plen > 0) & ((flags & (_CTRL | TCP_ACK)) == TCP_ACK) & (tp.win != 0) & ~interesting_forced(interesting, plen, flags)
+        # A segment cut by the snap length is not data Zeek (or we) can count as delivered.
+        cand = (
+            (plen > 0) & ((flags & (_CTRL | TCP_ACK)) == TCP_ACK) & (tp.win != 0) & (tp.payload_cap >= plen)
+            & ~interesting_forced(interesting, plen, flags)
+        )
         # running count of control packets per flow key, in time order
         cc_sorted = np.cumsum(ctrl_s)
         cc = np.empty(n, dtype=np.int64)
@@ -326,7 +345,8 @@ class Analyzer:
             poff = int(tp.payload_off[i])
             payload = mv[poff : poff + int(tp.payload_cap[i])] if st.sink is not None else None
             conn.packet(is_orig, int(tp.flags[i]), int(tp.seq[i]), int(tp.ack[i]), int(tp.win[i]), plen,
-                        payload, None, int(tp.ip_len[i]), int(tp.ts_ns[i]), self._frame_base + int(tp.frame_no[i]))
+                        payload, None, int(tp.ip_len[i]), int(tp.ts_ns[i]), self._frame_base + int(tp.frame_no[i]),
+                        caplen=int(tp.payload_cap[i]))
 
     def _pure_acks(self, conns, slots, ais, ip_len, ts, ack, fno, fb) -> None:  # noqa: ANN001
         orig_is_a = np.array([c.orig_is_a for c in conns], dtype=bool)
@@ -466,7 +486,7 @@ class Analyzer:
             duration_s=(c.last_ns - c.start_ns) / 1e9,
             orig_bytes=o.size(),
             resp_bytes=r.size(),
-            missed_bytes=o.stream.gap_bytes + r.stream.gap_bytes,
+            missed_bytes=c.missed_bytes,
             orig_pkts=o.pkts,
             resp_pkts=r.pkts,
             orig_ip_bytes=o.ip_bytes,
@@ -594,12 +614,18 @@ class _BulkRuns:
         ep, peer = (conn.orig, conn.resp) if is_orig else (conn.resp, conn.orig)
         st = ep.stream
         first_i = int(sel[0])
-        if (
-            st.sink is not None or st.pending_bytes or st.fin_rel is not None or not st.started
-            or st.rel(int(tp.seq[first_i])) != st.next_rel
-        ):
+        first_seq = int(tp.seq[first_i])
+        future = False
+        if st.sink is not None or st.fin_rel is not None or not st.started:
             eng._slow_segments(conn, is_orig, sel.tolist(), tp)
             return
+        start = st.rel(first_seq)
+        if start != st.next_rel or st.pending_bytes:
+            if start > st.next_rel and start >= st.max_end:
+                future = True  # the run lies beyond a hole: buffered as one range
+            else:
+                eng._slow_segments(conn, is_orig, sel.tolist(), tp)
+                return
         last_i = int(sel[-1])
         t_last = int(tp.ts_ns[last_i])
         conn.bulk_data(
@@ -610,6 +636,9 @@ class _BulkRuns:
             last_ts=t_last,
             last_win=int(tp.win[last_i]),
             first_frame=eng._frame_base + int(tp.frame_no[first_i]),
+            first_seq=first_seq,
+            future=future,
+            ts_ns=t_last,
         )
         ps = peer.stream
         if ps.started:

@@ -595,9 +595,10 @@ class Connection:
         peer.ack_event(first_frame, max_ack, frames, acks)
 
     def bulk_data(self, is_orig: bool, *, count: int, nbytes: int, ip_bytes: int, last_ts: int,
-                  last_win: int, first_frame: int) -> None:
-        """Fold in a run of in-order data segments (ACK set, no SYN/FIN/RST, non-zero window)
-        that continue exactly where the stream stands; the engine checked that."""
+                  last_win: int, first_frame: int, first_seq: int, future: bool = False, ts_ns: int = 0) -> None:
+        """Fold in a run of contiguous data segments (ACK set, no SYN/FIN/RST, non-zero window)
+        starting at ``first_seq``: either exactly where the stream stands, or (``future``)
+        beyond a hole and beyond everything seen; the engine checked which."""
         ep, peer = (self.orig, self.resp) if is_orig else (self.resp, self.orig)
         ep.pkts += count
         ep.ip_bytes += ip_bytes
@@ -611,8 +612,12 @@ class Connection:
         if first_frame > self._last_frame:
             self._last_frame = first_frame
         st = ep.stream
-        start = ep.z_rel(_abs_seq(st, st.next_rel), ep.z_last)
-        st.advance(nbytes)
+        start = ep.z_rel(first_seq, ep.z_last)
+        if future:
+            rel = st.rel(first_seq)
+            st.extend_future(rel, rel + nbytes, ts_ns, count)
+        else:
+            st.advance(nbytes)
         if ep.state == RESET or nbytes <= 0:
             return
         # Zeek's update_last_seq per segment: in order, so a segment is a retransmission ('T')

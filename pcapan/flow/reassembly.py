@@ -25,7 +25,7 @@ cheap.
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_left, insort
 from typing import Protocol
 
 from pcapan.config import (
@@ -61,6 +61,7 @@ class Reassembler:
         "fin_rel",
         "ended",
         "_ooo",
+        "_ooo_pieces",
         "_ooo_bytes",
         "_tail",
         "delivered",
@@ -83,7 +84,11 @@ class Reassembler:
         self.max_end = 1  # one past the highest byte seen
         self.fin_rel: int | None = None
         self.ended = False
-        self._ooo: list[tuple[int, int, bytes | None]] = []  # (start, end, payload) sorted
+        # (start, end, payload, pieces) sorted by start; ``pieces`` counts the segment pieces an
+        # entry holds (sequence-only entries merge, so limits and counters count pieces, the
+        # same in both modes)
+        self._ooo: list[tuple[int, int, bytes | None, int]] = []
+        self._ooo_pieces = 0
         self._ooo_bytes = 0
         self._tail = b""  # the last delivered bytes, to tell a faithful retransmission from a conflicting one
         self.delivered = 0
@@ -294,8 +299,9 @@ class Reassembler:
     def _drain(self, ts_ns: int) -> None:
         ooo = self._ooo
         while ooo and ooo[0][0] <= self.next_rel:
-            s, e, p = ooo.pop(0)
+            s, e, p, k = ooo.pop(0)
             self._ooo_bytes -= e - s
+            self._ooo_pieces -= k
             if e <= self.next_rel:
                 continue
             if s < self.next_rel and p is not None:
@@ -310,7 +316,7 @@ class Reassembler:
         pieces: list[tuple[int, int]] = []
         conflict = False
         cur = start
-        for s, e, p in self._ooo:
+        for s, e, p, _k in self._ooo:
             if e <= cur:
                 continue
             if s >= end:
@@ -328,29 +334,72 @@ class Reassembler:
             pieces.append((cur, end))
         for s, e in pieces:
             chunk = bytes(payload[s - start : e - start]) if payload is not None else None
-            insort(self._ooo, (s, e, chunk), key=lambda t: t[0])
-            self._ooo_bytes += e - s
+            self._insert(s, e, chunk)
         return bool(pieces), conflict
+
+    def _insert(self, s: int, e: int, chunk: bytes | None, pieces: int = 1) -> None:
+        """Buffer [s, e); in sequence-only mode adjacent ranges merge into one entry, so a
+        run of segments beyond a hole costs one entry, however it arrives."""
+        ooo = self._ooo
+        self._ooo_bytes += e - s
+        self._ooo_pieces += pieces
+        if chunk is None:
+            if ooo and ooo[-1][1] == s and ooo[-1][2] is None:
+                last = ooo[-1]  # the common case: extending the last range
+                ooo[-1] = (last[0], e, None, last[3] + pieces)
+                return
+            i = bisect_left(ooo, s, key=lambda t: t[0])
+            if i > 0 and ooo[i - 1][1] == s and ooo[i - 1][2] is None:
+                i -= 1
+                s = ooo[i][0]
+                pieces += ooo[i][3]
+                del ooo[i]
+            if i < len(ooo) and ooo[i][0] == e and ooo[i][2] is None:
+                e = ooo[i][1]
+                pieces += ooo[i][3]
+                del ooo[i]
+            ooo.insert(i, (s, e, None, pieces))
+            return
+        insort(ooo, (s, e, chunk, pieces), key=lambda t: t[0])
+
+    def extend_future(self, start: int, end: int, ts_ns: int, segments: int = 1) -> None:
+        """Fast path: a contiguous run of segments [start, end) beyond everything seen so far
+        (``start >= max_end``, past a hole), in sequence-only mode.
+
+        Counts exactly as feeding the run's segments one by one would: each is a "future"
+        segment, which changes no counter; they are buffered as one range.
+        """
+        if self.sink is not None or self.fin_rel is not None or not self.started or start < self.max_end or start <= self.next_rel:
+            raise ValueError("extend_future() needs a sink-less stream, no FIN, and a run beyond a hole")
+        self._insert(start, end, None, segments)
+        self.max_end = end
+        self._enforce_limits(ts_ns)
 
     def _trim_after_fin(self) -> None:
         """Drop buffered bytes at or beyond the FIN (they arrived before we knew of it)."""
         fin = self.fin_rel
         if fin is None or not self._ooo or self._ooo[-1][1] <= fin:
             return
-        kept: list[tuple[int, int, bytes | None]] = []
-        for s, e, p in self._ooo:
+        kept: list[tuple[int, int, bytes | None, int]] = []
+        for s, e, p, k in self._ooo:
             if e <= fin:
-                kept.append((s, e, p))
+                kept.append((s, e, p, k))
                 continue
-            self.after_fin += 1
             self._ooo_bytes -= e - max(s, fin)
             if s < fin:
-                kept.append((s, fin, p[: fin - s] if p is not None else None))
+                # A merged sequence-only range: which pieces lie past the FIN is not known;
+                # count one, as for the piece a payload-mode entry would split.
+                self.after_fin += 1
+                kept.append((s, fin, p[: fin - s] if p is not None else None, max(k - 1, 1)))
+                self._ooo_pieces -= 1 if k > 1 else 0
+            else:
+                self.after_fin += k
+                self._ooo_pieces -= k
         self._ooo = kept
 
     def _enforce_limits(self, ts_ns: int) -> None:
         while self._ooo and (
-            self._ooo_bytes > MAX_OOO_BYTES_PER_DIRECTION or len(self._ooo) > MAX_OOO_SEGMENTS_PER_DIRECTION
+            self._ooo_bytes > MAX_OOO_BYTES_PER_DIRECTION or self._ooo_pieces > MAX_OOO_SEGMENTS_PER_DIRECTION
         ):
             s = self._ooo[0][0]
             if s > self.next_rel:
