@@ -20,6 +20,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import pcapan.io.pcap as pcap_mod
+import pcapan.io.pcapng as pcapng_mod
+from pcapan.errors import CaptureError
+from pcapan.io import FrameBatch, ReaderReport, open_capture
+from pcapan.io.pcapng import Interface, ts_units_to_ns
+
 from .captures_builder import (
     LINKTYPE_ETHERNET,
     LINKTYPE_NULL,
@@ -40,14 +49,6 @@ from .captures_builder import (
     shb,
     spb,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-import pcapan.io.pcap as pcap_mod
-import pcapan.io.pcapng as pcapng_mod
-from pcapan.errors import CaptureError
-from pcapan.io import FrameBatch, ReaderReport, open_capture
-from pcapan.io.pcapng import Interface, ts_units_to_ns
 
 TSHARK = shutil.which("tshark")
 CAPINFOS = shutil.which("capinfos")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from typing import BinaryIO, Protocol
@@ -51,10 +52,9 @@ class OpenedCapture:
             self.close()
 
     def close(self) -> None:
-        try:
+        # Closing a half-read decompressor may complain; the data we wanted is already out.
+        with contextlib.suppress(Exception):
             self._stream.close()
-        except Exception:  # noqa: BLE001 - closing a half-read decompressor may complain
-            pass
 
 
 def open_capture(source: str | os.PathLike[str] | BinaryIO) -> OpenedCapture:
