@@ -17,7 +17,7 @@ import numpy as np
 from pcapan.config import SWEEP_INTERVAL_S, TCP_CLOSE_LINGER_S, TCP_IDLE_TIMEOUT_S
 from pcapan.decode.packets import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Decoder, TcpPackets
 from pcapan.flow.community_id import community_id
-from pcapan.flow.conn import CLOSE_END, CLOSE_IDLE, CLOSE_REUSE, Connection, FlowKey
+from pcapan.flow.conn import CLOSE_END, CLOSE_IDLE, CLOSE_REUSE, INACTIVE, Connection, FlowKey
 from pcapan.io.batch import FrameBatch, ReadIssue
 from pcapan.model import AnomalyRecord, ConnRecord
 from pcapan.proto.detect import detect
@@ -200,46 +200,82 @@ class Analyzer:
         ts = tp.ts_ns
         plen_a = tp.payload_len
         ctrl = (flags & _CTRL) != 0
-        interesting = ctrl | (plen_a > 0) | (tp.win == 0)
+        # Packets that must go through the per-packet path; data segments may also take it.
+        force = ctrl | (tp.win == 0)
         kd = inv * 2 + a_is_src.astype(np.int64)
         order_kd = np.argsort(kd, kind="stable")
         kd_s = kd[order_kd]
         starts_kd = np.ones(n, dtype=bool)
         starts_kd[1:] = kd_s[1:] != kd_s[:-1]
-        interesting[order_kd[starts_kd]] = True
+        first_kd = order_kd[starts_kd]  # first packet of each (flow, direction), group order
+
+        # Connections open at the start of the batch, one dict lookup per flow (not per packet).
+        flows = self.flows
+        keys = list(zip(a_hi[first].tolist(), a_lo[first].tolist(), b_hi[first].tolist(),
+                        b_lo[first].tolist(), a_p[first].tolist(), b_p[first].tolist(), strict=True))
+        cur: dict[int, Connection | None] = {}
+        conns: list[Connection] = []
+        slot_of: dict[int, int] = {}
+        slot = np.full(n, -1, dtype=np.int64)
+        need = np.zeros(len(keys), dtype=bool)
+        idle = self.idle_ns
+        for k, (fk, t0) in enumerate(zip(keys, ts[first].tolist(), strict=True)):
+            c = flows.get(fk)
+            cur[k] = c
+            if c is None:
+                need[k] = True
+                continue
+            slot_of[id(c)] = len(conns)
+            slot[first[k]] = len(conns)
+            conns.append(c)
+            # A silent endpoint changes state on its first packet; an idle connection ends.
+            if c.orig.state == INACTIVE or c.resp.state == INACTIVE or t0 - c.last_ns > idle:
+                need[k] = True
+        force[first[need]] = True
+        force[first_kd[need[inv[first_kd]]]] = True
+
         # A pure ACK whose sequence number is ahead of the data seen so far in its direction
-        # (the capture missed data) changes Zeek's last_seq: it must be seen in order.
+        # (the capture missed data) changes Zeek's last_seq: it must be seen in order. "Seen so
+        # far" starts from the connection's state before the batch.
+        base_g = tp.seq[first_kd].copy()
+        g_known = ~need[inv[first_kd]]
+        if g_known.any():
+            for g in np.nonzero(g_known)[0].tolist():
+                j = int(first_kd[g])
+                c = cur[int(inv[j])]
+                ep = c.orig if bool(a_is_src[j]) == c.orig_is_a else c.resp  # type: ignore[union-attr]
+                base_g[g] = (ep.z_start + ep.z_last) & 0xFFFFFFFF
         seg_end = tp.seq + plen_a + ((flags & TCP_SYN) != 0) + ((flags & TCP_FIN) != 0)
         s_end = seg_end[order_kd]
-        g_first = np.maximum.accumulate(np.where(starts_kd, np.arange(n), 0))
-        base = tp.seq[order_kd][g_first]
-        d = (s_end - base) % (1 << 32)
+        group_kd = np.cumsum(starts_kd) - 1
+        d = (s_end - base_g[group_kd]) % (1 << 32)
         d = np.where(d >= (1 << 31), d - (1 << 32), d)
-        offs = np.cumsum(starts_kd).astype(np.int64) * (1 << 36)
+        offs = group_kd.astype(np.int64) * (1 << 36)
         run = np.maximum.accumulate(d + offs) - offs
         prev = np.empty(n, dtype=np.int64)
         prev[0] = 0
         prev[1:] = run[:-1]
+        prev[starts_kd] = 0
         pure = (plen_a[order_kd] == 0) & ((flags[order_kd] & _CTRL) == 0)
-        interesting[order_kd[pure & ~starts_kd & (d > prev)]] = True
+        ahead = pure & (d > prev)
+        ahead &= ~starts_kd | g_known[group_kd]
+        force[order_kd[ahead]] = True
+
         order = np.argsort(inv, kind="stable")
         inv_s = inv[order]
         same = inv_s[1:] == inv_s[:-1]
         ctrl_s = ctrl[order]
-        late = (ts[order][1:] - ts[order][:-1]) > self.idle_ns
-        interesting[order[1:][same & (ctrl_s[:-1] | late)]] = True
+        late = (ts[order][1:] - ts[order][:-1]) > idle
+        force[order[1:][same & (ctrl_s[:-1] | late)]] = True
+        interesting = force | (plen_a > 0)
         if self.fold_bulk:
-            bulk = self._bulk_candidates(tp, order, ctrl_s, order_kd, kd_s, interesting)
+            bulk = self._bulk_candidates(tp, order, ctrl_s, order_kd, kd_s, force)
         else:
             bulk = np.zeros(n, dtype=bool)
         interesting &= ~bulk
         runs = _BulkRuns(tp, order_kd, kd_s, starts_kd, bulk) if bulk.any() else None
 
         # Python path, packet by packet, in capture order.
-        conns: list[Connection] = []
-        slot_of: dict[int, int] = {}
-        slot = np.full(n, -1, dtype=np.int64)
-        cur: dict[int, Connection | None] = {}
         idx = np.nonzero(interesting)[0]
         cols = [
             x[idx].tolist()
@@ -250,22 +286,14 @@ class Analyzer:
         mv = memoryview(data) if not isinstance(data, memoryview) else data
         self._mv = mv
         fb = self._frame_base
-        flows = self.flows
         for i, k, ais, fl, seq, ack, win, plen, pcap, poff, toff, thl, iplen, t, fno in zip(idx.tolist(), *cols, strict=True):
-            if k in cur:
-                conn = cur[k]
-            else:
-                j = int(first[k])
-                fkey = (int(a_hi[j]), int(a_lo[j]), int(b_hi[j]), int(b_lo[j]), int(a_p[j]), int(b_p[j]))
-                conn = flows.get(fkey)
-                cur[k] = conn
+            conn = cur[k]
             if conn is not None and runs is not None:
-                runs.flush_before(i, k, ais, bool(fl & _CTRL) or t - conn.last_ns > self.idle_ns, conn, self)
+                runs.flush_before(i, k, ais, bool(fl & _CTRL) or t - conn.last_ns > idle, conn, self)
             if conn is not None and self._ends_before(conn, fl, seq, ais, t):
                 conn = None
             if conn is None:
-                j = int(first[k])
-                conn = self._new_conn(tp, j, ais, fl, plen, t)
+                conn = self._new_conn(tp, int(first[k]), ais, fl, plen, t)
                 flows[conn._fkey] = conn  # type: ignore[attr-defined]
                 cur[k] = conn
             s = slot_of.get(id(conn))
@@ -299,14 +327,14 @@ class Analyzer:
         self._now = max(self._now, end_ts)
 
     def _bulk_candidates(self, tp: TcpPackets, order: np.ndarray, ctrl_s: np.ndarray, order_kd: np.ndarray,
-                         kd_s: np.ndarray, interesting: np.ndarray) -> np.ndarray:
-        """In-order data segments that can be folded in without looking at them one by one.
+                         kd_s: np.ndarray, forced: np.ndarray) -> np.ndarray:
+        """Data segments that can be folded in without looking at them one by one.
 
         A segment qualifies when it carries data with ACK and no SYN/FIN/RST, a non-zero window,
-        and continues exactly where the previous data segment of the same direction ended, with
-        no SYN/FIN/RST on the connection in between. Whether the stream really stands at that
-        point is checked when the run is folded in (``_BulkRuns``); if not, the segments take
-        the normal path.
+        all its bytes captured, and either is the first data of its direction in the batch or
+        continues exactly where the previous one ended with no SYN/FIN/RST on the connection in
+        between. Whether the stream really stands where a run starts is checked when the run is
+        folded in (``_BulkRuns``); if not, the segments take the normal path.
         """
         n = len(tp)
         flags = tp.flags
@@ -314,26 +342,30 @@ class Analyzer:
         # A segment cut by the snap length is not data Zeek (or we) can count as delivered.
         cand = (
             (plen > 0) & ((flags & (_CTRL | TCP_ACK)) == TCP_ACK) & (tp.win != 0) & (tp.payload_cap >= plen)
-            & ~interesting_forced(interesting, plen, flags)
+            & ~forced
         )
         # running count of control packets per flow key, in time order
         cc_sorted = np.cumsum(ctrl_s)
         cc = np.empty(n, dtype=np.int64)
         cc[order] = cc_sorted
-        data_sorted = order_kd[plen[order_kd] > 0]
-        if data_sorted.shape[0] < 2:
-            return np.zeros(n, dtype=bool)
+        has_data = plen[order_kd] > 0
+        data_sorted = order_kd[has_data]
+        bulk = np.zeros(n, dtype=bool)
+        if data_sorted.shape[0] == 0:
+            return bulk
+        kd_d = kd_s[has_data]
+        first_in_group = np.ones(data_sorted.shape[0], dtype=bool)
+        first_in_group[1:] = kd_d[1:] != kd_d[:-1]
+        chained = np.zeros(data_sorted.shape[0], dtype=bool)
         prev, cur = data_sorted[:-1], data_sorted[1:]
-        kd_d = kd_s[plen[order_kd] > 0]
-        ok = (
-            (kd_d[1:] == kd_d[:-1])
+        chained[1:] = (
+            ~first_in_group[1:]
             & (tp.seq[cur] == (tp.seq[prev] + plen[prev]) % (1 << 32))
             & (cc[cur] == cc[prev])
             & ((flags[prev] & _CTRL) == 0)
-            & cand[cur]
         )
-        bulk = np.zeros(n, dtype=bool)
-        bulk[cur[ok]] = True
+        ok = (first_in_group | chained) & cand[data_sorted]
+        bulk[data_sorted[ok]] = True
         return bulk
 
     def _slow_segments(self, conn: Connection, is_orig: bool, tp_idx: list[int], tp: TcpPackets) -> None:
@@ -528,12 +560,6 @@ class Analyzer:
         self.flows.clear()
 
 
-def interesting_forced(interesting: np.ndarray, plen: np.ndarray, flags: np.ndarray) -> np.ndarray:
-    """Packets marked interesting for a reason other than carrying data (first of a direction,
-    after a control packet, after an idle gap): these never join a bulk run."""
-    return interesting & ~((plen > 0) & ((flags & _CTRL) == 0))
-
-
 class _BulkRuns:
     """Prefix sums over bulk segments, grouped by (flow, direction) in time order.
 
@@ -616,7 +642,7 @@ class _BulkRuns:
         first_i = int(sel[0])
         first_seq = int(tp.seq[first_i])
         future = False
-        if st.sink is not None or st.fin_rel is not None or not st.started:
+        if st.sink is not None or st.fin_rel is not None or not st.started or ep.state == INACTIVE:
             eng._slow_segments(conn, is_orig, sel.tolist(), tp)
             return
         start = st.rel(first_seq)

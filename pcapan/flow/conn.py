@@ -292,7 +292,8 @@ class Connection:
         ep.ip_bytes += ip_len
         if not ep.first_ts:
             ep.first_ts = ts_ns
-        ep.last_ts = ts_ns
+        if ts_ns > ep.last_ts:  # folded runs may reach us out of capture order
+            ep.last_ts = ts_ns
         if frame_no > self._last_frame:
             self._last_frame = frame_no
         syn, fin, rst, has_ack = flags & SYN, flags & FIN, flags & RST, flags & ACK
@@ -360,7 +361,7 @@ class Connection:
         scale = ep.wscale or 0
         if win == 0 and not rst and peer.state != CLOSED and ep.state != RESET:
             self._scaled(frame_no, ep, "zw", "W", is_orig)
-        if not (self.orig.did_close and self.resp.did_close):
+        if not (self.orig.did_close and self.resp.did_close) and ts_ns > self.last_ns:
             self.last_ns = ts_ns
         if syn and options:
             o = parse_tcp_options(bytes(options))
