@@ -368,17 +368,15 @@ class Analyzer:
         bulk[data_sorted[ok]] = True
         return bulk
 
-    def _slow_segments(self, conn: Connection, is_orig: bool, tp_idx: list[int], tp: TcpPackets) -> None:
-        """Feed segments one by one (a bulk run whose stream was not where the run starts)."""
-        mv = self._mv
-        for i in tp_idx:
-            st = (conn.orig if is_orig else conn.resp).stream
-            plen = int(tp.payload_len[i])
-            poff = int(tp.payload_off[i])
-            payload = mv[poff : poff + int(tp.payload_cap[i])] if st.sink is not None else None
-            conn.packet(is_orig, int(tp.flags[i]), int(tp.seq[i]), int(tp.ack[i]), int(tp.win[i]), plen,
-                        payload, None, int(tp.ip_len[i]), int(tp.ts_ns[i]), self._frame_base + int(tp.frame_no[i]),
-                        caplen=int(tp.payload_cap[i]))
+    def _slow_segment(self, conn: Connection, is_orig: bool, i: int, tp: TcpPackets) -> None:
+        """Feed one segment of a bulk run through the per-packet path."""
+        st = (conn.orig if is_orig else conn.resp).stream
+        plen, poff, pcap, fl, seq, ack, win, iplen, t, fno = (
+            int(x[i]) for x in (tp.payload_len, tp.payload_off, tp.payload_cap, tp.flags, tp.seq, tp.ack,
+                                tp.win, tp.ip_len, tp.ts_ns, tp.frame_no)
+        )
+        payload = self._mv[poff : poff + pcap] if st.sink is not None else None
+        conn.packet(is_orig, fl, seq, ack, win, plen, payload, None, iplen, t, self._frame_base + fno, caplen=pcap)
 
     def _pure_acks(self, conns, slots, ais, ip_len, ts, ack, fno, fb) -> None:  # noqa: ANN001
         orig_is_a = np.array([c.orig_is_a for c in conns], dtype=bool)
@@ -633,36 +631,47 @@ class _BulkRuns:
                 self._fold(lo, hi, conn, ais, eng)
 
     def _fold(self, lo: int, hi: int, conn: Connection, ais: bool, eng: Analyzer) -> None:
-        """Fold the bulk segments at sorted positions [lo, hi) into ``conn``."""
+        """Fold the bulk segments at sorted positions [lo, hi) into ``conn``.
+
+        Segments go one by one while the stream is not where they start (a parser still reads
+        the stream, a hole is being filled, the endpoint is silent so far); the rest of the
+        run, once it continues the stream or lies wholly beyond a hole, is folded in at once.
+        """
         tp = self.tp
-        sel = self.order_kd[lo:hi][self.b[lo:hi]]
+        pos = lo + np.nonzero(self.b[lo:hi])[0]
+        sel = self.order_kd[pos]
         is_orig = ais == conn.orig_is_a
         ep, peer = (conn.orig, conn.resp) if is_orig else (conn.resp, conn.orig)
         st = ep.stream
-        first_i = int(sel[0])
-        first_seq = int(tp.seq[first_i])
+        seqs = tp.seq[sel].tolist()
+        m = len(seqs)
+        j = 0
         future = False
-        if st.sink is not None or st.fin_rel is not None or not st.started or ep.state == INACTIVE:
-            eng._slow_segments(conn, is_orig, sel.tolist(), tp)
+        while j < m:
+            if st.sink is None and st.fin_rel is None and st.started and ep.state != INACTIVE:
+                start = st.rel(seqs[j])
+                if start == st.next_rel and not st.pending_bytes:
+                    break
+                if start > st.next_rel and start >= st.max_end:
+                    future = True  # the rest lies beyond a hole: buffered as one range
+                    break
+            eng._slow_segment(conn, is_orig, int(sel[j]), tp)
+            j += 1
+        if j == m:
             return
-        start = st.rel(first_seq)
-        if start != st.next_rel or st.pending_bytes:
-            if start > st.next_rel and start >= st.max_end:
-                future = True  # the run lies beyond a hole: buffered as one range
-            else:
-                eng._slow_segments(conn, is_orig, sel.tolist(), tp)
-                return
+        p0 = int(pos[j])
+        first_i = int(sel[j])
         last_i = int(sel[-1])
         t_last = int(tp.ts_ns[last_i])
         conn.bulk_data(
             is_orig,
-            count=int(self.cs_cnt[hi] - self.cs_cnt[lo]),
-            nbytes=int(self.cs_len[hi] - self.cs_len[lo]),
-            ip_bytes=int(self.cs_ip[hi] - self.cs_ip[lo]),
+            count=int(self.cs_cnt[hi] - self.cs_cnt[p0]),
+            nbytes=int(self.cs_len[hi] - self.cs_len[p0]),
+            ip_bytes=int(self.cs_ip[hi] - self.cs_ip[p0]),
             last_ts=t_last,
             last_win=int(tp.win[last_i]),
             first_frame=eng._frame_base + int(tp.frame_no[first_i]),
-            first_seq=first_seq,
+            first_seq=seqs[j],
             future=future,
             ts_ns=t_last,
         )
