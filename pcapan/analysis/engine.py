@@ -603,6 +603,17 @@ class _BulkRuns:
         self.gstart_l = gstart.tolist()
         self.gend_l = self.gend.tolist()
         self.gidx = {kdv: g for g, kdv in enumerate(self.gkd.tolist())}
+        # The bulk segments in sorted order: the run in [lo, hi) is bulk_*[cnt_l[lo]:cnt_l[hi]].
+        bpos = np.nonzero(b)[0]
+        bidx = order_kd[bpos]
+        self.bulk_pos = bpos.tolist()
+        self.bulk_idx = bidx.tolist()
+        self.bulk_seq = tp.seq[bidx].tolist()
+        self.bulk_ts = tp.ts_ns[bidx].tolist()
+        self.bulk_win = tp.win[bidx].tolist()
+        self.bulk_frame = tp.frame_no[bidx].tolist()
+        self.len_l = self.cs_len.tolist()
+        self.ip_l = self.cs_ip.tolist()
 
     def flush_before(self, i: int, k: int, ais: bool, both: bool, conn: Connection, eng: Analyzer) -> None:
         """Fold the runs of flow ``k`` that precede packet ``i`` (its direction, or both)."""
@@ -638,16 +649,14 @@ class _BulkRuns:
         run, once it continues the stream or lies wholly beyond a hole, is folded in at once.
         """
         tp = self.tp
-        pos = lo + np.nonzero(self.b[lo:hi])[0]
-        sel = self.order_kd[pos]
+        b0, b1 = self.cnt_l[lo], self.cnt_l[hi]
+        seqs = self.bulk_seq
         is_orig = ais == conn.orig_is_a
         ep, peer = (conn.orig, conn.resp) if is_orig else (conn.resp, conn.orig)
         st = ep.stream
-        seqs = tp.seq[sel].tolist()
-        m = len(seqs)
-        j = 0
+        j = b0
         future = False
-        while j < m:
+        while j < b1:
             if st.sink is None and st.fin_rel is None and st.started and ep.state != INACTIVE:
                 start = st.rel(seqs[j])
                 if start == st.next_rel and not st.pending_bytes:
@@ -655,22 +664,21 @@ class _BulkRuns:
                 if start > st.next_rel and start >= st.max_end:
                     future = True  # the rest lies beyond a hole: buffered as one range
                     break
-            eng._slow_segment(conn, is_orig, int(sel[j]), tp)
+            eng._slow_segment(conn, is_orig, self.bulk_idx[j], tp)
             j += 1
-        if j == m:
+        if j == b1:
             return
-        p0 = int(pos[j])
-        first_i = int(sel[j])
-        last_i = int(sel[-1])
-        t_last = int(tp.ts_ns[last_i])
+        p0 = self.bulk_pos[j]
+        last = b1 - 1
+        t_last = self.bulk_ts[last]
         conn.bulk_data(
             is_orig,
-            count=int(self.cs_cnt[hi] - self.cs_cnt[p0]),
-            nbytes=int(self.cs_len[hi] - self.cs_len[p0]),
-            ip_bytes=int(self.cs_ip[hi] - self.cs_ip[p0]),
+            count=b1 - j,
+            nbytes=self.len_l[hi] - self.len_l[p0],
+            ip_bytes=self.ip_l[hi] - self.ip_l[p0],
             last_ts=t_last,
-            last_win=int(tp.win[last_i]),
-            first_frame=eng._frame_base + int(tp.frame_no[first_i]),
+            last_win=self.bulk_win[last],
+            first_frame=eng._frame_base + self.bulk_frame[j],
             first_seq=seqs[j],
             future=future,
             ts_ns=t_last,
