@@ -148,3 +148,32 @@ def read_fully(stream: BinaryIO, n: int, name: str) -> bytes:
         # A corrupt or cut compressed stream: report it; the caller treats it as truncation.
         raise DecompressError(f"{name}: decompression failed ({exc})", b"".join(parts)) from None
     return b"".join(parts) if len(parts) != 1 else parts[0]
+
+
+def read_chunk(stream: BinaryIO, carry: bytes, n: int, name: str) -> bytearray | bytes:
+    """``carry`` followed by up to ``n`` more bytes of ``stream``.
+
+    Plain files are read straight into one buffer behind the carry, so the 8 MiB chunk is never
+    copied again; decompressors go through :func:`read_fully` (which keeps what was decoded
+    before a failure).
+    """
+    if isinstance(stream, io.BufferedReader):
+        lc = len(carry)
+        buf = bytearray(lc + n)
+        buf[:lc] = carry
+        view = memoryview(buf)
+        got = lc
+        try:
+            while got < lc + n:
+                k = stream.readinto(view[got:])
+                if not k:
+                    break
+                got += k
+        except OSError as exc:
+            view.release()
+            raise DecompressError(f"{name}: read failed ({exc.strerror or exc})", bytes(buf[lc:got])) from None
+        view.release()
+        del buf[got:]
+        return buf
+    chunk = read_fully(stream, n, name)
+    return carry + chunk if carry else chunk

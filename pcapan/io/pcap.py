@@ -15,7 +15,7 @@ import numpy as np
 from pcapan.config import MAX_RECORD_BYTES, READ_CHUNK_BYTES, RESYNC_WINDOW_BYTES
 from pcapan.errors import CaptureError
 from pcapan.io.batch import FrameBatch, ReaderReport, ReadIssue
-from pcapan.io.compressed import read_fully
+from pcapan.io.compressed import read_chunk
 
 MAGICS: dict[bytes, tuple[str, int]] = {
     # magic bytes as stored -> (byte order, nanoseconds per fractional unit)
@@ -50,6 +50,7 @@ class PcapReader:
         self.snaplen = snaplen if snaplen else MAX_RECORD_BYTES
         self._hdr = struct.Struct(order + "IIII")
         self._caplen_at = struct.Struct(order + "I")
+        self._next_len = struct.Struct(order + "8xI").unpack_from
 
     def _plausible(self, buf: bytes, pos: int, last_sec: int) -> bool:
         if pos + RECORD_HEADER_LEN > len(buf):
@@ -81,49 +82,45 @@ class PcapReader:
         offsets: list[int] = []
         cut = ""  # decompression failure message: the stream ends after this chunk
         while not eof:
+            lc = len(carry)
             try:
-                chunk = read_fully(self._stream, READ_CHUNK_BYTES, self.name)
+                buf = read_chunk(self._stream, carry, READ_CHUNK_BYTES, self.name)
             except CaptureError as exc:
                 # Keep what was decoded before the failure; it is reported below as truncation.
-                chunk = getattr(exc, "partial", b"")
+                buf = carry + getattr(exc, "partial", b"")
                 cut = str(exc)
-            self.report.bytes_read += len(chunk)
-            eof = len(chunk) == 0 or bool(cut)
-            buf = carry + chunk if carry else chunk
+            got = len(buf) - lc
+            self.report.bytes_read += got
+            eof = got == 0 or bool(cut)
             n = len(buf)
             pos = 0
             offsets = []
-            append = offsets.append
-            limit = n - RECORD_HEADER_LEN
-            while pos <= limit:
-                caplen = caplen_at(buf, pos + 8)[0]
-                if caplen > MAX_RECORD_BYTES:
-                    if len(buf) - pos < RESYNC_WINDOW_BYTES and not eof:
-                        # Search once more bytes are in; keep this tail as carry. The issue is
-                        # recorded on that later pass, so it is reported once, not twice.
-                        break
-                    sec = self._hdr.unpack_from(buf, pos)[0]
-                    self.report.issues.append(
-                        ReadIssue(
-                            "bad_record_length",
-                            f"record header claims {caplen} captured bytes at file offset "
-                            f"~{self.report.bytes_read - len(chunk) - len(carry) + pos}",
-                            frame_no + len(offsets),
-                        )
-                    )
-                    nxt = self._resync(buf, pos + 1, last_sec or sec)
-                    if nxt < 0:
-                        self.report.issues[-1].fatal = True
-                        eof = True
-                        pos = n
-                        break
-                    pos = nxt
-                    continue
-                end = pos + RECORD_HEADER_LEN + caplen
-                if end > n:
+            while True:
+                found, pos, bad = self._walk(buf, pos, n)
+                offsets.extend(found)
+                if not bad:
                     break
-                append(pos)
-                pos = end
+                caplen = caplen_at(buf, pos + 8)[0]
+                if len(buf) - pos < RESYNC_WINDOW_BYTES and not eof:
+                    # Search once more bytes are in; keep this tail as carry. The issue is
+                    # recorded on that later pass, so it is reported once, not twice.
+                    break
+                sec = self._hdr.unpack_from(buf, pos)[0]
+                self.report.issues.append(
+                    ReadIssue(
+                        "bad_record_length",
+                        f"record header claims {caplen} captured bytes at file offset "
+                        f"~{self.report.bytes_read - got - lc + pos}",
+                        frame_no + len(offsets),
+                    )
+                )
+                nxt = self._resync(buf, pos + 1, last_sec or sec)
+                if nxt < 0:
+                    self.report.issues[-1].fatal = True
+                    eof = True
+                    pos = n
+                    break
+                pos = nxt
             carry = buf[pos:] if pos < n else b""
             if eof and (carry or cut):
                 dropped = (
@@ -145,6 +142,34 @@ class PcapReader:
                 last_sec = int(batch.ts_ns[-1] // 1_000_000_000)
                 self.report.frames += len(offsets)
                 yield batch
+
+    def _walk(self, buf: bytes, pos: int, n: int) -> tuple[list[int], int, bool]:
+        """Walk record headers from ``pos`` as fast as Python allows, then check the lengths
+        for the whole run at once.
+
+        Returns the offsets of complete records with plausible lengths, where the walk stopped
+        (the start of an incomplete record, or of the first record with an impossible length),
+        and whether it stopped at such a record.
+        """
+        skip = self._next_len
+        offsets: list[int] = []
+        append = offsets.append
+        limit = n - RECORD_HEADER_LEN
+        while pos <= limit:
+            append(pos)
+            pos += RECORD_HEADER_LEN + skip(buf, pos)[0]
+        if not offsets:
+            return offsets, pos, False
+        off = np.asarray(offsets, dtype=np.int64)
+        u8 = np.frombuffer(buf, dtype=np.uint8)
+        cl = u8[off[:, None] + np.arange(8, 12, dtype=np.int64)[None, :]].copy().view(self._order + "u4").reshape(-1)
+        bad = cl > MAX_RECORD_BYTES
+        if bad.any():
+            k = int(np.argmax(bad))
+            return offsets[:k], offsets[k], True
+        if offsets[-1] + RECORD_HEADER_LEN + int(cl[-1]) > n:
+            return offsets[:-1], offsets[-1], False
+        return offsets, pos, False
 
     def _batch(self, buf: bytes, offsets: list[int], frame_no: int) -> FrameBatch:
         off = np.asarray(offsets, dtype=np.int64)
