@@ -232,7 +232,12 @@ class Analyzer:
             if c.orig.state == INACTIVE or c.resp.state == INACTIVE or t0 - c.last_ns > idle:
                 need[k] = True
         force[first[need]] = True
-        force[first_kd[need[inv[first_kd]]]] = True
+        # A silent endpoint's first packet changes its state (INACTIVE -> PARTIAL/ESTABLISHED).
+        # A flow that starts with a bare SYN is the exception worth knowing: its originator is
+        # SYN_SENT from then on and its responder speaks first with a SYN-ACK (control, forced).
+        bare_syn = (flags[first] & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) == TCP_SYN
+        need_kd = need & ~(bare_syn & np.array([c is None for c in cur.values()], dtype=bool))
+        force[first_kd[need_kd[inv[first_kd]]]] = True
 
         # A pure ACK whose sequence number is ahead of the data seen so far in its direction
         # (the capture missed data) changes Zeek's last_seq: it must be seen in order. "Seen so
@@ -266,7 +271,7 @@ class Analyzer:
         same = inv_s[1:] == inv_s[:-1]
         ctrl_s = ctrl[order]
         late = (ts[order][1:] - ts[order][:-1]) > idle
-        force[order[1:][same & (ctrl_s[:-1] | late)]] = True
+        force[order[1:][same & late]] = True
         interesting = force | (plen_a > 0)
         if self.fold_bulk:
             bulk = self._bulk_candidates(tp, order, ctrl_s, order_kd, kd_s, force)
@@ -401,12 +406,20 @@ class Analyzer:
         rel = ref_rel[ginv] + d
         mx = np.full(ug.shape[0], np.iinfo(np.int64).min, dtype=np.int64)
         np.maximum.at(mx, ginv, rel)
+        # Per group, its ACKs in capture order (frame, relative ack): a content gap is pinned on
+        # the ACK that revealed it, not on the first of the group.
+        by_group = np.argsort(ginv, kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(count)]).tolist()
+        frames_g = (fno[by_group] + fb)
+        rel_g = rel[by_group]
         for j, gv in enumerate(ug.tolist()):
             c = conns[gv >> 1]
             f0 = int(gfirst[j])
+            lo, hi = bounds[j], bounds[j + 1]
             c.pure_acks(
                 bool(gv & 1), int(count[j]), int(nbytes[j]), int(ts[f0]), int(last[j]),
                 int(mx[j]) if refs[j][2] else 0, fb + int(fno[f0]),
+                frames=frames_g[lo:hi], acks=rel_g[lo:hi],
             )
 
     def _ends_before(self, conn: Connection, fl: int, seq: int, ais: bool, t: int) -> bool:
