@@ -245,11 +245,14 @@ class Analyzer:
         base_g = tp.seq[first_kd].copy()
         g_known = ~need[inv[first_kd]]
         if g_known.any():
-            for g in np.nonzero(g_known)[0].tolist():
-                j = int(first_kd[g])
-                c = cur[int(inv[j])]
-                ep = c.orig if bool(a_is_src[j]) == c.orig_is_a else c.resp  # type: ignore[union-attr]
-                base_g[g] = (ep.z_start + ep.z_last) & 0xFFFFFFFF
+            gk = np.nonzero(g_known)[0]
+            jk = first_kd[gk]
+            vals = []
+            for k, ais in zip(inv[jk].tolist(), a_is_src[jk].tolist(), strict=True):
+                c = cur[k]
+                ep = c.orig if ais == c.orig_is_a else c.resp  # type: ignore[union-attr]
+                vals.append(ep.z_start + ep.z_last)
+            base_g[gk] = np.asarray(vals, dtype=np.int64) & 0xFFFFFFFF
         seg_end = tp.seq + plen_a + ((flags & TCP_SYN) != 0) + ((flags & TCP_FIN) != 0)
         s_end = seg_end[order_kd]
         group_kd = np.cumsum(starts_kd) - 1
@@ -291,10 +294,16 @@ class Analyzer:
         mv = memoryview(data) if not isinstance(data, memoryview) else data
         self._mv = mv
         fb = self._frame_base
-        for i, k, ais, fl, seq, ack, win, plen, pcap, poff, toff, thl, iplen, t, fno in zip(idx.tolist(), *cols, strict=True):
+        if runs is not None:
+            rpos, rgrp = runs.where(idx)
+        else:
+            rpos = rgrp = [0] * idx.shape[0]
+        for i, k, ais, fl, seq, ack, win, plen, pcap, poff, toff, thl, iplen, t, fno, rp, rg in zip(
+            idx.tolist(), *cols, rpos, rgrp, strict=True
+        ):
             conn = cur[k]
             if conn is not None and runs is not None:
-                runs.flush_before(i, k, ais, bool(fl & _CTRL) or t - conn.last_ns > idle, conn, self)
+                runs.flush_before(i, rp, rg, k, ais, bool(fl & _CTRL) or t - conn.last_ns > idle, conn, self)
             if conn is not None and self._ends_before(conn, fl, seq, ais, t):
                 conn = None
             if conn is None:
@@ -610,8 +619,6 @@ class _BulkRuns:
         self.first_ack = first_ack
         self.applied: dict[int, int] = {}  # group -> sorted position up to which runs were folded
         # Python lists for the per-packet lookups (numpy scalar indexing costs ~10x more).
-        self.pos_l = pos.tolist()
-        self.group_l = group.tolist()
         self.cnt_l = self.cs_cnt.tolist()
         self.gstart_l = gstart.tolist()
         self.gend_l = self.gend.tolist()
@@ -628,10 +635,15 @@ class _BulkRuns:
         self.len_l = self.cs_len.tolist()
         self.ip_l = self.cs_ip.tolist()
 
-    def flush_before(self, i: int, k: int, ais: bool, both: bool, conn: Connection, eng: Analyzer) -> None:
-        """Fold the runs of flow ``k`` that precede packet ``i`` (its direction, or both)."""
-        p = self.pos_l[i]
-        g = self.group_l[p]
+    def where(self, idx: np.ndarray) -> tuple[list[int], list[int]]:
+        """Sorted position and group of each of the packets ``idx`` (the interesting ones)."""
+        p = self.pos[idx]
+        return p.tolist(), self.group[p].tolist()
+
+    def flush_before(self, i: int, p: int, g: int, k: int, ais: bool, both: bool, conn: Connection,
+                     eng: Analyzer) -> None:
+        """Fold the runs of flow ``k`` that precede packet ``i`` (sorted position ``p`` in group
+        ``g``): its direction's, or both directions'."""
         self._flush(g, p, conn, ais, eng)
         self.applied[g] = p + 1
         if both:
