@@ -306,3 +306,19 @@ def test_memory_follows_open_flows(tmp_path: Path) -> None:
     eng.finish()
     assert len(eng.connections) == 300
     assert peak <= 20
+
+
+def test_new_connection_oriented_by_its_own_first_packet(tmp_path: Path) -> None:
+    """The 5-tuple's first packet in the capture came from the server (an old connection seen
+    mid-stream, then reset); the client's new SYN must still make the client the originator."""
+    old = Conv()
+    old.send(False, "PA", RESP)  # server -> client, picked up mid-stream
+    old.send(True, "R", seq=old.cseq)  # client resets it
+    new = Conv(cisn=424_242, t=old.t + 1)
+    new.handshake()
+    new.close()
+    df = pcapan.analyze(write(tmp_path / "a.pcap", [old, new])).connections
+    assert len(df) == 2
+    r = df.iloc[1]
+    assert (r.orig_h, r.orig_p, r.resp_h, r.resp_p) == ("10.0.0.1", 40000, "10.0.0.2", 80)
+    assert r.history == "ShAFf" and r.conn_state == "SF"

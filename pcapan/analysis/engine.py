@@ -9,7 +9,7 @@ bulk of any bulk transfer, are folded into their connection per batch with vecto
 from __future__ import annotations
 
 import hashlib
-import ipaddress
+import socket
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -307,7 +307,7 @@ class Analyzer:
             if conn is not None and self._ends_before(conn, fl, seq, ais, t):
                 conn = None
             if conn is None:
-                conn = self._new_conn(tp, int(first[k]), ais, fl, plen, t)
+                conn = self._new_conn(tp, i, keys[k], ais, fl, t)
                 flows[conn._fkey] = conn  # type: ignore[attr-defined]
                 cur[k] = conn
             s = slot_of.get(id(conn))
@@ -386,7 +386,7 @@ class Analyzer:
         """Feed one segment of a bulk run through the per-packet path."""
         st = (conn.orig if is_orig else conn.resp).stream
         plen, poff, pcap, fl, seq, ack, win, iplen, t, fno = (
-            int(x[i]) for x in (tp.payload_len, tp.payload_off, tp.payload_cap, tp.flags, tp.seq, tp.ack,
+            x.item(i) for x in (tp.payload_len, tp.payload_off, tp.payload_cap, tp.flags, tp.seq, tp.ack,
                                 tp.win, tp.ip_len, tp.ts_ns, tp.frame_no)
         )
         payload = self._mv[poff : poff + pcap] if st.sink is not None else None
@@ -448,17 +448,18 @@ class Analyzer:
                 return True
         return False
 
-    def _new_conn(self, tp: TcpPackets, j: int, ais: bool, fl: int, plen: int, t: int) -> Connection:
-        src_is_orig = True
+    def _new_conn(self, tp: TcpPackets, i: int, fkey: tuple[int, ...], ais: bool, fl: int, t: int) -> Connection:
+        """A connection whose first packet is packet ``i`` (flow key ``fkey``, canonical order)."""
         partial = False
         syn, ack = fl & TCP_SYN, fl & TCP_ACK
-        sport, dport = int(tp.sport[j]), int(tp.dport[j])
+        sport, dport = tp.sport.item(i), tp.dport.item(i)
         if syn and not ack:
             src_is_orig = True
         elif syn and ack:
             src_is_orig = False  # a SYN-ACK comes from the responder
         else:
             partial = True
+            src_is_orig = True
             # Picked up mid-stream. Heuristic (stated in the README): the side on a port below
             # 1024, or the non-ephemeral side when exactly one port is ephemeral, is the server;
             # otherwise the sender of the first packet seen is the originator.
@@ -467,9 +468,9 @@ class Analyzer:
             elif (sport >= _EPHEMERAL_MIN) != (dport >= _EPHEMERAL_MIN):
                 src_is_orig = sport >= _EPHEMERAL_MIN
         orig_is_a = ais if src_is_orig else not ais
-        ipver = int(tp.ipver[j])
-        s_b = addr_bytes(int(tp.src_hi[j]), int(tp.src_lo[j]), ipver)
-        d_b = addr_bytes(int(tp.dst_hi[j]), int(tp.dst_lo[j]), ipver)
+        ipver = tp.ipver.item(i)
+        s_b = addr_bytes(tp.src_hi.item(i), tp.src_lo.item(i), ipver)
+        d_b = addr_bytes(tp.dst_hi.item(i), tp.dst_lo.item(i), ipver)
         if src_is_orig:
             key = FlowKey(ipver, s_b, sport, d_b, dport)
         else:
@@ -480,11 +481,7 @@ class Analyzer:
         if not src_is_orig:
             conn.flipped = True
             conn.history.append((0, -1, "^"))
-        a = (s_b, sport) if ais else (d_b, dport)
-        b = (d_b, dport) if ais else (s_b, sport)
-        conn._fkey = (  # type: ignore[attr-defined]
-            *_split(a[0], ipver), *_split(b[0], ipver), a[1], b[1]
-        )
+        conn._fkey = fkey  # type: ignore[attr-defined]
         conn.set_sink(True, _Detector(conn, True))
         conn.set_sink(False, _Detector(conn, False))
         return conn
@@ -529,9 +526,9 @@ class Analyzer:
             ts_ns=c.start_ns,
             uid=c.uid,
             community_id=community_id(proto, k.orig_h, k.resp_h, k.orig_p, k.resp_p),
-            orig_h=str(ipaddress.ip_address(k.orig_h)),
+            orig_h=_ntop(k.orig_h),
             orig_p=k.orig_p,
-            resp_h=str(ipaddress.ip_address(k.resp_h)),
+            resp_h=_ntop(k.resp_h),
             resp_p=k.resp_p,
             proto="tcp",
             service=c.service,
@@ -715,7 +712,6 @@ class _BulkRuns:
                 peer.max_ack_rel = a
 
 
-def _split(addr: bytes, ipver: int) -> tuple[int, int]:
-    if ipver == 4:
-        return 0, 0xFFFF00000000 | int.from_bytes(addr, "big")
-    return int.from_bytes(addr[:8], "big"), int.from_bytes(addr[8:], "big")
+def _ntop(addr: bytes) -> str:
+    """Printable address (RFC 5952 for IPv6, as Zeek and Wireshark print them)."""
+    return socket.inet_ntop(socket.AF_INET if len(addr) == 4 else socket.AF_INET6, addr)
