@@ -6,6 +6,7 @@ import bz2
 import gzip
 import io
 import lzma
+import mmap
 import os
 import sys
 import zlib
@@ -150,7 +151,7 @@ def read_fully(stream: BinaryIO, n: int, name: str) -> bytes:
     return b"".join(parts) if len(parts) != 1 else parts[0]
 
 
-def read_chunk(stream: BinaryIO, carry: bytes, n: int, name: str) -> bytearray | bytes:
+def read_chunk(stream: BinaryIO, carry: bytes, n: int, name: str) -> memoryview | bytes:
     """``carry`` followed by up to ``n`` more bytes of ``stream``.
 
     Plain files are read straight into one buffer behind the carry, so the 8 MiB chunk is never
@@ -159,9 +160,11 @@ def read_chunk(stream: BinaryIO, carry: bytes, n: int, name: str) -> bytearray |
     """
     if isinstance(stream, io.BufferedReader):
         lc = len(carry)
-        buf = bytearray(lc + n)
-        buf[:lc] = carry
+        # An anonymous mapping, not a heap block: it goes back to the OS as soon as the batch is
+        # dropped, so peak memory does not drift with malloc's adaptive mmap threshold.
+        buf = mmap.mmap(-1, lc + n)
         view = memoryview(buf)
+        view[:lc] = carry
         got = lc
         try:
             while got < lc + n:
@@ -170,10 +173,7 @@ def read_chunk(stream: BinaryIO, carry: bytes, n: int, name: str) -> bytearray |
                     break
                 got += k
         except OSError as exc:
-            view.release()
-            raise DecompressError(f"{name}: read failed ({exc.strerror or exc})", bytes(buf[lc:got])) from None
-        view.release()
-        del buf[got:]
-        return buf
+            raise DecompressError(f"{name}: read failed ({exc.strerror or exc})", bytes(view[lc:got])) from None
+        return view[:got]
     chunk = read_fully(stream, n, name)
     return carry + chunk if carry else chunk

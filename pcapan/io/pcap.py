@@ -121,7 +121,7 @@ class PcapReader:
                     pos = n
                     break
                 pos = nxt
-            carry = buf[pos:] if pos < n else b""
+            carry = bytes(buf[pos:]) if pos < n else b""
             if eof and (carry or cut):
                 dropped = (
                     f"capture ends inside a record ({len(carry)} bytes of a partial record dropped)"
