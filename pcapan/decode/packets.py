@@ -103,27 +103,33 @@ class DecodeStats:
         self.reassembled += other.reassembled
 
 
+def _g(u8: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Bytes at ``pos``. ``take(mode="clip")`` skips the per-element bounds error path that
+    plain fancy indexing has (measured ~2x faster); callers already mask out invalid rows."""
+    return u8.take(pos, mode="clip")
+
+
 def _u8(u8: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    return u8[pos].astype(I64)
+    return _g(u8, pos).astype(I64)
 
 
 def _be16(u8: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    return (u8[pos].astype(I64) << 8) | u8[pos + 1]
+    return (_g(u8, pos).astype(I64) << 8) | _g(u8, pos + 1)
 
 
 def _be32(u8: np.ndarray, pos: np.ndarray) -> np.ndarray:
     return (
-        (u8[pos].astype(I64) << 24)
-        | (u8[pos + 1].astype(I64) << 16)
-        | (u8[pos + 2].astype(I64) << 8)
-        | u8[pos + 3]
+        (_g(u8, pos).astype(I64) << 24)
+        | (_g(u8, pos + 1).astype(I64) << 16)
+        | (_g(u8, pos + 2).astype(I64) << 8)
+        | _g(u8, pos + 3)
     )
 
 
 def _be64(u8: np.ndarray, pos: np.ndarray) -> np.ndarray:
     out = np.zeros(pos.shape[0], dtype=U64)
     for k in range(8):
-        out = (out << U64(8)) | u8[pos + k].astype(U64)
+        out = (out << U64(8)) | _g(u8, pos + k).astype(U64)
     return out
 
 
@@ -168,10 +174,10 @@ class Decoder:
                     p = np.where(ok & (vlan | mpls), pos, 0)
                     # VLAN: the tag's last two bytes are the next ethertype. MPLS: pop labels until
                     # bottom-of-stack, then guess IPv4/IPv6 from the version nibble (as Wireshark).
-                    bos = (u8[p + 2] & 1).astype(bool)
+                    bos = (_g(u8, p + 2) & 1).astype(bool)
                     nxt_v = _be16(u8, p + 2)
                     after = np.where(ok & mpls & bos & (e > pos + 4), p + 4, 0)
-                    nib = (u8[after] >> 4).astype(I64)
+                    nib = (_g(u8, after) >> 4).astype(I64)
                     guess = np.where(nib == 4, lt.ETH_IPV4, np.where(nib == 6, lt.ETH_IPV6, 0))
                     et = np.where(vlan & ok, nxt_v, et)
                     et = np.where(mpls & ok & bos, guess, et)
@@ -182,7 +188,7 @@ class Decoder:
             elif linktype in (lt.NULL, lt.LOOP):
                 ok = e >= o + 4
                 safe = np.where(ok, o, 0)
-                b = [u8[safe + i].astype(I64) for i in range(4)]
+                b = [_g(u8, safe + i).astype(I64) for i in range(4)]
                 le = b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)
                 be = (b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]
                 fam = np.where(le < 256, le, be) if linktype == lt.NULL else be
@@ -192,7 +198,7 @@ class Decoder:
                 kind[sel] = np.where(ok, k, 0)
             elif linktype in lt.RAW_IP:
                 ok = e > o
-                nib = (u8[np.where(ok, o, 0)] >> 4).astype(I64)
+                nib = (_g(u8, np.where(ok, o, 0)) >> 4).astype(I64)
                 k = np.where(nib == 4, 4, np.where(nib == 6, 6, 0))
                 l3[sel] = np.where(ok & (k > 0), o, -1)
                 kind[sel] = np.where(ok, k, 0)

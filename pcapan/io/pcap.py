@@ -177,7 +177,7 @@ class PcapReader:
             return offsets, pos, False
         off = np.asarray(offsets, dtype=np.int64)
         u8 = np.frombuffer(buf, dtype=np.uint8)
-        cl = u8[off[:, None] + np.arange(8, 12, dtype=np.int64)[None, :]].copy().view(self._order + "u4").reshape(-1)
+        cl = u8.take(off[:, None] + np.arange(8, 12, dtype=np.int64)[None, :]).view(self._order + "u4").reshape(-1)
         bad = cl > MAX_RECORD_BYTES
         if bad.any():
             k = int(np.argmax(bad))
