@@ -60,10 +60,12 @@ def _progress_analyze(files: Sequence[str], show: bool, **kw: Any):  # noqa: ANN
     )
     if not big:
         return analyze(files, **kw)
+    from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
+    # On stderr, so that stdout stays clean for the summary or a pipe.
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-                  transient=True) as bar:
+                  transient=True, console=Console(stderr=True)) as bar:
         tasks: dict[str, Any] = {}
 
         def cb(name: str, done: int, total: int | None) -> None:
