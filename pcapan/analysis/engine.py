@@ -396,11 +396,20 @@ class Analyzer:
         orig_is_a = np.array([c.orig_is_a for c in conns], dtype=bool)
         is_orig = ais == orig_is_a[slots]
         g = slots * 2 + is_orig.astype(np.int64)
-        ug, gfirst, ginv = np.unique(g, return_index=True, return_inverse=True)
-        count = np.bincount(ginv)
-        nbytes = np.bincount(ginv, weights=ip_len).astype(np.int64)
-        last = np.zeros(ug.shape[0], dtype=np.int64)
-        np.maximum.at(last, ginv, ts)
+        # One stable sort groups the ACKs by (connection, direction), in capture order within a
+        # group; sums and maxima are then reduceat over the group starts (ufunc.at is slow).
+        by_group = np.argsort(g, kind="stable")
+        gs = g[by_group]
+        starts = np.ones(gs.shape[0], dtype=bool)
+        starts[1:] = gs[1:] != gs[:-1]
+        gstart = np.nonzero(starts)[0]
+        ug = gs[gstart]
+        ginv = np.empty(g.shape[0], dtype=np.int64)
+        ginv[by_group] = np.cumsum(starts) - 1
+        gfirst = by_group[gstart]
+        count = np.diff(np.append(gstart, gs.shape[0]))
+        nbytes = np.add.reduceat(ip_len[by_group], gstart)
+        last = np.maximum.reduceat(ts[by_group], gstart)
         # Relative ack per group: reference = the acknowledged peer stream's 32/64-bit anchor.
         refs = []
         for gv in ug.tolist():
@@ -413,21 +422,18 @@ class Analyzer:
         d = (ack - ref_seq[ginv]) % (1 << 32)
         d = np.where(d >= (1 << 31), d - (1 << 32), d)
         rel = ref_rel[ginv] + d
-        mx = np.full(ug.shape[0], np.iinfo(np.int64).min, dtype=np.int64)
-        np.maximum.at(mx, ginv, rel)
+        rel_g = rel[by_group]
+        mx = np.maximum.reduceat(rel_g, gstart)
         # Per group, its ACKs in capture order (frame, relative ack): a content gap is pinned on
         # the ACK that revealed it, not on the first of the group.
-        by_group = np.argsort(ginv, kind="stable")
-        bounds = np.concatenate([[0], np.cumsum(count)]).tolist()
-        frames_g = (fno[by_group] + fb)
-        rel_g = rel[by_group]
-        for j, gv in enumerate(ug.tolist()):
-            c = conns[gv >> 1]
-            f0 = int(gfirst[j])
+        bounds = np.append(gstart, gs.shape[0]).tolist()
+        frames_g = fno[by_group] + fb
+        cols = zip(ug.tolist(), count.tolist(), nbytes.tolist(), ts[gfirst].tolist(), last.tolist(),
+                   mx.tolist(), fno[gfirst].tolist(), refs, strict=True)
+        for j, (gv, cnt, nb, t0, t1, top, f0, ref) in enumerate(cols):
             lo, hi = bounds[j], bounds[j + 1]
-            c.pure_acks(
-                bool(gv & 1), int(count[j]), int(nbytes[j]), int(ts[f0]), int(last[j]),
-                int(mx[j]) if refs[j][2] else 0, fb + int(fno[f0]),
+            conns[gv >> 1].pure_acks(
+                bool(gv & 1), cnt, nb, t0, t1, top if ref[2] else 0, fb + f0,
                 frames=frames_g[lo:hi], acks=rel_g[lo:hi],
             )
 
