@@ -322,3 +322,18 @@ def test_new_connection_oriented_by_its_own_first_packet(tmp_path: Path) -> None
     r = df.iloc[1]
     assert (r.orig_h, r.orig_p, r.resp_h, r.resp_p) == ("10.0.0.1", 40000, "10.0.0.2", 80)
     assert r.history == "ShAFf" and r.conn_state == "SF"
+
+
+def test_hash_collisions_fall_back_to_the_full_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every flow hashing alike must still give the same table (grouping by the key itself)."""
+    import numpy as np
+
+    from pcapan.analysis import engine
+
+    convs = [simple(cport=41000 + i, t=1_700_000_000.0 + i * 0.01) for i in range(5)]
+    p = write(tmp_path / "c.pcap", convs)
+    normal = pcapan.analyze(p).connections
+    monkeypatch.setattr(engine, "_flow_hash", lambda *a: np.zeros(a[0].shape[0], dtype=np.uint64))
+    collided = pcapan.analyze(p).connections
+    assert len(normal) == 5
+    assert normal.equals(collided)

@@ -37,6 +37,15 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
+def _flow_hash(a_hi: np.ndarray, a_lo: np.ndarray, b_hi: np.ndarray, b_lo: np.ndarray, ports: np.ndarray) -> np.ndarray:
+    """64-bit hash of the canonical flow key (groups are verified against the key itself)."""
+    with np.errstate(over="ignore"):
+        return (
+            _mix(a_hi) ^ _mix(a_lo + np.uint64(0x9E3779B97F4A7C15)) ^ _mix(b_hi * np.uint64(3))
+            ^ _mix(b_lo * np.uint64(7)) ^ _mix(ports + np.uint64(11))
+        )
+
+
 def make_uid(key: FlowKey, start_ns: int) -> str:
     """Deterministic Zeek-style uid: same capture, same uids (also live vs. the file it wrote)."""
     h = hashlib.blake2b(
@@ -173,8 +182,7 @@ class Analyzer:
         a_p = np.where(a_is_src, tp.sport, tp.dport)
         b_p = np.where(a_is_src, tp.dport, tp.sport)
         ports = ((a_p << 16) | b_p).astype(np.uint64)
-        with np.errstate(over="ignore"):
-            h = _mix(a_hi) ^ _mix(a_lo + np.uint64(0x9E3779B97F4A7C15)) ^ _mix(b_hi * np.uint64(3)) ^ _mix(b_lo * np.uint64(7)) ^ _mix(ports + np.uint64(11))
+        h = _flow_hash(a_hi, a_lo, b_hi, b_lo, ports)
         if self.shard is not None:
             i, n = self.shard
             keep = (h % np.uint64(n)) == np.uint64(i)
@@ -185,7 +193,14 @@ class Analyzer:
                 )
                 if len(tp) == 0:
                     return
-        uniq, first, inv = np.unique(h, return_index=True, return_inverse=True)
+        # One stable sort groups packets by flow, in capture order within each flow.
+        order = np.argsort(h, kind="stable")
+        hs = h[order]
+        new_flow = np.ones(hs.shape[0], dtype=bool)
+        new_flow[1:] = hs[1:] != hs[:-1]
+        inv = np.empty(hs.shape[0], dtype=np.int64)
+        inv[order] = np.cumsum(new_flow) - 1
+        first = order[new_flow]
         rep = first[inv]
         if not (
             np.array_equal(a_hi[rep], a_hi) and np.array_equal(a_lo[rep], a_lo) and np.array_equal(b_hi[rep], b_hi)
@@ -195,6 +210,7 @@ class Analyzer:
             keys = np.stack([a_hi, a_lo, b_hi, b_lo, a_p.astype(np.uint64), b_p.astype(np.uint64)], axis=1)
             _, first, inv = np.unique(keys, axis=0, return_index=True, return_inverse=True)
             inv = inv.reshape(-1)
+            order = np.argsort(inv, kind="stable")
         n = len(tp)
         flags = tp.flags
         ts = tp.ts_ns
@@ -269,7 +285,6 @@ class Analyzer:
         ahead &= ~starts_kd | g_known[group_kd]
         force[order_kd[ahead]] = True
 
-        order = np.argsort(inv, kind="stable")
         inv_s = inv[order]
         same = inv_s[1:] == inv_s[:-1]
         ctrl_s = ctrl[order]
