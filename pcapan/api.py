@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -111,6 +113,26 @@ class Result:
         )
 
 
+# While a capture is read the cyclic garbage collector would run every 700 allocations and, now
+# and then, walk every long-lived object (callgrind: ~3.5% of all instructions). Finalised
+# connections break their own reference cycles (Connection.release), so reference counting
+# frees them; collections are made rare while reading, and objects older than the read are
+# left out of them. Both settings are restored afterwards.
+_GC_GEN0_WHILE_READING = 100_000
+
+
+@contextlib.contextmanager
+def _quiet_gc() -> Iterator[None]:
+    old = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(_GC_GEN0_WHILE_READING, old[1], old[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        gc.unfreeze()
+
+
 class Analyzer:
     """Incremental analysis: ``feed()`` frame batches (files or live capture), then ``finish()``."""
 
@@ -133,10 +155,11 @@ class Analyzer:
         """Read a whole capture file (or stream) into the analysis."""
         opened = open_capture(source)
         self.start_source(opened.name)
-        for batch in opened:
-            self._engine.feed(batch)
-            if progress is not None:
-                progress(opened.name, opened.consumed_bytes, opened.total_bytes)
+        with _quiet_gc():
+            for batch in opened:
+                self._engine.feed(batch)
+                if progress is not None:
+                    progress(opened.name, opened.consumed_bytes, opened.total_bytes)
         self._engine.add_read_issues(opened.report.issues)
         for issue in opened.report.issues:
             if issue.fatal:

@@ -536,6 +536,7 @@ class Analyzer:
                 self.anomalies.append(AnomalyRecord(conn.start_ns, conn.uid, 0, "seq_before_start",
                                                     f"{st.before_start} segment(s) from {side} before the initial sequence number",
                                                     self.source))
+        conn.release()
         if self.on_connection is not None:
             self.on_connection(rec)
 

@@ -671,5 +671,14 @@ class Connection:
             return "S1"
         return "OTH"
 
+    def release(self) -> None:
+        """Break the reference cycles (endpoint <-> peer, stream -> sink -> connection) once the
+        record is out, so reference counting frees the connection at once, without waiting for
+        the cyclic garbage collector."""
+        for ep in (self.orig, self.resp):
+            ep.stream.sink = None
+            ep.peer = None  # type: ignore[assignment]
+        self.detect = None
+
     def set_sink(self, is_orig: bool, sink: StreamSink | None) -> None:
         (self.orig if is_orig else self.resp).stream.sink = sink
