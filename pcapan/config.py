@@ -73,3 +73,25 @@ MAX_FRAGMENTS_PER_DATAGRAM = 2048
 # it the oldest are evicted (reported). Linux drops at 4 MiB (ipfrag_high_thresh) per host; a
 # passive observer sees many hosts, so 32 MiB, which still bounds memory under a flood.
 MAX_PENDING_FRAGMENT_BYTES = 32 * 1024 * 1024
+
+# --- proto: HTTP/1.x --------------------------------------------------------------------------
+# Bytes of one header section (start line + fields, or a trailer section) buffered before the
+# message is declared malformed. Servers reject far less (nginx: 4 x 8 KiB buffers, Apache
+# 100 fields x 8190 bytes, Node.js 16 KiB), so a real message never reaches 64 KiB; the bound
+# is what keeps a stream of garbage without a blank line from growing memory.
+HTTP_MAX_HEADER_BYTES = 64 * 1024
+# Header fields kept per section. Apache's LimitRequestFields is 100; the rest of an oversized
+# section is counted as an anomaly and dropped so that one message cannot cost unbounded work.
+HTTP_MAX_HEADER_FIELDS = 256
+# Requests waiting for their response on one connection. Pipelining clients keep a handful
+# outstanding (the pipelined sample has 3); beyond this the oldest is reported unanswered so a
+# request flood that is never answered cannot grow the pairing queue without end.
+HTTP_MAX_PENDING_REQUESTS = 128
+# Bytes a client sends after an Upgrade or CONNECT request, held until the response says whether
+# the tunnel opened (an optimistic TLS ClientHello, even a post-quantum one, is a few KiB).
+HTTP_MAX_PAUSED_BYTES = 64 * 1024
+# A chunk-size line (size plus extensions) longer than this is malformed; real ones are < 100.
+HTTP_MAX_CHUNK_LINE_BYTES = 4096
+# While resynchronising, at most this much of an unfinished line is kept to find the next
+# request or status line (nginx's default request-line buffer is 1 KiB, its large one 8 KiB).
+HTTP_RESYNC_KEEP_BYTES = 8 * 1024

@@ -1,0 +1,1123 @@
+"""Passive, two-sided, incremental, sans-IO HTTP/1.x parser for one TCP connection.
+
+The caller (the analyze layer) feeds each direction's reassembled bytes as they arrive, in
+capture order: ``data(is_orig, chunk, ts_ns)``, ``gap(is_orig, nbytes, ts_ns)`` and
+``end(is_orig, ts_ns)``. Every call returns a list of events (possibly empty): "need more bytes"
+is simply no event. ``is_orig`` is the client (request) direction.
+
+Design (after h11 and mitmproxy):
+- Each direction is a small state machine keyed by ``_State``; a whole header section is parsed
+  at once when its blank line has arrived (bounded by ``HTTP_MAX_HEADER_BYTES``).
+- Body framing is one pure function, :func:`expected_body_framing` (RFC 9112 section 6.3).
+- Requests wait in a FIFO until the response direction answers them (pipelining); the response
+  direction learns HEAD/CONNECT from the request it answers.
+- Malformed input raises :class:`~pcapan.errors.ParserError` internally; the public methods turn
+  it into an :class:`HttpAnomaly` and resynchronise at the next request or status line. No other
+  exception may escape (the fuzz tests enforce that).
+- Bodies are counted and hashed incrementally, never kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Literal
+
+from pcapan.config import (
+    HTTP_MAX_CHUNK_LINE_BYTES,
+    HTTP_MAX_HEADER_BYTES,
+    HTTP_MAX_HEADER_FIELDS,
+    HTTP_MAX_PAUSED_BYTES,
+    HTTP_MAX_PENDING_REQUESTS,
+    HTTP_RESYNC_KEEP_BYTES,
+)
+from pcapan.errors import ParserError
+
+Headers = tuple[tuple[str, str], ...]
+
+# --- events -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HttpTransaction:
+    """One request/response pair, or an orphan (response without request, request unanswered)."""
+
+    trans_depth: int
+    method: str | None = None
+    uri: str | None = None
+    target_form: str | None = None  # origin | absolute | authority | asterisk
+    host: str | None = None
+    request_version: str | None = None
+    response_version: str | None = None
+    user_agent: str | None = None
+    referrer: str | None = None
+    request_headers: Headers = ()
+    response_headers: Headers = ()
+    request_body_len: int | None = None
+    response_body_len: int | None = None
+    status_code: int | None = None
+    status_msg: str | None = None
+    info_codes: tuple[int, ...] = ()
+    content_type: str | None = None
+    content_length: int | None = None  # declared by the response (a HEAD response declares one)
+    transfer_encoding: str | None = None
+    content_encoding: str | None = None
+    chunk_count: int | None = None  # response chunks (None when not chunked)
+    trailer_names: tuple[str, ...] = ()
+    trailer_announced: str | None = None  # the response's Trailer header
+    expect: str | None = None
+    upgrade_requested: str | None = None  # the request's Upgrade header
+    upgrade: str | None = None  # protocol switched to by a 101
+    tunnel: str | None = None  # CONNECT target when the proxy answered 2xx
+    request_connection: str | None = None
+    response_connection: str | None = None
+    keep_alive: bool | None = None
+    pipelined: bool = False
+    pipeline_depth: int = 0
+    ts_request_start: int | None = None
+    ts_request_end: int | None = None
+    ts_response_start: int | None = None  # the final (non-1xx) response
+    ts_response_end: int | None = None
+    resp_body_sha256: str | None = None
+    partial: bool = False
+    flags: tuple[str, ...] = ()
+
+    @property
+    def has_request(self) -> bool:
+        return self.ts_request_start is not None or self.method is not None
+
+    @property
+    def has_response(self) -> bool:
+        return self.status_code is not None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAnomaly:
+    """Something wrong on the connection that is not (only) a flag of one transaction."""
+
+    kind: str
+    detail: str
+    ts_ns: int
+    is_orig: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HttpTunnel:
+    """HTTP parsing ended: a CONNECT tunnel opened or a 101 switched protocols."""
+
+    kind: Literal["connect", "upgrade"]
+    protocol: str  # Upgrade protocol (websocket, h2c, TLS/1.2, ...); "" for CONNECT
+    target: str | None  # CONNECT target (authority-form); None for an upgrade
+    trans_depth: int
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelData:
+    """Bytes of one direction after an :class:`HttpTunnel` (for content detection)."""
+
+    is_orig: bool
+    chunk: bytes
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelGap:
+    """A gap in one direction after an :class:`HttpTunnel` (to pass on to the inner parser)."""
+
+    is_orig: bool
+    nbytes: int
+    ts_ns: int
+
+
+Event = HttpTransaction | HttpAnomaly | HttpTunnel | TunnelData | TunnelGap
+
+# --- syntax (RFC 9110 5.6.2, RFC 9112 3, 4, 5, 7.1) --------------------------------------------
+
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_TOKEN_RE = re.compile(_TOKEN)
+_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([^\x00- \x7f]+) HTTP/([0-9])\.([0-9])")
+# Tolerated with a flag: several spaces or tabs between the parts, trailing whitespace.
+_REQUEST_LINE_LAX = re.compile(
+    rb"(" + _TOKEN + rb")[ \t]+([^\x00- \x7f]+)[ \t]+HTTP/([0-9])\.([0-9])[ \t]*"
+)
+# status-line = HTTP-version SP status-code SP [ reason-phrase ]; the reason may be empty.
+_STATUS_LINE = re.compile(rb"HTTP/([0-9])\.([0-9]) ([0-9]{3}) ([^\r\n]*)")
+_STATUS_LINE_LAX = re.compile(rb"HTTP/([0-9])\.([0-9])[ \t]+([0-9]{3})(?:[ \t]+([^\r\n]*))?")
+_HEAD_END = re.compile(rb"\n\r?\n")
+_CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(;[^\r\n]*)?")
+_DIGITS = re.compile(r"[0-9]{1,18}")
+# Plausible message starts for resynchronisation: at the buffer start or after a newline.
+_RESYNC_REQUEST = re.compile(
+    rb"(?:^|\n)" + _TOKEN + rb" [^\x00- \x7f]+ HTTP/[0-9]\.[0-9]\r?\n"
+)
+_RESYNC_RESPONSE = re.compile(rb"(?:^|\n)HTTP/[0-9]\.[0-9] [0-9]{3}[ \r\n]")
+
+
+# --- body framing -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BodyFraming:
+    """How the body of one message is delimited.
+
+    ``kind``: ``none`` (no body), ``length`` (``length`` bytes), ``chunked``, ``close`` (read
+    until the connection closes) or ``tunnel`` (the connection leaves HTTP after this head).
+    """
+
+    kind: Literal["none", "length", "chunked", "close", "tunnel"]
+    length: int = 0
+    flags: tuple[str, ...] = ()
+
+
+def _header_values(headers: Sequence[tuple[str, str]], name: str) -> list[str]:
+    """Comma-separated list elements of every field called ``name`` (RFC 9110 5.3, 5.6.1)."""
+    out: list[str] = []
+    for n, v in headers:
+        if n.lower() == name:
+            out.extend(p.strip() for p in v.split(",") if p.strip())
+    return out
+
+
+def expected_body_framing(
+    headers: Sequence[tuple[str, str]],
+    *,
+    request_method: str | None,
+    status_code: int | None,
+) -> BodyFraming:
+    """Body framing of a message by RFC 9112 section 6.3, as a pure function.
+
+    ``status_code`` is None for a request. For a response ``request_method`` is the method of
+    the request it answers (None when unknown, e.g. an orphan response). Unrecoverable framing
+    (a bad or conflicting Content-Length, a Transfer-Encoding not ending in chunked) is read
+    until close, with a flag: a passive observer cannot know more, and a server answers such a
+    request with 400 and closes, so nothing after it would be HTTP anyway.
+    """
+    if status_code is not None:
+        if status_code == 101:
+            return BodyFraming("tunnel")  # RFC 9110 15.2.2: the connection leaves HTTP
+        if request_method == "HEAD" or 100 <= status_code < 200 or status_code in (204, 304):
+            return BodyFraming("none")
+        if request_method == "CONNECT" and 200 <= status_code < 300:
+            return BodyFraming("tunnel")
+    te = [t.lower() for t in _header_values(headers, "transfer-encoding")]
+    cls = _header_values(headers, "content-length")
+    if te:
+        flags = ("te_and_cl",) if cls else ()  # request-smuggling indicator (RFC 9112 6.3 #3)
+        if te[-1] == "chunked":
+            if te.count("chunked") > 1:
+                flags += ("te_chunked_twice",)
+            return BodyFraming("chunked", flags=flags)
+        return BodyFraming("close", flags=flags + ("te_not_chunked",))
+    if cls:
+        if not all(_DIGITS.fullmatch(v) for v in cls):
+            return BodyFraming("close", flags=("cl_invalid",))
+        values = {int(v) for v in cls}
+        if len(values) > 1:
+            return BodyFraming("close", flags=("cl_mismatch",))
+        n = values.pop()
+        return BodyFraming("length", n) if n else BodyFraming("none")
+    if status_code is None:
+        return BodyFraming("none")
+    return BodyFraming("close")
+
+
+# --- head parsing -----------------------------------------------------------------------------
+
+
+def _parse_lines(raw: bytes, blank_bare: bool, flags: list[str]) -> list[bytes]:
+    """Split a header section into lines, accepting (and flagging) bare LF and bare CR."""
+    lines = raw.split(b"\n")
+    bare = blank_bare
+    out: list[bytes] = []
+    for ln in lines:
+        if ln.endswith(b"\r"):
+            ln = ln[:-1]
+        else:
+            bare = True
+        if b"\r" in ln:
+            # RFC 9112 2.2: a bare CR may be replaced by SP before the message is processed.
+            flags.append("bare_cr")
+            ln = ln.replace(b"\r", b" ")
+        out.append(ln)
+    if bare:
+        flags.append("bare_lf")
+    return out
+
+
+def _parse_fields(lines: Sequence[bytes], flags: list[str]) -> list[tuple[str, str]]:
+    """Field lines -> (name, value) in order; obs-fold joined with one space (RFC 9112 5.2)."""
+    fields: list[tuple[str, str]] = []
+    for ln in lines:
+        if ln[:1] in (b" ", b"\t"):
+            if not fields:
+                # RFC 9112 2.2: whitespace-led lines right after the start line are ignored.
+                flags.append("ws_after_start_line")
+                continue
+            flags.append("obs_fold")
+            name, value = fields[-1]
+            more = ln.strip(b" \t").decode("latin-1")
+            fields[-1] = (name, f"{value} {more}" if value else more)
+            continue
+        colon = ln.find(b":")
+        if colon <= 0:
+            flags.append("bad_header_line")
+            continue
+        name_b = ln[:colon]
+        if name_b[-1:] in (b" ", b"\t"):
+            flags.append("ws_before_colon")  # RFC 9112 5.1: servers must reject, we accept
+            name_b = name_b.rstrip(b" \t")
+        if not _TOKEN_RE.fullmatch(name_b):
+            flags.append("bad_header_name")
+            continue
+        if len(fields) >= HTTP_MAX_HEADER_FIELDS:
+            if "too_many_headers" not in flags:
+                flags.append("too_many_headers")
+            continue
+        fields.append((name_b.decode("ascii"), ln[colon + 1 :].strip(b" \t").decode("latin-1")))
+    return fields
+
+
+def _first(fields: Sequence[tuple[str, str]], name: str) -> str | None:
+    for n, v in fields:
+        if n.lower() == name:
+            return v
+    return None
+
+
+def _joined(fields: Sequence[tuple[str, str]], name: str) -> str | None:
+    vals = [v for n, v in fields if n.lower() == name]
+    return ", ".join(vals) if vals else None
+
+
+def _persistent(version: tuple[int, int], connection: str | None) -> bool:
+    """RFC 9112 9.3: does this message let the connection persist?"""
+    tokens = {t.strip().lower() for t in (connection or "").split(",")}
+    if "close" in tokens:
+        return False
+    if version >= (1, 1):
+        return True
+    return "keep-alive" in tokens  # HTTP/1.0 keep-alive (RFC 9112 C.2.2)
+
+
+# --- per-connection state ---------------------------------------------------------------------
+
+
+class _State(Enum):
+    START = 1  # waiting for / reading a header section
+    BODY_LEN = 2
+    CHUNK_SIZE = 3
+    CHUNK_DATA = 4
+    CHUNK_CRLF = 5
+    TRAILERS = 6
+    BODY_CLOSE = 7
+    PAUSED = 8  # request side after Upgrade/CONNECT, until the response decides
+    TUNNEL = 9
+    RESYNC = 10
+    DEAD = 11
+
+
+class _Tx:
+    """Mutable transaction under construction (frozen into :class:`HttpTransaction`)."""
+
+    __slots__ = (
+        "depth", "method", "uri", "target_form", "host", "req_version", "resp_version",
+        "req_headers", "resp_headers", "req_body_len", "resp_body_len", "status", "reason",
+        "info", "content_length", "chunk_count", "trailers", "upgrade", "tunnel", "pipelined",
+        "pipeline_depth", "ts_req_start", "ts_req_end", "ts_resp_start", "ts_resp_end",
+        "hasher", "partial", "flags", "req_done", "resp_done", "resp_close", "has_request",
+    )
+
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+        self.method: str | None = None
+        self.uri: str | None = None
+        self.target_form: str | None = None
+        self.host: str | None = None
+        self.req_version: tuple[int, int] | None = None
+        self.resp_version: tuple[int, int] | None = None
+        self.req_headers: list[tuple[str, str]] = []
+        self.resp_headers: list[tuple[str, str]] = []
+        self.req_body_len: int | None = None
+        self.resp_body_len: int | None = None
+        self.status: int | None = None
+        self.reason: str | None = None
+        self.info: list[int] = []
+        self.content_length: int | None = None
+        self.chunk_count: int | None = None
+        self.trailers: list[str] = []
+        self.upgrade: str | None = None
+        self.tunnel: str | None = None
+        self.pipelined = False
+        self.pipeline_depth = 0
+        self.ts_req_start: int | None = None
+        self.ts_req_end: int | None = None
+        self.ts_resp_start: int | None = None
+        self.ts_resp_end: int | None = None
+        self.hasher: hashlib._Hash | None = None
+        self.partial = False
+        self.flags: list[str] = []
+        self.req_done = False
+        self.resp_done = False
+        self.resp_close = False  # response delimited by close: the connection cannot persist
+        self.has_request = False
+
+    def flag(self, *names: str) -> None:
+        for n in names:
+            if n not in self.flags:
+                self.flags.append(n)
+
+    def freeze(self) -> HttpTransaction:
+        rq, rs = self.req_headers, self.resp_headers
+        keep: bool | None = None
+        if self.upgrade is not None or self.tunnel is not None:
+            keep = False  # the connection no longer carries HTTP
+        elif self.status is not None or self.has_request:
+            keep = not self.resp_close
+            if self.has_request and self.req_version is not None:
+                keep = keep and _persistent(self.req_version, _joined(rq, "connection"))
+            if self.resp_version is not None:
+                keep = keep and _persistent(self.resp_version, _joined(rs, "connection"))
+            if self.status is None:
+                keep = None  # unanswered: unknown
+        sha = None
+        if self.hasher is not None and self.resp_body_len:
+            sha = self.hasher.hexdigest()
+        v = self.req_version
+        rv = self.resp_version
+        return HttpTransaction(
+            trans_depth=self.depth,
+            method=self.method,
+            uri=self.uri,
+            target_form=self.target_form,
+            host=self.host,
+            request_version=f"{v[0]}.{v[1]}" if v else None,
+            response_version=f"{rv[0]}.{rv[1]}" if rv else None,
+            user_agent=_first(rq, "user-agent"),
+            referrer=_first(rq, "referer"),
+            request_headers=tuple(rq),
+            response_headers=tuple(rs),
+            request_body_len=self.req_body_len,
+            response_body_len=self.resp_body_len,
+            status_code=self.status,
+            status_msg=self.reason,
+            info_codes=tuple(self.info),
+            content_type=_first(rs, "content-type"),
+            content_length=self.content_length,
+            transfer_encoding=_joined(rs, "transfer-encoding"),
+            content_encoding=_joined(rs, "content-encoding"),
+            chunk_count=self.chunk_count,
+            trailer_names=tuple(self.trailers),
+            trailer_announced=_joined(rs, "trailer"),
+            expect=_first(rq, "expect"),
+            upgrade_requested=_joined(rq, "upgrade"),
+            upgrade=self.upgrade,
+            tunnel=self.tunnel,
+            request_connection=_joined(rq, "connection"),
+            response_connection=_joined(rs, "connection"),
+            keep_alive=keep,
+            pipelined=self.pipelined,
+            pipeline_depth=self.pipeline_depth,
+            ts_request_start=self.ts_req_start,
+            ts_request_end=self.ts_req_end,
+            ts_response_start=self.ts_resp_start,
+            ts_response_end=self.ts_resp_end,
+            resp_body_sha256=sha,
+            partial=self.partial,
+            flags=tuple(self.flags),
+        )
+
+
+class _Side:
+    """One direction's parser state."""
+
+    __slots__ = (
+        "is_orig", "buf", "state", "remaining", "scan", "started", "msg_ts", "outstanding",
+        "tx", "last_ts", "ended", "resynced", "msg_flags", "checked", "paused_for",
+    )
+
+    def __init__(self, is_orig: bool) -> None:
+        self.is_orig = is_orig
+        self.buf = bytearray()
+        self.state = _State.START
+        self.remaining = 0  # bytes left in a Content-Length body or a chunk
+        self.scan = 0  # where to continue searching for the end of the header section
+        self.started = False  # a message's first byte has been seen
+        self.msg_ts = 0  # timestamp of that first byte
+        self.outstanding = 0  # requests outstanding when this request's first byte arrived
+        self.tx: _Tx | None = None  # the transaction whose message this side is reading
+        self.last_ts = 0
+        self.ended = False
+        self.resynced = False  # the next message follows a resynchronisation
+        self.msg_flags: list[str] = []
+        self.checked = False  # the message's start line has been checked
+        self.paused_for: _Tx | None = None  # the Upgrade/CONNECT request a PAUSED side waits on
+
+
+class HttpConnection:
+    """Both directions of one HTTP/1.x connection; see the module docstring."""
+
+    __slots__ = ("_req", "_resp", "_awaiting", "_txs", "_depth", "_out", "_tunnel")
+
+    def __init__(self) -> None:
+        self._req = _Side(True)
+        self._resp = _Side(False)
+        self._awaiting: deque[_Tx] = deque()  # requests whose response has not started
+        self._txs: deque[_Tx] = deque()  # not yet emitted, in trans_depth order
+        self._depth = 0
+        self._out: list[Event] = []
+        self._tunnel = False
+
+    # -- public API ------------------------------------------------------------------------------
+    def data(self, is_orig: bool, chunk: bytes, ts_ns: int) -> list[Event]:
+        side = self._req if is_orig else self._resp
+        if not chunk or side.ended:
+            return []
+        side.last_ts = ts_ns
+        st = side.state
+        if st is _State.DEAD:
+            return []
+        if st is _State.TUNNEL:
+            return [TunnelData(is_orig, bytes(chunk), ts_ns)]
+        # Fast path: body bytes that need no buffering (large bodies never touch the buffer).
+        if not side.buf and st in (_State.BODY_LEN, _State.CHUNK_DATA, _State.BODY_CLOSE):
+            if st is _State.BODY_CLOSE:
+                self._body(side, chunk)
+                return []
+            if len(chunk) < side.remaining:
+                self._body(side, chunk)
+                side.remaining -= len(chunk)
+                return []
+        side.buf += chunk
+        self._run(side, ts_ns)
+        return self._take()
+
+    def gap(self, is_orig: bool, nbytes: int, ts_ns: int) -> list[Event]:
+        side = self._req if is_orig else self._resp
+        if nbytes <= 0 or side.ended:
+            return []
+        side.last_ts = ts_ns
+        try:
+            self._gap(side, nbytes, ts_ns)
+        except ParserError as e:  # pragma: no cover - _gap raises nothing itself today
+            self._error(side, e, ts_ns)
+        self._run(side, ts_ns)
+        return self._take()
+
+    def end(self, is_orig: bool, ts_ns: int) -> list[Event]:
+        side = self._req if is_orig else self._resp
+        if side.ended:
+            return []
+        self._run(side, ts_ns)
+        self._end(side, ts_ns)
+        self._flush()
+        return self._take()
+
+    # -- driver ----------------------------------------------------------------------------------
+    def _take(self) -> list[Event]:
+        out, self._out = self._out, []
+        return out
+
+    def _anomaly(self, side: _Side, kind: str, detail: str, ts: int) -> None:
+        self._out.append(HttpAnomaly(kind, detail, ts, side.is_orig))
+
+    def _run(self, side: _Side, ts: int) -> None:
+        steps = {
+            _State.START: self._start,
+            _State.BODY_LEN: self._body_len,
+            _State.CHUNK_SIZE: self._chunk_size,
+            _State.CHUNK_DATA: self._body_len,
+            _State.CHUNK_CRLF: self._chunk_crlf,
+            _State.TRAILERS: self._trailers,
+            _State.BODY_CLOSE: self._body_close,
+            _State.PAUSED: self._paused,
+            _State.TUNNEL: self._tunnel_data,
+            _State.RESYNC: self._resync,
+            _State.DEAD: self._dead,
+        }
+        while True:
+            # Flush after every step: a transaction is emitted as soon as it completes, so the
+            # order of events does not depend on how the stream was segmented.
+            try:
+                progressed = steps[side.state](side, ts)
+            except ParserError as e:
+                self._error(side, e, ts)
+                progressed = True
+            self._flush()
+            if not progressed:
+                break
+
+    def _error(self, side: _Side, e: ParserError, ts: int) -> None:
+        kind = str(e.args[0]) if e.args else "parse_error"
+        detail = str(e.args[1]) if len(e.args) > 1 else ""
+        self._anomaly(side, kind, f"{detail}; resynchronising at the next message start", ts)
+        self._break(side, kind, ts)
+        side.state = _State.RESYNC
+
+    def _break(self, side: _Side, kind: str, ts: int) -> None:
+        """The message being read is damaged: finish its transaction as partial."""
+        tx = side.tx
+        if tx is None and side.started:
+            # A head was in progress: its transaction existed even though we cannot read it, so
+            # keep a placeholder and the request/response pairing stays aligned.
+            tx = self._new_request_tx(side) if side.is_orig else self._response_tx()
+        if tx is not None:
+            tx.partial = True
+            tx.flag(kind)
+            if side.is_orig:
+                tx.req_done = True
+            else:
+                tx.resp_done = True
+        side.tx = None
+        side.started = False
+        side.msg_flags = []
+
+    def _flush(self) -> None:
+        while self._txs and self._txs[0].req_done and self._txs[0].resp_done:
+            self._out.append(self._txs.popleft().freeze())
+
+    def _outstanding(self) -> int:
+        """Requests sent whose final response has not ended (for pipelining)."""
+        n = len(self._awaiting)
+        rtx = self._resp.tx
+        if rtx is not None and rtx.has_request and not rtx.resp_done:
+            n += 1
+        return n
+
+    # -- states ----------------------------------------------------------------------------------
+    def _start(self, side: _Side, ts: int) -> bool:
+        buf = side.buf
+        if not side.started:
+            # RFC 9112 2.2: empty lines before a start line are ignored.
+            i = 0
+            n = len(buf)
+            while i < n and buf[i] in (10, 13):
+                i += 1
+            if i:
+                del buf[:i]
+            if not buf:
+                return False
+            side.started = True
+            side.checked = False
+            side.msg_ts = ts
+            side.scan = 0
+            if side.is_orig:
+                side.outstanding = self._outstanding()
+        m = _HEAD_END.search(buf, max(0, side.scan - 2))
+        if m is None:
+            if not side.checked:
+                self._check_first_line(side)
+            side.scan = len(buf)
+            if len(buf) > HTTP_MAX_HEADER_BYTES:
+                self._discard_line(side)
+                raise ParserError("header_too_large", f"no end of header section in {len(buf)} bytes")
+            return False
+        if not side.checked:
+            # The same check as above, so that a bad start line costs the same bytes however
+            # the stream was segmented (only that line; resynchronising starts after it).
+            self._check_first_line(side)
+        if m.end() > HTTP_MAX_HEADER_BYTES:
+            self._discard_line(side)
+            raise ParserError("header_too_large", f"header section of {m.end()} bytes")
+        raw = bytes(buf[: m.start()])
+        del buf[: m.end()]
+        flags = side.msg_flags
+        side.msg_flags = []
+        lines = _parse_lines(raw, m.group() == b"\n\n", flags)
+        if side.is_orig:
+            self._request_head(side, lines, flags, ts)
+        else:
+            self._response_head(side, lines, flags, ts)
+        return True
+
+    def _check_first_line(self, side: _Side) -> None:
+        """Reject a bad start line as soon as it is complete, not after 64 KiB of garbage."""
+        nl = side.buf.find(b"\n")
+        if nl < 0:
+            return
+        side.checked = True
+        line = bytes(side.buf[:nl])
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        line = line.replace(b"\r", b" ")  # as _parse_lines will see it (bare CR -> SP)
+        if side.is_orig:
+            ok = _REQUEST_LINE_LAX.fullmatch(line) is not None
+        else:
+            ok = _STATUS_LINE_LAX.fullmatch(line) is not None
+        if not ok:
+            del side.buf[: nl + 1]
+            what = "request" if side.is_orig else "status"
+            raise ParserError(f"bad_{what}_line", repr(line[:80]))
+
+    def _discard_line(self, side: _Side) -> None:
+        # Progress guarantee: bytes that caused an error are dropped before resynchronising.
+        nl = side.buf.find(b"\n")
+        if nl < 0:
+            side.buf.clear()
+        else:
+            del side.buf[: nl + 1]
+
+    def _new_request_tx(self, side: _Side) -> _Tx:
+        self._depth += 1
+        tx = _Tx(self._depth)
+        tx.has_request = True
+        tx.ts_req_start = side.msg_ts
+        tx.pipelined = side.outstanding > 0
+        tx.pipeline_depth = side.outstanding + 1
+        if side.resynced:
+            tx.partial = True
+            tx.flag("resync")
+            side.resynced = False
+        self._txs.append(tx)
+        self._awaiting.append(tx)
+        if self._resp.ended:
+            tx.resp_done = True  # nobody will answer it
+        if len(self._awaiting) > HTTP_MAX_PENDING_REQUESTS:
+            old = self._awaiting.popleft()
+            old.flag("pending_overflow")
+            old.resp_done = True
+            self._anomaly(
+                side, "too_many_pending",
+                f"more than {HTTP_MAX_PENDING_REQUESTS} requests unanswered; "
+                f"request {old.depth} reported unanswered", side.msg_ts,
+            )
+        return tx
+
+    def _response_tx(self) -> _Tx:
+        """The transaction the next response belongs to: the oldest unanswered request."""
+        if self._awaiting:
+            return self._awaiting.popleft()
+        self._depth += 1
+        tx = _Tx(self._depth)
+        tx.req_done = True
+        tx.flag("orphan_response")
+        self._txs.append(tx)
+        return tx
+
+    def _request_head(self, side: _Side, lines: list[bytes], flags: list[str], ts: int) -> None:
+        start = lines[0]
+        m = _REQUEST_LINE.fullmatch(start)
+        if m is None:
+            m = _REQUEST_LINE_LAX.fullmatch(start)
+            if m is None:
+                raise ParserError("bad_request_line", repr(start[:80]))
+            flags.append("lax_request_line")
+        fields = _parse_fields(lines[1:], flags)
+        tx = self._new_request_tx(side)
+        side.started = False
+        tx.flag(*flags)
+        method = m.group(1).decode("ascii")
+        target = m.group(2).decode("latin-1")
+        tx.method = method
+        tx.uri = target
+        tx.req_version = (int(m.group(3)), int(m.group(4)))
+        if tx.req_version[0] != 1:
+            tx.flag("unusual_version")
+        tx.req_headers = fields
+        if method == "CONNECT":
+            tx.target_form = "authority"
+        elif target == "*":
+            tx.target_form = "asterisk"
+        elif "://" in target and not target.startswith("/"):
+            tx.target_form = "absolute"
+        else:
+            tx.target_form = "origin"
+        hosts = [v for n, v in fields if n.lower() == "host"]
+        if len(hosts) > 1:
+            tx.flag("multiple_host")
+        if tx.target_form == "absolute":
+            # RFC 9112 3.2.2: the authority in an absolute-form target wins over Host.
+            tx.host = target.split("://", 1)[1].split("/", 1)[0].split("@")[-1] or None
+        elif hosts:
+            tx.host = hosts[0]
+        elif tx.target_form == "authority":
+            tx.host = target
+        if not hosts and tx.req_version >= (1, 1):
+            tx.flag("missing_host")
+        tx.req_body_len = 0
+        framing = expected_body_framing(fields, request_method=method, status_code=None)
+        tx.flag(*framing.flags)
+        side.tx = tx
+        self._begin_body(side, tx, framing, ts)
+
+    def _response_head(self, side: _Side, lines: list[bytes], flags: list[str], ts: int) -> None:
+        start = lines[0]
+        m = _STATUS_LINE.fullmatch(start)
+        if m is None:
+            m = _STATUS_LINE_LAX.fullmatch(start)
+            if m is None:
+                raise ParserError("bad_status_line", repr(start[:80]))
+            flags.append("lax_status_line")
+        fields = _parse_fields(lines[1:], flags)
+        tx = side.tx
+        if tx is None:
+            tx = side.tx = self._response_tx()
+        side.started = False
+        if side.resynced:
+            tx.partial = True
+            tx.flag("resync")
+            side.resynced = False
+        tx.flag(*flags)
+        code = int(m.group(3))
+        version = (int(m.group(1)), int(m.group(2)))
+        if version[0] != 1:
+            tx.flag("unusual_version")
+        if 100 <= code < 200 and code != 101:
+            tx.info.append(code)  # interim response: the final one follows
+            return
+        tx.status = code
+        tx.reason = (m.group(4) or b"").decode("latin-1")
+        tx.resp_version = version
+        tx.resp_headers = fields
+        tx.ts_resp_start = side.msg_ts
+        tx.resp_body_len = 0
+        cl = _header_values(fields, "content-length")
+        if cl and _DIGITS.fullmatch(cl[0]):
+            tx.content_length = int(cl[0])
+        framing = expected_body_framing(fields, request_method=tx.method, status_code=code)
+        tx.flag(*framing.flags)
+        if code == 426:
+            tx.flag("upgrade_required")
+        req = self._req
+        if code == 417 and req.tx is tx and req.state in (_State.BODY_LEN, _State.CHUNK_SIZE) \
+                and not tx.req_body_len and not req.buf:
+            # Expectation failed: the client does not send the body it announced (RFC 9110
+            # 10.1.1), so the request ends here and the next request starts on the next byte.
+            tx.flag("expect_rejected")
+            self._request_done(req, ts)
+        if framing.kind == "tunnel":
+            self._open_tunnel(tx, code, ts)
+            return
+        self._begin_body(side, tx, framing, ts)
+        if req.state is _State.PAUSED and req.paused_for is tx:
+            # No tunnel after all (e.g. an ignored h2c upgrade, a refused CONNECT): what the
+            # client sent meanwhile is HTTP again.
+            self._unpause()
+
+    def _unpause(self) -> None:
+        req = self._req
+        req.state = _State.START
+        req.paused_for = None
+        self._run(req, req.last_ts)
+
+    def _begin_body(self, side: _Side, tx: _Tx, framing: BodyFraming, ts: int) -> None:
+        if not side.is_orig:
+            tx.hasher = hashlib.sha256()
+        kind = framing.kind
+        if kind == "none":
+            self._message_done(side, ts)
+        elif kind == "length":
+            side.remaining = framing.length
+            side.state = _State.BODY_LEN
+        elif kind == "chunked":
+            if not side.is_orig:
+                tx.chunk_count = 0
+            side.state = _State.CHUNK_SIZE
+        else:  # close
+            if not side.is_orig:
+                tx.resp_close = True
+            side.state = _State.BODY_CLOSE
+
+    def _message_done(self, side: _Side, ts: int) -> None:
+        if side.is_orig:
+            self._request_done(side, ts)
+        else:
+            tx = side.tx
+            side.tx = None
+            side.state = _State.START
+            if tx is not None:
+                tx.resp_done = True
+                tx.ts_resp_end = ts
+
+    def _request_done(self, side: _Side, ts: int) -> None:
+        tx = side.tx
+        side.tx = None
+        side.state = _State.START
+        if tx is None:
+            return
+        tx.req_done = True
+        tx.ts_req_end = ts
+        if tx.status is None and (tx.method == "CONNECT" or _first(tx.req_headers, "upgrade")):
+            # Hold what the client sends next until the response says whether the connection
+            # leaves HTTP (h11's "paused" state): it may be a TLS ClientHello or h2 preface.
+            side.state = _State.PAUSED
+            side.paused_for = tx
+
+    def _body(self, side: _Side, chunk: bytes | bytearray | memoryview) -> None:
+        tx = side.tx
+        if tx is None:
+            return
+        if side.is_orig:
+            tx.req_body_len = (tx.req_body_len or 0) + len(chunk)
+        else:
+            tx.resp_body_len = (tx.resp_body_len or 0) + len(chunk)
+            if tx.hasher is not None:
+                tx.hasher.update(chunk)
+
+    def _body_len(self, side: _Side, ts: int) -> bool:
+        buf = side.buf
+        n = min(side.remaining, len(buf))
+        if n:
+            self._body(side, memoryview(buf)[:n])
+            del buf[:n]
+            side.remaining -= n
+        if side.remaining:
+            return False
+        if side.state is _State.CHUNK_DATA:
+            side.state = _State.CHUNK_CRLF
+        else:
+            self._message_done(side, ts)
+        return True
+
+    def _chunk_size(self, side: _Side, ts: int) -> bool:
+        buf = side.buf
+        nl = buf.find(b"\n")
+        if nl < 0:
+            if len(buf) > HTTP_MAX_CHUNK_LINE_BYTES:
+                self._discard_line(side)
+                raise ParserError("chunk_line_too_long", f"{len(buf)} bytes without a newline")
+            return False
+        line = bytes(buf[:nl])
+        del buf[: nl + 1]
+        tx = side.tx
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        elif tx is not None:
+            tx.flag("bare_lf")
+        m = _CHUNK_LINE.fullmatch(line)
+        if m is None:
+            raise ParserError("bad_chunk_size", repr(line[:80]))
+        size = int(m.group(1), 16)
+        if size == 0:
+            side.state = _State.TRAILERS
+            side.scan = 0
+            return True
+        if tx is not None and not side.is_orig:
+            tx.chunk_count = (tx.chunk_count or 0) + 1
+        side.remaining = size
+        side.state = _State.CHUNK_DATA
+        return True
+
+    def _chunk_crlf(self, side: _Side, ts: int) -> bool:
+        buf = side.buf
+        if buf[:1] == b"\n":
+            if side.tx is not None:
+                side.tx.flag("bare_lf")
+            del buf[:1]
+        elif len(buf) < 2:
+            if buf[:1] not in (b"", b"\r"):
+                del buf[:1]
+                raise ParserError("bad_chunk_end", "chunk data not followed by CRLF")
+            return False
+        elif buf[:2] == b"\r\n":
+            del buf[:2]
+        else:
+            del buf[:1]
+            raise ParserError("bad_chunk_end", "chunk data not followed by CRLF")
+        side.state = _State.CHUNK_SIZE
+        return True
+
+    def _trailers(self, side: _Side, ts: int) -> bool:
+        buf = side.buf
+        if buf[:2] == b"\r\n" or buf[:1] == b"\n":
+            # No trailer fields: the last-chunk's section ends at once.
+            if buf[:1] == b"\n" and side.tx is not None:
+                side.tx.flag("bare_lf")
+            del buf[: 1 if buf[:1] == b"\n" else 2]
+            self._message_done(side, ts)
+            return True
+        if buf == b"\r" or not buf:
+            return False
+        # Trailer fields: the section ends at an empty line, like a header section.
+        m = _HEAD_END.search(buf, max(0, side.scan - 2))
+        if m is None:
+            side.scan = len(buf)
+            if len(buf) > HTTP_MAX_HEADER_BYTES:
+                self._discard_line(side)
+                raise ParserError("header_too_large", "trailer section too large")
+            return False
+        flags: list[str] = []
+        lines = _parse_lines(bytes(buf[: m.start()]), m.group() == b"\n\n", flags)
+        del buf[: m.end()]
+        fields = _parse_fields(lines, flags)
+        tx = side.tx
+        if tx is not None:
+            tx.flag(*flags)
+            if not side.is_orig:
+                tx.trailers.extend(n for n, _ in fields)
+        self._message_done(side, ts)
+        return True
+
+    def _body_close(self, side: _Side, ts: int) -> bool:
+        if side.buf:
+            self._body(side, side.buf)
+            side.buf.clear()
+        return False
+
+    def _paused(self, side: _Side, ts: int) -> bool:
+        if len(side.buf) > HTTP_MAX_PAUSED_BYTES:
+            self._anomaly(
+                side, "paused_overflow",
+                f"{len(side.buf)} bytes after an Upgrade/CONNECT request without a response; "
+                "parsing them as HTTP", ts,
+            )
+            side.state = _State.START
+            return True
+        return False
+
+    def _tunnel_data(self, side: _Side, ts: int) -> bool:
+        if side.buf:
+            self._out.append(TunnelData(side.is_orig, bytes(side.buf), ts))
+            side.buf.clear()
+        return False
+
+    def _dead(self, side: _Side, ts: int) -> bool:
+        side.buf.clear()
+        return False
+
+    def _resync(self, side: _Side, ts: int) -> bool:
+        buf = side.buf
+        pat = _RESYNC_REQUEST if side.is_orig else _RESYNC_RESPONSE
+        m = pat.search(buf)
+        if m is None:
+            # Keep only the unfinished last line (with its newline), bounded.
+            nl = buf.rfind(b"\n")
+            if nl > 0:
+                del buf[:nl]
+            if len(buf) > HTTP_RESYNC_KEEP_BYTES:
+                del buf[: len(buf) - HTTP_RESYNC_KEEP_BYTES]
+            return False
+        s = m.start() + (1 if buf[m.start()] == 10 else 0)
+        del buf[:s]
+        side.state = _State.START
+        side.started = False
+        side.resynced = True
+        return True
+
+    # -- gaps, ends, tunnels -----------------------------------------------------------------------
+    def _gap(self, side: _Side, n: int, ts: int) -> None:
+        st = side.state
+        if st is _State.TUNNEL:
+            self._out.append(TunnelGap(side.is_orig, n, ts))
+            return
+        if st is _State.DEAD:
+            return
+        # Bytes still buffered come before the gap: consume what the current state can.
+        self._run(side, ts)
+        st = side.state
+        if st in (_State.BODY_LEN, _State.CHUNK_DATA) and not side.buf:
+            # A body of known length: count the missing bytes and stay in sync.
+            k = min(n, side.remaining)
+            tx = side.tx
+            if tx is not None:
+                if side.is_orig:
+                    tx.req_body_len = (tx.req_body_len or 0) + k
+                else:
+                    tx.resp_body_len = (tx.resp_body_len or 0) + k
+                tx.hasher = None
+                tx.partial = True
+                tx.flag("gap_in_body")
+            side.remaining -= k
+            n -= k
+            if side.remaining == 0:
+                if st is _State.CHUNK_DATA:
+                    side.state = _State.CHUNK_CRLF
+                else:
+                    self._message_done(side, ts)
+                self._flush()
+            if n == 0:
+                return
+            st = side.state
+        if st is _State.BODY_CLOSE:
+            tx = side.tx
+            if tx is not None:
+                tx.resp_body_len = (tx.resp_body_len or 0) + n
+                tx.hasher = None
+                tx.partial = True
+                tx.flag("gap_in_body")
+            return
+        if st is _State.START and not side.started and not side.buf:
+            what = "between messages"
+        else:
+            what = f"in state {st.name.lower()}"
+        self._anomaly(
+            side, "gap_resync",
+            f"{n} bytes missing {what}; resynchronising at the next message start", ts,
+        )
+        self._break(side, "gap", ts)
+        side.buf.clear()
+        side.state = _State.RESYNC
+        side.resynced = True
+        self._flush()
+
+    def _end(self, side: _Side, ts: int) -> None:
+        st = side.state
+        tx = side.tx
+        if st is _State.BODY_CLOSE and tx is not None:
+            # The close delimits the body: the message is complete, ending with its last data.
+            if side.is_orig:
+                tx.req_done = True
+                tx.ts_req_end = side.last_ts
+            else:
+                tx.resp_done = True
+                tx.ts_resp_end = side.last_ts
+            side.tx = None
+        elif st in (_State.BODY_LEN, _State.CHUNK_SIZE, _State.CHUNK_DATA, _State.CHUNK_CRLF,
+                    _State.TRAILERS) or (st is _State.START and side.started):
+            self._anomaly(side, "truncated", f"stream ended in state {st.name.lower()}", ts)
+            self._break(side, "truncated", ts)
+        side.ended = True
+        side.state = _State.DEAD
+        side.buf.clear()
+        if not side.is_orig:
+            # Nothing will answer the requests still waiting.
+            for t in self._awaiting:
+                t.resp_done = True
+            self._awaiting.clear()
+            if self._req.state is _State.PAUSED:
+                self._unpause()
+        else:
+            for t in self._txs:
+                t.req_done = True
+
+    def _open_tunnel(self, tx: _Tx, code: int, ts: int) -> None:
+        if code == 101:
+            proto = _joined(tx.resp_headers, "upgrade") or _joined(tx.req_headers, "upgrade") or ""
+            tx.upgrade = proto
+            if not _first(tx.req_headers, "upgrade"):
+                tx.flag("unsolicited_101")
+            event = HttpTunnel("upgrade", proto, None, tx.depth, ts)
+        else:
+            tx.tunnel = tx.uri
+            event = HttpTunnel("connect", "", tx.uri, tx.depth, ts)
+        tx.resp_done = True
+        tx.ts_resp_end = ts
+        resp = self._resp
+        resp.tx = None
+        req = self._req
+        if req.tx is not None and req.tx is not tx:
+            # A later message the client side was reading is tunnel payload after all.
+            req.tx.partial = True
+        if req.tx is tx and not tx.req_done:
+            tx.req_done = True
+            tx.ts_req_end = req.last_ts
+            tx.flag("tunnel_before_request_end")
+        req.tx = None
+        req.started = False
+        self._flush()
+        # Requests the server never saw as HTTP (pipelined behind the switch) stay unanswered.
+        for t in self._awaiting:
+            t.resp_done = True
+            t.flag("after_tunnel")
+        self._awaiting.clear()
+        self._flush()
+        self._out.append(event)
+        self._tunnel = True
+        for s in (req, resp):
+            if not s.ended:
+                s.state = _State.TUNNEL
+                self._tunnel_data(s, s.last_ts if s is req else ts)

@@ -1,0 +1,959 @@
+"""HTTP/1.x parser: unit tables (each fed whole, one byte at a time and split at every point),
+body framing on its own, gaps, tunnels, limits, fuzzing, and the HTTP samples."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import shutil
+import subprocess
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pcapan import config
+from pcapan.proto.http1 import (
+    BodyFraming,
+    Event,
+    HttpAnomaly,
+    HttpConnection,
+    HttpTransaction,
+    HttpTunnel,
+    TunnelData,
+    TunnelGap,
+    expected_body_framing,
+)
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+# A step of a conversation: ("c", bytes) client data, ("s", bytes) server data,
+# ("gc", n) / ("gs", n) a gap, ("ec", 0) / ("es", 0) the end of a direction.
+Step = tuple[str, bytes | int]
+Splitter = Callable[[bytes], list[bytes]]
+
+
+def _whole(b: bytes) -> list[bytes]:
+    return [b]
+
+
+def _bytewise(b: bytes) -> list[bytes]:
+    return [b[i : i + 1] for i in range(len(b))]
+
+
+def _at(i: int) -> Splitter:
+    return lambda b: [p for p in (b[:i], b[i:]) if p]
+
+
+def feed(steps: Iterable[Step], split: Splitter = _whole, end: bool = True) -> list[Event]:
+    conn = HttpConnection()
+    out: list[Event] = []
+    ended: set[bool] = set()
+    for k, (kind, arg) in enumerate(steps):
+        ts = (k + 1) * 1000  # one timestamp per step so that splitting cannot change the events
+        is_orig = kind.endswith("c")
+        if kind in ("c", "s"):
+            assert isinstance(arg, bytes)
+            for piece in split(arg):
+                out += conn.data(is_orig, piece, ts)
+        elif kind.startswith("g"):
+            assert isinstance(arg, int)
+            out += conn.gap(is_orig, arg, ts)
+        else:
+            out += conn.end(is_orig, ts)
+            ended.add(is_orig)
+    if end:
+        for is_orig in (True, False):
+            if is_orig not in ended:
+                out += conn.end(is_orig, 10**9)
+    return _merge_tunnel(out)
+
+
+def _merge_tunnel(events: list[Event]) -> list[Event]:
+    """Adjacent TunnelData of one direction and timestamp are one piece (splitting cuts them)."""
+    out: list[Event] = []
+    for e in events:
+        last = out[-1] if out else None
+        if (isinstance(e, TunnelData) and isinstance(last, TunnelData)
+                and last.is_orig == e.is_orig and last.ts_ns == e.ts_ns):
+            out[-1] = replace(last, chunk=last.chunk + e.chunk)
+        else:
+            out.append(e)
+    return out
+
+
+def check(steps: list[Step], end: bool = True) -> list[Event]:
+    """Feed whole, byte by byte and split at every point; all must give the same events."""
+    whole = feed(steps, _whole, end)
+    assert feed(steps, _bytewise, end) == whole, "byte-by-byte differs"
+    longest = max((len(a) for _, a in steps if isinstance(a, bytes)), default=0)
+    for i in range(1, longest):
+        assert feed(steps, _at(i), end) == whole, f"split at {i} differs"
+    return whole
+
+
+def txs(events: list[Event]) -> list[HttpTransaction]:
+    return [e for e in events if isinstance(e, HttpTransaction)]
+
+
+def anomalies(events: list[Event]) -> list[HttpAnomaly]:
+    return [e for e in events if isinstance(e, HttpAnomaly)]
+
+
+def one(events: list[Event]) -> HttpTransaction:
+    t = txs(events)
+    assert len(t) == 1, t
+    return t[0]
+
+
+def req(line: str = "GET / HTTP/1.1", *headers: str, body: bytes = b"") -> bytes:
+    return (line + "\r\n" + "".join(h + "\r\n" for h in headers) + "\r\n").encode() + body
+
+
+def resp(line: str = "HTTP/1.1 200 OK", *headers: str, body: bytes = b"") -> bytes:
+    return (line + "\r\n" + "".join(h + "\r\n" for h in headers) + "\r\n").encode() + body
+
+
+def sha(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+# --- body framing, the pure function -------------------------------------------------------------
+
+H = list[tuple[str, str]]
+
+
+@pytest.mark.parametrize(
+    ("headers", "method", "status", "expected"),
+    [
+        ([], "GET", None, BodyFraming("none")),
+        ([("Content-Length", "10")], "POST", None, BodyFraming("length", 10)),
+        ([("content-length", "0")], "POST", None, BodyFraming("none")),
+        ([("Content-Length", "5"), ("Content-Length", "5")], "POST", None, BodyFraming("length", 5)),
+        ([("Content-Length", "5, 5")], "POST", None, BodyFraming("length", 5)),
+        ([("Content-Length", "5"), ("Content-Length", "6")], "POST", None,
+         BodyFraming("close", flags=("cl_mismatch",))),
+        ([("Content-Length", "-1")], "POST", None, BodyFraming("close", flags=("cl_invalid",))),
+        ([("Content-Length", "\u00b2")], "POST", None, BodyFraming("close", flags=("cl_invalid",))),
+        ([("Transfer-Encoding", "chunked")], "POST", None, BodyFraming("chunked")),
+        ([("Transfer-Encoding", "gzip, Chunked")], "POST", None, BodyFraming("chunked")),
+        ([("Transfer-Encoding", "chunked"), ("Content-Length", "3")], "POST", None,
+         BodyFraming("chunked", flags=("te_and_cl",))),
+        ([("Transfer-Encoding", "chunked, gzip")], "POST", None,
+         BodyFraming("close", flags=("te_not_chunked",))),
+        ([("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "chunked")], "POST", None,
+         BodyFraming("chunked", flags=("te_chunked_twice",))),
+        # responses
+        ([], "GET", 200, BodyFraming("close")),
+        ([], None, 200, BodyFraming("close")),
+        ([("Content-Length", "10")], "HEAD", 200, BodyFraming("none")),
+        ([("Transfer-Encoding", "chunked")], "HEAD", 200, BodyFraming("none")),
+        ([("Content-Length", "10")], "GET", 204, BodyFraming("none")),
+        ([("Content-Length", "10")], "GET", 304, BodyFraming("none")),
+        ([("Content-Length", "10")], "GET", 100, BodyFraming("none")),
+        ([("Upgrade", "websocket")], "GET", 101, BodyFraming("tunnel")),
+        ([], "CONNECT", 200, BodyFraming("tunnel")),
+        ([("Content-Length", "10")], "CONNECT", 407, BodyFraming("length", 10)),
+        ([("Transfer-Encoding", "chunked"), ("Content-Length", "3")], "GET", 200,
+         BodyFraming("chunked", flags=("te_and_cl",))),
+        ([("Transfer-Encoding", "gzip")], "GET", 200, BodyFraming("close", flags=("te_not_chunked",))),
+        ([("Content-Length", "7")], "GET", 404, BodyFraming("length", 7)),
+    ],
+)
+def test_expected_body_framing(headers: H, method: str | None, status: int | None,
+                               expected: BodyFraming) -> None:
+    assert expected_body_framing(headers, request_method=method, status_code=status) == expected
+
+
+# --- message syntax --------------------------------------------------------------------------------
+
+
+def test_simple_exchange_and_timestamps() -> None:
+    body = b"hello world"
+    ev = check([
+        ("c", req("GET /index.html HTTP/1.1", "Host: example.com", "User-Agent: ua/1",
+                  "Referer: http://r/")),
+        ("s", resp("HTTP/1.1 200 OK", "Content-Type: text/plain", "Content-Length: 11")),
+        ("s", body),
+    ])
+    t = one(ev)
+    assert (t.trans_depth, t.method, t.uri, t.host, t.request_version) == (
+        1, "GET", "/index.html", "example.com", "1.1")
+    assert (t.user_agent, t.referrer, t.target_form) == ("ua/1", "http://r/", "origin")
+    assert (t.status_code, t.status_msg, t.response_version) == (200, "OK", "1.1")
+    assert (t.request_body_len, t.response_body_len, t.content_length) == (0, 11, 11)
+    assert t.content_type == "text/plain"
+    assert t.resp_body_sha256 == sha(body)
+    assert (t.ts_request_start, t.ts_request_end, t.ts_response_start, t.ts_response_end) == (
+        1000, 1000, 2000, 3000)
+    assert t.keep_alive is True and not t.partial and t.flags == ()
+    assert not t.pipelined and t.pipeline_depth == 1
+    assert anomalies(ev) == []
+
+
+@pytest.mark.parametrize(
+    ("line", "method", "uri", "form"),
+    [
+        ("GET / HTTP/1.1", "GET", "/", "origin"),
+        ("HEAD /x HTTP/1.1", "HEAD", "/x", "origin"),
+        ("POST /f HTTP/1.1", "POST", "/f", "origin"),
+        ("PUT /f HTTP/1.1", "PUT", "/f", "origin"),
+        ("DELETE /f HTTP/1.1", "DELETE", "/f", "origin"),
+        ("OPTIONS * HTTP/1.1", "OPTIONS", "*", "asterisk"),
+        ("OPTIONS /a HTTP/1.1", "OPTIONS", "/a", "origin"),
+        ("TRACE /t HTTP/1.1", "TRACE", "/t", "origin"),
+        ("PATCH /p?q=1 HTTP/1.1", "PATCH", "/p?q=1", "origin"),
+        ("PROPFIND /dav/ HTTP/1.1", "PROPFIND", "/dav/", "origin"),
+        ("X-CUSTOM_method.1 /e HTTP/1.1", "X-CUSTOM_method.1", "/e", "origin"),
+        ("GET http://example.org:8080/a/b?c HTTP/1.1", "GET", "http://example.org:8080/a/b?c",
+         "absolute"),
+    ],
+)
+def test_request_lines(line: str, method: str, uri: str, form: str) -> None:
+    host = "example.org:8080" if form == "absolute" else "h"
+    ev = check([("c", req(line, "Host: h")), ("s", resp("HTTP/1.1 204 No Content"))])
+    t = one(ev)
+    assert (t.method, t.uri, t.target_form, t.host, t.status_code) == (method, uri, form, host, 204)
+    assert t.response_body_len == 0 and t.flags == ()
+
+
+def test_connect_authority_form_without_host() -> None:
+    ev = check([("c", req("CONNECT example.org:443 HTTP/1.1")), ("s", resp("HTTP/1.1 403 Forbidden",
+                                                                            "Content-Length: 0"))])
+    t = one(ev)
+    assert (t.method, t.uri, t.target_form, t.host, t.status_code) == (
+        "CONNECT", "example.org:443", "authority", "example.org:443", 403)
+    assert t.tunnel is None and "missing_host" in t.flags
+
+
+@pytest.mark.parametrize(
+    ("line", "code", "msg", "flags"),
+    [
+        ("HTTP/1.1 200 OK", 200, "OK", ()),
+        ("HTTP/1.1 200 ", 200, "", ()),  # empty reason phrase (RFC 9112 4)
+        ("HTTP/1.1 200", 200, "", ("lax_status_line",)),
+        ("HTTP/1.1 404 Not  Found here", 404, "Not  Found here", ()),
+        ("HTTP/1.0 500 Internal Server Error", 500, "Internal Server Error", ()),
+    ],
+)
+def test_status_lines(line: str, code: int, msg: str, flags: tuple[str, ...]) -> None:
+    ev = check([("c", req("GET / HTTP/1.1", "Host: h")), ("s", resp(line, "Content-Length: 2",
+                                                                     body=b"ok"))])
+    t = one(ev)
+    assert (t.status_code, t.status_msg, t.response_body_len, t.flags) == (code, msg, 2, flags)
+
+
+def test_repeated_fields_order_and_case_insensitive_names() -> None:
+    ev = check([
+        ("c", req("GET / HTTP/1.1", "HOST: h", "user-agent: u", "Accept: a", "accept: b")),
+        ("s", resp("HTTP/1.1 200 OK", "Set-Cookie: a=1", "Set-Cookie: b=2", "CONTENT-LENGTH: 1",
+                   "content-TYPE: x/y", body=b"z")),
+    ])
+    t = one(ev)
+    assert t.host == "h" and t.user_agent == "u" and t.content_type == "x/y"
+    assert t.request_headers == (("HOST", "h"), ("user-agent", "u"), ("Accept", "a"),
+                                 ("accept", "b"))
+    assert t.response_headers[:2] == (("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"))
+    assert t.response_body_len == 1
+
+
+def test_obs_fold_accepted_and_flagged() -> None:
+    raw = b"GET / HTTP/1.1\r\nHost: h\r\nX-Long: one\r\n  two\r\n\tthree\r\n\r\n"
+    ev = check([("c", raw), ("s", resp("HTTP/1.1 200 OK", "Content-Length: 0"))])
+    t = one(ev)
+    assert ("X-Long", "one two three") in t.request_headers
+    assert "obs_fold" in t.flags
+
+
+def test_bare_lf_accepted_and_flagged() -> None:
+    ev = check([
+        ("c", b"GET /lf HTTP/1.1\nHost: h\n\n"),
+        ("s", b"HTTP/1.1 200 OK\nContent-Length: 2\n\nokHTTP/1.1 200 OK\r\n\r\n"),
+    ])
+    t = txs(ev)[0]
+    assert t.uri == "/lf" and t.status_code == 200 and t.response_body_len == 2
+    assert "bare_lf" in t.flags
+
+
+def test_leading_empty_lines_ignored() -> None:
+    ev = check([("c", b"\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n"),
+                ("s", resp("HTTP/1.1 200 OK", "Content-Length: 0"))])
+    assert one(ev).flags == ()
+
+
+def test_header_field_problems_are_flags() -> None:
+    raw = b"GET / HTTP/1.1\r\nHost : h\r\nno colon here\r\nb@d: 1\r\nOk: 2\r\n\r\n"
+    t = one(check([("c", raw), ("s", resp("HTTP/1.1 200 OK", "Content-Length: 0"))]))
+    assert {"ws_before_colon", "bad_header_line", "bad_header_name"} <= set(t.flags)
+    assert t.request_headers == (("Host", "h"), ("Ok", "2"))
+
+
+# --- HTTP/1.0, keep-alive, close ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("req_line", "req_conn", "resp_line", "resp_conn", "keep"),
+    [
+        ("GET / HTTP/1.1", None, "HTTP/1.1 200 OK", None, True),
+        ("GET / HTTP/1.1", "close", "HTTP/1.1 200 OK", None, False),
+        ("GET / HTTP/1.1", None, "HTTP/1.1 200 OK", "close", False),
+        ("GET / HTTP/1.0", None, "HTTP/1.1 200 OK", None, False),
+        ("GET / HTTP/1.0", "keep-alive", "HTTP/1.0 200 OK", "keep-alive", True),
+        ("GET / HTTP/1.0", "keep-alive", "HTTP/1.0 200 OK", None, False),
+        ("GET / HTTP/1.1", "Keep-Alive, Upgrade", "HTTP/1.1 200 OK", "Keep-Alive", True),
+    ],
+)
+def test_keep_alive(req_line: str, req_conn: str | None, resp_line: str, resp_conn: str | None,
+                    keep: bool) -> None:
+    rh = ["Host: h"] + ([f"Connection: {req_conn}"] if req_conn else [])
+    sh = ["Content-Length: 1"] + ([f"Connection: {resp_conn}"] if resp_conn else [])
+    t = one(check([("c", req(req_line, *rh)), ("s", resp(resp_line, *sh, body=b"x"))]))
+    assert t.keep_alive is keep
+    assert t.request_connection == req_conn and t.response_connection == resp_conn
+
+
+def test_read_until_close_response() -> None:
+    ev = check([
+        ("c", req("GET /old HTTP/1.0")),
+        ("s", b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\npart one, "),
+        ("s", b"part two"),
+        ("es", 0),
+    ])
+    t = one(ev)
+    assert t.response_body_len == len(b"part one, part two")
+    assert t.resp_body_sha256 == sha(b"part one, part two")
+    assert t.keep_alive is False and not t.partial
+    assert t.ts_response_end == 3000  # the last data, not the close
+    assert anomalies(ev) == []
+
+
+def test_http10_request_without_host_is_fine() -> None:
+    t = one(check([("c", req("GET / HTTP/1.0")), ("s", resp("HTTP/1.0 200 OK",
+                                                             "Content-Length: 0"))]))
+    assert t.host is None and t.flags == ()
+
+
+# --- framing in the parser -------------------------------------------------------------------------
+
+
+def test_head_response_has_no_body() -> None:
+    ev = check([
+        ("c", req("HEAD /big HTTP/1.1", "Host: h") + req("GET /small HTTP/1.1", "Host: h")),
+        ("s", resp("HTTP/1.1 200 OK", "Content-Length: 131072")
+         + resp("HTTP/1.1 200 OK", "Content-Length: 3", body=b"abc")),
+    ])
+    a, b = txs(ev)
+    assert (a.method, a.status_code, a.response_body_len, a.content_length) == ("HEAD", 200, 0,
+                                                                                  131072)
+    assert a.resp_body_sha256 is None
+    assert (b.method, b.uri, b.response_body_len) == ("GET", "/small", 3)
+
+
+@pytest.mark.parametrize("code", [204, 304])
+def test_no_body_statuses(code: int) -> None:
+    ev = check([
+        ("c", req("GET /a HTTP/1.1", "Host: h") + req("GET /b HTTP/1.1", "Host: h")),
+        ("s", resp(f"HTTP/1.1 {code} X", "Content-Length: 50", 'ETag: "x"')
+         + resp("HTTP/1.1 200 OK", "Content-Length: 2", body=b"hi")),
+    ])
+    a, b = txs(ev)
+    assert (a.status_code, a.response_body_len) == (code, 0)
+    assert (b.uri, b.status_code, b.response_body_len) == ("/b", 200, 2)
+
+
+def test_chunked_with_extensions_and_trailers() -> None:
+    body = (b"5;name=value\r\nhello\r\n"
+            b"6 ; a=b;c\r\n world\r\n"
+            b"0;last\r\n"
+            b"Server-Timing: db;dur=5\r\nX-Checksum: abc\r\n\r\n")
+    ev = check([
+        ("c", req("GET /c HTTP/1.1", "Host: h") + req("GET /n HTTP/1.1", "Host: h")),
+        ("s", resp("HTTP/1.1 200 OK", "Transfer-Encoding: chunked",
+                   "Trailer: Server-Timing, X-Checksum", body=body)
+         + resp("HTTP/1.1 200 OK", "Content-Length: 0")),
+    ])
+    a, b = txs(ev)
+    assert a.response_body_len == 11 and a.chunk_count == 2
+    assert a.resp_body_sha256 == sha(b"hello world")
+    assert a.trailer_names == ("Server-Timing", "X-Checksum")
+    assert a.trailer_announced == "Server-Timing, X-Checksum"
+    assert a.transfer_encoding == "chunked" and a.flags == ()
+    assert b.uri == "/n" and b.status_code == 200
+
+
+def test_chunked_request_body_and_empty_trailer() -> None:
+    ev = check([
+        ("c", req("POST /up HTTP/1.1", "Host: h", "Transfer-Encoding: chunked",
+                  body=b"3\r\nabc\r\n0\r\n\r\n") + req("GET /next HTTP/1.1", "Host: h")),
+        ("s", resp("HTTP/1.1 201 Created", "Content-Length: 0")
+         + resp("HTTP/1.1 200 OK", "Transfer-Encoding: chunked", body=b"0\r\n\r\n")),
+    ])
+    a, b = txs(ev)
+    assert (a.method, a.request_body_len, a.status_code) == ("POST", 3, 201)
+    assert (b.uri, b.response_body_len, b.chunk_count, b.trailer_names) == ("/next", 0, 0, ())
+
+
+def test_te_and_cl_is_flagged_and_te_wins() -> None:
+    ev = check([
+        ("c", req("POST /s HTTP/1.1", "Host: h", "Content-Length: 3", "Transfer-Encoding: chunked",
+                  body=b"1\r\nx\r\n0\r\n\r\n") + req("GET /after HTTP/1.1", "Host: h")),
+        ("s", resp("HTTP/1.1 200 OK", "Content-Length: 0") * 2),
+    ])
+    a, b = txs(ev)
+    assert a.request_body_len == 1 and "te_and_cl" in a.flags
+    assert b.uri == "/after"
+
+
+def test_cl_mismatch_flagged_identical_repeats_fine() -> None:
+    ev = check([
+        ("c", req("POST /a HTTP/1.1", "Host: h", "Content-Length: 2", "Content-Length: 2", body=b"ab")
+         + req("POST /b HTTP/1.1", "Host: h", "Content-Length: 2", "Content-Length: 3",
+               body=b"abc")),
+        ("s", resp("HTTP/1.1 200 OK", "Content-Length: 0")
+         + resp("HTTP/1.1 400 Bad Request", "Connection: close", "Content-Length: 0")),
+    ])
+    a, b = txs(ev)
+    assert a.flags == () and a.request_body_len == 2
+    assert "cl_mismatch" in b.flags and b.status_code == 400
+
+
+# --- pipelining and pairing --------------------------------------------------------------------------
+
+
+def test_pipelining_three_requests_in_one_segment() -> None:
+    three = b"".join(req(f"GET /{i} HTTP/1.1", "Host: h") for i in range(3))
+    ev = check([
+        ("c", three),
+        ("s", resp("HTTP/1.1 200 OK", "Content-Length: 1", body=b"a")),
+        ("s", resp("HTTP/1.1 200 OK", "Content-Length: 2", body=b"bb")),
+        ("s", resp("HTTP/1.1 404 Not Found", "Content-Length: 3", body=b"ccc")),
+    ])
+    t = txs(ev)
+    assert [x.uri for x in t] == ["/0", "/1", "/2"]
+    assert [x.trans_depth for x in t] == [1, 2, 3]
+    assert [x.status_code for x in t] == [200, 200, 404]
+    assert [x.response_body_len for x in t] == [1, 2, 3]
+    assert [x.pipelined for x in t] == [False, True, True]
+    assert [x.pipeline_depth for x in t] == [1, 2, 3]
+    assert [x.ts_response_start for x in t] == [2000, 3000, 4000]
+
+
+def test_sequential_keepalive_is_not_pipelined() -> None:
+    ev = check([
+        ("c", req("GET /1 HTTP/1.1", "Host: h")),
+        ("s", resp("HTTP/1.1 200 OK", "Content-Length: 1", body=b"a")),
+        ("c", req("GET /2 HTTP/1.1", "Host: h")),
+        ("s", resp("HTTP/1.1 200 OK", "Content-Length: 1", body=b"b")),
+    ])
+    t = txs(ev)
+    assert [(x.trans_depth, x.pipelined, x.pipeline_depth) for x in t] == [(1, False, 1),
+                                                                          (2, False, 1)]
+
+
+def test_orphans() -> None:
+    # A response with no request seen, then a request never answered.
+    ev = check([
+        ("s", resp("HTTP/1.1 200 OK", "Content-Length: 1", body=b"a")),
+        ("c", req("GET /never HTTP/1.1", "Host: h")),
+        ("es", 0),
+    ])
+    a, b = txs(ev)
+    assert a.method is None and a.status_code == 200 and "orphan_response" in a.flags
+    assert not a.has_request and a.has_response
+    assert b.uri == "/never" and b.status_code is None and b.keep_alive is None
+    assert b.has_request and not b.has_response
+
+
+# --- Expect: 100-continue ---------------------------------------------------------------------------
+
+
+def test_100_continue_then_200() -> None:
+    ev = check([
+        ("c", req("PUT /f HTTP/1.1", "Host: h", "Expect: 100-continue", "Content-Length: 4")),
+        ("s", resp("HTTP/1.1 100 Continue")),
+        ("c", b"data"),
+        ("s", resp("HTTP/1.1 200 OK", "Content-Length: 0")),
+        ("c", req("GET /next HTTP/1.1", "Host: h")),
+        ("s", resp("HTTP/1.1 200 OK", "Content-Length: 0")),
+    ])
+    a, b = txs(ev)
+    assert (a.method, a.expect, a.info_codes, a.status_code, a.request_body_len) == (
+        "PUT", "100-continue", (100,), 200, 4)
+    assert a.ts_request_end == 3000 and a.ts_response_start == 4000
+    assert b.uri == "/next" and b.info_codes == () and not b.pipelined
+
+
+def test_100_continue_body_sent_without_waiting() -> None:
+    ev = check([
+        ("c", req("POST /f HTTP/1.1", "Host: h", "Expect: 100-continue", "Content-Length: 4",
+                  body=b"data")),
+        ("s", resp("HTTP/1.1 100 Continue") + resp("HTTP/1.1 200 OK", "Content-Length: 0")),
+    ])
+    t = one(ev)
+    assert t.info_codes == (100,) and t.request_body_len == 4 and t.status_code == 200
+
+
+def test_417_ends_the_request() -> None:
+    ev = check([
+        ("c", req("PUT /big HTTP/1.1", "Host: h", "Expect: 100-continue", "Content-Length: 100000")),
+        ("s", resp("HTTP/1.1 417 Expectation Failed", "Content-Length: 0")),
+        ("c", req("PUT /big HTTP/1.1", "Host: h", "Content-Length: 2", body=b"ab")),
+        ("s", resp("HTTP/1.1 201 Created", "Content-Length: 0")),
+    ])
+    a, b = txs(ev)
+    assert (a.status_code, a.request_body_len, a.info_codes) == (417, 0, ())
+    assert "expect_rejected" in a.flags and not a.partial
+    assert (b.status_code, b.request_body_len) == (201, 2)
+    assert anomalies(ev) == []
+
+
+# --- Upgrade and CONNECT ---------------------------------------------------------------------------
+
+
+def test_101_websocket_ends_http() -> None:
+    ws_client = b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58"
+    ev = check([
+        ("c", req("GET /chat HTTP/1.1", "Host: h", "Upgrade: websocket", "Connection: Upgrade",
+                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13")),
+        ("s", resp("HTTP/1.1 101 Switching Protocols", "Upgrade: websocket", "Connection: Upgrade",
+                   body=b"\x81\x05Hello")),
+        ("c", ws_client),
+        ("s", b"GET / HTTP/1.1\r\n\r\n"),  # looks like HTTP but is tunnel payload now
+    ])
+    t = one(ev)
+    assert (t.status_code, t.upgrade_requested, t.upgrade, t.keep_alive) == (
+        101, "websocket", "websocket", False)
+    tun = [e for e in ev if isinstance(e, HttpTunnel)]
+    assert tun == [HttpTunnel("upgrade", "websocket", None, 1, 2000)]
+    data = [e for e in ev if isinstance(e, TunnelData)]
+    assert data == [TunnelData(False, b"\x81\x05Hello", 2000), TunnelData(True, ws_client, 3000),
+                    TunnelData(False, b"GET / HTTP/1.1\r\n\r\n", 4000)]
+    assert ev.index(t) < ev.index(tun[0]) < ev.index(data[0])
+
+
+def test_h2c_upgrade_refused_then_http_continues() -> None:
+    ev = check([
+        ("c", req("GET / HTTP/1.1", "Host: h", "Connection: Upgrade, HTTP2-Settings",
+                  "Upgrade: h2c", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA")
+         + req("GET /two HTTP/1.1", "Host: h")),
+        ("s", resp("HTTP/1.1 200 OK", "Content-Length: 1", body=b"x")
+         + resp("HTTP/1.1 200 OK", "Content-Length: 1", body=b"y")),
+    ])
+    a, b = txs(ev)
+    assert a.upgrade_requested == "h2c" and a.upgrade is None and a.status_code == 200
+    assert b.uri == "/two" and b.pipelined
+    assert not [e for e in ev if isinstance(e, (HttpTunnel, TunnelData))]
+
+
+def test_h2c_upgrade_accepted() -> None:
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    ev = check([
+        ("c", req("GET / HTTP/1.1", "Host: h", "Connection: Upgrade, HTTP2-Settings",
+                  "Upgrade: h2c", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA") + preface),
+        ("s", resp("HTTP/1.1 101 Switching Protocols", "Connection: Upgrade", "Upgrade: h2c")),
+    ])
+    t = one(ev)
+    assert t.upgrade == "h2c"
+    assert [e for e in ev if isinstance(e, TunnelData)] == [TunnelData(True, preface, 1000)]
+
+
+def test_426_recorded() -> None:
+    t = one(check([
+        ("c", req("GET / HTTP/1.1", "Host: h")),
+        ("s", resp("HTTP/1.1 426 Upgrade Required", "Upgrade: TLS/1.2, HTTP/1.1",
+                   "Connection: Upgrade", "Content-Length: 0")),
+    ]))
+    assert t.status_code == 426 and "upgrade_required" in t.flags and t.upgrade is None
+    assert ("Upgrade", "TLS/1.2, HTTP/1.1") in t.response_headers
+
+
+def test_connect_200_then_tls_as_tunnel_data() -> None:
+    hello = bytes.fromhex("16030100a5010000a10303") + bytes(20)
+    ev = check([
+        ("c", req("CONNECT pcapan.test:443 HTTP/1.1", "Host: pcapan.test:443",
+                  "Proxy-Connection: Keep-Alive")),
+        ("s", resp("HTTP/1.1 200 Connection established")),
+        ("c", hello),
+        ("s", bytes.fromhex("160303007a020000760303")),
+        ("gs", 10),
+    ])
+    t = one(ev)
+    assert (t.method, t.status_code, t.tunnel, t.keep_alive) == ("CONNECT", 200, "pcapan.test:443",
+                                                                  False)
+    assert [e for e in ev if isinstance(e, HttpTunnel)] == [
+        HttpTunnel("connect", "", "pcapan.test:443", 1, 2000)]
+    data = [e for e in ev if isinstance(e, TunnelData)]
+    assert data == [TunnelData(True, hello, 3000),
+                    TunnelData(False, bytes.fromhex("160303007a020000760303"), 4000)]
+    assert TunnelGap(False, 10, 5000) in ev
+
+
+def test_connect_client_hello_sent_early_is_held() -> None:
+    hello = bytes.fromhex("1603010005") + b"HELLO"
+    ev = check([
+        ("c", req("CONNECT h:443 HTTP/1.1", "Host: h:443") + hello),
+        ("s", resp("HTTP/1.1 200 OK") + b"\x16\x03\x03"),
+    ])
+    assert [e for e in ev if isinstance(e, TunnelData)] == [
+        TunnelData(True, hello, 1000), TunnelData(False, b"\x16\x03\x03", 2000)]
+
+
+def test_connect_refused_http_continues() -> None:
+    ev = check([
+        ("c", req("CONNECT h:443 HTTP/1.1", "Host: h:443")),
+        ("s", resp("HTTP/1.1 407 Proxy Authentication Required", "Content-Length: 4",
+                   body=b"auth")),
+        ("c", req("CONNECT h:443 HTTP/1.1", "Host: h:443", "Proxy-Authorization: Basic eDp5")),
+        ("s", resp("HTTP/1.1 200 OK")),
+        ("c", b"\x16\x03\x01"),
+    ])
+    a, b = txs(ev)
+    assert (a.status_code, a.tunnel, a.response_body_len) == (407, None, 4)
+    assert (b.status_code, b.tunnel, b.trans_depth) == (200, "h:443", 2)
+    assert ev[-1] == TunnelData(True, b"\x16\x03\x01", 5000)
+
+
+# --- gaps -------------------------------------------------------------------------------------------
+
+
+def test_gap_in_content_length_body_keeps_sync() -> None:
+    ev = check([
+        ("c", req("GET /large HTTP/1.1", "Host: h") + req("GET /next HTTP/1.1", "Host: h")),
+        ("s", resp("HTTP/1.1 200 OK", "Content-Length: 100", body=b"x" * 30)),
+        ("gs", 40),
+        ("s", b"y" * 30 + resp("HTTP/1.1 200 OK", "Content-Length: 2", body=b"ok")),
+    ])
+    a, b = txs(ev)
+    assert (a.uri, a.response_body_len, a.partial, a.resp_body_sha256) == ("/large", 100, True,
+                                                                           None)
+    assert "gap_in_body" in a.flags
+    assert (b.uri, b.response_body_len, b.partial) == ("/next", 2, False)
+    assert b.resp_body_sha256 == sha(b"ok")
+    assert anomalies(ev) == []
+
+
+def test_gap_in_chunk_data_keeps_sync() -> None:
+    ev = check([
+        ("c", req("GET /a HTTP/1.1", "Host: h") + req("GET /b HTTP/1.1", "Host: h")),
+        ("s", resp("HTTP/1.1 200 OK", "Transfer-Encoding: chunked", body=b"a\r\n01")),
+        ("gs", 5),
+        ("s", b"789\r\n0\r\n\r\n" + resp("HTTP/1.1 200 OK", "Content-Length: 0")),
+    ])
+    a, b = txs(ev)
+    assert (a.response_body_len, a.chunk_count, a.partial) == (10, 1, True)
+    assert (b.uri, b.partial) == ("/b", False)
+
+
+def test_gap_in_request_body_keeps_sync() -> None:
+    ev = check([
+        ("c", req("POST /u HTTP/1.1", "Host: h", "Content-Length: 10", body=b"abc")),
+        ("gc", 7),
+        ("c", req("GET /n HTTP/1.1", "Host: h")),
+        ("s", resp("HTTP/1.1 200 OK", "Content-Length: 0") * 2),
+    ])
+    a, b = txs(ev)
+    assert (a.request_body_len, a.partial) == (10, True)
+    assert (b.uri, b.partial) == ("/n", False)
+
+
+def test_gap_in_headers_resyncs() -> None:
+    ev = check([
+        ("c", req("GET /a HTTP/1.1", "Host: h") + req("GET /b HTTP/1.1", "Host: h")
+         + req("GET /c HTTP/1.1", "Host: h")),
+        ("s", b"HTTP/1.1 200 OK\r\nContent-Le"),
+        ("gs", 20),  # the rest of /a's head and its body are lost
+        ("s", b"garbage tail of body\r\n" + resp("HTTP/1.1 200 OK", "Content-Length: 1", body=b"b")
+         + resp("HTTP/1.1 200 OK", "Content-Length: 1", body=b"c")),
+    ])
+    a, b, c = txs(ev)
+    assert (a.uri, a.partial, a.status_code) == ("/a", True, None)
+    assert "gap" in a.flags
+    # Resynchronised at the next status line: it answers the next request.
+    assert (b.uri, b.status_code, b.partial) == ("/b", 200, True)
+    assert "resync" in b.flags
+    assert (c.uri, c.partial, c.response_body_len) == ("/c", False, 1)
+    an = anomalies(ev)
+    assert [x.kind for x in an] == ["gap_resync"] and not an[0].is_orig
+    assert "resynchronising" in an[0].detail
+
+
+def test_gap_in_request_headers_keeps_pairing() -> None:
+    ev = check([
+        ("c", b"GET /a HTTP/1.1\r\nHo"),
+        ("gc", 12),
+        ("c", req("GET /b HTTP/1.1", "Host: h")),
+        ("s", resp("HTTP/1.1 200 OK", "Content-Length: 1", body=b"a")
+         + resp("HTTP/1.1 200 OK", "Content-Length: 1", body=b"b")),
+    ])
+    a, b = txs(ev)
+    # The damaged request still holds its place in the FIFO, so /b gets the second response.
+    assert (a.partial, a.status_code, a.method) == (True, 200, None)
+    assert (b.uri, b.status_code, b.partial) == ("/b", 200, True)
+
+
+def test_gap_between_messages_resyncs() -> None:
+    ev = check([
+        ("c", req("GET /a HTTP/1.1", "Host: h")),
+        ("s", resp("HTTP/1.1 200 OK", "Content-Length: 1", body=b"a")),
+        ("gc", 100),
+        ("c", b"tail of something\r\n" + req("GET /c HTTP/1.1", "Host: h")),
+        ("s", resp("HTTP/1.1 200 OK", "Content-Length: 1", body=b"c")),
+    ])
+    a, c = txs(ev)
+    assert not a.partial and (c.uri, c.partial) == ("/c", True)
+    assert [x.kind for x in anomalies(ev)] == ["gap_resync"]
+
+
+def test_gap_in_read_until_close_body() -> None:
+    ev = check([("c", req("GET / HTTP/1.0")), ("s", b"HTTP/1.0 200 OK\r\n\r\nab"), ("gs", 5),
+                ("s", b"cd"), ("es", 0)])
+    t = one(ev)
+    assert (t.response_body_len, t.partial, t.resp_body_sha256) == (9, True, None)
+
+
+def test_truncated_response() -> None:
+    ev = check([("c", req("GET / HTTP/1.1", "Host: h")),
+                ("s", resp("HTTP/1.1 200 OK", "Content-Length: 10", body=b"abc")), ("es", 0)])
+    t = one(ev)
+    assert (t.status_code, t.response_body_len, t.partial) == (200, 3, True)
+    assert [a.kind for a in anomalies(ev)] == ["truncated"]
+
+
+# --- malformed input and limits ---------------------------------------------------------------------
+
+
+def test_malformed_request_line_resyncs() -> None:
+    ev = check([
+        ("c", b"GET /a HTTP/1.1 extra\r\nHost: h\r\n\r\n" + req("GET /b HTTP/1.1", "Host: h")),
+        ("s", resp("HTTP/1.1 400 Bad Request", "Content-Length: 0")
+         + resp("HTTP/1.1 200 OK", "Content-Length: 0")),
+    ])
+    a, b = txs(ev)
+    assert a.partial and a.method is None and a.status_code == 400
+    assert (b.uri, b.status_code) == ("/b", 200)
+    assert [x.kind for x in anomalies(ev)] == ["bad_request_line"]
+
+
+def test_malformed_chunk_size_resyncs() -> None:
+    ev = check([
+        ("c", req("GET /a HTTP/1.1", "Host: h") + req("GET /b HTTP/1.1", "Host: h")),
+        ("s", resp("HTTP/1.1 200 OK", "Transfer-Encoding: chunked", body=b"zz\r\nxx\r\n")
+         + resp("HTTP/1.1 200 OK", "Content-Length: 0")),
+    ])
+    a, b = txs(ev)
+    assert a.partial and "bad_chunk_size" in a.flags
+    assert b.uri == "/b" and b.status_code == 200
+    assert [x.kind for x in anomalies(ev)] == ["bad_chunk_size"]
+
+
+def test_header_section_too_large() -> None:
+    big = b"GET /a HTTP/1.1\r\n" + b"X-Pad: " + b"p" * config.HTTP_MAX_HEADER_BYTES + b"\r\n\r\n"
+    ev = feed([("c", big + req("GET /b HTTP/1.1", "Host: h")),
+               ("s", resp("HTTP/1.1 431 Too Large", "Content-Length: 0")
+                + resp("HTTP/1.1 200 OK", "Content-Length: 0"))])
+    a, b = txs(ev)
+    assert a.partial and "header_too_large" in a.flags and a.status_code == 431
+    assert (b.uri, b.status_code) == ("/b", 200)
+    assert "header_too_large" in [x.kind for x in anomalies(ev)]
+
+
+def test_header_garbage_without_newline_is_bounded() -> None:
+    conn = HttpConnection()
+    out: list[Event] = []
+    for _ in range(40):
+        out += conn.data(True, b"A" * 4096, 1)
+    assert "header_too_large" in [x.kind for x in anomalies(out)]
+    assert len(conn._req.buf) <= config.HTTP_MAX_HEADER_BYTES + 4096
+
+
+def test_too_many_header_fields() -> None:
+    fields = [f"X-{i}: v" for i in range(config.HTTP_MAX_HEADER_FIELDS + 10)]
+    t = one(feed([("c", req("GET / HTTP/1.1", "Host: h", *fields)),
+                   ("s", resp("HTTP/1.1 200 OK", "Content-Length: 0"))]))
+    assert len(t.request_headers) == config.HTTP_MAX_HEADER_FIELDS
+    assert "too_many_headers" in t.flags
+
+
+def test_too_many_pending_requests() -> None:
+    n = config.HTTP_MAX_PENDING_REQUESTS + 5
+    ev = feed([("c", b"".join(req(f"GET /{i} HTTP/1.1", "Host: h") for i in range(n)))])
+    t = txs(ev)
+    assert len(t) == n
+    assert sum("pending_overflow" in x.flags for x in t) == 5
+    assert [x.kind for x in anomalies(ev)] == ["too_many_pending"] * 5
+
+
+def test_resync_buffer_is_bounded() -> None:
+    conn = HttpConnection()
+    conn.gap(False, 10, 1)
+    for _ in range(100):
+        conn.data(False, b"\x00" * 4096, 2)
+    assert len(conn._resp.buf) <= config.HTTP_RESYNC_KEEP_BYTES
+
+
+def test_paused_overflow_resumes_http() -> None:
+    conn = HttpConnection()
+    out = conn.data(True, req("CONNECT h:443 HTTP/1.1", "Host: h"), 1)
+    out += conn.data(True, b"z" * (config.HTTP_MAX_PAUSED_BYTES + 1), 2)
+    assert "paused_overflow" in [x.kind for x in anomalies(out)]
+
+
+# --- properties -------------------------------------------------------------------------------------
+
+VALID: list[list[Step]] = [
+    [("c", req("GET /a HTTP/1.1", "Host: h") + req("HEAD /b HTTP/1.1", "Host: h")),
+     ("s", resp("HTTP/1.1 200 OK", "Content-Length: 3", body=b"abc")
+      + resp("HTTP/1.1 200 OK", "Content-Length: 99"))],
+    [("c", req("POST /p HTTP/1.1", "Host: h", "Transfer-Encoding: chunked",
+               body=b"4;x=y\r\nbody\r\n0\r\nT: 1\r\n\r\n")),
+     ("s", resp("HTTP/1.1 100 Continue") + resp("HTTP/1.1 200 OK", "Transfer-Encoding: chunked",
+                                                body=b"2\r\nok\r\n0\r\n\r\n"))],
+    [("c", req("CONNECT h:443 HTTP/1.1", "Host: h") + b"\x16\x03\x01\x00\x05hello"),
+     ("s", resp("HTTP/1.1 200 OK") + b"\x16\x03\x03")],
+    [("c", req("GET /ws HTTP/1.1", "Host: h", "Upgrade: websocket", "Connection: Upgrade")),
+     ("s", resp("HTTP/1.1 101 Switching Protocols", "Upgrade: websocket", body=b"\x81\x00"))],
+    [("c", b"GET /x HTTP/1.0\nUser-Agent: a\n  b\n\n"), ("s", b"HTTP/1.0 200 OK\n\nbody")],
+]
+
+
+def _mutate(rng: random.Random, b: bytes) -> bytes:
+    data = bytearray(b)
+    for _ in range(rng.randint(1, 4)):
+        op = rng.randrange(3)
+        if op == 0 and data:
+            data[rng.randrange(len(data))] = rng.choice(b"\r\n :0;\x00\xff" + bytes([rng.randrange(256)]))
+        elif op == 1 and data:
+            cut = rng.randrange(len(data))
+            data = data[:cut] if rng.random() < 0.5 else data[:cut] + data[cut + rng.randint(1, 20):]
+        else:
+            pos = rng.randrange(len(data) + 1)
+            data[pos:pos] = rng.choice([b"\r\n", b"\n", b"0\r\n\r\n", b"HTTP/1.1 200 OK\r\n",
+                                        b"GET / HTTP/1.1\r\n", b"Content-Length: 5\r\n",
+                                        b"Transfer-Encoding: chunked\r\n", bytes(rng.randrange(256)
+                                                                                 for _ in range(8))])
+    return bytes(data)
+
+
+def _random_split(rng: random.Random) -> Splitter:
+    def split(b: bytes) -> list[bytes]:
+        cuts = sorted(rng.sample(range(1, len(b)), min(len(b) - 1, rng.randint(0, 6)))) if len(b) > 1 else []
+        edges = [0, *cuts, len(b)]
+        return [b[x:y] for x, y in zip(edges, edges[1:], strict=False) if y > x]
+    return split
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(min_value=0, max_value=2**32 - 1))
+def test_mutated_messages_give_events_never_exceptions(seed: int) -> None:
+    rng = random.Random(seed)
+    steps: list[Step] = []
+    for kind, arg in rng.choice(VALID):
+        if isinstance(arg, bytes):
+            steps.append((kind, _mutate(rng, arg) if rng.random() < 0.8 else arg))
+        else:
+            steps.append((kind, arg))
+    if rng.random() < 0.3:
+        steps.insert(rng.randrange(len(steps) + 1), (rng.choice(["gc", "gs"]), rng.randint(1, 50)))
+    whole = feed(steps)
+    assert all(isinstance(e, Event.__args__) for e in whole)  # type: ignore[attr-defined]
+    # Any segmentation gives the same events, mutated or not.
+    assert feed(steps, _random_split(rng)) == whole
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["c", "s", "gc", "gs"]), st.binary(max_size=64)),
+                max_size=12))
+def test_garbage_never_raises(steps_raw: list[tuple[str, bytes]]) -> None:
+    steps: list[Step] = [(k, b if not k.startswith("g") else len(b) + 1) for k, b in steps_raw]
+    feed(steps)
+
+
+@pytest.mark.parametrize("case", range(len(VALID)))
+def test_valid_messages_at_every_split(case: int) -> None:
+    check(VALID[case])
+
+
+# --- samples: real traffic from curl/nginx, reassembled by tshark -------------------------------------
+
+
+def _follow(pcap: Path) -> list[list[tuple[bool, bytes]]]:
+    """Per TCP stream, the data in order as (is_orig, bytes) pieces (tshark follow,tcp,raw)."""
+    streams: list[list[tuple[bool, bytes]]] = []
+    for n in range(64):
+        out = subprocess.run(["tshark", "-r", str(pcap), "-q", "-z", f"follow,tcp,raw,{n}"],
+                             capture_output=True, text=True, check=True).stdout
+        lines = out.splitlines()
+        try:
+            start = next(i for i, ln in enumerate(lines) if ln.startswith("Node 1:")) + 1
+        except StopIteration:
+            break
+        pieces = [(not ln.startswith("\t"), bytes.fromhex(ln.strip()))
+                  for ln in lines[start:] if ln.strip() and not ln.startswith("=")]
+        if not pieces:
+            break
+        streams.append(pieces)
+    return streams
+
+
+def _parse_stream(pieces: list[tuple[bool, bytes]]) -> list[Event]:
+    conn = HttpConnection()
+    out: list[Event] = []
+    for k, (is_orig, data) in enumerate(pieces):
+        out += conn.data(is_orig, data, k)
+    out += conn.end(True, len(pieces)) + conn.end(False, len(pieces))
+    return out
+
+
+SAMPLE_FACTS = {
+    "http-keepalive.pcap": [
+        [("/index.html", 200, 178), ("/small.txt", 200, 1000), ("/large.bin", 200, 131072),
+         ("/medium.bin", 200, 20000)],
+        [("/small.txt", 200, 1000), ("/index.html", 200, 178)],
+    ],
+    "http-pipelined.pcap": [
+        [("/index.html", 200, 178), ("/small.txt", 200, 1000), ("/medium.bin", 200, 20000)],
+    ],
+    "http-close.pcap": [
+        [("/index.html", 200, 178)], [("/small.txt", 200, 1000)], [("/missing.html", 404, 146)],
+        [("/medium.bin", 200, 20000)],
+    ],
+}
+SHA = {
+    "/index.html": "29ee48639c58fd3522d751b7dadcf5a3604df04248716505cb3c9fa6bec6ac3f",
+    "/small.txt": "7a64ce35e8e3fbf9b02d3f620f0753175c2ff86829eaf4c13314745243566ccc",
+    "/medium.bin": "2a85c07913a238e9ee3c554a941f71ba1da4a397305425a00fbe505a5d297944",
+    "/large.bin": "115f565a8615e428b1e00712862f1a66ebb085f1070a78e8e4887453f50ec8b0",
+}
+
+
+@pytest.mark.tshark
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+@pytest.mark.parametrize("name", sorted(SAMPLE_FACTS))
+def test_samples(name: str) -> None:
+    streams = _follow(SAMPLES / name)
+    assert len(streams) == len(SAMPLE_FACTS[name])
+    for pieces, facts in zip(streams, SAMPLE_FACTS[name], strict=True):
+        ev = _parse_stream(pieces)
+        assert anomalies(ev) == []
+        t = txs(ev)
+        assert [(x.uri, x.status_code, x.response_body_len) for x in t] == facts
+        assert all(x.method == "GET" and not x.partial and x.flags == () for x in t)
+        assert [x.trans_depth for x in t] == list(range(1, len(t) + 1))
+        for x in t:
+            if x.uri in SHA:
+                assert x.resp_body_sha256 == SHA[x.uri]
+        if name == "http-pipelined.pcap":
+            assert [x.pipelined for x in t] == [False, True, True]
+            assert [x.pipeline_depth for x in t] == [1, 2, 3]
+            assert [x.keep_alive for x in t] == [True, True, False]
+        if name == "http-keepalive.pcap":
+            assert all(x.user_agent == "curl/7.88.1" and x.keep_alive for x in t)
+            assert not any(x.pipelined for x in t)
+        if name == "http-close.pcap":
+            assert all(x.keep_alive is False for x in t)
+    if name == "http-close.pcap":
+        last = txs(_parse_stream(streams[3]))[0]
+        assert (last.request_version, last.response_version) == ("1.0", "1.1")
