@@ -95,3 +95,15 @@ HTTP_MAX_CHUNK_LINE_BYTES = 4096
 # While resynchronising, at most this much of an unfinished line is kept to find the next
 # request or status line (nginx's default request-line buffer is 1 KiB, its large one 8 KiB).
 HTTP_RESYNC_KEEP_BYTES = 8 * 1024
+
+# --- proto: TLS ------------------------------------------------------------------------------
+# Largest TLS record body accepted (RFC 5246 6.2.3: TLSCiphertext.length <= 2^14 + 2048). A
+# longer length means the stream is not (or no longer) TLS, and parsing that direction stops.
+MAX_TLS_RECORD_BYTES = 2**14 + 2048
+# Largest handshake message gathered across records. Certificate chains are the big ones:
+# OpenSSL refuses chains over 100 KiB by default (max_cert_list), but Zeek's fragmented-handshake
+# test trace carries a 332 KiB Certificate message; 1 MiB accepts such chains while a bogus
+# 24-bit length cannot make us buffer 16 MiB.
+MAX_TLS_HANDSHAKE_MESSAGE_BYTES = 1024 * 1024
+# Certificates kept from one Certificate message (real chains have 2-4; the rest are counted).
+MAX_TLS_CERTS_PER_CHAIN = 16
