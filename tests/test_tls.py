@@ -350,3 +350,51 @@ def test_fuzz_client_hello(data: st.DataObject) -> None:
     c.gap(True, 10, 99)
     c.end(True, 100)
     c.end(False, 100)
+
+
+def test_zeek_ssl_log_baselines() -> None:
+    """version / cipher / server_name / resumed / next_protocol per connection agree with the
+    Zeek ssl.log baselines of the zeek TLS traces (rows matched to streams by the client port of
+    the stream's SYN; connections without a SYN in the capture are not matched here)."""
+    import subprocess
+
+    from pcapan.proto.tls_registry import cipher_name, version_name
+    from tests.tls_streams import _readable
+
+    if TSHARK is None or not ZEEK_TLS.exists():
+        pytest.skip("tshark or corpus absent")
+    tot: dict[str, int] = {}
+    ok: dict[str, int] = {}
+    for cap in sorted(p for p in ZEEK_TLS.glob("*.pcap*") if not p.name.endswith(".gt")):
+        logs = list(Path(str(cap) + ".gt").rglob("ssl.log"))
+        if not logs:
+            continue
+        log = logs[0].read_text().splitlines()
+        fields = next(line for line in log if line.startswith("#fields")).split("\t")[1:]
+        rows = [dict(zip(fields, line.split("\t"), strict=True)) for line in log if not line.startswith("#")]
+        syns = subprocess.run([TSHARK, "-r", _readable(cap), "-Y", "tcp.flags.syn==1 && tcp.flags.ack==0",
+                               "-T", "fields", "-e", "tcp.stream", "-e", "tcp.srcport"],
+                              capture_output=True, text=True, check=True).stdout
+        port2stream: dict[str, int] = {}
+        for line in syns.splitlines():
+            a = line.split("\t")
+            if a[0]:
+                port2stream.setdefault(a[1], int(a[0]))
+        for r in rows:
+            s = port2stream.get(r["id.orig_p"])
+            if s is None:
+                continue
+            _, c = run(segments(cap, s))
+            ch = c.client_hello
+            mine = {
+                "version": version_name(c.version) if c.version else "-",
+                "cipher": cipher_name(c.cipher) if c.cipher is not None else "-",
+                "server_name": ch.server_name if ch is not None and ch.server_name else "-",
+                "resumed": "T" if c.resumed else "F",
+                "next_protocol": c.alpn_selected or "-",
+            }
+            for k, v in mine.items():
+                tot[k] = tot.get(k, 0) + 1
+                ok[k] = ok.get(k, 0) + (r.get(k) == v)
+    print({k: f"{ok[k]}/{tot[k]}" for k in tot})
+    assert tot and all(ok[k] >= 0.98 * tot[k] for k in tot)
