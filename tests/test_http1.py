@@ -284,6 +284,14 @@ def test_leading_empty_lines_ignored() -> None:
     assert one(ev).flags == ()
 
 
+@pytest.mark.parametrize("eol", [b"\r\n", b"\n"])
+def test_field_values_trimmed_and_empty(eol: bytes) -> None:
+    raw = eol.join([b"GET / HTTP/1.1", b"Host:h", b"X-A: \t a  b \t", b"X-Empty:", b"X-Sp:   ",
+                    b"", b""])
+    t = one(check([("c", raw), ("s", resp("HTTP/1.1 200 OK", "Content-Length: 0"))]))
+    assert t.request_headers == (("Host", "h"), ("X-A", "a  b"), ("X-Empty", ""), ("X-Sp", ""))
+
+
 def test_header_field_problems_are_flags() -> None:
     raw = b"GET / HTTP/1.1\r\nHost : h\r\nno colon here\r\nb@d: 1\r\nOk: 2\r\n\r\n"
     t = one(check([("c", raw), ("s", resp("HTTP/1.1 200 OK", "Content-Length: 0"))]))

@@ -22,9 +22,8 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from typing import Literal
 
 from pcapan.config import (
@@ -149,6 +148,10 @@ _REQUEST_LINE_LAX = re.compile(
 _STATUS_LINE = re.compile(rb"HTTP/([0-9])\.([0-9]) ([0-9]{3}) ([^\r\n]*)")
 _STATUS_LINE_LAX = re.compile(rb"HTTP/([0-9])\.([0-9])[ \t]+([0-9]{3})(?:[ \t]+([^\r\n]*))?")
 _HEAD_END = re.compile(rb"\n\r?\n")
+# field-line = field-name ":" OWS field-value OWS; the value keeps inner whitespace.
+_FIELD_BLOCK = re.compile(rb"(?:" + _TOKEN + rb":[^\r\n]*\r\n)*")
+_FIELD_PAIRS = re.compile(rb"(" + _TOKEN + rb"):[ \t]*((?:[^ \t\r\n][^\r\n]*?)?)[ \t]*\r\n")
+_FIELD_LINE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*((?:[^ \t][^\r\n]*?)?)[ \t]*")
 _CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(;[^\r\n]*)?")
 _DIGITS = re.compile(r"[0-9]{1,18}")
 # Plausible message starts for resynchronisation: at the buffer start or after a newline.
@@ -174,13 +177,24 @@ class BodyFraming:
     flags: tuple[str, ...] = ()
 
 
-def _header_values(headers: Sequence[tuple[str, str]], name: str) -> list[str]:
-    """Comma-separated list elements of every field called ``name`` (RFC 9110 5.3, 5.6.1)."""
-    out: list[str] = []
+Index = dict[str, list[str]]
+
+
+def _index(headers: Sequence[tuple[str, str]]) -> Index:
+    """Lower-case field name -> its values in order (names are case-insensitive, RFC 9110 5.1);
+    built once per header section so that every later lookup is one dict access."""
+    idx: Index = {}
     for n, v in headers:
-        if n.lower() == name:
-            out.extend(p.strip() for p in v.split(",") if p.strip())
-    return out
+        idx.setdefault(n.lower(), []).append(v)
+    return idx
+
+
+def _list_values(idx: Index, name: str) -> list[str]:
+    """Comma-separated list elements of every field called ``name`` (RFC 9110 5.3, 5.6.1)."""
+    vals = idx.get(name)
+    if not vals:
+        return []
+    return [p.strip() for v in vals for p in v.split(",") if p.strip()]
 
 
 def expected_body_framing(
@@ -197,6 +211,10 @@ def expected_body_framing(
     until close, with a flag: a passive observer cannot know more, and a server answers such a
     request with 400 and closes, so nothing after it would be HTTP anyway.
     """
+    return _framing(_index(headers), request_method, status_code)
+
+
+def _framing(idx: Index, request_method: str | None, status_code: int | None) -> BodyFraming:
     if status_code is not None:
         if status_code == 101:
             return BodyFraming("tunnel")  # RFC 9110 15.2.2: the connection leaves HTTP
@@ -204,8 +222,8 @@ def expected_body_framing(
             return BodyFraming("none")
         if request_method == "CONNECT" and 200 <= status_code < 300:
             return BodyFraming("tunnel")
-    te = [t.lower() for t in _header_values(headers, "transfer-encoding")]
-    cls = _header_values(headers, "content-length")
+    te = [t.lower() for t in _list_values(idx, "transfer-encoding")]
+    cls = _list_values(idx, "content-length")
     if te:
         flags = ("te_and_cl",) if cls else ()  # request-smuggling indicator (RFC 9112 6.3 #3)
         if te[-1] == "chunked":
@@ -231,6 +249,11 @@ def expected_body_framing(
 
 def _parse_lines(raw: bytes, blank_bare: bool, flags: list[str]) -> list[bytes]:
     """Split a header section into lines, accepting (and flagging) bare LF and bare CR."""
+    # Fast path, the normal case: every line ends in CRLF (``raw`` stops before the last LF).
+    n_crlf = raw.count(b"\r\n")
+    if (not blank_bare and raw.endswith(b"\r") and raw.count(b"\n") == n_crlf
+            and raw.count(b"\r") == n_crlf + 1):
+        return raw[:-1].split(b"\r\n")
     lines = raw.split(b"\n")
     bare = blank_bare
     out: list[bytes] = []
@@ -252,7 +275,13 @@ def _parse_lines(raw: bytes, blank_bare: bool, flags: list[str]) -> list[bytes]:
 def _parse_fields(lines: Sequence[bytes], flags: list[str]) -> list[tuple[str, str]]:
     """Field lines -> (name, value) in order; obs-fold joined with one space (RFC 9112 5.2)."""
     fields: list[tuple[str, str]] = []
+    match = _FIELD_LINE.fullmatch
     for ln in lines:
+        m = match(ln)
+        if m is not None and len(fields) < HTTP_MAX_HEADER_FIELDS:
+            # Fast path: a well-formed field line.
+            fields.append((m.group(1).decode("ascii"), m.group(2).decode("latin-1")))
+            continue
         if ln[:1] in (b" ", b"\t"):
             if not fields:
                 # RFC 9112 2.2: whitespace-led lines right after the start line are ignored.
@@ -282,15 +311,30 @@ def _parse_fields(lines: Sequence[bytes], flags: list[str]) -> list[tuple[str, s
     return fields
 
 
-def _first(fields: Sequence[tuple[str, str]], name: str) -> str | None:
-    for n, v in fields:
-        if n.lower() == name:
-            return v
-    return None
+def _parse_head(raw: bytes, blank_bare: bool,
+                flags: list[str]) -> tuple[bytes, list[tuple[str, str]]]:
+    """A header section (without its final LF) -> start line and fields."""
+    if not blank_bare and raw.endswith(b"\r"):
+        # Fast path, the normal case: CRLF everywhere and only well-formed field lines, checked
+        # and split by two regex passes in C instead of a Python loop per line.
+        nl = raw.find(b"\r\n")
+        start = raw[:nl] if nl >= 0 else raw[:-1]
+        block = raw[nl + 2 :] + b"\n" if nl >= 0 else b""
+        if b"\r" not in start and b"\n" not in start and _FIELD_BLOCK.fullmatch(block):
+            pairs = _FIELD_PAIRS.findall(block)
+            if len(pairs) <= HTTP_MAX_HEADER_FIELDS:
+                return start, [(n.decode("ascii"), v.decode("latin-1")) for n, v in pairs]
+    lines = _parse_lines(raw, blank_bare, flags)
+    return lines[0], _parse_fields(lines[1:], flags)
 
 
-def _joined(fields: Sequence[tuple[str, str]], name: str) -> str | None:
-    vals = [v for n, v in fields if n.lower() == name]
+def _first(idx: Index, name: str) -> str | None:
+    vals = idx.get(name)
+    return vals[0] if vals else None
+
+
+def _joined(idx: Index, name: str) -> str | None:
+    vals = idx.get(name)
     return ", ".join(vals) if vals else None
 
 
@@ -307,18 +351,23 @@ def _persistent(version: tuple[int, int], connection: str | None) -> bool:
 # --- per-connection state ---------------------------------------------------------------------
 
 
-class _State(Enum):
-    START = 1  # waiting for / reading a header section
-    BODY_LEN = 2
-    CHUNK_SIZE = 3
-    CHUNK_DATA = 4
-    CHUNK_CRLF = 5
-    TRAILERS = 6
-    BODY_CLOSE = 7
-    PAUSED = 8  # request side after Upgrade/CONNECT, until the response decides
-    TUNNEL = 9
-    RESYNC = 10
-    DEAD = 11
+class _State:
+    """Reader states (plain ints: an Enum's hashing showed up in profiles)."""
+
+    START = 0  # waiting for / reading a header section
+    BODY_LEN = 1
+    CHUNK_SIZE = 2
+    CHUNK_DATA = 3
+    CHUNK_CRLF = 4
+    TRAILERS = 5
+    BODY_CLOSE = 6
+    PAUSED = 7  # request side after Upgrade/CONNECT, until the response decides
+    TUNNEL = 8
+    RESYNC = 9
+    DEAD = 10
+
+
+_STATE_NAMES = {v: k.lower() for k, v in vars(_State).items() if k.isupper()}
 
 
 class _Tx:
@@ -330,6 +379,7 @@ class _Tx:
         "info", "content_length", "chunk_count", "trailers", "upgrade", "tunnel", "pipelined",
         "pipeline_depth", "ts_req_start", "ts_req_end", "ts_resp_start", "ts_resp_end",
         "hasher", "partial", "flags", "req_done", "resp_done", "resp_close", "has_request",
+        "req_idx", "resp_idx",
     )
 
     def __init__(self, depth: int) -> None:
@@ -342,6 +392,8 @@ class _Tx:
         self.resp_version: tuple[int, int] | None = None
         self.req_headers: list[tuple[str, str]] = []
         self.resp_headers: list[tuple[str, str]] = []
+        self.req_idx: Index = {}
+        self.resp_idx: Index = {}
         self.req_body_len: int | None = None
         self.resp_body_len: int | None = None
         self.status: int | None = None
@@ -372,7 +424,7 @@ class _Tx:
                 self.flags.append(n)
 
     def freeze(self) -> HttpTransaction:
-        rq, rs = self.req_headers, self.resp_headers
+        rq, rs = self.req_idx, self.resp_idx
         keep: bool | None = None
         if self.upgrade is not None or self.tunnel is not None:
             keep = False  # the connection no longer carries HTTP
@@ -399,8 +451,8 @@ class _Tx:
             response_version=f"{rv[0]}.{rv[1]}" if rv else None,
             user_agent=_first(rq, "user-agent"),
             referrer=_first(rq, "referer"),
-            request_headers=tuple(rq),
-            response_headers=tuple(rs),
+            request_headers=tuple(self.req_headers),
+            response_headers=tuple(self.resp_headers),
             request_body_len=self.req_body_len,
             response_body_len=self.resp_body_len,
             status_code=self.status,
@@ -463,6 +515,11 @@ class HttpConnection:
 
     __slots__ = ("_req", "_resp", "_awaiting", "_txs", "_depth", "_out", "_tunnel")
 
+    # Step functions indexed by state (filled in after the class body); each returns True when
+    # it made progress. Plain functions, not bound methods kept on the instance, so that a
+    # connection holds no reference cycle and is freed without the cyclic GC.
+    _STEPS: tuple[Callable[[HttpConnection, _Side, int], bool], ...] = ()
+
     def __init__(self) -> None:
         self._req = _Side(True)
         self._resp = _Side(False)
@@ -479,13 +536,13 @@ class HttpConnection:
             return []
         side.last_ts = ts_ns
         st = side.state
-        if st is _State.DEAD:
+        if st == _State.DEAD:
             return []
-        if st is _State.TUNNEL:
+        if st == _State.TUNNEL:
             return [TunnelData(is_orig, bytes(chunk), ts_ns)]
         # Fast path: body bytes that need no buffering (large bodies never touch the buffer).
         if not side.buf and st in (_State.BODY_LEN, _State.CHUNK_DATA, _State.BODY_CLOSE):
-            if st is _State.BODY_CLOSE:
+            if st == _State.BODY_CLOSE:
                 self._body(side, chunk)
                 return []
             if len(chunk) < side.remaining:
@@ -526,24 +583,12 @@ class HttpConnection:
         self._out.append(HttpAnomaly(kind, detail, ts, side.is_orig))
 
     def _run(self, side: _Side, ts: int) -> None:
-        steps = {
-            _State.START: self._start,
-            _State.BODY_LEN: self._body_len,
-            _State.CHUNK_SIZE: self._chunk_size,
-            _State.CHUNK_DATA: self._body_len,
-            _State.CHUNK_CRLF: self._chunk_crlf,
-            _State.TRAILERS: self._trailers,
-            _State.BODY_CLOSE: self._body_close,
-            _State.PAUSED: self._paused,
-            _State.TUNNEL: self._tunnel_data,
-            _State.RESYNC: self._resync,
-            _State.DEAD: self._dead,
-        }
+        steps = self._STEPS
         while True:
             # Flush after every step: a transaction is emitted as soon as it completes, so the
             # order of events does not depend on how the stream was segmented.
             try:
-                progressed = steps[side.state](side, ts)
+                progressed = steps[side.state](self, side, ts)
             except ParserError as e:
                 self._error(side, e, ts)
                 progressed = True
@@ -624,14 +669,15 @@ class HttpConnection:
             self._discard_line(side)
             raise ParserError("header_too_large", f"header section of {m.end()} bytes")
         raw = bytes(buf[: m.start()])
+        blank_bare = m.group() == b"\n\n"  # before the buffer the match points into changes
         del buf[: m.end()]
         flags = side.msg_flags
         side.msg_flags = []
-        lines = _parse_lines(raw, m.group() == b"\n\n", flags)
+        start, fields = _parse_head(raw, blank_bare, flags)
         if side.is_orig:
-            self._request_head(side, lines, flags, ts)
+            self._request_head(side, start, fields, flags, ts)
         else:
-            self._response_head(side, lines, flags, ts)
+            self._response_head(side, start, fields, flags, ts)
         return True
 
     def _check_first_line(self, side: _Side) -> None:
@@ -698,15 +744,14 @@ class HttpConnection:
         self._txs.append(tx)
         return tx
 
-    def _request_head(self, side: _Side, lines: list[bytes], flags: list[str], ts: int) -> None:
-        start = lines[0]
+    def _request_head(self, side: _Side, start: bytes, fields: list[tuple[str, str]],
+                      flags: list[str], ts: int) -> None:
         m = _REQUEST_LINE.fullmatch(start)
         if m is None:
             m = _REQUEST_LINE_LAX.fullmatch(start)
             if m is None:
                 raise ParserError("bad_request_line", repr(start[:80]))
             flags.append("lax_request_line")
-        fields = _parse_fields(lines[1:], flags)
         tx = self._new_request_tx(side)
         side.started = False
         tx.flag(*flags)
@@ -718,6 +763,7 @@ class HttpConnection:
         if tx.req_version[0] != 1:
             tx.flag("unusual_version")
         tx.req_headers = fields
+        idx = tx.req_idx = _index(fields)
         if method == "CONNECT":
             tx.target_form = "authority"
         elif target == "*":
@@ -726,7 +772,7 @@ class HttpConnection:
             tx.target_form = "absolute"
         else:
             tx.target_form = "origin"
-        hosts = [v for n, v in fields if n.lower() == "host"]
+        hosts = idx.get("host", [])
         if len(hosts) > 1:
             tx.flag("multiple_host")
         if tx.target_form == "absolute":
@@ -739,20 +785,19 @@ class HttpConnection:
         if not hosts and tx.req_version >= (1, 1):
             tx.flag("missing_host")
         tx.req_body_len = 0
-        framing = expected_body_framing(fields, request_method=method, status_code=None)
+        framing = _framing(idx, method, None)
         tx.flag(*framing.flags)
         side.tx = tx
         self._begin_body(side, tx, framing, ts)
 
-    def _response_head(self, side: _Side, lines: list[bytes], flags: list[str], ts: int) -> None:
-        start = lines[0]
+    def _response_head(self, side: _Side, start: bytes, fields: list[tuple[str, str]],
+                       flags: list[str], ts: int) -> None:
         m = _STATUS_LINE.fullmatch(start)
         if m is None:
             m = _STATUS_LINE_LAX.fullmatch(start)
             if m is None:
                 raise ParserError("bad_status_line", repr(start[:80]))
             flags.append("lax_status_line")
-        fields = _parse_fields(lines[1:], flags)
         tx = side.tx
         if tx is None:
             tx = side.tx = self._response_tx()
@@ -773,12 +818,13 @@ class HttpConnection:
         tx.reason = (m.group(4) or b"").decode("latin-1")
         tx.resp_version = version
         tx.resp_headers = fields
+        idx = tx.resp_idx = _index(fields)
         tx.ts_resp_start = side.msg_ts
         tx.resp_body_len = 0
-        cl = _header_values(fields, "content-length")
+        cl = _list_values(idx, "content-length")
         if cl and _DIGITS.fullmatch(cl[0]):
             tx.content_length = int(cl[0])
-        framing = expected_body_framing(fields, request_method=tx.method, status_code=code)
+        framing = _framing(idx, tx.method, code)
         tx.flag(*framing.flags)
         if code == 426:
             tx.flag("upgrade_required")
@@ -793,7 +839,7 @@ class HttpConnection:
             self._open_tunnel(tx, code, ts)
             return
         self._begin_body(side, tx, framing, ts)
-        if req.state is _State.PAUSED and req.paused_for is tx:
+        if req.state == _State.PAUSED and req.paused_for is tx:
             # No tunnel after all (e.g. an ignored h2c upgrade, a refused CONNECT): what the
             # client sent meanwhile is HTTP again.
             self._unpause()
@@ -841,7 +887,7 @@ class HttpConnection:
             return
         tx.req_done = True
         tx.ts_req_end = ts
-        if tx.status is None and (tx.method == "CONNECT" or _first(tx.req_headers, "upgrade")):
+        if tx.status is None and (tx.method == "CONNECT" or _first(tx.req_idx, "upgrade")):
             # Hold what the client sends next until the response says whether the connection
             # leaves HTTP (h11's "paused" state): it may be a TLS ClientHello or h2 preface.
             side.state = _State.PAUSED
@@ -867,7 +913,7 @@ class HttpConnection:
             side.remaining -= n
         if side.remaining:
             return False
-        if side.state is _State.CHUNK_DATA:
+        if side.state == _State.CHUNK_DATA:
             side.state = _State.CHUNK_CRLF
         else:
             self._message_done(side, ts)
@@ -1001,10 +1047,10 @@ class HttpConnection:
     # -- gaps, ends, tunnels -----------------------------------------------------------------------
     def _gap(self, side: _Side, n: int, ts: int) -> None:
         st = side.state
-        if st is _State.TUNNEL:
+        if st == _State.TUNNEL:
             self._out.append(TunnelGap(side.is_orig, n, ts))
             return
-        if st is _State.DEAD:
+        if st == _State.DEAD:
             return
         # Bytes still buffered come before the gap: consume what the current state can.
         self._run(side, ts)
@@ -1024,7 +1070,7 @@ class HttpConnection:
             side.remaining -= k
             n -= k
             if side.remaining == 0:
-                if st is _State.CHUNK_DATA:
+                if st == _State.CHUNK_DATA:
                     side.state = _State.CHUNK_CRLF
                 else:
                     self._message_done(side, ts)
@@ -1032,7 +1078,7 @@ class HttpConnection:
             if n == 0:
                 return
             st = side.state
-        if st is _State.BODY_CLOSE:
+        if st == _State.BODY_CLOSE:
             tx = side.tx
             if tx is not None:
                 tx.resp_body_len = (tx.resp_body_len or 0) + n
@@ -1040,10 +1086,10 @@ class HttpConnection:
                 tx.partial = True
                 tx.flag("gap_in_body")
             return
-        if st is _State.START and not side.started and not side.buf:
+        if st == _State.START and not side.started and not side.buf:
             what = "between messages"
         else:
-            what = f"in state {st.name.lower()}"
+            what = f"in state {_STATE_NAMES[st]}"
         self._anomaly(
             side, "gap_resync",
             f"{n} bytes missing {what}; resynchronising at the next message start", ts,
@@ -1057,7 +1103,7 @@ class HttpConnection:
     def _end(self, side: _Side, ts: int) -> None:
         st = side.state
         tx = side.tx
-        if st is _State.BODY_CLOSE and tx is not None:
+        if st == _State.BODY_CLOSE and tx is not None:
             # The close delimits the body: the message is complete, ending with its last data.
             if side.is_orig:
                 tx.req_done = True
@@ -1067,8 +1113,8 @@ class HttpConnection:
                 tx.ts_resp_end = side.last_ts
             side.tx = None
         elif st in (_State.BODY_LEN, _State.CHUNK_SIZE, _State.CHUNK_DATA, _State.CHUNK_CRLF,
-                    _State.TRAILERS) or (st is _State.START and side.started):
-            self._anomaly(side, "truncated", f"stream ended in state {st.name.lower()}", ts)
+                    _State.TRAILERS) or (st == _State.START and side.started):
+            self._anomaly(side, "truncated", f"stream ended in state {_STATE_NAMES[st]}", ts)
             self._break(side, "truncated", ts)
         side.ended = True
         side.state = _State.DEAD
@@ -1078,7 +1124,7 @@ class HttpConnection:
             for t in self._awaiting:
                 t.resp_done = True
             self._awaiting.clear()
-            if self._req.state is _State.PAUSED:
+            if self._req.state == _State.PAUSED:
                 self._unpause()
         else:
             for t in self._txs:
@@ -1086,9 +1132,9 @@ class HttpConnection:
 
     def _open_tunnel(self, tx: _Tx, code: int, ts: int) -> None:
         if code == 101:
-            proto = _joined(tx.resp_headers, "upgrade") or _joined(tx.req_headers, "upgrade") or ""
+            proto = _joined(tx.resp_idx, "upgrade") or _joined(tx.req_idx, "upgrade") or ""
             tx.upgrade = proto
-            if not _first(tx.req_headers, "upgrade"):
+            if not _first(tx.req_idx, "upgrade"):
                 tx.flag("unsolicited_101")
             event = HttpTunnel("upgrade", proto, None, tx.depth, ts)
         else:
@@ -1121,3 +1167,11 @@ class HttpConnection:
             if not s.ended:
                 s.state = _State.TUNNEL
                 self._tunnel_data(s, s.last_ts if s is req else ts)
+
+
+HttpConnection._STEPS = (
+    HttpConnection._start, HttpConnection._body_len, HttpConnection._chunk_size,
+    HttpConnection._body_len, HttpConnection._chunk_crlf, HttpConnection._trailers,
+    HttpConnection._body_close, HttpConnection._paused, HttpConnection._tunnel_data,
+    HttpConnection._resync, HttpConnection._dead,
+)
