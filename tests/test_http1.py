@@ -1052,3 +1052,25 @@ def test_lossy_sample_gap_inside_body_keeps_sync() -> None:
     assert t[3].resp_body_sha256 == SHA["/medium.bin"]
     assert anomalies(first) == []
     assert [x.uri for x in txs(second)] == ["/small.txt", "/index.html"]
+
+
+def test_limits_give_the_same_events_at_every_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Small limits so that every split point can be tried: the outcome of exceeding a limit
+    # must not depend on segmentation (the discarded line is skipped to its end either way).
+    import pcapan.proto.http1 as h
+
+    monkeypatch.setattr(h, "HTTP_MAX_HEADER_BYTES", 60)
+    monkeypatch.setattr(h, "HTTP_MAX_CHUNK_LINE_BYTES", 12)
+    ev = check([
+        ("c", req("GET /a HTTP/1.1", "Host: h", "X-Pad: " + "p" * 60)
+         + req("GET /b HTTP/1.1", "Host: h") + req("GET /c HTTP/1.1", "Host: h")),
+        ("s", resp("HTTP/1.1 431 Too Large", "Content-Length: 0")
+         + resp("HTTP/1.1 200 OK", "Transfer-Encoding: chunked",
+                body=b"1;" + b"e" * 40 + b"HTTP/1.1 999 x\r\nx\r\n0\r\n\r\n")
+         + resp("HTTP/1.1 200 OK", "Content-Length: 0")),
+    ])
+    a, b, c = txs(ev)
+    assert "header_too_large" in a.flags and a.status_code == 431
+    assert b.uri == "/b" and "chunk_line_too_long" in b.flags and b.partial
+    assert (c.uri, c.status_code) == ("/c", 200)
+    assert [x.kind for x in anomalies(ev)] == ["header_too_large", "chunk_line_too_long"]

@@ -152,11 +152,17 @@ _HEAD_END = re.compile(rb"\n\r?\n")
 _FIELD_BLOCK = re.compile(rb"(?:" + _TOKEN + rb":[^\r\n]*\r\n)*")
 _FIELD_PAIRS = re.compile(rb"(" + _TOKEN + rb"):[ \t]*((?:[^ \t\r\n][^\r\n]*?)?)[ \t]*\r\n")
 _FIELD_LINE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*((?:[^ \t][^\r\n]*?)?)[ \t]*")
+_TOO_LARGE = f"header section longer than {HTTP_MAX_HEADER_BYTES} bytes"
+_CHUNK_TOO_LONG = f"chunk-size line longer than {HTTP_MAX_CHUNK_LINE_BYTES} bytes"
 _CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(;[^\r\n]*)?")
 _DIGITS = re.compile(r"[0-9]{1,18}")
 # Plausible message starts for resynchronisation: at the buffer start or after a newline.
+# Lengths are bounded so that a line the resync buffer could not hold whole
+# (HTTP_RESYNC_KEEP_BYTES) never matches, however the stream was segmented.
 _RESYNC_REQUEST = re.compile(
-    rb"(?:^|\n)" + _TOKEN + rb" [^\x00- \x7f]+ HTTP/[0-9]\.[0-9]\r?\n"
+    rb"(?:^|\n)[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32} [^\x00- \x7f]{1,"
+    + str(HTTP_RESYNC_KEEP_BYTES - 64).encode()
+    + rb"} HTTP/[0-9]\.[0-9]\r?\n"
 )
 _RESYNC_RESPONSE = re.compile(rb"(?:^|\n)HTTP/[0-9]\.[0-9] [0-9]{3}[ \r\n]")
 
@@ -489,7 +495,7 @@ class _Side:
 
     __slots__ = (
         "is_orig", "buf", "state", "remaining", "scan", "started", "msg_ts", "outstanding",
-        "tx", "last_ts", "ended", "resynced", "msg_flags", "checked", "paused_for",
+        "tx", "last_ts", "ended", "resynced", "msg_flags", "checked", "paused_for", "midline",
     )
 
     def __init__(self, is_orig: bool) -> None:
@@ -508,6 +514,7 @@ class _Side:
         self.msg_flags: list[str] = []
         self.checked = False  # the message's start line has been checked
         self.paused_for: _Tx | None = None  # the Upgrade/CONNECT request a PAUSED side waits on
+        self.midline = False  # resynchronising must first skip the rest of a discarded line
 
 
 class HttpConnection:
@@ -659,7 +666,7 @@ class HttpConnection:
             side.scan = len(buf)
             if len(buf) > HTTP_MAX_HEADER_BYTES:
                 self._discard_line(side)
-                raise ParserError("header_too_large", f"no end of header section in {len(buf)} bytes")
+                raise ParserError("header_too_large", _TOO_LARGE)
             return False
         if not side.checked:
             # The same check as above, so that a bad start line costs the same bytes however
@@ -667,7 +674,7 @@ class HttpConnection:
             self._check_first_line(side)
         if m.end() > HTTP_MAX_HEADER_BYTES:
             self._discard_line(side)
-            raise ParserError("header_too_large", f"header section of {m.end()} bytes")
+            raise ParserError("header_too_large", _TOO_LARGE)
         raw = bytes(buf[: m.start()])
         blank_bare = m.group() == b"\n\n"  # before the buffer the match points into changes
         del buf[: m.end()]
@@ -703,7 +710,10 @@ class HttpConnection:
         # Progress guarantee: bytes that caused an error are dropped before resynchronising.
         nl = side.buf.find(b"\n")
         if nl < 0:
+            # The rest of this line is still to come: resynchronising must skip it too, or
+            # the outcome would depend on where the stream was segmented.
             side.buf.clear()
+            side.midline = True
         else:
             del side.buf[: nl + 1]
 
@@ -925,8 +935,11 @@ class HttpConnection:
         if nl < 0:
             if len(buf) > HTTP_MAX_CHUNK_LINE_BYTES:
                 self._discard_line(side)
-                raise ParserError("chunk_line_too_long", f"{len(buf)} bytes without a newline")
+                raise ParserError("chunk_line_too_long", _CHUNK_TOO_LONG)
             return False
+        if nl > HTTP_MAX_CHUNK_LINE_BYTES:
+            self._discard_line(side)
+            raise ParserError("chunk_line_too_long", _CHUNK_TOO_LONG)
         line = bytes(buf[:nl])
         del buf[: nl + 1]
         tx = side.tx
@@ -984,8 +997,11 @@ class HttpConnection:
             side.scan = len(buf)
             if len(buf) > HTTP_MAX_HEADER_BYTES:
                 self._discard_line(side)
-                raise ParserError("header_too_large", "trailer section too large")
+                raise ParserError("header_too_large", _TOO_LARGE)
             return False
+        if m.end() > HTTP_MAX_HEADER_BYTES:
+            self._discard_line(side)
+            raise ParserError("header_too_large", _TOO_LARGE)
         flags: list[str] = []
         lines = _parse_lines(bytes(buf[: m.start()]), m.group() == b"\n\n", flags)
         del buf[: m.end()]
@@ -1027,6 +1043,13 @@ class HttpConnection:
 
     def _resync(self, side: _Side, ts: int) -> bool:
         buf = side.buf
+        if side.midline:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                buf.clear()
+                return False
+            del buf[:nl]  # keep the newline: a message may start right after it
+            side.midline = False
         pat = _RESYNC_REQUEST if side.is_orig else _RESYNC_RESPONSE
         m = pat.search(buf)
         if m is None:
@@ -1035,7 +1058,8 @@ class HttpConnection:
             if nl > 0:
                 del buf[:nl]
             if len(buf) > HTTP_RESYNC_KEEP_BYTES:
-                del buf[: len(buf) - HTTP_RESYNC_KEEP_BYTES]
+                buf.clear()
+                side.midline = True
             return False
         s = m.start() + (1 if buf[m.start()] == 10 else 0)
         del buf[:s]
