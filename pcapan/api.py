@@ -158,6 +158,7 @@ class Analyzer:
         with _quiet_gc():
             for batch in opened:
                 self._engine.feed(batch)
+                del batch  # let the reader reuse the chunk buffer
                 if progress is not None:
                     progress(opened.name, opened.consumed_bytes, opened.total_bytes)
         self._engine.add_read_issues(opened.report.issues)

@@ -350,6 +350,7 @@ class Analyzer:
         pa = np.nonzero(~interesting & ~bulk)[0]
         if pa.shape[0]:
             self._pure_acks(conns, filled[pa], a_is_src[pa], tp.ip_len[pa], ts[pa], tp.ack[pa], tp.frame_no[pa], fb)
+        self._mv = None  # the batch's bytes are not needed past the batch
         end_ts = int(ts[-1])
         for conn in conns:
             conn.apply_acks(end_ts)

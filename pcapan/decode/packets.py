@@ -252,6 +252,7 @@ class Decoder:
             # Reassembled datagrams live after the batch's bytes; decode them as raw IP frames.
             data = bytes(batch.data) + bytes(extra)
             rows.extend(self._decode_extra(data))
+        self._batch = None  # do not keep the batch's buffer alive past the batch
         return _assemble(data, rows)
 
     def _ipv4(self, u8, batch, sel, p, e, extra, base) -> dict[str, np.ndarray] | None:  # noqa: ANN001

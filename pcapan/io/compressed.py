@@ -150,16 +150,19 @@ def read_fully(stream: BinaryIO, n: int, name: str) -> bytes:
     return b"".join(parts) if len(parts) != 1 else parts[0]
 
 
-def read_chunk(stream: BinaryIO, carry: bytes, n: int, name: str) -> memoryview | bytes:
+def read_chunk(
+    stream: BinaryIO, carry: bytes, n: int, name: str, into: bytearray | None = None
+) -> memoryview | bytes:
     """``carry`` followed by up to ``n`` more bytes of ``stream``.
 
     Plain files are read straight into one buffer behind the carry, so the 8 MiB chunk is never
-    copied again; decompressors go through :func:`read_fully` (which keeps what was decoded
+    copied again; ``into``, when large enough, is that buffer (the caller vouches that nobody
+    still reads it). Decompressors go through :func:`read_fully` (which keeps what was decoded
     before a failure).
     """
     if isinstance(stream, io.BufferedReader):
         lc = len(carry)
-        buf = bytearray(lc + n)
+        buf = into if into is not None and len(into) >= lc + n else bytearray(lc + n)
         view = memoryview(buf)
         view[:lc] = carry
         got = lc

@@ -84,10 +84,17 @@ class PcapReader:
         eof = False
         offsets: list[int] = []
         cut = ""  # decompression failure message: the stream ends after this chunk
+        spare: bytearray | None = None
         while not eof:
             lc = len(carry)
+            # Reuse the last chunk's buffer when nothing refers to it any more (the consumer is
+            # done with the previous batch): no new 8 MiB allocation per chunk, so memory stays
+            # flat and no page is faulted in again. A consumer that keeps batches (list(reader))
+            # holds references, and then a fresh buffer is allocated.
+            if spare is not None and sys.getrefcount(spare) > 2:
+                spare = None
             try:
-                buf = read_chunk(self._stream, carry, READ_CHUNK_BYTES, self.name)
+                buf = read_chunk(self._stream, carry, READ_CHUNK_BYTES, self.name, spare)
             except CaptureError as exc:
                 # Keep what was decoded before the failure; it is reported below as truncation.
                 buf = carry + getattr(exc, "partial", b"")
@@ -145,6 +152,9 @@ class PcapReader:
                 last_sec = int(batch.ts_ns[-1] // 1_000_000_000)
                 self.report.frames += len(offsets)
                 yield batch
+                del batch
+            spare = buf.obj if isinstance(buf, memoryview) and isinstance(buf.obj, bytearray) else None
+            del buf
 
     def _walk(self, buf: bytes, pos: int, n: int) -> tuple[list[int], int, bool]:
         """Walk record headers from ``pos`` as fast as Python allows, then check the lengths
