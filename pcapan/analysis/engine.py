@@ -131,7 +131,6 @@ class Analyzer:
         self._n = 0
         self._frame_base = 0
         self._last_sweep = 0
-        self._now = 0
         # Fold in-order data runs per batch (False: every data segment one by one; the two must
         # give identical tables, which a test checks).
         self.fold_bulk = True
@@ -354,7 +353,6 @@ class Analyzer:
         end_ts = int(ts[-1])
         for conn in conns:
             conn.apply_acks(end_ts)
-        self._now = max(self._now, end_ts)
 
     def _bulk_candidates(self, tp: TcpPackets, order: np.ndarray, ctrl_s: np.ndarray, order_kd: np.ndarray,
                          kd_s: np.ndarray, forced: np.ndarray) -> np.ndarray:

@@ -192,7 +192,7 @@ class Connection:
     __slots__ = (
         "uid", "key", "orig", "resp", "orig_is_a", "start_ns", "last_ns", "history",
         "_hist_seen", "_hist_pos", "flipped", "partial", "close_reason", "closed_ns", "anomalies",
-        "service", "n", "detect", "_fkey", "missed_bytes", "_z_partial", "_first_seen",
+        "service", "n", "_fkey", "missed_bytes", "_z_partial", "_first_seen",
         "_last_frame", "_clean_log",
     )
 
@@ -216,7 +216,6 @@ class Connection:
         self.anomalies: list[tuple[int, int, str, str]] = []  # (frame_no, ts_ns, kind, detail)
         self.service = ""
         self.n = n  # creation order, for deterministic output
-        self.detect: object | None = None
         # Zeek's missed_bytes: content gaps revealed by acknowledgements while both sides were
         # established or cleanly closing (the content_gap events base/protocols/conn sums).
         self.missed_bytes = 0
@@ -678,7 +677,6 @@ class Connection:
         for ep in (self.orig, self.resp):
             ep.stream.sink = None
             ep.peer = None  # type: ignore[assignment]
-        self.detect = None
 
     def set_sink(self, is_orig: bool, sink: StreamSink | None) -> None:
         (self.orig if is_orig else self.resp).stream.sink = sink
