@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from pcapan.config import SWEEP_INTERVAL_S, TCP_CLOSE_LINGER_S, TCP_IDLE_TIMEOUT_S
+from pcapan.config import DETECT_BYTES, SWEEP_INTERVAL_S, TCP_CLOSE_LINGER_S, TCP_IDLE_TIMEOUT_S
 from pcapan.decode.packets import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Decoder, TcpPackets
 from pcapan.flow.community_id import community_id
 from pcapan.flow.conn import CLOSE_END, CLOSE_IDLE, CLOSE_REUSE, INACTIVE, Connection, FlowKey
@@ -27,7 +27,6 @@ _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # Ports at or above this are ephemeral (IANA 49152; Linux starts at 32768, so use that).
 _EPHEMERAL_MIN = 32768
-_DETECT_LIMIT = 64
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -80,9 +79,9 @@ class _Detector:
     def data(self, chunk: bytes, ts_ns: int) -> None:
         if self.done:
             return
-        self.buf += chunk[: _DETECT_LIMIT - len(self.buf)]
+        self.buf += chunk[: DETECT_BYTES - len(self.buf)]
         verdict = detect(self.buf)
-        if verdict is None and len(self.buf) < _DETECT_LIMIT:
+        if verdict is None and len(self.buf) < DETECT_BYTES:
             return
         self._decide(verdict or "")
 
@@ -124,7 +123,6 @@ class Analyzer:
         self.flows: dict[tuple[int, int, int, int, int, int], Connection] = {}
         self.connections: list[ConnRecord] = []
         self.anomalies: list[AnomalyRecord] = []
-        self.read_issues: list[ReadIssue] = []
         self.shard = shard
         self.on_connection = on_connection
         self.source = ""
@@ -163,7 +161,6 @@ class Analyzer:
 
     def add_read_issues(self, issues: Iterable[ReadIssue]) -> None:
         for issue in issues:
-            self.read_issues.append(issue)
             self.anomalies.append(
                 AnomalyRecord(self.last_ns, "", issue.frame_no, issue.kind, issue.detail, self.source)
             )
@@ -421,7 +418,8 @@ class Analyzer:
         ginv = np.empty(g.shape[0], dtype=np.int64)
         ginv[by_group] = np.cumsum(starts) - 1
         gfirst = by_group[gstart]
-        count = np.diff(np.append(gstart, gs.shape[0]))
+        bounds_a = np.append(gstart, gs.shape[0])
+        count = np.diff(bounds_a)
         nbytes = np.add.reduceat(ip_len[by_group], gstart)
         last = np.maximum.reduceat(ts[by_group], gstart)
         # Relative ack per group: reference = the acknowledged peer stream's 32/64-bit anchor.
@@ -440,7 +438,7 @@ class Analyzer:
         mx = np.maximum.reduceat(rel_g, gstart)
         # Per group, its ACKs in capture order (frame, relative ack): a content gap is pinned on
         # the ACK that revealed it, not on the first of the group.
-        bounds = np.append(gstart, gs.shape[0]).tolist()
+        bounds = bounds_a.tolist()
         frames_g = fno[by_group] + fb
         cols = zip(ug.tolist(), count.tolist(), nbytes.tolist(), ts[gfirst].tolist(), last.tolist(),
                    mx.tolist(), fno[gfirst].tolist(), refs, strict=True)

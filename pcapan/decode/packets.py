@@ -90,18 +90,6 @@ class DecodeStats:
             self.ip_packets[name] = self.ip_packets.get(name, 0) + packets
             self.ip_bytes[name] = self.ip_bytes.get(name, 0) + nbytes
 
-    def merge(self, other: DecodeStats) -> None:
-        self.frames += other.frames
-        self.frame_bytes += other.frame_bytes
-        for k, v in other.ip_packets.items():
-            self.add_ip(k, v, other.ip_bytes.get(k, 0))
-        self.non_ip_frames += other.non_ip_frames
-        for lk, lv in other.unsupported_linktype_frames.items():
-            self.unsupported_linktype_frames[lk] = self.unsupported_linktype_frames.get(lk, 0) + lv
-        self.malformed += other.malformed
-        self.fragments += other.fragments
-        self.reassembled += other.reassembled
-
 
 def _g(u8: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """Bytes at ``pos``. ``take(mode="clip")`` skips the per-element bounds error path that

@@ -258,9 +258,6 @@ class Connection:
     def history_str(self) -> str:
         return "".join(h[2] for h in sorted(self.history))
 
-    def has_ack_letter(self, is_orig: bool) -> bool:
-        return bool(self._hist_seen & (_H_ACK if is_orig else _H_ACK << 16))
-
     def note(self, frame_no: int, ts_ns: int, kind: str, detail: str) -> None:
         self.anomalies.append((frame_no, ts_ns, kind, detail))
 

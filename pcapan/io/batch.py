@@ -27,27 +27,6 @@ class FrameBatch:
     def __len__(self) -> int:
         return int(self.offset.shape[0])
 
-    @staticmethod
-    def from_lists(
-        data: bytes | bytearray,
-        offset: list[int],
-        caplen: list[int],
-        wirelen: list[int],
-        ts_ns: list[int],
-        linktype: list[int],
-        first_frame_no: int,
-    ) -> FrameBatch:
-        n = len(offset)
-        return FrameBatch(
-            data=data,
-            offset=np.asarray(offset, dtype=np.int64),
-            caplen=np.asarray(caplen, dtype=np.int64),
-            wirelen=np.asarray(wirelen, dtype=np.int64),
-            ts_ns=np.asarray(ts_ns, dtype=np.int64),
-            linktype=np.asarray(linktype, dtype=np.int32),
-            frame_no=np.arange(first_frame_no, first_frame_no + n, dtype=np.int64),
-        )
-
 
 @dataclass(slots=True)
 class ReadIssue:
