@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pcapan.analysis.engine import Analyzer as _Engine
-from pcapan.frames.schema import ANOMALIES, CONNECTIONS, TABLES
+from pcapan.analysis.http import BodyHook
+from pcapan.frames.schema import ANOMALIES, CONNECTIONS, HTTP, TABLES
 from pcapan.io import FrameBatch, open_capture
-from pcapan.model import AnomalyRecord, ConnRecord
+from pcapan.model import AnomalyRecord, ConnRecord, HttpRecord
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,11 +31,17 @@ class Result:
     anomaly_records: list[AnomalyRecord]
     stats: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    http_records: list[HttpRecord] = field(default_factory=list)
     _frames: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     @property
     def connections(self) -> pd.DataFrame:
         return self._table("connections")
+
+    @property
+    def http(self) -> pd.DataFrame:
+        """One row per HTTP/1.x request/response pair (see ``pcapan schema http``)."""
+        return self._table("http")
 
     @property
     def anomalies(self) -> pd.DataFrame:
@@ -50,6 +57,9 @@ class Result:
             if name == "connections":
                 recs = sorted(self.connection_records, key=lambda r: (r.ts_ns, r.uid))
                 self._frames[name] = to_frame(recs, CONNECTIONS, ConnRecord)
+            elif name == "http":
+                recs3 = sorted(self.http_records, key=lambda r: (r.ts_ns, r.uid, r.trans_depth))
+                self._frames[name] = to_frame(recs3, HTTP, HttpRecord)
             else:
                 recs2 = sorted(self.anomaly_records, key=lambda r: (r.source, r.ts_ns, r.frame))
                 self._frames[name] = to_frame(recs2, ANOMALIES, AnomalyRecord)
@@ -110,6 +120,7 @@ class Result:
             [r for p in parts for r in p.anomaly_records],
             stats,
             [w for p in parts for w in p.warnings],
+            [r for p in parts for r in p.http_records],
         )
 
 
@@ -136,8 +147,11 @@ def _quiet_gc() -> Iterator[None]:
 class Analyzer:
     """Incremental analysis: ``feed()`` frame batches (files or live capture), then ``finish()``."""
 
-    def __init__(self, *, idle_timeout_s: float | None = None, shard: tuple[int, int] | None = None) -> None:
-        kwargs: dict[str, Any] = {"shard": shard}
+    def __init__(self, *, idle_timeout_s: float | None = None, shard: tuple[int, int] | None = None,
+                 on_http_body: BodyHook | None = None) -> None:
+        """``on_http_body(uid, trans_depth, chunk)`` receives response bodies as they are parsed
+        (de-chunked; content encoding kept), e.g. to extract them."""
+        kwargs: dict[str, Any] = {"shard": shard, "on_http_body": on_http_body}
         if idle_timeout_s is not None:
             kwargs["idle_timeout_s"] = idle_timeout_s
         self._engine = _Engine(**kwargs)
@@ -184,7 +198,8 @@ class Analyzer:
             "ip_fragments": st.fragments,
             "ip_reassembled": st.reassembled,
         }
-        return Result(list(eng.connections), list(eng.anomalies), stats, list(self._warnings))
+        return Result(list(eng.connections), list(eng.anomalies), stats, list(self._warnings),
+                      list(eng.http_ctx.records))
 
 
 def analyze(

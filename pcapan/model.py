@@ -58,3 +58,55 @@ class AnomalyRecord:
     name: str
     addl: str
     source: str
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRecord:
+    """One HTTP/1.x request/response pair (or an orphan half) on a connection."""
+
+    ts_ns: int
+    uid: str
+    orig_h: str
+    orig_p: int
+    resp_h: str
+    resp_p: int
+    trans_depth: int
+    method: str | None
+    host: str | None
+    uri: str | None
+    target_form: str | None
+    version: str | None
+    response_version: str | None
+    user_agent: str | None
+    referrer: str | None
+    request_body_len: int | None
+    response_body_len: int | None
+    status_code: int | None
+    status_msg: str | None
+    info_codes: str | None
+    content_type: str | None
+    content_length: int | None
+    transfer_encoding: str | None
+    content_encoding: str | None
+    chunk_count: int | None
+    trailer_names: str | None
+    trailer_announced: str | None
+    expect: str | None
+    upgrade_requested: str | None
+    upgrade: str | None
+    tunnel: str | None
+    request_connection_header: str | None
+    response_connection_header: str | None
+    keep_alive: bool | None
+    pipelined: bool
+    pipeline_depth: int | None
+    ts_request_start: int | None
+    ts_request_end: int | None
+    ts_response_start: int | None
+    ts_response_end: int | None
+    ttfb_s: float | None
+    response_time_s: float | None
+    resp_body_sha256: str | None
+    partial: bool
+    flags: str | None
+    source: str

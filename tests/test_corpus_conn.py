@@ -192,11 +192,12 @@ PENDING: list[Known] = [
 ]
 
 # Service: Zeek lists every analyzer that confirmed the protocol (a set); pcapan names the
-# protocol that starts the stream (http or tls), from its content detector.
+# protocol that starts the stream (http or tls), from its content detector, plus the protocol
+# detected inside an HTTP CONNECT/Upgrade tunnel.
 SERVICE_ONE_NAME = (
     "SERVICE_ONE_NAME: Zeek's service is the set of every analyzer that confirmed, including "
-    "protocols inside a CONNECT or WebSocket tunnel (ssl, smtp, websocket); pcapan's service is "
-    "the one protocol the stream starts with, and it is in Zeek's set."
+    "protocols pcapan does not parse (smtp, websocket, dns); pcapan's set (the protocol the "
+    "stream starts with, and the one inside a CONNECT/Upgrade tunnel) is a subset of Zeek's."
 )
 SERVICE_UNCONFIRMED = (
     "SERVICE_UNCONFIRMED: Zeek's service stays unset until its analyzer confirms the protocol, "
@@ -288,11 +289,11 @@ def _judge(res: CaseResult, conn: Tuple4 | None, fld: str, agree: bool, zv: obje
 
 
 def _service(res: CaseResult, conn: Tuple4, zv: str | None, ov: str) -> None:
-    ours = SERVICE_TO_ZEEK.get(ov, ov) if ov else ""
+    ours = {SERVICE_TO_ZEEK.get(x, x) for x in ov.split(",")} if ov else set()
     zset = set(zv.split(",")) if zv else set()
-    if zset == ({ours} if ours else set()):
+    if zset == ours:
         res.outcomes.append(Outcome(res.case, conn, "service", "agree", zv, ov))
-    elif ours and ours in zset:
+    elif ours and ours < zset:
         res.outcomes.append(Outcome(res.case, conn, "service", "documented", zv, ov, SERVICE_ONE_NAME.split(":")[0]))
     elif ours and not zset:
         res.outcomes.append(Outcome(res.case, conn, "service", "documented", zv, ov, SERVICE_UNCONFIRMED.split(":")[0]))

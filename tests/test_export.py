@@ -12,12 +12,17 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 
 def test_parquet_round_trip(tmp_path: Path) -> None:
-    res = pcapan.analyze([SAMPLES / "tls.pcap", SAMPLES / "rst.pcap"])
+    res = pcapan.analyze([SAMPLES / "tls.pcap", SAMPLES / "rst.pcap", SAMPLES / "http-pipelined.pcap"])
     paths = res.to_parquet(tmp_path)
-    assert {p.name for p in paths} == {"connections.parquet", "anomalies.parquet"}
+    assert {p.name for p in paths} == {"connections.parquet", "http.parquet", "anomalies.parquet"}
     back = pd.read_parquet(tmp_path / "connections.parquet")
-    assert len(res.connections) == 8  # samples/README.md: 6 TLS connections + 2 in rst.pcap
+    # samples/README.md: 6 TLS connections + 2 in rst.pcap + 1 pipelined connection
+    assert len(res.connections) == 9
     pd.testing.assert_frame_equal(back, res.connections)
+    # the http table (nullable timestamps and integers included) survives too
+    # samples/README.md: three pipelined GETs, and in rst.pcap the GET /large.bin aborted by RST
+    assert len(res.http) == 4
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "http.parquet"), res.http)
 
 
 def test_csv_round_trip_values(tmp_path: Path) -> None:

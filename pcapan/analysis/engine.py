@@ -9,18 +9,20 @@ bulk of any bulk transfer, are folded into their connection per batch with vecto
 from __future__ import annotations
 
 import hashlib
-import socket
 from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from pcapan.config import DETECT_BYTES, SWEEP_INTERVAL_S, TCP_CLOSE_LINGER_S, TCP_IDLE_TIMEOUT_S
+from pcapan.analysis.dispatch import Dispatch, Openers
+from pcapan.analysis.http import BodyHook, HttpContext
+from pcapan.config import SWEEP_INTERVAL_S, TCP_CLOSE_LINGER_S, TCP_IDLE_TIMEOUT_S
 from pcapan.decode.packets import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Decoder, TcpPackets
 from pcapan.flow.community_id import community_id
-from pcapan.flow.conn import CLOSE_END, CLOSE_IDLE, CLOSE_REUSE, INACTIVE, Connection, FlowKey
+from pcapan.flow.conn import CLOSE_END, CLOSE_IDLE, CLOSE_REUSE, INACTIVE, Connection, FlowKey, ntop
+from pcapan.flow.reassembly import StreamSink
 from pcapan.io.batch import FrameBatch, ReadIssue
 from pcapan.model import AnomalyRecord, ConnRecord
-from pcapan.proto.detect import detect
+from pcapan.proto.detect import HTTP
 
 _CTRL = TCP_SYN | TCP_FIN | TCP_RST
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -65,40 +67,27 @@ def addr_bytes(hi: int, lo: int, ipver: int) -> bytes:
     return hi.to_bytes(8, "big") + lo.to_bytes(8, "big")
 
 
-class _Detector:
-    """Stream sink that looks at the first bytes of a direction to name the service."""
+class _TcpTransport:
+    """A connection's two TCP streams, as a transport for content dispatch."""
 
-    __slots__ = ("conn", "is_orig", "buf", "done")
+    __slots__ = ("conn",)
 
-    def __init__(self, conn: Connection, is_orig: bool) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.is_orig = is_orig
-        self.buf = b""
-        self.done = False
 
-    def data(self, chunk: bytes, ts_ns: int) -> None:
-        if self.done:
-            return
-        self.buf += chunk[: DETECT_BYTES - len(self.buf)]
-        verdict = detect(self.buf)
-        if verdict is None and len(self.buf) < DETECT_BYTES:
-            return
-        self._decide(verdict or "")
+    def set_sink(self, is_orig: bool, sink: StreamSink | None) -> None:
+        self.conn.set_sink(is_orig, sink)
 
-    def gap(self, nbytes: int, ts_ns: int) -> None:
-        if not self.done:
-            self._decide("")
+    def position(self, is_orig: bool) -> int:
+        st = (self.conn.orig if is_orig else self.conn.resp).stream
+        return st.next_rel - 1 if st.started else 0  # stream bytes start at relative 1
 
-    def end(self, ts_ns: int) -> None:
-        if not self.done:
-            self._decide(detect(self.buf) or "")
-
-    def _decide(self, verdict: str) -> None:
-        self.done = True
-        if verdict and not self.conn.service:
-            self.conn.service = verdict
-        # Nothing else reads this direction yet: stop copying its bytes.
-        self.conn.set_sink(self.is_orig, None)
+    def service(self, name: str) -> None:
+        c = self.conn
+        if not c.service:
+            c.service = name
+        elif name not in c.service.split(","):
+            c.service += "," + name
 
 
 class Analyzer:
@@ -115,6 +104,7 @@ class Analyzer:
         idle_timeout_s: float = TCP_IDLE_TIMEOUT_S,
         shard: tuple[int, int] | None = None,
         on_connection: Callable[[ConnRecord], None] | None = None,
+        on_http_body: BodyHook | None = None,
     ) -> None:
         self.decoder = Decoder()
         self.idle_ns = int(idle_timeout_s * 1e9)
@@ -125,6 +115,8 @@ class Analyzer:
         self.anomalies: list[AnomalyRecord] = []
         self.shard = shard
         self.on_connection = on_connection
+        self.http_ctx = HttpContext(on_http_body)
+        self.openers: Openers = {HTTP: self.http_ctx.open}
         self.source = ""
         self._n = 0
         self._frame_base = 0
@@ -142,6 +134,7 @@ class Analyzer:
         if self.source:
             self._frame_base += 1 << 40
         self.source = name
+        self.http_ctx.source = name
 
     def feed(self, batch: FrameBatch) -> None:
         n_before = len(self.decoder.anomalies)
@@ -287,8 +280,21 @@ class Analyzer:
         late = (ts[order][1:] - ts[order][:-1]) > idle
         force[order[1:][same & late]] = True
         interesting = force | (plen_a > 0)
+        # Flows whose bytes a parser reads (or may read: new flows are being probed): the parser
+        # must see both directions' bytes in capture order, so only one direction of such a flow
+        # may have its data folded, and the runs are flushed before every packet of the other.
+        parsed = np.array(
+            [c is None or c.orig.stream.sink is not None or c.resp.stream.sink is not None for c in cur.values()],
+            dtype=bool,
+        )
+        parsed_l = parsed.tolist()
         if self.fold_bulk:
             bulk = self._bulk_candidates(tp, order, ctrl_s, order_kd, kd_s, force)
+            if parsed.any():
+                has = plen_a > 0
+                cnt = np.bincount(kd[has], minlength=2 * len(keys)).reshape(-1, 2)
+                fold_ais = cnt[:, 1] >= cnt[:, 0]  # the busier direction of each flow
+                bulk &= ~parsed[inv] | (a_is_src == fold_ais[inv])
         else:
             bulk = np.zeros(n, dtype=bool)
         interesting &= ~bulk
@@ -314,7 +320,8 @@ class Analyzer:
         ):
             conn = cur[k]
             if conn is not None and runs is not None:
-                runs.flush_before(i, rp, rg, k, ais, bool(fl & _CTRL) or t - conn.last_ns > idle, conn, self)
+                runs.flush_before(i, rp, rg, k, ais, parsed_l[k] or bool(fl & _CTRL) or t - conn.last_ns > idle,
+                                  conn, self)
             if conn is not None and self._ends_before(conn, fl, seq, ais, t):
                 conn = None
             if conn is None:
@@ -500,8 +507,7 @@ class Analyzer:
             conn.flipped = True
             conn.history.append((0, -1, "^"))
         conn._fkey = fkey  # type: ignore[attr-defined]
-        conn.set_sink(True, _Detector(conn, True))
-        conn.set_sink(False, _Detector(conn, False))
+        Dispatch(_TcpTransport(conn), self.openers)
         return conn
 
     # -- finalisation ----------------------------------------------------------------------------
@@ -545,9 +551,9 @@ class Analyzer:
             ts_ns=c.start_ns,
             uid=c.uid,
             community_id=community_id(proto, k.orig_h, k.resp_h, k.orig_p, k.resp_p),
-            orig_h=_ntop(k.orig_h),
+            orig_h=ntop(k.orig_h),
             orig_p=k.orig_p,
-            resp_h=_ntop(k.resp_h),
+            resp_h=ntop(k.resp_h),
             resp_p=k.resp_p,
             proto="tcp",
             service=c.service,
@@ -729,8 +735,3 @@ class _BulkRuns:
             a = ps.rel(int(self.first_ack[hi - 1])) + int(self.dmax[hi - 1])
             if a > peer.max_ack_rel:
                 peer.max_ack_rel = a
-
-
-def _ntop(addr: bytes) -> str:
-    """Printable address (RFC 5952 for IPv6, as Zeek and Wireshark print them)."""
-    return socket.inet_ntop(socket.AF_INET if len(addr) == 4 else socket.AF_INET6, addr)

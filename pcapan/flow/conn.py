@@ -17,6 +17,7 @@ packets in capture order).
 from __future__ import annotations
 
 import re
+import socket
 from bisect import bisect_right
 from dataclasses import dataclass
 
@@ -677,3 +678,8 @@ class Connection:
 
     def set_sink(self, is_orig: bool, sink: StreamSink | None) -> None:
         (self.orig if is_orig else self.resp).stream.sink = sink
+
+
+def ntop(addr: bytes) -> str:
+    """Printable address (RFC 5952 for IPv6, as Zeek and Wireshark print them)."""
+    return socket.inet_ntop(socket.AF_INET if len(addr) == 4 else socket.AF_INET6, addr)

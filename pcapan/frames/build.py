@@ -20,7 +20,12 @@ def to_frame(records: Sequence[Any], columns: tuple[Column, ...], record_type: t
         src = "ts_ns" if col.dtype == TS and col.name == "ts" else col.name
         values = raw[src]
         if col.dtype == TS:
-            out[col.name] = pd.to_datetime(np.asarray(values, dtype=np.int64), unit="ns", utc=True)
+            if any(v is None for v in values):
+                # Optional timestamps (an orphan's missing side): NaT where absent.
+                arr = pd.array(values, dtype="Int64").to_numpy(dtype="int64", na_value=np.iinfo(np.int64).min)
+                out[col.name] = pd.to_datetime(arr.view("datetime64[ns]"), utc=True)
+            else:
+                out[col.name] = pd.to_datetime(np.asarray(values, dtype=np.int64), unit="ns", utc=True)
         else:
             out[col.name] = pd.array(values, dtype=col.dtype)
     return pd.DataFrame(out, columns=[c.name for c in columns])

@@ -520,14 +520,17 @@ class _Side:
 class HttpConnection:
     """Both directions of one HTTP/1.x connection; see the module docstring."""
 
-    __slots__ = ("_req", "_resp", "_awaiting", "_txs", "_depth", "_out", "_tunnel")
+    __slots__ = ("_req", "_resp", "_awaiting", "_txs", "_depth", "_out", "_tunnel", "_on_body")
 
     # Step functions indexed by state (filled in after the class body); each returns True when
     # it made progress. Plain functions, not bound methods kept on the instance, so that a
     # connection holds no reference cycle and is freed without the cyclic GC.
     _STEPS: tuple[Callable[[HttpConnection, _Side, int], bool], ...] = ()
 
-    def __init__(self) -> None:
+    def __init__(self, on_body: Callable[[int, bytes], None] | None = None) -> None:
+        """``on_body(trans_depth, chunk)`` receives each response's body bytes as they are
+        decoded (chunk framing removed), for extraction; bodies are otherwise never kept."""
+        self._on_body = on_body
         self._req = _Side(True)
         self._resp = _Side(False)
         self._awaiting: deque[_Tx] = deque()  # requests whose response has not started
@@ -913,6 +916,8 @@ class HttpConnection:
             tx.resp_body_len = (tx.resp_body_len or 0) + len(chunk)
             if tx.hasher is not None:
                 tx.hasher.update(chunk)
+            if self._on_body is not None and chunk:
+                self._on_body(tx.depth, bytes(chunk))
 
     def _body_len(self, side: _Side, ts: int) -> bool:
         buf = side.buf

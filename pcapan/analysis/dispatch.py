@@ -1,0 +1,142 @@
+"""Content detection per connection: name the protocol from the first bytes, then hand both
+directions to that protocol's session.
+
+A :class:`Dispatch` owns the two directions of one byte-stream pair (a TCP connection, or the
+inside of an HTTP CONNECT/Upgrade tunnel). Each direction gets a :class:`Probe` that keeps the
+first bytes it sees (at most ``DETECT_BYTES`` plus the chunk that crosses it). When one direction
+is recognised, both directions are handed to the protocol's sinks: what the probes held is
+replayed first, and bytes a probe did not keep (it had already given up, or saw a gap) are
+replayed as a gap of the right size, so the parser stays aligned with the stream.
+
+A direction that looks like nothing stops receiving bytes at once (its stream goes back to
+the cheap sequence-only path); it is only re-attached if the other direction turns out to be a
+protocol we parse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from pcapan.config import DETECT_BYTES
+from pcapan.flow.conn import Connection
+from pcapan.flow.reassembly import StreamSink
+from pcapan.proto.detect import HTTP, detect
+
+
+class Transport(Protocol):
+    """Where a dispatch's bytes come from."""
+
+    conn: Connection  # the TCP connection that carries them
+
+    def set_sink(self, is_orig: bool, sink: StreamSink | None) -> None: ...
+
+    def position(self, is_orig: bool) -> int:
+        """Bytes (data and gaps) delivered so far in that direction."""
+        ...
+
+    def service(self, name: str) -> None:
+        """The protocol carried was recognised as ``name``."""
+        ...
+
+
+# proto name -> factory(transport, client_is_orig) returning the (orig, resp) sinks or None
+Openers = dict[str, Callable[[Transport, bool], tuple[StreamSink, StreamSink] | None]]
+
+
+class Probe:
+    """One direction's bytes until the protocol is known."""
+
+    __slots__ = ("owner", "is_orig", "chunks", "size", "verdict", "head", "detached")
+
+    def __init__(self, owner: Dispatch, is_orig: bool) -> None:
+        self.owner = owner
+        self.is_orig = is_orig
+        self.chunks: list[tuple[bytes, int]] = []
+        self.size = 0
+        self.verdict: str | None = None
+        self.head = b""
+        self.detached = False  # no longer the stream's sink: it missed what came after
+
+    def data(self, chunk: bytes, ts_ns: int) -> None:
+        if self.verdict is not None:
+            return
+        self.chunks.append((bytes(chunk), ts_ns))
+        self.size += len(chunk)
+        if len(self.head) < DETECT_BYTES:
+            self.head += bytes(chunk[: DETECT_BYTES - len(self.head)])
+        verdict = detect(self.head)
+        if verdict is None and len(self.head) < DETECT_BYTES:
+            return
+        self.owner.decided(self, verdict or "")
+
+    def gap(self, nbytes: int, ts_ns: int) -> None:
+        if self.verdict is None:
+            self.owner.decided(self, "")
+
+    def end(self, ts_ns: int) -> None:
+        if self.verdict is None:
+            self.owner.decided(self, detect(self.head) or "")
+
+
+class Dispatch:
+    """See the module docstring."""
+
+    __slots__ = ("transport", "openers", "orig", "resp", "proto")
+
+    def __init__(self, transport: Transport, openers: Openers) -> None:
+        self.transport = transport
+        self.openers = openers
+        self.orig = Probe(self, True)
+        self.resp = Probe(self, False)
+        self.proto = ""
+        transport.set_sink(True, self.orig)
+        transport.set_sink(False, self.resp)
+
+    def decided(self, probe: Probe, verdict: str) -> None:
+        probe.verdict = verdict
+        tr = self.transport
+        if verdict:
+            tr.service(verdict)
+        opener = self.openers.get(verdict) if verdict else None
+        if opener is None:
+            # Nothing here parses this direction: stop copying its bytes. The probe keeps what
+            # it saw in case the other direction is recognised later.
+            tr.set_sink(probe.is_orig, None)
+            probe.detached = True
+            other = self.resp if probe.is_orig else self.orig
+            if other.verdict is not None and not self.proto:
+                self._drop()
+            return
+        # Which side is the client: HTTP can tell a request from a response.
+        client_is_orig = True
+        if verdict == HTTP:
+            client_is_orig = probe.is_orig != probe.head.startswith(b"HTTP/")
+        sinks = opener(tr, client_is_orig)
+        if sinks is None:
+            tr.set_sink(True, None)
+            tr.set_sink(False, None)
+            self._drop()
+            return
+        self.proto = verdict
+        now = probe.chunks[-1][1] if probe.chunks else 0
+        # Replay the client side first so that a request is known before its response.
+        order = (self.orig, self.resp) if client_is_orig else (self.resp, self.orig)
+        for p in order:
+            sink = sinks[0] if p.is_orig else sinks[1]
+            tr.set_sink(p.is_orig, sink)
+            chunks, p.chunks = p.chunks, []
+            p.verdict = verdict
+            for chunk, ts in chunks:
+                sink.data(chunk, ts)
+            # A probe still attached sees every byte and gap as it comes (including the rest
+            # of the delivery in progress); a detached one missed everything past what it kept.
+            rest = tr.position(p.is_orig) - p.size if p.detached else 0
+            if rest > 0:
+                sink.gap(rest, chunks[-1][1] if chunks else now)
+        self._drop()
+
+    def _drop(self) -> None:
+        # Free the buffered bytes; the probes are no longer anyone's sink.
+        self.orig.chunks = []
+        self.resp.chunks = []

@@ -1,0 +1,213 @@
+"""HTTP/1.x on one connection: stream events into the parser, transactions out as table rows.
+
+The parser (:mod:`pcapan.proto.http1`) is sans-IO; this module is its driver for the engine.
+It maps stream directions to client/server, turns transactions into :class:`HttpRecord` rows,
+parser anomalies into the connection's anomaly rows, and, when a CONNECT or an Upgrade turns the
+connection into a tunnel, hands the tunnel's bytes to content detection again (TLS inside a
+CONNECT tunnel is still TLS).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pcapan.analysis.dispatch import Dispatch, Openers, Transport
+from pcapan.flow.conn import Connection, ntop
+from pcapan.flow.reassembly import StreamSink
+from pcapan.model import HttpRecord
+from pcapan.proto.http1 import (
+    Event,
+    HttpAnomaly,
+    HttpConnection,
+    HttpTransaction,
+    HttpTunnel,
+    TunnelData,
+    TunnelGap,
+)
+
+# Transaction flags that are also anomaly rows: framing disagreements are how request smuggling
+# works (RFC 9112 6.3, 11.2), so they must be visible without reading every row's flags.
+_ANOMALY_FLAGS = frozenset({"te_and_cl", "cl_mismatch", "cl_invalid", "te_not_chunked", "te_chunked_twice",
+                            "multiple_host"})
+
+# on_body(uid, trans_depth, chunk): response body bytes, de-chunked, as they are parsed
+BodyHook = Callable[[str, int, bytes], None]
+
+
+class HttpContext:
+    """What every HTTP session of one analysis shares: where rows go, and the body hook."""
+
+    __slots__ = ("records", "on_body", "tunnel_openers", "source")
+
+    def __init__(self, on_body: BodyHook | None = None) -> None:
+        self.records: list[HttpRecord] = []
+        self.on_body = on_body
+        self.source = ""
+        # Protocols parsed inside a CONNECT/Upgrade tunnel (TLS registers here).
+        self.tunnel_openers: Openers = {}
+
+    def open(self, transport: Transport, client_is_orig: bool) -> tuple[StreamSink, StreamSink]:
+        """Dispatch opener: an HTTP session on the transport's connection."""
+        conn = transport.conn
+        k = conn.key
+        ids = (ntop(k.orig_h), k.orig_p, ntop(k.resp_h), k.resp_p)
+        return HttpSession(self, conn, transport, client_is_orig, ids, self.source).sinks()
+
+
+class _Direction:
+    """A stream sink for one TCP direction of an HTTP connection."""
+
+    __slots__ = ("session", "is_client")
+
+    def __init__(self, session: HttpSession, is_client: bool) -> None:
+        self.session = session
+        self.is_client = is_client
+
+    def data(self, chunk: bytes, ts_ns: int) -> None:
+        s = self.session
+        s.handle(s.parser.data(self.is_client, chunk, ts_ns))
+
+    def gap(self, nbytes: int, ts_ns: int) -> None:
+        s = self.session
+        s.handle(s.parser.gap(self.is_client, nbytes, ts_ns))
+
+    def end(self, ts_ns: int) -> None:
+        s = self.session
+        s.handle(s.parser.end(self.is_client, ts_ns))
+
+
+class _Tunnel:
+    """The inside of a CONNECT/Upgrade tunnel, as a transport for a nested dispatch."""
+
+    __slots__ = ("session", "sinks", "pos", "conn")
+
+    def __init__(self, session: HttpSession) -> None:
+        self.session = session
+        self.conn = session.conn
+        self.sinks: list[StreamSink | None] = [None, None]  # indexed by is_orig (TCP orientation)
+        self.pos = [0, 0]
+
+    def set_sink(self, is_orig: bool, sink: StreamSink | None) -> None:
+        self.sinks[is_orig] = sink
+        if self.sinks[0] is None and self.sinks[1] is None:
+            self.session.tunnel_idle()
+
+    def position(self, is_orig: bool) -> int:
+        return self.pos[is_orig]
+
+    def service(self, name: str) -> None:
+        self.session.transport.service(name)
+
+
+class HttpSession:
+    """Drives one connection's :class:`HttpConnection`."""
+
+    __slots__ = ("ctx", "conn", "transport", "client_is_orig", "parser", "tunnel", "ids", "source")
+
+    def __init__(self, ctx: HttpContext, conn: Connection, transport: Transport, client_is_orig: bool,
+                 ids: tuple[str, int, str, int], source: str) -> None:
+        self.ctx = ctx
+        self.conn = conn
+        self.transport = transport
+        self.client_is_orig = client_is_orig
+        self.ids = ids
+        self.source = source
+        hook = ctx.on_body
+        uid = conn.uid
+        self.parser = HttpConnection(on_body=(lambda depth, chunk: hook(uid, depth, chunk)) if hook else None)
+        self.tunnel: _Tunnel | None = None
+
+    def sinks(self) -> tuple[StreamSink, StreamSink]:
+        """(orig, resp) sinks for the TCP streams."""
+        return (_Direction(self, self.client_is_orig), _Direction(self, not self.client_is_orig))
+
+    def handle(self, events: list[Event]) -> None:
+        for ev in events:
+            if isinstance(ev, HttpTransaction):
+                self.ctx.records.append(self._record(ev))
+                for f in ev.flags:
+                    if f in _ANOMALY_FLAGS:
+                        t = ev.ts_request_start or ev.ts_response_start or 0
+                        self.conn.note(self.conn._last_frame, t, "http_" + f,
+                                       f"HTTP transaction {ev.trans_depth}: {f.replace('_', ' ')}")
+            elif isinstance(ev, TunnelData):
+                self._tunnel_bytes(ev.is_orig, ev.chunk, 0, ev.ts_ns)
+            elif isinstance(ev, TunnelGap):
+                self._tunnel_bytes(ev.is_orig, b"", ev.nbytes, ev.ts_ns)
+            elif isinstance(ev, HttpAnomaly):
+                self.conn.note(self.conn._last_frame, ev.ts_ns, ev.kind, ev.detail)
+            elif isinstance(ev, HttpTunnel):
+                self.tunnel = _Tunnel(self)
+                Dispatch(self.tunnel, self.ctx.tunnel_openers)
+
+    def _tunnel_bytes(self, is_client: bool, chunk: bytes, gap: int, ts_ns: int) -> None:
+        tun = self.tunnel
+        if tun is None:
+            return
+        d = is_client == self.client_is_orig  # the tunnel's "orig" is the TCP originator
+        sink = tun.sinks[d]
+        tun.pos[d] += len(chunk) + gap
+        if sink is None:
+            return
+        if gap:
+            sink.gap(gap, ts_ns)
+        else:
+            sink.data(chunk, ts_ns)
+
+    def tunnel_idle(self) -> None:
+        """Nothing parses the tunnel: stop copying the connection's bytes (HTTP is over)."""
+        self.transport.set_sink(True, None)
+        self.transport.set_sink(False, None)
+
+    def _record(self, tx: HttpTransaction) -> HttpRecord:
+        orig_h, orig_p, resp_h, resp_p = self.ids
+        t_rq0, t_rq1, t_rs0, t_rs1 = tx.ts_request_start, tx.ts_request_end, tx.ts_response_start, tx.ts_response_end
+        ts = t_rq0 if t_rq0 is not None else (t_rs0 if t_rs0 is not None else self.conn.start_ns)
+        return HttpRecord(
+            ts_ns=ts,
+            uid=self.conn.uid,
+            orig_h=orig_h,
+            orig_p=orig_p,
+            resp_h=resp_h,
+            resp_p=resp_p,
+            trans_depth=tx.trans_depth,
+            method=tx.method,
+            host=tx.host,
+            uri=tx.uri,
+            target_form=tx.target_form,
+            version=tx.request_version,
+            response_version=tx.response_version,
+            user_agent=tx.user_agent,
+            referrer=tx.referrer,
+            request_body_len=tx.request_body_len if tx.has_request else None,
+            response_body_len=tx.response_body_len if tx.has_response else None,
+            status_code=tx.status_code,
+            status_msg=tx.status_msg,
+            info_codes=",".join(map(str, tx.info_codes)) or None,
+            content_type=tx.content_type,
+            content_length=tx.content_length,
+            transfer_encoding=tx.transfer_encoding,
+            content_encoding=tx.content_encoding,
+            chunk_count=tx.chunk_count,
+            trailer_names=",".join(tx.trailer_names) or None,
+            trailer_announced=tx.trailer_announced,
+            expect=tx.expect,
+            upgrade_requested=tx.upgrade_requested,
+            upgrade=tx.upgrade,
+            tunnel=tx.tunnel,
+            request_connection_header=tx.request_connection,
+            response_connection_header=tx.response_connection,
+            keep_alive=tx.keep_alive,
+            pipelined=tx.pipelined,
+            pipeline_depth=tx.pipeline_depth if tx.has_request else None,
+            ts_request_start=t_rq0,
+            ts_request_end=t_rq1,
+            ts_response_start=t_rs0,
+            ts_response_end=t_rs1,
+            ttfb_s=(t_rs0 - t_rq1) / 1e9 if t_rs0 is not None and t_rq1 is not None else None,
+            response_time_s=(t_rs1 - t_rq0) / 1e9 if t_rs1 is not None and t_rq0 is not None else None,
+            resp_body_sha256=tx.resp_body_sha256,
+            partial=tx.partial,
+            flags=",".join(tx.flags) or None,
+            source=self.source,
+        )
