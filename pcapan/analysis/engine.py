@@ -312,15 +312,15 @@ class Analyzer:
         self._mv = mv
         fb = self._frame_base
         if runs is not None:
-            rpos, rgrp = runs.where(idx)
+            rpos, rgrp, rpos2 = runs.where(idx)
         else:
-            rpos = rgrp = [0] * idx.shape[0]
-        for i, k, ais, fl, seq, ack, win, plen, pcap, poff, toff, thl, iplen, t, fno, rp, rg in zip(
-            idx.tolist(), *cols, rpos, rgrp, strict=True
+            rpos = rgrp = rpos2 = [0] * idx.shape[0]
+        for i, k, ais, fl, seq, ack, win, plen, pcap, poff, toff, thl, iplen, t, fno, rp, rg, rp2 in zip(
+            idx.tolist(), *cols, rpos, rgrp, rpos2, strict=True
         ):
             conn = cur[k]
             if conn is not None and runs is not None:
-                runs.flush_before(i, rp, rg, k, ais, parsed_l[k] or bool(fl & _CTRL) or t - conn.last_ns > idle,
+                runs.flush_before(rp, rg, rp2, k, ais, parsed_l[k] or bool(fl & _CTRL) or t - conn.last_ns > idle,
                                   conn, self)
             if conn is not None and self._ends_before(conn, fl, seq, ais, t):
                 conn = None
@@ -629,6 +629,7 @@ class _BulkRuns:
         self.gstart = gstart
         self.gend = np.append(gstart[1:], n)  # exclusive end of each group in sorted order
         self.gkd = kd_s[gstart]
+        self.kd_sorted = kd_s
         # Acknowledgement numbers: running max of the signed distance from the group's first
         # ack, so the highest ack of any run is one lookup.
         ack = tp.ack[order_kd]
@@ -654,25 +655,29 @@ class _BulkRuns:
         self.bulk_ts = tp.ts_ns[bidx].tolist()
         self.bulk_win = tp.win[bidx].tolist()
         self.bulk_frame = tp.frame_no[bidx].tolist()
+        self.bulk_off = tp.payload_off[bidx].tolist()
+        self.bulk_len = tp.payload_len[bidx].tolist()
         self.len_l = self.cs_len.tolist()
         self.ip_l = self.cs_ip.tolist()
 
-    def where(self, idx: np.ndarray) -> tuple[list[int], list[int]]:
-        """Sorted position and group of each of the packets ``idx`` (the interesting ones)."""
+    def where(self, idx: np.ndarray) -> tuple[list[int], list[int], list[int]]:
+        """For each of the packets ``idx`` (the interesting ones): its sorted position, its
+        group, and where it would sit in the other direction's group of its flow."""
         p = self.pos[idx]
-        return p.tolist(), self.group[p].tolist()
+        n = self.pos.shape[0]
+        composite = self.kd_sorted * n + self.order_kd  # sorted: by (flow, direction), then index
+        other = np.searchsorted(composite, (self.kd_sorted[p] ^ 1) * n + idx)
+        return p.tolist(), self.group[p].tolist(), other.tolist()
 
-    def flush_before(self, i: int, p: int, g: int, k: int, ais: bool, both: bool, conn: Connection,
+    def flush_before(self, p: int, g: int, p2: int, k: int, ais: bool, both: bool, conn: Connection,
                      eng: Analyzer) -> None:
-        """Fold the runs of flow ``k`` that precede packet ``i`` (sorted position ``p`` in group
-        ``g``): its direction's, or both directions'."""
+        """Fold the runs of flow ``k`` that precede the packet at sorted position ``p`` in group
+        ``g``: its direction's, or both directions' (``p2``: its place in the other group)."""
         self._flush(g, p, conn, ais, eng)
         self.applied[g] = p + 1
         if both:
             g2 = self.gidx.get(k * 2 + (0 if ais else 1), -1)
             if g2 >= 0:
-                lo2, hi2 = self.gstart_l[g2], self.gend_l[g2]
-                p2 = lo2 + int(np.searchsorted(self.order_kd[lo2:hi2], i))
                 self._flush(g2, p2, conn, not ais, eng)
 
     def flush_rest(self, k: int, conn: Connection, eng: Analyzer) -> None:
@@ -703,12 +708,18 @@ class _BulkRuns:
         st = ep.stream
         j = b0
         future = False
+        delivered = False
         while j < b1:
-            if st.sink is None and st.fin_rel is None and st.started and ep.state != INACTIVE:
+            if st.fin_rel is None and st.started and ep.state != INACTIVE:
                 start = st.rel(seqs[j])
                 if start == st.next_rel and not st.pending_bytes:
+                    if st.sink is not None:
+                        # A parser reads this direction: hand it the run's bytes segment by
+                        # segment, without the per-packet bookkeeping.
+                        st.deliver_run(eng._mv, self.bulk_off[j:b1], self.bulk_len[j:b1], self.bulk_ts[j:b1])
+                        delivered = True
                     break
-                if start > st.next_rel and start >= st.max_end:
+                if start > st.next_rel and start >= st.max_end and st.sink is None:
                     future = True  # the rest lies beyond a hole: buffered as one range
                     break
             eng._slow_segment(conn, is_orig, self.bulk_idx[j], tp)
@@ -729,6 +740,7 @@ class _BulkRuns:
             first_seq=seqs[j],
             future=future,
             ts_ns=t_last,
+            delivered=delivered,
         )
         ps = peer.stream
         if ps.started:

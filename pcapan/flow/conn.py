@@ -593,10 +593,12 @@ class Connection:
         peer.ack_event(first_frame, max_ack, frames, acks)
 
     def bulk_data(self, is_orig: bool, *, count: int, nbytes: int, ip_bytes: int, last_ts: int,
-                  last_win: int, first_frame: int, first_seq: int, future: bool = False, ts_ns: int = 0) -> None:
+                  last_win: int, first_frame: int, first_seq: int, future: bool = False, ts_ns: int = 0,
+                  delivered: bool = False) -> None:
         """Fold in a run of contiguous data segments (ACK set, no SYN/FIN/RST, non-zero window)
         starting at ``first_seq``: either exactly where the stream stands, or (``future``)
-        beyond a hole and beyond everything seen; the engine checked which."""
+        beyond a hole and beyond everything seen; the engine checked which. ``delivered``: the
+        engine already gave the bytes to the stream's sink (``Reassembler.deliver_run``)."""
         ep, peer = (self.orig, self.resp) if is_orig else (self.resp, self.orig)
         ep.pkts += count
         ep.ip_bytes += ip_bytes
@@ -614,7 +616,7 @@ class Connection:
         if future:
             rel = st.rel(first_seq)
             st.extend_future(rel, rel + nbytes, ts_ns, count)
-        else:
+        elif not delivered:
             st.advance(nbytes)
         if ep.state == RESET or nbytes <= 0:
             return

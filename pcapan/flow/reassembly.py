@@ -39,7 +39,12 @@ _HALF = 1 << 31
 
 
 class StreamSink(Protocol):
-    """What a protocol parser sees of one direction of a connection."""
+    """What a protocol parser sees of one direction of a connection.
+
+    A sink may also define ``opaque() -> int``: how many of the next bytes it will take without
+    looking at their structure or at when each arrived (an HTTP body of known length), so that
+    in-order segments can be handed over joined.
+    """
 
     def data(self, chunk: bytes, ts_ns: int) -> None: ...
 
@@ -227,6 +232,60 @@ class Reassembler:
         self._deliver(self.next_rel, self.next_rel + nbytes, None, 0)
         if self.next_rel > self.max_end:
             self.max_end = self.next_rel
+
+    def deliver_run(self, mv: memoryview, offs: list[int], lens: list[int], tss: list[int]) -> None:
+        """Fast path with a sink: in-order segments that continue the stream exactly, with all
+        their bytes captured (``mv[off:off+len]`` each), nothing buffered out of order and no FIN
+        known. The sink gets one ``data`` per segment with its own timestamp, exactly as
+        :meth:`segment` would give it; the sink may detach itself on the way."""
+        if self._ooo or self.fin_rel is not None or not self.started:
+            raise ValueError("deliver_run() needs a started stream with nothing buffered and no FIN")
+        pos = self.next_rel
+        self.delivered += sum(lens)
+        i, count = 0, len(offs)
+        while i < count:
+            sink = self.sink
+            if sink is None:
+                pos += sum(lens[i:])
+                self.next_rel = pos
+                break
+            # Bytes the sink takes as opaque (an HTTP body) can go in one call: the segments
+            # that fit wholly, with the timestamp of the last (where such a body would end).
+            room = sink.opaque() if hasattr(sink, "opaque") else 0
+            j, took = i, 0
+            while j < count and took + lens[j] <= room:
+                took += lens[j]
+                j += 1
+            if j - i >= 2:
+                pos += took
+                self.next_rel = pos
+                sink.data(b"".join([mv[o : o + n] for o, n in zip(offs[i:j], lens[i:j], strict=True)]), tss[j - 1])
+                i = j
+                continue
+            off, n = offs[i], lens[i]
+            pos += n
+            self.next_rel = pos
+            sink.data(bytes(mv[off : off + n]), tss[i])
+            i += 1
+        if pos > self.max_end:
+            self.max_end = pos
+        if self.sink is not None and RETX_COMPARE_TAIL_BYTES:
+            # The last bytes, as _deliver keeps them (from as many trailing segments as needed).
+            parts: list[bytes] = []
+            need = RETX_COMPARE_TAIL_BYTES
+            for off, n in zip(reversed(offs), reversed(lens), strict=True):
+                take = min(n, need)
+                parts.append(bytes(mv[off + n - take : off + n]))
+                need -= take
+                if not need:
+                    break
+            if need:
+                parts.append(self._tail[-need:] if self._tail else b"")
+            self._tail = b"".join(reversed(parts))[-RETX_COMPARE_TAIL_BYTES:]
+        else:
+            self._tail = b""
+        if pos - self._ref_rel > _HALF // 2:
+            self._move_ref()
 
     def acked(self, ack_rel: int, ts_ns: int) -> None:
         """The peer acknowledged everything before ``ack_rel``: holes below it will never fill."""

@@ -69,7 +69,7 @@ CONNECTIONS: tuple[Column, ...] = (
 ANOMALIES: tuple[Column, ...] = (
     Column("ts", TS, "", "Time of the packet (or of the file position) concerned."),
     Column("uid", STR, "", "Connection uid, empty when not tied to a connection."),
-    Column("frame", INT, "", "1-based frame number in the source file (0 when not tied to one frame)."),
+    Column("frame", INT, "", "1-based frame number in the source file (0 when not tied to one frame, e.g. protocol anomalies found in reassembled bytes: see ts)."),
     Column("name", STR, "", "Machine name of the anomaly (Zeek weird.log style), e.g. bad_tcp_header, truncated_file."),
     Column("addl", STR, "", "Human-readable detail."),
     Column("source", STR, "", "Capture file."),
