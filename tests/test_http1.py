@@ -220,6 +220,63 @@ def test_request_lines(line: str, method: str, uri: str, form: str) -> None:
     assert t.response_body_len == 0 and t.flags == ()
 
 
+@pytest.mark.parametrize(
+    ("line", "method", "uri", "version", "form", "flags"),
+    [
+        # Zeek's methods.pcap and connect-with-smtp.pcap: servers answered each of these.
+        ("OPTIONS HTTP/1.1", "OPTIONS", "", "1.1", None, ("missing_target",)),
+        ("GET / HTTP/1.", "GET", "/", None, "origin", ("bad_version",)),
+        ("CCM_POST / HTTP/1.", "CCM_POST", "/", None, "origin", ("bad_version",)),
+        ("GET / HTTP/x", "GET", "/", None, "origin", ("bad_version",)),
+        ("CONNECT mail.example:25 / HTTP/1.0", "CONNECT", "mail.example:25 /", "1.0", "authority",
+         ("space_in_target",)),
+        ("GET /a b HTTP/1.1", "GET", "/a b", "1.1", "origin", ("space_in_target",)),
+        # HTTP/0.9 simple-requests (RFC 1945 4.1): no version.
+        ("GET /HTTP/1.1", "GET", "/HTTP/1.1", "0.9", "origin", ("http09",)),
+        ("GET /", "GET", "/", "0.9", "origin", ("http09",)),
+        ("DELETE http://h/x ", "DELETE", "http://h/x", "0.9", "absolute", ("http09",)),
+    ],
+)
+def test_request_lines_servers_accept(line: str, method: str, uri: str, version: str | None,
+                                      form: str | None, flags: tuple[str, ...]) -> None:
+    ev = check([("c", req(line, "Host: h")),
+                ("s", resp("HTTP/1.0 400 Bad Request", "Content-Length: 2", body=b"no"))])
+    t = one(ev)
+    assert (t.method, t.uri, t.request_version, t.target_form) == (method, uri, version, form)
+    assert (t.status_code, t.response_body_len, t.flags) == (400, 2, flags)
+    assert t.host == "h"
+    assert anomalies(ev) == []
+
+
+@pytest.mark.parametrize("line", [
+    "GET/ HTTP/1.1", "OPTIONSHTTP/1.1", "OPTIONS", "GET/HTTP/1.1", "\u00c3\u00c2 / HTTP/1.1",
+    "get /lower-case-simple-request", "GE /too-short", "GET relative", "hello world",
+    "GET /a\x01b HTTP/1.1", "GET /a HTTP/1.1 extra",
+])
+def test_request_lines_still_rejected(line: str) -> None:
+    ev = check([("c", line.encode("latin-1") + b"\r\nHost: h\r\n\r\n"),
+                ("s", resp("HTTP/1.0 400 Bad Request", "Content-Length: 0"))])
+    t = one(ev)
+    assert t.method is None and t.status_code == 400 and "bad_request_line" in t.flags
+    assert [a.kind for a in anomalies(ev)] == ["bad_request_line"]
+
+
+def test_connect_target_with_space_names_its_authority() -> None:
+    # Zeek's connect-with-smtp.pcap: the proxy accepted it and the tunnel carried SMTP.
+    ev = check([
+        ("c", b"CONNECT mail.example:25 / HTTP/1.0\r\nMozilla 4.0 (compatible)\r\n\r\n"),
+        ("s", b"HTTP/1.0 200 Connection established\r\n\r\n220 mail ESMTP\r\n"),
+        ("c", b"HELO x\r\n"),
+    ])
+    t = one(ev)
+    assert (t.method, t.uri, t.host, t.status_code, t.tunnel) == (
+        "CONNECT", "mail.example:25 /", "mail.example:25", 200, "mail.example:25 /")
+    assert (t.request_body_len, t.response_body_len) == (0, 0)
+    assert t.flags == ("bad_header_line", "space_in_target")
+    tunnel = [e for e in ev if isinstance(e, TunnelData)]
+    assert [(d.is_orig, d.chunk) for d in tunnel] == [(False, b"220 mail ESMTP\r\n"), (True, b"HELO x\r\n")]
+
+
 def test_connect_authority_form_without_host() -> None:
     ev = check([("c", req("CONNECT example.org:443 HTTP/1.1")), ("s", resp("HTTP/1.1 403 Forbidden",
                                                                             "Content-Length: 0"))])

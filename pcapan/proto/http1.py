@@ -144,6 +144,59 @@ _REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([^\x00- \x7f]+) HTTP/([0-9])\.
 _REQUEST_LINE_LAX = re.compile(
     rb"(" + _TOKEN + rb")[ \t]+([^\x00- \x7f]+)[ \t]+HTTP/([0-9])\.([0-9])[ \t]*"
 )
+# Request lines that break RFC 9112 3 but that servers answer (and that Zeek's
+# HTTP_Analyzer::ParseRequest reads the same way): the version is the last "HTTP/" word, the
+# request-target is everything between the method and it (empty, or with spaces inside), and a
+# malformed version is unknown. Each is flagged: missing_target, space_in_target, bad_version.
+_METHOD_WS = re.compile(rb"(" + _TOKEN + rb")[ \t]+")
+_VERSION_AT_END = re.compile(rb"(?:^|[ \t])HTTP/([^ \t]*)[ \t]*\Z")
+_VERSION_NUMBER = re.compile(rb"([0-9])\.([0-9])")
+_NO_CONTROLS = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*")
+# An HTTP/0.9 simple-request (RFC 1945 4.1: Method SP Request-URI, no version, no headers):
+# only an upper-case method of 3 or more letters and a path or an absolute URI, so that a line
+# of text is not taken for one (Zeek asks for a 3-character method and a URI as well).
+_SIMPLE_REQUEST = re.compile(
+    rb"([A-Z][A-Z0-9_-]{2,})[ \t]+(/[^\x00- \x7f]*|[A-Za-z][A-Za-z0-9+.-]*://[^\x00- \x7f]+)[ \t]*"
+)
+
+RequestLine = tuple[bytes, bytes, tuple[int, int] | None, tuple[str, ...]]
+
+
+def _parse_request_line(line: bytes) -> RequestLine | None:
+    """(method, target, version, flags) of a request line, or None when it is not one.
+
+    The version is None when malformed and (0, 9) for an HTTP/0.9 simple-request.
+    """
+    m = _REQUEST_LINE.fullmatch(line)
+    if m is not None:
+        return m.group(1), m.group(2), (int(m.group(3)), int(m.group(4))), ()
+    m = _REQUEST_LINE_LAX.fullmatch(line)
+    if m is not None:
+        return m.group(1), m.group(2), (int(m.group(3)), int(m.group(4))), ("lax_request_line",)
+    m = _METHOD_WS.match(line)
+    if m is None:
+        return None
+    rest = line[m.end() :]
+    v = _VERSION_AT_END.search(rest)
+    if v is not None:
+        target = rest[: v.start()].rstrip(b" \t")
+        if not _NO_CONTROLS.fullmatch(target):
+            return None
+        num = _VERSION_NUMBER.fullmatch(v.group(1))
+        flags: tuple[str, ...] = ()
+        if not target:
+            flags += ("missing_target",)
+        elif b" " in target or b"\t" in target:
+            flags += ("space_in_target",)
+        if num is None:
+            flags += ("bad_version",)
+        return m.group(1), target, (int(num.group(1)), int(num.group(2))) if num else None, flags
+    s = _SIMPLE_REQUEST.fullmatch(line)
+    if s is not None:
+        return s.group(1), s.group(2), (0, 9), ("http09",)
+    return None
+
+
 # status-line = HTTP-version SP status-code SP [ reason-phrase ]; the reason may be empty.
 _STATUS_LINE = re.compile(rb"HTTP/([0-9])\.([0-9]) ([0-9]{3}) ([^\r\n]*)")
 _STATUS_LINE_LAX = re.compile(rb"HTTP/([0-9])\.([0-9])[ \t]+([0-9]{3})(?:[ \t]+([^\r\n]*))?")
@@ -701,7 +754,7 @@ class HttpConnection:
             line = line[:-1]
         line = line.replace(b"\r", b" ")  # as _parse_lines will see it (bare CR -> SP)
         if side.is_orig:
-            ok = _REQUEST_LINE_LAX.fullmatch(line) is not None
+            ok = _parse_request_line(line) is not None
         else:
             ok = _STATUS_LINE_LAX.fullmatch(line) is not None
         if not ok:
@@ -759,25 +812,26 @@ class HttpConnection:
 
     def _request_head(self, side: _Side, start: bytes, fields: list[tuple[str, str]],
                       flags: list[str], ts: int) -> None:
-        m = _REQUEST_LINE.fullmatch(start)
-        if m is None:
-            m = _REQUEST_LINE_LAX.fullmatch(start)
-            if m is None:
-                raise ParserError("bad_request_line", repr(start[:80]))
-            flags.append("lax_request_line")
+        parsed = _parse_request_line(start)
+        if parsed is None:
+            raise ParserError("bad_request_line", repr(start[:80]))
+        method_b, target_b, version, line_flags = parsed
+        flags.extend(line_flags)
         tx = self._new_request_tx(side)
         side.started = False
         tx.flag(*flags)
-        method = m.group(1).decode("ascii")
-        target = m.group(2).decode("latin-1")
+        method = method_b.decode("ascii")
+        target = target_b.decode("latin-1")
         tx.method = method
         tx.uri = target
-        tx.req_version = (int(m.group(3)), int(m.group(4)))
-        if tx.req_version[0] != 1:
+        tx.req_version = version
+        if version is not None and version[0] != 1 and version != (0, 9):
             tx.flag("unusual_version")
         tx.req_headers = fields
         idx = tx.req_idx = _index(fields)
-        if method == "CONNECT":
+        if not target:
+            tx.target_form = None
+        elif method == "CONNECT":
             tx.target_form = "authority"
         elif target == "*":
             tx.target_form = "asterisk"
@@ -794,8 +848,8 @@ class HttpConnection:
         elif hosts:
             tx.host = hosts[0]
         elif tx.target_form == "authority":
-            tx.host = target
-        if not hosts and tx.req_version >= (1, 1):
+            tx.host = target.split()[0]  # a target with spaces: its first word names the authority
+        if not hosts and version is not None and version >= (1, 1):
             tx.flag("missing_host")
         tx.req_body_len = 0
         framing = _framing(idx, method, None)
