@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Analyzer", "Result", "analyze", "__version__"]
+__all__ = ["Analyzer", "Result", "analyze", "extract", "__version__"]
 
 if TYPE_CHECKING:
-    from pcapan.api import Analyzer, Result, analyze
+    from pcapan.api import Analyzer, Result, analyze, extract
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Analyzer", "Result", "analyze"):
+    if name in ("Analyzer", "Result", "analyze", "extract"):
         from pcapan import api
 
         return getattr(api, name)

@@ -208,11 +208,37 @@ def analyze(
     progress: Progress | None = None,
     idle_timeout_s: float | None = None,
     shard: tuple[int, int] | None = None,
+    on_http_body: BodyHook | None = None,
 ) -> Result:
     """Analyse one capture or several (read in the order given, flows continue across files)."""
     if isinstance(sources, (str, os.PathLike)) or hasattr(sources, "read"):
         sources = [sources]  # type: ignore[list-item]
-    an = Analyzer(idle_timeout_s=idle_timeout_s, shard=shard)
+    an = Analyzer(idle_timeout_s=idle_timeout_s, shard=shard, on_http_body=on_http_body)
     for s in sources:  # type: ignore[union-attr]
         an.feed_source(s, progress)
     return an.finish()
+
+
+def extract(
+    sources: Source | Iterable[Source],
+    directory: str | os.PathLike[str],
+    *,
+    decode: bool = False,
+    progress: Progress | None = None,
+) -> tuple[Result, pd.DataFrame]:
+    """Write every HTTP response body into ``directory`` (generated names) with a manifest.csv.
+
+    Bodies are de-chunked; ``decode=True`` also undoes gzip/deflate content coding. Returns the
+    analysis result and the manifest (file, uid, trans_depth, uri, content type, size, sha256...).
+    """
+    import pandas as pd
+
+    from pcapan.export.objects import MANIFEST_FIELDS, BodyWriter
+
+    writer = BodyWriter(directory)
+    try:
+        res = analyze(sources, progress=progress, on_http_body=writer)
+    finally:
+        writer.close()
+    rows = writer.finish(res.http, decode=decode)
+    return res, pd.DataFrame(rows, columns=list(MANIFEST_FIELDS))

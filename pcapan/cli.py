@@ -32,11 +32,20 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
     a.add_argument("--idle-timeout", type=float, metavar="S", help="seconds of silence that end a connection (default 300, as Zeek)")
 
-    c = sub.add_parser("connections", help="print the connections table")
-    c.add_argument("files", nargs="+", metavar="FILE", help="capture files ('-' reads stdin)")
-    c.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format (default: a terminal table)")
-    c.add_argument("--columns", metavar="A,B,...", help="comma-separated columns to show (default: the Zeek conn.log core)")
-    c.add_argument("--limit", type=int, metavar="N", help="show at most N rows")
+    for verb, what, default in (
+        ("connections", "the connections table", "the Zeek conn.log core"),
+        ("http", "the http table (one row per request/response pair)", "method, host, uri, status, sizes, timing"),
+    ):
+        c = sub.add_parser(verb, help=f"print {what}")
+        c.add_argument("files", nargs="+", metavar="FILE", help="capture files ('-' reads stdin)")
+        c.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format (default: a terminal table)")
+        c.add_argument("--columns", metavar="A,B,...", help=f"comma-separated columns to show (default: {default})")
+        c.add_argument("--limit", type=int, metavar="N", help="show at most N rows")
+
+    x = sub.add_parser("extract", help="write every HTTP response body to a file, with a manifest.csv")
+    x.add_argument("files", nargs="+", metavar="FILE", help="capture files ('-' reads stdin)")
+    x.add_argument("-o", "--output", metavar="DIR", required=True, help="directory for the bodies and manifest.csv")
+    x.add_argument("--decode", action="store_true", help="undo gzip/deflate Content-Encoding (bodies are always de-chunked)")
 
     s = sub.add_parser("schema", help="print every table's columns with type, unit and description")
     s.add_argument("table", nargs="?", help="only this table")
@@ -97,21 +106,28 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_connections(args: argparse.Namespace) -> int:
+DEFAULT_HTTP_COLUMNS = [
+    "ts", "uid", "trans_depth", "method", "host", "uri", "status_code", "request_body_len",
+    "response_body_len", "keep_alive", "pipelined", "ttfb_s",
+]
+
+
+def _cmd_table(args: argparse.Namespace) -> int:
     from pcapan.api import analyze
 
     res = analyze(args.files)
     for w in res.warnings:
         print(f"pcapan: warning: {w}", file=sys.stderr)
-    df = res.connections
+    name = args.verb
+    df = res.tables()[name]
     if args.columns:
         cols = [c.strip() for c in args.columns.split(",") if c.strip()]
         unknown = [c for c in cols if c not in df.columns]
         if unknown:
-            raise PcapanError(f"unknown column(s): {', '.join(unknown)} (see 'pcapan schema connections')")
+            raise PcapanError(f"unknown column(s): {', '.join(unknown)} (see 'pcapan schema {name}')")
         df = df[cols]
     elif args.format == "table":
-        df = df[DEFAULT_CONN_COLUMNS]
+        df = df[DEFAULT_CONN_COLUMNS if name == "connections" else DEFAULT_HTTP_COLUMNS]
     if args.limit is not None:
         df = df.head(args.limit)
     if args.format == "csv":
@@ -121,7 +137,18 @@ def _cmd_connections(args: argparse.Namespace) -> int:
     else:
         from pcapan.render import print_frame
 
-        print_frame(df, title=f"connections ({len(res.connection_records)})")
+        print_frame(df, title=f"{name} ({len(res.tables()[name])})")
+    return 0
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from pcapan.api import extract
+
+    res, manifest = extract(args.files, args.output, decode=args.decode)
+    for w in res.warnings:
+        print(f"pcapan: warning: {w}", file=sys.stderr)
+    total = int(manifest["size"].sum()) if len(manifest) else 0
+    print(f"wrote {len(manifest)} object(s), {total:,} bytes, and manifest.csv to {args.output}")
     return 0
 
 
@@ -151,7 +178,8 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"analyze": _cmd_analyze, "connections": _cmd_connections, "schema": _cmd_schema}
+    handlers = {"analyze": _cmd_analyze, "connections": _cmd_table, "http": _cmd_table, "extract": _cmd_extract,
+                "schema": _cmd_schema}
     try:
         return handlers[args.verb](args)
     except PcapanError as exc:
