@@ -261,6 +261,52 @@ def test_request_lines_still_rejected(line: str) -> None:
     assert [a.kind for a in anomalies(ev)] == ["bad_request_line"]
 
 
+@pytest.mark.parametrize("body", [b"<html>hi</html>\n", b"\r\nraw", b"H", b"HTTP", b"HTML page"])
+def test_http09_response_is_the_body_up_to_the_close(body: bytes) -> None:
+    # Zeek's mixed-vlan-mpls.pcap: "GET /" answered by a bare HTML page and a FIN.
+    ev = check([("c", b"GET /\r\n\r\n"), ("s", body), ("es", 0)])
+    t = one(ev)
+    assert (t.method, t.uri, t.request_version) == ("GET", "/", "0.9")
+    assert (t.status_code, t.status_msg, t.response_version, t.has_response) == (None, None, "0.9", True)
+    assert (t.response_body_len, t.resp_body_sha256) == (len(body), sha(body))
+    assert (t.ts_response_start, t.ts_response_end) == (2000, 2000)
+    assert t.keep_alive is False and t.flags == ("http09",) and not t.partial
+    assert anomalies(ev) == []
+
+
+def test_http09_request_answered_with_a_status_line() -> None:
+    # Zeek's methods.pcap: "GET /HTTP/1.1" (no space) got an HTTP/1.0 403 with headers.
+    ev = check([("c", b"GET /HTTP/1.1\nHost: h\n\n"),
+                ("s", resp("HTTP/1.0 403 Forbidden", "Content-Length: 3", body=b"no!"))])
+    t = one(ev)
+    assert (t.method, t.uri, t.host, t.request_version) == ("GET", "/HTTP/1.1", "h", "0.9")
+    assert (t.status_code, t.status_msg, t.response_version, t.response_body_len) == (
+        403, "Forbidden", "1.0", 3)
+    assert t.flags == ("bare_lf", "http09") and anomalies(ev) == []
+
+
+def test_http09_gap_before_the_answer_is_decided() -> None:
+    ev = check([("c", b"GET /\r\n\r\n"), ("s", b"HT"), ("gs", 10),
+                ("s", resp("HTTP/1.0 200 OK", body=b"hello")), ("es", 0)])
+    t = one(ev)
+    assert (t.status_code, t.response_version, t.response_body_len) == (200, "1.0", 5)
+    assert t.ts_response_start == 4000 and t.partial and "resync" in t.flags
+    assert [a.kind for a in anomalies(ev)] == ["gap_resync"]
+
+
+def test_http09_request_without_answer() -> None:
+    t = one(check([("c", b"GET /x\r\n\r\n"), ("es", 0)]))
+    assert (t.method, t.status_code, t.response_version, t.has_response) == ("GET", None, None, False)
+    assert t.response_body_len is None and t.keep_alive is None
+
+
+def test_response_without_status_line_to_http11_request_is_malformed() -> None:
+    ev = check([("c", req("GET / HTTP/1.1", "Host: h")), ("s", b"<html>hi</html>\r\n")])
+    t = one(ev)
+    assert t.method == "GET" and t.status_code is None and t.response_version is None
+    assert [a.kind for a in anomalies(ev)] == ["bad_status_line"]
+
+
 def test_connect_target_with_space_names_its_authority() -> None:
     # Zeek's connect-with-smtp.pcap: the proxy accepted it and the tunnel carried SMTP.
     ev = check([

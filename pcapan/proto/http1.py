@@ -91,7 +91,8 @@ class HttpTransaction:
 
     @property
     def has_response(self) -> bool:
-        return self.status_code is not None
+        # An HTTP/0.9 response has no status line: only its version (0.9) says it was seen.
+        return self.status_code is not None or self.response_version is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -493,7 +494,7 @@ class _Tx:
                 keep = keep and _persistent(self.req_version, _joined(rq, "connection"))
             if self.resp_version is not None:
                 keep = keep and _persistent(self.resp_version, _joined(rs, "connection"))
-            if self.status is None:
+            if self.status is None and self.resp_version is None:
                 keep = None  # unanswered: unknown
         sha = None
         if self.hasher is not None and self.resp_body_len:
@@ -549,6 +550,7 @@ class _Side:
     __slots__ = (
         "is_orig", "buf", "state", "remaining", "scan", "started", "msg_ts", "outstanding",
         "tx", "last_ts", "ended", "resynced", "msg_flags", "checked", "paused_for", "midline",
+        "early_ts",
     )
 
     def __init__(self, is_orig: bool) -> None:
@@ -568,6 +570,7 @@ class _Side:
         self.checked = False  # the message's start line has been checked
         self.paused_for: _Tx | None = None  # the Upgrade/CONNECT request a PAUSED side waits on
         self.midline = False  # resynchronising must first skip the rest of a discarded line
+        self.early_ts: int | None = None  # first byte of an answer to HTTP/0.9, not yet decided
 
 
 class HttpConnection:
@@ -700,6 +703,16 @@ class HttpConnection:
     def _start(self, side: _Side, ts: int) -> bool:
         buf = side.buf
         if not side.started:
+            if not side.is_orig and self._answers_http09():
+                head = bytes(buf[:5])
+                if b"HTTP/".startswith(head):
+                    if len(head) < 5:
+                        if head and side.early_ts is None:
+                            side.early_ts = ts
+                        return False  # may still be a status line
+                else:
+                    self._simple_response(side, ts)
+                    return True
             # RFC 9112 2.2: empty lines before a start line are ignored.
             i = 0
             n = len(buf)
@@ -711,7 +724,8 @@ class HttpConnection:
                 return False
             side.started = True
             side.checked = False
-            side.msg_ts = ts
+            side.msg_ts = ts if side.early_ts is None else side.early_ts
+            side.early_ts = None
             side.scan = 0
             if side.is_orig:
                 side.outstanding = self._outstanding()
@@ -742,6 +756,25 @@ class HttpConnection:
         else:
             self._response_head(side, start, fields, flags, ts)
         return True
+
+    def _answers_http09(self) -> bool:
+        """The next response answers an HTTP/0.9 simple-request (and no 1xx is in progress)."""
+        return self._resp.tx is None and bool(self._awaiting) and self._awaiting[0].req_version == (0, 9)
+
+    def _simple_response(self, side: _Side, ts: int) -> None:
+        """An HTTP/0.9 response (RFC 1945 6): no status line, no headers; the body is every byte
+        up to the close. A server that speaks HTTP/1.x answers a simple-request with a status
+        line instead, and that is parsed as usual."""
+        tx = side.tx = self._response_tx()
+        tx.resp_version = (0, 9)
+        tx.flag("http09")
+        tx.ts_resp_start = ts if side.early_ts is None else side.early_ts
+        side.early_ts = None
+        tx.resp_body_len = 0
+        self._begin_body(side, tx, BodyFraming("close"), ts)
+        req = self._req
+        if req.state == _State.PAUSED and req.paused_for is tx:
+            self._unpause()
 
     def _check_first_line(self, side: _Side) -> None:
         """Reject a bad start line as soon as it is complete, not after 64 KiB of garbage."""
@@ -1179,11 +1212,16 @@ class HttpConnection:
         )
         self._break(side, "gap", ts)
         side.buf.clear()
+        side.early_ts = None
         side.state = _State.RESYNC
         side.resynced = True
         self._flush()
 
     def _end(self, side: _Side, ts: int) -> None:
+        if side.buf and side.state == _State.START and not side.started and self._answers_http09():
+            # A response shorter than "HTTP/" to a simple-request: an HTTP/0.9 body after all.
+            self._simple_response(side, ts)
+            self._run(side, ts)
         st = side.state
         tx = side.tx
         if st == _State.BODY_CLOSE and tx is not None:
