@@ -805,6 +805,38 @@ def test_gap_in_request_headers_keeps_pairing() -> None:
     assert (b.uri, b.status_code, b.partial) == ("/b", 200, True)
 
 
+def test_gap_before_a_response_keeps_pairing() -> None:
+    # Zeek's 1000-requests-one-dropped-response.pcap: the segment with the first response's head
+    # is missing. That response started inside the gap, so it is the first request's (damaged);
+    # the next status line answers the second request, not the first.
+    ev = check([
+        ("c", req("GET /a HTTP/1.1", "Host: h")),
+        ("gs", 40),
+        ("c", req("GET /b HTTP/1.1", "Host: h")),
+        ("s", b"tail of /a's body\r\n" + resp("HTTP/1.1 200 OK", "Content-Length: 1", body=b"b")),
+        ("c", req("GET /c HTTP/1.1", "Host: h")),
+        ("s", resp("HTTP/1.1 404 Not Found", "Content-Length: 1", body=b"c")),
+    ])
+    a, b, c = txs(ev)
+    assert (a.uri, a.status_code, a.partial, a.flags) == ("/a", None, True, ("gap",))
+    assert (b.uri, b.status_code, b.response_body_len, b.partial) == ("/b", 200, 1, True)
+    assert "resync" in b.flags
+    assert (c.uri, c.status_code, c.partial, c.flags) == ("/c", 404, False, ())
+    assert [(x.kind, x.is_orig) for x in anomalies(ev)] == [("gap_resync", False)]
+
+
+def test_gap_in_the_response_stream_with_nothing_waiting() -> None:
+    ev = check([
+        ("c", req("GET /a HTTP/1.1", "Host: h")),
+        ("s", resp("HTTP/1.1 200 OK", "Content-Length: 1", body=b"a")),
+        ("gs", 40),
+        ("s", b"junk\r\n" + resp("HTTP/1.1 200 OK", "Content-Length: 1", body=b"x")),
+    ])
+    a, x = txs(ev)
+    assert (a.uri, a.status_code, a.partial) == ("/a", 200, False)
+    assert x.method is None and x.status_code == 200 and "orphan_response" in x.flags
+
+
 def test_gap_between_messages_resyncs() -> None:
     ev = check([
         ("c", req("GET /a HTTP/1.1", "Host: h")),

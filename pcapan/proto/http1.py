@@ -1204,6 +1204,11 @@ class HttpConnection:
             return
         if st == _State.START and not side.started and not side.buf:
             what = "between messages"
+            if not side.is_orig and side.tx is None and self._awaiting:
+                # Responses come in request order, so the one that starts inside the gap answers
+                # the oldest waiting request: it keeps its place in the FIFO (as a damaged head
+                # does) and the responses after the gap pair with the requests they answer.
+                side.tx = self._response_tx()
         else:
             what = f"in state {_STATE_NAMES[st]}"
         self._anomaly(
