@@ -323,7 +323,7 @@ class _Client:
 class _Server:
     __slots__ = ("ip", "host", "ttl", "server_hdr", "lat_us", "ports", "tls13", "chain", "keepalive_us", "win")
 
-    def __init__(self, rng: random.Random, index: int) -> None:
+    def __init__(self, rng: random.Random, index: int, mix: str = "web") -> None:
         net = ((192, 0, 2), (198, 51, 100), (203, 0, 113))[index % 3]
         self.ip = bytes((*net, 10 + index))
         self.host = f"{_SUBDOMAINS[index % len(_SUBDOMAINS)]}.{_DOMAINS[index // len(_SUBDOMAINS) % len(_DOMAINS)]}"
@@ -333,6 +333,8 @@ class _Server:
         self.server_hdr = rng.choice(_SERVER_HEADERS)
         self.lat_us = int(rng.lognormvariate(9.8, 0.8))  # ~18 ms median one-way WAN share of RTT
         self.ports = rng.choice(((80, 443), (443,), (443,), (80,)))
+        if mix == "http":
+            self.ports = (80,)  # after the draw, so that everything else stays as in "web"
         self.tls13 = rng.random() < 0.8
         self.keepalive_us = rng.choice((5, 10, 15)) * 1_000_000
         self.win = rng.choice((501, 509, 235))
@@ -655,10 +657,10 @@ class _Conn:
 
 
 class _Generator:
-    def __init__(self, seed: int, n_clients: int = 300, n_servers: int = 40) -> None:
+    def __init__(self, seed: int, n_clients: int = 300, n_servers: int = 40, mix: str = "web") -> None:
         self.rng = rng = random.Random(seed)
         self.clients = [_Client(rng, i) for i in range(n_clients)]
-        self.servers = [_Server(rng, i) for i in range(n_servers)]
+        self.servers = [_Server(rng, i, mix) for i in range(n_servers)]
         # Popularity is skewed (a few busy clients and big sites), as in real traffic.
         self.client_w = [1.0 / (i + 5) for i in range(n_clients)]
         self.server_w = [1.0 / (i + 2) for i in range(n_servers)]
@@ -985,9 +987,16 @@ class _Generator:
         return t, alert
 
 
-def write_capture(path: str | os.PathLike[str], packets: int = DEFAULT_PACKETS, seed: int = DEFAULT_SEED) -> CaptureStats:
-    """Write exactly `packets` packets to `path` (atomically) and return what was written."""
-    gen = _Generator(seed)
+MIXES = ("web", "http")
+
+
+def write_capture(path: str | os.PathLike[str], packets: int = DEFAULT_PACKETS, seed: int = DEFAULT_SEED,
+                  mix: str = "web") -> CaptureStats:
+    """Write exactly `packets` packets to `path` (atomically) and return what was written.
+
+    ``mix``: "web" (HTTP on port 80 and TLS on 443, as servers offer them) or "http" (every
+    server plain HTTP on port 80: the HTTP-heavy capture of the benchmark's HTTP phase)."""
+    gen = _Generator(seed, mix=mix)
     stats = CaptureStats(seed=seed)
     counts = dict.fromkeys((name for _, name in _TAG_NAMES), 0)
     path = Path(path)
@@ -1056,14 +1065,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale", type=float, default=1.0, help="multiply --packets (2 makes the 2x capture)")
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
     ap.add_argument("--out", required=True, help="output .pcap path")
+    ap.add_argument("--mix", choices=MIXES, default="web", help="web: HTTP and TLS (default); http: HTTP only")
     args = ap.parse_args(argv)
     packets = int(args.packets * args.scale)
     if packets < 1:
         ap.error("--packets * --scale must be at least 1")
     started = time.perf_counter()
-    stats = write_capture(args.out, packets, args.seed)
+    stats = write_capture(args.out, packets, args.seed, args.mix)
     elapsed = time.perf_counter() - started
-    doc = asdict(stats) | {"generation_s": round(elapsed, 3)}
+    doc = asdict(stats) | {"generation_s": round(elapsed, 3), "mix": args.mix}
     meta_path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
     print(json.dumps(doc, indent=2))
     print(f"wrote {stats.packets} packets ({stats.bytes / 1e6:.1f} MB) in {elapsed:.1f} s", file=sys.stderr)

@@ -39,6 +39,12 @@ SMOKE_PACKETS = 20_000
 MEMORY_TARGET = 1.2  # pcapan peak RSS on the 2x capture / on the 1x capture
 TIME_BIN = "/usr/bin/time"
 PCAPAN_SNIPPET = "import sys, pcapan; r = pcapan.analyze(sys.argv[1]); print(len(r.connections))"
+PCAPAN_HTTP_SNIPPET = (
+    "import sys, pcapan; h = pcapan.analyze(sys.argv[1]).http; "
+    "print(int(h.method.notna().sum()), int(h.status_code.notna().sum()))"
+)
+HTTP_PACKETS = 500_000  # the HTTP phase's capture (HTTP only); tshark's HTTP dissection is slow
+SMOKE_HTTP_PACKETS = 10_000
 
 
 @dataclass
@@ -79,6 +85,19 @@ def peers() -> list[Peer]:
     ]
 
 
+def http_peers() -> list[Peer]:
+    """The HTTP phase: every request/response's method, host, URI, status and length."""
+    py = sys.executable
+    return [
+        Peer("pcapan-http", "pcapan.analyze().http: the full analysis, http table as a DataFrame",
+             [py, "-c", PCAPAN_HTTP_SNIPPET, "{pcap}"]),
+        Peer("tshark-http", "tshark -Y http -T fields (method, host, uri, status, length): HTTP dissection with reassembly",
+             ["tshark", "-r", "{pcap}", "-n", "-Y", "http", "-T", "fields", "-e", "tcp.stream",
+              "-e", "http.request.method", "-e", "http.host", "-e", "http.request.uri",
+              "-e", "http.response.code", "-e", "http.content_length"], needs="tshark"),
+    ]
+
+
 def pinned_cpu() -> int | None:
     """The first CPU this process may use (core 0 may be outside a container's cpuset)."""
     try:
@@ -87,14 +106,15 @@ def pinned_cpu() -> int | None:
         return None
 
 
-def capture_path(packets: int, seed: int) -> Path:
+def capture_path(packets: int, seed: int, mix: str = "web") -> Path:
     # Generator version and seed are in the name, so a changed generator never reuses old bytes.
-    return OUT / f"capture-{packets}-s{seed}-v{GENERATOR_VERSION}.pcap"
+    suffix = "" if mix == "web" else f"-{mix}"
+    return OUT / f"capture-{packets}-s{seed}-v{GENERATOR_VERSION}{suffix}.pcap"
 
 
-def ensure_capture(packets: int, seed: int) -> tuple[Path, dict, bool]:
+def ensure_capture(packets: int, seed: int, mix: str = "web") -> tuple[Path, dict, bool]:
     """Return (path, generator metadata, generated_now)."""
-    path = capture_path(packets, seed)
+    path = capture_path(packets, seed, mix)
     meta = meta_path(path)
     if path.exists() and meta.exists():
         info = json.loads(meta.read_text())
@@ -102,7 +122,8 @@ def ensure_capture(packets: int, seed: int) -> tuple[Path, dict, bool]:
             return path, info, False
     OUT.mkdir(parents=True, exist_ok=True)
     print(f"generating {path.name} ({packets} packets) ...", flush=True)
-    cmd = [sys.executable, str(HERE / "make_capture.py"), "--packets", str(packets), "--seed", str(seed), "--out", str(path)]
+    cmd = [sys.executable, str(HERE / "make_capture.py"), "--packets", str(packets), "--seed", str(seed),
+           "--mix", mix, "--out", str(path)]
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if res.returncode != 0:
         raise SystemExit(f"make_capture.py failed:\n{res.stderr}")
@@ -139,6 +160,14 @@ def summarise(peer: str, stdout: str) -> str:
         return f"{sum('<->' in ln for ln in lines)} conversations"
     if peer == "pcapan" and lines:
         return f"{lines[-1].strip()} connections"
+    if peer == "pcapan-http" and lines:
+        req, resp = lines[-1].split()
+        return f"{req} requests, {resp} responses"
+    if peer == "tshark-http":
+        cols = [ln.split("\t") for ln in lines]
+        req = sum(1 for c in cols if len(c) > 1 and c[1])
+        resp = sum(1 for c in cols if len(c) > 4 and c[4])
+        return f"{req} requests, {resp} responses"
     return lines[-1].strip()[:80] if lines else ""
 
 
@@ -241,28 +270,61 @@ def fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def run_interleaved(selected: list[Peer], cap: Path, packets: int, repeat: int, cpu: int | None,
+                    timeout: float) -> list[Run]:
+    """Run every peer ``repeat`` times, round-robin; keep each peer's fastest successful run."""
+    if not selected:
+        return []
+    warm_page_cache(cap)
+    best: dict[str, Run] = {}
+    walls: dict[str, list[float]] = {}
+    for rnd in range(max(1, repeat)):
+        for peer in selected:
+            print(f"running {peer.name} on {cap.name} (run {rnd + 1}/{max(1, repeat)}) ...", flush=True)
+            r = run_peer(peer, cap, packets, cpu, timeout)
+            if r.wall_s is not None and r.status == "ok":
+                walls.setdefault(peer.name, []).append(r.wall_s)
+            prev = best.get(peer.name)
+            if prev is None or (r.status == "ok" and (prev.status != "ok" or (r.wall_s or 0) < (prev.wall_s or 0))):
+                best[peer.name] = r
+    runs = []
+    for peer in selected:
+        best[peer.name].all_wall_s = walls.get(peer.name, [])
+        runs.append(best[peer.name])
+    return runs
+
+
+def set_ratios(runs: list[Run], base_name: str) -> Run | None:
+    """speed_ratio of every other peer: the base's packets/s over the peer's."""
+    base = next((r for r in runs if r.peer == base_name and r.status == "ok"), None)
+    for r in runs:
+        if base and r.peer != base_name and r.packets_per_s:
+            r.speed_ratio = round(base.packets_per_s / r.packets_per_s, 3)
+    return base
+
+
 def print_table(runs: list[Run], packets: int) -> None:
     print(
         f"\n{packets} packets, one core each, fastest of the runs per peer; "
         "ratio = pcapan packets/s / peer packets/s (>1: pcapan faster)\n"
     )
     header = (
-        f"{'peer':<10} {'status':<8} {'wall s':>8} {'cpu s':>8} {'packets/s':>12} "
+        f"{'peer':<12} {'status':<8} {'wall s':>8} {'cpu s':>8} {'packets/s':>12} "
         f"{'pcapan vs peer':<26} {'peak RSS MB':>11}  result"
     )
     print(header)
     print("-" * len(header))
     for r in runs:
-        if r.peer == "pcapan":
+        if r.peer.startswith("pcapan"):
             ratio = "-"
         elif r.speed_ratio is not None:
-            ratio = f"pcapan is {r.speed_ratio:.2f}x {r.peer}"
+            ratio = f"pcapan is {r.speed_ratio:.2f}x"
         else:
             ratio = "n/a"
         detail = r.result if r.status == "ok" else r.error
         cpu_s = r.user_s + r.sys_s if r.user_s is not None and r.sys_s is not None else None
         print(
-            f"{r.peer:<10} {r.status:<8} {fmt(r.wall_s, '.2f'):>8} {fmt(cpu_s, '.2f'):>8} "
+            f"{r.peer:<12} {r.status:<8} {fmt(r.wall_s, '.2f'):>8} {fmt(cpu_s, '.2f'):>8} "
             f"{fmt(r.packets_per_s, ',.0f'):>12} {ratio:<26} {fmt(r.max_rss_mb, '.1f'):>11}  {detail[:90]}"
         )
     spread = [f"{r.peer} {'/'.join(f'{w:.2f}' for w in r.all_wall_s)}" for r in runs if len(r.all_wall_s) > 1]
@@ -276,8 +338,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--smoke", action="store_true", help=f"tiny capture ({SMOKE_PACKETS} packets) for CI; finishes in seconds")
     ap.add_argument("--keep", action="store_true", help="keep captures generated by this run in benchmarks/out/ for the next run")
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    ap.add_argument("--peers", default=None, help="comma-separated subset of: " + ",".join(p.name for p in peers()))
+    ap.add_argument("--peers", default=None,
+                    help="comma-separated subset of: " + ",".join(p.name for p in peers() + http_peers()))
     ap.add_argument("--no-2x", dest="two_x", action="store_false", help="skip the 2x capture and the memory check")
+    ap.add_argument("--no-http", dest="http", action="store_false",
+                    help=f"skip the HTTP phase (pcapan's http table vs tshark's HTTP fields on a {HTTP_PACKETS}-packet HTTP-only capture)")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds before a peer is killed")
     ap.add_argument("--strict", action="store_true", help="exit 1 if pcapan fails or misses the memory target")
     ap.add_argument(
@@ -289,9 +354,10 @@ def main(argv: list[str] | None = None) -> int:
     packets = args.packets or (SMOKE_PACKETS if args.smoke else 1_000_000)
 
     selected = peers()
+    wanted: set[str] = set()
     if args.peers:
         wanted = set(args.peers.split(","))
-        unknown = wanted - {p.name for p in selected}
+        unknown = wanted - {p.name for p in selected + http_peers()}
         if unknown:
             ap.error(f"unknown peers: {', '.join(sorted(unknown))}")
         selected = [p for p in selected if p.name in wanted]
@@ -314,23 +380,19 @@ def main(argv: list[str] | None = None) -> int:
         if new:
             generated.append(cap2)
 
+    http_selected = http_peers() if args.http else []
+    if args.peers:
+        http_selected = [p for p in http_selected if p.name in wanted]
+    http_packets = SMOKE_HTTP_PACKETS if args.smoke else HTTP_PACKETS
+    cap_h = meta_h = None
+    if http_selected:
+        cap_h, meta_h, new = ensure_capture(http_packets, args.seed, "http")
+        if new:
+            generated.append(cap_h)
+
     try:
-        runs: list[Run] = []
-        warm_page_cache(cap1)
-        best: dict[str, Run] = {}
-        walls: dict[str, list[float]] = {}
-        for rnd in range(max(1, args.repeat)):
-            for peer in selected:
-                print(f"running {peer.name} on {cap1.name} (run {rnd + 1}/{max(1, args.repeat)}) ...", flush=True)
-                r = run_peer(peer, cap1, packets, cpu, args.timeout)
-                if r.wall_s is not None and r.status == "ok":
-                    walls.setdefault(peer.name, []).append(r.wall_s)
-                prev = best.get(peer.name)
-                if prev is None or (r.status == "ok" and (prev.status != "ok" or (r.wall_s or 0) < (prev.wall_s or 0))):
-                    best[peer.name] = r
-        for peer in selected:
-            best[peer.name].all_wall_s = walls.get(peer.name, [])
-            runs.append(best[peer.name])
+        runs = run_interleaved(selected, cap1, packets, args.repeat, cpu, args.timeout)
+        http_runs = run_interleaved(http_selected, cap_h, http_packets, args.repeat, cpu, args.timeout) if cap_h else []
         run2x = None
         if cap2 is not None and pcapan_peer is not None:
             warm_page_cache(cap2)
@@ -342,11 +404,12 @@ def main(argv: list[str] | None = None) -> int:
                 path.unlink(missing_ok=True)
                 meta_path(path).unlink(missing_ok=True)
 
-    base = next((r for r in runs if r.peer == "pcapan" and r.status == "ok"), None)
-    for r in runs:
-        if base and r.peer != "pcapan" and r.packets_per_s:
-            r.speed_ratio = round(base.packets_per_s / r.packets_per_s, 3)
+    base = set_ratios(runs, "pcapan")
     print_table(runs, packets)
+    if http_runs:
+        set_ratios(http_runs, "pcapan-http")
+        print("\nHTTP phase: an HTTP-only capture (every request and response parsed)")
+        print_table(http_runs, http_packets)
 
     memory: dict[str, object] = {"target": MEMORY_TARGET}
     if run2x is not None:
@@ -378,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
         "capture": {"file": cap1.name, **meta1},
         "capture_2x": {"file": cap2.name, **meta2} if cap2 is not None and meta2 else None,
         "runs": [asdict(r) for r in runs],
+        "capture_http": {"file": cap_h.name, **meta_h} if cap_h is not None and meta_h else None,
+        "http_runs": [asdict(r) for r in http_runs],
         "memory": memory,
     }
     results = OUT / "results.json"

@@ -709,6 +709,7 @@ class _BulkRuns:
         j = b0
         future = False
         delivered = False
+        run_bytes: bytes | None = None
         while j < b1:
             if st.fin_rel is None and st.started and ep.state != INACTIVE:
                 start = st.rel(seqs[j])
@@ -719,8 +720,13 @@ class _BulkRuns:
                         st.deliver_run(eng._mv, self.bulk_off[j:b1], self.bulk_len[j:b1], self.bulk_ts[j:b1])
                         delivered = True
                     break
-                if start > st.next_rel and start >= st.max_end and st.sink is None:
+                if start > st.next_rel and start >= st.max_end:
                     future = True  # the rest lies beyond a hole: buffered as one range
+                    if st.sink is not None:
+                        mv = eng._mv
+                        run_bytes = b"".join(
+                            [mv[o : o + n] for o, n in zip(self.bulk_off[j:b1], self.bulk_len[j:b1], strict=True)]
+                        )
                     break
             eng._slow_segment(conn, is_orig, self.bulk_idx[j], tp)
             j += 1
@@ -741,6 +747,7 @@ class _BulkRuns:
             future=future,
             ts_ns=t_last,
             delivered=delivered,
+            payload=run_bytes,
         )
         ps = peer.stream
         if ps.started:

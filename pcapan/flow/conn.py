@@ -594,11 +594,12 @@ class Connection:
 
     def bulk_data(self, is_orig: bool, *, count: int, nbytes: int, ip_bytes: int, last_ts: int,
                   last_win: int, first_frame: int, first_seq: int, future: bool = False, ts_ns: int = 0,
-                  delivered: bool = False) -> None:
+                  delivered: bool = False, payload: bytes | None = None) -> None:
         """Fold in a run of contiguous data segments (ACK set, no SYN/FIN/RST, non-zero window)
         starting at ``first_seq``: either exactly where the stream stands, or (``future``)
         beyond a hole and beyond everything seen; the engine checked which. ``delivered``: the
-        engine already gave the bytes to the stream's sink (``Reassembler.deliver_run``)."""
+        engine already gave the bytes to the stream's sink (``Reassembler.deliver_run``); ``payload``:
+        the run's bytes, for a ``future`` run on a stream with a sink."""
         ep, peer = (self.orig, self.resp) if is_orig else (self.resp, self.orig)
         ep.pkts += count
         ep.ip_bytes += ip_bytes
@@ -615,7 +616,7 @@ class Connection:
         start = ep.z_rel(first_seq, ep.z_last)
         if future:
             rel = st.rel(first_seq)
-            st.extend_future(rel, rel + nbytes, ts_ns, count)
+            st.extend_future(rel, rel + nbytes, ts_ns, count, payload)
         elif not delivered:
             st.advance(nbytes)
         if ep.state == RESET or nbytes <= 0:

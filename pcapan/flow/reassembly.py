@@ -421,16 +421,20 @@ class Reassembler:
             return
         insort(ooo, (s, e, chunk, pieces), key=lambda t: t[0])
 
-    def extend_future(self, start: int, end: int, ts_ns: int, segments: int = 1) -> None:
+    def extend_future(self, start: int, end: int, ts_ns: int, segments: int = 1, payload: bytes | None = None) -> None:
         """Fast path: a contiguous run of segments [start, end) beyond everything seen so far
-        (``start >= max_end``, past a hole), in sequence-only mode.
+        (``start >= max_end``, past a hole), with its bytes (``payload``) when there is a sink.
 
         Counts exactly as feeding the run's segments one by one would: each is a "future"
         segment, which changes no counter; they are buffered as one range.
         """
-        if self.sink is not None or self.fin_rel is not None or not self.started or start < self.max_end or start <= self.next_rel:
-            raise ValueError("extend_future() needs a sink-less stream, no FIN, and a run beyond a hole")
-        self._insert(start, end, None, segments)
+        if (
+            (self.sink is not None) != (payload is not None) or self.fin_rel is not None or not self.started
+            or start < self.max_end or start <= self.next_rel
+            or (payload is not None and len(payload) != end - start)
+        ):
+            raise ValueError("extend_future() needs no FIN, a run beyond a hole, and its bytes if there is a sink")
+        self._insert(start, end, payload, segments)
         self.max_end = end
         self._enforce_limits(ts_ns)
 
