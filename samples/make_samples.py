@@ -13,6 +13,9 @@ What it does (see samples/README.md for what each capture contains):
   nginx config into a temporary directory, starts nginx, and for each scenario starts tcpdump
   (or tshark), waits until it is listening, runs real clients (curl, openssl s_client, small
   Python socket clients), stops the capture with SIGINT and checks nothing was dropped;
+  the HTTP feature scenarios also run small Python servers (chunked responses with trailers,
+  Expect: 100-continue / 417, a WebSocket 101 / 426, a CONNECT proxy) as threads of this
+  process, so they live in the namespace and stop with it;
 * derives ``lossy.pcap`` from ``http-keepalive.pcap`` by rewriting whole pcap records (drop,
   swap, duplicate) and writes the exact edits to ``lossy.edits.json``;
 * removes the namespace (killing anything still running in it) and prints
@@ -21,6 +24,9 @@ What it does (see samples/README.md for what each capture contains):
 Every process started is stopped again on success, on error and on SIGINT/SIGTERM. The scenario
 (ports, requests, files, order) is fixed; timestamps, client ports, TCP sequence numbers, keys
 and the Date header naturally differ from run to run.
+
+``--only NAME[,NAME...]`` runs only the named scenarios (see ``SCENARIOS``) and writes only their
+captures; everything else in the output directory is left alone.
 
 ``--no-netns`` runs on the host loopback instead (not root-free: tcpdump still needs it); the
 captures then have host-loopback segment sizes and are not the committed ones.
@@ -44,7 +50,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -60,6 +66,17 @@ PORT_RST = 18088
 PORT_CLOSED = 18089  # nothing listens here: SYN -> RST (Zeek REJ)
 PORT_TLS = 18443
 TLS_NAME = "pcapan.test"
+# HTTP feature scenarios (see samples/README.md, one capture each).
+PORT_METHODS = 18090    # nginx: OPTIONS, HEAD, PUT, DELETE, PATCH, PURGE, TRACE, OPTIONS *
+PORT_VHOSTS = 18091     # nginx: server_name a.pcapan.test and b.pcapan.test on one port
+PORT_CHUNKED = 18092    # Python server: chunked response with extensions and trailers
+PORT_EXPECT = 18093     # Python server: Expect: 100-continue accepted (100) and rejected (417)
+PORT_UPGRADE = 18094    # Python server: WebSocket 101 and 426 Upgrade Required
+PORT_H2C = 18095        # nginx (no h2c): curl --http2 upgrade attempt answered in HTTP/1.1
+PORT_PROXY = 18096      # Python CONNECT proxy (the only port captured for http-connect.pcap)
+PORT_TLS_TUNNEL = 18444  # nginx TLS (pcapan.test) reached through the proxy, not captured
+PROXY_FORBIDDEN_PORT = 25  # CONNECT to this port is refused with 403
+VHOSTS = ("a.pcapan.test", "b.pcapan.test")
 
 # Served files: name -> size in bytes. large.bin spans ~91 full-size segments.
 FILES = {
@@ -83,6 +100,35 @@ LOSSY_SWAP_FROM_NTH = 25  # first frame pair at/after this one that are adjacent
 LOSSY_DUP_NTH = 40
 LOSSY_DUP_DELAY_FRAMES = 2  # the copy is inserted this many frames after the original
 
+# Index pages of the two virtual hosts (different content and sizes).
+VHOST_INDEX = {
+    "a.pcapan.test": "<!DOCTYPE html>\n<html><head><title>site A</title></head>\n"
+                     "<body><h1>a.pcapan.test</h1></body></html>\n",
+    "b.pcapan.test": "<!DOCTYPE html>\n<html><head><title>site B</title></head>\n"
+                     "<body><h1>b.pcapan.test</h1><p>The second virtual host on the same "
+                     "port.</p></body></html>\n",
+}
+
+# http-chunked.pcap: the chunked response of GET /chunked, as (chunk extension, data) pairs,
+# and the request body chunks the Python client sends (POST /upload).
+CHUNK_LINE = b"pcapan chunked sample, line of 48 bytes........\n"
+CHUNKED_RESPONSE = [
+    (b';name="first"', (CHUNK_LINE * 2)[:64]),
+    (b"", (CHUNK_LINE * 21)[:1000]),
+    (b";a=1;b", b"last chunk data\n"),
+]
+CHUNKED_TRAILER_NAMES = ("X-Checksum", "X-Chunk-Count")
+CHUNKED_REQUEST = [(b";part=1", b"a" * 256), (b"", b"b" * 32), (b"", b"c" * 7)]
+CURL_UPLOAD_SIZE = 3000  # curl --data-binary with Transfer-Encoding: chunked (one chunk)
+EXPECT_BODY_SIZE = 4000  # body announced with Expect: 100-continue
+# The fixed Sec-WebSocket-Key of RFC 6455 section 1.3 and its accept value.
+WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+WS_MESSAGES = [b"hello pcapan", b"second message"]
+# Client frame masks: fixed so the capture is the same on every run (a real client draws them at
+# random); the first is the one of the RFC 6455 section 5.7 examples. The last masks the close.
+WS_MASKS = [b"\x37\xfa\x21\x3d", b"\x5a\x3c\x91\x0e", b"\xc4\x7e\x12\x88"]
+
 CAPTURES = [
     "http-keepalive.pcap",
     "http-keepalive.pcapng",
@@ -93,6 +139,12 @@ CAPTURES = [
     "http-sll2.pcap",  # or http-sll.pcap when tcpdump cannot do LINUX_SLL2
     "lossy.pcap",
     "rst.pcap",
+    "http-methods.pcap",
+    "http-vhosts.pcap",
+    "http-chunked.pcap",
+    "http-expect.pcap",
+    "http-upgrade.pcap",
+    "http-connect.pcap",
 ]
 
 CMD_TIMEOUT_S = 60
@@ -250,6 +302,14 @@ def make_docroot(root: Path) -> dict[str, int]:
     return sizes
 
 
+def make_vhost_docroots(tmp: Path) -> None:
+    for name, text in VHOST_INDEX.items():
+        root = tmp / ("www-" + name)
+        root.mkdir(parents=True)
+        (root / "index.html").write_text(text)
+        os.utime(root / "index.html", (FIXED_MTIME, FIXED_MTIME))
+
+
 def make_cert(tmp: Path) -> tuple[Path, Path]:
     key, cert = tmp / "key.pem", tmp / "cert.pem"
     run([
@@ -262,9 +322,16 @@ def make_cert(tmp: Path) -> tuple[Path, Path]:
 
 def nginx_conf(tmp: Path, docroot: Path, key: Path, cert: Path) -> Path:
     plain = [f"127.0.0.1:{p}" for p in (PORT_KEEPALIVE, PORT_CLOSE, PORT_PIPELINED, PORT_SLL,
-                                       PORT_RST)]
+                                       PORT_RST, PORT_METHODS, PORT_H2C)]
     plain.append(f"[::1]:{PORT_IPV6}")
     listens = "\n".join(f"        listen {a};" for a in plain)
+    # Name-based virtual hosts: the first one is also the port's default server.
+    vhosts = "".join(f"""
+    server {{
+        listen 127.0.0.1:{PORT_VHOSTS};
+        server_name {name};
+        root {docroot.parent / ("www-" + name)};
+    }}""" for name in VHOSTS)
     conf = f"""
 daemon off;
 master_process off;
@@ -287,9 +354,10 @@ http {{
 {listens}
         server_name localhost;
         root {docroot};
-    }}
+    }}{vhosts}
     server {{
         listen 127.0.0.1:{PORT_TLS} ssl;
+        listen 127.0.0.1:{PORT_TLS_TUNNEL} ssl;
         server_name {TLS_NAME};
         root {docroot};
         ssl_certificate {cert};
@@ -320,6 +388,459 @@ def wait_port(host: str, port: int, timeout: float = 10.0) -> None:
         time.sleep(0.1)
 
 
+# --- Python servers and clients of the HTTP feature scenarios ----------------------------------
+class SockReader:
+    """Buffered reads from a socket: up to a separator, an exact number of bytes, or EOF."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = bytearray()
+
+    def _fill(self) -> bool:
+        data = self.sock.recv(65536)
+        self.buf += data
+        return bool(data)
+
+    def until(self, sep: bytes) -> bytes | None:
+        """Bytes up to and including ``sep``; None at EOF before the first byte."""
+        while (i := self.buf.find(sep)) < 0:
+            if not self._fill():
+                if self.buf:
+                    raise RuntimeError(f"EOF inside a message: {bytes(self.buf[:80])!r}")
+                return None
+        out = bytes(self.buf[:i + len(sep)])
+        del self.buf[:i + len(sep)]
+        return out
+
+    def exact(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            if not self._fill():
+                raise RuntimeError(f"EOF after {len(self.buf)} of {n} bytes")
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    def rest(self) -> bytes:
+        """Everything until the peer closes."""
+        while self._fill():
+            pass
+        out = bytes(self.buf)
+        self.buf.clear()
+        return out
+
+
+Head = tuple[str, dict[str, str]]  # start line, {lower-case field name: value}
+
+
+def read_head(r: SockReader) -> Head | None:
+    raw = r.until(b"\r\n\r\n")
+    if raw is None:
+        return None
+    lines = raw[:-4].decode("latin-1").split("\r\n")
+    fields = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        fields[name.strip().lower()] = value.strip()
+    return lines[0], fields
+
+
+def read_chunked(r: SockReader) -> tuple[bytes, int, list[str]]:
+    """A chunked body: (decoded data, number of data chunks, trailer field names)."""
+    data, count = bytearray(), 0
+    while True:
+        line = r.until(b"\r\n")
+        if line is None:
+            raise RuntimeError("EOF before a chunk size line")
+        size = int(line.split(b";")[0].strip(), 16)
+        if size == 0:
+            break
+        data += r.exact(size)
+        if r.exact(2) != b"\r\n":
+            raise RuntimeError("chunk data not followed by CRLF")
+        count += 1
+    trailers = []
+    while (line := r.until(b"\r\n")) != b"\r\n":
+        if line is None:
+            raise RuntimeError("EOF inside the trailer section")
+        trailers.append(line.split(b":")[0].decode("latin-1"))
+    return bytes(data), count, trailers
+
+
+def read_body(r: SockReader, fields: dict[str, str]) -> tuple[bytes, int | None]:
+    """A request body by its framing: (data, chunk count or None when not chunked)."""
+    if "chunked" in fields.get("transfer-encoding", "").lower():
+        data, count, _ = read_chunked(r)
+        return data, count
+    return r.exact(int(fields.get("content-length", "0"))), None
+
+
+def read_response(r: SockReader, method: str) -> tuple[int, dict[str, str], bytes]:
+    """One final response (1xx skipped) framed by Content-Length; no body for HEAD."""
+    while True:
+        head = read_head(r)
+        if head is None:
+            raise RuntimeError(f"connection closed before the response to {method}")
+        start, fields = head
+        status = int(start.split(" ")[1])
+        if status >= 200 or status == 101:
+            break
+    if method == "HEAD" or status in (101, 204, 304):
+        return status, fields, b""
+    if "chunked" in fields.get("transfer-encoding", "").lower():
+        return status, fields, read_chunked(r)[0]
+    return status, fields, r.exact(int(fields.get("content-length", "0")))
+
+
+def response(status: int, reason: str, fields: list[str], body: bytes | None = b"") -> bytes:
+    """A response head (no Date, so the bytes are the same on every run) and its body."""
+    lines = [f"HTTP/1.1 {status} {reason}", "Server: pcapan-samples/1", *fields]
+    if body is not None:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
+
+
+def request(method: str, target: str, host: str, fields: Sequence[str] = (),
+            body: bytes = b"", *, length: int | None = None) -> bytes:
+    """A request head (+ body); Content-Length is ``length`` or the body's when there is one."""
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", "User-Agent: pcapan-samples/1",
+             "Accept: */*", *fields]
+    if length is None and body:
+        length = len(body)
+    if length is not None:
+        lines.append(f"Content-Length: {length}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+class PyServer:
+    """A small TCP server in threads of this process (so inside the namespace, and nothing to
+    kill afterwards): each connection runs ``handler(sock)`` in its own thread and is closed
+    when the handler returns. Leaving the ``with`` block stops accepting, waits for the
+    connection threads and raises the first error a handler had."""
+
+    def __init__(self, name: str, port: int, handler) -> None:
+        self.name, self.port, self.handler = name, port, handler
+        self.stop = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.errors: list[BaseException] = []
+        self.ls: socket.socket | None = None
+        self.acceptor: threading.Thread | None = None
+
+    def __enter__(self) -> PyServer:
+        ls = self.ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(("127.0.0.1", self.port))
+        ls.listen(16)
+        ls.settimeout(0.1)  # the accept loop polls self.stop
+        self.acceptor = threading.Thread(target=self._accept, name=self.name, daemon=True)
+        self.acceptor.start()
+        log(f"{self.name} listening on 127.0.0.1:{self.port}")
+        return self
+
+    def _accept(self) -> None:
+        assert self.ls is not None
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.ls.accept()
+            except TimeoutError:
+                continue
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(10)
+            # Every write of the handlers is meant to be its own segment.
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.handler(conn)
+        except BaseException as e:  # reported by __exit__
+            log(f"{self.name}: {e!r}")
+            self.errors.append(e)
+        finally:
+            conn.close()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.stop.set()
+        if self.acceptor is not None:
+            self.acceptor.join(timeout=5)
+        for t in self.threads:
+            t.join(timeout=10)
+        if self.ls is not None:
+            self.ls.close()
+        alive = [t for t in self.threads if t.is_alive()]
+        if exc_type is None and (self.errors or alive):
+            raise RuntimeError(f"{self.name}: errors {self.errors!r}, {len(alive)} stuck")
+
+
+def client_socket(port: int) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def send_parts(s: socket.socket, parts: list[bytes]) -> None:
+    """One write per part, a moment apart, so that each part is its own TCP segment."""
+    for part in parts:
+        s.sendall(part)
+        time.sleep(0.02)
+
+
+# http-methods.pcap: requests of the Python client on one connection to nginx, and what
+# nginx 1.22 answers (static files only: every method but GET/HEAD is 405; TRACE's 405 closes).
+PUT_BODY = b"pcapan sample PUT body line 32B\n" * 4  # 128 bytes
+PATCH_BODY = b'{"op": "replace", "path": "/title", "value": "pcapan"}\n'
+METHOD_REQUESTS: list[tuple[str, str, list[str], bytes, int]] = [
+    ("OPTIONS", "/", [], b"", 405),
+    ("HEAD", "/index.html", [], b"", 200),
+    ("PUT", "/upload.txt", ["Content-Type: text/plain"], PUT_BODY, 405),
+    ("DELETE", "/index.html", [], b"", 405),
+    ("PATCH", "/index.html", ["Content-Type: application/json-patch+json"], PATCH_BODY, 405),
+    ("PURGE", "/index.html", [], b"", 405),
+    ("TRACE", "/", [], b"", 405),
+]
+
+
+def methods_client(port: int) -> None:
+    host = f"127.0.0.1:{port}"
+    got = []
+    with client_socket(port) as s:
+        r = SockReader(s)
+        for method, target, fields, body, _ in METHOD_REQUESTS:
+            s.sendall(request(method, target, host, fields, body))
+            status, hdrs, data = read_response(r, method)
+            got.append((method, status, hdrs.get("content-length"), len(data),
+                        hdrs.get("connection")))
+        tail = r.rest()  # nginx closes after TRACE's 405
+    log(f"methods: {got}")
+    want = [m[4] for m in METHOD_REQUESTS]
+    if [g[1] for g in got] != want or tail or got[-1][4] != "close":
+        raise RuntimeError(f"methods: got {got}, tail {tail!r}; expected statuses {want}")
+    if got[1] != ("HEAD", 200, str(len(INDEX_HTML)), 0, "keep-alive"):
+        raise RuntimeError(f"HEAD: {got[1]}")
+
+
+# http-chunked.pcap
+def chunk_bytes(chunks: list[tuple[bytes, bytes]]) -> list[bytes]:
+    return [f"{len(data):x}".encode() + ext + b"\r\n" + data + b"\r\n" for ext, data in chunks]
+
+
+def chunked_body() -> bytes:
+    return b"".join(data for _, data in CHUNKED_RESPONSE)
+
+
+def chunked_trailer() -> bytes:
+    digest = hashlib.sha256(chunked_body()).hexdigest()
+    return (f"0\r\n{CHUNKED_TRAILER_NAMES[0]}: sha256={digest}\r\n"
+            f"{CHUNKED_TRAILER_NAMES[1]}: {len(CHUNKED_RESPONSE)}\r\n\r\n").encode()
+
+
+def chunked_handler(conn: socket.socket) -> None:
+    """GET /chunked: a chunked response (head, each chunk, last-chunk + trailer: one write
+    each); POST /upload: reads the body (chunked or not) and says what it got."""
+    r = SockReader(conn)
+    while (head := read_head(r)) is not None:
+        start, fields = head
+        method, target, _ = start.split(" ")
+        if (method, target) == ("GET", "/chunked"):
+            head_bytes = response(200, "OK", [
+                "Content-Type: text/plain", "Transfer-Encoding: chunked",
+                f"Trailer: {', '.join(CHUNKED_TRAILER_NAMES)}"], None)
+            send_parts(conn, [head_bytes, *chunk_bytes(CHUNKED_RESPONSE), chunked_trailer()])
+        elif (method, target) == ("POST", "/upload"):
+            data, count = read_body(r, fields)
+            text = f"received {len(data)} bytes" + (f" in {count} chunks" if count else "")
+            conn.sendall(response(200, "OK", ["Content-Type: text/plain"],
+                                  (text + "\n").encode()))
+        else:
+            conn.sendall(response(404, "Not Found", ["Content-Type: text/plain"], b"no\n"))
+
+
+def chunked_upload_client(port: int) -> None:
+    """POST /upload with a chunked request body: head, 3 chunks, last-chunk; one write each."""
+    head = request("POST", "/upload", f"127.0.0.1:{port}",
+                   ["Content-Type: application/octet-stream", "Transfer-Encoding: chunked"])
+    with client_socket(port) as s:
+        send_parts(s, [head, *chunk_bytes(CHUNKED_REQUEST), b"0\r\n\r\n"])
+        r = SockReader(s)
+        status, _, body = read_response(r, "POST")
+        s.shutdown(socket.SHUT_WR)
+        tail = r.rest()
+    size = sum(len(d) for _, d in CHUNKED_REQUEST)
+    want = f"received {size} bytes in {len(CHUNKED_REQUEST)} chunks\n".encode()
+    log(f"chunked upload: {status} {body!r}")
+    if (status, body, tail) != (200, want, b""):
+        raise RuntimeError(f"chunked upload: {status} {body!r} {tail!r}")
+
+
+# http-expect.pcap
+def expect_handler(conn: socket.socket) -> None:
+    """Expect: 100-continue on /reject -> 417 without reading the body (the client does not
+    send it); elsewhere -> 100 Continue, then the body is read and 200 answered."""
+    r = SockReader(conn)
+    while (head := read_head(r)) is not None:
+        start, fields = head
+        _, target, _ = start.split(" ")
+        if fields.get("expect", "").lower() == "100-continue":
+            if target == "/reject":
+                conn.sendall(response(417, "Expectation Failed", ["Content-Type: text/plain"],
+                                      b"uploads to /reject are refused\n"))
+                continue
+            conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        data, _ = read_body(r, fields)
+        conn.sendall(response(200, "OK", ["Content-Type: text/plain"],
+                              f"received {len(data)} bytes\n".encode()))
+
+
+def expect_reject_client(port: int, body: bytes) -> None:
+    """POST /reject with Expect: 100-continue -> 417, body never sent; then a plain POST."""
+    host = f"127.0.0.1:{port}"
+    with client_socket(port) as s:
+        r = SockReader(s)
+        s.sendall(request("POST", "/reject", host, ["Content-Type: application/octet-stream",
+                                                    "Expect: 100-continue"], length=len(body)))
+        first, _, text1 = read_response(r, "POST")
+        s.sendall(request("POST", "/upload", host, ["Content-Type: text/plain"], PUT_BODY))
+        second, _, text2 = read_response(r, "POST")
+        s.shutdown(socket.SHUT_WR)
+        tail = r.rest()
+    log(f"expect reject client: {first} {text1!r}, {second} {text2!r}")
+    if (first, second, text2, tail) != (417, 200, f"received {len(PUT_BODY)} bytes\n".encode(),
+                                        b""):
+        raise RuntimeError(f"expect reject client: {first} {second} {text2!r} {tail!r}")
+
+
+# http-upgrade.pcap
+def ws_accept(key: str) -> str:
+    import base64
+
+    return base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+
+
+def ws_frame(opcode: int, payload: bytes, mask: bytes | None) -> bytes:
+    """One final frame (FIN set), payload < 126 bytes; masked when ``mask`` (client frames)."""
+    if len(payload) >= 126:
+        raise ValueError("short frames only")
+    if mask is None:
+        return bytes([0x80 | opcode, len(payload)]) + payload
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked
+
+
+def ws_read(r: SockReader) -> tuple[int, bytes, bool]:
+    """(opcode, unmasked payload, was masked) of one frame of < 126 bytes."""
+    b0, b1 = r.exact(2)
+    n, masked = b1 & 0x7F, bool(b1 & 0x80)
+    if not b0 & 0x80 or n >= 126:
+        raise RuntimeError(f"unexpected frame header {b0:#x} {b1:#x}")
+    mask = r.exact(4) if masked else b"\0\0\0\0"
+    payload = bytes(b ^ mask[i % 4] for i, b in enumerate(r.exact(n)))
+    return b0 & 0x0F, payload, masked
+
+
+def upgrade_handler(conn: socket.socket) -> None:
+    """GET /ws: with Upgrade: websocket -> 101 (RFC 6455 handshake), then echo text frames
+    until the client's close frame, answer it and close; without -> 426 with Upgrade."""
+    r = SockReader(conn)
+    while (head := read_head(r)) is not None:
+        start, fields = head
+        _, target, _ = start.split(" ")
+        tokens = {t.strip().lower() for t in fields.get("connection", "").split(",")}
+        if target != "/ws":
+            conn.sendall(response(404, "Not Found", ["Content-Type: text/plain"], b"no\n"))
+            continue
+        if fields.get("upgrade", "").lower() != "websocket" or "upgrade" not in tokens:
+            conn.sendall(response(426, "Upgrade Required", [
+                "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13",
+                "Content-Type: text/plain"], b"this resource needs a WebSocket upgrade\n"))
+            continue
+        conn.sendall(response(101, "Switching Protocols", [
+            "Upgrade: websocket", "Connection: Upgrade",
+            f"Sec-WebSocket-Accept: {ws_accept(fields['sec-websocket-key'])}"], None))
+        while True:
+            opcode, payload, masked = ws_read(r)
+            if not masked:
+                raise RuntimeError("client frame not masked")
+            if opcode == 0x1:
+                conn.sendall(ws_frame(0x1, payload, None))
+            elif opcode == 0x8:
+                conn.sendall(ws_frame(0x8, payload, None))
+                return  # the server closes the TCP connection first (RFC 6455 7.1.1)
+            else:
+                raise RuntimeError(f"unexpected opcode {opcode}")
+
+
+def websocket_client(port: int) -> None:
+    host = f"127.0.0.1:{port}"
+    with client_socket(port) as s:
+        r = SockReader(s)
+        s.sendall(request("GET", "/ws", host, [
+            "Upgrade: websocket", "Connection: Upgrade", f"Sec-WebSocket-Key: {WS_KEY}",
+            "Sec-WebSocket-Version: 13"]))
+        head = read_head(r)
+        if head is None or not head[0].startswith("HTTP/1.1 101 "):
+            raise RuntimeError(f"websocket handshake: {head}")
+        if head[1].get("sec-websocket-accept") != ws_accept(WS_KEY):
+            raise RuntimeError(f"bad Sec-WebSocket-Accept: {head[1]}")
+        for msg, mask in zip(WS_MESSAGES, WS_MASKS, strict=False):
+            s.sendall(ws_frame(0x1, msg, mask))
+            got = ws_read(r)
+            if got != (0x1, msg, False):
+                raise RuntimeError(f"websocket echo: {got}")
+        close = struct.pack("!H", 1000)
+        s.sendall(ws_frame(0x8, close, WS_MASKS[-1]))
+        got = ws_read(r)
+        tail = r.rest()
+    log(f"websocket: 101, {len(WS_MESSAGES)} messages echoed, close {got}")
+    if got != (0x8, close, False) or tail:
+        raise RuntimeError(f"websocket close: {got} {tail!r}")
+
+
+# http-connect.pcap
+def relay(a: socket.socket, b: socket.socket) -> None:
+    """Copy bytes both ways until both sides have closed; a FIN is passed on as SHUT_WR."""
+    import select
+
+    peer = {a: b, b: a}
+    live = {a, b}
+    while live:
+        readable, _, _ = select.select(list(live), [], [], 10)
+        if not readable:
+            raise RuntimeError("tunnel idle for 10 s")
+        for s in readable:
+            data = s.recv(65536)
+            if data:
+                peer[s].sendall(data)
+            else:
+                live.discard(s)
+                peer[s].shutdown(socket.SHUT_WR)
+
+
+def proxy_handler(conn: socket.socket) -> None:
+    """A CONNECT-only forward proxy: pcapan.test:PORT_TLS_TUNNEL (-> 127.0.0.1) is tunnelled,
+    anything else is refused with 403 and the connection closed."""
+    r = SockReader(conn)
+    head = read_head(r)
+    if head is None:
+        return
+    start, _ = head
+    method, target, _ = start.split(" ")
+    host, _, port = target.rpartition(":")
+    if method != "CONNECT":
+        conn.sendall(response(405, "Method Not Allowed", ["Allow: CONNECT", "Connection: close"],
+                              b""))
+        return
+    if (host, port) != (TLS_NAME, str(PORT_TLS_TUNNEL)):
+        conn.sendall(response(403, "Forbidden", ["Content-Type: text/plain", "Connection: close"],
+                              f"CONNECT to {target} is not allowed\n".encode()))
+        return
+    with socket.create_connection(("127.0.0.1", int(port)), timeout=10) as upstream:
+        conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        if r.buf:  # anything the client sent before our answer belongs to the tunnel
+            upstream.sendall(bytes(r.buf))
+            r.buf.clear()
+        relay(conn, upstream)
+
+
 # --- clients ---------------------------------------------------------------------------------
 CURL_W = "%{http_code} %{num_connects} %{size_download} %{url_effective}\\n"
 
@@ -337,6 +858,25 @@ def curl(urls: list[str], *extra: str) -> list[tuple[int, int, int, str]]:
     log(f"curl: {rows}")
     if len(rows) != len(urls):
         raise RuntimeError(f"curl did {len(rows)} transfers, expected {len(urls)}")
+    return rows
+
+
+def curl_next(*segments: list[str]) -> list[tuple[int, int, int, str]]:
+    """One curl process, one transfer per segment (``--next`` between them, so each has its
+    own options but the connection cache is shared); same rows as ``curl``."""
+    cmd = ["curl"]
+    for i, seg in enumerate(segments):
+        if i:
+            cmd.append("--next")
+        cmd += ["-sS", "--max-time", "20", "-w", CURL_W, *seg, "-o", "/dev/null"]
+    out = run(cmd).stdout.decode()
+    rows = []
+    for line in out.splitlines():
+        code, nconn, size, url = line.split(" ", 3)
+        rows.append((int(code), int(nconn), int(size), url))
+    log(f"curl: {rows}")
+    if len(rows) != len(segments):
+        raise RuntimeError(f"curl did {len(rows)} transfers, expected {len(segments)}")
     return rows
 
 
@@ -517,6 +1057,100 @@ def sc_rst(procs: Procs, out: Path) -> None:
         reset_client(PORT_RST)
 
 
+def sc_methods(procs: Procs, out: Path) -> None:
+    with capture(procs, out / "http-methods.pcap", f"tcp port {PORT_METHODS}"):
+        methods_client(PORT_METHODS)
+        # The asterisk-form target (RFC 9112 3.2.4) from curl, on a second connection: nginx
+        # closes the first one after TRACE, and answers OPTIONS * with 400 and closes again.
+        rows = curl([f"http://127.0.0.1:{PORT_METHODS}/"], "--http1.1", "-X", "OPTIONS",
+                    "--request-target", "*")
+    if [r[:2] for r in rows] != [(400, 1)]:
+        raise RuntimeError(f"OPTIONS *: {rows}")
+
+
+def sc_vhosts(procs: Procs, out: Path) -> None:
+    a, b = VHOSTS
+    sizes = [len(VHOST_INDEX[a]), len(VHOST_INDEX[b])]
+    with capture(procs, out / "http-vhosts.pcap", f"tcp port {PORT_VHOSTS}"):
+        # Host names resolved by curl itself: one connection per host name.
+        r1 = curl([f"http://{a}:{PORT_VHOSTS}/", f"http://{b}:{PORT_VHOSTS}/"], "--http1.1",
+                  "--resolve", f"{a}:{PORT_VHOSTS}:127.0.0.1",
+                  "--resolve", f"{b}:{PORT_VHOSTS}:127.0.0.1")
+        # Same address, Host header set per transfer: both hosts on one reused connection.
+        base = f"http://127.0.0.1:{PORT_VHOSTS}/"
+        r2 = curl_next(["--http1.1", "-H", f"Host: {a}", base],
+                       ["--http1.1", "-H", f"Host: {b}", base])
+    if [(r[0], r[1], r[2]) for r in r1 + r2] != [
+            (200, 1, sizes[0]), (200, 1, sizes[1]), (200, 1, sizes[0]), (200, 0, sizes[1])]:
+        raise RuntimeError(f"vhosts: {r1 + r2}")
+
+
+def sc_chunked(procs: Procs, out: Path, tmp: Path) -> None:
+    upload = tmp / "upload.txt"
+    upload.write_bytes((CHUNK_LINE * (CURL_UPLOAD_SIZE // len(CHUNK_LINE) + 1))[:CURL_UPLOAD_SIZE])
+    url = f"http://127.0.0.1:{PORT_CHUNKED}"
+    with PyServer("chunked server", PORT_CHUNKED, chunked_handler), \
+            capture(procs, out / "http-chunked.pcap", f"tcp port {PORT_CHUNKED}"):
+        rows = curl_next(["--http1.1", f"{url}/chunked"],
+                         ["--http1.1", "-H", "Transfer-Encoding: chunked",
+                          "-H", "Content-Type: application/octet-stream",
+                          "--data-binary", f"@{upload}", f"{url}/upload"])
+        chunked_upload_client(PORT_CHUNKED)
+    want = [(200, 1, len(chunked_body())),
+            (200, 0, len(f"received {CURL_UPLOAD_SIZE} bytes in 1 chunks\n"))]
+    if [r[:3] for r in rows] != want:
+        raise RuntimeError(f"chunked: {rows}, expected {want}")
+
+
+def sc_expect(procs: Procs, out: Path, tmp: Path) -> None:
+    body = tmp / "expect-body.bin"
+    data = b"".join(hashlib.sha256(f"expect:{n}".encode()).digest()
+                    for n in range(EXPECT_BODY_SIZE // 32 + 1))[:EXPECT_BODY_SIZE]
+    body.write_bytes(data)
+    with PyServer("expect server", PORT_EXPECT, expect_handler), \
+            capture(procs, out / "http-expect.pcap", f"tcp port {PORT_EXPECT}"):
+        rows = curl([f"http://127.0.0.1:{PORT_EXPECT}/upload"], "--http1.1",
+                    "-H", "Expect: 100-continue", "-H", "Content-Type: application/octet-stream",
+                    "--data-binary", f"@{body}")
+        expect_reject_client(PORT_EXPECT, data)
+    if [r[:3] for r in rows] != [(200, 1, len(f"received {EXPECT_BODY_SIZE} bytes\n"))]:
+        raise RuntimeError(f"expect: {rows}")
+
+
+def sc_upgrade(procs: Procs, out: Path) -> None:
+    with PyServer("upgrade server", PORT_UPGRADE, upgrade_handler), \
+            capture(procs, out / "http-upgrade.pcap",
+                    f"tcp port {PORT_UPGRADE} or tcp port {PORT_H2C}"):
+        websocket_client(PORT_UPGRADE)
+        r426 = curl([f"http://127.0.0.1:{PORT_UPGRADE}/ws"], "--http1.1")
+        # curl asks nginx for h2c (Upgrade: h2c, HTTP2-Settings); nginx has no h2c on a
+        # plain listener and answers in HTTP/1.1.
+        h2c = run(["curl", "-sS", "--max-time", "20", "--http2", "-o", "/dev/null", "-w",
+                   "%{http_code} %{http_version} %{size_download}",
+                   f"http://127.0.0.1:{PORT_H2C}/index.html"]).stdout.decode()
+    log(f"426: {r426}; h2c attempt: {h2c}")
+    if [r[:2] for r in r426] != [(426, 1)] or h2c != f"200 1.1 {len(INDEX_HTML)}":
+        raise RuntimeError(f"upgrade: {r426} {h2c!r}")
+
+
+def sc_connect(procs: Procs, out: Path) -> None:
+    proxy = ["-p", "-x", f"http://127.0.0.1:{PORT_PROXY}"]
+    with PyServer("CONNECT proxy", PORT_PROXY, proxy_handler), \
+            capture(procs, out / "http-connect.pcap", f"tcp port {PORT_PROXY}"):
+        rows = curl([f"https://{TLS_NAME}:{PORT_TLS_TUNNEL}/small.txt"], *proxy, "-k",
+                    "--http1.1", "--resolve", f"{TLS_NAME}:{PORT_TLS_TUNNEL}:127.0.0.1")
+        refused = run(["curl", "-sS", "--max-time", "20", *proxy, "-o", "/dev/null",
+                       "-w", "%{http_connect}",
+                       f"http://{TLS_NAME}:{PROXY_FORBIDDEN_PORT}/"], check=False)
+    log(f"tunnel: {rows}; refused: rc {refused.returncode} {refused.stdout!r} "
+        f"{refused.stderr.decode().strip()!r}")
+    if [r[:3] for r in rows] != [(200, 1, FILES["small.txt"])]:
+        raise RuntimeError(f"CONNECT tunnel: {rows}")
+    # curl exit 56: "CONNECT tunnel failed, response 403"
+    if refused.returncode != 56 or refused.stdout != b"403":
+        raise RuntimeError(f"refused CONNECT: {refused}")
+
+
 # --- same packets in .pcap and .pcapng --------------------------------------------------------
 def read_records(path: Path) -> list[tuple[float, bytes]]:
     import dpkt
@@ -644,7 +1278,36 @@ def setup_namespace_loopback() -> None:
     run(["ip", "addr", "show", "lo"])
 
 
-def inside(out: Path, netns: bool) -> None:
+# Scenario names for --only, in the order they run, with the captures each one writes.
+SCENARIOS: dict[str, list[str]] = {
+    "keepalive": ["http-keepalive.pcap", "http-keepalive.pcapng"],
+    "close": ["http-close.pcap"],
+    "pipelined": ["http-pipelined.pcap"],
+    "tls": ["tls.pcap"],
+    "ipv6": ["ipv6-http.pcap"],
+    "sll": ["http-sll2.pcap", "http-sll.pcap"],  # whichever link type tcpdump offers
+    "rst": ["rst.pcap"],
+    "lossy": ["lossy.pcap"],  # derived from the http-keepalive.pcap in the output directory
+    "methods": ["http-methods.pcap"],
+    "vhosts": ["http-vhosts.pcap"],
+    "chunked": ["http-chunked.pcap"],
+    "expect": ["http-expect.pcap"],
+    "upgrade": ["http-upgrade.pcap"],
+    "connect": ["http-connect.pcap"],
+}
+
+
+def parse_only(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown scenario(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(SCENARIOS)}")
+    return names
+
+
+def inside(out: Path, netns: bool, only: list[str]) -> None:
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     if netns:
         setup_namespace_loopback()
@@ -653,27 +1316,43 @@ def inside(out: Path, netns: bool) -> None:
     try:
         os.chmod(tmp, 0o755)
         make_docroot(tmp / "www")
+        make_vhost_docroots(tmp)
         key, cert = make_cert(tmp)
         conf = nginx_conf(tmp, tmp / "www", key, cert)
         nginx = procs.start(["nginx", "-p", str(tmp), "-c", str(conf), "-e",
                              str(tmp / "error.log")],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-        for port in (PORT_KEEPALIVE, PORT_CLOSE, PORT_PIPELINED, PORT_SLL, PORT_RST, PORT_TLS):
+        for port in (PORT_KEEPALIVE, PORT_CLOSE, PORT_PIPELINED, PORT_SLL, PORT_RST, PORT_TLS,
+                     PORT_METHODS, PORT_VHOSTS, PORT_H2C, PORT_TLS_TUNNEL):
             wait_port("127.0.0.1", port)
         wait_port("::1", PORT_IPV6)
         if nginx.poll() is not None:
             raise RuntimeError("nginx exited")
         time.sleep(0.2)
 
-        sc_keepalive(procs, out)
-        sc_close(procs, out)
-        sc_pipelined(procs, out)
-        sc_tls(procs, out, tmp)
-        sc_ipv6(procs, out)
-        sc_sll(procs, out)
-        sc_rst(procs, out)
-        make_lossy(out / "http-keepalive.pcap", out / "lossy.pcap", out / "lossy.edits.json")
+        steps = {
+            "keepalive": lambda: sc_keepalive(procs, out),
+            "close": lambda: sc_close(procs, out),
+            "pipelined": lambda: sc_pipelined(procs, out),
+            "tls": lambda: sc_tls(procs, out, tmp),
+            "ipv6": lambda: sc_ipv6(procs, out),
+            "sll": lambda: sc_sll(procs, out),
+            "rst": lambda: sc_rst(procs, out),
+            "lossy": lambda: make_lossy(out / "http-keepalive.pcap", out / "lossy.pcap",
+                                        out / "lossy.edits.json"),
+            "methods": lambda: sc_methods(procs, out),
+            "vhosts": lambda: sc_vhosts(procs, out),
+            "chunked": lambda: sc_chunked(procs, out, tmp),
+            "expect": lambda: sc_expect(procs, out, tmp),
+            "upgrade": lambda: sc_upgrade(procs, out),
+            "connect": lambda: sc_connect(procs, out),
+        }
+        assert list(steps) == list(SCENARIOS)
+        for name, step in steps.items():
+            if name in only:
+                log(f"--- scenario {name}")
+                step()
         if nginx.poll() is not None:
             raise RuntimeError("nginx died during the scenarios")
     except BaseException:
@@ -692,12 +1371,12 @@ def netns_pids(ns: str) -> list[int]:
     return [int(x) for x in r.stdout.split()]
 
 
-def outside(out: Path) -> None:
+def outside(out: Path, only: list[str]) -> None:
     ns = f"pcapan-samples-{os.getpid()}"
     run(["ip", "netns", "add", ns])
     try:
         cmd = ["ip", "netns", "exec", ns, sys.executable, str(Path(__file__).resolve()),
-               "--inside", "--outdir", str(out)]
+               "--inside", "--outdir", str(out), "--only", ",".join(only)]
         log("run: " + " ".join(cmd))
         child = subprocess.Popen(cmd)
         try:
@@ -740,8 +1419,10 @@ def check_complete(path: Path) -> None:
     log(f"{path.name}: {len(seen)} complete TCP connections")
 
 
-def print_conversations(out: Path) -> None:
-    files = sorted(p for p in out.iterdir() if p.suffix in (".pcap", ".pcapng"))
+def print_conversations(out: Path, only: list[str]) -> None:
+    """Check and summarise the captures written by the scenarios that ran."""
+    names = {f for n in only for f in SCENARIOS[n]}
+    files = sorted(p for p in out.iterdir() if p.name in names)
     for p in files:
         check_complete(p)
     for p in files:
@@ -756,11 +1437,13 @@ def main() -> None:
     ap.add_argument("--outdir", type=Path, default=HERE, help="where to write (default: samples/)")
     ap.add_argument("--no-netns", action="store_true",
                     help="use the host loopback instead of a private namespace")
+    ap.add_argument("--only", type=parse_only, default=list(SCENARIOS), metavar="NAME[,NAME...]",
+                    help="run only these scenarios (default: all): " + ", ".join(SCENARIOS))
     ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     out = args.outdir.resolve()
     if args.inside:
-        inside(out, netns=True)
+        inside(out, netns=True, only=args.only)
         return
     if os.geteuid() != 0:
         raise SystemExit("run as root (tcpdump, network namespace)")
@@ -771,10 +1454,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     if args.no_netns:
-        inside(out, netns=False)
+        inside(out, netns=False, only=args.only)
     else:
-        outside(out)
-    print_conversations(out)
+        outside(out, args.only)
+    print_conversations(out, args.only)
 
 
 if __name__ == "__main__":
