@@ -288,6 +288,48 @@ class Analyzer:
             dtype=bool,
         )
         parsed_l = parsed.tolist()
+        # A parser must hear of a hole when the ACK that reveals it passes, not at the end of
+        # the batch: until then the data behind the hole waits in the out-of-order buffer while
+        # the other direction goes on (requests pile up unanswered). Where a parsed flow may
+        # have a hole (data not continuing where it stood, or bytes buffered out of order), its
+        # pure ACKs go one by one and acknowledgements are applied after each packet.
+        holey = np.zeros(len(keys), dtype=bool)
+        if parsed.any():
+            has_d = plen_a[order_kd] > 0
+            ds = order_kd[has_d]
+            if ds.shape[0] > 1:
+                kd_d = kd_s[has_d]
+                cont = kd_d[1:] == kd_d[:-1]
+                brk = cont & (tp.seq[ds[1:]] != (tp.seq[ds[:-1]] + plen_a[ds[:-1]]) % (1 << 32))
+                holey[inv[ds[1:][brk]]] = True
+            if ds.shape[0]:
+                kd_d = kd_s[has_d]
+                firsts = ds[np.concatenate([[True], kd_d[1:] != kd_d[:-1]])]
+                syn_i = np.nonzero((flags & TCP_SYN) != 0)[0]
+                syn_seq = dict(zip(kd[syn_i].tolist(), tp.seq[syn_i].tolist(), strict=True))
+                for i0, k0, a0, kd0 in zip(firsts.tolist(), inv[firsts].tolist(), a_is_src[firsts].tolist(),
+                                           kd[firsts].tolist(), strict=True):
+                    if not parsed_l[k0] or holey[k0]:
+                        continue
+                    c0 = cur[k0]
+                    seq0 = tp.seq.item(i0)
+                    if c0 is None:
+                        # A new flow: its first data must follow its SYN in this batch.
+                        s0 = syn_seq.get(kd0)
+                        holey[k0] = s0 is None or seq0 != (s0 + 1) % (1 << 32)
+                        continue
+                    st0 = (c0.orig if a0 == c0.orig_is_a else c0.resp).stream
+                    if st0.started and (st0.pending_bytes or st0.rel(seq0) != st0.next_rel):
+                        holey[k0] = True
+            for k0 in np.nonzero(parsed)[0].tolist():
+                c0 = cur[k0]
+                if c0 is not None and (c0.orig.stream.pending_bytes or c0.resp.stream.pending_bytes):
+                    holey[k0] = True
+            holey &= parsed
+            if holey.any():
+                force |= holey[inv] & (plen_a == 0)
+                interesting = force | (plen_a > 0)
+        holey_l = holey.tolist()
         if self.fold_bulk:
             bulk = self._bulk_candidates(tp, order, ctrl_s, order_kd, kd_s, force)
             if parsed.any():
@@ -340,6 +382,8 @@ class Analyzer:
             conn.packet(is_orig, fl, seq, ack, win, plen, payload, options, iplen, t, fb + fno, caplen=pcap)
             if fl & _CTRL and conn.close_reason and not conn.closed_ns:
                 conn.closed_ns = t
+            if holey_l[k]:
+                conn.apply_acks(t)
         if runs is not None:
             for k2, conn2 in cur.items():
                 if conn2 is not None:

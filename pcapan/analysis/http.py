@@ -67,6 +67,9 @@ class _Direction:
         s = self.session
         s.handle(s.parser.data(self.is_client, chunk, ts_ns))
 
+    def opaque(self) -> int:
+        return self.session.parser.opaque_bytes(self.is_client)
+
     def gap(self, nbytes: int, ts_ns: int) -> None:
         s = self.session
         s.handle(s.parser.gap(self.is_client, nbytes, ts_ns))
@@ -128,14 +131,15 @@ class HttpSession:
                 for f in ev.flags:
                     if f in _ANOMALY_FLAGS:
                         t = ev.ts_request_start or ev.ts_response_start or 0
-                        self.conn.note(self.conn._last_frame, t, "http_" + f,
+                        self.conn.note(0, t, "http_" + f,
                                        f"HTTP transaction {ev.trans_depth}: {f.replace('_', ' ')}")
             elif isinstance(ev, TunnelData):
                 self._tunnel_bytes(ev.is_orig, ev.chunk, 0, ev.ts_ns)
             elif isinstance(ev, TunnelGap):
                 self._tunnel_bytes(ev.is_orig, b"", ev.nbytes, ev.ts_ns)
             elif isinstance(ev, HttpAnomaly):
-                self.conn.note(self.conn._last_frame, ev.ts_ns, ev.kind, ev.detail)
+                # Parsers see bytes, not packets: located by time (frame 0), like Zeek's weirds.
+                self.conn.note(0, ev.ts_ns, "http_" + ev.kind, ev.detail)
             elif isinstance(ev, HttpTunnel):
                 self.tunnel = _Tunnel(self)
                 Dispatch(self.tunnel, self.ctx.tunnel_openers)

@@ -136,6 +136,8 @@ class TunnelGap:
 
 Event = HttpTransaction | HttpAnomaly | HttpTunnel | TunnelData | TunnelGap
 
+_UNBOUNDED = 1 << 62  # a body delimited by the connection's close
+
 # --- syntax (RFC 9110 5.6.2, RFC 9112 3, 4, 5, 7.1) --------------------------------------------
 
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
@@ -618,6 +620,19 @@ class HttpConnection:
         side.buf += chunk
         self._run(side, ts_ns)
         return self._take()
+
+    def opaque_bytes(self, is_orig: bool) -> int:
+        """How many of the next bytes in this direction are body bytes the parser only counts and
+        hashes (they may be fed in one call, with the time of the last of them)."""
+        side = self._req if is_orig else self._resp
+        if side.buf or side.ended:
+            return 0
+        st = side.state
+        if st == _State.BODY_LEN or st == _State.CHUNK_DATA:
+            return side.remaining
+        if st == _State.BODY_CLOSE:
+            return _UNBOUNDED
+        return 0
 
     def gap(self, is_orig: bool, nbytes: int, ts_ns: int) -> list[Event]:
         side = self._req if is_orig else self._resp
