@@ -405,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
                 meta_path(path).unlink(missing_ok=True)
 
     base = set_ratios(runs, "pcapan")
-    print_table(runs, packets)
+    if runs:
+        print_table(runs, packets)
     if http_runs:
         set_ratios(http_runs, "pcapan-http")
         print("\nHTTP phase: an HTTP-only capture (every request and response parsed)")
