@@ -61,6 +61,13 @@ EXPECTED_STATES: dict[str, dict[str, int]] = {
     "http-sll2.pcap": {"SF": 2},
     "http-sll.pcap": {"SF": 2},  # the name make_samples.py uses if only LINUX_SLL is offered
     "rst.pcap": {"REJ": 1, "RSTO": 1},
+    # samples/README.md, the HTTP feature captures (FIN/RST per connection checked with tshark)
+    "http-methods.pcap": {"SF": 2},
+    "http-vhosts.pcap": {"SF": 3},
+    "http-chunked.pcap": {"SF": 2},
+    "http-expect.pcap": {"SF": 2},
+    "http-upgrade.pcap": {"SF": 3},
+    "http-connect.pcap": {"SF": 1, "RSTO": 1},  # curl resets after the refused CONNECT
 }
 
 Key = tuple[str, int, str, int]  # orig_h, orig_p, resp_h, resp_p

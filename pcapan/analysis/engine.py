@@ -290,46 +290,22 @@ class Analyzer:
         parsed_l = parsed.tolist()
         # A parser must hear of a hole when the ACK that reveals it passes, not at the end of
         # the batch: until then the data behind the hole waits in the out-of-order buffer while
-        # the other direction goes on (requests pile up unanswered). Where a parsed flow may
-        # have a hole (data not continuing where it stood, or bytes buffered out of order), its
-        # pure ACKs go one by one and acknowledgements are applied after each packet.
-        holey = np.zeros(len(keys), dtype=bool)
+        # the other direction goes on (requests pile up unanswered). In parsed flows, a pure ACK
+        # that acknowledges more than its peer has sent so far in the capture goes one by one.
+        # ACKs that may reveal a hole in a parsed flow go one by one and are applied at once:
+        # those beyond every byte the peer was seen to send, and those sent while a hole is
+        # open in the peer's data (between the segment that jumped ahead and the one that
+        # filled the hole, or the end of the batch).
+        early = np.zeros(n, dtype=bool)
         if parsed.any():
-            has_d = plen_a[order_kd] > 0
-            ds = order_kd[has_d]
-            if ds.shape[0] > 1:
-                kd_d = kd_s[has_d]
-                cont = kd_d[1:] == kd_d[:-1]
-                brk = cont & (tp.seq[ds[1:]] != (tp.seq[ds[:-1]] + plen_a[ds[:-1]]) % (1 << 32))
-                holey[inv[ds[1:][brk]]] = True
-            if ds.shape[0]:
-                kd_d = kd_s[has_d]
-                firsts = ds[np.concatenate([[True], kd_d[1:] != kd_d[:-1]])]
-                syn_i = np.nonzero((flags & TCP_SYN) != 0)[0]
-                syn_seq = dict(zip(kd[syn_i].tolist(), tp.seq[syn_i].tolist(), strict=True))
-                for i0, k0, a0, kd0 in zip(firsts.tolist(), inv[firsts].tolist(), a_is_src[firsts].tolist(),
-                                           kd[firsts].tolist(), strict=True):
-                    if not parsed_l[k0] or holey[k0]:
-                        continue
-                    c0 = cur[k0]
-                    seq0 = tp.seq.item(i0)
-                    if c0 is None:
-                        # A new flow: its first data must follow its SYN in this batch.
-                        s0 = syn_seq.get(kd0)
-                        holey[k0] = s0 is None or seq0 != (s0 + 1) % (1 << 32)
-                        continue
-                    st0 = (c0.orig if a0 == c0.orig_is_a else c0.resp).stream
-                    if st0.started and (st0.pending_bytes or st0.rel(seq0) != st0.next_rel):
-                        holey[k0] = True
-            for k0 in np.nonzero(parsed)[0].tolist():
-                c0 = cur[k0]
-                if c0 is not None and (c0.orig.stream.pending_bytes or c0.resp.stream.pending_bytes):
-                    holey[k0] = True
-            holey &= parsed
-            if holey.any():
-                force |= holey[inv] & (plen_a == 0)
+            reveal = self._revealing_acks(tp, order, order_kd, kd, kd_s, starts_kd, inv, a_is_src, base_g, d, parsed)
+            if reveal is not None:
+                early |= reveal
+            early |= self._hole_windows(tp, order_kd, kd, kd_s, starts_kd, inv, a_is_src, cur, parsed_l)
+            if early.any():
+                force |= early & (plen_a == 0)
                 interesting = force | (plen_a > 0)
-        holey_l = holey.tolist()
+        early_l = early.tolist()
         if self.fold_bulk:
             bulk = self._bulk_candidates(tp, order, ctrl_s, order_kd, kd_s, force)
             if parsed.any():
@@ -379,11 +355,18 @@ class Analyzer:
             ep_stream = (conn.orig if is_orig else conn.resp).stream
             payload = mv[poff : poff + pcap] if (plen and ep_stream.sink is not None) else None
             options = mv[toff + 20 : toff + thl] if (fl & TCP_SYN and thl > 20) else None
+            if early_l[i] and fl & TCP_ACK:
+                # An acknowledgement beyond what the peer's stream holds reveals a hole: the
+                # parser gets the gap now, before this packet's own data (sent after the
+                # acknowledged bytes arrived), not at the end of the batch.
+                peer = conn.resp if is_orig else conn.orig
+                pst = peer.stream
+                if pst.started and pst.rel(ack) > pst.next_rel:
+                    peer.ack_event(fb + fno, pst.rel(ack))
+                    conn.apply_acks(t)
             conn.packet(is_orig, fl, seq, ack, win, plen, payload, options, iplen, t, fb + fno, caplen=pcap)
             if fl & _CTRL and conn.close_reason and not conn.closed_ns:
                 conn.closed_ns = t
-            if holey_l[k]:
-                conn.apply_acks(t)
         if runs is not None:
             for k2, conn2 in cur.items():
                 if conn2 is not None:
@@ -401,6 +384,113 @@ class Analyzer:
         end_ts = int(ts[-1])
         for conn in conns:
             conn.apply_acks(end_ts)
+
+    @staticmethod
+    def _hole_windows(tp: TcpPackets, order_kd: np.ndarray, kd: np.ndarray, kd_s: np.ndarray, starts_kd: np.ndarray,
+                      inv: np.ndarray, a_is_src: np.ndarray, cur: dict[int, Connection | None],
+                      parsed_l: list[bool]) -> np.ndarray:
+        """ACK-carrying packets of parsed flows sent while their peer's data has a hole open.
+
+        Per (flow, direction), in capture order: a data segment starting beyond every byte
+        seen so far opens a hole (so does data that does not continue where the stream stood
+        at the start of the batch, or bytes already waiting out of order); the first later
+        segment that starts at or before the hole closes it. Packets of the other direction in
+        between are marked.
+        """
+        n = len(tp)
+        out = np.zeros(n, dtype=bool)
+        plen = tp.payload_len
+        has_d = plen[order_kd] > 0
+        ds = order_kd[has_d]
+        if ds.shape[0] == 0:
+            return out
+        kd_d = kd_s[has_d]
+        gfirst = np.concatenate([[True], kd_d[1:] != kd_d[:-1]])
+        gstart = np.nonzero(gfirst)[0]
+        gend = np.append(gstart[1:], ds.shape[0])
+        seqs = tp.seq[ds]
+        syn_i = np.nonzero((tp.flags & TCP_SYN) != 0)[0]
+        syn_seq = dict(zip(kd[syn_i].tolist(), tp.seq[syn_i].tolist(), strict=True))
+        syn_idx = dict(zip(kd[syn_i].tolist(), syn_i.tolist(), strict=True))
+        windows: list[tuple[int, int, int]] = []  # (kd of the data, first index, end index)
+        for lo, hi in zip(gstart.tolist(), gend.tolist(), strict=True):
+            kdv = int(kd_d[lo])
+            k = kdv >> 1
+            if not parsed_l[k]:
+                continue
+            c = cur[k]
+            # relative positions, anchored where the stream stood (or at the SYN)
+            if c is None:
+                s0 = syn_seq.get(kdv)
+                anchor = (s0 + 1) % (1 << 32) if s0 is not None else int(seqs[lo])
+                open_from = syn_idx.get(kdv, int(ds[lo])) if s0 is None or int(seqs[lo]) != anchor else -1
+            else:
+                st = (c.orig if bool(kdv & 1) == c.orig_is_a else c.resp).stream
+                if not st.started:
+                    continue
+                anchor = (int(seqs[lo]) - (st.rel(int(seqs[lo])) - st.next_rel)) % (1 << 32)
+                open_from = 0 if (st.pending_bytes or int(seqs[lo]) != anchor) else -1
+            rs = (seqs[lo:hi] - anchor) % (1 << 32)
+            rs = np.where(rs >= (1 << 31), rs - (1 << 32), rs)
+            re = rs + plen[ds[lo:hi]]
+            reach = np.maximum.accumulate(np.maximum(re, 0))
+            prev_reach = np.concatenate([[0], reach[:-1]])
+            jump = rs > prev_reach
+            idx_g = ds[lo:hi]
+            if open_from >= 0:
+                jump[0] = True
+            for q in np.nonzero(jump)[0].tolist():
+                hole = int(prev_reach[q])
+                fill = np.nonzero(rs[q + 1 :] <= hole)[0]
+                start = open_from if (q == 0 and open_from >= 0) else int(idx_g[q])
+                stop = int(idx_g[q + 1 + int(fill[0])]) if fill.shape[0] else n
+                windows.append((kdv, start, stop))
+        if not windows:
+            return out
+        acking = (tp.flags & TCP_ACK) != 0
+        for kdv, start, stop in windows:
+            sl = slice(start, stop)
+            out[sl] |= acking[sl] & (kd[sl] == (kdv ^ 1))
+        return out
+
+    @staticmethod
+    def _revealing_acks(tp: TcpPackets, order: np.ndarray, order_kd: np.ndarray, kd: np.ndarray, kd_s: np.ndarray,
+                        starts_kd: np.ndarray, inv: np.ndarray, a_is_src: np.ndarray, base_g: np.ndarray,
+                        d: np.ndarray, parsed: np.ndarray) -> np.ndarray | None:
+        """Packets of parsed flows whose ACK is beyond every byte their peer sent so far.
+
+        ``d`` holds each packet's sequence end relative to its direction's base (``base_g``),
+        in (flow, direction) order; the running maximum of those ends, per flow and direction in
+        capture order, is what the peer has been seen to send.
+        """
+        n = len(tp)
+        flags = tp.flags
+        pure = ((flags & (TCP_SYN | TCP_RST)) == 0) & ((flags & TCP_ACK) != 0) & parsed[inv]
+        if not pure.any():
+            return None
+        gvals = kd_s[starts_kd]  # the (flow, direction) of each group, sorted
+        g_other = np.searchsorted(gvals, kd ^ 1)
+        has_other = (g_other < gvals.shape[0]) & (gvals[np.minimum(g_other, gvals.shape[0] - 1)] == (kd ^ 1))
+        cand = pure & has_other
+        if not cand.any():
+            return None
+        d_pkt = np.empty(n, dtype=np.int64)
+        d_pkt[order_kd] = d
+        adv = (tp.payload_len > 0) | ((flags & (TCP_SYN | TCP_FIN)) != 0)
+        inv_o = inv[order].astype(np.int64)
+        offs = inv_o * (1 << 40)
+        seen: dict[bool, np.ndarray] = {}
+        for side in (False, True):
+            vals = np.where(adv[order] & (a_is_src[order] == side), d_pkt[order], -(1 << 35)) + offs
+            seen[side] = np.maximum(np.maximum.accumulate(vals) - offs, 0)
+        run = np.empty(n, dtype=np.int64)
+        other_side = ~a_is_src[order]
+        run_o = np.where(other_side, seen[True], seen[False])
+        run[order] = run_o
+        gi = np.minimum(g_other, gvals.shape[0] - 1)
+        dack = (tp.ack - base_g[gi]) % (1 << 32)
+        dack = np.where(dack >= (1 << 31), dack - (1 << 32), dack)
+        return cand & (dack > run)
 
     def _bulk_candidates(self, tp: TcpPackets, order: np.ndarray, ctrl_s: np.ndarray, order_kd: np.ndarray,
                          kd_s: np.ndarray, forced: np.ndarray) -> np.ndarray:
