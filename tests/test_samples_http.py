@@ -345,17 +345,9 @@ EXPECTED["http-connect.pcap"] = [
 ]
 
 # (capture, column) pairs where pcapan disagrees with the capture: xfail(strict) with reason.
-KNOWN_WRONG: dict[tuple[str, str], str] = {
-    # The rejected request's last byte is the end of its head, frame 19 (no body is ever sent:
-    # the client's next bytes, frame 23, are the next request). pcapan ends the request when
-    # the 417 arrives and stamps it with the 417's time (frame 21), so its ttfb_s is 0.
-    ("http-expect.pcap", "ts_request_end"):
-        "POST /reject (417, expect_rejected): ts_request_end is the 417's frame 21, not the "
-        "request head's frame 19",
-    ("http-expect.pcap", "ttfb_s"):
-        "POST /reject (417): ttfb_s 0.0 instead of frame 21 - frame 19 (76 us), because "
-        "ts_request_end is taken from the 417",
-}
+# (Empty: the rejected Expect request of http-expect.pcap used to end at the 417's frame 21
+# instead of its head's frame 19; fixed in the parser.)
+KNOWN_WRONG: dict[tuple[str, str], str] = {}
 
 
 # --- pcapan side ------------------------------------------------------------------------------
@@ -476,10 +468,11 @@ def test_connect_tunnel_is_tls() -> None:
 
 def test_upgrade_services() -> None:
     # http-upgrade.pcap: after the 101 the WebSocket frames (tshark: "WebSocket Text [FIN]
-    # [MASKED]" ...) are neither HTTP nor TLS; the other two connections are plain HTTP.
+    # [MASKED]" ...) are neither HTTP nor TLS: the connection is "http,websocket", as Zeek
+    # names it (conn.log service of wstunnel-https.pcap); the other two are plain HTTP.
     conns = analysed("http-upgrade.pcap").connections
     assert len(conns) == 3
-    assert set(conns["service"]) == {"http"}
+    assert sorted(conns["service"]) == ["http", "http", "http,websocket"]
 
 
 # --- timestamps -------------------------------------------------------------------------------

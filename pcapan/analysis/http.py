@@ -141,8 +141,17 @@ class HttpSession:
                 # Parsers see bytes, not packets: located by time (frame 0), like Zeek's weirds.
                 self.conn.note(0, ev.ts_ns, "http_" + ev.kind, ev.detail)
             elif isinstance(ev, HttpTunnel):
-                self.tunnel = _Tunnel(self)
-                Dispatch(self.tunnel, self.ctx.tunnel_openers)
+                proto = ev.protocol.split(",")[0].strip().lower()
+                if ev.kind == "upgrade" and not proto.startswith("tls"):
+                    # WebSocket frames and HTTP/2 are not parsed (WebSocket payload is masked,
+                    # so first-bytes detection would only guess); the protocol is named.
+                    if proto.startswith("websocket"):
+                        self.transport.service("websocket")
+                    self.tunnel_idle()
+                else:
+                    # CONNECT, or an RFC 2817 upgrade to TLS: what follows is detected anew.
+                    self.tunnel = _Tunnel(self)
+                    Dispatch(self.tunnel, self.ctx.tunnel_openers)
 
     def _tunnel_bytes(self, is_client: bool, chunk: bytes, gap: int, ts_ns: int) -> None:
         tun = self.tunnel

@@ -31,9 +31,15 @@ def detect(head: bytes) -> str | None:
         if head[1] == 3 and head[2] <= 4:
             return TLS
         return ""
-    # SSLv2-format ClientHello (2-byte header with the high bit set, msg type 1, version 3.x/2).
-    if b0 & 0x80 and len(head) >= 3:
-        if head[2] == 1 and (len(head) < 4 or head[3] in (0, 2, 3)):
+    # SSLv2-format ClientHello: a 2-byte record header with the high bit set and a length that
+    # covers at least the fixed fields (9 bytes), message type 1, then version 0.2 (SSL 2) or
+    # 3.0-3.4. All five bytes are checked: a masked WebSocket frame (0x81 ...) also starts with
+    # the high bit set.
+    if b0 & 0x80:
+        if len(head) < 5:
+            return None
+        length = ((b0 & 0x7F) << 8) | head[1]
+        if length >= 9 and head[2] == 1 and ((head[3] == 0 and head[4] == 2) or (head[3] == 3 and head[4] <= 4)):
             return TLS
         return ""
     if head.startswith(b"HTTP/"[: len(head)]):

@@ -949,7 +949,7 @@ class HttpConnection:
             # Expectation failed: the client does not send the body it announced (RFC 9110
             # 10.1.1), so the request ends here and the next request starts on the next byte.
             tx.flag("expect_rejected")
-            self._request_done(req, ts)
+            self._request_done(req, req.last_ts)  # it ended with its head, not at the 417
         if framing.kind == "tunnel":
             self._open_tunnel(tx, code, ts)
             return
