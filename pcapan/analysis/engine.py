@@ -408,43 +408,66 @@ class Analyzer:
         gfirst = np.concatenate([[True], kd_d[1:] != kd_d[:-1]])
         gstart = np.nonzero(gfirst)[0]
         gend = np.append(gstart[1:], ds.shape[0])
+        gkd = kd_d[gstart]
         seqs = tp.seq[ds]
+        first_seq = seqs[gstart]
         syn_i = np.nonzero((tp.flags & TCP_SYN) != 0)[0]
         syn_seq = dict(zip(kd[syn_i].tolist(), tp.seq[syn_i].tolist(), strict=True))
         syn_idx = dict(zip(kd[syn_i].tolist(), syn_i.tolist(), strict=True))
-        windows: list[tuple[int, int, int]] = []  # (kd of the data, first index, end index)
-        for lo, hi in zip(gstart.tolist(), gend.tolist(), strict=True):
-            kdv = int(kd_d[lo])
+        # Where each (flow, direction)'s data should continue, in sequence space, and whether a
+        # hole is open already at the start of the batch (index where its window opens, or -1).
+        anchors: list[int] = []
+        opens: list[int] = []
+        keep: list[bool] = []
+        for kdv, s_first, i_first in zip(gkd.tolist(), first_seq.tolist(), ds[gstart].tolist(), strict=True):
             k = kdv >> 1
-            if not parsed_l[k]:
-                continue
             c = cur[k]
-            # relative positions, anchored where the stream stood (or at the SYN)
+            if not parsed_l[k]:
+                anchors.append(s_first)
+                opens.append(-1)
+                keep.append(False)
+                continue
             if c is None:
                 s0 = syn_seq.get(kdv)
-                anchor = (s0 + 1) % (1 << 32) if s0 is not None else int(seqs[lo])
-                open_from = syn_idx.get(kdv, int(ds[lo])) if s0 is None or int(seqs[lo]) != anchor else -1
-            else:
-                st = (c.orig if bool(kdv & 1) == c.orig_is_a else c.resp).stream
-                if not st.started:
-                    continue
-                anchor = (int(seqs[lo]) - (st.rel(int(seqs[lo])) - st.next_rel)) % (1 << 32)
-                open_from = 0 if (st.pending_bytes or int(seqs[lo]) != anchor) else -1
-            rs = (seqs[lo:hi] - anchor) % (1 << 32)
-            rs = np.where(rs >= (1 << 31), rs - (1 << 32), rs)
-            re = rs + plen[ds[lo:hi]]
-            reach = np.maximum.accumulate(np.maximum(re, 0))
-            prev_reach = np.concatenate([[0], reach[:-1]])
-            jump = rs > prev_reach
-            idx_g = ds[lo:hi]
-            if open_from >= 0:
-                jump[0] = True
-            for q in np.nonzero(jump)[0].tolist():
-                hole = int(prev_reach[q])
-                fill = np.nonzero(rs[q + 1 :] <= hole)[0]
-                start = open_from if (q == 0 and open_from >= 0) else int(idx_g[q])
-                stop = int(idx_g[q + 1 + int(fill[0])]) if fill.shape[0] else n
-                windows.append((kdv, start, stop))
+                anchor = (s0 + 1) % (1 << 32) if s0 is not None else s_first
+                anchors.append(anchor)
+                opens.append(syn_idx.get(kdv, i_first) if s0 is None or s_first != anchor else -1)
+                keep.append(True)
+                continue
+            st = (c.orig if bool(kdv & 1) == c.orig_is_a else c.resp).stream
+            if not st.started:
+                anchors.append(s_first)
+                opens.append(-1)
+                keep.append(False)
+                continue
+            anchor = (st._ref_seq + st.next_rel - st._ref_rel) % (1 << 32)
+            anchors.append(anchor)
+            opens.append(0 if (st.pending_bytes or s_first != anchor) else -1)
+            keep.append(True)
+        group = np.cumsum(gfirst) - 1
+        rs = (seqs - np.asarray(anchors, dtype=np.int64)[group]) % (1 << 32)
+        rs = np.where(rs >= (1 << 31), rs - (1 << 32), rs)
+        re = np.maximum(rs + plen[ds], 0)
+        offs = group.astype(np.int64) * (1 << 40)
+        reach = np.maximum.accumulate(re + offs) - offs
+        prev_reach = np.empty_like(reach)
+        prev_reach[0] = 0
+        prev_reach[1:] = reach[:-1]
+        prev_reach[gstart] = 0
+        jump = rs > prev_reach
+        opens_a = np.asarray(opens, dtype=np.int64)
+        jump[gstart] = opens_a >= 0
+        jump &= np.asarray(keep, dtype=bool)[group]
+        windows: list[tuple[int, int, int]] = []  # (kd of the data, first index, end index)
+        gend_l = gend.tolist()
+        for q in np.nonzero(jump)[0].tolist():
+            g = int(group[q])
+            hole = int(prev_reach[q])
+            hi = gend_l[g]
+            fill = np.nonzero(rs[q + 1 : hi] <= hole)[0]
+            start = opens[g] if (gfirst[q] and opens[g] >= 0) else int(ds[q])
+            stop = int(ds[q + 1 + int(fill[0])]) if fill.shape[0] else n
+            windows.append((int(kd_d[q]), start, stop))
         if not windows:
             return out
         acking = (tp.flags & TCP_ACK) != 0

@@ -208,6 +208,12 @@ _HEAD_END = re.compile(rb"\n\r?\n")
 _FIELD_BLOCK = re.compile(rb"(?:" + _TOKEN + rb":[^\r\n]*\r\n)*")
 _FIELD_PAIRS = re.compile(rb"(" + _TOKEN + rb"):[ \t]*((?:[^ \t\r\n][^\r\n]*?)?)[ \t]*\r\n")
 _FIELD_LINE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*((?:[^ \t][^\r\n]*?)?)[ \t]*")
+# The same two as text patterns: a header block decoded once as latin-1 (field names are ASCII
+# tokens, values latin-1, RFC 9110 5.5) gives str pairs without a decode per field.
+# Values are taken greedily to the CR and their trailing whitespace stripped afterwards, only
+# when there is any: a lazy value pattern would try the line end at every character.
+_FIELD_BLOCK_S = re.compile(_FIELD_BLOCK.pattern.decode("latin-1"))
+_FIELD_PAIRS_S = re.compile("(" + _TOKEN.decode("latin-1") + ")" + r":[ \t]*([^\r\n]*)\r\n")
 _TOO_LARGE = f"header section longer than {HTTP_MAX_HEADER_BYTES} bytes"
 _CHUNK_TOO_LONG = f"chunk-size line longer than {HTTP_MAX_CHUNK_LINE_BYTES} bytes"
 _CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(;[^\r\n]*)?")
@@ -247,7 +253,12 @@ def _index(headers: Sequence[tuple[str, str]]) -> Index:
     built once per header section so that every later lookup is one dict access."""
     idx: Index = {}
     for n, v in headers:
-        idx.setdefault(n.lower(), []).append(v)
+        k = n.lower()
+        vals = idx.get(k)
+        if vals is None:
+            idx[k] = [v]
+        else:
+            vals.append(v)
     return idx
 
 
@@ -284,6 +295,15 @@ def _framing(idx: Index, request_method: str | None, status_code: int | None) ->
             return BodyFraming("none")
         if request_method == "CONNECT" and 200 <= status_code < 300:
             return BodyFraming("tunnel")
+    # Fast path, the common case: one plain Content-Length and no Transfer-Encoding.
+    cl1 = idx.get("content-length")
+    if cl1 is not None and len(cl1) == 1 and "transfer-encoding" not in idx:
+        v = cl1[0]
+        if v.isascii() and v.isdigit() and len(v) <= 18:
+            n = int(v)
+            return BodyFraming("length", n) if n else BodyFraming("none")
+    elif cl1 is None and "transfer-encoding" not in idx:
+        return BodyFraming("none") if status_code is None else BodyFraming("close")
     te = [t.lower() for t in _list_values(idx, "transfer-encoding")]
     cls = _list_values(idx, "content-length")
     if te:
@@ -382,10 +402,13 @@ def _parse_head(raw: bytes, blank_bare: bool,
         nl = raw.find(b"\r\n")
         start = raw[:nl] if nl >= 0 else raw[:-1]
         block = raw[nl + 2 :] + b"\n" if nl >= 0 else b""
-        if b"\r" not in start and b"\n" not in start and _FIELD_BLOCK.fullmatch(block):
-            pairs = _FIELD_PAIRS.findall(block)
+        text = block.decode("latin-1")
+        if b"\r" not in start and b"\n" not in start and _FIELD_BLOCK_S.fullmatch(text):
+            pairs = _FIELD_PAIRS_S.findall(text)
             if len(pairs) <= HTTP_MAX_HEADER_FIELDS:
-                return start, [(n.decode("ascii"), v.decode("latin-1")) for n, v in pairs]
+                if " \r" in text or "\t\r" in text:
+                    pairs = [(n, v.rstrip(" \t")) for n, v in pairs]
+                return start, pairs
     lines = _parse_lines(raw, blank_bare, flags)
     return lines[0], _parse_fields(lines[1:], flags)
 
@@ -402,6 +425,8 @@ def _joined(idx: Index, name: str) -> str | None:
 
 def _persistent(version: tuple[int, int], connection: str | None) -> bool:
     """RFC 9112 9.3: does this message let the connection persist?"""
+    if connection is None:
+        return version >= (1, 1)
     tokens = {t.strip().lower() for t in (connection or "").split(",")}
     if "close" in tokens:
         return False
@@ -552,7 +577,7 @@ class _Side:
     __slots__ = (
         "is_orig", "buf", "state", "remaining", "scan", "started", "msg_ts", "outstanding",
         "tx", "last_ts", "ended", "resynced", "msg_flags", "checked", "paused_for", "midline",
-        "early_ts",
+        "early_ts", "first_line",
     )
 
     def __init__(self, is_orig: bool) -> None:
@@ -573,6 +598,8 @@ class _Side:
         self.paused_for: _Tx | None = None  # the Upgrade/CONNECT request a PAUSED side waits on
         self.midline = False  # resynchronising must first skip the rest of a discarded line
         self.early_ts: int | None = None  # first byte of an answer to HTTP/0.9, not yet decided
+        # (line, parse) of the request line the check parsed, so that the head is not parsed twice
+        self.first_line: tuple[bytes, RequestLine] | None = None
 
 
 class HttpConnection:
@@ -802,7 +829,10 @@ class HttpConnection:
             line = line[:-1]
         line = line.replace(b"\r", b" ")  # as _parse_lines will see it (bare CR -> SP)
         if side.is_orig:
-            ok = _parse_request_line(line) is not None
+            parsed = _parse_request_line(line)
+            ok = parsed is not None
+            if parsed is not None:
+                side.first_line = (line, parsed)
         else:
             ok = _STATUS_LINE_LAX.fullmatch(line) is not None
         if not ok:
@@ -860,7 +890,9 @@ class HttpConnection:
 
     def _request_head(self, side: _Side, start: bytes, fields: list[tuple[str, str]],
                       flags: list[str], ts: int) -> None:
-        parsed = _parse_request_line(start)
+        cached = side.first_line
+        side.first_line = None
+        parsed = cached[1] if cached is not None and cached[0] == start else _parse_request_line(start)
         if parsed is None:
             raise ParserError("bad_request_line", repr(start[:80]))
         method_b, target_b, version, line_flags = parsed
@@ -936,9 +968,11 @@ class HttpConnection:
         idx = tx.resp_idx = _index(fields)
         tx.ts_resp_start = side.msg_ts
         tx.resp_body_len = 0
-        cl = _list_values(idx, "content-length")
-        if cl and _DIGITS.fullmatch(cl[0]):
-            tx.content_length = int(cl[0])
+        cl1 = idx.get("content-length")
+        if cl1 is not None:
+            cl = cl1 if len(cl1) == 1 and "," not in cl1[0] else _list_values(idx, "content-length")
+            if cl and _DIGITS.fullmatch(cl[0]):
+                tx.content_length = int(cl[0])
         framing = _framing(idx, tx.method, code)
         tx.flag(*framing.flags)
         if code == 426:
