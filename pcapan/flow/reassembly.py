@@ -243,15 +243,19 @@ class Reassembler:
         pos = self.next_rel
         self.delivered += sum(lens)
         i, count = 0, len(offs)
+        opaque_of = None
         while i < count:
             sink = self.sink
             if sink is None:
                 pos += sum(lens[i:])
                 self.next_rel = pos
                 break
+            if opaque_of is not sink:
+                opaque = getattr(sink, "opaque", None)
+                opaque_of = sink
             # Bytes the sink takes as opaque (an HTTP body) can go in one call: the segments
             # that fit wholly, with the timestamp of the last (where such a body would end).
-            room = sink.opaque() if hasattr(sink, "opaque") else 0
+            room = opaque() if opaque is not None else 0
             j, took = i, 0
             while j < count and took + lens[j] <= room:
                 took += lens[j]
