@@ -72,6 +72,12 @@ class _Direction:
     def opaque(self) -> int:
         return self.session.parser.opaque_bytes(self.is_client)
 
+    def opaque_views(self, views: list[memoryview], ts_ns: int) -> None:
+        s = self.session
+        events = s.parser.opaque_data(self.is_client, views, ts_ns)
+        if events:
+            s.handle(events)
+
     def gap(self, nbytes: int, ts_ns: int) -> None:
         s = self.session
         s.handle(s.parser.gap(self.is_client, nbytes, ts_ns))

@@ -43,7 +43,8 @@ class StreamSink(Protocol):
 
     A sink may also define ``opaque() -> int``: how many of the next bytes it will take without
     looking at their structure or at when each arrived (an HTTP body of known length), so that
-    in-order segments can be handed over joined.
+    in-order segments can be handed over joined; and ``opaque_views(views, ts_ns)`` to take
+    them as memoryviews it must not keep past the call (no copy at all).
     """
 
     def data(self, chunk: bytes, ts_ns: int) -> None: ...
@@ -252,18 +253,24 @@ class Reassembler:
                 break
             if opaque_of is not sink:
                 opaque = getattr(sink, "opaque", None)
+                opaque_views = getattr(sink, "opaque_views", None)
                 opaque_of = sink
-            # Bytes the sink takes as opaque (an HTTP body) can go in one call: the segments
-            # that fit wholly, with the timestamp of the last (where such a body would end).
+            # Bytes the sink takes as opaque (an HTTP body) go in one call: the segments that
+            # fit wholly, as views of the batch (no copy), with the timestamp of the last (where
+            # such a body would end).
             room = opaque() if opaque is not None else 0
             j, took = i, 0
             while j < count and took + lens[j] <= room:
                 took += lens[j]
                 j += 1
-            if j - i >= 2:
+            if j > i:
                 pos += took
                 self.next_rel = pos
-                sink.data(b"".join([mv[o : o + n] for o, n in zip(offs[i:j], lens[i:j], strict=True)]), tss[j - 1])
+                views = [mv[o : o + n] for o, n in zip(offs[i:j], lens[i:j], strict=True)]
+                if opaque_views is not None:
+                    opaque_views(views, tss[j - 1])
+                else:
+                    sink.data(b"".join(views), tss[j - 1])
                 i = j
                 continue
             off, n = offs[i], lens[i]

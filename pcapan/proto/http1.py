@@ -662,6 +662,23 @@ class HttpConnection:
             return _UNBOUNDED
         return 0
 
+    def opaque_data(self, is_orig: bool, views: Sequence[memoryview], ts_ns: int) -> list[Event]:
+        """Body bytes, as views the caller keeps only for this call, all within
+        :meth:`opaque_bytes`: counted and hashed without being copied."""
+        side = self._req if is_orig else self._resp
+        if side.ended or not views:
+            return []
+        side.last_ts = ts_ns
+        n = 0
+        for v in views:
+            self._body(side, v)
+            n += len(v)
+        if side.state != _State.BODY_CLOSE:
+            side.remaining -= n
+            if not side.remaining:
+                self._run(side, ts_ns)  # the body (or chunk) ends here
+        return self._take()
+
     def gap(self, is_orig: bool, nbytes: int, ts_ns: int) -> list[Event]:
         side = self._req if is_orig else self._resp
         if nbytes <= 0 or side.ended:
