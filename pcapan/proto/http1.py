@@ -669,10 +669,10 @@ class HttpConnection:
         if side.ended or not views:
             return []
         side.last_ts = ts_ns
-        n = 0
-        for v in views:
-            self._body(side, v)
-            n += len(v)
+        # One C-level join (a memcpy) and one hash update beat a Python call per segment.
+        chunk = views[0] if len(views) == 1 else b"".join(views)
+        self._body(side, chunk)
+        n = len(chunk)
         if side.state != _State.BODY_CLOSE:
             side.remaining -= n
             if not side.remaining:
