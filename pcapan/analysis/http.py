@@ -37,10 +37,13 @@ BodyHook = Callable[[str, int, bytes], None]
 class HttpContext:
     """What every HTTP session of one analysis shares: where rows go, and the body hook."""
 
-    __slots__ = ("records", "on_body", "tunnel_openers", "source")
+    __slots__ = ("records", "on_body", "tunnel_openers", "source", "shared")
 
     def __init__(self, on_body: BodyHook | None = None) -> None:
         self.records: list[HttpRecord] = []
+        # One copy of each repeated text value (hosts, user agents, content types ...): rows are
+        # kept until the end, and per-row copies would make memory grow with the capture.
+        self.shared: dict[str | None, str | None] = {}
         self.on_body = on_body
         self.source = ""
         # Protocols parsed inside a CONNECT/Upgrade tunnel (TLS registers here).
@@ -184,6 +187,7 @@ class HttpSession:
         orig_h, orig_p, resp_h, resp_p = self.ids
         t_rq0, t_rq1, t_rs0, t_rs1 = tx.ts_request_start, tx.ts_request_end, tx.ts_response_start, tx.ts_response_end
         ts = t_rq0 if t_rq0 is not None else (t_rs0 if t_rs0 is not None else self.conn.start_ns)
+        sh = self.ctx.shared.setdefault
         # positional, in field order (cheaper than 47 keywords; the table tests check every value)
         return HttpRecord(
             ts,  # ts_ns
@@ -193,23 +197,23 @@ class HttpSession:
             resp_h,  # resp_h
             resp_p,  # resp_p
             tx.trans_depth,  # trans_depth
-            tx.method,  # method
-            tx.host,  # host
+            sh(tx.method, tx.method),  # method
+            sh(tx.host, tx.host),  # host
             tx.uri,  # uri
-            tx.target_form,  # target_form
-            tx.request_version,  # version
-            tx.response_version,  # response_version
-            tx.user_agent,  # user_agent
-            tx.referrer,  # referrer
+            sh(tx.target_form, tx.target_form),  # target_form
+            sh(tx.request_version, tx.request_version),  # version
+            sh(tx.response_version, tx.response_version),  # response_version
+            sh(tx.user_agent, tx.user_agent),  # user_agent
+            sh(tx.referrer, tx.referrer),  # referrer
             tx.request_body_len if tx.has_request else None,  # request_body_len
             tx.response_body_len if tx.has_response else None,  # response_body_len
             tx.status_code,  # status_code
-            tx.status_msg,  # status_msg
+            sh(tx.status_msg, tx.status_msg),  # status_msg
             ",".join(map(str, tx.info_codes)) or None,  # info_codes
-            tx.content_type,  # content_type
+            sh(tx.content_type, tx.content_type),  # content_type
             tx.content_length,  # content_length
-            tx.transfer_encoding,  # transfer_encoding
-            tx.content_encoding,  # content_encoding
+            sh(tx.transfer_encoding, tx.transfer_encoding),  # transfer_encoding
+            sh(tx.content_encoding, tx.content_encoding),  # content_encoding
             tx.chunk_count,  # chunk_count
             ",".join(tx.trailer_names) or None,  # trailer_names
             tx.trailer_announced,  # trailer_announced
@@ -217,8 +221,8 @@ class HttpSession:
             tx.upgrade_requested,  # upgrade_requested
             tx.upgrade,  # upgrade
             tx.tunnel,  # tunnel
-            tx.request_connection,  # request_connection_header
-            tx.response_connection,  # response_connection_header
+            sh(tx.request_connection, tx.request_connection),  # request_connection_header
+            sh(tx.response_connection, tx.response_connection),  # response_connection_header
             tx.keep_alive,  # keep_alive
             tx.pipelined,  # pipelined
             tx.pipeline_depth if tx.has_request else None,  # pipeline_depth
