@@ -82,6 +82,8 @@ class Result:
             "resp_bytes": sum(r.resp_bytes for r in recs),
             "missed_bytes": sum(r.missed_bytes for r in recs),
             "retransmits": sum(r.orig_retransmits + r.resp_retransmits for r in recs),
+            "http_requests": sum(1 for h in self.http_records if h.method is not None),
+            "http_responses": sum(1 for h in self.http_records if h.status_code is not None),
             "anomalies": len(self.anomaly_records),
             "warnings": list(self.warnings),
         }

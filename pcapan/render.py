@@ -65,6 +65,8 @@ def print_summary(res: Result) -> None:
     t.add_row("payload bytes (orig/resp)", f"{s['orig_bytes']:,} / {s['resp_bytes']:,}")
     t.add_row("missed bytes", f"{s['missed_bytes']:,}")
     t.add_row("retransmitted segments", f"{s['retransmits']:,}")
+    if s.get("http_requests") or s.get("http_responses"):
+        t.add_row("HTTP requests / responses", f"{s['http_requests']:,} / {s['http_responses']:,}")
     t.add_row("anomalies", f"{s['anomalies']:,}")
     con.print(t)
     if s["conn_states"]:

@@ -46,6 +46,8 @@ def test_analyze_json_summary() -> None:
     assert p.returncode == 0
     s = json.loads(p.stdout)
     assert s["tcp_connections"] == 2 and s["frames"] == s["ip_packets"]["tcp"]
+    # samples/README.md: 4 + 2 GETs, all answered 200
+    assert s["http_requests"] == 6 and s["http_responses"] == 6
 
 
 def test_connections_csv() -> None:
