@@ -850,14 +850,19 @@ def curl(urls: list[str], *extra: str) -> list[tuple[int, int, int, str]]:
     cmd = ["curl", "-sS", "--max-time", "20", "-w", CURL_W, *extra]
     for u in urls:
         cmd += [u, "-o", "/dev/null"]
+    return _curl_rows(cmd, len(urls))
+
+
+def _curl_rows(cmd: list[str], transfers: int) -> list[tuple[int, int, int, str]]:
+    """Run curl and parse its ``CURL_W`` lines; fail unless it made ``transfers`` transfers."""
     out = run(cmd).stdout.decode()
     rows = []
     for line in out.splitlines():
         code, nconn, size, url = line.split(" ", 3)
         rows.append((int(code), int(nconn), int(size), url))
     log(f"curl: {rows}")
-    if len(rows) != len(urls):
-        raise RuntimeError(f"curl did {len(rows)} transfers, expected {len(urls)}")
+    if len(rows) != transfers:
+        raise RuntimeError(f"curl did {len(rows)} transfers, expected {transfers}")
     return rows
 
 
@@ -869,15 +874,7 @@ def curl_next(*segments: list[str]) -> list[tuple[int, int, int, str]]:
         if i:
             cmd.append("--next")
         cmd += ["-sS", "--max-time", "20", "-w", CURL_W, *seg, "-o", "/dev/null"]
-    out = run(cmd).stdout.decode()
-    rows = []
-    for line in out.splitlines():
-        code, nconn, size, url = line.split(" ", 3)
-        rows.append((int(code), int(nconn), int(size), url))
-    log(f"curl: {rows}")
-    if len(rows) != len(segments):
-        raise RuntimeError(f"curl did {len(rows)} transfers, expected {len(segments)}")
-    return rows
+    return _curl_rows(cmd, len(segments))
 
 
 def read_http_responses(data: bytes) -> list[tuple[int, int]]:

@@ -63,19 +63,10 @@ import pandas as pd
 import pytest
 
 from pcapan.api import Analyzer
-from tests.test_corpus_conn import read_zeek_log
+from tests.test_corpus_conn import CORPUS, B, T, Tuple4, read_zeek_log
+from tests.test_corpus_conn import pytestmark as _corpus_marks
 
-REPO = Path(__file__).resolve().parent.parent
-CORPUS = REPO.parent / "shared" / "corpus"
-T = "zeek/testing/btest/Traces"
-B = "testing/btest/Baseline"
-
-pytestmark = [
-    pytest.mark.corpus,
-    pytest.mark.skipif(not CORPUS.is_dir(), reason=f"conformance corpus not found at {CORPUS}"),
-]
-
-Tuple4 = tuple[str, int, str, int]
+pytestmark = _corpus_marks
 
 
 @dataclass(frozen=True)
