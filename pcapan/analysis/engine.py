@@ -21,7 +21,7 @@ from pcapan.flow.community_id import community_id
 from pcapan.flow.conn import CLOSE_END, CLOSE_IDLE, CLOSE_REUSE, INACTIVE, Connection, FlowKey, ntop
 from pcapan.flow.reassembly import StreamSink
 from pcapan.io.batch import FrameBatch, ReadIssue
-from pcapan.model import AnomalyRecord, ConnRecord
+from pcapan.model import AnomalyRecord, ConnRecord, make_conn_record
 from pcapan.proto.detect import HTTP
 
 _CTRL = TCP_SYN | TCP_FIN | TCP_RST
@@ -704,48 +704,49 @@ class Analyzer:
         k = c.key
         o, r = c.orig, c.resp
         proto = 6
-        return ConnRecord(
-            ts_ns=c.start_ns,
-            uid=c.uid,
-            community_id=community_id(proto, k.orig_h, k.resp_h, k.orig_p, k.resp_p),
-            orig_h=ntop(k.orig_h),
-            orig_p=k.orig_p,
-            resp_h=ntop(k.resp_h),
-            resp_p=k.resp_p,
-            proto="tcp",
-            service=c.service,
-            duration_s=(c.last_ns - c.start_ns) / 1e9,
-            orig_bytes=o.size(),
-            resp_bytes=r.size(),
-            missed_bytes=c.missed_bytes,
-            orig_pkts=o.pkts,
-            resp_pkts=r.pkts,
-            orig_ip_bytes=o.ip_bytes,
-            resp_ip_bytes=r.ip_bytes,
-            conn_state=c.conn_state(),
-            history=c.history_str(),
-            orig_retransmits=o.stream.retransmitted,
-            resp_retransmits=r.stream.retransmitted,
-            orig_out_of_order=o.stream.out_of_order,
-            resp_out_of_order=r.stream.out_of_order,
-            orig_zero_window_probes=o.zero_window_probes,
-            resp_zero_window_probes=r.zero_window_probes,
-            orig_keepalives=o.stream.keepalives,
-            resp_keepalives=r.stream.keepalives,
-            overlap_conflicts=o.stream.conflicts + r.stream.conflicts,
-            close_reason=c.close_reason,
-            orig_mss=o.mss,
-            resp_mss=r.mss,
-            orig_wscale=o.wscale,
-            resp_wscale=r.wscale,
-            orig_sack_ok=o.sack_ok,
-            resp_sack_ok=r.sack_ok,
-            orig_ts_ok=o.ts_ok,
-            resp_ts_ok=r.ts_ok,
-            partial=c.partial,
-            flipped=c.flipped,
-            ip_version=k.ipver,
-            source=self.source,
+        # positional, in field order (see fast_maker)
+        return make_conn_record(
+            c.start_ns,  # ts_ns
+            c.uid,  # uid
+            community_id(proto, k.orig_h, k.resp_h, k.orig_p, k.resp_p),  # community_id
+            ntop(k.orig_h),  # orig_h
+            k.orig_p,  # orig_p
+            ntop(k.resp_h),  # resp_h
+            k.resp_p,  # resp_p
+            "tcp",  # proto
+            c.service,  # service
+            (c.last_ns - c.start_ns) / 1e9,  # duration_s
+            o.size(),  # orig_bytes
+            r.size(),  # resp_bytes
+            c.missed_bytes,  # missed_bytes
+            o.pkts,  # orig_pkts
+            r.pkts,  # resp_pkts
+            o.ip_bytes,  # orig_ip_bytes
+            r.ip_bytes,  # resp_ip_bytes
+            c.conn_state(),  # conn_state
+            c.history_str(),  # history
+            o.stream.retransmitted,  # orig_retransmits
+            r.stream.retransmitted,  # resp_retransmits
+            o.stream.out_of_order,  # orig_out_of_order
+            r.stream.out_of_order,  # resp_out_of_order
+            o.zero_window_probes,  # orig_zero_window_probes
+            r.zero_window_probes,  # resp_zero_window_probes
+            o.stream.keepalives,  # orig_keepalives
+            r.stream.keepalives,  # resp_keepalives
+            o.stream.conflicts + r.stream.conflicts,  # overlap_conflicts
+            c.close_reason,  # close_reason
+            o.mss,  # orig_mss
+            r.mss,  # resp_mss
+            o.wscale,  # orig_wscale
+            r.wscale,  # resp_wscale
+            o.sack_ok,  # orig_sack_ok
+            r.sack_ok,  # resp_sack_ok
+            o.ts_ok,  # orig_ts_ok
+            r.ts_ok,  # resp_ts_ok
+            c.partial,  # partial
+            c.flipped,  # flipped
+            k.ipver,  # ip_version
+            self.source,  # source
         )
 
     def finish(self) -> None:

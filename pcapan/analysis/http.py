@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pcapan.analysis.dispatch import Dispatch, Openers, Transport
 from pcapan.flow.conn import Connection, ntop
 from pcapan.flow.reassembly import StreamSink
-from pcapan.model import HttpRecord
+from pcapan.model import HttpRecord, make_http_record
 from pcapan.proto.http1 import (
     Event,
     HttpAnomaly,
@@ -189,7 +189,7 @@ class HttpSession:
         ts = t_rq0 if t_rq0 is not None else (t_rs0 if t_rs0 is not None else self.conn.start_ns)
         sh = self.ctx.shared.setdefault
         # positional, in field order (cheaper than 47 keywords; the table tests check every value)
-        return HttpRecord(
+        return make_http_record(
             ts,  # ts_ns
             self.conn.uid,  # uid
             orig_h,  # orig_h

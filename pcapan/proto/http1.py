@@ -35,6 +35,7 @@ from pcapan.config import (
     HTTP_RESYNC_KEEP_BYTES,
 )
 from pcapan.errors import ParserError
+from pcapan.model import fast_maker
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -135,6 +136,8 @@ class TunnelGap:
 
 
 Event = HttpTransaction | HttpAnomaly | HttpTunnel | TunnelData | TunnelGap
+
+_make_transaction = fast_maker(HttpTransaction)  # every field, positionally
 
 _UNBOUNDED = 1 << 62  # a body delimited by the connection's close
 
@@ -529,7 +532,7 @@ class _Tx:
         v = self.req_version
         rv = self.resp_version
         # positional, in field order (cheaper than 39 keywords; the unit tests check every value)
-        return HttpTransaction(
+        return _make_transaction(
             self.depth,  # trans_depth
             self.method,  # method
             self.uri,  # uri
