@@ -139,3 +139,15 @@ def test_tshark_finds_the_http_requests_and_tls_hellos(capture: tuple[Path, obje
     assert all(name.count(".") >= 2 for name in hellos)  # every ClientHello carries SNI
     server_hellos = _tshark(path, "-Y", "tls.handshake.type == 2", "-T", "fields", "-e", "frame.number").split()
     assert len(server_hellos) == stats.tls_server_hellos
+
+
+def test_pcapan_finds_the_http_requests_and_responses(capture: tuple[Path, object]) -> None:
+    """pcapan's http table against the generator's own counts: every request written, and every
+    response written whole (the capture is cut at N packets, so the last ones may be partial)."""
+    import pcapan
+
+    path, stats = capture
+    h = pcapan.analyze(path).http
+    assert stats.http_requests > 0
+    assert int(h.method.notna().sum()) == stats.http_requests
+    assert int((h.ts_response_end.notna() & ~h.partial).sum()) == stats.http_responses
