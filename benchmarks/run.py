@@ -369,6 +369,12 @@ def main(argv: list[str] | None = None) -> int:
     if not os.access(TIME_BIN, os.X_OK):
         print(f"note: {TIME_BIN} missing (Debian package 'time'); measuring with wait4() instead", file=sys.stderr)
 
+    # Byte-compile pcapan as a regular install would (pip compiles on install); an editable
+    # checkout under PYTHONDONTWRITEBYTECODE=1 would otherwise compile every module on every run.
+    import compileall
+
+    compileall.compile_dir(str(REPO / "pcapan"), quiet=1)
+
     generated: list[Path] = []
     cap1, meta1, new = ensure_capture(packets, args.seed)
     if new:
