@@ -458,7 +458,8 @@ class Analyzer:
         opens_a = np.asarray(opens, dtype=np.int64)
         jump[gstart] = opens_a >= 0
         jump &= np.asarray(keep, dtype=bool)[group]
-        windows: list[tuple[int, int, int]] = []  # (kd of the data, first index, end index)
+        # (kd of the data, first index, end index, sequence number where the hole starts)
+        windows: list[tuple[int, int, int, int]] = []
         gend_l = gend.tolist()
         for q in np.nonzero(jump)[0].tolist():
             g = int(group[q])
@@ -467,13 +468,17 @@ class Analyzer:
             fill = np.nonzero(rs[q + 1 : hi] <= hole)[0]
             start = opens[g] if (gfirst[q] and opens[g] >= 0) else int(ds[q])
             stop = int(ds[q + 1 + int(fill[0])]) if fill.shape[0] else n
-            windows.append((int(kd_d[q]), start, stop))
+            windows.append((int(kd_d[q]), start, stop, (anchors[g] + hole) % (1 << 32)))
         if not windows:
             return out
         acking = (tp.flags & TCP_ACK) != 0
-        for kdv, start, stop in windows:
+        for kdv, start, stop, hole_seq in windows:
             sl = slice(start, stop)
-            out[sl] |= acking[sl] & (kd[sl] == (kdv ^ 1))
+            # Only an ACK beyond the hole's start can reveal it: duplicate ACKs (the receiver
+            # is missing the bytes too) reveal nothing and stay folded.
+            beyond = ((tp.ack[sl] - hole_seq) % (1 << 32)).astype(np.int64)
+            beyond = (beyond > 0) & (beyond < (1 << 31))
+            out[sl] |= acking[sl] & (kd[sl] == (kdv ^ 1)) & beyond
         return out
 
     @staticmethod
