@@ -199,6 +199,7 @@ class Analyzer:
             "malformed_packets": st.malformed,
             "ip_fragments": st.fragments,
             "ip_reassembled": st.reassembled,
+            "tunnelled_packets": st.tunnelled,
         }
         return Result(list(eng.connections), list(eng.anomalies), stats, list(self._warnings),
                       list(eng.http_ctx.records))

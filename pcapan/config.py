@@ -107,3 +107,7 @@ MAX_TLS_RECORD_BYTES = 2**14 + 2048
 MAX_TLS_HANDSHAKE_MESSAGE_BYTES = 1024 * 1024
 # Certificates kept from one Certificate message (real chains have 2-4; the rest are counted).
 MAX_TLS_CERTS_PER_CHAIN = 16
+
+# Tunnels inside tunnels: decoded up to this depth (a VXLAN packet carrying VXLAN ...); deeper
+# nesting is unheard of in practice and would let one crafted frame cost unbounded work.
+MAX_TUNNEL_DEPTH = 3

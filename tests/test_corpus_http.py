@@ -271,14 +271,6 @@ def _authority(uri: str | None) -> str | None:
 
 DOCUMENTED: list[Known] = [
     Known(
-        "VXLAN_TUNNEL_OUT_OF_SCOPE", ("trans_depth",),
-        "The HTTP connection travels inside a VXLAN tunnel (UDP 4789). pcapan does not "
-        "decapsulate tunnels (out of scope, see the README), so the inner connection and its "
-        "HTTP exchange are not in its tables.",
-        lambda c: c.o is None, capture=f"{T}/tunnels/vxlan-encapsulated-http.pcap",
-        explains=1,
-    ),
-    Known(
         "ZEEK_IGNORES_PARTIAL_CONNECTIONS", ("trans_depth",),
         "Zeek's HTTP analyzer drops every byte of a connection whose SYN it did not see "
         "('if ( TCP() && TCP()->IsPartial() ) return;' in HTTP_Analyzer::DeliverStream), so a "

@@ -340,3 +340,30 @@ def test_hash_collisions_fall_back_to_the_full_key(tmp_path: Path, monkeypatch: 
     collided = pcapan.analyze(p).connections
     assert len(normal) == 5
     assert normal.equals(collided)
+
+
+@pytest.mark.parametrize("outer", ["ipv4", "ipv6"])
+def test_vxlan_inner_connection_decoded(tmp_path: Path, outer: str) -> None:
+    """A TCP connection inside VXLAN (UDP 4789, RFC 7348) gives the same connection and HTTP
+    rows as the same packets without the tunnel; a UDP packet to 4789 without the VXLAN I flag
+    is not taken for a tunnel."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import Ether
+    from scapy.layers.vxlan import VXLAN
+
+    plain = write(tmp_path / "plain.pcap", [simple()])
+    ip = IP(src="192.0.2.1", dst="192.0.2.2") if outer == "ipv4" else IPv6(src="2001:db8::1", dst="2001:db8::2")
+    wrapped = [
+        (t, ip / UDP(sport=50000, dport=4789) / VXLAN(vni=42) / Ether(src="00:00:00:00:00:0a", dst="00:00:00:00:00:0b") / p)
+        for t, p in simple().pkts
+    ]
+    not_vxlan = (wrapped[0][0], ip / UDP(sport=50000, dport=4789) / (b"\x00" * 8 + bytes(wrapped[0][1][Ether])))
+    tunnelled = write(tmp_path / "vxlan.pcap", [*wrapped, not_vxlan])
+    a, b = pcapan.analyze(plain), pcapan.analyze(tunnelled)
+    cols = ["orig_h", "orig_p", "resp_h", "resp_p", "history", "conn_state", "orig_bytes", "resp_bytes", "orig_pkts", "resp_pkts"]
+    assert len(b.connections) == 1
+    pd.testing.assert_frame_equal(a.connections[cols], b.connections[cols])
+    assert list(b.http.uri) == ["/"] and list(b.http.status_code) == [200]
+    # every frame of the conversation was decoded from inside the tunnel, the decoy was not
+    assert b.summary()["tunnelled_packets"] == len(simple().pkts)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pcapan.config import MAX_IPV6_EXT_HEADERS, MAX_VLAN_TAGS
+from pcapan.config import MAX_IPV6_EXT_HEADERS, MAX_TUNNEL_DEPTH, MAX_VLAN_TAGS
 from pcapan.decode import linktypes as lt
 from pcapan.decode.ipfrag import Ipv4Defragmenter
 from pcapan.io.batch import FrameBatch
@@ -32,6 +32,9 @@ TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK, TCP_URG, TCP_ECE, TCP_CWR, TCP_NS =
 _IPV6_EXT_SKIP = np.array([0, 43, 60, 135, 139, 140], dtype=I64)  # length in 8-octet units
 _IPV6_AH = 51
 _IPV6_FRAG = 44
+
+
+VXLAN_PORT = 4789  # IANA port for VXLAN (RFC 7348), as Zeek and Wireshark decode it by default
 
 
 @dataclass(slots=True)
@@ -84,6 +87,7 @@ class DecodeStats:
     malformed: int = 0
     fragments: int = 0
     reassembled: int = 0
+    tunnelled: int = 0  # packets found inside VXLAN tunnels (and decoded)
 
     def add_ip(self, name: str, packets: int, nbytes: int) -> None:
         if packets:
@@ -133,6 +137,9 @@ class Decoder:
         # completed by a fragment in the current batch
         self._extra_rows: list[tuple[int, int, int, int]] = []
         self._batch: FrameBatch | None = None
+        # (frame indices, inner Ethernet offsets, inner lengths) of VXLAN packets in the batch
+        # being decoded at the current tunnel depth
+        self._tunnels: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     # -- link layer -----------------------------------------------------------------------
     def _link(self, u8: np.ndarray, batch: FrameBatch) -> tuple[np.ndarray, np.ndarray]:
@@ -235,6 +242,11 @@ class Decoder:
                 r = self._ipv6(u8, batch, sel, l3[sel], end[sel], extra, len(batch.data))
             if r is not None:
                 rows.append(r)
+        depth = 0
+        while self._tunnels and depth < MAX_TUNNEL_DEPTH:
+            rows.extend(self._decode_tunnels(u8, batch))
+            depth += 1
+        self._tunnels = []
         data: bytes | bytearray | memoryview = batch.data
         if extra:
             # Reassembled datagrams live after the batch's bytes; decode them as raw IP frames.
@@ -261,8 +273,9 @@ class Decoder:
         dst = _be32(u8, ps + 16).astype(U64)
         frag = ok & ((ffo & 0x3FFF) != 0)
         self._count_ip(proto[ok & ~frag], tot[ok & ~frag])
-        if frag.any():
+        if frag.any() and extra is not None:
             self._fragments(batch, sel, p, e, ihl, tot, ffo, proto, src, dst, frag, extra, base)
+        self._udp_tunnels(u8, sel, ok & ~frag & (proto == 17), p + ihl, p + tot, e)
         tcp = ok & ~frag & (proto == 6)
         zeros = np.zeros(int(tcp.sum()), dtype=U64)
         return self._tcp(
@@ -304,8 +317,9 @@ class Decoder:
         ok &= l4 <= ip_end
         self._malformed(batch, sel[~ok], "bad_ipv6_header", "IPv6 header or extension chain invalid")
         self._count_ip(nh[ok & ~frag], (plen + 40)[ok & ~frag])
-        if frag.any():
+        if frag.any() and extra is not None:
             self._v6_fragments(batch, sel, p, e, l4, ip_end, nh, frag_at, frag & ok, extra, base)
+        self._udp_tunnels(u8, sel, ok & ~frag & (nh == 17), l4, ip_end, e)
         tcp = ok & ~frag & (nh == 6)
         return self._tcp(
             u8, batch, sel[tcp], 6, src_hi[tcp], src_lo[tcp], dst_hi[tcp], dst_lo[tcp],
@@ -343,6 +357,47 @@ class Decoder:
             "payload_cap": np.clip(np.minimum(ip_end, e) - pay_off, 0, None),
             "ip_len": ip_len,
         }
+
+    # -- tunnels ---------------------------------------------------------------------------
+    def _udp_tunnels(self, u8, sel, udp, l4, ip_end, e) -> None:  # noqa: ANN001
+        """Note VXLAN packets (UDP port 4789, RFC 7348): their inner Ethernet frame is decoded
+        after the batch's own packets, as Zeek and Wireshark do by default."""
+        if not udp.any():
+            return
+        room = udp & (np.minimum(ip_end, e) >= l4 + 8 + 8 + 14)
+        q = np.where(room, l4, 0)
+        vx = room & (_be16(u8, q + 2) == VXLAN_PORT) & ((_u8(u8, q + 8) & 0x08) != 0)
+        if vx.any():
+            inner = l4[vx] + 16
+            self._tunnels.append((sel[vx], inner, np.minimum(ip_end, e)[vx] - inner))
+
+    def _decode_tunnels(self, u8: np.ndarray, batch: FrameBatch) -> list[dict[str, np.ndarray]]:
+        """Decode the inner frames noted by ``_udp_tunnels`` as Ethernet frames of this batch."""
+        found, self._tunnels = self._tunnels, []
+        idx = np.concatenate([f[0] for f in found])
+        off = np.concatenate([f[1] for f in found])
+        length = np.concatenate([f[2] for f in found])
+        sub = FrameBatch(
+            data=batch.data, offset=off, caplen=length, wirelen=length, ts_ns=batch.ts_ns[idx],
+            linktype=np.full(idx.shape[0], lt.ETHERNET, dtype=np.int32), frame_no=batch.frame_no[idx],
+        )
+        self.stats.tunnelled += idx.shape[0]
+        l3, kind = self._link(u8, sub)
+        end = off + length
+        out: list[dict[str, np.ndarray]] = []
+        for version in (4, 6):
+            sel = np.nonzero((kind == version) & (l3 >= 0))[0]
+            if sel.shape[0] == 0:
+                continue
+            fn = self._ipv4 if version == 4 else self._ipv6
+            # Fragments inside a tunnel are counted, not reassembled (extra=None).
+            r = fn(u8, sub, sel, l3[sel], end[sel], None, len(batch.data))
+            if r is not None:
+                r["frame_idx"] = idx[r["frame_idx"]]
+                out.append(r)
+        # Tunnels inside this tunnel index into ``sub``: map them back to the batch.
+        self._tunnels = [(idx[i], o, n) for i, o, n in self._tunnels]
+        return out
 
     # -- rare paths -------------------------------------------------------------------------
     def _count_ip(self, proto: np.ndarray, nbytes: np.ndarray) -> None:
