@@ -367,3 +367,19 @@ def test_vxlan_inner_connection_decoded(tmp_path: Path, outer: str) -> None:
     assert list(b.http.uri) == ["/"] and list(b.http.status_code) == [200]
     # every frame of the conversation was decoded from inside the tunnel, the decoy was not
     assert b.summary()["tunnelled_packets"] == len(simple().pkts)
+
+
+def test_http_side_that_ended_before_detection_still_ends(tmp_path: Path) -> None:
+    """The server closes (FIN, no data) before the client's request shows the connection is
+    HTTP: the parser must still hear that the server side ended, so the request is reported
+    unanswered (not left pending). Worked out: one request row, no response columns."""
+    c = Conv()
+    c.handshake()
+    c.send(False, "FA")  # server closes first, having sent nothing
+    c.send(True, "PA", REQ)
+    c.send(False, "R", seq=c.sseq)
+    res = pcapan.analyze(write(tmp_path / "early-fin.pcap", [c]))
+    h = res.http
+    assert len(h) == 1
+    row = h.iloc[0]
+    assert row.method == "GET" and row.uri == "/" and pd.isna(row.status_code)

@@ -47,7 +47,7 @@ Openers = dict[str, Callable[[Transport, bool], tuple[StreamSink, StreamSink] | 
 class Probe:
     """One direction's bytes until the protocol is known."""
 
-    __slots__ = ("owner", "is_orig", "chunks", "size", "verdict", "head", "detached")
+    __slots__ = ("owner", "is_orig", "chunks", "size", "verdict", "head", "detached", "ended")
 
     def __init__(self, owner: Dispatch, is_orig: bool) -> None:
         self.owner = owner
@@ -57,6 +57,7 @@ class Probe:
         self.verdict: str | None = None
         self.head = b""
         self.detached = False  # no longer the stream's sink: it missed what came after
+        self.ended: int | None = None  # the stream's end (its time) came while this was the sink
 
     def data(self, chunk: bytes, ts_ns: int) -> None:
         if self.verdict is not None:
@@ -75,6 +76,8 @@ class Probe:
             self.owner.decided(self, "")
 
     def end(self, ts_ns: int) -> None:
+        # Remembered so that a protocol recognised from now on still hears of it (replay).
+        self.ended = ts_ns
         if self.verdict is None:
             self.owner.decided(self, detect(self.head) or "")
 
@@ -134,6 +137,8 @@ class Dispatch:
             rest = tr.position(p.is_orig) - p.size if p.detached else 0
             if rest > 0:
                 sink.gap(rest, chunks[-1][1] if chunks else now)
+            if p.ended is not None:
+                sink.end(p.ended)  # the stream ended before the protocol was known
         self._drop()
 
     def _drop(self) -> None:
