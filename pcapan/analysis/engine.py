@@ -303,7 +303,7 @@ class Analyzer:
                 early |= reveal
             early |= self._hole_windows(tp, order_kd, kd, kd_s, starts_kd, inv, a_is_src, cur, parsed_l)
             if early.any():
-                force |= early & (plen_a == 0)
+                force |= early  # (data packets among them must not be folded either)
                 interesting = force | (plen_a > 0)
         early_l = early.tolist()
         if self.fold_bulk:
