@@ -493,13 +493,13 @@ class Analyzer:
         """
         n = len(tp)
         flags = tp.flags
-        pure = ((flags & (TCP_SYN | TCP_RST)) == 0) & ((flags & TCP_ACK) != 0) & parsed[inv]
-        if not pure.any():
+        acking = ((flags & (TCP_SYN | TCP_RST)) == 0) & ((flags & TCP_ACK) != 0) & parsed[inv]
+        if not acking.any():
             return None
         gvals = kd_s[starts_kd]  # the (flow, direction) of each group, sorted
         g_other = np.searchsorted(gvals, kd ^ 1)
         has_other = (g_other < gvals.shape[0]) & (gvals[np.minimum(g_other, gvals.shape[0] - 1)] == (kd ^ 1))
-        cand = pure & has_other
+        cand = acking & has_other
         if not cand.any():
             return None
         d_pkt = np.empty(n, dtype=np.int64)
