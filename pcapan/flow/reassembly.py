@@ -238,7 +238,9 @@ class Reassembler:
         """Fast path with a sink: in-order segments that continue the stream exactly, with all
         their bytes captured (``mv[off:off+len]`` each), nothing buffered out of order and no FIN
         known. The sink gets one ``data`` per segment with its own timestamp, exactly as
-        :meth:`segment` would give it; the sink may detach itself on the way."""
+        :meth:`segment` would give it, except for bytes it declares opaque (``opaque()``): those
+        come in one call per group of whole segments, with the last one's timestamp. The sink
+        may detach itself on the way."""
         if self._ooo or self.fin_rel is not None or not self.started:
             raise ValueError("deliver_run() needs a started stream with nothing buffered and no FIN")
         pos = self.next_rel
