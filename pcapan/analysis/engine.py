@@ -290,14 +290,13 @@ class Analyzer:
         parsed_l = parsed.tolist()
         # A parser must hear of a hole when the ACK that reveals it passes, not at the end of
         # the batch: until then the data behind the hole waits in the out-of-order buffer while
-        # the other direction goes on (requests pile up unanswered). In parsed flows, a pure ACK
-        # that acknowledges more than its peer has sent so far in the capture goes one by one.
-        # ACKs that may reveal a hole in a parsed flow go one by one and are applied at once:
-        # those beyond every byte the peer was seen to send, and those sent while a hole is
-        # open in the peer's data (between the segment that jumped ahead and the one that
-        # filled the hole, or the end of the batch).
+        # the other direction goes on (requests pile up unanswered). So in parsed flows, ACKs
+        # that may reveal a hole go one by one and are applied at once: those beyond every byte
+        # the peer was seen to send, and those beyond a hole's start sent while the hole is open
+        # (from the segment that jumped ahead to the one that filled it, or the batch's end).
+        any_parsed = bool(parsed.any())
         early = np.zeros(n, dtype=bool)
-        if parsed.any():
+        if any_parsed:
             reveal = self._revealing_acks(tp, order, order_kd, kd, kd_s, starts_kd, inv, a_is_src, base_g, d, parsed)
             if reveal is not None:
                 early |= reveal
@@ -308,7 +307,7 @@ class Analyzer:
         early_l = early.tolist()
         if self.fold_bulk:
             bulk = self._bulk_candidates(tp, order, ctrl_s, order_kd, kd_s, force)
-            if parsed.any():
+            if any_parsed:
                 has = plen_a > 0
                 cnt = np.bincount(kd[has], minlength=2 * len(keys)).reshape(-1, 2)
                 fold_ais = cnt[:, 1] >= cnt[:, 0]  # the busier direction of each flow
@@ -361,8 +360,8 @@ class Analyzer:
                 # acknowledged bytes arrived), not at the end of the batch.
                 peer = conn.resp if is_orig else conn.orig
                 pst = peer.stream
-                if pst.started and pst.rel(ack) > pst.next_rel:
-                    peer.ack_event(fb + fno, pst.rel(ack))
+                if pst.started and (rel_ack := pst.rel(ack)) > pst.next_rel:
+                    peer.ack_event(fb + fno, rel_ack)
                     conn.apply_acks(t)
             conn.packet(is_orig, fl, seq, ack, win, plen, payload, options, iplen, t, fb + fno, caplen=pcap)
             if fl & _CTRL and conn.close_reason and not conn.closed_ns:

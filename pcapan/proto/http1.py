@@ -207,13 +207,13 @@ def _parse_request_line(line: bytes) -> RequestLine | None:
 _STATUS_LINE = re.compile(rb"HTTP/([0-9])\.([0-9]) ([0-9]{3}) ([^\r\n]*)")
 _STATUS_LINE_LAX = re.compile(rb"HTTP/([0-9])\.([0-9])[ \t]+([0-9]{3})(?:[ \t]+([^\r\n]*))?")
 _HEAD_END = re.compile(rb"\n\r?\n")
-# field-line = field-name ":" OWS field-value OWS; the value keeps inner whitespace.
-_FIELD_PAIRS = re.compile(rb"(" + _TOKEN + rb"):[ \t]*((?:[^ \t\r\n][^\r\n]*?)?)[ \t]*\r\n")
+# field-line = field-name ":" OWS field-value OWS; the value keeps inner whitespace. One line
+# (the general path, line by line):
 _FIELD_LINE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*((?:[^ \t][^\r\n]*?)?)[ \t]*")
-# The same two as text patterns: a header block decoded once as latin-1 (field names are ASCII
-# tokens, values latin-1, RFC 9110 5.5) gives str pairs without a decode per field.
-# Values are taken greedily to the CR and their trailing whitespace stripped afterwards, only
-# when there is any: a lazy value pattern would try the line end at every character.
+# Every line of a CRLF header block at once (the fast path), as text: the block is decoded once
+# as latin-1 (field names are ASCII tokens, values latin-1, RFC 9110 5.5), so the pairs need no
+# decode each. Values are taken greedily to the CR and trailing whitespace is stripped after,
+# only when there is any: a lazy value pattern would try the line end at every character.
 _FIELD_PAIRS_S = re.compile("^(" + _TOKEN.decode("latin-1") + ")" + r":[ \t]*([^\r\n]*)\r\n", re.M)
 _TOO_LARGE = f"header section longer than {HTTP_MAX_HEADER_BYTES} bytes"
 _CHUNK_TOO_LONG = f"chunk-size line longer than {HTTP_MAX_CHUNK_LINE_BYTES} bytes"
