@@ -53,6 +53,8 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
+import subprocess
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -659,3 +661,30 @@ def test_http_log_line_count(case: CountCase) -> None:
         return
     assert k is not None and k.ours == str(got), f"Zeek logs {want} rows, pcapan gives {got}"
     print(f"\n[pending] {k.name}: Zeek logs {want} rows, pcapan gives {got}: {k.reason}")
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+def test_http09_rule_is_the_reading_tshark_takes() -> None:
+    """A third tool settles ZEEK_HTTP09_REPLY_IS_ALL_BODY: on every connection the rule explains,
+    tshark's HTTP dissector reads the server's status line too, with pcapan's status code and
+    version (tshark -Y http.response -e tcp.dstport -e http.response.code
+    -e http.response.version). So the 32 outcomes the rule explains are Zeek misreading the
+    capture, not pcapan disagreeing with the consensus."""
+    capture = f"{T}/http/methods.pcap"
+    out = subprocess.run(
+        ["tshark", "-r", str(CORPUS / capture), "-n", "-Y", "http.response", "-T", "fields",
+         "-e", "tcp.dstport", "-e", "http.response.code", "-e", "http.response.version"],
+        capture_output=True, text=True, check=True).stdout
+    tshark = {int(p): (int(code), ver.removeprefix("HTTP/"))
+              for p, code, ver in (line.split("\t") for line in out.splitlines())}
+    case = next(c for c in CASES if c.capture == capture)
+    explained = {(o.conn, o.depth) for o in result(case).outcomes
+                 if o.kind == "documented" and o.note == "ZEEK_HTTP09_REPLY_IS_ALL_BODY"}
+    mine = {int(r["orig_p"]): r for r in ours(capture).rows}
+    checked = 0
+    for conn, _depth in explained:
+        port = int(conn.split(":")[1].split("-")[0])
+        r = mine[port]
+        assert tshark[port] == (r["status_code"], r["response_version"]), conn
+        checked += 1
+    assert checked == 8  # 8 connections x 4 fields = the 32 outcomes the rule explains
