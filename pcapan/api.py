@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pcapan.analysis.engine import Analyzer as _Engine
 from pcapan.analysis.http import BodyHook
-from pcapan.frames.schema import ANOMALIES, CONNECTIONS, HTTP, TABLES
+from pcapan.frames.schema import ANOMALIES, CONNECTIONS, HTTP, TABLES, TLS
 from pcapan.io import FrameBatch, open_capture
-from pcapan.model import AnomalyRecord, ConnRecord, HttpRecord
+from pcapan.model import AnomalyRecord, ConnRecord, HttpRecord, TlsRecord
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,6 +32,7 @@ class Result:
     stats: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     http_records: list[HttpRecord] = field(default_factory=list)
+    tls_records: list[TlsRecord] = field(default_factory=list)
     _frames: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     @property
@@ -42,6 +43,11 @@ class Result:
     def http(self) -> pd.DataFrame:
         """One row per HTTP/1.x request/response pair (see ``pcapan schema http``)."""
         return self._table("http")
+
+    @property
+    def tls(self) -> pd.DataFrame:
+        """One row per TLS handshake (see ``pcapan schema tls``)."""
+        return self._table("tls")
 
     @property
     def anomalies(self) -> pd.DataFrame:
@@ -60,6 +66,9 @@ class Result:
             elif name == "http":
                 recs3 = sorted(self.http_records, key=lambda r: (r.ts_ns, r.uid, r.trans_depth))
                 self._frames[name] = to_frame(recs3, HTTP, HttpRecord)
+            elif name == "tls":
+                recs4 = sorted(self.tls_records, key=lambda r: (r.ts_ns, r.uid))
+                self._frames[name] = to_frame(recs4, TLS, TlsRecord)
             else:
                 recs2 = sorted(self.anomaly_records, key=lambda r: (r.source, r.ts_ns, r.frame))
                 self._frames[name] = to_frame(recs2, ANOMALIES, AnomalyRecord)
@@ -84,6 +93,8 @@ class Result:
             "retransmits": sum(r.orig_retransmits + r.resp_retransmits for r in recs),
             "http_requests": sum(1 for h in self.http_records if h.method is not None),
             "http_responses": sum(1 for h in self.http_records if h.status_code is not None),
+            "tls_handshakes": len(self.tls_records),
+            "tls_versions": _counts(t.version or "-" for t in self.tls_records),
             "anomalies": len(self.anomaly_records),
             "warnings": list(self.warnings),
         }
@@ -123,7 +134,15 @@ class Result:
             stats,
             [w for p in parts for w in p.warnings],
             [r for p in parts for r in p.http_records],
+            [r for p in parts for r in p.tls_records],
         )
+
+
+def _counts(values: Iterable[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 # While a capture is read the cyclic garbage collector would run every 700 allocations and, now
@@ -202,7 +221,7 @@ class Analyzer:
             "tunnelled_packets": st.tunnelled,
         }
         return Result(list(eng.connections), list(eng.anomalies), stats, list(self._warnings),
-                      list(eng.http_ctx.records))
+                      list(eng.http_ctx.records), list(eng.tls_ctx.records))
 
 
 def analyze(

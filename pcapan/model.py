@@ -138,5 +138,84 @@ class HttpRecord:
     source: str
 
 
+@dataclass(frozen=True, slots=True)
+class TlsRecord:
+    """One TLS handshake on a connection (or inside its CONNECT/Upgrade tunnel)."""
+
+    ts_ns: int
+    uid: str
+    orig_h: str
+    orig_p: int
+    resp_h: str
+    resp_p: int
+    version: str | None
+    client_legacy_version: str | None
+    client_versions: str | None
+    cipher: str | None
+    cipher_code: int | None
+    cipher_strength_bits: int | None
+    cipher_strength_class: int | None
+    cipher_forward_secrecy: bool | None
+    cipher_aead: bool | None
+    cipher_mozilla_level: str | None
+    cipher_h2_blocklisted: bool | None
+    cipher_insecure: bool | None
+    client_ciphers: str | None
+    weak_ciphers_offered: int | None
+    server_name: str | None
+    alpn_offered: str | None
+    next_protocol: str | None
+    curve: str | None
+    dh_prime_bits: int | None
+    supported_groups: str | None
+    key_share_groups: str | None
+    signature_algorithms: str | None
+    client_extensions: str | None
+    server_extensions: str | None
+    session_id_len: int | None
+    resumed: bool
+    resumption: str | None
+    session_ticket_offered: bool | None
+    psk_offered: bool | None
+    ticket_issued: bool | None
+    early_data_offered: bool | None
+    early_data_accepted: bool | None
+    hello_retry_request: bool
+    established: bool
+    alert: str | None
+    alert_from: str | None
+    ech_offered: bool | None
+    grease: bool | None
+    sslv2_hello: bool
+    client_cert: bool
+    cert_chain_len: int | None
+    cert_subject_cn: str | None
+    cert_san: str | None
+    cert_issuer: str | None
+    cert_not_before: int | None
+    cert_not_after: int | None
+    cert_key_type: str | None
+    cert_key_bits: int | None
+    cert_sig_alg: str | None
+    cert_self_signed: bool | None
+    ja3: str | None
+    ja3s: str | None
+    ja4: str | None
+    ja4_r: str | None
+    ts_client_hello: int | None
+    ts_server_hello: int | None
+    ts_handshake_done: int | None
+    handshake_rtts: int | None
+    handshake_s: float | None
+    orig_records: int
+    resp_records: int
+    orig_app_bytes: int
+    resp_app_bytes: int
+    in_tunnel: bool
+    flags: str | None
+    source: str
+
+
 make_conn_record = fast_maker(ConnRecord)
 make_http_record = fast_maker(HttpRecord)
+make_tls_record = fast_maker(TlsRecord)

@@ -21,7 +21,7 @@ from typing import Protocol
 from pcapan.config import DETECT_BYTES
 from pcapan.flow.conn import Connection
 from pcapan.flow.reassembly import StreamSink
-from pcapan.proto.detect import HTTP, detect
+from pcapan.proto.detect import HTTP, TLS, detect
 
 
 class Transport(Protocol):
@@ -115,6 +115,8 @@ class Dispatch:
         client_is_orig = True
         if verdict == HTTP:
             client_is_orig = probe.is_orig != probe.head.startswith(b"HTTP/")
+        elif verdict == TLS:
+            client_is_orig = probe.is_orig != _is_server_hello(probe.head)
         sinks = opener(tr, client_is_orig)
         if sinks is None:
             tr.set_sink(True, None)
@@ -145,3 +147,12 @@ class Dispatch:
         # Free the buffered bytes; the probes are no longer anyone's sink.
         self.orig.chunks = []
         self.resp.chunks = []
+
+
+def _is_server_hello(head: bytes) -> bool:
+    """TLS first bytes from the server: a handshake record whose first message is a
+    ServerHello (type 2). Anything else (a ClientHello in either record format) is taken as
+    the client's."""
+    if len(head) >= 6 and head[0] == 22:
+        return head[5] == 2
+    return False

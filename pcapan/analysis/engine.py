@@ -15,6 +15,7 @@ import numpy as np
 
 from pcapan.analysis.dispatch import Dispatch, Openers
 from pcapan.analysis.http import BodyHook, HttpContext
+from pcapan.analysis.tls import TlsContext
 from pcapan.config import SWEEP_INTERVAL_S, TCP_CLOSE_LINGER_S, TCP_IDLE_TIMEOUT_S
 from pcapan.decode.packets import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Decoder, TcpPackets
 from pcapan.flow.community_id import community_id
@@ -22,7 +23,7 @@ from pcapan.flow.conn import CLOSE_END, CLOSE_IDLE, CLOSE_REUSE, INACTIVE, Conne
 from pcapan.flow.reassembly import StreamSink
 from pcapan.io.batch import FrameBatch, ReadIssue
 from pcapan.model import AnomalyRecord, ConnRecord, make_conn_record
-from pcapan.proto.detect import HTTP
+from pcapan.proto.detect import HTTP, TLS
 
 _CTRL = TCP_SYN | TCP_FIN | TCP_RST
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -116,7 +117,9 @@ class Analyzer:
         self.shard = shard
         self.on_connection = on_connection
         self.http_ctx = HttpContext(on_http_body)
-        self.openers: Openers = {HTTP: self.http_ctx.open}
+        self.tls_ctx = TlsContext()
+        self.openers: Openers = {HTTP: self.http_ctx.open, TLS: self.tls_ctx.open}
+        self.http_ctx.tunnel_openers[TLS] = self.tls_ctx.open_in_tunnel
         self.source = ""
         self._n = 0
         self._frame_base = 0
@@ -135,6 +138,7 @@ class Analyzer:
             self._frame_base += 1 << 40
         self.source = name
         self.http_ctx.source = name
+        self.tls_ctx.source = name
 
     def feed(self, batch: FrameBatch) -> None:
         n_before = len(self.decoder.anomalies)
@@ -762,6 +766,7 @@ class Analyzer:
         for c in sorted(self.flows.values(), key=lambda c: c.n):
             self._finalise(c, CLOSE_END)
         self.flows.clear()
+        self.tls_ctx.close_all()
 
 
 class _BulkRuns:

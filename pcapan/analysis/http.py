@@ -88,6 +88,7 @@ class _Direction:
     def end(self, ts_ns: int) -> None:
         s = self.session
         s.handle(s.parser.end(self.is_client, ts_ns))
+        s.tunnel_end(self.is_client, ts_ns)
 
 
 class _Tunnel:
@@ -177,6 +178,15 @@ class HttpSession:
             sink.gap(gap, ts_ns)
         else:
             sink.data(chunk, ts_ns)
+
+    def tunnel_end(self, is_client: bool, ts_ns: int) -> None:
+        """The connection's direction ended: so does the tunnel's."""
+        tun = self.tunnel
+        if tun is None:
+            return
+        sink = tun.sinks[is_client == self.client_is_orig]
+        if sink is not None:
+            sink.end(ts_ns)
 
     def tunnel_idle(self) -> None:
         """Nothing parses the tunnel: stop copying the connection's bytes (HTTP is over)."""

@@ -76,6 +76,9 @@ EXT_RENEGOTIATION_INFO = 0xFF01
 
 TLS13 = 0x0304
 
+# opaque_bytes() of a direction no longer parsed: every byte that comes is skipped.
+_UNBOUNDED = 1 << 62
+
 
 # --- events -----------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
@@ -412,6 +415,10 @@ class TlsConnection:
         self.alpn_selected: str | None = None
         self._server_cert_seen = False
         self._server_ccs_after_hello = False
+        # 0-RTT: application_data records the client sent before the ServerHello, and the length
+        # of its first encrypted record after it (EndOfEarlyData when the server accepted).
+        self.early_data_records = 0
+        self.client_first_encrypted_len: int | None = None
 
     # -- counters for the analyze layer --------------------------------------------------------
     def records(self, is_orig: bool) -> dict[int, int]:
@@ -422,6 +429,24 @@ class TlsConnection:
         """Bytes of application_data record bodies (in TLS 1.3 this includes the encrypted
         handshake, which travels in application_data records too)."""
         return self._d[is_orig].app_bytes
+
+    def opaque_bytes(self, is_orig: bool) -> int:
+        """How many of the next bytes of this direction the parser would skip unread (the rest
+        of a record body it does not parse), so that a driver may count them without a copy."""
+        d = self._d[is_orig]
+        if d.stopped:
+            return _UNBOUNDED
+        return 0 if d.buf else d.skip
+
+    def skip_opaque(self, is_orig: bool, nbytes: int) -> None:
+        """Take ``nbytes`` (at most :meth:`opaque_bytes`) as skipped, without seeing them."""
+        d = self._d[is_orig]
+        if d.stopped:
+            return
+        if nbytes > d.skip or d.buf:
+            raise ValueError(f"{nbytes} opaque bytes offered, {0 if d.buf else d.skip} skippable")
+        d.skip -= nbytes
+        d.bytes_seen += nbytes
 
     # -- stream contract -----------------------------------------------------------------------
     def data(self, is_orig: bool, chunk: bytes, ts_ns: int) -> list[Event]:
@@ -533,7 +558,10 @@ class TlsConnection:
     def _opaque_record(self, d: _Dir, is_orig: bool, ctype: int, ln: int, ts: int) -> None:
         """A record whose body we do not read (encrypted, or application data)."""
         if ctype == APPLICATION_DATA:
+            if is_orig and self.server_hello is None and not self.hello_retry:
+                self.early_data_records += 1
             if self.tls13 and is_orig and self.server_hello is not None and not d.finished:
+                self.client_first_encrypted_len = ln
                 # TLS 1.3: the client's first encrypted record after the ServerHello is its
                 # Finished (0-RTT data goes before the ServerHello).
                 d.finished = True

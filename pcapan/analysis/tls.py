@@ -1,0 +1,359 @@
+"""TLS on one connection: stream events into the parser, one tls table row out per connection.
+
+The parser (:mod:`pcapan.proto.tls`) is sans-IO; this module is its driver for the engine. It maps
+stream directions to client and server, keeps what the row needs from the parser's events,
+counts the handshake's round trips from the flights on the wire, turns parser anomalies into the
+connection's anomaly rows, and writes the row when both directions have ended.
+
+Record bodies the parser does not read (application data, encrypted handshake) are taken as
+opaque: the engine hands them over as views of its batch, counted without being copied, so a
+bulk TLS download costs the parser one call per record header, not one per segment.
+"""
+
+from __future__ import annotations
+
+from pcapan.analysis.dispatch import Transport
+from pcapan.flow.conn import Connection, ntop
+from pcapan.flow.reassembly import StreamSink
+from pcapan.model import TlsRecord, make_tls_record
+from pcapan.proto.tls import (
+    Alert,
+    Certificate,
+    CertInfo,
+    ClientHello,
+    Event,
+    HandshakeDone,
+    NewSessionTicket,
+    ServerKeyExchange,
+    TlsAnomaly,
+    TlsConnection,
+)
+from pcapan.proto.tls_registry import (
+    CIPHER_SUITES,
+    alert_name,
+    cipher_name,
+    extension_name,
+    group_name,
+    is_weak_cipher,
+    sigscheme_name,
+    version_name,
+)
+
+# SHA-384 suites: their Finished carries a 48-byte MAC (RFC 8446 4.4.4), the others 32.
+_SHA384_TLS13 = {0x1302}
+# An encrypted TLS 1.3 handshake record: message + content type byte + 16-byte AEAD tag.
+_EOED_RECORD_LEN = 4 + 1 + 16  # EndOfEarlyData (RFC 8446 4.5) in a record of its own
+
+
+class TlsContext:
+    """What every TLS session of one analysis shares: where rows go."""
+
+    __slots__ = ("records", "source", "shared", "open_sessions")
+
+    def __init__(self) -> None:
+        self.records: list[TlsRecord] = []
+        self.shared: dict[str | None, str | None] = {}  # one copy of each repeated text value
+        self.source = ""
+        self.open_sessions: set[TlsSession] = set()
+
+    def open(self, transport: Transport, client_is_orig: bool) -> tuple[StreamSink, StreamSink]:
+        """Dispatch opener: a TLS session on a TCP connection."""
+        return self._open(transport, client_is_orig, False)
+
+    def open_in_tunnel(self, transport: Transport, client_is_orig: bool) -> tuple[StreamSink, StreamSink]:
+        """Dispatch opener for the inside of an HTTP CONNECT/Upgrade tunnel."""
+        return self._open(transport, client_is_orig, True)
+
+    def _open(self, transport: Transport, client_is_orig: bool, in_tunnel: bool) -> tuple[StreamSink, StreamSink]:
+        conn = transport.conn
+        k = conn.key
+        ids = (ntop(k.orig_h), k.orig_p, ntop(k.resp_h), k.resp_p)
+        s = TlsSession(self, conn, client_is_orig, ids, self.source, in_tunnel)
+        self.open_sessions.add(s)
+        return s.sinks()
+
+    def close_all(self) -> None:
+        """End of input: write the rows of sessions whose streams never ended (a detached sink)."""
+        for s in sorted(self.open_sessions, key=lambda s: s.first_ts or 0):
+            s.emit()
+        self.open_sessions.clear()
+
+
+class _Direction:
+    """A stream sink for one TCP direction of a TLS connection."""
+
+    __slots__ = ("session", "is_client")
+
+    def __init__(self, session: TlsSession, is_client: bool) -> None:
+        self.session = session
+        self.is_client = is_client
+
+    def data(self, chunk: bytes, ts_ns: int) -> None:
+        s = self.session
+        s.bytes_from(self.is_client, ts_ns)
+        events = s.parser.data(self.is_client, chunk, ts_ns)
+        if events:
+            s.handle(events)
+
+    def opaque(self) -> int:
+        return self.session.parser.opaque_bytes(self.is_client)
+
+    def opaque_views(self, views: list[memoryview], ts_ns: int) -> None:
+        s = self.session
+        s.bytes_from(self.is_client, ts_ns)
+        s.parser.skip_opaque(self.is_client, sum(map(len, views)))
+
+    def gap(self, nbytes: int, ts_ns: int) -> None:
+        s = self.session
+        s.handle(s.parser.gap(self.is_client, nbytes, ts_ns))
+
+    def end(self, ts_ns: int) -> None:
+        s = self.session
+        s.handle(s.parser.end(self.is_client, ts_ns))
+        s.ended(self.is_client)
+
+
+class TlsSession:
+    """Drives one connection's :class:`TlsConnection` and builds its row."""
+
+    __slots__ = (
+        "ctx", "conn", "client_is_orig", "ids", "source", "in_tunnel", "parser", "first_ts",
+        "ch", "first_ch_ts", "ske", "cert", "client_cert", "nst", "alert", "alert_from",
+        "done_ts", "rtts", "last_from_client", "ends", "flags", "emitted", "__weakref__",
+    )
+
+    def __init__(self, ctx: TlsContext, conn: Connection, client_is_orig: bool,
+                 ids: tuple[str, int, str, int], source: str, in_tunnel: bool) -> None:
+        self.ctx = ctx
+        self.conn = conn
+        self.client_is_orig = client_is_orig
+        self.ids = ids
+        self.source = source
+        self.in_tunnel = in_tunnel
+        self.parser = TlsConnection()
+        self.first_ts: int | None = None
+        self.ch: ClientHello | None = None
+        self.first_ch_ts: int | None = None
+        self.ske: ServerKeyExchange | None = None
+        self.cert: Certificate | None = None
+        self.client_cert = False
+        self.nst = False
+        self.alert: str | None = None
+        self.alert_from: str | None = None
+        self.done_ts: int | None = None
+        self.rtts = 0
+        self.last_from_client: bool | None = None
+        self.ends = 0
+        self.flags: list[str] = []
+        self.emitted = False
+
+    def sinks(self) -> tuple[StreamSink, StreamSink]:
+        """(orig, resp) sinks for the TCP streams; the parser's is_orig means the client."""
+        return (_Direction(self, self.client_is_orig), _Direction(self, not self.client_is_orig))
+
+    def bytes_from(self, is_client: bool, ts_ns: int) -> None:
+        """Flights: each time the server speaks after the client did, before the handshake
+        completed, one of the client's flights was answered: one round trip."""
+        if self.first_ts is None:
+            self.first_ts = ts_ns
+        if self.last_from_client is is_client:
+            return
+        if not is_client and self.last_from_client and self.done_ts is None:
+            self.rtts += 1
+        self.last_from_client = is_client
+
+    def handle(self, events: list[Event]) -> None:
+        for ev in events:
+            if isinstance(ev, ClientHello):
+                if self.ch is None:
+                    self.first_ch_ts = ev.ts_ns
+                self.ch = ev  # after a HelloRetryRequest, the second one is what was negotiated
+            elif isinstance(ev, ServerKeyExchange):
+                self.ske = ev
+            elif isinstance(ev, Certificate):
+                if ev.is_orig:
+                    self.client_cert = self.client_cert or ev.chain_len > 0
+                elif self.cert is None:
+                    self.cert = ev
+            elif isinstance(ev, NewSessionTicket):
+                self.nst = True
+            elif isinstance(ev, Alert):
+                if self.alert is None:
+                    if ev.level is None:
+                        self.alert = "encrypted"
+                    else:
+                        level = {1: "warning", 2: "fatal"}.get(ev.level, str(ev.level))
+                        self.alert = f"{level}:{alert_name(ev.description or 0)}"
+                    self.alert_from = "client" if ev.is_orig else "server"
+            elif isinstance(ev, HandshakeDone):
+                if self.done_ts is None:
+                    self.done_ts = ev.ts_ns
+            elif isinstance(ev, TlsAnomaly):
+                if ev.kind == "tls_gap":
+                    self._flag("tls_gap_client" if ev.is_orig else "tls_gap_server")
+                elif ev.kind == "tls_truncated":
+                    self._flag("truncated")
+                # Parsers see bytes, not packets: located by time (frame 0), like Zeek's weirds.
+                self.conn.note(0, ev.ts_ns, ev.kind, ev.detail)
+
+    def _flag(self, name: str) -> None:
+        if name not in self.flags:
+            self.flags.append(name)
+
+    def ended(self, is_client: bool) -> None:
+        self.ends += 1
+        if self.ends >= 2:
+            self.emit()
+
+    def emit(self) -> None:
+        if self.emitted:
+            return
+        self.emitted = True
+        self.ctx.open_sessions.discard(self)
+        if self.first_ts is None:
+            return  # detected on a probe's bytes but nothing reached the parser
+        self.ctx.records.append(self._record())
+
+    def _record(self) -> TlsRecord:
+        p = self.parser
+        ch = self.ch
+        sh_ok = p.server_hello  # the ServerHello that negotiated (not a HelloRetryRequest)
+        code = sh_ok.cipher if sh_ok is not None else None
+        cs = CIPHER_SUITES.get(code) if code is not None else None
+        tls13 = p.tls13
+        shared = self.ctx.shared.setdefault
+
+        def names(vals: tuple[int, ...] | None, fn) -> str | None:  # type: ignore[no-untyped-def]
+            if not vals:
+                return None
+            text = ",".join(map(fn, vals))
+            return shared(text, text)
+
+        curve = None
+        if sh_ok is not None and sh_ok.key_share_group is not None:
+            curve = group_name(sh_ok.key_share_group)
+        elif self.ske is not None and self.ske.curve is not None:
+            curve = group_name(self.ske.curve)
+        early_offered = ch.early_data if ch is not None else None
+        early_accepted: bool | None = None
+        if early_offered:
+            n = p.client_first_encrypted_len
+            if sh_ok is None or not tls13 or sh_ok.psk_selected is None or n is None:
+                early_accepted = False if (sh_ok is not None and (not tls13 or sh_ok.psk_selected is None)) else None
+            else:
+                fin = 4 + (48 if code in _SHA384_TLS13 else 32) + 1 + 16
+                early_accepted = n in (_EOED_RECORD_LEN, fin + 4)
+        rtts: int | None = None
+        if self.done_ts is not None:
+            rtts = 0 if early_accepted else self.rtts
+        leaf: CertInfo | None = None
+        if self.cert is not None:
+            try:
+                leaf = self.cert.leaf()
+            except Exception:  # noqa: BLE001 - a certificate we cannot read must not stop the analysis
+                leaf = None
+            if leaf is None and self.cert.chain:
+                self._flag("bad_certificate")
+            elif leaf is not None and (_ns(leaf.not_before) is None or _ns(leaf.not_after) is None):
+                self._flag("cert_time_out_of_range")
+        if sh_ok is None and ch is not None:
+            self._flag("no_server_hello")
+        resumption = p.resumed
+        t_ch = self.first_ch_ts
+        t_done = self.done_ts
+        orig_is_client = self.client_is_orig
+        rec_c = sum(p.records(True).values())
+        rec_s = sum(p.records(False).values())
+        app_c, app_s = p.app_data_bytes(True), p.app_data_bytes(False)
+        orig_h, orig_p, resp_h, resp_p = self.ids
+        ts = t_ch if t_ch is not None else (self.first_ts or self.conn.start_ns)
+        version = version_name(sh_ok.version) if sh_ok is not None else None
+        ja3 = ch.ja3_hash if ch is not None else None
+        # positional, in field order (see fast_maker)
+        return make_tls_record(
+            ts,  # ts_ns
+            self.conn.uid,  # uid
+            orig_h,  # orig_h
+            orig_p,  # orig_p
+            resp_h,  # resp_h
+            resp_p,  # resp_p
+            shared(version, version),  # version
+            version_name(ch.legacy_version) if ch is not None else None,  # client_legacy_version
+            names(ch.supported_versions, version_name) if ch is not None else None,  # client_versions
+            cipher_name(code) if code is not None else None,  # cipher
+            code,  # cipher_code
+            cs.strength_bits if cs is not None else None,  # cipher_strength_bits
+            cs.strength_class if cs is not None else None,  # cipher_strength_class
+            cs.forward_secrecy if cs is not None else None,  # cipher_forward_secrecy
+            cs.aead if cs is not None else None,  # cipher_aead
+            cs.mozilla_level if cs is not None else None,  # cipher_mozilla_level
+            cs.h2_blocklisted if cs is not None else None,  # cipher_h2_blocklisted
+            cs.insecure if cs is not None else None,  # cipher_insecure
+            names(ch.ciphers, cipher_name) if ch is not None else None,  # client_ciphers
+            sum(map(is_weak_cipher, ch.ciphers)) if ch is not None else None,  # weak_ciphers_offered
+            ch.server_name if ch is not None else None,  # server_name
+            names(ch.alpn, str) if ch is not None else None,  # alpn_offered
+            None if tls13 or sh_ok is None else sh_ok.alpn,  # next_protocol
+            curve,  # curve
+            self.ske.dh_prime_bits if self.ske is not None else None,  # dh_prime_bits
+            names(ch.supported_groups, group_name) if ch is not None else None,  # supported_groups
+            names(ch.key_share_groups, group_name) if ch is not None else None,  # key_share_groups
+            names(ch.signature_algorithms, sigscheme_name) if ch is not None else None,  # signature_algorithms
+            names(ch.extensions, extension_name) if ch is not None else None,  # client_extensions
+            names(sh_ok.extensions, extension_name) if sh_ok is not None else None,  # server_extensions
+            len(ch.session_id) if ch is not None else None,  # session_id_len
+            resumption is not None,  # resumed
+            resumption,  # resumption
+            bool(ch.session_ticket) if ch is not None else None,  # session_ticket_offered
+            ch.psk_identities > 0 if ch is not None else None,  # psk_offered
+            None if tls13 else self.nst,  # ticket_issued
+            early_offered,  # early_data_offered
+            early_accepted,  # early_data_accepted
+            p.hello_retry,  # hello_retry_request
+            t_done is not None,  # established
+            self.alert,  # alert
+            self.alert_from,  # alert_from
+            ch.encrypted_client_hello if ch is not None else None,  # ech_offered
+            ch.grease if ch is not None else None,  # grease
+            bool(ch is not None and ch.sslv2),  # sslv2_hello
+            self.client_cert,  # client_cert
+            self.cert.chain_len if self.cert is not None else None,  # cert_chain_len
+            leaf.subject_cn if leaf is not None else None,  # cert_subject_cn
+            ",".join(leaf.san) or None if leaf is not None else None,  # cert_san
+            leaf.issuer if leaf is not None else None,  # cert_issuer
+            _ns(leaf.not_before) if leaf is not None else None,  # cert_not_before
+            _ns(leaf.not_after) if leaf is not None else None,  # cert_not_after
+            leaf.key_type if leaf is not None else None,  # cert_key_type
+            leaf.key_bits if leaf is not None else None,  # cert_key_bits
+            leaf.signature_algorithm if leaf is not None else None,  # cert_sig_alg
+            leaf.self_signed if leaf is not None else None,  # cert_self_signed
+            ja3,  # ja3
+            sh_ok.ja3s_hash if sh_ok is not None else None,  # ja3s
+            ch.ja4 if ch is not None else None,  # ja4
+            ch.ja4_r if ch is not None else None,  # ja4_r
+            t_ch,  # ts_client_hello
+            sh_ok.ts_ns if sh_ok is not None else None,  # ts_server_hello
+            t_done,  # ts_handshake_done
+            rtts,  # handshake_rtts
+            (t_done - t_ch) / 1e9 if t_done is not None and t_ch is not None else None,  # handshake_s
+            rec_c if orig_is_client else rec_s,  # orig_records
+            rec_s if orig_is_client else rec_c,  # resp_records
+            app_c if orig_is_client else app_s,  # orig_app_bytes
+            app_s if orig_is_client else app_c,  # resp_app_bytes
+            self.in_tunnel,  # in_tunnel
+            ",".join(self.flags) or None,  # flags
+            self.source,  # source
+        )
+
+
+# Certificate times pandas can hold as datetime64[ns] (1677-09-21 .. 2262-04-11); test
+# certificates often say 9999-12-31, which becomes empty with the flag cert_time_out_of_range.
+_NS_MIN_S, _NS_MAX_S = -9_223_372_036, 9_223_372_035
+
+
+def _ns(dt: object) -> int | None:
+    """A certificate time (aware datetime) as ns since the epoch; None when out of range."""
+    if dt is None:
+        return None
+    s = int(dt.timestamp())  # type: ignore[attr-defined]
+    return s * 1_000_000_000 if _NS_MIN_S <= s <= _NS_MAX_S else None
