@@ -219,7 +219,7 @@ def test_folded_runs_equal_packet_by_packet(path: Path) -> None:
         an._engine.fold_bulk = fold
         an.feed_source(path)
         res = an.finish()
-        out.append((res.connections, res.http, res.anomalies))
+        out.append((res.connections, res.http, res.tls, res.anomalies))
     for folded, unfolded in zip(out[0], out[1], strict=True):
         pd.testing.assert_frame_equal(folded, unfolded)
 
