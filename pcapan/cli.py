@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     for verb, what, default in (
         ("connections", "the connections table", "the Zeek conn.log core"),
         ("http", "the http table (one row per request/response pair)", "method, host, uri, status, sizes, timing"),
+        ("tls", "the tls table (one row per handshake)", "version, cipher, SNI, ALPN, resumption, round trips"),
     ):
         c = sub.add_parser(verb, help=f"print {what}")
         c.add_argument("files", nargs="+", metavar="FILE", help="capture files ('-' reads stdin)")
@@ -112,6 +113,13 @@ DEFAULT_HTTP_COLUMNS = [
 ]
 
 
+DEFAULT_TLS_COLUMNS = [
+    "ts", "uid", "resp_h", "resp_p", "version", "cipher", "server_name", "alpn_offered", "next_protocol",
+    "resumption", "established", "handshake_rtts", "handshake_s",
+]
+DEFAULT_COLUMNS = {"connections": DEFAULT_CONN_COLUMNS, "http": DEFAULT_HTTP_COLUMNS, "tls": DEFAULT_TLS_COLUMNS}
+
+
 def _cmd_table(args: argparse.Namespace) -> int:
     from pcapan.api import analyze
 
@@ -127,7 +135,7 @@ def _cmd_table(args: argparse.Namespace) -> int:
             raise PcapanError(f"unknown column(s): {', '.join(unknown)} (see 'pcapan schema {name}')")
         df = df[cols]
     elif args.format == "table":
-        df = df[DEFAULT_CONN_COLUMNS if name == "connections" else DEFAULT_HTTP_COLUMNS]
+        df = df[DEFAULT_COLUMNS[name]]
     if args.limit is not None:
         df = df.head(args.limit)
     if args.format == "csv":
@@ -178,7 +186,8 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"analyze": _cmd_analyze, "connections": _cmd_table, "http": _cmd_table, "extract": _cmd_extract,
+    handlers = {"analyze": _cmd_analyze, "connections": _cmd_table, "http": _cmd_table, "tls": _cmd_table,
+                "extract": _cmd_extract,
                 "schema": _cmd_schema}
     try:
         return handlers[args.verb](args)

@@ -208,3 +208,18 @@ def test_fold_and_packet_by_packet_agree_on_bulk_tls(tmp_path: Path) -> None:
     r = rows[0].iloc[0]
     assert r.resp_records == 40 and r.resp_app_bytes == 40 * 16385
     assert r.orig_records == 1 and r.client_ciphers == "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+
+
+def test_tls_sample_facts() -> None:
+    """samples/README.md, `tls.pcap`, per stream 0-5 (facts checked there with tshark and the
+    s_client output: New/Reused)."""
+    t = pcapan.analyze(SAMPLES / "tls.pcap").tls.sort_values("orig_p")
+    assert list(t.version) == ["TLSv12", "TLSv13", "TLSv12", "TLSv12", "TLSv12", "TLSv12"]
+    assert list(t.resumption.fillna("-")) == ["-", "-", "-", "ticket", "-", "session_id"]
+    assert list(t.ticket_issued.astype(object).fillna("enc")) == [False, "enc", True, False, False, False]
+    assert list(t.cert_chain_len.fillna(0)) == [1, 0, 1, 0, 1, 0]
+    assert set(t.cert_subject_cn.dropna()) == {"pcapan.test"} and t.cert_self_signed.dropna().all()
+    # Round trips the client waited before it could send the request: 2 for a full TLS 1.2
+    # handshake, 1 for TLS 1.3 and for both abbreviated (resumed) ones.
+    assert list(t.handshake_rtts) == [2, 1, 2, 1, 2, 1]
+    assert list(t.next_protocol.fillna("-")) == ["http/1.1", "-", "http/1.1", "http/1.1", "http/1.1", "http/1.1"]

@@ -184,7 +184,7 @@ TLS: tuple[Column, ...] = (
     Column("ja3", STR, "", "JA3 client fingerprint (MD5 of the JA3 string; salesforce/ja3)."),
     Column("ja3s", STR, "", "JA3S server fingerprint (MD5)."),
     Column("ja4", STR, "", "JA4 client fingerprint (FoxIO JA4, BSD-3-Clause; JA4S and the rest of JA4+ are not computed: non-commercial licence)."),
-    Column("ja4_r", STR, "", "JA4 raw (unhashed, original order is not kept: sorted lists as JA4 specifies)."),
+    Column("ja4_r", STR, "", "JA4_r: the JA4 before hashing (cipher and extension lists sorted, as JA4 specifies)."),
     Column("ts_client_hello", TS, "", "Time of the (first) ClientHello."),
     Column("ts_server_hello", TS, "", "Time of the ServerHello (after a HelloRetryRequest, the second)."),
     Column("ts_handshake_done", TS, "", "When the handshake completed (see established)."),
