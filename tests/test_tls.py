@@ -315,6 +315,41 @@ def test_sslv2_client_hello() -> None:
     assert isinstance(ch, ClientHello) and ch.sslv2 and ch.ciphers == (0x2F,) and ch.legacy_version == 0x0301
 
 
+def _ext(code: int, data: bytes) -> bytes:
+    return code.to_bytes(2, "big") + len(data).to_bytes(2, "big") + data
+
+
+def _hello(mtype: int, body: bytes) -> bytes:
+    return _record(22, bytes([mtype]) + len(body).to_bytes(3, "big") + body)
+
+
+@pytest.mark.parametrize("version", [0xFB1A, 0xFB17])
+def test_fizz_versions_are_tls13(version: int) -> None:
+    """Facebook's Fizz negotiates 0xfb17 / 0xfb1a (fizz/record/Types.h tls_1_3_23_fb and
+    tls_1_3_26_fb; nDPI's tls_2_reasms.pcapng, "TLSv1.3 (Fizz)"): TLS 1.3 on the wire. The
+    legacy session id is echoed as in any TLS 1.3 handshake (RFC 8446 4.1.3); that is not a
+    TLS 1.2 session-id resumption. The pre_shared_key the server selected is."""
+    sid = b"S" * 32
+    ident = b"\x00\x06ticket" + b"\x00\x00\x00\x00"  # identity, obfuscated_ticket_age
+    binders = b"\x20" + b"B" * 32
+    psk = len(ident).to_bytes(2, "big") + ident + len(binders).to_bytes(2, "big") + binders
+    exts = _ext(43, b"\x04\x03\x04" + version.to_bytes(2, "big")) + _ext(41, psk)
+    ch_body = (b"\x03\x03" + b"R" * 32 + b"\x20" + sid + b"\x00\x02\x13\x01" + b"\x01\x00"
+               + len(exts).to_bytes(2, "big") + exts)
+    sh_exts = (_ext(43, version.to_bytes(2, "big")) + _ext(51, b"\x00\x1d\x00\x20" + b"K" * 32)
+               + _ext(41, b"\x00\x00"))
+    sh_body = (b"\x03\x03" + b"r" * 32 + b"\x20" + sid + b"\x13\x01\x00"
+               + len(sh_exts).to_bytes(2, "big") + sh_exts)
+    c = TlsConnection()
+    ev = c.data(True, _hello(1, ch_body), 1)
+    ev += c.data(False, _hello(2, sh_body) + _record(23, b"E" * 40), 2)  # encrypted extensions...
+    ev += c.data(True, _record(23, b"F" * 53), 3)  # the client's Finished
+    assert c.tls13 and c.version == version
+    assert by_type(ev, Resumed) == [Resumed(2, "psk")]
+    assert by_type(ev, Finished) == [Finished(3, True, False)] and by_type(ev, HandshakeDone)
+    assert not by_type(ev, TlsAnomaly)
+
+
 _CH_BYTES: bytes | None = None
 
 

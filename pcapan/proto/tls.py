@@ -75,6 +75,15 @@ EXT_ECH = 0xFE0D
 EXT_RENEGOTIATION_INFO = 0xFF01
 
 TLS13 = 0x0304
+# Facebook's Fizz variants of TLS 1.3 drafts 23 and 26 (fizz/record/Types.h: tls_1_3_23_fb,
+# tls_1_3_26_fb; Wireshark: "TLS 1.3 (Facebook draft 23/26)"): TLS 1.3 on the wire, only the
+# version number differs.
+TLS13_FIZZ = (0xFB17, 0xFB1A)
+
+
+def is_tls13(version: int) -> bool:
+    """TLS 1.3, one of its drafts (0x7fNN), a BoringSSL experiment (0x7eNN) or a Fizz variant."""
+    return version == TLS13 or (version >> 8) in (0x7F, 0x7E) or version in TLS13_FIZZ
 
 # opaque_bytes() of a direction no longer parsed: every byte that comes is skipped.
 _UNBOUNDED = 1 << 62
@@ -847,8 +856,8 @@ class TlsConnection:
         self.alpn_selected = alpn
         if cipher not in CIPHER_SUITES and not is_grease(cipher):
             self._anomaly(ts, False, "tls_unknown_cipher", f"server chose 0x{cipher:04x}")
-        if negotiated == TLS13 or (negotiated >> 8) in (0x7F, 0x7E):
-            # TLS 1.3 (or a draft): everything after this message is encrypted, both ways.
+        if is_tls13(negotiated):
+            # TLS 1.3 (or a draft/variant): everything after this message is encrypted, both ways.
             self.tls13 = True
             for d in self._d.values():
                 d.encrypted = True
