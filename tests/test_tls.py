@@ -350,6 +350,48 @@ def test_fizz_versions_are_tls13(version: int) -> None:
     assert not by_type(ev, TlsAnomaly)
 
 
+def test_fingerprints_of_the_first_client_hello_after_hrr(tmp_path: Path) -> None:
+    """After a HelloRetryRequest the client sends a second ClientHello (RFC 8446 4.1.2: new
+    key_share, padding may go). The tls row's ja3/ja4/ja4_r fingerprint the client's first hello,
+    as FoxIO's ja4 does (tls-handshake.pcapng, stream 38: JA4.1 t13d1516h2 in the Rust
+    implementation's one-per-stream output; the retry, JA4.2, drops padding: t13d1515h2); the
+    negotiated fields come from the second."""
+    import pcapan
+    from tests.tcpgen import Conv, write
+
+    def client_hello(group: int, padding: bool) -> bytes:
+        exts = (_ext(0, b"\x00\x09\x00\x00\x06a.test") + _ext(43, b"\x02\x03\x04")
+                + _ext(13, b"\x00\x02\x04\x03") + _ext(51, b"\x00\x06" + group.to_bytes(2, "big")
+                                                         + b"\x00\x02KS")
+                + (_ext(21, b"\x00" * 8) if padding else b""))
+        body = (b"\x03\x03" + b"R" * 32 + b"\x00" + b"\x00\x04\x13\x01\x13\x02" + b"\x01\x00"
+                + len(exts).to_bytes(2, "big") + exts)
+        return _hello(1, body)
+
+    def server_hello(rnd: bytes, group: int, share: bool) -> bytes:
+        ks = group.to_bytes(2, "big") + (b"\x00\x02ks" if share else b"")
+        exts = _ext(43, b"\x03\x04") + _ext(51, ks)
+        body = b"\x03\x03" + rnd + b"\x00" + b"\x13\x01\x00" + len(exts).to_bytes(2, "big") + exts
+        return _hello(2, body)
+
+    first, second = client_hello(0x001D, True), client_hello(0x0017, False)
+    c = Conv(sport=443)
+    c.handshake()
+    c.send(True, "PA", first)
+    c.send(False, "PA", server_hello(bytes.fromhex(
+        "CF21AD74E59A6111BE1D8C021E65B891C2A211167ABB8C5E079E09E2C8A8339C"), 0x0017, False))
+    c.send(True, "PA", second)
+    c.send(False, "PA", server_hello(b"r" * 32, 0x0017, True) + _record(23, b"E" * 60))
+    c.send(True, "PA", _record(23, b"F" * 53))
+    c.close()
+    row = pcapan.analyze(write(tmp_path / "hrr.pcap", [c])).tls.iloc[0]
+    parsed = by_type(TlsConnection().data(True, first + second, 0), ClientHello)
+    assert parsed[0].ja4 != parsed[1].ja4  # the retry differs (no padding)
+    assert row["hello_retry_request"] and row["version"] == "TLSv13"
+    assert (row["ja4"], row["ja4_r"], row["ja3"]) == (parsed[0].ja4, parsed[0].ja4_r, parsed[0].ja3_hash)
+    assert row["key_share_groups"] == "secp256r1"  # negotiated fields: the second hello
+
+
 _CH_BYTES: bytes | None = None
 
 

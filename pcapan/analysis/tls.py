@@ -118,7 +118,7 @@ class TlsSession:
 
     __slots__ = (
         "ctx", "conn", "client_is_orig", "ids", "source", "in_tunnel", "parser", "first_ts",
-        "ch", "first_ch_ts", "ske", "cert", "client_cert", "nst", "alert", "alert_from",
+        "ch", "first_ch", "first_ch_ts", "ske", "cert", "client_cert", "nst", "alert", "alert_from",
         "done_ts", "rtts", "last_from_client", "ends", "flags", "emitted", "__weakref__",
     )
 
@@ -133,6 +133,7 @@ class TlsSession:
         self.parser = TlsConnection()
         self.first_ts: int | None = None
         self.ch: ClientHello | None = None
+        self.first_ch: ClientHello | None = None
         self.first_ch_ts: int | None = None
         self.ske: ServerKeyExchange | None = None
         self.cert: Certificate | None = None
@@ -167,6 +168,9 @@ class TlsSession:
             if isinstance(ev, ClientHello):
                 if self.ch is None:
                     self.first_ch_ts = ev.ts_ns
+                    # JA3/JA4 fingerprint the client: its own hello, not the one a
+                    # HelloRetryRequest made it send (FoxIO's ja4 reports the first).
+                    self.first_ch = ev
                 self.ch = ev  # after a HelloRetryRequest, the second one is what was negotiated
             elif isinstance(ev, ServerKeyExchange):
                 self.ske = ev
@@ -268,7 +272,8 @@ class TlsSession:
         orig_h, orig_p, resp_h, resp_p = self.ids
         ts = t_ch if t_ch is not None else (self.first_ts or self.conn.start_ns)
         version = version_name(sh_ok.version) if sh_ok is not None else None
-        ja3 = ch.ja3_hash if ch is not None else None
+        fp = self.first_ch
+        ja3 = fp.ja3_hash if fp is not None else None
         # positional, in field order (see fast_maker)
         return make_tls_record(
             ts,  # ts_ns
@@ -329,8 +334,8 @@ class TlsSession:
             leaf.self_signed if leaf is not None else None,  # cert_self_signed
             ja3,  # ja3
             sh_ok.ja3s_hash if sh_ok is not None else None,  # ja3s
-            ch.ja4 if ch is not None else None,  # ja4
-            ch.ja4_r if ch is not None else None,  # ja4_r
+            fp.ja4 if fp is not None else None,  # ja4
+            fp.ja4_r if fp is not None else None,  # ja4_r
             t_ch,  # ts_client_hello
             sh_ok.ts_ns if sh_ok is not None else None,  # ts_server_hello
             t_done,  # ts_handshake_done
