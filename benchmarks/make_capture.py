@@ -335,6 +335,8 @@ class _Server:
         self.ports = rng.choice(((80, 443), (443,), (443,), (80,)))
         if mix == "http":
             self.ports = (80,)  # after the draw, so that everything else stays as in "web"
+        elif mix == "tls":
+            self.ports = (443,)
         self.tls13 = rng.random() < 0.8
         self.keepalive_us = rng.choice((5, 10, 15)) * 1_000_000
         self.win = rng.choice((501, 509, 235))
@@ -987,7 +989,7 @@ class _Generator:
         return t, alert
 
 
-MIXES = ("web", "http")
+MIXES = ("web", "http", "tls")
 
 
 def write_capture(path: str | os.PathLike[str], packets: int = DEFAULT_PACKETS, seed: int = DEFAULT_SEED,
@@ -995,7 +997,8 @@ def write_capture(path: str | os.PathLike[str], packets: int = DEFAULT_PACKETS, 
     """Write exactly `packets` packets to `path` (atomically) and return what was written.
 
     ``mix``: "web" (HTTP on port 80 and TLS on 443, as servers offer them) or "http" (every
-    server plain HTTP on port 80: the HTTP-heavy capture of the benchmark's HTTP phase)."""
+    server plain HTTP on port 80: the HTTP-heavy capture of the benchmark's HTTP phase) or "tls"
+    (every server on 443 only)."""
     gen = _Generator(seed, mix=mix)
     stats = CaptureStats(seed=seed)
     counts = dict.fromkeys((name for _, name in _TAG_NAMES), 0)
@@ -1065,7 +1068,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale", type=float, default=1.0, help="multiply --packets (2 makes the 2x capture)")
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
     ap.add_argument("--out", required=True, help="output .pcap path")
-    ap.add_argument("--mix", choices=MIXES, default="web", help="web: HTTP and TLS (default); http: HTTP only")
+    ap.add_argument("--mix", choices=MIXES, default="web", help="web: HTTP and TLS (default); http: HTTP only; tls: TLS only (every server on 443)")
     args = ap.parse_args(argv)
     packets = int(args.packets * args.scale)
     if packets < 1:

@@ -107,6 +107,10 @@ MAX_TLS_RECORD_BYTES = 2**14 + 2048
 MAX_TLS_HANDSHAKE_MESSAGE_BYTES = 1024 * 1024
 # Certificates kept from one Certificate message (real chains have 2-4; the rest are counted).
 MAX_TLS_CERTS_PER_CHAIN = 16
+# Distinct ClientHello shapes (and leaf certificates) whose fingerprints (parsed fields) are
+# remembered: a capture's clients and servers repeat a few of each; the bound keeps memory flat
+# on captures with many distinct ones.
+FINGERPRINT_CACHE_SIZE = 4096
 
 # Tunnels inside tunnels: decoded up to this depth (a VXLAN packet carrying VXLAN ...); deeper
 # nesting is unheard of in practice and would let one crafted frame cost unbounded work.

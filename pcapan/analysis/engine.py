@@ -288,7 +288,7 @@ class Analyzer:
         # must see both directions' bytes in capture order, so only one direction of such a flow
         # may have its data folded, and the runs are flushed before every packet of the other.
         parsed = np.array(
-            [c is None or c.orig.stream.sink is not None or c.resp.stream.sink is not None for c in cur.values()],
+            [c is None or _ordered(c.orig.stream.sink) or _ordered(c.resp.stream.sink) for c in cur.values()],
             dtype=bool,
         )
         parsed_l = parsed.tolist()
@@ -767,6 +767,14 @@ class Analyzer:
             self._finalise(c, CLOSE_END)
         self.flows.clear()
         self.tls_ctx.close_all()
+
+
+def _ordered(sink: object) -> bool:
+    """A parser reads this stream and needs the two directions' bytes in capture order.
+
+    A sink may say it no longer does (``ordered`` False): TLS after its handshake only counts
+    records per direction, so its flow's runs fold in both directions."""
+    return sink is not None and getattr(sink, "ordered", True)
 
 
 class _BulkRuns:

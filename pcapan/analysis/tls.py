@@ -48,11 +48,12 @@ _EOED_RECORD_LEN = 4 + 1 + 16  # EndOfEarlyData (RFC 8446 4.5) in a record of it
 class TlsContext:
     """What every TLS session of one analysis shares: where rows go."""
 
-    __slots__ = ("records", "source", "shared", "open_sessions")
+    __slots__ = ("records", "source", "shared", "lists", "open_sessions")
 
     def __init__(self) -> None:
         self.records: list[TlsRecord] = []
         self.shared: dict[str | None, str | None] = {}  # one copy of each repeated text value
+        self.lists: dict[tuple[object, tuple], str] = {}  # offered lists, named once each
         self.source = ""
         self.open_sessions: set[TlsSession] = set()
 
@@ -87,6 +88,12 @@ class _Direction:
     def __init__(self, session: TlsSession, is_client: bool) -> None:
         self.session = session
         self.is_client = is_client
+
+    @property
+    def ordered(self) -> bool:
+        """Capture order across directions matters until the handshake completes (flights are
+        counted); after it, records are only counted per direction."""
+        return self.session.done_ts is None
 
     def data(self, chunk: bytes, ts_ns: int) -> None:
         s = self.session
@@ -227,11 +234,17 @@ class TlsSession:
         tls13 = p.tls13
         shared = self.ctx.shared.setdefault
 
+        lists = self.ctx.lists
+
         def names(vals: tuple[int, ...] | None, fn) -> str | None:  # type: ignore[no-untyped-def]
+            # Clients repeat the same lists on every connection: name each list once.
             if not vals:
                 return None
-            text = ",".join(map(fn, vals))
-            return shared(text, text)
+            key = (fn, vals)
+            text = lists.get(key)
+            if text is None:
+                text = lists[key] = ",".join(map(fn, vals))
+            return text
 
         curve = None
         if sh_ok is not None and sh_ok.key_share_group is not None:
