@@ -67,6 +67,9 @@ def print_summary(res: Result) -> None:
     t.add_row("retransmitted segments", f"{s['retransmits']:,}")
     if s.get("http_requests") or s.get("http_responses"):
         t.add_row("HTTP requests / responses", f"{s['http_requests']:,} / {s['http_responses']:,}")
+    if s.get("tls_handshakes"):
+        versions = ", ".join(f"{v} {n:,}" for v, n in s["tls_versions"].items())
+        t.add_row("TLS handshakes", f"{s['tls_handshakes']:,} ({versions})")
     t.add_row("anomalies", f"{s['anomalies']:,}")
     con.print(t)
     if s["conn_states"]:
