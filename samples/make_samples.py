@@ -16,6 +16,11 @@ What it does (see samples/README.md for what each capture contains):
   the HTTP feature scenarios also run small Python servers (chunked responses with trailers,
   Expect: 100-continue / 417, a WebSocket 101 / 426, a CONNECT proxy) as threads of this
   process, so they live in the namespace and stop with it;
+* the TLS feature scenarios (``tls-*``) run one ``openssl s_server`` per case on its own port
+  and connect to it with ``openssl s_client`` (and Python's ssl module), each with its own
+  SNI; every such capture is made in the temporary directory, read back with tshark and
+  compared with what the scenario means to produce, and only then moved to the output
+  directory, its connections' facts written to ``tls-facts.json``;
 * derives ``lossy.pcap`` from ``http-keepalive.pcap`` by rewriting whole pcap records (drop,
   swap, duplicate) and writes the exact edits to ``lossy.edits.json``;
 * removes the namespace (killing anything still running in it) and prints
@@ -26,7 +31,8 @@ Every process started is stopped again on success, on error and on SIGINT/SIGTER
 and the Date header naturally differ from run to run.
 
 ``--only NAME[,NAME...]`` runs only the named scenarios (see ``SCENARIOS``) and writes only their
-captures; everything else in the output directory is left alone.
+captures (and, for TLS scenarios, their entries of ``tls-facts.json``); everything else in the
+output directory is left alone.
 
 ``--no-netns`` runs on the host loopback instead (not root-free: tcpdump still needs it); the
 captures then have host-loopback segment sizes and are not the committed ones.
@@ -36,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -44,6 +51,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -145,6 +153,14 @@ CAPTURES = [
     "http-expect.pcap",
     "http-upgrade.pcap",
     "http-connect.pcap",
+    # TLS feature captures (issue 4); their facts are in tls-facts.json
+    "tls-versions.pcap",
+    "tls-hrr.pcap",
+    "tls-resume.pcap",
+    "tls-0rtt.pcap",
+    "tls-alpn.pcap",
+    "tls-alert.pcap",
+    "tls-big-hello.pcap",
 ]
 
 CMD_TIMEOUT_S = 60
@@ -1148,6 +1164,614 @@ def sc_connect(procs: Procs, out: Path) -> None:
         raise RuntimeError(f"refused CONNECT: {refused}")
 
 
+# --- TLS feature captures (issue 4) ----------------------------------------------------------
+# Every case has its own openssl s_server (OpenSSL 3.0, -accept 127.0.0.1:PORT) and its own SNI,
+# so a connection is identified by its server port and SNI. The clients are openssl s_client
+# (and, for split-hello, Python's ssl module through an SSLObject). After each capture the
+# facts of every connection are read back with tshark, compared with what the scenario means
+# to produce (the script fails on any difference) and written to tls-facts.json.
+TLS_REQUEST = b"GET /hello.txt HTTP/1.0\r\n\r\n"
+TLS_FILE = b"hello from s_server\n"  # served by s_server -WWW from its working directory
+HRR_RANDOM = "cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c"
+# ALPN names of big-hello: 12 x 250 bytes, so the ClientHello (~3.3 KB) needs 3 segments of
+# 1448 bytes on the namespace loopback (MTU 1500).
+BIG_HELLO_ALPN = [f"pcapan-big-hello-{i:02d}-".ljust(250, "x") for i in range(12)]
+# split-hello: the Python client writes its ClientHello in three send() calls cut at these
+# offsets (3: inside the 5-byte record header; 100: inside the ClientHello body).
+SPLIT_HELLO_CUTS = (3, 100)
+# RFC 7919 ffdhe2048, as written by `openssl genpkey -genparam -algorithm DH -pkeyopt
+# group:ffdhe2048` (instant, unlike `openssl dhparam 2048`).
+FFDHE2048_PEM = """\
+-----BEGIN DH PARAMETERS-----
+MIIBCAKCAQEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz
++8yTnc4kmz75fS/jY2MMddj2gbICrsRhetPfHtXV/WVhJDP1H18GbtCFY2VVPe0a
+87VXE15/V8k1mE8McODmi3fipona8+/och3xWKE2rec1MKzKT0g6eXq8CrGCsyT7
+YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W7edjcrsZCwenyO4KbXCeAvzhzffi
+7MA0BM0oNC9hkXL+nOmFg/+OTxIy7vKBg8P+OxtMb61zO7X8vC7CIAXFjvGDfRaD
+ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
+-----END DH PARAMETERS-----
+"""
+# IANA TLS alert descriptions (those OpenSSL may send); levels 1 warning, 2 fatal.
+ALERT_NAMES = {0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac",
+               40: "handshake_failure", 42: "bad_certificate", 46: "certificate_unknown",
+               47: "illegal_parameter", 48: "unknown_ca", 50: "decode_error",
+               51: "decrypt_error", 70: "protocol_version", 71: "insufficient_security",
+               80: "internal_error", 86: "inappropriate_fallback", 90: "user_canceled",
+               109: "missing_extension", 110: "unsupported_extension",
+               112: "unrecognized_name", 116: "certificate_required",
+               120: "no_application_protocol"}
+TLS_VERSIONS = {"0x0303": "TLSv1.2", "0x0304": "TLSv1.3"}
+
+
+def sni(case: str) -> str:
+    return f"{case}.{TLS_NAME}"
+
+
+# Server port -> (case name, s_server options); the case name is also the SNI's first label.
+# -no_tls1_3 servers answer a client that offers 1.3 and 1.2 (s_client's default) with 1.2.
+TLS_SERVERS: dict[int, tuple[str, list[str]]] = {
+    18450: ("tls12-ecdhe", ["-no_tls1_3", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256"]),
+    18451: ("tls12-dhe", ["-no_tls1_3", "-cipher", "DHE-RSA-AES128-GCM-SHA256",
+                          "-dhparam", "{ffdhe2048}"]),
+    18452: ("tls12-rsa", ["-no_tls1_3", "-cipher", "AES128-GCM-SHA256"]),
+    18453: ("tls13", []),
+    18454: ("hrr", ["-groups", "X25519"]),
+    18455: ("resume-id", ["-no_tls1_3", "-no_ticket"]),
+    18456: ("resume-ticket", ["-no_tls1_3"]),
+    18457: ("resume-psk", ["-tls1_3"]),
+    18458: ("early-data", ["-tls1_3", "-early_data"]),  # no -WWW: s_server's interactive mode
+    18459: ("alpn-h2", ["-no_tls1_3", "-alpn", "h2"]),
+    18460: ("alpn-http11", ["-no_tls1_3", "-alpn", "http/1.1"]),
+    18461: ("alpn-h2-tls13", ["-tls1_3", "-alpn", "h2"]),
+    18462: ("alert-cipher", ["-no_tls1_3", "-cipher", "AES128-GCM-SHA256"]),
+    18463: ("alert-version", ["-no_tls1_3"]),
+    18464: ("alert-unknown-ca", ["-no_tls1_3"]),
+    18465: ("big-hello", []),
+    18466: ("split-hello", []),
+}
+TLS_PORT = {case: port for port, (case, _) in TLS_SERVERS.items()}
+
+
+class OpenSSLProc:
+    """An openssl s_server/s_client whose output goes to a file we poll and whose stdin is a
+    pipe we write to (kept open until ``close_stdin``: s_server quits at EOF on stdin)."""
+
+    def __init__(self, procs: Procs, cmd: list[str], logfile: Path, cwd: Path) -> None:
+        self.logfile = logfile
+        self.fh = logfile.open("wb")
+        self.p = procs.start(cmd, stdin=subprocess.PIPE, stdout=self.fh,
+                             stderr=subprocess.STDOUT, cwd=cwd)
+
+    def text(self) -> str:
+        return self.logfile.read_bytes().decode("latin-1")
+
+    def wait_for(self, needle: str, count: int = 1, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.text().count(needle) < count:
+            if self.p.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.p.args[:2]}: no {needle!r} (x{count}):\n{self.text()}")
+            time.sleep(0.02)
+
+    def send(self, data: bytes) -> None:
+        assert self.p.stdin is not None
+        self.p.stdin.write(data)
+        self.p.stdin.flush()
+
+    def close_stdin(self) -> None:
+        assert self.p.stdin is not None
+        self.p.stdin.close()
+
+    def stop(self) -> None:
+        if self.p.poll() is None:
+            self.p.terminate()
+            self.p.wait(timeout=5)
+        self.fh.close()
+
+
+@contextlib.contextmanager
+def s_servers(procs: Procs, tmp: Path, ports: Sequence[int]) -> Iterator[dict[int, OpenSSLProc]]:
+    """Start one s_server per port (before the capture starts: nothing connects to find out
+    whether they listen, their "ACCEPT" line says so) and stop them all afterwards."""
+    docs = tmp / "tls-www"
+    if not docs.exists():
+        docs.mkdir()
+        (docs / "hello.txt").write_bytes(TLS_FILE)
+        (tmp / "ffdhe2048.pem").write_text(FFDHE2048_PEM)
+    servers: dict[int, OpenSSLProc] = {}
+    try:
+        for port in ports:
+            case, opts = TLS_SERVERS[port]
+            www = [] if "-early_data" in opts else ["-WWW"]
+            opts = [o.format(ffdhe2048=tmp / "ffdhe2048.pem") for o in opts]
+            cmd = ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert",
+                   str(tmp / "cert.pem"), "-key", str(tmp / "key.pem"), *www, *opts]
+            servers[port] = OpenSSLProc(procs, cmd, tmp / f"s_server-{case}.log", docs)
+        for s in servers.values():
+            s.wait_for("ACCEPT")
+        yield servers
+    finally:
+        for s in servers.values():
+            s.stop()
+
+
+def parse_s_client(text: str) -> dict:
+    """What s_client says about its connection (the encrypted parts tshark cannot see)."""
+    new = re.search(r"^(New|Reused), (\S+), Cipher is (\S+)", text, re.M)
+    alpn = re.search(r"^ALPN protocol: (\S+)", text, re.M)
+    early = re.search(r"^Early data was (\w+)", text, re.M)
+    alert = re.search(r"SSL alert number (\d+)", text)
+    return {
+        "handshake": new.group(1) if new else None,
+        "version": new.group(2) if new else None,
+        "cipher": new.group(3) if new else None,
+        "alpn": alpn.group(1) if alpn else None,
+        "early_data": early.group(1) if early else None,
+        "alert_received": int(alert.group(1)) if alert else None,
+        "verify_failed": "certificate verify failed" in text,
+        "got_file": TLS_FILE.decode().strip() in text,
+    }
+
+
+def tls_client(case: str, *opts: str, check: bool = True) -> dict:
+    """s_client to the case's server: its SNI, TLS_REQUEST on stdin (-ign_eof: it reads until
+    s_server -WWW has sent the file and closed). Returns parse_s_client's summary."""
+    port = TLS_PORT[case]
+    cmd = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", sni(case),
+           "-ign_eof", *opts]
+    r = run(cmd, input=TLS_REQUEST, check=False)
+    info = parse_s_client((r.stdout + r.stderr).decode("latin-1"))
+    log(f"s_client {case} (rc {r.returncode}): {info}")
+    if check and (r.returncode != 0 or not info["got_file"]):
+        raise RuntimeError(f"s_client {case} failed:\n{r.stdout.decode('latin-1')}"
+                           f"{r.stderr.decode('latin-1')}")
+    return info
+
+
+def split_hello_client(case: str) -> dict:
+    """Python ssl through an SSLObject: the ClientHello is written in three send() calls (cut
+    at SPLIT_HELLO_CUTS), each its own segment; then the handshake goes on normally, the
+    request is sent, the response read up to the server's close_notify, which is answered."""
+    port = TLS_PORT[case]
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    inc, outg = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(inc, outg, server_hostname=sni(case))
+    with client_socket(port) as s:
+
+        def pump() -> None:  # what the SSLObject wrote -> socket
+            if pending := outg.read():
+                s.sendall(pending)
+
+        def feed() -> bool:  # socket -> SSLObject; False at EOF
+            data = s.recv(65536)
+            if data:
+                inc.write(data)
+            else:
+                inc.write_eof()
+            return bool(data)
+
+        with contextlib.suppress(ssl.SSLWantReadError):  # it wants the ServerHello
+            tls.do_handshake()
+        hello = outg.read()
+        cuts = [0, *SPLIT_HELLO_CUTS, len(hello)]
+        send_parts(s, [hello[a:b] for a, b in zip(cuts, cuts[1:], strict=False)])
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                pump()
+                if not feed():
+                    raise RuntimeError("split-hello: EOF during the handshake") from None
+        pump()
+        tls.write(TLS_REQUEST)
+        pump()
+        body = bytearray()
+        while True:
+            try:
+                data = tls.read(65536)
+            except ssl.SSLWantReadError:
+                if not feed():
+                    raise RuntimeError("split-hello: EOF without close_notify") from None
+                continue
+            if not data:  # the server's close_notify (SSLObject.read returns b"")
+                break
+            body += data
+        tls.unwrap()  # our close_notify
+        pump()
+        s.shutdown(socket.SHUT_WR)
+        with contextlib.suppress(OSError):
+            while s.recv(65536):
+                pass
+    info = {"name": "python ssl (SSLObject)", "handshake": "New", "version": tls.version(),
+            "cipher": tls.cipher()[0],
+            "alpn": tls.selected_alpn_protocol(), "early_data": None, "alert_received": None,
+            "verify_failed": False, "got_file": TLS_FILE in body,
+            "client_hello_len": len(hello)}
+    log(f"python client {case}: {info}")
+    if not info["got_file"]:
+        raise RuntimeError(f"split-hello: unexpected response {bytes(body)!r}")
+    return info
+
+
+def early_data_clients(procs: Procs, tmp: Path, server: OpenSSLProc) -> list[dict]:
+    """Three connections to the -early_data server (s_server's interactive mode: it prints
+    what it receives, and sends what we write to its stdin): a full handshake that saves the
+    session; a resumption with the request as 0-RTT early data (accepted); the same session
+    once more (OpenSSL's anti-replay lets a ticket be used once: PSK refused, full
+    handshake, early data rejected, the request sent again after the handshake)."""
+    case = "early-data"
+    sess, early = tmp / "early-data.sess", tmp / "early-data.req"
+    early.write_bytes(TLS_REQUEST)
+    response = b"HTTP/1.0 200 ok\r\nContent-type: text/plain\r\n\r\n" + TLS_FILE
+    base = ["openssl", "s_client", "-connect", f"127.0.0.1:{TLS_PORT[case]}", "-servername",
+            sni(case)]
+    runs = [["-sess_out", str(sess)], ["-sess_in", str(sess), "-early_data", str(early)],
+            ["-sess_in", str(sess), "-early_data", str(early)]]
+    infos = []
+    for i, opts in enumerate(runs):
+        c = OpenSSLProc(procs, base + opts, tmp / f"s_client-{case}-{i}.log", tmp)
+        try:
+            c.wait_for("Early data was")  # printed once the handshake is done
+            if "Early data was accepted" not in c.text():
+                c.send(TLS_REQUEST)
+            server.wait_for("GET /hello.txt", count=i + 1)
+            server.send(response)
+            c.wait_for(TLS_FILE.decode().strip())
+            c.close_stdin()  # s_client: close_notify, FIN, exit
+            c.p.wait(timeout=10)
+            server.wait_for("DONE", count=i + 1)  # it got the close_notify
+        finally:
+            c.stop()
+        info = parse_s_client(c.text())
+        log(f"s_client {case} #{i}: {info}")
+        infos.append(info)
+    got = [(x["handshake"], x["early_data"]) for x in infos]
+    if got != [("New", "not"), ("Reused", "accepted"), ("New", "rejected")]:
+        raise RuntimeError(f"early data: {got}")
+    return infos
+
+
+# --- TLS facts read back from a capture with tshark --------------------------------------------
+def tshark_tls(path: Path, ports: Sequence[int], filt: str, fields: list[str]) -> list[list[str]]:
+    cmd = ["tshark", "-r", str(path), "-n"]
+    for p in ports:
+        cmd += ["-d", f"tcp.port=={p},tls"]
+    cmd += ["-Y", filt, "-T", "fields", "-E", "separator=/t", "-E", "aggregator=|"]
+    for f in fields:
+        cmd += ["-e", f]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=CMD_TIMEOUT_S, check=True)
+    return [line.split("\t") for line in r.stdout.splitlines()]
+
+
+_CIPHER_NAMES: dict[int, str] = {}
+
+
+def iana_cipher(code: str) -> str:
+    """IANA name of a cipher suite number, from tshark's own table (tshark -G values)."""
+    if not _CIPHER_NAMES:
+        r = subprocess.run(["tshark", "-G", "values"], capture_output=True, text=True,
+                           timeout=CMD_TIMEOUT_S, check=True)
+        for line in r.stdout.splitlines():
+            parts = line.split("\t")
+            if len(parts) == 4 and parts[:2] == ["V", "tls.handshake.ciphersuite"]:
+                _CIPHER_NAMES[int(parts[2])] = parts[3]
+    return _CIPHER_NAMES[int(code, 16)]
+
+
+@functools.cache
+def openssl_to_iana(name: str) -> str:
+    r = run(["openssl", "ciphers", "-stdname", "ALL:@SECLEVEL=0"])
+    for line in r.stdout.decode().splitlines():
+        std, _, rest = line.partition(" - ")
+        if rest.split()[0] == name:
+            return std.strip()
+    raise RuntimeError(f"openssl does not know the cipher {name}")
+
+
+HS_FIELDS = ["tcp.stream", "tcp.srcport", "tcp.dstport", "tls.handshake.type",
+             "tls.handshake.version", "tls.handshake.extensions.supported_version",
+             "tls.handshake.ciphersuite", "tls.handshake.random", "tls.handshake.session_id",
+             "tls.handshake.extensions_server_name", "tls.handshake.extensions_alpn_str",
+             "tls.handshake.extension.type", "tls.handshake.extension.len",
+             "tls.handshake.p_len", "tcp.segment.count"]
+
+
+def wire_facts(path: Path, ports: Sequence[int]) -> list[dict]:
+    """Per TCP connection (in tcp.stream order): what tshark shows of its TLS handshake.
+
+    A server frame may carry several handshake messages (ServerHello, Certificate,
+    ServerKeyExchange, ServerHelloDone); only the ServerHello has a version, cipher suite,
+    random, session id and (in these captures) extensions, and only a ServerKeyExchange has
+    a DH prime, so the fields of such a frame are unambiguous. A client frame carries one
+    ClientHello at most."""
+    conns: dict[int, dict] = {}
+    for row in tshark_tls(path, ports, "tls.handshake.type", HS_FIELDS):
+        f = dict(zip(HS_FIELDS, row, strict=True))
+        stream, sport, dport = int(f["tcp.stream"]), int(f["tcp.srcport"]), int(f["tcp.dstport"])
+        from_server = sport in ports
+        c = conns.setdefault(stream, {"server_port": sport if from_server else dport,
+                                      "ch": [], "sh": [], "server_types": set()})
+        types = set(f["tls.handshake.type"].split("|"))
+        if from_server:
+            c["server_types"] |= types
+            if "2" in types:
+                c["sh"].append(f)
+            if f["tls.handshake.p_len"]:
+                c["dh_prime_bits"] = int(f["tls.handshake.p_len"]) * 8
+        elif "1" in types:
+            c["ch"].append(f)
+    alerts: dict[int, dict] = {}
+    for stream, sport, level, desc in tshark_tls(
+            path, ports, "tls.alert_message.level",
+            ["tcp.stream", "tcp.srcport", "tls.alert_message.level", "tls.alert_message.desc"]):
+        if "|" in level or int(stream) in alerts:
+            raise RuntimeError(f"{path.name}: more than one cleartext alert in stream {stream}")
+        alerts[int(stream)] = {"level": {"1": "warning", "2": "fatal"}[level],
+                               "description": ALERT_NAMES[int(desc)], "code": int(desc),
+                               "from": "server" if int(sport) in ports else "client"}
+    facts = []
+    for stream in sorted(conns):
+        c = conns[stream]
+        ch = c["ch"][0]
+        ch_ext = dict(zip(ch["tls.handshake.extension.type"].split("|"),
+                          map(int, ch["tls.handshake.extension.len"].split("|")), strict=True))
+        hrr = [sh for sh in c["sh"] if sh["tls.handshake.random"] == HRR_RANDOM]
+        final = [sh for sh in c["sh"] if sh["tls.handshake.random"] != HRR_RANDOM]
+        if len(final) > 1 or len(c["ch"]) != 1 + len(hrr) or len(hrr) > 1:
+            raise RuntimeError(f"{path.name} stream {stream}: {len(c['ch'])} ClientHellos, "
+                               f"{len(hrr)} HelloRetryRequests, {len(final)} ServerHellos")
+        version = cipher = alpn_selected = None
+        resumed: bool | str = False
+        if final:
+            sh = final[0]
+            sh_ext = set(sh["tls.handshake.extension.type"].split("|"))
+            version = TLS_VERSIONS[sh["tls.handshake.extensions.supported_version"]
+                                   or sh["tls.handshake.version"]]
+            cipher = iana_cipher(sh["tls.handshake.ciphersuite"])
+            alpn_selected = sh["tls.handshake.extensions_alpn_str"] or None
+            if version == "TLSv1.3":
+                resumed = "psk" if "41" in sh_ext else False
+            elif (sh["tls.handshake.session_id"]
+                  and sh["tls.handshake.session_id"] == ch["tls.handshake.session_id"]
+                  and "11" not in c["server_types"]):
+                resumed = "ticket" if ch_ext.get("35", 0) > 0 else "session_id"
+        alpn = ch["tls.handshake.extensions_alpn_str"]
+        facts.append({
+            "tcp_stream": stream,
+            "server_port": c["server_port"],
+            "sni": ch["tls.handshake.extensions_server_name"] or None,
+            "version": version,
+            "cipher": cipher,
+            "alpn_offered": alpn.split("|") if alpn else [],
+            "alpn_selected": alpn_selected,
+            "resumed": resumed,
+            "hello_retry_request": bool(hrr),
+            "early_data_offered": "42" in ch_ext,
+            "alert": alerts.get(stream),
+            "client_hello_segments": int(ch["tcp.segment.count"] or 1),
+            "dh_prime_bits": c.get("dh_prime_bits"),
+        })
+    return facts
+
+
+def check_tls_capture(path: Path, cases: list[tuple[str, dict, dict]]) -> list[dict]:
+    """Compare tshark's view of ``path`` with the intended ``cases`` (case, expected wire
+    facts, the client's report), connection by connection in capture order; return the
+    facts entries for tls-facts.json."""
+    ports = sorted({TLS_PORT[case] for case, _, _ in cases})
+    wire = wire_facts(path, ports)
+    if len(wire) != len(cases):
+        raise RuntimeError(f"{path.name}: {len(wire)} TLS connections, expected {len(cases)}")
+    entries = []
+    for w, (case, want, client) in zip(wire, cases, strict=True):
+        want = {"server_port": TLS_PORT[case], "sni": sni(case), "alpn_offered": [],
+                "alpn_selected": None, "resumed": False, "hello_retry_request": False,
+                "early_data_offered": False, "alert": None, "client_hello_segments": 1,
+                "dh_prime_bits": None, **want}
+        diff = {k: (w.get(k), v) for k, v in want.items() if w.get(k) != v}
+        if diff:
+            raise RuntimeError(f"{path.name} stream {w['tcp_stream']} ({case}): "
+                               f"tshark (got, wanted): {diff}")
+        # The client's own view must agree with the wire where both see the same thing.
+        if client["handshake"] and client["version"] != "(NONE)" and (
+                client["version"], openssl_to_iana(client["cipher"])) != (w["version"],
+                                                                           w["cipher"]):
+            raise RuntimeError(f"{case}: client reports {client}, tshark {w}")
+        if w["version"] == "TLSv1.2" and client["alpn"] != w["alpn_selected"]:
+            raise RuntimeError(f"{case}: client ALPN {client['alpn']}, tshark {w}")
+        if (client["handshake"] == "Reused") != bool(w["resumed"]):
+            raise RuntimeError(f"{case}: client says {client['handshake']}, tshark {w}")
+        entry = {"file": path.name, "case": case, **w}
+        entry["alpn_selected_encrypted"] = client["alpn"] if w["version"] == "TLSv1.3" else None
+        entry["early_data_accepted"] = (client["early_data"] == "accepted"
+                                        if w["early_data_offered"] else None)
+        entry["client"] = client.get("name", "openssl s_client")
+        entries.append(entry)
+    log(f"{path.name}: tshark agrees with the scenario on {len(entries)} TLS connections")
+    return entries
+
+
+def finish_tls_capture(out: Path, path: Path, cases: list[tuple[str, dict, dict]]) -> None:
+    """Check a TLS capture made in the temporary directory; only when it is right, move it
+    to ``out`` and update its entries in tls-facts.json (so the two always agree)."""
+    entries = check_tls_capture(path, cases)
+    shutil.move(path, out / path.name)
+    write_tls_facts(out, entries)
+
+
+def write_tls_facts(out: Path, entries: list[dict]) -> None:
+    """Merge ``entries`` into out/tls-facts.json, replacing any entries of the same files."""
+    path = out / "tls-facts.json"
+    files = {e["file"] for e in entries}
+    old = json.loads(path.read_text())["connections"] if path.exists() else []
+    conns = [e for e in old if e["file"] not in files] + entries
+    order = {name: i for i, name in enumerate(TLS_CAPTURES)}
+    conns.sort(key=lambda e: (order.get(e["file"], len(order)), e["file"], e["tcp_stream"]))
+    doc = {
+        "about": "Facts of every TLS connection of the tls-*.pcap samples, read back with "
+                 "tshark 4.0 by make_samples.py (see samples/README.md). server_port/sni "
+                 "identify a connection; tcp_stream is tshark's index in the file.",
+        "keys": {
+            "case": "the scenario's name for the connection (the SNI's first label)",
+            "tcp_stream": "tshark's tcp.stream of the connection in the file",
+            "server_port": "the case's s_server port (127.0.0.1); client ports vary per run",
+            "sni": "ClientHello server_name",
+            "version": "ServerHello supported_versions, else its version field; null when "
+                       "there is no ServerHello (also set when the handshake failed after it)",
+            "cipher": "IANA name of the ServerHello cipher suite (null without one)",
+            "alpn_offered": "ClientHello ALPN list",
+            "alpn_selected": "ServerHello ALPN (cleartext, TLS 1.2 only), else null",
+            "alpn_selected_encrypted": "TLS 1.3 only: the ALPN the client reported "
+                                       "(in EncryptedExtensions, not on the wire), else null",
+            "resumed": "false, 'session_id' / 'ticket' (TLS 1.2: session id echoed, no "
+                       "Certificate; 'ticket' when the ClientHello carried a non-empty "
+                       "SessionTicket), 'psk' (TLS 1.3: pre_shared_key in the ServerHello)",
+            "hello_retry_request": "a ServerHello with the HelloRetryRequest random, then a "
+                                   "second ClientHello",
+            "early_data_offered": "early_data extension in the ClientHello",
+            "early_data_accepted": "when offered: the client's report (encrypted on the wire)",
+            "alert": "the cleartext alert of the connection, if any (encrypted alerts such "
+                     "as close_notify after the handshake are not counted)",
+            "client_hello_segments": "TCP segments the first ClientHello spans",
+            "dh_prime_bits": "DHE: bits of the ServerKeyExchange prime, else null",
+            "client": "the client program",
+        },
+        "connections": conns,
+    }
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    log(f"{path.name}: {len(conns)} connections")
+
+
+V12, V13 = "TLSv1.2", "TLSv1.3"
+AES256_13 = "TLS_AES_256_GCM_SHA384"  # what OpenSSL 3.0 picks in TLS 1.3 by default
+ECDHE_AES256 = "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"  # ... and in TLS 1.2 (RSA certificate)
+
+
+def bpf_ports(ports: Sequence[int]) -> str:
+    return " or ".join(f"tcp port {p}" for p in ports)
+
+
+# Each TLS scenario captures into the temporary directory; finish_tls_capture checks the file
+# against what the scenario means (the expected wire facts below) and only then moves it to out.
+def sc_tls_versions(procs: Procs, out: Path, tmp: Path) -> None:
+    path = tmp / "tls-versions.pcap"
+    want = {"tls12-ecdhe": {"version": V12, "cipher": "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"},
+            "tls12-dhe": {"version": V12, "cipher": "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",
+                          "dh_prime_bits": 2048},
+            "tls12-rsa": {"version": V12, "cipher": "TLS_RSA_WITH_AES_128_GCM_SHA256"},
+            "tls13": {"version": V13, "cipher": AES256_13}}
+    ports = [TLS_PORT[c] for c in want]
+    with s_servers(procs, tmp, ports), capture(procs, path, bpf_ports(ports)):
+        cases = [(c, w, tls_client(c)) for c, w in want.items()]
+    finish_tls_capture(out, path, cases)
+
+
+def sc_tls_hrr(procs: Procs, out: Path, tmp: Path) -> None:
+    path, case = tmp / "tls-hrr.pcap", "hrr"
+    ports = [TLS_PORT[case]]
+    with s_servers(procs, tmp, ports), capture(procs, path, bpf_ports(ports)):
+        # A key share for P-256 only (the first group offered); the server wants X25519.
+        report = tls_client(case, "-groups", "P-256:X25519")
+    want = {"version": V13, "cipher": AES256_13, "hello_retry_request": True}
+    finish_tls_capture(out, path, [(case, want, report)])
+
+
+def sc_tls_resume(procs: Procs, out: Path, tmp: Path) -> None:
+    path = tmp / "tls-resume.pcap"
+    runs = [("resume-id", V12, ECDHE_AES256, "session_id"),
+            ("resume-ticket", V12, ECDHE_AES256, "ticket"),
+            ("resume-psk", V13, AES256_13, "psk")]
+    ports = [TLS_PORT[c] for c, *_ in runs]
+    cases = []
+    with s_servers(procs, tmp, ports), capture(procs, path, bpf_ports(ports)):
+        for case, version, cipher, how in runs:
+            sess = tmp / f"{case}.sess"
+            first = tls_client(case, "-sess_out", str(sess))
+            second = tls_client(case, "-sess_in", str(sess))
+            if (first["handshake"], second["handshake"]) != ("New", "Reused"):
+                raise RuntimeError(f"{case}: {first['handshake']}, {second['handshake']}")
+            want = {"version": version, "cipher": cipher}
+            cases += [(case, want, first), (case, {**want, "resumed": how}, second)]
+    finish_tls_capture(out, path, cases)
+
+
+def sc_tls_early_data(procs: Procs, out: Path, tmp: Path) -> None:
+    path, case = tmp / "tls-0rtt.pcap", "early-data"
+    port = TLS_PORT[case]
+    with s_servers(procs, tmp, [port]) as servers, capture(procs, path, bpf_ports([port])):
+        full, accepted, rejected = early_data_clients(procs, tmp, servers[port])
+    want = {"version": V13, "cipher": AES256_13}
+    finish_tls_capture(out, path, [
+        (case, want, full),
+        (case, {**want, "resumed": "psk", "early_data_offered": True}, accepted),
+        (case, {**want, "early_data_offered": True}, rejected),  # PSK refused: full handshake
+    ])
+
+
+def sc_tls_alpn(procs: Procs, out: Path, tmp: Path) -> None:
+    path = tmp / "tls-alpn.pcap"
+    offer = ["h2", "http/1.1"]
+    # The servers select (-alpn) h2, http/1.1, h2; the TLS 1.3 choice is encrypted.
+    want = {"alpn-h2": {"version": V12, "cipher": ECDHE_AES256, "alpn_selected": "h2"},
+            "alpn-http11": {"version": V12, "cipher": ECDHE_AES256, "alpn_selected": "http/1.1"},
+            "alpn-h2-tls13": {"version": V13, "cipher": AES256_13}}
+    ports = [TLS_PORT[c] for c in want]
+    with s_servers(procs, tmp, ports), capture(procs, path, bpf_ports(ports)):
+        cases = [(c, {**w, "alpn_offered": offer}, tls_client(c, "-alpn", ",".join(offer)))
+                 for c, w in want.items()]
+    if [r["alpn"] for _, _, r in cases] != ["h2", "http/1.1", "h2"]:
+        raise RuntimeError(f"ALPN: {cases}")
+    finish_tls_capture(out, path, cases)
+
+
+def sc_tls_alert(procs: Procs, out: Path, tmp: Path) -> None:
+    path = tmp / "tls-alert.pcap"
+    runs = [
+        # Only a cipher the server does not have (TLS 1.2 only, so no TLS 1.3 suites either).
+        ("alert-cipher", ["-tls1_2", "-cipher", "ECDHE-RSA-CHACHA20-POLY1305"],
+         "server", "handshake_failure", 40),
+        # TLS 1.3 only, to a TLS 1.2 server.
+        ("alert-version", ["-tls1_3"], "server", "protocol_version", 70),
+        # The client refuses the self-signed certificate (TLS 1.2: the alert is cleartext).
+        ("alert-unknown-ca", ["-tls1_2", "-verify_return_error"], "client", "unknown_ca", 48),
+    ]
+    ports = [TLS_PORT[c] for c, *_ in runs]
+    cases = []
+    with s_servers(procs, tmp, ports), capture(procs, path, bpf_ports(ports)):
+        for case, opts, side, name, code in runs:
+            report = tls_client(case, *opts, check=False)
+            if (report["handshake"], report["version"], report["alert_received"],
+                    report["verify_failed"]) != ("New", "(NONE)", code if side == "server"
+                                                 else None, side == "client"):
+                raise RuntimeError(f"{case}: {report}")
+            want = {"version": None, "cipher": None,
+                    "alert": {"level": "fatal", "description": name, "code": code,
+                              "from": side}}
+            if side == "client":  # the server's ServerHello came before the alert
+                want |= {"version": V12, "cipher": ECDHE_AES256}
+            cases.append((case, want, report))
+    finish_tls_capture(out, path, cases)
+
+
+def sc_tls_big_hello(procs: Procs, out: Path, tmp: Path) -> None:
+    path = tmp / "tls-big-hello.pcap"
+    ports = [TLS_PORT["big-hello"], TLS_PORT["split-hello"]]
+    with s_servers(procs, tmp, ports), capture(procs, path, bpf_ports(ports)):
+        big = tls_client("big-hello", "-alpn", ",".join(BIG_HELLO_ALPN))
+        split = split_hello_client("split-hello")
+    want = {"version": V13, "cipher": AES256_13, "client_hello_segments": 3}
+    finish_tls_capture(out, path, [
+        ("big-hello", {**want, "alpn_offered": BIG_HELLO_ALPN}, big),
+        ("split-hello", want, split),
+    ])
+
+
+TLS_CAPTURES = ["tls-versions.pcap", "tls-hrr.pcap", "tls-resume.pcap", "tls-0rtt.pcap",
+                "tls-alpn.pcap", "tls-alert.pcap", "tls-big-hello.pcap"]
+
+
 # --- same packets in .pcap and .pcapng --------------------------------------------------------
 def read_records(path: Path) -> list[tuple[float, bytes]]:
     import dpkt
@@ -1291,6 +1915,14 @@ SCENARIOS: dict[str, list[str]] = {
     "expect": ["http-expect.pcap"],
     "upgrade": ["http-upgrade.pcap"],
     "connect": ["http-connect.pcap"],
+    # TLS feature captures: each also rewrites its entries of tls-facts.json
+    "tls-versions": ["tls-versions.pcap"],
+    "tls-hrr": ["tls-hrr.pcap"],
+    "tls-resume": ["tls-resume.pcap"],
+    "tls-0rtt": ["tls-0rtt.pcap"],
+    "tls-alpn": ["tls-alpn.pcap"],
+    "tls-alert": ["tls-alert.pcap"],
+    "tls-big-hello": ["tls-big-hello.pcap"],
 }
 
 
@@ -1344,6 +1976,13 @@ def inside(out: Path, netns: bool, only: list[str]) -> None:
             "expect": lambda: sc_expect(procs, out, tmp),
             "upgrade": lambda: sc_upgrade(procs, out),
             "connect": lambda: sc_connect(procs, out),
+            "tls-versions": lambda: sc_tls_versions(procs, out, tmp),
+            "tls-hrr": lambda: sc_tls_hrr(procs, out, tmp),
+            "tls-resume": lambda: sc_tls_resume(procs, out, tmp),
+            "tls-0rtt": lambda: sc_tls_early_data(procs, out, tmp),
+            "tls-alpn": lambda: sc_tls_alpn(procs, out, tmp),
+            "tls-alert": lambda: sc_tls_alert(procs, out, tmp),
+            "tls-big-hello": lambda: sc_tls_big_hello(procs, out, tmp),
         }
         assert list(steps) == list(SCENARIOS)
         for name, step in steps.items():
