@@ -68,6 +68,10 @@ EXPECTED_STATES: dict[str, dict[str, int]] = {
     "http-expect.pcap": {"SF": 2},
     "http-upgrade.pcap": {"SF": 3},
     "http-connect.pcap": {"SF": 1, "RSTO": 1},  # curl resets after the refused CONNECT
+    # samples/README.md, the TLS feature captures: every connection ends with FIN both ways
+    "tls-versions.pcap": {"SF": 4}, "tls-hrr.pcap": {"SF": 1}, "tls-resume.pcap": {"SF": 6},
+    "tls-0rtt.pcap": {"SF": 3}, "tls-alpn.pcap": {"SF": 3}, "tls-alert.pcap": {"SF": 3},
+    "tls-big-hello.pcap": {"SF": 2},
 }
 
 Key = tuple[str, int, str, int]  # orig_h, orig_p, resp_h, resp_p

@@ -223,3 +223,73 @@ def test_tls_sample_facts() -> None:
     # handshake, 1 for TLS 1.3 and for both abbreviated (resumed) ones.
     assert list(t.handshake_rtts) == [2, 1, 2, 1, 2, 1]
     assert list(t.next_protocol.fillna("-")) == ["http/1.1", "-", "http/1.1", "http/1.1", "http/1.1", "http/1.1"]
+
+
+def _facts() -> list[dict]:
+    import json
+
+    return json.loads((SAMPLES / "tls-facts.json").read_text())["connections"]
+
+
+def test_tls_feature_samples_match_their_facts() -> None:
+    """samples/tls-facts.json: every connection of the tls-*.pcap feature captures, its facts read
+    back with tshark (and, where the wire is encrypted, from the client's own report: TLS 1.3
+    ALPN selection, 0-RTT acceptance) when make_samples.py wrote them."""
+    facts = _facts()
+    by_file: dict[str, pd.DataFrame] = {}
+    checked = 0
+    for f in facts:
+        t = by_file.get(f["file"])
+        if t is None:
+            t = by_file[f["file"]] = pcapan.analyze(SAMPLES / f["file"]).tls.sort_values("ts")
+        same_port = [f2 for f2 in facts if f2["file"] == f["file"] and f2["server_port"] == f["server_port"]]
+        rows = t[t.resp_p == f["server_port"]]
+        assert len(rows) == len(same_port), f["case"]
+        r = rows.iloc[sorted(f2["tcp_stream"] for f2 in same_port).index(f["tcp_stream"])]
+        key = f"{f['file']} {f['case']} stream {f['tcp_stream']}"
+
+        def val(col: str, r: pd.Series = r) -> object:
+            v = r[col]
+            return None if v is pd.NA or (isinstance(v, float) and pd.isna(v)) else v
+
+        assert val("server_name") == f["sni"], key
+        assert val("version") == (f["version"].replace("TLSv1.", "TLSv1") if f["version"] else None), key
+        assert val("cipher") == f["cipher"], key
+        assert (val("alpn_offered") or "") == ",".join(f["alpn_offered"]), key
+        # In TLS 1.3 the selection travels encrypted: the table leaves it empty, never guesses.
+        assert val("next_protocol") == f["alpn_selected"], key
+        assert val("resumption") == (f["resumed"] or None), key
+        assert bool(r.hello_retry_request) == f["hello_retry_request"], key
+        assert bool(r.early_data_offered) == f["early_data_offered"], key
+        assert val("early_data_accepted") == f["early_data_accepted"], key
+        assert val("dh_prime_bits") == f["dh_prime_bits"], key
+        a = f["alert"]
+        if a is not None:
+            assert val("alert") == f"{a['level']}:{a['description']}", key
+            assert val("alert_from") == a["from"], key
+            assert not r.established, key
+        else:
+            assert val("alert") in (None, "encrypted"), key  # close_notify after the handshake
+            assert r.established, key
+        checked += 1
+    assert checked == 22
+
+
+def test_handshake_round_trips_of_the_feature_samples() -> None:
+    """handshake_rtts by construction of each case (samples/README.md): full TLS 1.2 = 2,
+    resumed TLS 1.2 = 1, TLS 1.3 = 1 (full or PSK), HelloRetryRequest = 2, accepted 0-RTT = 0,
+    and no value for a handshake that never completed."""
+    want = {
+        "tls12-ecdhe": [2], "tls12-dhe": [2], "tls12-rsa": [2], "tls13": [1], "hrr": [2],
+        "resume-id": [2, 1], "resume-ticket": [2, 1], "resume-psk": [1, 1], "early-data": [1, 0, 1],
+        "alpn-h2": [2], "alpn-http11": [2], "alpn-h2-tls13": [1],
+        "alert-cipher": [None], "alert-version": [None], "alert-unknown-ca": [None],
+        "big-hello": [1], "split-hello": [1],
+    }
+    seen: dict[str, list[object]] = {}
+    for file in sorted({f["file"] for f in _facts()}):
+        t = pcapan.analyze(SAMPLES / file).tls.sort_values("ts")
+        for r in t.itertuples():
+            case = r.server_name.split(".")[0]
+            seen.setdefault(case, []).append(None if r.handshake_rtts is pd.NA else int(r.handshake_rtts))
+    assert seen == want
