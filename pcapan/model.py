@@ -187,6 +187,7 @@ class TlsRecord:
     ech_offered: bool | None
     grease: bool | None
     sslv2_hello: bool
+    cert_requested: bool
     client_cert: bool
     cert_chain_len: int | None
     cert_subject_cn: str | None
@@ -211,6 +212,8 @@ class TlsRecord:
     resp_records: int
     orig_app_bytes: int
     resp_app_bytes: int
+    orig_record_types: str | None
+    resp_record_types: str | None
     in_tunnel: bool
     flags: str | None
     source: str

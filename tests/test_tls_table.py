@@ -293,3 +293,35 @@ def test_handshake_round_trips_of_the_feature_samples() -> None:
             case = r.server_name.split(".")[0]
             seen.setdefault(case, []).append(None if r.handshake_rtts is pd.NA else int(r.handshake_rtts))
     assert seen == want
+
+
+@needs_tshark
+@pytest.mark.parametrize("path", tls_samples(), ids=lambda p: p.name)
+def test_record_counts_match_tshark(path: Path) -> None:
+    """Records per content type and direction, as tshark's record layer counts them
+    (tls.record.content_type of every record, desegmented across TCP segments)."""
+    tls = pcapan.analyze(path).tls
+    ports = set(tls.resp_p.astype(int))
+    cmd = [TSHARK or "tshark", "-r", str(path), "-n", "-o", "tls.desegment_ssl_records:TRUE",
+           "-o", "tcp.reassemble_out_of_order:TRUE"]
+    for p in sorted(ports):
+        cmd += ["-d", f"tcp.port=={p},tls"]
+    cmd += ["-Y", "tls.record", "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,",
+            "-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "tls.record.content_type",
+            "-e", "tls.record.opaque_type"]  # TLS 1.3 encrypted records carry the outer type here
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    names = {20: "change_cipher_spec", 21: "alert", 22: "handshake", 23: "application_data", 24: "heartbeat"}
+    want: dict[tuple[int, int], dict[str, int]] = {}
+    for line in out.splitlines():
+        sp, dp, types, opaque = line.split("\t")
+        for t in (types + "," + opaque).split(","):
+            if t:
+                d = want.setdefault((int(sp), int(dp)), {})
+                d[names[int(t)]] = d.get(names[int(t)], 0) + 1
+    in_tunnel = set(tls.uid[tls.in_tunnel])
+    for r in tls.itertuples():
+        if r.uid in in_tunnel:
+            continue  # tshark does not decode TLS inside the CONNECT tunnel without help
+        for col, key in (("orig_record_types", (r.orig_p, r.resp_p)), ("resp_record_types", (r.resp_p, r.orig_p))):
+            got = dict(kv.split("=") for kv in getattr(r, col).split(","))
+            assert {k: int(v) for k, v in got.items()} == want[key], (path.name, col, key)

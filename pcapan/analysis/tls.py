@@ -17,12 +17,15 @@ from pcapan.flow.conn import Connection, ntop
 from pcapan.flow.reassembly import StreamSink
 from pcapan.model import TlsRecord, make_tls_record
 from pcapan.proto.tls import (
+    CONTENT_TYPES,
+    HS_CERTIFICATE_REQUEST,
     Alert,
     Certificate,
     CertInfo,
     ClientHello,
     Event,
     HandshakeDone,
+    HandshakeMessage,
     NewSessionTicket,
     ServerKeyExchange,
     TlsAnomaly,
@@ -125,7 +128,7 @@ class TlsSession:
 
     __slots__ = (
         "ctx", "conn", "client_is_orig", "ids", "source", "in_tunnel", "parser", "first_ts",
-        "ch", "first_ch", "first_ch_ts", "ske", "cert", "client_cert", "nst", "alert", "alert_from",
+        "ch", "first_ch", "first_ch_ts", "ske", "cert", "cert_requested", "client_cert", "nst", "alert", "alert_from",
         "done_ts", "rtts", "last_from_client", "ends", "flags", "emitted", "__weakref__",
     )
 
@@ -145,6 +148,7 @@ class TlsSession:
         self.ske: ServerKeyExchange | None = None
         self.cert: Certificate | None = None
         self.client_cert = False
+        self.cert_requested = False
         self.nst = False
         self.alert: str | None = None
         self.alert_from: str | None = None
@@ -186,6 +190,9 @@ class TlsSession:
                     self.client_cert = self.client_cert or ev.chain_len > 0
                 elif self.cert is None:
                     self.cert = ev
+            elif isinstance(ev, HandshakeMessage):
+                if ev.msg_type == HS_CERTIFICATE_REQUEST and not ev.is_orig:
+                    self.cert_requested = True
             elif isinstance(ev, NewSessionTicket):
                 self.nst = True
             elif isinstance(ev, Alert):
@@ -334,6 +341,7 @@ class TlsSession:
             ch.encrypted_client_hello if ch is not None else None,  # ech_offered
             ch.grease if ch is not None else None,  # grease
             bool(ch is not None and ch.sslv2),  # sslv2_hello
+            self.cert_requested,  # cert_requested
             self.client_cert,  # client_cert
             self.cert.chain_len if self.cert is not None else None,  # cert_chain_len
             leaf.subject_cn if leaf is not None else None,  # cert_subject_cn
@@ -358,10 +366,24 @@ class TlsSession:
             rec_s if orig_is_client else rec_c,  # resp_records
             app_c if orig_is_client else app_s,  # orig_app_bytes
             app_s if orig_is_client else app_c,  # resp_app_bytes
+            self._types(orig_is_client),  # orig_record_types
+            self._types(not orig_is_client),  # resp_record_types
             self.in_tunnel,  # in_tunnel
             ",".join(self.flags) or None,  # flags
             self.source,  # source
         )
+
+
+    def _types(self, is_client: bool) -> str | None:
+        counts = self.parser.records(is_client)
+        if not counts:
+            return None
+        key = tuple(sorted(counts.items()))
+        text = self.ctx.lists.get(key)
+        if text is None:
+            text = ",".join(f"{CONTENT_TYPES.get(t, 'sslv2' if t == 0 else str(t))}={n}" for t, n in key)
+            self.ctx.lists[key] = text
+        return text
 
 
 # Certificate times pandas can hold as datetime64[ns] (1677-09-21 .. 2262-04-11); test
