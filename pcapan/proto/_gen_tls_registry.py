@@ -354,7 +354,9 @@ def version_name(v: int) -> str:
         return TLS_VERSIONS[v]
     if v >> 8 == 0x7F:
         return f"TLSv13-draft{v & 0xFF}"
-    if v >> 8 == 0x7E:  # Facebook's Fizz drafts
+    if v >> 8 == 0x7E:  # BoringSSL/Chrome TLS 1.3 experiment versions
+        return f"TLSv13-exp{v & 0xFF}"
+    if v >> 8 == 0xFB:  # Facebook Fizz variants of drafts (0xfb17: draft 23, 0xfb1a: draft 26)
         return f"TLSv13-fb-draft{v & 0xFF}"
     return f"unknown-0x{v:04x}"
 
