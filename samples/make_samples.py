@@ -24,15 +24,24 @@ What it does (see samples/README.md for what each capture contains):
 * derives ``lossy.pcap`` from ``http-keepalive.pcap`` by rewriting whole pcap records (drop,
   swap, duplicate) and writes the exact edits to ``lossy.edits.json``;
 * removes the namespace (killing anything still running in it) and prints
-  ``tshark -r X -q -z conv,tcp`` for every capture.
+  ``tshark -r X -q -z conv,tcp`` for every capture;
+* the RTT scenarios (``rtt-*``) run from the host namespace instead: they build three
+  namespaces ``pcapan-rtt-<pid>-client``/``-router``/``-server`` joined by veth pairs
+  (10.99.1.0/24 and 10.99.2.0/24, MTU 1500, offloads off), run a delay line in the router
+  namespace (this script with ``--rtt-forwarder``: frames held 10 ms each way between the
+  client and the capture point, 25 ms each way between the capture point and the server,
+  since this kernel has no netem), capture with tcpdump in the router between the two holds,
+  check every connection's handshake and ACK round trips (tshark, tcptrace) against the
+  configured delays, and write ``rtt-facts.json``; everything is removed again at the end
+  (and namespaces left by an earlier run that was killed are removed at the start).
 
 Every process started is stopped again on success, on error and on SIGINT/SIGTERM. The scenario
 (ports, requests, files, order) is fixed; timestamps, client ports, TCP sequence numbers, keys
 and the Date header naturally differ from run to run.
 
 ``--only NAME[,NAME...]`` runs only the named scenarios (see ``SCENARIOS``) and writes only their
-captures (and, for TLS scenarios, their entries of ``tls-facts.json``); everything else in the
-output directory is left alone.
+captures (and, for TLS scenarios, their entries of ``tls-facts.json``, for RTT scenarios those of
+``rtt-facts.json``); everything else in the output directory is left alone.
 
 ``--no-netns`` runs on the host loopback instead (not root-free: tcpdump still needs it); the
 captures then have host-loopback segment sizes and are not the committed ones.
@@ -161,6 +170,10 @@ CAPTURES = [
     "tls-alpn.pcap",
     "tls-alert.pcap",
     "tls-big-hello.pcap",
+    # RTT captures through a delay line of known delays; their facts are in rtt-facts.json
+    "rtt-http.pcap",
+    "rtt-tls.pcap",
+    "rtt-pipelined.pcap",
 ]
 
 CMD_TIMEOUT_S = 60
@@ -216,8 +229,10 @@ def capture(
     iface: str = "lo",
     linktype: str | None = None,
     tool: str = "tcpdump",
+    netns: str | None = None,
 ) -> Iterator[None]:
-    """Capture while the body runs: start, wait until listening, yield, SIGINT, check."""
+    """Capture while the body runs: start, wait until listening, yield, SIGINT, check.
+    With ``netns`` the capture tool runs in that network namespace (``ip netns exec``)."""
     if path.exists():
         path.unlink()
     if tool == "tcpdump":
@@ -235,6 +250,8 @@ def capture(
         ready = "Capturing on"
     else:
         raise ValueError(tool)
+    if netns:
+        cmd = ["ip", "netns", "exec", netns, *cmd]  # ip execs the tool: same pid, signals
     p = procs.start(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                     stderr=subprocess.PIPE, text=True)
     lines: queue.Queue[str | None] = queue.Queue()
@@ -920,11 +937,11 @@ def http_request(path: str, host: str, *, close: bool = False) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def pipelined_client(port: int) -> None:
-    host = f"127.0.0.1:{port}"
+def pipelined_client(port: int, addr: str = "127.0.0.1") -> None:
+    host = f"{addr}:{port}"
     reqs = (http_request("/index.html", host) + http_request("/small.txt", host)
             + http_request("/medium.bin", host, close=True))
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+    with socket.create_connection((addr, port), timeout=10) as s:
         s.sendall(reqs)  # one write, one segment: three requests back to back
         buf = bytearray()
         while chunk := s.recv(65536):
@@ -1772,6 +1789,863 @@ TLS_CAPTURES = ["tls-versions.pcap", "tls-hrr.pcap", "tls-resume.pcap", "tls-0rt
                 "tls-alpn.pcap", "tls-alert.pcap", "tls-big-hello.pcap"]
 
 
+# --- RTT captures: real network delay through a user-space forwarder --------------------------
+# This kernel has no netem, so the delay is made in user space. Three network namespaces
+# (client, router, server; names pcapan-rtt-<pid>-<role>) are joined by veth pairs; the router
+# namespace holds one more veth pair, the capture wire, and a forwarder (this script run with
+# --rtt-forwarder) that moves every Ethernet frame, unchanged, from one router veth to the
+# next after a fixed hold. The router has no addresses (IPv6 off): it is an L2 delay line in two
+# stages, so ARP and NDP between client and server cross it like everything else:
+#
+#   client ns          router ns                                                 server ns
+#   c-eth  ======  r-cli -[10 ms]-> r-cap0 ====== r-cap1 -[25 ms]-> r-srv  ======  s-eth
+#   10.99.1.2/24         <-[10 ms]-  (tcpdump)            <-[25 ms]-               10.99.2.2/24
+#
+# tcpdump captures on r-cap0, between the two stages: from there the client is 10 ms away
+# each way (client-side RTT 20 ms) and the server 25 ms (server-side RTT 50 ms), so a SYN ->
+# SYN/ACK takes 50 ms at the capture point, SYN/ACK -> ACK 20 ms and SYN -> ACK 70 ms. Client
+# and server reach each other's /24 on-link (routes without gateway, ARP through the line).
+RTT_CLIENT_IP, RTT_SERVER_IP = "10.99.1.2", "10.99.2.2"
+RTT_CLIENT_ONE_WAY_S = 0.010  # hold of every frame between r-cli and r-cap0, each direction
+RTT_SERVER_ONE_WAY_S = 0.025  # hold of every frame between r-cap1 and r-srv, each direction
+RTT_CLIENT_SIDE_S = 2 * RTT_CLIENT_ONE_WAY_S  # RTT capture point -> client -> capture point
+RTT_SERVER_SIDE_S = 2 * RTT_SERVER_ONE_WAY_S  # RTT capture point -> server -> capture point
+RTT_TOLERANCE_S = 0.003  # measured minimum RTTs must be within this above the configured ones
+RTT_EARLY_S = 0.0002     # ... and nothing below them by more than this (timestamp rounding)
+RTT_TLS_WORK_S = 0.015   # TLS handshakes: room for the crypto of both ends on top of the RTTs
+RTT_PORT_HTTP = 18480       # nginx: keep-alive connection, then Connection: close
+RTT_PORT_TLS12 = 18481      # openssl s_server -WWW -tls1_2
+RTT_PORT_TLS13 = 18482      # openssl s_server -WWW -tls1_3
+RTT_PORT_PIPELINED = 18483  # nginx: 3 pipelined requests
+RTT_BIG_FILE, RTT_BIG_SIZE = "big.bin", 204800  # 200 KiB: ~142 full-size segments
+RTT_CAPTURE_DEV = "r-cap0"
+RTT_ROLES = ("client", "router", "server")
+# veth pairs as ((role, device), (role, device)); every one MTU 1500, offloads off.
+RTT_LINKS = [(("client", "c-eth"), ("router", "r-cli")),
+             (("router", "r-cap0"), ("router", "r-cap1")),
+             (("router", "r-srv"), ("server", "s-eth"))]
+# Forwarder stages: (name, input device, output device, hold in seconds). Every router device
+# is the input of exactly one stage.
+RTT_STAGES = [
+    ("c2s-client-side", "r-cli", "r-cap0", RTT_CLIENT_ONE_WAY_S),
+    ("c2s-server-side", "r-cap1", "r-srv", RTT_SERVER_ONE_WAY_S),
+    ("s2c-server-side", "r-srv", "r-cap1", RTT_SERVER_ONE_WAY_S),
+    ("s2c-client-side", "r-cap0", "r-cli", RTT_CLIENT_ONE_WAY_S),
+]
+RTT_CAPTURES = ["rtt-http.pcap", "rtt-tls.pcap", "rtt-pipelined.pcap"]
+
+ETH_P_ALL = 0x0003
+SOL_PACKET = 263
+PACKET_STATISTICS = 6
+PACKET_OUTGOING = 4
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # asm-generic value (x86-64, arm64)
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+
+
+def _spread(values: list[float], scale: float, digits: int = 1) -> dict:
+    """min / median / p99 / max of ``values`` times ``scale``, rounded."""
+    if not values:
+        return {"min": None, "median": None, "p99": None, "max": None}
+    v = sorted(values)
+
+    def r(x: float) -> float:
+        return round(x * scale, digits)
+
+    return {"min": r(v[0]), "median": r(v[len(v) // 2]),
+            "p99": r(v[min(len(v) - 1, int(len(v) * 0.99))]), "max": r(v[-1])}
+
+
+def rtt_forwarder(stages: list[list]) -> None:
+    """The delay line (runs in the router namespace). One AF_PACKET socket per device; a frame
+    read on a stage's input device (its kernel receive timestamp, SO_TIMESTAMPNS) is queued
+    with due time = receive time + the stage's hold, and written unchanged to the stage's
+    output device when due. The queues are FIFO and a due time is never earlier than the one
+    before it, so the order of frames is kept. One thread: select() with a timeout until the
+    next due frame (timer slack 1 ns).
+
+    Talks to the script on stdin/stdout: prints ``ready`` once bound; ``report`` on stdin prints
+    one JSON line of statistics since the last report (per stage: frames, bytes, lateness =
+    send time - due time, hold = send time - receive time, wake = user-space receive time -
+    kernel receive time; kernel drops, send errors) and starts new ones; EOF on stdin makes it
+    print a last report and exit (so it also ends when the script dies)."""
+    import collections
+    import ctypes
+    import select
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(29, 1, 0, 0, 0)  # PR_SET_TIMERSLACK: 1 ns
+    # Real-time priority, so that curl, nginx and tcpdump on the same 2 CPUs do not hold a due
+    # frame back for a time slice (4 ms outliers without it). It sleeps in select() between
+    # frames, so it cannot starve anything.
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(50))
+    socks: dict[str, socket.socket] = {}
+    for _, dev_in, dev_out, _ in stages:
+        for dev in (dev_in, dev_out):
+            if dev not in socks:
+                # protocol 0 until bound: nothing is queued from other devices meanwhile
+                s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+                s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20)
+                s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+                s.bind((dev, ETH_P_ALL))
+                socks[dev] = s
+    stage_of = {dev_in: (name, socks[dev_out], float(hold))
+                for name, dev_in, dev_out, hold in stages}
+    queues: dict[str, collections.deque] = {name: collections.deque() for name, *_ in stages}
+    out_of = {name: socks[dev_out] for name, _, dev_out, _ in stages}
+    last_due = dict.fromkeys(queues, 0.0)
+    dev_of_fd = {s.fileno(): dev for dev, s in socks.items()}
+    stdin = sys.stdin.fileno()
+
+    def fresh() -> dict:
+        return {name: {"frames": 0, "bytes": 0, "late": [], "hold": [], "wake": [],
+                       "send_errors": 0} for name in queues}
+
+    st = fresh()
+
+    def report() -> str:
+        nonlocal st
+        drops = {}
+        for dev, s in socks.items():
+            _, dropped = struct.unpack("II", s.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+            drops[dev] = dropped
+        doc = {"stages": {}, "kernel_drops": drops,
+               "queued": {name: len(q) for name, q in queues.items()},
+               "sched_fifo": os.sched_getscheduler(0) == os.SCHED_FIFO}
+        for name, _, _, hold in stages:
+            x = st[name]
+            doc["stages"][name] = {
+                "hold_ms": hold * 1000, "frames": x["frames"], "bytes": x["bytes"],
+                "send_errors": x["send_errors"], "lateness_us": _spread(x["late"], 1e6),
+                "actual_hold_ms": _spread(x["hold"], 1e3, 3),
+                "wake_us": _spread(x["wake"], 1e6)}
+        st = fresh()
+        return json.dumps(doc)
+
+    print("ready", flush=True)
+    pending = b""
+    while True:
+        now = time.time()
+        for name, q in queues.items():
+            while q and q[0][0] <= now:
+                due, rx, frame = q.popleft()
+                try:
+                    out_of[name].send(frame)
+                except OSError:
+                    st[name]["send_errors"] += 1
+                now = time.time()
+                st[name]["late"].append(now - due)
+                st[name]["hold"].append(now - rx)
+        heads = [q[0][0] for q in queues.values() if q]
+        timeout = max(0.0, min(heads) - time.time()) if heads else None
+        readable, _, _ = select.select([stdin, *dev_of_fd], [], [], timeout)
+        for fd in readable:
+            if fd == stdin:
+                data = os.read(stdin, 4096)
+                if not data:
+                    print(report(), flush=True)
+                    return
+                pending += data
+                while b"\n" in pending:
+                    line, pending = pending.split(b"\n", 1)
+                    if line.strip() == b"report":
+                        print(report(), flush=True)
+                continue
+            dev = dev_of_fd[fd]
+            name, _, hold = stage_of[dev]
+            while True:
+                try:
+                    frame, anc, _, addr = socks[dev].recvmsg(65536, 256, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    break
+                if addr[2] == PACKET_OUTGOING:  # our own writes are not looped back; be sure
+                    continue
+                t = time.time()
+                rx = t
+                for level, kind, data in anc:
+                    if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                        sec, nsec = struct.unpack("qq", data[:16])
+                        rx = sec + nsec * 1e-9
+                due = max(rx + hold, last_due[name])
+                last_due[name] = due
+                queues[name].append((due, rx, frame))
+                x = st[name]
+                x["frames"] += 1
+                x["bytes"] += len(frame)
+                x["wake"].append(t - rx)
+
+
+def remove_stale_rtt_labs() -> None:
+    """Namespaces of an earlier run that died (its pid is gone): kill what runs in them,
+    delete them (their veths go with them)."""
+    r = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10)
+    for line in r.stdout.splitlines():
+        m = re.match(r"(pcapan-rtt-(\d+)-(?:client|router|server))\b", line)
+        if not m or int(m.group(2)) == os.getpid():
+            continue
+        try:
+            os.kill(int(m.group(2)), 0)
+            continue  # that run is still alive: not ours to touch
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        for pid in netns_pids(m.group(1)):
+            log(f"killing leftover pid {pid} in {m.group(1)}")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        log(f"deleting stale namespace {m.group(1)}")
+        subprocess.run(["ip", "netns", "del", m.group(1)], timeout=10, check=False)
+    for d in Path(tempfile.gettempdir()).glob("pcapan-rtt-*-*"):  # their temporary dirs
+        m = re.fullmatch(r"pcapan-rtt-(\d+)-\w+", d.name)
+        if m and d.is_dir() and int(m.group(1)) != os.getpid():
+            try:
+                os.kill(int(m.group(1)), 0)
+            except ProcessLookupError:
+                log(f"removing stale {d}")
+                shutil.rmtree(d, ignore_errors=True)
+            except PermissionError:
+                pass
+
+
+class RttLab:
+    """The client/router/server namespaces, their veths and the forwarder. A context manager:
+    on exit (also on error or a signal) the forwarder and every process started through
+    ``procs`` are stopped, anything else still running in the namespaces is killed by pid, and
+    the namespaces are deleted (with them the veths)."""
+
+    def __init__(self, procs: Procs, tmp: Path) -> None:
+        self.procs, self.tmp = procs, tmp
+        self.prefix = f"pcapan-rtt-{os.getpid()}"
+        self.ns = {role: f"{self.prefix}-{role}" for role in RTT_ROLES}
+        self.fwd: subprocess.Popen | None = None
+        self.checks: dict = {}
+
+    def cmd(self, role: str, args: Sequence[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.ns[role], *args]
+
+    def run(self, role: str, args: Sequence[str], **kw) -> subprocess.CompletedProcess:
+        return run(self.cmd(role, args), **kw)
+
+    def __enter__(self) -> RttLab:
+        remove_stale_rtt_labs()
+        try:
+            self._setup()
+        except BaseException:
+            self._teardown()
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._teardown()
+
+    def _setup(self) -> None:
+        for role in RTT_ROLES:
+            run(["ip", "netns", "add", self.ns[role]])
+        # The router is a wire: no IPv6 (no link-local address, no NDP/MLD of its own) and no
+        # IPv4 address. Client and server: no DAD (link-local usable at once) and no TCP
+        # metrics cache, so no connection starts with what an earlier one learned.
+        self.run("router", ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1",
+                            "net.ipv6.conf.default.disable_ipv6=1"])
+        for role in ("client", "server"):
+            self.run(role, ["sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0",
+                            "net.ipv6.conf.default.accept_dad=0",
+                            "net.ipv4.tcp_no_metrics_save=1"])
+        for (ra, da), (rb, db) in RTT_LINKS:
+            run(["ip", "link", "add", da, "netns", self.ns[ra], "type", "veth",
+                 "peer", "name", db, "netns", self.ns[rb]])
+        for role, dev in (end for link in RTT_LINKS for end in link):
+            run(["ip", "-n", self.ns[role], "link", "set", dev, "mtu", "1500"])
+            # wire-sized segments: no GRO/GSO/TSO, checksums computed in software
+            self.run(role, ["ethtool", "-K", dev, "gro", "off", "gso", "off", "tso", "off",
+                            "tx", "off", "rx", "off"])
+            run(["ip", "-n", self.ns[role], "link", "set", dev, "up"])
+        for role, dev, addr, other in (("client", "c-eth", RTT_CLIENT_IP, "10.99.2.0/24"),
+                                       ("server", "s-eth", RTT_SERVER_IP, "10.99.1.0/24")):
+            run(["ip", "-n", self.ns[role], "link", "set", "lo", "up"])
+            run(["ip", "-n", self.ns[role], "addr", "add", f"{addr}/24", "dev", dev])
+            run(["ip", "-n", self.ns[role], "route", "add", other, "dev", dev])
+        stages = json.dumps([list(s) for s in RTT_STAGES])
+        self.fwd = self.procs.start(
+            self.cmd("router", [sys.executable, str(Path(__file__).resolve()),
+                                "--rtt-forwarder", stages]),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if self._line(10) != "ready":
+            raise RuntimeError("the forwarder did not start")
+        self._check_paths()
+
+    def _line(self, timeout: float) -> str:
+        import select
+
+        assert self.fwd is not None and self.fwd.stdout is not None
+        ready, _, _ = select.select([self.fwd.stdout], [], [], timeout)
+        if not ready:
+            raise RuntimeError("no answer from the forwarder")
+        line = self.fwd.stdout.readline()
+        if not line:
+            raise RuntimeError(f"forwarder exited ({self.fwd.wait(5)})")
+        return line.strip()
+
+    def report(self) -> dict:
+        """Forwarder statistics since the last report (and start new ones)."""
+        assert self.fwd is not None and self.fwd.stdin is not None
+        self.fwd.stdin.write("report\n")
+        self.fwd.stdin.flush()
+        return json.loads(self._line(10))
+
+    def _ping(self, target: str, *opts: str) -> list[float]:
+        out = self.run("client", ["ping", *opts, "-n", "-c", "4", "-i", "0.2", "-W", "2",
+                                  target]).stdout.decode()
+        return [float(t) for t in re.findall(r"time=([\d.]+) ms", out)]
+
+    def _check_paths(self) -> None:
+        """ICMP through the line before any capture: IPv4 (the first echo waits for ARP
+        across the line) and IPv6 to the server's link-local address (NDP across the line).
+        Both RTTs must be the sum of the holds, client to server (70 ms)."""
+        v4 = self._ping(RTT_SERVER_IP)
+        out = run(["ip", "-n", self.ns["server"], "-6", "-o", "addr", "show", "dev", "s-eth",
+                   "scope", "link"]).stdout.decode()
+        m = re.search(r"inet6 (fe80::[0-9a-f:]+)/", out)
+        if not m:
+            raise RuntimeError(f"server has no link-local IPv6 address: {out}")
+        v6 = self._ping(f"{m.group(1)}%c-eth", "-6")
+        want = RTT_CLIENT_SIDE_S + RTT_SERVER_SIDE_S
+        self.checks = {"ping_ipv4_ms": v4, "ping_ipv6_link_local_ms": v6}
+        log(f"ping through the line: IPv4 {v4} ms, IPv6 {v6} ms (want {want * 1000:.0f} ms)")
+        for times in (v4, v6):
+            if len(times) != 4 or not (want - RTT_EARLY_S <= min(times) / 1000
+                                       <= want + RTT_TOLERANCE_S):
+                raise RuntimeError(f"the delay line does not work: ping {v4} / {v6} ms")
+        self.report()  # start counting afresh
+
+    def _teardown(self) -> None:
+        if self.fwd is not None and self.fwd.poll() is None:
+            assert self.fwd.stdin is not None
+            with contextlib.suppress(OSError):
+                self.fwd.stdin.close()  # EOF: it prints a last report and exits
+            try:
+                self.fwd.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.fwd.kill()
+                self.fwd.wait(timeout=5)
+        self.procs.stop_all()
+        existing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                                  timeout=10).stdout.split()
+        for role in RTT_ROLES:
+            ns = self.ns[role]
+            if ns not in existing:
+                continue
+            for pid in netns_pids(ns):
+                log(f"killing leftover pid {pid} in {ns}")
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            subprocess.run(["ip", "netns", "del", ns], timeout=10, check=False)
+        left = [n for n in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                          text=True, timeout=10).stdout.split()
+                if n.startswith(self.prefix)]
+        if left:
+            log(f"WARNING: namespaces left behind: {left}")
+        else:
+            log(f"removed namespaces {', '.join(self.ns.values())} (and their veths)")
+
+    @contextlib.contextmanager
+    def capture(self, path: Path, ports: Sequence[int]) -> Iterator[dict]:
+        """tcpdump on the capture wire (router namespace, r-cap0) while the body runs; the dict
+        yielded receives the forwarder's statistics for the capture's time."""
+        stats: dict = {}
+        self.report()
+        with capture(self.procs, path, bpf_ports(ports), iface=RTT_CAPTURE_DEV,
+                     netns=self.ns["router"]):
+            yield stats
+        stats.update(self.report())
+        bad = {n: s for n, s in stats["stages"].items() if s["send_errors"]}
+        if bad or any(stats["kernel_drops"].values()) or any(stats["queued"].values()):
+            raise RuntimeError(f"forwarder lost frames: {stats}")
+
+    def curl(self, urls: list[str], *extra: str) -> list[dict]:
+        """curl in the client namespace, one process, ``urls`` in order."""
+        fmt = ("%{http_code} %{num_connects} %{size_download} %{time_connect} "
+               "%{url_effective}\\n")
+        cmd = ["curl", "-sS", "--max-time", "20", "-w", fmt, *extra]
+        for u in urls:
+            cmd += [u, "-o", "/dev/null"]
+        rows = []
+        for line in self.run("client", cmd).stdout.decode().splitlines():
+            code, nconn, size, t_connect, url = line.split(" ", 4)
+            rows.append({"status": int(code), "new_connection": int(nconn), "size": int(size),
+                         "time_connect_s": float(t_connect), "url": url})
+        log(f"curl: {rows}")
+        if len(rows) != len(urls):
+            raise RuntimeError(f"curl did {len(rows)} transfers, expected {len(urls)}")
+        return rows
+
+    def wait_listen(self, port: int, timeout: float = 10.0) -> None:
+        """Until something listens on the server's port (asked with ss, no connection)."""
+        deadline = time.monotonic() + timeout
+        while not self.run("server", ["ss", "-Hltn", f"sport = :{port}"]).stdout.strip():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nothing listens on {RTT_SERVER_IP}:{port}")
+            time.sleep(0.05)
+
+
+def rtt_docroot(root: Path) -> None:
+    """The docroot of make_docroot plus the 200 KiB file (same generator)."""
+    make_docroot(root)
+    chunks = [hashlib.sha256(f"{RTT_BIG_FILE}:{n}".encode()).digest()
+              for n in range(RTT_BIG_SIZE // 32 + 1)]
+    (root / RTT_BIG_FILE).write_bytes(b"".join(chunks)[:RTT_BIG_SIZE])
+    os.utime(root / RTT_BIG_FILE, (FIXED_MTIME, FIXED_MTIME))
+
+
+def start_rtt_nginx(lab: RttLab, tmp: Path) -> None:
+    docroot = tmp / "rtt-www"
+    rtt_docroot(docroot)
+    conf = tmp / "rtt-nginx.conf"
+    conf.write_text(f"""
+daemon off;
+master_process off;
+worker_processes 1;
+pid {tmp}/rtt-nginx.pid;
+error_log {tmp}/rtt-error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log {tmp}/rtt-access.log;
+    client_body_temp_path {tmp}/rtt-client_body;
+    proxy_temp_path {tmp}/rtt-proxy;
+    fastcgi_temp_path {tmp}/rtt-fastcgi;
+    uwsgi_temp_path {tmp}/rtt-uwsgi;
+    scgi_temp_path {tmp}/rtt-scgi;
+    types {{ text/html html; text/plain txt; application/octet-stream bin; }}
+    default_type application/octet-stream;
+    server_tokens off;
+    keepalive_timeout 30s;
+    server {{
+        listen {RTT_SERVER_IP}:{RTT_PORT_HTTP};
+        listen {RTT_SERVER_IP}:{RTT_PORT_PIPELINED};
+        root {docroot};
+    }}
+}}
+""")
+    lab.procs.start(lab.cmd("server", ["nginx", "-p", str(tmp), "-c", str(conf), "-e",
+                                       str(tmp / "rtt-error.log")]),
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL)
+    for port in (RTT_PORT_HTTP, RTT_PORT_PIPELINED):
+        lab.wait_listen(port)
+
+
+# --- RTT facts read back with tshark and tcptrace ----------------------------------------------
+RTT_PKT_FIELDS = ["tcp.stream", "frame.time_epoch", "ip.src", "tcp.srcport", "ip.dst",
+                  "tcp.dstport", "tcp.flags.syn", "tcp.flags.ack", "tcp.len",
+                  "tcp.analysis.ack_rtt", "tcp.analysis.initial_rtt"]
+
+
+def _flag(v: str) -> bool:
+    return v in ("1", "True")
+
+
+def _secs(values: list[float]) -> dict:
+    if not values:
+        return {"samples": 0, "min_s": None, "median_s": None, "max_s": None}
+    v = sorted(values)
+    n = len(v)
+    median = v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+    return {"samples": n, "min_s": round(v[0], 6), "median_s": round(median, 6),
+            "max_s": round(v[-1], 6)}
+
+
+def tshark_rtt(path: Path, server_ports: Sequence[int]) -> list[dict]:
+    """Per TCP connection (tcp.stream order): addresses, handshake times and tshark's
+    ack_rtt samples per side, from one pass of per-packet fields."""
+    r = subprocess.run(["tshark", "-r", str(path), "-n", "-T", "fields", "-E", "separator=/t",
+                        *[a for f in RTT_PKT_FIELDS for a in ("-e", f)]],
+                       capture_output=True, text=True, timeout=CMD_TIMEOUT_S, check=True)
+    conns: dict[int, dict] = {}
+    for line in r.stdout.splitlines():
+        f = dict(zip(RTT_PKT_FIELDS, line.split("\t"), strict=True))
+        stream, t = int(f["tcp.stream"]), float(f["frame.time_epoch"])
+        from_server = int(f["tcp.srcport"]) in server_ports
+        c = conns.setdefault(stream, {"pkts": [], "ack_rtt_client": [], "ack_rtt_server": [],
+                                      "initial_rtt": None})
+        if not c["pkts"]:
+            if not (_flag(f["tcp.flags.syn"]) and not _flag(f["tcp.flags.ack"])):
+                raise RuntimeError(f"{path.name} stream {stream} does not start with a SYN")
+            c["client"] = f"{f['ip.src']}:{f['tcp.srcport']}"
+            c["server"] = f"{f['ip.dst']}:{f['tcp.dstport']}"
+        c["pkts"].append((t, from_server, _flag(f["tcp.flags.syn"]), _flag(f["tcp.flags.ack"])))
+        if f["tcp.analysis.ack_rtt"]:
+            # An ACK from the client times the way capture point -> client -> capture point.
+            side = "ack_rtt_server" if from_server else "ack_rtt_client"
+            c[side].append(float(f["tcp.analysis.ack_rtt"]))
+        if f["tcp.analysis.initial_rtt"] and c["initial_rtt"] is None:
+            c["initial_rtt"] = float(f["tcp.analysis.initial_rtt"])
+    out = []
+    for stream in sorted(conns):
+        c = conns[stream]
+        pk = c["pkts"]
+        syn = pk[0][0]
+        synack = next(t for t, srv, s, a in pk if srv and s and a)
+        ack = next(t for t, srv, s, a in pk if not srv and not s and a and t >= synack)
+        out.append({
+            "tcp_stream": stream, "client": c["client"], "server": c["server"],
+            "syn_to_synack_s": round(synack - syn, 6),
+            "synack_to_ack_s": round(ack - synack, 6),
+            "initial_rtt_s": c["initial_rtt"] and round(c["initial_rtt"], 6),
+            "ack_rtt": {"client_side": _secs(c["ack_rtt_client"]),
+                        "server_side": _secs(c["ack_rtt_server"])},
+        })
+    return out
+
+
+def tcptrace_rtt(path: Path) -> dict[tuple[str, str], dict]:
+    """``tcptrace -l -r -n``: per connection (host a, host b) its RTT lines, both columns
+    (a->b: segments a sent, timed by b's ACKs; b->a the other way)."""
+    r = subprocess.run(["tcptrace", "-l", "-r", "-n", str(path)], capture_output=True,
+                       text=True, timeout=CMD_TIMEOUT_S, check=True)
+    conns: dict[tuple[str, str], dict] = {}
+    for block in re.split(r"^TCP connection \d+:\n", r.stdout, flags=re.M)[1:]:
+        hosts = re.findall(r"^\s*host \w+:\s+(\S+)", block, re.M)[:2]
+        cols: dict[str, tuple[float, float]] = {}
+        for key, a2b, b2a in re.findall(
+                r"RTT (samples|min|max|avg|stdev|from 3WHS):\s+([\d.]+)(?: ms)?\s+"
+                r"RTT \1:\s+([\d.]+)", block):
+            cols[key] = (float(a2b), float(b2a))
+        conns[(hosts[0], hosts[1])] = cols
+    return conns
+
+
+def tcptrace_sides(cols: dict, client_is_a: bool) -> dict:
+    """tcptrace's columns as client_side (segments the server sent, timed by the client's
+    ACKs) and server_side."""
+    def col(i: int) -> dict:
+        return {"rtt_samples": int(cols["samples"][i]), "rtt_min_ms": cols["min"][i],
+                "rtt_max_ms": cols["max"][i], "rtt_avg_ms": cols["avg"][i],
+                "rtt_stdev_ms": cols["stdev"][i], "rtt_from_3whs_ms": cols["from 3WHS"][i]}
+
+    a2b, b2a = col(0), col(1)
+    return ({"client_side": b2a, "server_side": a2b} if client_is_a
+            else {"client_side": a2b, "server_side": b2a})
+
+
+def http_requests_per_stream(path: Path, ports: Sequence[int]) -> dict[int, dict]:
+    cmd = ["tshark", "-r", str(path), "-n", *[a for p in ports
+                                              for a in ("-d", f"tcp.port=={p},http")],
+           "-o", "http.desegment_body:FALSE", "-Y", "http.request || http.response",
+           "-T", "fields", "-E", "aggregator=|", "-e", "tcp.stream", "-e",
+           "http.request.method", "-e", "http.response.code"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=CMD_TIMEOUT_S, check=True)
+    out: dict[int, dict] = {}
+    for line in r.stdout.splitlines():
+        stream, methods, codes = line.split("\t")
+        c = out.setdefault(int(stream), {"http_requests": 0, "http_responses": []})
+        c["http_requests"] += len(methods.split("|")) if methods else 0
+        c["http_responses"] += [int(x) for x in codes.split("|")] if codes else []
+    return out
+
+
+def tls_rtt_times(path: Path, ports: Sequence[int]) -> dict[int, dict]:
+    """Per TLS connection: ClientHello -> ServerHello and ClientHello -> the client's first
+    application data record that is not its TLS 1.3 Finished (the HTTP request), seconds."""
+    rows = tshark_tls(path, ports, "tls.record", ["tcp.stream", "frame.time_epoch",
+                                                  "tcp.srcport", "tls.record.content_type",
+                                                  "tls.record.opaque_type",
+                                                  "tls.handshake.type",
+                                                  "tls.handshake.extensions.supported_version"])
+    conns: dict[int, dict] = {}
+    for stream, t, sport, ctypes, opaque, htypes, versions in rows:
+        c = conns.setdefault(int(stream), {"app_data": 0})
+        from_server = int(sport) in ports
+        hs = htypes.split("|") if htypes else []
+        if not from_server and "1" in hs and "ch" not in c:
+            c["ch"] = float(t)
+        if from_server and "2" in hs and "sh" not in c:
+            c["sh"] = float(t)
+            c["v13"] = "0x0304" in versions.split("|")
+        if not from_server and "sh" in c:
+            # tshark 4.0 puts a TLS 1.3 encrypted record's type in opaque_type
+            for ct in ctypes.split("|") + opaque.split("|"):
+                if ct == "23":
+                    c["app_data"] += 1
+                    # TLS 1.3: the client's first encrypted record is its Finished
+                    if "req" not in c and c["app_data"] == (2 if c["v13"] else 1):
+                        c["req"] = float(t)
+    return {k: {"tls_client_hello_to_server_hello_s": round(c["sh"] - c["ch"], 6),
+                "tls_client_hello_to_request_s": round(c["req"] - c["ch"], 6)}
+            for k, c in conns.items()}
+
+
+def rtt_wire_facts(path: Path, ports: Sequence[int]) -> list[dict]:
+    """Facts of every connection of an RTT capture; fails unless the measured times match
+    the configured holds (within RTT_TOLERANCE_S above, RTT_EARLY_S below)."""
+    conns = tshark_rtt(path, ports)
+    trace = tcptrace_rtt(path)
+    for c in conns:
+        key = (c["client"], c["server"])
+        cols = trace.get(key) or trace.get(key[::-1])
+        if cols is None:
+            raise RuntimeError(f"{path.name}: tcptrace has no connection {key}")
+        c["tcptrace"] = tcptrace_sides(cols, client_is_a=key in trace)
+    flags = subprocess.run(
+        ["tshark", "-r", str(path), "-n", "-Y", "tcp.analysis.flags && "
+         "!tcp.analysis.window_update", "-T", "fields", "-e", "frame.number", "-e",
+         "_ws.expert.message"], capture_output=True, text=True, timeout=CMD_TIMEOUT_S,
+        check=True).stdout.strip()
+    if flags:  # a lost, reordered or retransmitted segment would show here
+        raise RuntimeError(f"{path.name}: tshark TCP analysis flags:\n{flags}")
+    want = {"syn_to_synack_s": RTT_SERVER_SIDE_S, "synack_to_ack_s": RTT_CLIENT_SIDE_S,
+            "initial_rtt_s": RTT_SERVER_SIDE_S + RTT_CLIENT_SIDE_S}
+    for c in conns:
+        bad = {k: (c[k], w) for k, w in want.items()
+               if c[k] is None or not w - RTT_EARLY_S <= c[k] <= w + RTT_TOLERANCE_S}
+        for side, w in (("client_side", RTT_CLIENT_SIDE_S), ("server_side", RTT_SERVER_SIDE_S)):
+            a = c["ack_rtt"][side]
+            if not a["samples"] or not w - RTT_EARLY_S <= a["min_s"] <= w + RTT_TOLERANCE_S:
+                bad[f"ack_rtt {side}"] = (a, w)
+            t = c["tcptrace"][side]
+            if t["rtt_samples"] and not (w * 1000 - 0.1 <= t["rtt_min_ms"]
+                                         <= (w + RTT_TOLERANCE_S) * 1000):
+                bad[f"tcptrace {side}"] = (t, w)
+        if bad:
+            raise RuntimeError(f"{path.name} stream {c['tcp_stream']}: measured (got, "
+                               f"configured): {bad}")
+    return conns
+
+
+def finish_rtt_capture(out: Path, path: Path, ports: Sequence[int], stats: dict,
+                       meta: list[dict]) -> None:
+    """Check an RTT capture made in the temporary directory against the delays and the
+    scenario (``meta``: one dict per connection, in order, merged into its facts), then move
+    it to ``out`` and write its entries of rtt-facts.json."""
+    conns = rtt_wire_facts(path, ports)
+    if len(conns) != len(meta):
+        raise RuntimeError(f"{path.name}: {len(conns)} connections, expected {len(meta)}")
+    http_ports = [p for p in ports if p not in (RTT_PORT_TLS12, RTT_PORT_TLS13)]
+    http = http_requests_per_stream(path, http_ports) if http_ports else {}
+    tls_ports = [p for p in ports if p in (RTT_PORT_TLS12, RTT_PORT_TLS13)]
+    tls = {w["tcp_stream"]: w for w in wire_facts(path, tls_ports)} if tls_ports else {}
+    tls_times = tls_rtt_times(path, tls_ports) if tls_ports else {}
+    entries = []
+    for c, m in zip(conns, meta, strict=True):
+        m = dict(m)
+        client_view = m.pop("client_view")
+        e = {"file": path.name, **c,
+             "one_way_delay_s": {"client_side": RTT_CLIENT_ONE_WAY_S,
+                                 "server_side": RTT_SERVER_ONE_WAY_S},
+             **m}
+        if c["server"] != f"{RTT_SERVER_IP}:{m['server_port']}":
+            raise RuntimeError(f"{path.name} stream {c['tcp_stream']}: {c['server']}, "
+                               f"expected port {m['server_port']}")
+        del e["server_port"]
+        if "http_requests" in m:
+            got = http.get(c["tcp_stream"], {"http_requests": 0, "http_responses": []})
+            if (got["http_requests"], got["http_responses"]) != (m["http_requests"],
+                                                                 m["http_responses"]):
+                raise RuntimeError(f"{path.name} stream {c['tcp_stream']}: tshark HTTP {got}, "
+                                   f"expected {m}")
+        if "tls_version" in m:
+            w = tls.get(c["tcp_stream"])
+            if not w or (w["version"], w["cipher"]) != (m["tls_version"], m["tls_cipher"]):
+                raise RuntimeError(f"{path.name} stream {c['tcp_stream']}: tshark TLS {w}, "
+                                   f"expected {m}")
+            times = tls_times[c["tcp_stream"]]
+            e.update(times)
+            # The request can leave the client after 2 round trips (TLS 1.2) or 1 (TLS 1.3)
+            # plus what the two ends compute; the ServerHello after 1 server-side RTT.
+            full = RTT_CLIENT_SIDE_S + RTT_SERVER_SIDE_S
+            lo = m["tls_round_trips"] * full
+            if not (lo - RTT_EARLY_S <= times["tls_client_hello_to_request_s"]
+                    <= lo + RTT_TLS_WORK_S) or not (
+                    RTT_SERVER_SIDE_S - RTT_EARLY_S <= times["tls_client_hello_to_server_hello_s"]
+                    <= RTT_SERVER_SIDE_S + RTT_TLS_WORK_S):
+                raise RuntimeError(f"{path.name} stream {c['tcp_stream']}: TLS times {times}")
+        e["client_view"] = client_view
+        entries.append(e)
+    log(f"{path.name}: {len(entries)} connections, RTTs as configured: " + "; ".join(
+        f"stream {e['tcp_stream']} SYN->SYN/ACK {e['syn_to_synack_s'] * 1000:.2f} ms, "
+        f"SYN/ACK->ACK {e['synack_to_ack_s'] * 1000:.2f} ms" for e in entries))
+    shutil.move(path, out / path.name)
+    write_rtt_facts(out, path.name, stats, entries)
+
+
+def write_rtt_facts(out: Path, name: str, stats: dict, entries: list[dict]) -> None:
+    """Merge one capture's forwarder statistics and connections into out/rtt-facts.json."""
+    path = out / "rtt-facts.json"
+    old = json.loads(path.read_text()) if path.exists() else {}
+    captures = {k: v for k, v in old.get("captures", {}).items() if k != name}
+    captures[name] = {"forwarder": stats}
+    conns = [e for e in old.get("connections", []) if e["file"] != name] + entries
+    order = {n: i for i, n in enumerate(RTT_CAPTURES)}
+    conns.sort(key=lambda e: (order.get(e["file"], len(order)), e["file"], e["tcp_stream"]))
+    doc = {
+        "about": "Connections of the rtt-*.pcap samples, made through a delay line of known "
+                 "one-way delays and read back with tshark 4.0 and tcptrace 6.6.7 by "
+                 "make_samples.py (see samples/README.md). Client ports are those of the "
+                 "committed files.",
+        "lab": {
+            "capture_point": "tcpdump on r-cap0 in the router namespace, between the client "
+                             "stage and the server stage of the forwarder",
+            "client": f"{RTT_CLIENT_IP}/24 (c-eth), route to 10.99.2.0/24 on-link",
+            "server": f"{RTT_SERVER_IP}/24 (s-eth), route to 10.99.1.0/24 on-link",
+            "one_way_delay_s": {"client_side": RTT_CLIENT_ONE_WAY_S,
+                                "server_side": RTT_SERVER_ONE_WAY_S},
+            "expected_rtt_s": {"client_side": RTT_CLIENT_SIDE_S,
+                               "server_side": RTT_SERVER_SIDE_S,
+                               "initial": RTT_CLIENT_SIDE_S + RTT_SERVER_SIDE_S},
+            "stages": [{"name": n, "from": a, "to": b, "hold_s": h}
+                       for n, a, b, h in RTT_STAGES],
+            "mtu": 1500,
+            "offloads": "gro, gso, tso, tx and rx checksumming off on every veth",
+        },
+        "keys": {
+            "tcp_stream": "tshark's tcp.stream of the connection in the file",
+            "client / server": "address:port (client = sender of the SYN)",
+            "syn_to_synack_s": "time at the capture point from the SYN to the SYN/ACK: the "
+                               "server-side RTT",
+            "synack_to_ack_s": "from the SYN/ACK to the client's first ACK: the client-side RTT",
+            "initial_rtt_s": "tshark tcp.analysis.initial_rtt (SYN to the handshake's ACK)",
+            "ack_rtt": "tshark tcp.analysis.ack_rtt per side: client_side = on ACKs sent by the "
+                       "client (capture point -> client -> capture point), server_side = on "
+                       "ACKs sent by the server; samples, min/median/max in seconds",
+            "tcptrace": "tcptrace -l -r -n, per side (client_side = the server's segments, "
+                        "timed by the client's ACKs: tcptrace's b->a column when the client is "
+                        "host a): RTT samples, min/max/avg/stdev and RTT from 3WHS in ms "
+                        "(tcptrace prints one decimal)",
+            "one_way_delay_s": "the forwarder's hold per direction on each side",
+            "http_requests / http_responses": "HTTP requests and status codes tshark shows on "
+                                              "the connection",
+            "tls_version / tls_cipher": "ServerHello version and cipher suite (tshark)",
+            "tls_round_trips": "handshake round trips before the client may send its request "
+                               "(2 for a TLS 1.2 full handshake, 1 for TLS 1.3)",
+            "tls_client_hello_to_server_hello_s": "at the capture point: the server-side RTT "
+                                                  "plus the server's work (signature)",
+            "tls_client_hello_to_request_s": "ClientHello to the client's first application "
+                                             "data record that is not its TLS 1.3 Finished: "
+                                             "tls_round_trips x 70 ms plus both ends' work",
+            "client_view": "what the client program reported: curl's time_connect (SYN sent "
+                           "to SYN/ACK received: the full RTT, 70 ms), or s_client's summary",
+            "captures.*.forwarder": "the forwarder's own statistics over the capture's time: per "
+                                    "stage frames, bytes, lateness_us (send time - due time), "
+                                    "actual_hold_ms (send time - kernel receive time), wake_us "
+                                    "(user-space receive - kernel receive), send_errors; "
+                                    "kernel_drops per packet socket; frames still queued; "
+                                    "whether it ran with SCHED_FIFO",
+        },
+        "captures": {k: captures[k] for k in sorted(captures, key=lambda n: order.get(n, 99))},
+        "connections": conns,
+    }
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    log(f"{path.name}: {len(conns)} connections")
+
+
+# --- RTT scenarios ---------------------------------------------------------------------------
+def sc_rtt_http(lab: RttLab, out: Path, tmp: Path) -> None:
+    path = tmp / "rtt-http.pcap"
+    base = f"http://{RTT_SERVER_IP}:{RTT_PORT_HTTP}"
+    with lab.capture(path, [RTT_PORT_HTTP]) as stats:
+        keep = lab.curl([f"{base}/small.txt", f"{base}/{RTT_BIG_FILE}"], "--http1.1")
+        close = lab.curl([f"{base}/index.html"], "--http1.1", "-H", "Connection: close")
+    got = [(r["status"], r["new_connection"], r["size"]) for r in keep + close]
+    if got != [(200, 1, FILES["small.txt"]), (200, 0, RTT_BIG_SIZE),
+               (200, 1, len(INDEX_HTML))]:
+        raise RuntimeError(f"rtt-http: {got}")
+    finish_rtt_capture(out, path, [RTT_PORT_HTTP], stats, [
+        {"server_port": RTT_PORT_HTTP, "what": f"keep-alive: GET /small.txt, GET /{RTT_BIG_FILE}",
+         "http_requests": 2, "http_responses": [200, 200],
+         "client_view": {"program": "curl", "time_connect_s": keep[0]["time_connect_s"]}},
+        {"server_port": RTT_PORT_HTTP, "what": "GET /index.html with Connection: close",
+         "http_requests": 1, "http_responses": [200],
+         "client_view": {"program": "curl", "time_connect_s": close[0]["time_connect_s"]}},
+    ])
+
+
+def sc_rtt_tls(lab: RttLab, out: Path, tmp: Path) -> None:
+    path = tmp / "rtt-tls.pcap"
+    docs = tmp / "rtt-tls-www"
+    docs.mkdir(exist_ok=True)
+    (docs / "hello.txt").write_bytes(TLS_FILE)
+    key, cert = tmp / "key.pem", tmp / "cert.pem"
+    if not cert.exists():
+        make_cert(tmp)
+    servers = []
+    cases = [(RTT_PORT_TLS12, "-tls1_2", V12, ECDHE_AES256),
+             (RTT_PORT_TLS13, "-tls1_3", V13, AES256_13)]
+    try:
+        for port, opt, _, _ in cases:
+            cmd = lab.cmd("server", ["openssl", "s_server", "-accept", f"{RTT_SERVER_IP}:{port}",
+                                     "-cert", str(cert), "-key", str(key), "-WWW", opt])
+            servers.append(OpenSSLProc(lab.procs, cmd, tmp / f"rtt-s_server-{port}.log", docs))
+        for s in servers:
+            s.wait_for("ACCEPT")
+        reports = []
+        with lab.capture(path, [p for p, *_ in cases]) as stats:
+            for port, _, _, _ in cases:
+                r = lab.run("client", ["openssl", "s_client", "-connect",
+                                       f"{RTT_SERVER_IP}:{port}", "-servername",
+                                       f"rtt.{TLS_NAME}", "-ign_eof"],
+                            input=TLS_REQUEST, check=False)
+                info = parse_s_client((r.stdout + r.stderr).decode("latin-1"))
+                log(f"s_client {port} (rc {r.returncode}): {info}")
+                if r.returncode != 0 or not info["got_file"]:
+                    raise RuntimeError(f"s_client to {port} failed: {info}")
+                reports.append(info)
+    finally:
+        for s in servers:
+            s.stop()
+    meta = []
+    for (port, _, version, cipher), info in zip(cases, reports, strict=True):
+        if (info["handshake"], info["version"], openssl_to_iana(info["cipher"])) != (
+                "New", version, cipher):
+            raise RuntimeError(f"rtt-tls {port}: {info}")
+        meta.append({"server_port": port,
+                     "what": f"{version} full handshake, then GET /hello.txt HTTP/1.0",
+                     "tls_version": version, "tls_cipher": cipher,
+                     "tls_round_trips": 2 if version == V12 else 1,
+                     "client_view": {"program": "openssl s_client", "handshake":
+                                     info["handshake"], "version": info["version"],
+                                     "cipher": info["cipher"], "got_file": info["got_file"]}})
+    finish_rtt_capture(out, path, [p for p, *_ in cases], stats, meta)
+
+
+def sc_rtt_pipelined(lab: RttLab, out: Path, tmp: Path) -> None:
+    path = tmp / "rtt-pipelined.pcap"
+    with lab.capture(path, [RTT_PORT_PIPELINED]) as stats:
+        lab.run("client", [sys.executable, str(Path(__file__).resolve()),
+                           "--rtt-pipelined-client", f"{RTT_SERVER_IP}:{RTT_PORT_PIPELINED}"])
+    finish_rtt_capture(out, path, [RTT_PORT_PIPELINED], stats, [
+        {"server_port": RTT_PORT_PIPELINED,
+         "what": "GET /index.html, /small.txt, /medium.bin (Connection: close) in one segment",
+         "http_requests": 3, "http_responses": [200, 200, 200],
+         "client_view": {"program": "pipelined_client (Python socket)",
+                         "responses_in_order": True}},
+    ])
+
+
+def run_rtt(out: Path, names: list[str]) -> None:
+    """The RTT scenarios: build the lab (as root, from the host namespace), run them, remove
+    everything again."""
+    steps = {"rtt-http": sc_rtt_http, "rtt-tls": sc_rtt_tls, "rtt-pipelined": sc_rtt_pipelined}
+    assert list(steps) == RTT_SCENARIOS
+    procs = Procs()
+    tmp = Path(tempfile.mkdtemp(prefix=f"pcapan-rtt-{os.getpid()}-"))
+    try:
+        os.chmod(tmp, 0o755)
+        with RttLab(procs, tmp) as lab:
+            if {"rtt-http", "rtt-pipelined"} & set(names):
+                start_rtt_nginx(lab, tmp)
+            for name, step in steps.items():
+                if name in names:
+                    log(f"--- scenario {name}")
+                    step(lab, out, tmp)
+    except BaseException:
+        err = tmp / "rtt-error.log"
+        if err.exists():
+            log("nginx error.log tail:\n" + "".join(err.read_text().splitlines(True)[-20:]))
+        raise
+    finally:
+        procs.stop_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 # --- same packets in .pcap and .pcapng --------------------------------------------------------
 def read_records(path: Path) -> list[tuple[float, bytes]]:
     import dpkt
@@ -1923,7 +2797,13 @@ SCENARIOS: dict[str, list[str]] = {
     "tls-alpn": ["tls-alpn.pcap"],
     "tls-alert": ["tls-alert.pcap"],
     "tls-big-hello": ["tls-big-hello.pcap"],
+    # RTT captures through the delay line (three namespaces, run from the host namespace);
+    # each also rewrites its entries of rtt-facts.json
+    "rtt-http": ["rtt-http.pcap"],
+    "rtt-tls": ["rtt-tls.pcap"],
+    "rtt-pipelined": ["rtt-pipelined.pcap"],
 }
+RTT_SCENARIOS = ["rtt-http", "rtt-tls", "rtt-pipelined"]
 
 
 def parse_only(text: str) -> list[str]:
@@ -1984,7 +2864,7 @@ def inside(out: Path, netns: bool, only: list[str]) -> None:
             "tls-alert": lambda: sc_tls_alert(procs, out, tmp),
             "tls-big-hello": lambda: sc_tls_big_hello(procs, out, tmp),
         }
-        assert list(steps) == list(SCENARIOS)
+        assert list(steps) == [n for n in SCENARIOS if n not in RTT_SCENARIOS]
         for name, step in steps.items():
             if name in only:
                 log(f"--- scenario {name}")
@@ -2076,23 +2956,38 @@ def main() -> None:
     ap.add_argument("--only", type=parse_only, default=list(SCENARIOS), metavar="NAME[,NAME...]",
                     help="run only these scenarios (default: all): " + ", ".join(SCENARIOS))
     ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--rtt-forwarder", metavar="STAGES_JSON", help=argparse.SUPPRESS)
+    ap.add_argument("--rtt-pipelined-client", metavar="ADDR:PORT", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.rtt_forwarder:  # the delay line, in the router namespace
+        rtt_forwarder(json.loads(args.rtt_forwarder))
+        return
+    if args.rtt_pipelined_client:  # in the client namespace
+        addr, _, port = args.rtt_pipelined_client.rpartition(":")
+        pipelined_client(int(port), addr)
+        return
     out = args.outdir.resolve()
+    loopback = [n for n in args.only if n not in RTT_SCENARIOS]
+    rtt = [n for n in args.only if n in RTT_SCENARIOS]
     if args.inside:
-        inside(out, netns=True, only=args.only)
+        inside(out, netns=True, only=loopback)
         return
     if os.geteuid() != 0:
         raise SystemExit("run as root (tcpdump, network namespace)")
     missing = [t for t in ("tcpdump", "tshark", "nginx", "curl", "openssl", "ip")
-               if not shutil.which(t)]
+               + (("ethtool", "tcptrace", "ping", "ss") if rtt else ()) if not shutil.which(t)]
     if missing:
         raise SystemExit(f"missing tools: {', '.join(missing)}")
     out.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    if rtt and args.no_netns:
+        raise SystemExit(f"{', '.join(rtt)} need network namespaces (no --no-netns)")
     if args.no_netns:
-        inside(out, netns=False, only=args.only)
-    else:
-        outside(out, args.only)
+        inside(out, netns=False, only=loopback)
+    elif loopback:
+        outside(out, loopback)
+    if rtt:
+        run_rtt(out, rtt)
     print_conversations(out, args.only)
 
 
