@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pcapan.analysis.engine import Analyzer as _Engine
 from pcapan.analysis.http import BodyHook
-from pcapan.frames.schema import ANOMALIES, CONNECTIONS, HTTP, TABLES, TLS
+from pcapan.flow.rtt import KINDS, RttSamples
+from pcapan.frames.schema import ANOMALIES, CONN_RECORD_COLUMNS, CONN_RTT, HTTP, RTT, TABLES, TLS
 from pcapan.io import FrameBatch, open_capture
 from pcapan.model import AnomalyRecord, ConnRecord, HttpRecord, TlsRecord
 
@@ -33,6 +34,7 @@ class Result:
     warnings: list[str] = field(default_factory=list)
     http_records: list[HttpRecord] = field(default_factory=list)
     tls_records: list[TlsRecord] = field(default_factory=list)
+    rtt_samples: RttSamples = field(default_factory=RttSamples)
     _frames: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     @property
@@ -50,6 +52,11 @@ class Result:
         return self._table("tls")
 
     @property
+    def rtt(self) -> pd.DataFrame:
+        """One row per round-trip sample (see ``pcapan schema rtt``)."""
+        return self._table("rtt")
+
+    @property
     def anomalies(self) -> pd.DataFrame:
         return self._table("anomalies")
 
@@ -62,10 +69,13 @@ class Result:
 
             if name == "connections":
                 recs = sorted(self.connection_records, key=lambda r: (r.ts_ns, r.uid))
-                self._frames[name] = to_frame(recs, CONNECTIONS, ConnRecord)
+                conn = to_frame(recs, CONN_RECORD_COLUMNS, ConnRecord)
+                self._frames[name] = _with_rtt_columns(conn, self.rtt_samples)
             elif name == "http":
                 recs3 = sorted(self.http_records, key=lambda r: (r.ts_ns, r.uid, r.trans_depth))
                 self._frames[name] = to_frame(recs3, HTTP, HttpRecord)
+            elif name == "rtt":
+                self._frames[name] = _rtt_frame(self.rtt_samples)
             elif name == "tls":
                 recs4 = sorted(self.tls_records, key=lambda r: (r.ts_ns, r.uid))
                 self._frames[name] = to_frame(recs4, TLS, TlsRecord)
@@ -135,7 +145,49 @@ class Result:
             [w for p in parts for w in p.warnings],
             [r for p in parts for r in p.http_records],
             [r for p in parts for r in p.tls_records],
+            RttSamples.merge([p.rtt_samples for p in parts]),
         )
+
+
+def _rtt_frame(samples: RttSamples) -> pd.DataFrame:
+    import numpy as np
+    import pandas as pd
+
+    c = samples.columns()
+    order = np.lexsort((c["is_orig"], c["uid"].astype(str), c["ts_ns"])) if c["ts_ns"].shape[0] else np.empty(0, int)
+    df = pd.DataFrame({
+        "ts": pd.to_datetime(c["ts_ns"][order], unit="ns", utc=True),
+        "uid": pd.array(c["uid"][order], dtype="string"),
+        "direction": pd.array(np.where(c["is_orig"][order], "orig", "resp"), dtype="string"),
+        "kind": pd.array(np.array(KINDS, dtype=object)[c["kind"][order].astype(np.int64)], dtype="string"),
+        "rtt_s": c["rtt_ns"][order] / 1e9,
+    })
+    return df[[col.name for col in RTT]]
+
+
+def _with_rtt_columns(conn: pd.DataFrame, samples: RttSamples) -> pd.DataFrame:
+    """The connections table with its round-trip columns (schema ``CONN_RTT``), from the samples."""
+    import numpy as np
+    import pandas as pd
+
+    c = samples.columns()
+    s = pd.DataFrame({"uid": c["uid"], "is_orig": c["is_orig"], "kind": c["kind"], "rtt": c["rtt_ns"] / 1e9})
+    out = conn.copy()
+    hs = s[s.kind == 0].drop_duplicates(["uid", "is_orig"], keep="first")
+    syn = hs[hs.is_orig].set_index("uid").rtt
+    synack = hs[~hs.is_orig].set_index("uid").rtt
+    out["rtt_syn_s"] = out.uid.map(syn).astype("float64")
+    out["rtt_synack_s"] = out.uid.map(synack).astype("float64")
+    out["initial_rtt_s"] = out.rtt_syn_s + out.rtt_synack_s
+    acks = s[s.kind == 1]
+    for d, flag in (("orig", True), ("resp", False)):
+        g = acks[acks.is_orig == flag].groupby("uid").rtt
+        stats = {"min": g.min(), "median": g.median(), "mean": g.mean(), "p95": g.quantile(0.95), "max": g.max(),
+                 "stdev": g.std(ddof=0)}
+        for k, series in stats.items():
+            out[f"rtt_{d}_{k}_s"] = out.uid.map(series).astype("float64")
+        out[f"rtt_{d}_count"] = pd.array(out.uid.map(g.size()).fillna(0).astype(np.int64), dtype="Int64")
+    return out[[*conn.columns, *(col.name for col in CONN_RTT)]]
 
 
 def _counts(values: Iterable[str]) -> dict[str, int]:
@@ -221,7 +273,7 @@ class Analyzer:
             "tunnelled_packets": st.tunnelled,
         }
         return Result(list(eng.connections), list(eng.anomalies), stats, list(self._warnings),
-                      list(eng.http_ctx.records), list(eng.tls_ctx.records))
+                      list(eng.http_ctx.records), list(eng.tls_ctx.records), eng.rtt_samples)
 
 
 def analyze(

@@ -115,3 +115,11 @@ FINGERPRINT_CACHE_SIZE = 4096
 # Tunnels inside tunnels: decoded up to this depth (a VXLAN packet carrying VXLAN ...); deeper
 # nesting is unheard of in practice and would let one crafted frame cost unbounded work.
 MAX_TUNNEL_DEPTH = 3
+
+# Round-trip time bookkeeping per endpoint across batches. Segments not yet acknowledged: a
+# window's worth is a few hundred segments (64 KiB .. 16 MiB windows at 1448 bytes a segment);
+# beyond this bound the oldest lose their sample, memory stays flat.
+RTT_MAX_PENDING_SEGMENTS = 4096
+# TCP timestamp values sent and not yet echoed: the peer echoes within about one RTT, during
+# which a sender with a 1 ms clock emits a few hundred values at most.
+RTT_MAX_PENDING_TSVALS = 512

@@ -58,6 +58,10 @@ class ConnRecord:
     resp_out_of_order: int
     orig_zero_window_probes: int
     resp_zero_window_probes: int
+    orig_dup_acks: int
+    resp_dup_acks: int
+    orig_zero_windows: int
+    resp_zero_windows: int
     orig_keepalives: int
     resp_keepalives: int
     overlap_conflicts: int

@@ -18,6 +18,7 @@ from pcapan.analysis.http import BodyHook, HttpContext
 from pcapan.analysis.tls import TlsContext
 from pcapan.config import SWEEP_INTERVAL_S, TCP_CLOSE_LINGER_S, TCP_IDLE_TIMEOUT_S
 from pcapan.decode.packets import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Decoder, TcpPackets
+from pcapan.flow import rtt
 from pcapan.flow.community_id import community_id
 from pcapan.flow.conn import CLOSE_END, CLOSE_IDLE, CLOSE_REUSE, INACTIVE, Connection, FlowKey, ntop
 from pcapan.flow.reassembly import StreamSink
@@ -118,6 +119,7 @@ class Analyzer:
         self.on_connection = on_connection
         self.http_ctx = HttpContext(on_http_body)
         self.tls_ctx = TlsContext()
+        self.rtt_samples = rtt.RttSamples()
         self.openers: Openers = {HTTP: self.http_ctx.open, TLS: self.tls_ctx.open}
         self.http_ctx.tunnel_openers[TLS] = self.tls_ctx.open_in_tunnel
         self.source = ""
@@ -380,6 +382,7 @@ class Analyzer:
         np.maximum.accumulate(pos, out=pos)
         filled = np.empty(n, dtype=np.int64)
         filled[order] = slot_s[pos]
+        self._rtt(tp, filled, a_is_src, conns)
         pa = np.nonzero(~interesting & ~bulk)[0]
         if pa.shape[0]:
             self._pure_acks(conns, filled[pa], a_is_src[pa], tp.ip_len[pa], ts[pa], tp.ack[pa], tp.frame_no[pa], fb)
@@ -387,6 +390,19 @@ class Analyzer:
         end_ts = int(ts[-1])
         for conn in conns:
             conn.apply_acks(end_ts)
+
+    def _rtt(self, tp: TcpPackets, slot: np.ndarray, a_is_src: np.ndarray, conns: list[Connection]) -> None:
+        """Round-trip samples, duplicate ACKs and zero windows of the batch (pcapan.flow.rtt)."""
+        if not conns:
+            return
+        orig_is_a = np.array([c.orig_is_a for c in conns], dtype=bool)
+        is_orig = a_is_src == orig_is_a[slot]
+        ep = slot * 2 + (~is_orig).astype(np.int64)
+        eps = [e for c in conns for e in (c.orig, c.resp)]
+        uids = np.array([c.uid for c in conns], dtype=object)
+        data = np.frombuffer(tp.data, dtype=np.uint8)
+        ts_opt = rtt.timestamps(data, tp.tcp_off, tp.thl, tp.opt_cap)
+        rtt.batch(self.rtt_samples, eps, uids, ep, tp.seq, tp.ack, tp.flags, tp.win, tp.payload_len, tp.ts_ns, ts_opt)
 
     @staticmethod
     def _hole_windows(tp: TcpPackets, order_kd: np.ndarray, kd: np.ndarray, kd_s: np.ndarray, starts_kd: np.ndarray,
@@ -739,6 +755,10 @@ class Analyzer:
             r.stream.out_of_order,  # resp_out_of_order
             o.zero_window_probes,  # orig_zero_window_probes
             r.zero_window_probes,  # resp_zero_window_probes
+            o.rtt.dup_acks if o.rtt is not None else 0,  # orig_dup_acks
+            r.rtt.dup_acks if r.rtt is not None else 0,  # resp_dup_acks
+            o.rtt.zero_windows if o.rtt is not None else 0,  # orig_zero_windows
+            r.rtt.zero_windows if r.rtt is not None else 0,  # resp_zero_windows
             o.stream.keepalives,  # orig_keepalives
             r.stream.keepalives,  # resp_keepalives
             o.stream.conflicts + r.stream.conflicts,  # overlap_conflicts

@@ -68,6 +68,7 @@ class TcpPackets:
     payload_off: np.ndarray
     payload_len: np.ndarray  # on the wire (from the IP length)
     payload_cap: np.ndarray  # bytes of it actually captured
+    opt_cap: np.ndarray  # bytes of the TCP options actually captured (thl - 20 when all were)
     ip_len: np.ndarray  # IP total length (Zeek's ip_bytes)
 
     def __len__(self) -> int:
@@ -355,6 +356,7 @@ class Decoder:
             "tcp_off": t, "thl": thl,
             "payload_off": pay_off, "payload_len": pay_len,
             "payload_cap": np.clip(np.minimum(ip_end, e) - pay_off, 0, None),
+            "opt_cap": np.clip(np.minimum(e, pay_off) - (t + 20), 0, None),
             "ip_len": ip_len,
         }
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from pcapan.decode.tcp_options import parse_tcp_options
 from pcapan.flow.reassembly import Reassembler, StreamSink
+from pcapan.flow.rtt import EndpointRtt
 
 INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = range(7)
 
@@ -73,7 +74,7 @@ class Endpoint:
         "wscale", "sack_ok", "ts_ok", "window", "did_close", "hist_last_syn", "hist_last_fin",
         "hist_last_rst", "rxmt_cnt", "rxmt_thresh", "zw_cnt", "zw_thresh", "gap_cnt", "gap_thresh",
         "max_ack_rel", "syn_seen", "first_ts", "last_ts", "zero_window_probes", "peer",
-        "z_start", "z_last", "z_ack", "acks", "ack_front", "ack_hi",
+        "z_start", "z_last", "z_ack", "acks", "ack_front", "ack_hi", "rtt",
     )
 
     def __init__(self) -> None:
@@ -111,6 +112,7 @@ class Endpoint:
         self.acks: list[tuple[int, int, object, object]] = []
         self.ack_front = 0  # highest ack already applied
         self.ack_hi = 0  # highest ack in ``acks``
+        self.rtt: EndpointRtt | None = None  # round-trip bookkeeping (pcapan.flow.rtt)
 
     def reanchor(self, isn: int) -> None:
         """Restart the reassembler's sequence space (nothing of this side's data is in it)."""

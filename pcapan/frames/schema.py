@@ -48,6 +48,10 @@ CONNECTIONS: tuple[Column, ...] = (
     Column("resp_out_of_order", INT, "segments", "Responder segments with new bytes that arrived after higher-sequence data."),
     Column("orig_zero_window_probes", INT, "segments", "One-byte segments the originator sent while the responder advertised a zero window."),
     Column("resp_zero_window_probes", INT, "segments", "One-byte segments the responder sent while the originator advertised a zero window."),
+    Column("orig_dup_acks", INT, "segments", "Duplicate ACKs the originator sent (Wireshark's tcp.analysis.duplicate_ack: no data, same ack and window as its previous ACK, responder data outstanding)."),
+    Column("resp_dup_acks", INT, "segments", "Duplicate ACKs the responder sent."),
+    Column("orig_zero_windows", INT, "segments", "Segments in which the originator advertised a zero window (SYN/FIN/RST aside)."),
+    Column("resp_zero_windows", INT, "segments", "Segments in which the responder advertised a zero window."),
     Column("orig_keepalives", INT, "segments", "TCP keep-alive probes sent by the originator (not counted as data)."),
     Column("resp_keepalives", INT, "segments", "TCP keep-alive probes sent by the responder."),
     Column("overlap_conflicts", INT, "segments", "Retransmitted bytes that differ from the first copy (first copy wins); an evasion indicator."),
@@ -64,6 +68,30 @@ CONNECTIONS: tuple[Column, ...] = (
     Column("flipped", BOOL, "", "Orientation differs from the first packet's direction (e.g. SYN-ACK seen first)."),
     Column("ip_version", INT, "", "IP version of the connection: 4 or 6."),
     Column("source", STR, "", "Capture file the connection was read from."),
+)
+
+# Round-trip columns of the connections table, computed from the rtt table when the table is
+# built (a connection's record is written when it ends; its samples are kept column-wise).
+_RTT_STATS = (("min", "smallest"), ("median", "median"), ("mean", "mean"), ("p95", "95th percentile"),
+              ("max", "largest"), ("stdev", "standard deviation (population)"))
+CONN_RTT: tuple[Column, ...] = (
+    Column("rtt_syn_s", FLOAT, "s", "SYN to the SYN-ACK acknowledging it: capture point to the responder and back."),
+    Column("rtt_synack_s", FLOAT, "s", "SYN-ACK to the ACK acknowledging it: capture point to the originator and back."),
+    Column("initial_rtt_s", FLOAT, "s", "Their sum, the whole round trip (Wireshark's tcp.analysis.initial_rtt)."),
+    *(Column(f"rtt_{d}_{k}_s", FLOAT, "s", f"{what.capitalize()} of the ack RTT samples of the {side}'s data (see the rtt table).")
+      for d, side in (("orig", "originator"), ("resp", "responder")) for k, what in _RTT_STATS),
+    Column("rtt_orig_count", INT, "samples", "Ack RTT samples of the originator's data (timed to the responder and back)."),
+    Column("rtt_resp_count", INT, "samples", "Ack RTT samples of the responder's data (timed to the originator and back)."),
+)
+CONNECTIONS = CONNECTIONS + CONN_RTT
+CONN_RECORD_COLUMNS = CONNECTIONS[: -len(CONN_RTT)]
+
+RTT: tuple[Column, ...] = (
+    Column("ts", TS, "", "Time of the packet that completed the sample (the acknowledgement or the echo)."),
+    Column("uid", STR, "", "Connection uid."),
+    Column("direction", STR, "", "Whose segment was timed: orig (the originator's data, acknowledged by the responder: capture point to responder and back) or resp."),
+    Column("kind", STR, "", "handshake (SYN or SYN-ACK to the ACK of it), ack (data or FIN segment to the first ACK of exactly its end; Karn's rule: never a retransmitted segment) or ts (TSval to the first TSecr echoing it)."),
+    Column("rtt_s", FLOAT, "s", "The round-trip time."),
 )
 
 ANOMALIES: tuple[Column, ...] = (
@@ -202,4 +230,5 @@ TLS: tuple[Column, ...] = (
     Column("source", STR, "", "Capture file."),
 )
 
-TABLES: dict[str, tuple[Column, ...]] = {"connections": CONNECTIONS, "http": HTTP, "tls": TLS, "anomalies": ANOMALIES}
+TABLES: dict[str, tuple[Column, ...]] = {"connections": CONNECTIONS, "http": HTTP, "tls": TLS, "rtt": RTT,
+                                         "anomalies": ANOMALIES}
