@@ -1817,7 +1817,7 @@ RTT_PORT_HTTP = 18480       # nginx: keep-alive connection, then Connection: clo
 RTT_PORT_TLS12 = 18481      # openssl s_server -WWW -tls1_2
 RTT_PORT_TLS13 = 18482      # openssl s_server -WWW -tls1_3
 RTT_PORT_PIPELINED = 18483  # nginx: 3 pipelined requests
-RTT_BIG_FILE, RTT_BIG_SIZE = "big.bin", 204800  # 200 KiB: ~142 full-size segments
+RTT_BIG_FILE, RTT_BIG_SIZE = "big.bin", 204800  # 200 KiB: 141 full-size segments + the rest
 RTT_CAPTURE_DEV = "r-cap0"
 RTT_ROLES = ("client", "router", "server")
 # veth pairs as ((role, device), (role, device)); every one MTU 1500, offloads off.
