@@ -13,7 +13,22 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from pcapan.analysis.engine import Analyzer as _Engine
 from pcapan.analysis.http import BodyHook
 from pcapan.flow.rtt import KINDS, RttSamples
-from pcapan.frames.schema import ANOMALIES, CONN_RECORD_COLUMNS, CONN_RTT, HTTP, RTT, TABLES, TLS
+from pcapan.frames.schema import (
+    ANOMALIES,
+    CLIENTS,
+    CONN_RECORD_COLUMNS,
+    CONN_RTT,
+    CONNECTIONS,
+    HTTP,
+    HTTP_RECORD_COLUMNS,
+    MISSED_REUSE,
+    RTT,
+    SERVERS,
+    TABLES,
+    TLS,
+    TS,
+    Column,
+)
 from pcapan.io import FrameBatch, open_capture
 from pcapan.model import AnomalyRecord, ConnRecord, HttpRecord, TlsRecord
 
@@ -63,17 +78,27 @@ class Result:
     def tables(self) -> dict[str, pd.DataFrame]:
         return {name: self._table(name) for name in TABLES}
 
+    @property
+    def servers(self) -> pd.DataFrame:
+        """Per client-server pair: connections, requests, reuse, parallelism, missed reuse."""
+        return self._table("servers")
+
+    @property
+    def clients(self) -> pd.DataFrame:
+        """Per client address: the same figures over all its servers."""
+        return self._table("clients")
+
+    @property
+    def missed_reuse(self) -> pd.DataFrame:
+        """New connections an open, idle connection to the same server could have carried."""
+        return self._table("missed_reuse")
+
     def _table(self, name: str) -> pd.DataFrame:
         if name not in self._frames:
             from pcapan.frames.build import to_frame
 
-            if name == "connections":
-                recs = sorted(self.connection_records, key=lambda r: (r.ts_ns, r.uid))
-                conn = to_frame(recs, CONN_RECORD_COLUMNS, ConnRecord)
-                self._frames[name] = _with_rtt_columns(conn, self.rtt_samples)
-            elif name == "http":
-                recs3 = sorted(self.http_records, key=lambda r: (r.ts_ns, r.uid, r.trans_depth))
-                self._frames[name] = to_frame(recs3, HTTP, HttpRecord)
+            if name in ("connections", "http", "servers", "clients", "missed_reuse"):
+                self._web_tables()
             elif name == "rtt":
                 self._frames[name] = _rtt_frame(self.rtt_samples)
             elif name == "tls":
@@ -83,6 +108,26 @@ class Result:
                 recs2 = sorted(self.anomaly_records, key=lambda r: (r.source, r.ts_ns, r.frame))
                 self._frames[name] = to_frame(recs2, ANOMALIES, AnomalyRecord)
         return self._frames[name]
+
+    def _web_tables(self) -> None:
+        """connections and http with their derived columns, and the per-pair tables: built
+        together, since each needs the others (pcapan.analysis.webperf)."""
+        from pcapan.frames import webperf
+        from pcapan.frames.build import to_frame
+
+        recs = sorted(self.connection_records, key=lambda r: (r.ts_ns, r.uid))
+        conn = _with_rtt_columns(to_frame(recs, CONN_RECORD_COLUMNS, ConnRecord), self.rtt_samples)
+        recs3 = sorted(self.http_records, key=lambda r: (r.ts_ns, r.uid, r.trans_depth))
+        http = to_frame(recs3, HTTP_RECORD_COLUMNS, HttpRecord)
+        tls = self._table("tls")
+        conn = webperf.connection_columns(conn, http, tls)
+        self._frames["connections"] = _typed(conn, CONNECTIONS)
+        self._frames["http"] = _typed(webperf.http_columns(http, conn), HTTP)
+        missed = webperf.missed_reuse(conn, http, tls)
+        srv = webperf.servers(conn, http, tls, missed)
+        self._frames["servers"] = _typed(srv, SERVERS)
+        self._frames["clients"] = _typed(webperf.clients(conn, srv), CLIENTS)
+        self._frames["missed_reuse"] = _typed(missed, MISSED_REUSE)
 
     def summary(self) -> dict[str, Any]:
         """Headline numbers: what was read, what was found, what went wrong."""
@@ -105,8 +150,29 @@ class Result:
             "http_responses": sum(1 for h in self.http_records if h.status_code is not None),
             "tls_handshakes": len(self.tls_records),
             "tls_versions": _counts(t.version or "-" for t in self.tls_records),
+            **self._web_summary(),
             "anomalies": len(self.anomaly_records),
             "warnings": list(self.warnings),
+        }
+
+    def _web_summary(self) -> dict[str, Any]:
+        """Reuse, pipelining, RTT and budget headline figures (from the derived tables)."""
+        conns = self.connections
+        http = self.http
+        rtt = self.rtt
+        reqs = int(conns.requests.sum())
+        used = int((conns.requests > 0).sum())
+        acks = rtt[rtt.kind == "ack"].rtt_s
+        labels = conns.budget_label.dropna()
+        return {
+            "requests_per_connection": round(reqs / used, 3) if used else None,
+            "reuse_ratio": round((reqs - used) / reqs, 4) if reqs else None,
+            "missed_reuse": len(self.missed_reuse),
+            "pipelined_share": round(float(http.pipelined.fillna(False).mean()), 4) if len(http) else None,
+            "max_pipeline_depth": int(http.pipeline_depth.max()) if http.pipeline_depth.notna().any() else None,
+            "rtt_p50_s": round(float(acks.quantile(0.5)), 6) if len(acks) else None,
+            "rtt_p95_s": round(float(acks.quantile(0.95)), 6) if len(acks) else None,
+            "budget_labels": {k: int(v) for k, v in labels.value_counts().items()},
         }
 
     def to_csv(self, directory: str | os.PathLike[str]) -> list[Path]:
@@ -147,6 +213,22 @@ class Result:
             [r for p in parts for r in p.tls_records],
             RttSamples.merge([p.rtt_samples for p in parts]),
         )
+
+
+def _typed(df: pd.DataFrame, columns: tuple[Column, ...]) -> pd.DataFrame:
+    """The frame with exactly the schema's columns, in order, each of the schema's dtype."""
+    import pandas as pd
+
+    out = {}
+    for c in columns:
+        s = df[c.name] if c.name in df else pd.Series([None] * len(df), index=df.index)
+        if c.dtype == TS:
+            out[c.name] = pd.to_datetime(s, utc=True).astype(TS)
+        elif str(s.dtype) != c.dtype:
+            out[c.name] = s.astype("object").where(s.notna(), None).astype(c.dtype) if c.dtype != "float64" else s.astype("float64")
+        else:
+            out[c.name] = s
+    return pd.DataFrame(out, index=df.index).reset_index(drop=True)
 
 
 def _rtt_frame(samples: RttSamples) -> pd.DataFrame:

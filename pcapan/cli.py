@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
         ("connections", "the connections table", "the Zeek conn.log core"),
         ("http", "the http table (one row per request/response pair)", "method, host, uri, status, sizes, timing"),
         ("tls", "the tls table (one row per handshake)", "version, cipher, SNI, ALPN, resumption, round trips"),
+        ("rtt", "the rtt table (one row per round-trip sample)", "every column"),
+        ("servers", "the servers table (one row per client-server pair)", "every column"),
     ):
         c = sub.add_parser(verb, help=f"print {what}")
         c.add_argument("files", nargs="+", metavar="FILE", help="capture files ('-' reads stdin)")
@@ -118,6 +120,7 @@ DEFAULT_TLS_COLUMNS = [
     "resumption", "established", "handshake_rtts", "handshake_s",
 ]
 DEFAULT_COLUMNS = {"connections": DEFAULT_CONN_COLUMNS, "http": DEFAULT_HTTP_COLUMNS, "tls": DEFAULT_TLS_COLUMNS}
+# (rtt and servers show every column by default)
 
 
 def _cmd_table(args: argparse.Namespace) -> int:
@@ -135,7 +138,7 @@ def _cmd_table(args: argparse.Namespace) -> int:
             raise PcapanError(f"unknown column(s): {', '.join(unknown)} (see 'pcapan schema {name}')")
         df = df[cols]
     elif args.format == "table":
-        df = df[DEFAULT_COLUMNS[name]]
+        df = df[DEFAULT_COLUMNS.get(name, list(df.columns))]
     if args.limit is not None:
         df = df.head(args.limit)
     if args.format == "csv":
@@ -186,7 +189,8 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"analyze": _cmd_analyze, "connections": _cmd_table, "http": _cmd_table, "tls": _cmd_table,
+    handlers = {"analyze": _cmd_analyze, "connections": _cmd_table, "http": _cmd_table, "tls": _cmd_table, "rtt": _cmd_table,
+                "servers": _cmd_table,
                 "extract": _cmd_extract,
                 "schema": _cmd_schema}
     try:

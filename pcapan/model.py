@@ -66,6 +66,9 @@ class ConnRecord:
     resp_keepalives: int
     overlap_conflicts: int
     close_reason: str
+    ts_close: int | None
+    closed_by: str | None
+    close_flag: str | None
     orig_mss: int | None
     resp_mss: int | None
     orig_wscale: int | None
@@ -212,6 +215,8 @@ class TlsRecord:
     ts_handshake_done: int | None
     handshake_rtts: int | None
     handshake_s: float | None
+    ts_first_request: int | None
+    ts_first_response: int | None
     orig_records: int
     resp_records: int
     orig_app_bytes: int

@@ -67,6 +67,15 @@ def print_summary(res: Result) -> None:
     t.add_row("retransmitted segments", f"{s['retransmits']:,}")
     if s.get("http_requests") or s.get("http_responses"):
         t.add_row("HTTP requests / responses", f"{s['http_requests']:,} / {s['http_responses']:,}")
+    if s.get("reuse_ratio") is not None:
+        t.add_row("requests per connection / reuse", f"{s['requests_per_connection']} / {s['reuse_ratio']:.1%}")
+        t.add_row("missed reuse", f"{s['missed_reuse']:,}")
+    if s.get("pipelined_share"):
+        t.add_row("pipelined requests / max depth", f"{s['pipelined_share']:.1%} / {s['max_pipeline_depth']}")
+    if s.get("rtt_p50_s") is not None:
+        t.add_row("ack RTT p50 / p95", f"{s['rtt_p50_s'] * 1e3:.3f} ms / {s['rtt_p95_s'] * 1e3:.3f} ms")
+    for label, n in list(s.get("budget_labels", {}).items())[:6]:
+        t.add_row(f"budget {label}", f"{n:,}")
     if s.get("tls_handshakes"):
         versions = ", ".join(f"{v} {n:,}" for v, n in s["tls_versions"].items())
         t.add_row("TLS handshakes", f"{s['tls_handshakes']:,} ({versions})")

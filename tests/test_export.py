@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 import pcapan
+from pcapan.frames.schema import TABLES
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
@@ -14,7 +15,7 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 def test_parquet_round_trip(tmp_path: Path) -> None:
     res = pcapan.analyze([SAMPLES / "tls.pcap", SAMPLES / "rst.pcap", SAMPLES / "http-pipelined.pcap"])
     paths = res.to_parquet(tmp_path)
-    assert {p.name for p in paths} == {f"{t}.parquet" for t in ("connections", "http", "tls", "rtt", "anomalies")}
+    assert {p.name for p in paths} == {f"{t}.parquet" for t in TABLES}
     back = pd.read_parquet(tmp_path / "connections.parquet")
     # samples/README.md: 6 TLS connections + 2 in rst.pcap + 1 pipelined connection
     assert len(res.connections) == 9

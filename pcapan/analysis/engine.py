@@ -763,6 +763,9 @@ class Analyzer:
             r.stream.keepalives,  # resp_keepalives
             o.stream.conflicts + r.stream.conflicts,  # overlap_conflicts
             c.close_reason,  # close_reason
+            c.first_close_ns or None,  # ts_close
+            c.first_close_by or None,  # closed_by
+            c.first_close_flag or None,  # close_flag
             o.mss,  # orig_mss
             r.mss,  # resp_mss
             o.wscale,  # orig_wscale

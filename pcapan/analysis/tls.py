@@ -129,7 +129,7 @@ class TlsSession:
     __slots__ = (
         "ctx", "conn", "client_is_orig", "ids", "source", "in_tunnel", "parser", "first_ts",
         "ch", "first_ch", "first_ch_ts", "ske", "cert", "cert_requested", "client_cert", "nst", "alert", "alert_from",
-        "done_ts", "rtts", "last_from_client", "ends", "flags", "emitted", "__weakref__",
+        "done_ts", "rtts", "last_from_client", "ends", "flags", "emitted", "req_ts", "resp_ts", "__weakref__",
     )
 
     def __init__(self, ctx: TlsContext, conn: Connection, client_is_orig: bool,
@@ -154,6 +154,8 @@ class TlsSession:
         self.alert_from: str | None = None
         self.done_ts: int | None = None
         self.rtts = 0
+        self.req_ts: int | None = None  # first application data the client sent after the handshake
+        self.resp_ts: int | None = None  # first data the server sent after that
         self.last_from_client: bool | None = None
         self.ends = 0
         self.flags: list[str] = []
@@ -168,6 +170,11 @@ class TlsSession:
         completed, one of the client's flights was answered: one round trip."""
         if self.first_ts is None:
             self.first_ts = ts_ns
+        if self.done_ts is not None:
+            if is_client and self.req_ts is None:
+                self.req_ts = ts_ns
+            elif not is_client and self.req_ts is not None and self.resp_ts is None:
+                self.resp_ts = ts_ns
         if self.last_from_client is is_client:
             return
         if not is_client and self.last_from_client and self.done_ts is None:
@@ -206,6 +213,10 @@ class TlsSession:
             elif isinstance(ev, HandshakeDone):
                 if self.done_ts is None:
                     self.done_ts = ev.ts_ns
+                    if self.last_from_client:
+                        # Completed by the client's own flight (TLS 1.3, resumption, False
+                        # Start): its request rides in that flight.
+                        self.req_ts = ev.ts_ns
             elif isinstance(ev, TlsAnomaly):
                 if ev.kind == "tls_gap":
                     self._flag("tls_gap_client" if ev.is_orig else "tls_gap_server")
@@ -362,6 +373,8 @@ class TlsSession:
             t_done,  # ts_handshake_done
             rtts,  # handshake_rtts
             (t_done - t_ch) / 1e9 if t_done is not None and t_ch is not None else None,  # handshake_s
+            self.req_ts,  # ts_first_request
+            self.resp_ts,  # ts_first_response
             rec_c if orig_is_client else rec_s,  # orig_records
             rec_s if orig_is_client else rec_c,  # resp_records
             app_c if orig_is_client else app_s,  # orig_app_bytes

@@ -195,6 +195,7 @@ class Connection:
     __slots__ = (
         "uid", "key", "orig", "resp", "orig_is_a", "start_ns", "last_ns", "history",
         "_hist_seen", "_hist_pos", "flipped", "partial", "close_reason", "closed_ns", "anomalies",
+        "first_close_ns", "first_close_by", "first_close_flag",
         "service", "n", "_fkey", "missed_bytes", "_z_partial", "_first_seen",
         "_last_frame", "_clean_log",
     )
@@ -216,6 +217,10 @@ class Connection:
         self.partial = False  # picked up mid-stream: orientation is a guess
         self.close_reason = ""
         self.closed_ns = 0
+        # The first FIN or RST on the connection: who ended it, how, when (for keep-alive reuse).
+        self.first_close_ns = 0
+        self.first_close_by = ""
+        self.first_close_flag = ""
         self.anomalies: list[tuple[int, int, str, str]] = []  # (frame_no, ts_ns, kind, detail)
         self.service = ""
         self.n = n  # creation order, for deterministic output
@@ -296,6 +301,10 @@ class Connection:
         if frame_no > self._last_frame:
             self._last_frame = frame_no
         syn, fin, rst, has_ack = flags & SYN, flags & FIN, flags & RST, flags & ACK
+        if (fin or rst) and not self.first_close_ns:
+            self.first_close_ns = ts_ns
+            self.first_close_by = "orig" if is_orig else "resp"
+            self.first_close_flag = "rst" if rst else "fin"
         # Zeek's SetPartialStatus.
         if is_orig:
             if not self._first_seen & 1:

@@ -402,10 +402,11 @@ def _ts_samples(samples: RttSamples, states: list[EndpointRtt | None], uids: np.
             samples.add(uids[data_ep >> 1], (data_ep & 1) == 0, np.full(data_ep.shape[0], KIND_TS, dtype=np.int8),
                         at, at - sent_ts[pos[ok]])
         # The last value each endpoint's peer echoed, in capture order.
-        last_of = {}
-        for tv, val in zip(tgt[ei].tolist(), w[ei].tolist(), strict=True):
-            last_of[tv] = val
-        for tv, val in last_of.items():
+        te = tgt[ei]
+        by_ep = np.argsort(te, kind="stable")
+        te_s = te[by_ep]
+        last = np.nonzero(np.r_[te_s[1:] != te_s[:-1], True])[0]
+        for tv, val in zip(te_s[last].tolist(), w[ei][by_ep][last].tolist(), strict=True):
             states[tv].ts_echoed = val  # type: ignore[union-attr]
             mark[tv] = val
     # Carry the values not echoed yet, the newest RTT_MAX_PENDING_TSVALS per endpoint.

@@ -56,6 +56,9 @@ CONNECTIONS: tuple[Column, ...] = (
     Column("resp_keepalives", INT, "segments", "TCP keep-alive probes sent by the responder."),
     Column("overlap_conflicts", INT, "segments", "Retransmitted bytes that differ from the first copy (first copy wins); an evasion indicator."),
     Column("close_reason", STR, "", "Why the record ended: fin, rst, idle_timeout, reused (new SYN on the 5-tuple), end_of_capture."),
+    Column("ts_close", TS, "", "Time of the first FIN or RST from either side."),
+    Column("closed_by", STR, "", "Who sent that first FIN or RST: orig or resp."),
+    Column("close_flag", STR, "", "What it was: fin or rst."),
     Column("orig_mss", INT, "bytes", "MSS option in the originator's SYN."),
     Column("resp_mss", INT, "bytes", "MSS option in the responder's SYN-ACK."),
     Column("orig_wscale", INT, "", "Window-scale shift in the originator's SYN (empty if absent)."),
@@ -83,8 +86,28 @@ CONN_RTT: tuple[Column, ...] = (
     Column("rtt_orig_count", INT, "samples", "Ack RTT samples of the originator's data (timed to the responder and back)."),
     Column("rtt_resp_count", INT, "samples", "Ack RTT samples of the responder's data (timed to the originator and back)."),
 )
-CONNECTIONS = CONNECTIONS + CONN_RTT
-CONN_RECORD_COLUMNS = CONNECTIONS[: -len(CONN_RTT)]
+# Web-performance columns of the connections table (pcapan.analysis.webperf), from the tables.
+CONN_WEB: tuple[Column, ...] = (
+    Column("requests", INT, "requests", "HTTP requests seen on the connection (0 for HTTPS: encrypted)."),
+    Column("budget_rtts", INT, "RTTs", "Round trips from the SYN to the first response byte, counted from the flights on the wire: 1 for the TCP handshake, the TLS handshake's handshake_rtts, 1 for the first request."),
+    Column("budget_expected_rtts", INT, "RTTs", "What the version and handshake kind lead one to expect: plain HTTP 2, TLS 1.2 full 4 (3 with False Start), resumed 3, TLS 1.3 full or PSK 3, with a HelloRetryRequest 4, with accepted 0-RTT 2."),
+    Column("budget_tcp_s", FLOAT, "s", "TCP handshake: SYN to the ACK of the SYN-ACK (initial_rtt_s)."),
+    Column("budget_tls_s", FLOAT, "s", "TLS handshake: ClientHello to its completion (the tls table's handshake_s)."),
+    Column("budget_ttfb_s", FLOAT, "s", "First request's end to the first response byte (HTTP: the http table's ttfb_s; HTTPS: ts_first_request to ts_first_response of the tls table)."),
+    Column("budget_think_s", FLOAT, "s", "Server think time: budget_ttfb_s minus one round trip (initial_rtt_s)."),
+    Column("budget_total_s", FLOAT, "s", "SYN to the first response byte."),
+    Column("budget_label", STR, "", "e.g. 'TCP+TLS1.2 full: 4 RTT', '(expected N)' appended when the count differs from the expected one."),
+    Column("idle_gap_mean_s", FLOAT, "s", "Mean idle time between a response's end and the next request on the connection."),
+    Column("idle_gap_max_s", FLOAT, "s", "Longest such idle time."),
+    Column("close_after_last_response_s", FLOAT, "s", "First FIN/RST minus the last response's end: with close_cause fin_server, an estimate of the server's keep-alive timeout."),
+    Column("close_cause", STR, "", "Why the connection ended: connection_close_client / connection_close_server (a Connection: close header), fin_client, fin_server, rst_client, rst_server, idle_timeout, end_of_capture."),
+    Column("pipelined_requests", INT, "requests", "Requests sent before the previous response ended."),
+    Column("max_pipeline_depth", INT, "requests", "Most requests outstanding at once (the http table's pipeline_depth)."),
+    Column("hol_wait_total_s", FLOAT, "s", "Head-of-line blocking: summed hol_wait_s of the connection's pipelined responses."),
+    Column("hol_wait_max_s", FLOAT, "s", "Longest hol_wait_s."),
+)
+CONNECTIONS = CONNECTIONS + CONN_RTT + CONN_WEB
+CONN_RECORD_COLUMNS = CONNECTIONS[: -len(CONN_RTT) - len(CONN_WEB)]
 
 RTT: tuple[Column, ...] = (
     Column("ts", TS, "", "Time of the packet that completed the sample (the acknowledgement or the echo)."),
@@ -150,6 +173,49 @@ HTTP: tuple[Column, ...] = (
     Column("partial", BOOL, "", "A gap, a parse error or the end of the capture cut the request or the response."),
     Column("flags", STR, "", "Comma-separated notes on this exchange (bare_lf, obs_fold, te_and_cl, cl_mismatch, orphan_response, ...); see the README."),
     Column("source", STR, "", "Capture file."),
+)
+HTTP_WEB: tuple[Column, ...] = (
+    Column("rtts_to_first_byte", INT, "RTTs", "Round trips from the connection's SYN to this response's first byte for the first request (the connection's budget_rtts), 1 for a request on a connection already open."),
+    Column("idle_before_s", FLOAT, "s", "Idle time on the connection between the previous response's end and this request's start."),
+    Column("hol_wait_s", FLOAT, "s", "Head-of-line blocking of a pipelined request: max(0, previous response end - this request end)."),
+)
+HTTP_RECORD_COLUMNS = HTTP
+HTTP = HTTP + HTTP_WEB
+
+SERVERS: tuple[Column, ...] = (
+    Column("orig_h", STR, "", "Client address."),
+    Column("resp_h", STR, "", "Server address."),
+    Column("resp_p", INT, "", "Server port."),
+    Column("server_name", STR, "", "Host header of the connections' first requests, else the TLS SNI."),
+    Column("connections", INT, "connections", "Connections the client opened to the server."),
+    Column("requests", INT, "requests", "HTTP requests on them."),
+    Column("requests_per_conn_mean", FLOAT, "requests", "Requests per connection that carried any."),
+    Column("requests_per_conn_max", INT, "requests", "Most requests on one connection."),
+    Column("reuse_ratio", FLOAT, "", "Share of requests sent on a connection already used: (requests - connections used) / requests."),
+    Column("max_open_connections", INT, "connections", "Most connections open at once (browser-style parallelism)."),
+    Column("missed_reuse", INT, "connections", "New connections opened while another one to the server was open and idle (see the missed_reuse table)."),
+    Column("budget_rtts_median", FLOAT, "RTTs", "Median round trips to the first response byte."),
+    Column("budget_total_median_s", FLOAT, "s", "Median SYN to first response byte."),
+    Column("budget_ttfb_median_s", FLOAT, "s", "Median request to first response byte."),
+    Column("initial_rtt_median_s", FLOAT, "s", "Median handshake RTT."),
+)
+CLIENTS: tuple[Column, ...] = (
+    Column("orig_h", STR, "", "Client address."),
+    Column("servers", INT, "servers", "Client-server pairs (address, port, name)."),
+    Column("connections", INT, "connections", "Connections the client opened."),
+    Column("requests", INT, "requests", "HTTP requests it sent."),
+    Column("reuse_ratio", FLOAT, "", "Share of its requests sent on a connection already used."),
+    Column("max_open_connections", INT, "connections", "Most of its connections open at once."),
+    Column("missed_reuse", INT, "connections", "Its new connections that an idle open one could have carried."),
+)
+MISSED_REUSE: tuple[Column, ...] = (
+    Column("ts", TS, "", "When the new connection started."),
+    Column("uid", STR, "", "The new connection."),
+    Column("idle_uid", STR, "", "An open, idle connection to the same server it could have reused."),
+    Column("orig_h", STR, "", "Client address."),
+    Column("resp_h", STR, "", "Server address."),
+    Column("resp_p", INT, "", "Server port."),
+    Column("server_name", STR, "", "Host/SNI of the pair."),
 )
 
 TLS: tuple[Column, ...] = (
@@ -219,6 +285,8 @@ TLS: tuple[Column, ...] = (
     Column("ts_handshake_done", TS, "", "When the handshake completed (see established)."),
     Column("handshake_rtts", INT, "RTTs", "Round trips the handshake cost the client before it could send application data, counted from the flights on the wire: 2 full TLS 1.2, 1 abbreviated or False Start, 1 TLS 1.3, 2 with a HelloRetryRequest, 0 with accepted early data."),
     Column("handshake_s", FLOAT, "s", "ts_handshake_done minus ts_client_hello."),
+    Column("ts_first_request", TS, "", "First application data from the client after the handshake (the flight that completed it, when the client completed it): the encrypted request."),
+    Column("ts_first_response", TS, "", "First data from the server after that: the encrypted response's first byte. In TLS 1.3 a session ticket the server sends after the handshake arrives first, so this is a lower bound there."),
     Column("orig_records", INT, "records", "TLS records the originator sent (every content type)."),
     Column("resp_records", INT, "records", "TLS records the responder sent."),
     Column("orig_app_bytes", INT, "bytes", "Bytes of application_data record bodies from the originator (in TLS 1.3 including its encrypted handshake)."),
@@ -231,4 +299,5 @@ TLS: tuple[Column, ...] = (
 )
 
 TABLES: dict[str, tuple[Column, ...]] = {"connections": CONNECTIONS, "http": HTTP, "tls": TLS, "rtt": RTT,
+                                         "servers": SERVERS, "clients": CLIENTS, "missed_reuse": MISSED_REUSE,
                                          "anomalies": ANOMALIES}

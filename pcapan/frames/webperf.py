@@ -1,0 +1,248 @@
+"""What HTTP/1.1's speed-ups did on the wire, derived from the tables (no packets needed).
+
+* The round-trip budget of each connection's first request: TCP handshake, TLS handshake,
+  request to first response byte, counted in round trips from the flights the capture shows
+  (``tcp``: 1 when the handshake was seen; ``tls``: the tls table's ``handshake_rtts``; the
+  request: 1 when a response came) and in seconds, with the label of the expected count.
+* Per request: round trips to its first byte (1 on a reused connection), the idle gap before it,
+  head-of-line blocking behind earlier pipelined responses.
+* Per connection: requests carried, idle gaps, who closed and how long after the last response
+  (an estimate of the server's keep-alive timeout), pipelining depth and HOL waits.
+* Per client-server pair (``servers``) and per client (``clients``): connections, requests,
+  reuse, the most connections open at once, and missed reuse: a new connection opened while
+  another one from the same client to the same server was open and idle.
+
+Everything here is vectorised over the tables or loops over connections, never packets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pcapan.frames.schema import CLIENTS, SERVERS
+
+# Expected round trips to the first response byte (the issue's table, RFC 8446 / RFC 5246).
+EXPECTED_RTTS = {
+    "TCP": 2, "TCP+TLS1.2 full": 4, "TCP+TLS1.2 resumed": 3, "TCP+TLS1.3 full": 3, "TCP+TLS1.3 PSK": 3,
+    "TCP+TLS1.3 HRR": 4, "TCP+TLS1.3 0-RTT": 2,
+}
+_NS = 1e9
+
+
+def _tls_mode(t: pd.DataFrame) -> pd.Series:
+    """The handshake kind of each tls row, as the budget labels name it."""
+    v13 = t.version.fillna("").str.startswith("TLSv13")
+    v12 = t.version.fillna("").isin(["TLSv12", "TLSv11", "TLSv10", "SSLv3"])
+    mode = pd.Series(pd.NA, index=t.index, dtype="string")
+    mode[v12] = np.where(t.resumed[v12].fillna(False).astype(bool), "TCP+TLS1.2 resumed", "TCP+TLS1.2 full")
+    mode[v13] = "TCP+TLS1.3 full"
+    mode[v13 & (t.resumption == "psk").fillna(False)] = "TCP+TLS1.3 PSK"
+    mode[v13 & t.hello_retry_request.fillna(False).astype(bool)] = "TCP+TLS1.3 HRR"
+    mode[v13 & t.early_data_accepted.fillna(False).astype(bool)] = "TCP+TLS1.3 0-RTT"
+    return mode
+
+
+def http_columns(http: pd.DataFrame, conns: pd.DataFrame) -> pd.DataFrame:
+    """The http table with ``rtts_to_first_byte``, ``idle_before_s`` and ``hol_wait_s``."""
+    out = http.copy()
+    h = http.sort_values(["uid", "trans_depth"])
+    same = h.uid.eq(h.uid.shift())
+    prev_end = h.ts_response_end.shift().where(same)
+    idle = (h.ts_request_start - prev_end).dt.total_seconds()
+    # HOL: a pipelined request whose response could only start after the previous one ended.
+    hol = (prev_end - h.ts_request_end).dt.total_seconds().clip(lower=0)
+    hol = hol.where(h.pipelined.fillna(False).astype(bool) & same)
+    budget = conns.set_index("uid").budget_rtts
+    first = h.trans_depth.eq(1)
+    rtts = pd.Series(pd.NA, index=h.index, dtype="Int64")
+    rtts[first] = h.uid[first].map(budget).astype("Int64")
+    rtts[~first & h.status_code.notna()] = 1  # on a connection already open: one round trip
+    out["rtts_to_first_byte"] = rtts.reindex(out.index)
+    out["idle_before_s"] = idle.where(idle >= 0).reindex(out.index).astype("float64")
+    out["hol_wait_s"] = hol.reindex(out.index).astype("float64")
+    return out
+
+
+def connection_columns(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFrame) -> pd.DataFrame:
+    """The connections table with the budget, reuse and pipelining columns (schema CONN_WEB)."""
+    out = conns.copy()
+    uid = out.uid
+    t = tls[~tls.in_tunnel.fillna(False).astype(bool)].drop_duplicates("uid").set_index("uid")
+    req = http[http.method.notna()]
+    g = req.groupby("uid")
+    out["requests"] = pd.array(uid.map(g.size()).fillna(0).astype(np.int64), dtype="Int64")
+    first = http[http.trans_depth == 1].drop_duplicates("uid").set_index("uid")
+
+    # -- the budget ---------------------------------------------------------------------------
+    has_tcp = out.initial_rtt_s.notna()
+    mode = uid.map(_tls_mode(t)) if len(t) else pd.Series(pd.NA, index=out.index, dtype="string")
+    is_tls = uid.isin(t.index)
+    mode = mode.astype("string").where(is_tls, pd.Series("TCP", index=out.index, dtype="string").where(uid.isin(first.index)))
+    tls_rtts = uid.map(t.handshake_rtts) if len(t) else pd.Series(pd.NA, index=out.index)
+    tls_s = uid.map((t.ts_handshake_done - t.ts_client_hello).dt.total_seconds()) if len(t) else np.nan
+    # First request and its response: the http row of depth 1, or the TLS application data.
+    ttfb_http = uid.map(first.ttfb_s) if len(first) else pd.Series(np.nan, index=out.index)
+    nat = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns, UTC]")
+    resp_http = pd.to_datetime(uid.map(first.ts_response_start), utc=True) if len(first) else nat
+    if len(t):
+        ttfb_tls = uid.map((t.ts_first_response - t.ts_first_request).dt.total_seconds())
+        resp_tls = pd.to_datetime(uid.map(t.ts_first_response), utc=True)
+    else:
+        ttfb_tls = pd.Series(np.nan, index=out.index)
+        resp_tls = nat
+    ttfb = ttfb_http.where(ttfb_http.notna(), ttfb_tls).astype("float64")
+    resp_start = resp_http.where(resp_http.notna(), resp_tls)
+    answered = resp_start.notna()
+    n = pd.Series(0, index=out.index, dtype="Int64")
+    n = n + has_tcp.astype(int)
+    n = n + pd.array(tls_rtts.where(is_tls, 0).fillna(0).astype(int), dtype="Int64")
+    n = n + answered.astype(int)
+    complete = has_tcp & answered & (~is_tls | tls_rtts.notna())
+    out["budget_rtts"] = n.where(complete, pd.NA).astype("Int64")
+    out["budget_expected_rtts"] = mode.map(EXPECTED_RTTS).astype("Int64").where(complete, pd.NA)
+    out["budget_tcp_s"] = out.initial_rtt_s.where(complete)
+    out["budget_tls_s"] = pd.Series(tls_s, index=out.index, dtype="float64").where(complete & is_tls)
+    out["budget_ttfb_s"] = ttfb.where(complete)
+    out["budget_think_s"] = (ttfb - out.initial_rtt_s).where(complete)
+    out["budget_total_s"] = (resp_start - out.ts).dt.total_seconds().where(complete).astype("float64")
+    label = mode + ": " + out.budget_rtts.astype("string") + " RTT"
+    differs = complete & out.budget_rtts.ne(out.budget_expected_rtts).fillna(False)
+    label = label.where(~differs, label + " (expected " + out.budget_expected_rtts.astype("string") + ")")
+    out["budget_label"] = label.where(complete).astype("string")
+
+    # -- reuse: idle gaps, who closed, how long after the last response -----------------------
+    h = http.sort_values(["uid", "trans_depth"])
+    same = h.uid.eq(h.uid.shift())
+    idle = (h.ts_request_start - h.ts_response_end.shift()).dt.total_seconds().where(same)
+    gi = idle.groupby(h.uid)
+    out["idle_gap_mean_s"] = uid.map(gi.mean()).astype("float64")
+    out["idle_gap_max_s"] = uid.map(gi.max()).astype("float64")
+    last_end = pd.to_datetime(uid.map(h.groupby("uid").ts_response_end.max()), utc=True) if len(h) else nat
+    out["close_after_last_response_s"] = (out.ts_close - last_end).dt.total_seconds().astype("float64")
+    req_close = req.request_connection_header.fillna("").str.lower().str.contains("close")
+    resp_close = http.response_connection_header.fillna("").str.lower().str.contains("close")
+    asked_client = uid.isin(req.uid[req_close])
+    asked_server = uid.isin(http.uid[resp_close])
+    cause = pd.Series(pd.NA, index=out.index, dtype="string")
+    flag_by = out.close_flag.astype("string") + "_" + out.closed_by.map({"orig": "client", "resp": "server"}).astype("string")
+    cause = cause.where(out.closed_by.isna(), flag_by)
+    cause = cause.where(~asked_server, "connection_close_server")
+    cause = cause.where(~asked_client, "connection_close_client")
+    cause = cause.where(out.closed_by.notna() | ~out.close_reason.isin(["idle_timeout", "end_of_capture"]),
+                        out.close_reason.astype("string"))
+    out["close_cause"] = cause
+
+    # -- pipelining ------------------------------------------------------------------------------
+    pipe = req[req.pipelined.fillna(False).astype(bool)]
+    out["pipelined_requests"] = pd.array(uid.map(pipe.groupby("uid").size()).fillna(0).astype(np.int64), dtype="Int64")
+    out["max_pipeline_depth"] = pd.array(uid.map(g.pipeline_depth.max()), dtype="Int64")
+    prev_end = h.ts_response_end.shift().where(same)
+    hol = (prev_end - h.ts_request_end).dt.total_seconds().clip(lower=0).where(h.pipelined.fillna(False).astype(bool) & same)
+    gh = hol.groupby(h.uid)
+    out["hol_wait_total_s"] = uid.map(gh.sum(min_count=1)).astype("float64")
+    out["hol_wait_max_s"] = uid.map(gh.max()).astype("float64")
+    return out
+
+
+def _server_name(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFrame) -> pd.Series:
+    """Host header of the connection's first request, else the TLS SNI, else empty."""
+    host = http.sort_values("trans_depth").drop_duplicates("uid").set_index("uid").host
+    sni = tls.drop_duplicates("uid").set_index("uid").server_name
+    name = conns.uid.map(host).astype("string")
+    return name.where(name.notna(), conns.uid.map(sni).astype("string")).fillna("")
+
+
+def _max_open(starts: np.ndarray, ends: np.ndarray) -> int:
+    """Most intervals open at once."""
+    if not starts.shape[0]:
+        return 0
+    ev = np.concatenate([starts, ends])
+    d = np.concatenate([np.ones(starts.shape[0], int), -np.ones(ends.shape[0], int)])
+    order = np.lexsort((d, ev))  # an end and a start at the same instant: the end first
+    return int(np.cumsum(d[order]).max())
+
+
+def missed_reuse(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFrame) -> pd.DataFrame:
+    """New connections opened while another connection from the same client to the same server
+    (address, port and name) was open and idle: it had answered at least one request and had no
+    request in flight. One row per such new connection, with the idle one it could have used.
+    Only connections whose HTTP exchanges are visible can be judged idle (not HTTPS)."""
+    c = conns.assign(server_name=_server_name(conns, http, tls))
+    end = c.ts_close.where(c.ts_close.notna(), c.ts + pd.to_timedelta(c.duration_s, unit="s"))
+    c = c.assign(end=end)
+    ex = http[http.ts_request_start.notna()]
+    never = np.iinfo(np.int64).max  # a response that never ended: in flight to the end
+    busy = {}
+    for u, g in ex.groupby("uid"):
+        starts = g.ts_request_start.astype("int64").to_numpy()
+        ends = g.ts_response_end.astype("int64").to_numpy()
+        ends = np.where(g.ts_response_end.isna().to_numpy(), never, ends)
+        answered = ends[ends != never]
+        busy[u] = (starts, ends, int(answered.min()) if answered.shape[0] else never)
+    c_ts = c.ts.astype("int64")
+    c_end = c.end.astype("int64")
+    c = c.assign(t0=c_ts, t1=c_end)
+    rows = []
+    for _, grp in c.groupby(["orig_h", "resp_h", "resp_p", "server_name"], sort=False):
+        if len(grp) < 2:
+            continue
+        grp = grp.sort_values("t0")
+        items = list(zip(grp.uid, grp.t0, grp.t1, grp.ts, grp.orig_h, grp.resp_h, grp.resp_p, grp.server_name,
+                         strict=True))
+        for uid, t0, _, ts, oh, rh, rp, name in items:
+            for old, o0, o1, *_ in items:
+                if old == uid or not (o0 < t0 < o1) or old not in busy:
+                    continue
+                s0, e0, first_end = busy[old]
+                if first_end > t0:
+                    continue  # it had not answered anything yet: not idle, about to be used
+                if not ((s0 <= t0) & (e0 >= t0)).any():
+                    rows.append({"ts": ts, "uid": uid, "idle_uid": old, "orig_h": oh, "resp_h": rh, "resp_p": rp,
+                                 "server_name": name})
+                    break
+    cols = ["ts", "uid", "idle_uid", "orig_h", "resp_h", "resp_p", "server_name"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def servers(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFrame, missed: pd.DataFrame) -> pd.DataFrame:
+    """Per client-server pair: connections, requests, reuse, parallelism, missed reuse, budget."""
+    c = conns.assign(server_name=_server_name(conns, http, tls))
+    end = c.ts_close.where(c.ts_close.notna(), c.ts + pd.to_timedelta(c.duration_s, unit="s"))
+    c = c.assign(end=end)
+    key = ["orig_h", "resp_h", "resp_p", "server_name"]
+    miss = missed.groupby(key).size() if len(missed) else pd.Series(dtype=int)
+    rows = []
+    for k, g in c.groupby(key, sort=True):
+        reqs = int(g.requests.sum())
+        used = int((g.requests > 0).sum())
+        rows.append({
+            "orig_h": k[0], "resp_h": k[1], "resp_p": k[2], "server_name": k[3],
+            "connections": len(g), "requests": reqs,
+            "requests_per_conn_mean": reqs / used if used else np.nan,
+            "requests_per_conn_max": int(g.requests.max()) if len(g) else 0,
+            "reuse_ratio": (reqs - used) / reqs if reqs else np.nan,
+            "max_open_connections": _max_open(g.ts.to_numpy(), g.end.to_numpy()),
+            "missed_reuse": int(miss.get(k, 0)),
+            "budget_rtts_median": g.budget_rtts.astype("float64").median(),
+            "budget_total_median_s": g.budget_total_s.median(),
+            "budget_ttfb_median_s": g.budget_ttfb_s.median(),
+            "initial_rtt_median_s": g.initial_rtt_s.median(),
+        })
+    return pd.DataFrame(rows, columns=[col.name for col in SERVERS])
+
+
+def clients(conns: pd.DataFrame, srv: pd.DataFrame) -> pd.DataFrame:
+    """Per client address: servers contacted, connections, requests, reuse, parallelism."""
+    rows = []
+    miss = srv.groupby("orig_h").missed_reuse.sum() if len(srv) else pd.Series(dtype=int)
+    pairs = srv.groupby("orig_h").size() if len(srv) else pd.Series(dtype=int)
+    for h, g in conns.groupby("orig_h", sort=True):
+        end = g.ts_close.where(g.ts_close.notna(), g.ts + pd.to_timedelta(g.duration_s, unit="s"))
+        reqs = int(g.requests.sum())
+        used = int((g.requests > 0).sum())
+        rows.append({"orig_h": h, "servers": int(pairs.get(h, 0)), "connections": len(g), "requests": reqs,
+                     "reuse_ratio": (reqs - used) / reqs if reqs else np.nan,
+                     "max_open_connections": _max_open(g.ts.to_numpy(), end.to_numpy()),
+                     "missed_reuse": int(miss.get(h, 0))})
+    return pd.DataFrame(rows, columns=[c.name for c in CLIENTS])
