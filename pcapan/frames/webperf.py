@@ -153,14 +153,34 @@ def _server_name(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFrame) -> 
     return name.where(name.notna(), conns.uid.map(sni).astype("string")).fillna("")
 
 
-def _max_open(starts: np.ndarray, ends: np.ndarray) -> int:
-    """Most intervals open at once."""
-    if not starts.shape[0]:
-        return 0
-    ev = np.concatenate([starts, ends])
-    d = np.concatenate([np.ones(starts.shape[0], int), -np.ones(ends.shape[0], int)])
-    order = np.lexsort((d, ev))  # an end and a start at the same instant: the end first
-    return int(np.cumsum(d[order]).max())
+def _max_open_per_group(code: np.ndarray, starts: np.ndarray, ends: np.ndarray, n_groups: int) -> np.ndarray:
+    """Per group, the most of its intervals open at once (a sweep over starts and ends, an end
+    before a start at the same instant)."""
+    out = np.zeros(n_groups, dtype=np.int64)
+    if not code.shape[0]:
+        return out
+    g = np.concatenate([code, code])
+    t = np.concatenate([starts, ends])
+    d = np.concatenate([np.ones(code.shape[0], np.int64), -np.ones(code.shape[0], np.int64)])
+    order = np.lexsort((d, t, g))
+    g, d = g[order], d[order]
+    run = np.cumsum(d)
+    first = np.r_[True, g[1:] != g[:-1]]
+    base = np.maximum.accumulate(np.where(first, np.r_[0, run[:-1]], 0))  # running total before each group
+    # (base is right because every group's running sum returns to zero at its end)
+    level = run - base
+    out[g[first]] = np.maximum.reduceat(level, np.nonzero(first)[0])
+    return out
+
+
+def _pairs(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFrame) -> pd.DataFrame:
+    """Connections with their pair key (client, server address, port, name), its code, and the
+    interval they were open (start, first FIN/RST or last packet) in ns."""
+    c = conns.assign(server_name=_server_name(conns, http, tls))
+    end = c.ts_close.where(c.ts_close.notna(), c.ts + pd.to_timedelta(c.duration_s, unit="s"))
+    c = c.assign(t0=c.ts.astype("int64"), t1=end.astype("int64"))
+    c["pair"] = c.groupby(["orig_h", "resp_h", "resp_p", "server_name"], sort=True, dropna=False).ngroup()
+    return c
 
 
 def missed_reuse(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFrame) -> pd.DataFrame:
@@ -168,81 +188,92 @@ def missed_reuse(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFrame) -> 
     (address, port and name) was open and idle: it had answered at least one request and had no
     request in flight. One row per such new connection, with the idle one it could have used.
     Only connections whose HTTP exchanges are visible can be judged idle (not HTTPS)."""
-    c = conns.assign(server_name=_server_name(conns, http, tls))
-    end = c.ts_close.where(c.ts_close.notna(), c.ts + pd.to_timedelta(c.duration_s, unit="s"))
-    c = c.assign(end=end)
-    ex = http[http.ts_request_start.notna()]
-    never = np.iinfo(np.int64).max  # a response that never ended: in flight to the end
-    busy = {}
-    for u, g in ex.groupby("uid"):
-        starts = g.ts_request_start.astype("int64").to_numpy()
-        ends = g.ts_response_end.astype("int64").to_numpy()
-        ends = np.where(g.ts_response_end.isna().to_numpy(), never, ends)
-        answered = ends[ends != never]
-        busy[u] = (starts, ends, int(answered.min()) if answered.shape[0] else never)
-    c_ts = c.ts.astype("int64")
-    c_end = c.end.astype("int64")
-    c = c.assign(t0=c_ts, t1=c_end)
-    rows = []
-    for _, grp in c.groupby(["orig_h", "resp_h", "resp_p", "server_name"], sort=False):
-        if len(grp) < 2:
-            continue
-        grp = grp.sort_values("t0")
-        items = list(zip(grp.uid, grp.t0, grp.t1, grp.ts, grp.orig_h, grp.resp_h, grp.resp_p, grp.server_name,
-                         strict=True))
-        for uid, t0, _, ts, oh, rh, rp, name in items:
-            for old, o0, o1, *_ in items:
-                if old == uid or not (o0 < t0 < o1) or old not in busy:
-                    continue
-                s0, e0, first_end = busy[old]
-                if first_end > t0:
-                    continue  # it had not answered anything yet: not idle, about to be used
-                if not ((s0 <= t0) & (e0 >= t0)).any():
-                    rows.append({"ts": ts, "uid": uid, "idle_uid": old, "orig_h": oh, "resp_h": rh, "resp_p": rp,
-                                 "server_name": name})
-                    break
     cols = ["ts", "uid", "idle_uid", "orig_h", "resp_h", "resp_p", "server_name"]
-    return pd.DataFrame(rows, columns=cols)
+    c = _pairs(conns, http, tls)
+    sizes = c.pair.map(c.pair.value_counts())
+    c = c[sizes >= 2].sort_values(["pair", "t0"])
+    if not len(c):
+        return pd.DataFrame(columns=cols)
+    # Each connection's exchanges as arrays: request starts, response ends (never: in flight).
+    never = np.iinfo(np.int64).max
+    ex = http[http.ts_request_start.notna() & http.uid.isin(c.uid)].sort_values("uid")
+    ex_uid = ex.uid.to_numpy()
+    ex_s = ex.ts_request_start.astype("int64").to_numpy()
+    ex_e = np.where(ex.ts_response_end.isna().to_numpy(), never, ex.ts_response_end.astype("int64").to_numpy())
+    bounds = np.r_[0, np.nonzero(ex_uid[1:] != ex_uid[:-1])[0] + 1, ex_uid.shape[0]] if ex_uid.shape[0] else []
+    busy = {}
+    for b0, b1 in zip(bounds[:-1], bounds[1:], strict=False):
+        e = ex_e[b0:b1]
+        answered = e[e != never]
+        busy[ex_uid[b0]] = (ex_s[b0:b1], e, int(answered.min()) if answered.shape[0] else never)
+    uid, t0, t1, pair = c.uid.to_numpy(), c.t0.to_numpy(), c.t1.to_numpy(), c.pair.to_numpy()
+    gb = np.r_[0, np.nonzero(pair[1:] != pair[:-1])[0] + 1, pair.shape[0]]
+    hits: list[tuple[int, str]] = []
+    for b0, b1 in zip(gb[:-1].tolist(), gb[1:].tolist(), strict=True):
+        for i in range(b0, b1):
+            for j in range(b0, b1):
+                if i == j or not (t0[j] < t0[i] < t1[j]):
+                    continue
+                b = busy.get(uid[j])
+                if b is None or b[2] > t0[i]:
+                    continue  # not HTTP-visible, or it had not answered anything yet
+                if not ((b[0] <= t0[i]) & (b[1] >= t0[i])).any():
+                    hits.append((i, uid[j]))
+                    break
+    if not hits:
+        return pd.DataFrame(columns=cols)
+    rows = c.iloc[[i for i, _ in hits]]
+    return pd.DataFrame({"ts": rows.ts.to_numpy(), "uid": rows.uid.to_numpy(), "idle_uid": [u for _, u in hits],
+                         "orig_h": rows.orig_h.to_numpy(), "resp_h": rows.resp_h.to_numpy(),
+                         "resp_p": rows.resp_p.to_numpy(), "server_name": rows.server_name.to_numpy()})[cols]
 
 
 def servers(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFrame, missed: pd.DataFrame) -> pd.DataFrame:
     """Per client-server pair: connections, requests, reuse, parallelism, missed reuse, budget."""
-    c = conns.assign(server_name=_server_name(conns, http, tls))
-    end = c.ts_close.where(c.ts_close.notna(), c.ts + pd.to_timedelta(c.duration_s, unit="s"))
-    c = c.assign(end=end)
-    key = ["orig_h", "resp_h", "resp_p", "server_name"]
-    miss = missed.groupby(key).size() if len(missed) else pd.Series(dtype=int)
-    rows = []
-    for k, g in c.groupby(key, sort=True):
-        reqs = int(g.requests.sum())
-        used = int((g.requests > 0).sum())
-        rows.append({
-            "orig_h": k[0], "resp_h": k[1], "resp_p": k[2], "server_name": k[3],
-            "connections": len(g), "requests": reqs,
-            "requests_per_conn_mean": reqs / used if used else np.nan,
-            "requests_per_conn_max": int(g.requests.max()) if len(g) else 0,
-            "reuse_ratio": (reqs - used) / reqs if reqs else np.nan,
-            "max_open_connections": _max_open(g.ts.to_numpy(), g.end.to_numpy()),
-            "missed_reuse": int(miss.get(k, 0)),
-            "budget_rtts_median": g.budget_rtts.astype("float64").median(),
-            "budget_total_median_s": g.budget_total_s.median(),
-            "budget_ttfb_median_s": g.budget_ttfb_s.median(),
-            "initial_rtt_median_s": g.initial_rtt_s.median(),
-        })
-    return pd.DataFrame(rows, columns=[col.name for col in SERVERS])
+    c = _pairs(conns, http, tls)
+    if not len(c):
+        return pd.DataFrame(columns=[col.name for col in SERVERS])
+    c = c.assign(used=(c.requests > 0).astype(np.int64), req=c.requests.astype(np.int64),
+                 b_rtts=c.budget_rtts.astype("float64"))
+    g = c.groupby("pair", sort=True)
+    first = g.first()
+    out = pd.DataFrame({
+        "orig_h": first.orig_h, "resp_h": first.resp_h, "resp_p": first.resp_p, "server_name": first.server_name,
+        "connections": g.size(), "requests": g.req.sum(),
+    })
+    used = g.used.sum()
+    out["requests_per_conn_mean"] = (out.requests / used.where(used > 0)).astype("float64")
+    out["requests_per_conn_max"] = g.req.max()
+    out["reuse_ratio"] = ((out.requests - used) / out.requests.where(out.requests > 0)).astype("float64")
+    n = int(c.pair.max()) + 1
+    out["max_open_connections"] = _max_open_per_group(c.pair.to_numpy(), c.t0.to_numpy(), c.t1.to_numpy(), n)[out.index]
+    # Missed reuse per pair: the new connections' pairs, counted.
+    per_pair = c.set_index("uid").pair
+    miss = missed.uid.map(per_pair).value_counts() if len(missed) else pd.Series(dtype=np.int64)
+    out["missed_reuse"] = out.index.map(miss).fillna(0).astype(np.int64)
+    out["budget_rtts_median"] = g.b_rtts.median()
+    out["budget_total_median_s"] = g.budget_total_s.median()
+    out["budget_ttfb_median_s"] = g.budget_ttfb_s.median()
+    out["initial_rtt_median_s"] = g.initial_rtt_s.median()
+    return out.reset_index(drop=True)[[col.name for col in SERVERS]]
 
 
 def clients(conns: pd.DataFrame, srv: pd.DataFrame) -> pd.DataFrame:
     """Per client address: servers contacted, connections, requests, reuse, parallelism."""
-    rows = []
-    miss = srv.groupby("orig_h").missed_reuse.sum() if len(srv) else pd.Series(dtype=int)
-    pairs = srv.groupby("orig_h").size() if len(srv) else pd.Series(dtype=int)
-    for h, g in conns.groupby("orig_h", sort=True):
-        end = g.ts_close.where(g.ts_close.notna(), g.ts + pd.to_timedelta(g.duration_s, unit="s"))
-        reqs = int(g.requests.sum())
-        used = int((g.requests > 0).sum())
-        rows.append({"orig_h": h, "servers": int(pairs.get(h, 0)), "connections": len(g), "requests": reqs,
-                     "reuse_ratio": (reqs - used) / reqs if reqs else np.nan,
-                     "max_open_connections": _max_open(g.ts.to_numpy(), end.to_numpy()),
-                     "missed_reuse": int(miss.get(h, 0))})
-    return pd.DataFrame(rows, columns=[c.name for c in CLIENTS])
+    if not len(conns):
+        return pd.DataFrame(columns=[c.name for c in CLIENTS])
+    end = conns.ts_close.where(conns.ts_close.notna(), conns.ts + pd.to_timedelta(conns.duration_s, unit="s"))
+    c = conns.assign(t0=conns.ts.astype("int64"), t1=end.astype("int64"),
+                     used=(conns.requests > 0).astype(np.int64), req=conns.requests.astype(np.int64))
+    c["client"] = c.groupby("orig_h", sort=True).ngroup()
+    g = c.groupby("client", sort=True)
+    out = pd.DataFrame({"orig_h": g.orig_h.first(), "connections": g.size(), "requests": g.req.sum()})
+    used = g.used.sum()
+    out["reuse_ratio"] = ((out.requests - used) / out.requests.where(out.requests > 0)).astype("float64")
+    n = int(c.client.max()) + 1
+    out["max_open_connections"] = _max_open_per_group(c.client.to_numpy(), c.t0.to_numpy(), c.t1.to_numpy(), n)[out.index]
+    pairs = srv.groupby("orig_h").size() if len(srv) else pd.Series(dtype=np.int64)
+    miss = srv.groupby("orig_h").missed_reuse.sum() if len(srv) else pd.Series(dtype=np.int64)
+    out["servers"] = out.orig_h.map(pairs).fillna(0).astype(np.int64)
+    out["missed_reuse"] = out.orig_h.map(miss).fillna(0).astype(np.int64)
+    return out.reset_index(drop=True)[[c.name for c in CLIENTS]]
