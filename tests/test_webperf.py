@@ -6,6 +6,7 @@ and tcptrace)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -151,3 +152,42 @@ def test_budget_through_a_real_delay() -> None:
     for r in c.itertuples():
         assert 0.070 <= r.budget_tcp_s < 0.073
         assert r.budget_rtts * 0.070 - 0.020 <= r.budget_total_s < r.budget_rtts * 0.070 - 0.020 + 0.01
+
+
+def _tcptrace(path: Path) -> list[dict]:
+    """tcptrace -l -r -n: per connection, host a/b and per direction (a2b, b2a) the RTT sample
+    count, min, max and avg in ms (printed with 0.1 ms resolution)."""
+    import re
+    import subprocess
+
+    out = subprocess.run(["tcptrace", "-l", "-r", "-n", str(path)], capture_output=True, text=True,
+                         check=True).stdout
+    conns: list[dict] = []
+    for block in re.split(r"TCP connection \d+:", out)[1:]:
+        hosts = re.findall(r"host \w+:\s+(\S+)", block)
+        c: dict = {"a": hosts[0], "b": hosts[1]}
+        for key, name in (("RTT samples:", "n"), ("RTT min:", "min"), ("RTT max:", "max"), ("RTT avg:", "avg")):
+            m = re.search(re.escape(key) + r"\s+([\d.]+)[^\n]*?" + re.escape(key) + r"\s+([\d.]+)", block)
+            c[name] = (float(m.group(1)), float(m.group(2)))
+        conns.append(c)
+    return conns
+
+
+@pytest.mark.skipif(shutil.which("tcptrace") is None, reason="tcptrace not installed")
+@pytest.mark.parametrize("name", ["rtt-http.pcap", "rtt-tls.pcap", "rtt-pipelined.pcap"])
+def test_rtt_statistics_match_tcptrace(name: str) -> None:
+    """Per connection and direction, tcptrace's RTT sample count, min, max and avg (its samples
+    are pcapan's handshake and ack samples together; it prints 0.1 ms)."""
+    res = pcapan.analyze(SAMPLES / name)
+    conns = res.connections
+    rtt = res.rtt[res.rtt.kind != "ts"]
+    traced = _tcptrace(SAMPLES / name)
+    assert len(traced) == len(conns)
+    for t in traced:
+        row = conns[conns.orig_h + ":" + conns.orig_p.astype(str) == t["a"]].iloc[0]
+        assert t["b"] == f"{row.resp_h}:{row.resp_p}"
+        for k, d in ((0, "orig"), (1, "resp")):  # a2b: the originator's data
+            ms = rtt[(rtt.uid == row.uid) & (rtt.direction == d)].rtt_s * 1e3
+            assert len(ms) == t["n"][k]
+            for ours, name_ in ((ms.min(), "min"), (ms.max(), "max"), (ms.mean(), "avg")):
+                assert abs(ours - t[name_][k]) <= 0.05 + 1e-9, (row.uid, d, name_, ours, t[name_][k])

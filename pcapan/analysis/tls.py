@@ -108,6 +108,20 @@ class _Direction:
     def opaque(self) -> int:
         return self.session.parser.opaque_bytes(self.is_client)
 
+    def skim(self, mv: memoryview, offs: list[int], lens: list[int], tss: list[int]) -> bool:
+        """A run of segments after the handshake: only record headers matter (counted), walked
+        in one call. False when the parser still reads this direction's bytes."""
+        s = self.session
+        if s.done_ts is None:
+            return False
+        events = s.parser.skim(self.is_client, mv, offs, lens, tss[-1])
+        if events is None:
+            return False
+        s.bytes_from(self.is_client, tss[0])
+        if events:
+            s.handle(events)
+        return True
+
     def opaque_views(self, views: list[memoryview], ts_ns: int) -> None:
         s = self.session
         s.bytes_from(self.is_client, ts_ns)

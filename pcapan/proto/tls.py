@@ -22,7 +22,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import struct
+from bisect import bisect_right
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 from pcapan.config import (
@@ -499,6 +501,68 @@ class TlsConnection:
             raise ValueError(f"{nbytes} opaque bytes offered, {0 if d.buf else d.skip} skippable")
         d.skip -= nbytes
         d.bytes_seen += nbytes
+
+    def skim(self, is_orig: bool, mv: memoryview, offs: list[int], lens: list[int], ts_ns: int) -> list[Event] | None:
+        """Count the records of a run of segments (``mv[off:off+len]`` each, in stream order)
+        by walking their headers only, when nothing in this direction needs reading any more
+        (encrypted, no partial header pending): one step per record, not per segment. Returns
+        the events, or None when the run must go through :meth:`data` instead."""
+        d = self._d[is_orig]
+        if d.stopped or d.buf or d.first or not d.encrypted:
+            return None
+        self._out = []
+        total = sum(lens)
+        d.bytes_seen += total
+        at = d.skip  # run position of the next record header
+        if at >= total:
+            d.skip = at - total
+            return []
+        # Segment starts in run positions, to find the segment holding a header byte.
+        starts = list(accumulate(lens, initial=0))
+        k = bisect_right(starts, at) - 1
+        while at < total:
+            while starts[k + 1] <= at:
+                k += 1
+            o = offs[k] + at - starts[k]
+            if at + 5 <= starts[k + 1]:
+                hdr = mv[o : o + 5]
+            else:  # the header straddles segments (or the run's end)
+                parts = []
+                p, j, need = at, k, 5
+                while need and j < len(lens):
+                    seg_o = offs[j] + p - starts[j]
+                    take = min(need, starts[j + 1] - p)
+                    parts.append(bytes(mv[seg_o : seg_o + take]))
+                    need -= take
+                    p += take
+                    j += 1
+                hdr = b"".join(parts)
+                if len(hdr) < 5:
+                    d.buf += hdr  # completed by the next bytes, through data()
+                    d.skip = 0
+                    return self._take_out()
+            ctype, ln = hdr[0], (hdr[3] << 8) | hdr[4]
+            if ctype not in CONTENT_TYPES or hdr[1] != 3 or hdr[2] > 4 or ln > MAX_TLS_RECORD_BYTES:
+                d.stopped = True
+                d.buf.clear()
+                self._anomaly(ts_ns, is_orig, "tls_bad_record",
+                              f"not a TLS record header: {bytes(hdr).hex()}" if ctype not in CONTENT_TYPES
+                              or hdr[1] != 3 or hdr[2] > 4 else f"record length {ln} > {MAX_TLS_RECORD_BYTES}")
+                return self._take_out()
+            d.records[ctype] = d.records.get(ctype, 0) + 1
+            if ctype == APPLICATION_DATA:
+                d.app_bytes += ln
+            if ctype == CCS:
+                self._ccs(d, is_orig, ts_ns)  # its one-byte body is not read
+            else:
+                self._opaque_record(d, is_orig, ctype, ln, ts_ns)
+            at += 5 + ln
+        d.skip = at - total
+        return self._take_out()
+
+    def _take_out(self) -> list[Event]:
+        out, self._out = self._out, []
+        return out
 
     # -- stream contract -----------------------------------------------------------------------
     def data(self, is_orig: bool, chunk: bytes, ts_ns: int) -> list[Event]:
