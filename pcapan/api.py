@@ -33,6 +33,7 @@ from pcapan.io import FrameBatch, open_capture
 from pcapan.model import AnomalyRecord, ConnRecord, HttpRecord, TlsRecord
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 Source = str | os.PathLike[str] | BinaryIO
@@ -157,12 +158,14 @@ class Result:
 
     def _web_summary(self) -> dict[str, Any]:
         """Reuse, pipelining, RTT and budget headline figures (from the derived tables)."""
+        import pandas as pd
+
         conns = self.connections
         http = self.http
-        rtt = self.rtt
+        cols = self.rtt_samples.columns()
         reqs = int(conns.requests.sum())
         used = int((conns.requests > 0).sum())
-        acks = rtt[rtt.kind == "ack"].rtt_s
+        acks = pd.Series(cols["rtt_ns"][cols["kind"] == 1] / 1e9)
         labels = conns.budget_label.dropna()
         return {
             "requests_per_connection": round(reqs / used, 3) if used else None,
@@ -236,10 +239,11 @@ def _rtt_frame(samples: RttSamples) -> pd.DataFrame:
     import pandas as pd
 
     c = samples.columns()
-    order = np.lexsort((c["is_orig"], c["uid"].astype(str), c["ts_ns"])) if c["ts_ns"].shape[0] else np.empty(0, int)
+    uids = np.array(samples.uids, dtype=object)
+    order = np.lexsort((c["is_orig"], c["conn"], c["ts_ns"])) if c["ts_ns"].shape[0] else np.empty(0, int)
     df = pd.DataFrame({
         "ts": pd.to_datetime(c["ts_ns"][order], unit="ns", utc=True),
-        "uid": pd.array(c["uid"][order], dtype="string"),
+        "uid": pd.array(uids[c["conn"][order]] if uids.shape[0] else np.empty(0, object), dtype="string"),
         "direction": pd.array(np.where(c["is_orig"][order], "orig", "resp"), dtype="string"),
         "kind": pd.array(np.array(KINDS, dtype=object)[c["kind"][order].astype(np.int64)], dtype="string"),
         "rtt_s": c["rtt_ns"][order] / 1e9,
@@ -247,28 +251,57 @@ def _rtt_frame(samples: RttSamples) -> pd.DataFrame:
     return df[[col.name for col in RTT]]
 
 
+def _group_stats(key: np.ndarray, val: np.ndarray) -> dict[str, dict[int, float]]:
+    """Per key: min, median, mean, p95 (linear interpolation, as pandas), max, population stdev
+    and count, with one sort and reductions over the groups (no per-sample objects)."""
+    import numpy as np
+
+    if not key.shape[0]:
+        return {k: {} for k in ("min", "median", "mean", "p95", "max", "stdev", "count")}
+    order = np.lexsort((val, key))
+    k, v = key[order], val[order]
+    starts = np.r_[0, np.nonzero(k[1:] != k[:-1])[0] + 1]
+    n = np.diff(np.r_[starts, k.shape[0]])
+    total = np.add.reduceat(v, starts)
+    mean = total / n
+    sq = np.add.reduceat((v - np.repeat(mean, n)) ** 2, starts)
+
+    def quantile(q: float) -> np.ndarray:
+        pos = starts + q * (n - 1)
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, starts + n - 1)
+        return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+
+    keys = k[starts].tolist()
+    cols = {"min": v[starts], "median": quantile(0.5), "mean": mean, "p95": quantile(0.95),
+            "max": v[starts + n - 1], "stdev": np.sqrt(sq / n), "count": n}
+    return {name: dict(zip(keys, arr.tolist(), strict=True)) for name, arr in cols.items()}
+
+
 def _with_rtt_columns(conn: pd.DataFrame, samples: RttSamples) -> pd.DataFrame:
-    """The connections table with its round-trip columns (schema ``CONN_RTT``), from the samples."""
+    """The connections table with its round-trip columns (schema ``CONN_RTT``), from the samples
+    (keyed by the integer connection index and direction: the samples are many)."""
     import numpy as np
     import pandas as pd
 
     c = samples.columns()
-    s = pd.DataFrame({"uid": c["uid"], "is_orig": c["is_orig"], "kind": c["kind"], "rtt": c["rtt_ns"] / 1e9})
     out = conn.copy()
-    hs = s[s.kind == 0].drop_duplicates(["uid", "is_orig"], keep="first")
-    syn = hs[hs.is_orig].set_index("uid").rtt
-    synack = hs[~hs.is_orig].set_index("uid").rtt
-    out["rtt_syn_s"] = out.uid.map(syn).astype("float64")
-    out["rtt_synack_s"] = out.uid.map(synack).astype("float64")
+    row_of = out.uid.map(samples.index)  # the connection's index in the samples, if any
+    key = c["conn"].astype(np.int64) * 2 + c["is_orig"]
+    rtt = c["rtt_ns"] / 1e9
+    hs_mask = c["kind"] == 0
+    hk, first = np.unique(key[hs_mask], return_index=True)  # first handshake sample per key
+    hs = dict(zip(hk.tolist(), rtt[hs_mask][first].tolist(), strict=True))
+    out["rtt_syn_s"] = (row_of * 2 + 1).map(hs).astype("float64")
+    out["rtt_synack_s"] = (row_of * 2).map(hs).astype("float64")
     out["initial_rtt_s"] = out.rtt_syn_s + out.rtt_synack_s
-    acks = s[s.kind == 1]
-    for d, flag in (("orig", True), ("resp", False)):
-        g = acks[acks.is_orig == flag].groupby("uid").rtt
-        stats = {"min": g.min(), "median": g.median(), "mean": g.mean(), "p95": g.quantile(0.95), "max": g.max(),
-                 "stdev": g.std(ddof=0)}
-        for k, series in stats.items():
-            out[f"rtt_{d}_{k}_s"] = out.uid.map(series).astype("float64")
-        out[f"rtt_{d}_count"] = pd.array(out.uid.map(g.size()).fillna(0).astype(np.int64), dtype="Int64")
+    ack = c["kind"] == 1
+    stats = _group_stats(key[ack], rtt[ack])
+    for d, flag in (("orig", 1), ("resp", 0)):
+        k = row_of * 2 + flag
+        for name in ("min", "median", "mean", "p95", "max", "stdev"):
+            out[f"rtt_{d}_{name}_s"] = k.map(stats[name]).astype("float64")
+        out[f"rtt_{d}_count"] = pd.array(k.map(stats["count"]).fillna(0).astype(np.int64), dtype="Int64")
     return out[[*conn.columns, *(col.name for col in CONN_RTT)]]
 
 

@@ -399,7 +399,7 @@ class Analyzer:
         is_orig = a_is_src == orig_is_a[slot]
         ep = slot * 2 + (~is_orig).astype(np.int64)
         eps = [e for c in conns for e in (c.orig, c.resp)]
-        uids = np.array([c.uid for c in conns], dtype=object)
+        uids = self.rtt_samples.ids([c.uid for c in conns])
         data = np.frombuffer(tp.data, dtype=np.uint8)
         ts_opt = rtt.timestamps(data, tp.tcp_off, tp.thl, tp.opt_cap)
         rtt.batch(self.rtt_samples, eps, uids, ep, tp.seq, tp.ack, tp.flags, tp.win, tp.payload_len, tp.ts_ns, ts_opt)

@@ -68,18 +68,32 @@ class EndpointRtt:
 
 @dataclass(slots=True)
 class RttSamples:
-    """Samples of one analysis, as column chunks (one chunk per batch)."""
+    """Samples of one analysis, as column chunks (one chunk per batch). A sample names its
+    connection by an index into ``uids`` (4 bytes a sample, not a string reference)."""
 
-    uid: list[np.ndarray] = field(default_factory=list)
+    uids: list[str] = field(default_factory=list)
+    index: dict[str, int] = field(default_factory=dict)
+    conn: list[np.ndarray] = field(default_factory=list)
     is_orig: list[np.ndarray] = field(default_factory=list)
     kind: list[np.ndarray] = field(default_factory=list)
     ts_ns: list[np.ndarray] = field(default_factory=list)
     rtt_ns: list[np.ndarray] = field(default_factory=list)
 
-    def add(self, uid: np.ndarray, is_orig: np.ndarray, kind: np.ndarray, ts_ns: np.ndarray,
+    def ids(self, uids: list[str]) -> np.ndarray:
+        """Indexes of these connections (added on first sight)."""
+        out = []
+        for u in uids:
+            i = self.index.get(u)
+            if i is None:
+                i = self.index[u] = len(self.uids)
+                self.uids.append(u)
+            out.append(i)
+        return np.array(out, dtype=np.int32)
+
+    def add(self, conn: np.ndarray, is_orig: np.ndarray, kind: np.ndarray, ts_ns: np.ndarray,
             rtt_ns: np.ndarray) -> None:
-        if uid.shape[0]:
-            self.uid.append(uid)
+        if conn.shape[0]:
+            self.conn.append(conn)
             self.is_orig.append(is_orig)
             self.kind.append(kind)
             self.ts_ns.append(ts_ns)
@@ -89,14 +103,16 @@ class RttSamples:
         def cat(parts: list[np.ndarray], dtype: object) -> np.ndarray:
             return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
 
-        return {"uid": cat(self.uid, object), "is_orig": cat(self.is_orig, bool), "kind": cat(self.kind, np.int8),
+        return {"conn": cat(self.conn, np.int32), "is_orig": cat(self.is_orig, bool), "kind": cat(self.kind, np.int8),
                 "ts_ns": cat(self.ts_ns, np.int64), "rtt_ns": cat(self.rtt_ns, np.int64)}
 
     @staticmethod
     def merge(parts: list[RttSamples]) -> RttSamples:
         out = RttSamples()
         for p in parts:
-            for name in ("uid", "is_orig", "kind", "ts_ns", "rtt_ns"):
+            remap = out.ids(p.uids)
+            out.conn.extend(remap[c] for c in p.conn)
+            for name in ("is_orig", "kind", "ts_ns", "rtt_ns"):
                 getattr(out, name).extend(getattr(p, name))
         return out
 
@@ -168,7 +184,7 @@ def batch(samples: RttSamples, eps: list, uids: np.ndarray, ep: np.ndarray, seq:
           ts_opt: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     """One batch, in capture order. ``eps[e]`` is the Endpoint object of endpoint index ``e``
     (a connection's originator is ``2*slot``, its responder ``2*slot + 1``), ``ep`` each packet's
-    sending endpoint, ``uids[e >> 1]`` the connection uid."""
+    sending endpoint, ``uids[e >> 1]`` the connection's index in ``samples.uids``."""
     n = ep.shape[0]
     if n == 0:
         return
