@@ -98,8 +98,10 @@ class Result:
         if name not in self._frames:
             from pcapan.frames.build import to_frame
 
-            if name in ("connections", "http", "servers", "clients", "missed_reuse"):
+            if name in ("connections", "http"):
                 self._web_tables()
+            elif name in ("servers", "clients", "missed_reuse"):
+                self._pair_tables()
             elif name == "rtt":
                 self._frames[name] = _rtt_frame(self.rtt_samples)
             elif name == "tls":
@@ -111,8 +113,8 @@ class Result:
         return self._frames[name]
 
     def _web_tables(self) -> None:
-        """connections and http with their derived columns, and the per-pair tables: built
-        together, since each needs the others (pcapan.analysis.webperf)."""
+        """connections and http with their derived columns: built together, since each needs
+        the other (pcapan.frames.webperf)."""
         from pcapan.frames import webperf
         from pcapan.frames.build import to_frame
 
@@ -124,6 +126,12 @@ class Result:
         conn = webperf.connection_columns(conn, http, tls)
         self._frames["connections"] = _typed(conn, CONNECTIONS)
         self._frames["http"] = _typed(webperf.http_columns(http, conn), HTTP)
+
+    def _pair_tables(self) -> None:
+        """servers, clients and missed_reuse: built together, when one of them is asked for."""
+        from pcapan.frames import webperf
+
+        conn, http, tls = self.connections, self.http, self.tls
         missed = webperf.missed_reuse(conn, http, tls)
         srv = webperf.servers(conn, http, tls, missed)
         self._frames["servers"] = _typed(srv, SERVERS)
