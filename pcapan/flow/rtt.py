@@ -117,6 +117,15 @@ class RttSamples:
         return out
 
 
+def _groups(keys: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For ``keys[order]`` (sorted, equal keys contiguous): where each group starts, each
+    element's group number, and each group's key."""
+    k = keys[order]
+    starts = np.ones(order.shape[0], dtype=bool)
+    starts[1:] = k[1:] != k[:-1]
+    return starts, np.cumsum(starts) - 1, k[starts]
+
+
 def _exclusive_cummax(values: np.ndarray, group: np.ndarray, starts: np.ndarray, first: np.ndarray) -> np.ndarray:
     """Per group (sorted, contiguous), the maximum of the values before each element, starting
     from ``first`` (one per group). Values must be below 2**40."""
@@ -237,11 +246,7 @@ def batch(samples: RttSamples, eps: list, uids: np.ndarray, ep: np.ndarray, seq:
     m_val = np.concatenate([a_end, (seq[pi_] - base[ep[pi_]]) & _M32])
     n_a = a_ep.shape[0]
     order = np.lexsort((m_idx, m_ep))  # by endpoint, then capture order
-    g_ep = m_ep[order]
-    starts = np.ones(order.shape[0], dtype=bool)
-    starts[1:] = g_ep[1:] != g_ep[:-1]
-    group = np.cumsum(starts) - 1
-    ug = g_ep[starts]
+    starts, group, ug = _groups(m_ep, order)
     hi0 = np.array([states[e].hi_end for e in ug.tolist()], dtype=np.int64)  # type: ignore[union-attr]
     prev_hi = np.empty(order.shape[0], dtype=np.int64)
     prev_hi[order] = _exclusive_cummax(m_val[order], group, starts, hi0)
@@ -260,11 +265,7 @@ def batch(samples: RttSamples, eps: list, uids: np.ndarray, ep: np.ndarray, seq:
     tgt = tgt_all[ai]
     ack_rel = (ack[ai] - base[tgt]) & _M32
     a_order = np.argsort(tgt, kind="stable")
-    t_sorted = tgt[a_order]
-    a_starts = np.ones(ai.shape[0], dtype=bool)
-    a_starts[1:] = t_sorted[1:] != t_sorted[:-1]
-    a_group = np.cumsum(a_starts) - 1
-    a_ug = t_sorted[a_starts]
+    a_starts, a_group, a_ug = _groups(tgt, a_order)
     max0 = np.array([states[e].max_ack for e in a_ug.tolist()], dtype=np.int64)  # type: ignore[union-attr]
     prev_max = np.empty(ai.shape[0], dtype=np.int64)
     prev_max[a_order] = _exclusive_cummax(ack_rel[a_order], a_group, a_starts, max0) if ai.shape[0] else max0[:0]
@@ -352,14 +353,12 @@ def _dup_and_zero(states: list[EndpointRtt | None], ep: np.ndarray, ack: np.ndar
     a_ep = ep[ai]
     order = np.argsort(a_ep, kind="stable")
     s_ep = a_ep[order]
-    starts = np.ones(order.shape[0], dtype=bool)
-    starts[1:] = s_ep[1:] != s_ep[:-1]
+    starts, _, ug = _groups(a_ep, order)
     gi = ai[order]
     prev_ack = np.empty(order.shape[0], dtype=np.int64)
     prev_win = np.empty(order.shape[0], dtype=np.int64)
     prev_ack[1:] = ack[gi[:-1]]
     prev_win[1:] = win[gi[:-1]]
-    ug = s_ep[starts]
     prev_ack[starts] = [states[e].last_ack for e in ug.tolist()]  # type: ignore[union-attr]
     prev_win[starts] = [states[e].last_win for e in ug.tolist()]  # type: ignore[union-attr]
     cand = (plen[gi] == 0) & ~ctrl[gi] & (ack[gi] == prev_ack) & (win[gi] == prev_win)
