@@ -294,7 +294,7 @@ def _with_rtt_columns(conn: pd.DataFrame, samples: RttSamples) -> pd.DataFrame:
 
     c = samples.columns()
     out = conn.copy()
-    row_of = out.uid.map(samples.index)  # the connection's index in the samples, if any
+    row_of = out.uid.astype(object).map(samples.index).astype("float64")  # index in the samples, if any
     key = c["conn"].astype(np.int64) * 2 + c["is_orig"]
     rtt = c["rtt_ns"] / 1e9
     hs_mask = c["kind"] == 0

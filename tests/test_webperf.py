@@ -191,3 +191,26 @@ def test_rtt_statistics_match_tcptrace(name: str) -> None:
             assert len(ms) == t["n"][k]
             for ours, name_ in ((ms.min(), "min"), (ms.max(), "max"), (ms.mean(), "avg")):
                 assert abs(ours - t[name_][k]) <= 0.05 + 1e-9, (row.uid, d, name_, ours, t[name_][k])
+
+
+@pytest.mark.parametrize("kind", ["empty", "udp_only"])
+def test_every_table_and_the_summary_on_a_capture_without_tcp(tmp_path: Path, kind: str) -> None:
+    """No TCP connection at all: every table exists, empty, with its schema; the summary and
+    the CLI table verbs work (exit status 0)."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+
+    from pcapan.cli import main
+    from pcapan.frames.schema import TABLES
+
+    path = tmp_path / f"{kind}.pcap"
+    wrpcap(str(path), [] if kind == "empty" else [Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP() / b"x"])
+    res = pcapan.analyze(path)
+    for name, cols in TABLES.items():
+        df = res.tables()[name]
+        assert len(df) == 0 and list(df.columns) == [c.name for c in cols], name
+    s = res.summary()
+    assert s["tcp_connections"] == 0 and s["reuse_ratio"] is None and s["missed_reuse"] == 0
+    for verb in ("connections", "http", "tls", "rtt", "servers"):
+        assert main([verb, str(path), "--format", "csv"]) == 0
