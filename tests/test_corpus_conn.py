@@ -203,6 +203,19 @@ SERVICE_UNCONFIRMED = (
 
 
 # -- Zeek TSV --------------------------------------------------------------------------------
+def write_to_terminal(pytestconfig: pytest.Config, text: str) -> None:
+    """Show a conformance table in the terminal, without -s too (pytest captures print)."""
+    tr = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+    capman = pytestconfig.pluginmanager.get_plugin("capturemanager")
+    if tr is None or capman is None:  # pragma: no cover - running without pytest's terminal
+        print(text)
+        return
+    with capman.global_and_fixture_disabled():
+        tr.ensure_newline()
+        for line in text.splitlines():
+            tr.write_line(line)
+
+
 def read_zeek_log(path: Path) -> list[dict[str, str | None]]:
     """Rows of a Zeek TSV log or of a zeek-cut/btest-diff-cut cut of one."""
     fields: list[str] | None = None

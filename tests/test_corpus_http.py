@@ -65,7 +65,7 @@ import pandas as pd
 import pytest
 
 from pcapan.api import Analyzer
-from tests.test_corpus_conn import CORPUS, B, T, Tuple4, read_zeek_log
+from tests.test_corpus_conn import CORPUS, B, T, Tuple4, read_zeek_log, write_to_terminal
 from tests.test_corpus_conn import pytestmark as _corpus_marks
 
 pytestmark = _corpus_marks
@@ -567,15 +567,7 @@ def _print_summary_at_the_end(pytestconfig: pytest.Config):  # type: ignore[no-u
         return
     text = "HTTP conformance against Zeek http.log (pytest -s for every difference):\n"
     text += summary_table(all_results())
-    tr = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-    capman = pytestconfig.pluginmanager.get_plugin("capturemanager")
-    if tr is None or capman is None:  # pragma: no cover - running without pytest's terminal
-        print(text)
-        return
-    with capman.global_and_fixture_disabled():  # shown without -s too
-        tr.ensure_newline()
-        for line in text.splitlines():
-            tr.write_line(line)
+    write_to_terminal(pytestconfig, text)
 
 
 def _row_params() -> list[tuple[Case, str]]:

@@ -81,7 +81,7 @@ import pytest
 
 import pcapan
 from pcapan.proto.tls_registry import cipher_name, is_grease, version_name
-from tests.test_corpus_conn import CORPUS, B, T, Tuple4, read_zeek_log
+from tests.test_corpus_conn import CORPUS, B, T, Tuple4, read_zeek_log, write_to_terminal
 from tests.test_corpus_conn import pytestmark as _corpus_marks
 
 pytestmark = _corpus_marks
@@ -930,15 +930,7 @@ def _print_summary_at_the_end(pytestconfig: pytest.Config):  # type: ignore[no-u
         return
     text = "TLS conformance (Zeek, ja3, FoxIO JA4, nDPI; pytest -s for every difference):\n"
     text += summary_table(all_results())
-    tr = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-    capman = pytestconfig.pluginmanager.get_plugin("capturemanager")
-    if tr is None or capman is None:  # pragma: no cover - running without pytest's terminal
-        print(text)
-        return
-    with capman.global_and_fixture_disabled():  # shown without -s too
-        tr.ensure_newline()
-        for line in text.splitlines():
-            tr.write_line(line)
+    write_to_terminal(pytestconfig, text)
 
 
 def _is_tls_ground_truth(p: Path) -> bool:
