@@ -132,10 +132,11 @@ class Result:
         from pcapan.frames import webperf
 
         conn, http, tls = self.connections, self.http, self.tls
-        missed = webperf.missed_reuse(conn, http, tls)
-        srv = webperf.servers(conn, http, tls, missed)
+        pairs = webperf.pairs(conn, http, tls)
+        missed = webperf.missed_reuse(pairs, http)
+        srv = webperf.servers(pairs, missed)
         self._frames["servers"] = _typed(srv, SERVERS)
-        self._frames["clients"] = _typed(webperf.clients(conn, srv), CLIENTS)
+        self._frames["clients"] = _typed(webperf.clients(pairs, srv), CLIENTS)
         self._frames["missed_reuse"] = _typed(missed, MISSED_REUSE)
 
     def summary(self) -> dict[str, Any]:

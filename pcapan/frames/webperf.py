@@ -173,9 +173,10 @@ def _max_open_per_group(code: np.ndarray, starts: np.ndarray, ends: np.ndarray, 
     return out
 
 
-def _pairs(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFrame) -> pd.DataFrame:
+def pairs(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFrame) -> pd.DataFrame:
     """Connections with their pair key (client, server address, port, name), its code, and the
-    interval they were open (start, first FIN/RST or last packet) in ns."""
+    interval they were open (start, first FIN/RST or last packet) in ns: the input of
+    :func:`missed_reuse`, :func:`servers` and :func:`clients`."""
     c = conns.assign(server_name=_server_name(conns, http, tls))
     end = c.ts_close.where(c.ts_close.notna(), c.ts + pd.to_timedelta(c.duration_s, unit="s"))
     c = c.assign(t0=c.ts.astype("int64"), t1=end.astype("int64"))
@@ -183,13 +184,12 @@ def _pairs(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFrame) -> pd.Dat
     return c
 
 
-def missed_reuse(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFrame) -> pd.DataFrame:
+def missed_reuse(c: pd.DataFrame, http: pd.DataFrame) -> pd.DataFrame:
     """New connections opened while another connection from the same client to the same server
     (address, port and name) was open and idle: it had answered at least one request and had no
     request in flight. One row per such new connection, with the idle one it could have used.
     Only connections whose HTTP exchanges are visible can be judged idle (not HTTPS)."""
     cols = ["ts", "uid", "idle_uid", "orig_h", "resp_h", "resp_p", "server_name"]
-    c = _pairs(conns, http, tls)
     sizes = c.pair.map(c.pair.value_counts())
     c = c[sizes >= 2].sort_values(["pair", "t0"])
     if not len(c):
@@ -228,9 +228,9 @@ def missed_reuse(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFrame) -> 
                          "resp_p": rows.resp_p.to_numpy(), "server_name": rows.server_name.to_numpy()})[cols]
 
 
-def servers(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFrame, missed: pd.DataFrame) -> pd.DataFrame:
-    """Per client-server pair: connections, requests, reuse, parallelism, missed reuse, budget."""
-    c = _pairs(conns, http, tls)
+def servers(c: pd.DataFrame, missed: pd.DataFrame) -> pd.DataFrame:
+    """Per client-server pair (``c``: :func:`pairs`): connections, requests, reuse, parallelism,
+    missed reuse, budget."""
     if not len(c):
         return pd.DataFrame(columns=[col.name for col in SERVERS])
     c = c.assign(used=(c.requests > 0).astype(np.int64), req=c.requests.astype(np.int64),
@@ -259,12 +259,11 @@ def servers(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFrame, missed: 
 
 
 def clients(conns: pd.DataFrame, srv: pd.DataFrame) -> pd.DataFrame:
-    """Per client address: servers contacted, connections, requests, reuse, parallelism."""
+    """Per client address (``conns``: :func:`pairs`): servers contacted, connections, requests,
+    reuse, parallelism."""
     if not len(conns):
         return pd.DataFrame(columns=[c.name for c in CLIENTS])
-    end = conns.ts_close.where(conns.ts_close.notna(), conns.ts + pd.to_timedelta(conns.duration_s, unit="s"))
-    c = conns.assign(t0=conns.ts.astype("int64"), t1=end.astype("int64"),
-                     used=(conns.requests > 0).astype(np.int64), req=conns.requests.astype(np.int64))
+    c = conns.assign(used=(conns.requests > 0).astype(np.int64), req=conns.requests.astype(np.int64))
     c["client"] = c.groupby("orig_h", sort=True).ngroup()
     g = c.groupby("client", sort=True)
     out = pd.DataFrame({"orig_h": g.orig_h.first(), "connections": g.size(), "requests": g.req.sum()})
