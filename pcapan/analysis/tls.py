@@ -287,8 +287,10 @@ class TlsSession:
         early_accepted: bool | None = None
         if early_offered:
             n = p.client_first_encrypted_len
-            if sh_ok is None or not tls13 or sh_ok.psk_selected is None or n is None:
-                early_accepted = False if (sh_ok is not None and (not tls13 or sh_ok.psk_selected is None)) else None
+            if sh_ok is not None and (not tls13 or sh_ok.psk_selected is None):
+                early_accepted = False  # no pre-shared key accepted: early data cannot have been
+            elif sh_ok is None or n is None:
+                early_accepted = None  # the handshake was not seen far enough to tell
             else:
                 fin = 4 + (48 if code in _SHA384_TLS13 else 32) + 1 + 16
                 early_accepted = n in (_EOED_RECORD_LEN, fin + 4)
