@@ -7,6 +7,7 @@ import gc
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -105,10 +106,10 @@ class Result:
             elif name == "rtt":
                 self._frames[name] = _rtt_frame(self.rtt_samples)
             elif name == "tls":
-                recs4 = sorted(self.tls_records, key=lambda r: (r.ts_ns, r.uid))
+                recs4 = sorted(self.tls_records, key=attrgetter("ts_ns", "uid"))
                 self._frames[name] = to_frame(recs4, TLS, TlsRecord)
             else:
-                recs2 = sorted(self.anomaly_records, key=lambda r: (r.source, r.ts_ns, r.frame))
+                recs2 = sorted(self.anomaly_records, key=attrgetter("source", "ts_ns", "frame"))
                 self._frames[name] = to_frame(recs2, ANOMALIES, AnomalyRecord)
         return self._frames[name]
 
@@ -118,9 +119,9 @@ class Result:
         from pcapan.frames import webperf
         from pcapan.frames.build import to_frame
 
-        recs = sorted(self.connection_records, key=lambda r: (r.ts_ns, r.uid))
+        recs = sorted(self.connection_records, key=attrgetter("ts_ns", "uid"))
         conn = _with_rtt_columns(to_frame(recs, CONN_RECORD_COLUMNS, ConnRecord), self.rtt_samples)
-        recs3 = sorted(self.http_records, key=lambda r: (r.ts_ns, r.uid, r.trans_depth))
+        recs3 = sorted(self.http_records, key=attrgetter("ts_ns", "uid", "trans_depth"))
         http = to_frame(recs3, HTTP_RECORD_COLUMNS, HttpRecord)
         tls = self._table("tls")
         conn = webperf.connection_columns(conn, http, tls)
@@ -260,13 +261,17 @@ def _rtt_frame(samples: RttSamples) -> pd.DataFrame:
     return df[[col.name for col in RTT]]
 
 
-def _group_stats(key: np.ndarray, val: np.ndarray) -> dict[str, dict[int, float]]:
-    """Per key: min, median, mean, p95 (linear interpolation, as pandas), max, population stdev
-    and count, with one sort and reductions over the groups (no per-sample objects)."""
+def _group_stats(key: np.ndarray, val: np.ndarray, n_keys: int) -> dict[str, np.ndarray]:
+    """Per key in ``range(n_keys)``: min, median, mean, p95 (linear interpolation, as pandas),
+    max, population stdev (NaN for a key without values) and count, with one sort and
+    reductions over the groups (no per-sample objects)."""
     import numpy as np
 
+    names = ("min", "median", "mean", "p95", "max", "stdev")
+    out = {name: np.full(n_keys, np.nan) for name in names}
+    out["count"] = np.zeros(n_keys, dtype=np.int64)
     if not key.shape[0]:
-        return {k: {} for k in ("min", "median", "mean", "p95", "max", "stdev", "count")}
+        return out
     order = np.lexsort((val, key))
     k, v = key[order], val[order]
     starts = np.r_[0, np.nonzero(k[1:] != k[:-1])[0] + 1]
@@ -281,10 +286,12 @@ def _group_stats(key: np.ndarray, val: np.ndarray) -> dict[str, dict[int, float]
         hi = np.minimum(lo + 1, starts + n - 1)
         return v[lo] + (v[hi] - v[lo]) * (pos - lo)
 
-    keys = k[starts].tolist()
+    keys = k[starts]
     cols = {"min": v[starts], "median": quantile(0.5), "mean": mean, "p95": quantile(0.95),
             "max": v[starts + n - 1], "stdev": np.sqrt(sq / n), "count": n}
-    return {name: dict(zip(keys, arr.tolist(), strict=True)) for name, arr in cols.items()}
+    for name, arr in cols.items():
+        out[name][keys] = arr
+    return out
 
 
 def _with_rtt_columns(conn: pd.DataFrame, samples: RttSamples) -> pd.DataFrame:
@@ -295,22 +302,32 @@ def _with_rtt_columns(conn: pd.DataFrame, samples: RttSamples) -> pd.DataFrame:
 
     c = samples.columns()
     out = conn.copy()
-    row_of = out.uid.astype(object).map(samples.index).astype("float64")  # index in the samples, if any
+    # Each connection's index in the samples (-1: none), then the arrays below are indexed by
+    # key = index * 2 + is_orig, with one spare NaN slot at the end for connections without one.
+    n_keys = 2 * len(samples.uids)
+    index = samples.index
+    row = np.fromiter((index.get(u, -1) for u in out.uid.tolist()), dtype=np.int64, count=len(out))
+    has = row >= 0
     key = c["conn"].astype(np.int64) * 2 + c["is_orig"]
     rtt = c["rtt_ns"] / 1e9
+
+    def pick(arr: np.ndarray, flag: int) -> np.ndarray:
+        return np.where(has, arr[np.where(has, row * 2 + flag, 0)] if arr.shape[0] else 0, np.nan)
+
     hs_mask = c["kind"] == 0
     hk, first = np.unique(key[hs_mask], return_index=True)  # first handshake sample per key
-    hs = dict(zip(hk.tolist(), rtt[hs_mask][first].tolist(), strict=True))
-    out["rtt_syn_s"] = (row_of * 2 + 1).map(hs).astype("float64")
-    out["rtt_synack_s"] = (row_of * 2).map(hs).astype("float64")
+    hs = np.full(n_keys, np.nan)
+    hs[hk] = rtt[hs_mask][first]
+    out["rtt_syn_s"] = pick(hs, 1)
+    out["rtt_synack_s"] = pick(hs, 0)
     out["initial_rtt_s"] = out.rtt_syn_s + out.rtt_synack_s
     ack = c["kind"] == 1
-    stats = _group_stats(key[ack], rtt[ack])
+    stats = _group_stats(key[ack], rtt[ack], n_keys)
     for d, flag in (("orig", 1), ("resp", 0)):
-        k = row_of * 2 + flag
         for name in ("min", "median", "mean", "p95", "max", "stdev"):
-            out[f"rtt_{d}_{name}_s"] = k.map(stats[name]).astype("float64")
-        out[f"rtt_{d}_count"] = pd.array(k.map(stats["count"]).fillna(0).astype(np.int64), dtype="Int64")
+            out[f"rtt_{d}_{name}_s"] = pick(stats[name], flag)
+        counts = np.where(has, stats["count"][np.where(has, row * 2 + flag, 0)] if n_keys else 0, 0)
+        out[f"rtt_{d}_count"] = pd.array(counts.astype(np.int64), dtype="Int64")
     return out[[*conn.columns, *(col.name for col in CONN_RTT)]]
 
 
