@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from pcapan.plot import Plotter
+
 Source = str | os.PathLike[str] | BinaryIO
 Progress = Callable[[str, int, int | None], None]
 
@@ -94,6 +96,13 @@ class Result:
     def missed_reuse(self) -> pd.DataFrame:
         """New connections an open, idle connection to the same server could have carried."""
         return self._table("missed_reuse")
+
+    @property
+    def plot(self) -> Plotter:
+        """Figures: ``res.plot.waterfall()``, ``res.plot.tls()`` ... (see pcapan.plot)."""
+        from pcapan.plot import Plotter
+
+        return Plotter(self)
 
     def _table(self, name: str) -> pd.DataFrame:
         if name not in self._frames:

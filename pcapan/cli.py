@@ -50,6 +50,17 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("-o", "--output", metavar="DIR", required=True, help="directory for the bodies and manifest.csv")
     x.add_argument("--decode", action="store_true", help="undo gzip/deflate Content-Encoding (bodies are always de-chunked)")
 
+    from pcapan.plot import KINDS as PLOT_KINDS
+
+    g = sub.add_parser("plot", help="draw a figure (waterfall, rtt, budget, reuse, pipelining, tls, timeseq, io) to PNG/SVG/PDF")
+    g.add_argument("files", nargs="+", metavar="FILE", help="capture files (timeseq and io re-read them: not stdin)")
+    g.add_argument("--kind", choices=PLOT_KINDS, required=True, help="which figure (see README, Plots)")
+    g.add_argument("-o", "--output", metavar="OUT", help="image file; the format comes from its extension: .png, .svg or .pdf (default pcapan-KIND.png)")
+    g.add_argument("--uid", help="waterfall: only this connection; timeseq: the connection (default: the one with most payload); io: one connection instead of all TCP")
+    g.add_argument("--limit", type=int, metavar="N", help="waterfall: first N connections (default 50); budget, rtt --by-server: N servers; reuse: N client-server pairs; pipelining: N responses; tls: N cipher suites")
+    g.add_argument("--direction", choices=["auto", "orig", "resp"], help="timeseq: whose data to draw (default auto: the direction with more payload)")
+    g.add_argument("--by-server", action="store_true", help="rtt: one CDF/histogram group per server and direction")
+
     s = sub.add_parser("schema", help="print every table's columns with type, unit and description")
     s.add_argument("table", nargs="?", help="only this table")
     s.add_argument("--format", choices=["table", "json", "markdown"], default="table", help="output format")
@@ -163,6 +174,59 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+# Image formats `pcapan plot` writes, chosen by the output file's extension.
+PLOT_FORMATS = ("png", "svg", "pdf")
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pcapan.api import analyze
+    from pcapan.plot import PACKET_KINDS
+
+    kind = args.kind
+    out = Path(args.output or f"pcapan-{kind}.png")
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in PLOT_FORMATS:
+        raise PcapanError(f"cannot tell the image format of {str(out)!r}: use .png, .svg or .pdf")
+    misuse = [opt for opt, given, kinds in (
+        ("--limit", args.limit is not None, ("waterfall", "budget", "rtt", "reuse", "pipelining", "tls")),
+        ("--uid", args.uid is not None, ("waterfall", "timeseq", "io")),
+        ("--direction", args.direction is not None, ("timeseq",)),
+        ("--by-server", args.by_server, ("rtt",)),
+    ) if given and kind not in kinds]
+    if misuse:
+        raise PcapanError(f"{', '.join(misuse)} does not apply to --kind {kind}")
+    if kind in PACKET_KINDS and "-" in args.files:
+        raise PcapanError(f"--kind {kind} re-reads the capture: give file names, not '-'")
+    res = analyze(args.files)
+    for w in res.warnings:
+        print(f"pcapan: warning: {w}", file=sys.stderr)
+    opts: dict[str, Any] = {}
+    if args.limit is not None:
+        opts["limit"] = args.limit
+    if args.by_server:
+        opts["by_server"] = True
+    if args.direction is not None:
+        opts["direction"] = args.direction
+    if kind in PACKET_KINDS:
+        opts["source"] = args.files
+    uid = args.uid
+    if kind == "timeseq" and uid is None:
+        conns = res.connections
+        if not len(conns):
+            raise PcapanError("no TCP connection to draw")
+        uid = str(conns.uid[(conns.orig_bytes.fillna(0) + conns.resp_bytes.fillna(0)).astype("int64").idxmax()])
+        print(f"pcapan: timeseq of {uid} (the connection with most payload; choose one with --uid)", file=sys.stderr)
+    if uid is not None:
+        opts["uid"] = uid
+    fig = res.plot(kind, **opts)
+    # No creation date in SVG/PDF: the same capture gives the same file.
+    fig.savefig(out, format=fmt, metadata={"Date": None} if fmt in ("svg", "pdf") else None)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
 def _cmd_schema(args: argparse.Namespace) -> int:
     from pcapan.frames.schema import TABLES
 
@@ -192,6 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"analyze": _cmd_analyze, "connections": _cmd_table, "http": _cmd_table, "tls": _cmd_table, "rtt": _cmd_table,
                 "servers": _cmd_table,
                 "extract": _cmd_extract,
+                "plot": _cmd_plot,
                 "schema": _cmd_schema}
     try:
         return handlers[args.verb](args)
