@@ -197,20 +197,29 @@ class Result:
             "budget_labels": {k: int(v) for k, v in labels.value_counts().items()},
         }
 
-    def to_csv(self, directory: str | os.PathLike[str]) -> list[Path]:
+    def export(self, directory: str | os.PathLike[str], fmt: str, *, safe_csv: bool = False) -> list[Path]:
+        """Every table into ``directory`` as ``fmt`` (csv, parquet, jsonl, zeek) plus
+        manifest.json; returns the paths written (see pcapan.export.files)."""
         from pcapan.export.files import write_tables
 
-        return write_tables(self, directory, "csv")
+        return write_tables(self, directory, fmt, safe_csv=safe_csv)
+
+    def to_csv(self, directory: str | os.PathLike[str], *, safe: bool = False) -> list[Path]:
+        """One CSV per table (read back exactly with ``pcapan.export.tables.read_csv``);
+        ``safe=True`` neutralises spreadsheet formulas in text cells."""
+        return self.export(directory, "csv", safe_csv=safe)
 
     def to_parquet(self, directory: str | os.PathLike[str]) -> list[Path]:
-        from pcapan.export.files import write_tables
-
-        return write_tables(self, directory, "parquet")
+        """One Parquet file per table (dtypes kept)."""
+        return self.export(directory, "parquet")
 
     def to_json(self, directory: str | os.PathLike[str]) -> list[Path]:
-        from pcapan.export.files import write_tables
+        """One JSON Lines file (``.jsonl``) per table."""
+        return self.export(directory, "jsonl")
 
-        return write_tables(self, directory, "json")
+    def to_zeek(self, directory: str | os.PathLike[str]) -> list[Path]:
+        """Zeek ASCII logs: conn.log, http.log, ssl.log, weird.log."""
+        return self.export(directory, "zeek")
 
     @staticmethod
     def merge(parts: Sequence[Result]) -> Result:

@@ -12,6 +12,8 @@ from pcapan import __version__
 from pcapan.errors import PcapanError
 
 EXIT_USAGE = 2
+# Table file formats of `export` and `analyze -o` ("json" is the older name of "jsonl").
+EXPORT_FORMATS = ["csv", "parquet", "jsonl", "json", "zeek"]
 # Files smaller than this finish before a progress bar would be worth drawing.
 PROGRESS_MIN_BYTES = 32 * 1024 * 1024
 
@@ -27,7 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     a = sub.add_parser("analyze", help="analyse captures, print a summary, optionally write the tables")
     a.add_argument("files", nargs="+", metavar="FILE", help="pcap/pcapng, optionally .gz/.bz2/.xz/.zst; '-' reads stdin")
     a.add_argument("-o", "--output", metavar="DIR", help="write every table into DIR")
-    a.add_argument("--format", choices=["csv", "parquet", "json"], default="csv", help="table file format for -o (default csv)")
+    a.add_argument("--format", choices=EXPORT_FORMATS, default="csv", help="table file format for -o (default csv; json is jsonl)")
+    a.add_argument("--safe-csv", action="store_true", help="with -o and csv: neutralise spreadsheet formulas in text cells")
     a.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
     a.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
     a.add_argument("--idle-timeout", type=float, metavar="S", help="seconds of silence that end a connection (default 300, as Zeek)")
@@ -44,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format (default: a terminal table)")
         c.add_argument("--columns", metavar="A,B,...", help=f"comma-separated columns to show (default: {default})")
         c.add_argument("--limit", type=int, metavar="N", help="show at most N rows")
+
+    e = sub.add_parser("export", help="analyse captures and write every table (csv, parquet, jsonl, Zeek logs) with a manifest.json")
+    e.add_argument("files", nargs="+", metavar="FILE", help="capture files ('-' reads stdin)")
+    e.add_argument("-o", "--output", metavar="DIR", required=True, help="directory for the table files and manifest.json")
+    e.add_argument("--format", choices=EXPORT_FORMATS, default="csv", help="file format (default csv; zeek writes conn/http/ssl/weird.log)")
+    e.add_argument("--safe-csv", action="store_true", help="prefix text cells that begin with = + - @ TAB CR or ' with a ' (CSV injection)")
 
     x = sub.add_parser("extract", help="write every HTTP response body to a file, with a manifest.csv")
     x.add_argument("files", nargs="+", metavar="FILE", help="capture files ('-' reads stdin)")
@@ -102,6 +111,7 @@ def _progress_analyze(files: Sequence[str], show: bool, **kw: Any):  # noqa: ANN
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from pcapan.render import print_summary
 
+    _check_export_args(args)
     kw: dict[str, Any] = {}
     if args.idle_timeout is not None:
         kw["idle_timeout_s"] = args.idle_timeout
@@ -113,10 +123,31 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     else:
         print_summary(res)
     if args.output:
-        from pcapan.export.files import write_tables
+        _write_export(res, args)
+    return 0
 
-        paths = write_tables(res, args.output, args.format)
-        print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)
+
+def _check_export_args(args: argparse.Namespace) -> None:
+    """Refuse --safe-csv where it means nothing, before spending time on the analysis."""
+    if args.safe_csv and not args.output:
+        raise PcapanError("--safe-csv needs -o DIR")
+    if args.safe_csv and args.format != "csv":
+        raise PcapanError("--safe-csv applies to --format csv only")
+
+
+def _write_export(res: Any, args: argparse.Namespace) -> list[Any]:
+    """The shared part of `export` and `analyze -o`: every table into args.output."""
+    paths = res.export(args.output, args.format, safe_csv=args.safe_csv)
+    print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)
+    return paths
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    _check_export_args(args)
+    res = _progress_analyze(args.files, True)
+    for w in res.warnings:
+        print(f"pcapan: warning: {w}", file=sys.stderr)
+    _write_export(res, args)
     return 0
 
 
@@ -256,6 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"analyze": _cmd_analyze, "connections": _cmd_table, "http": _cmd_table, "tls": _cmd_table, "rtt": _cmd_table,
                 "servers": _cmd_table,
                 "extract": _cmd_extract,
+                "export": _cmd_export,
                 "plot": _cmd_plot,
                 "schema": _cmd_schema}
     try:
