@@ -83,7 +83,9 @@ def server_label(host: object, port: object, name: object = None) -> str:
     """``name (host:port)`` or ``host:port``; IPv6 addresses in brackets."""
     h = str(host)
     hp = f"[{h}]:{port}" if ":" in h else f"{h}:{port}"
-    return f"{name} ({hp})" if isinstance(name, str) and name and name != "<NA>" else hp
+    if not isinstance(name, str) or not name or name in (h, hp):
+        return hp
+    return f"{name} ({hp})"
 
 
 def check_limit(limit: int | None) -> int | None:

@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pcapan.errors import PcapanError
-from pcapan.plot._base import PHASE_COLORS, check_limit, new_figure, no_data, server_label, short
+from pcapan.plot._base import (
+    PHASE_COLORS,
+    check_limit,
+    integer_ticks,
+    new_figure,
+    no_data,
+    server_label,
+    short,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,7 +74,8 @@ def rtt(result: Result, *, kind: str = "ack", by_server: bool = False, limit: in
         cdf.legend(fontsize="small")
         edges = np.histogram_bin_edges(np.concatenate(values), bins=bins)
         for label, v in zip(groups, values, strict=True):
-            hist.hist(v, bins=edges, alpha=0.6, label=label)
+            _, _, bars = hist.hist(v, bins=edges, alpha=0.6, label=label)
+            bars.set_label(label)  # the BarContainer too, not only its first bar
         hist.set_xlabel("RTT (ms)")
         hist.set_ylabel("samples")
         hist.legend(fontsize="small")
@@ -160,8 +169,9 @@ def budget(result: Result, *, limit: int | None = MAX_SERVERS) -> Figure:
             h = df[col].to_numpy(dtype=float) * 1e3
             ax.bar(x, h, bottom=bottom, label=name, color=PHASE_COLORS[name], width=0.6)
             bottom += h
-        ax.set_xticks(x, [f"{short(lab, 30)}\nn={n}" for lab, n in zip(df.label, df.n, strict=True)],
-                      rotation=20 if len(df) > 3 else 0, ha="right" if len(df) > 3 else "center", fontsize="small")
+        ticks = ["\n".join(short(part.rstrip(")"), 28) for part in str(lab).split(" (")) + f"\nn={n}"
+                 for lab, n in zip(df.label, df.n, strict=True)]
+        ax.set_xticks(x, ticks, fontsize="small")
         ax.set_ylabel("time (ms)")
         ax.set_title(title, fontsize="medium")
         ax.legend(fontsize="small")
@@ -217,6 +227,7 @@ def reuse(result: Result, *, limit: int | None = MAX_REUSE_PAIRS) -> Figure:
         h_ax.set_xticks(rpc.index.to_numpy())
         h_ax.set_xlabel("requests per connection")
         h_ax.set_ylabel("connections")
+        integer_ticks(h_ax)
     steps = open_connections(result, limit)
     if not steps:
         no_data(t_ax, "no TCP connections")
@@ -240,7 +251,7 @@ def reuse(result: Result, *, limit: int | None = MAX_REUSE_PAIRS) -> Figure:
             t_ax.scatter(xs, ys, marker="v", color="#c0392b", s=60, zorder=3, label="missed reuse")
     t_ax.set_xlabel("time since first connection (s)")
     t_ax.set_ylabel("open connections")
-    t_ax.yaxis.get_major_locator().set_params(integer=True)
+    integer_ticks(t_ax)
     t_ax.legend(fontsize="small")
     return fig
 
@@ -282,6 +293,7 @@ def pipelining(result: Result, *, limit: int | None = MAX_HOL_BARS) -> Figure:
         d_ax.set_xticks(depths.index.to_numpy())
         d_ax.set_xlabel("pipeline depth (requests outstanding)")
         d_ax.set_ylabel("requests")
+        integer_ticks(d_ax)
     w = hol_waits(result, limit)
     if not len(w):
         no_data(w_ax, "no pipelined requests")
