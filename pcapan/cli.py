@@ -6,10 +6,14 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pcapan import __version__
 from pcapan.errors import PcapanError
+
+if TYPE_CHECKING:
+    from pcapan.api import Result
 
 EXIT_USAGE = 2
 # Table file formats of `export` and `analyze -o` ("json" is the older name of "jsonl").
@@ -135,7 +139,7 @@ def _check_export_args(args: argparse.Namespace) -> None:
         raise PcapanError("--safe-csv applies to --format csv only")
 
 
-def _write_export(res: Any, args: argparse.Namespace) -> list[Any]:
+def _write_export(res: Result, args: argparse.Namespace) -> list[Path]:
     """The shared part of `export` and `analyze -o`: every table into args.output."""
     paths = res.export(args.output, args.format, safe_csv=args.safe_csv)
     print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)

@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 
 import pcapan
-from pcapan.export.zeek import CONN, HTTP, LOGS, SSL, WEIRD, escape, render
+from pcapan.export.zeek import CONN, HTTP, LOGS, SSL, WEIRD, ZeekLogSpec, escape, render
 
 from . import exportgen
 
@@ -217,7 +217,7 @@ def _header(p: Path) -> tuple[list[str], dict[str, str], list[str]]:
 
 @pytest.mark.corpus
 @pytest.mark.parametrize("spec", [CONN, HTTP, SSL, WEIRD], ids=lambda s: s.path)
-def test_matches_real_zeek_logs(spec, logs: Path) -> None:  # noqa: ANN001
+def test_matches_real_zeek_logs(spec: ZeekLogSpec, logs: Path) -> None:
     if not CORPUS.is_dir():
         pytest.skip("../shared/corpus not present")
     real = _corpus_logs(spec.path)
