@@ -120,6 +120,8 @@ class Analyzer:
         self.http_ctx = HttpContext(on_http_body)
         self.tls_ctx = TlsContext()
         self.rtt_samples = rtt.RttSamples()
+        self.rtt_state = rtt.RttState()
+        self._rtt_done: list[int] = []  # finalised connections whose carried RTT state can go
         self.openers: Openers = {HTTP: self.http_ctx.open, TLS: self.tls_ctx.open}
         self.http_ctx.tunnel_openers[TLS] = self.tls_ctx.open_in_tunnel
         self.source = ""
@@ -395,14 +397,28 @@ class Analyzer:
         """Round-trip samples, duplicate ACKs and zero windows of the batch (pcapan.flow.rtt)."""
         if not conns:
             return
+        ids = [c.rtt_id for c in conns]
+        if self._rtt_done:
+            # (A connection finalised during this batch, its 5-tuple reused, still has packets
+            # in it: its state goes after the next batch.)
+            present = set(ids)
+            gone = [i for i in self._rtt_done if i not in present]
+            self._rtt_done = [i for i in self._rtt_done if i in present]
+            if gone:
+                self.rtt_state.forget(np.array(gone, dtype=np.int64))
+        if -1 in ids:
+            fresh = [c for c in conns if c.rtt_id < 0]
+            for c, i in zip(fresh, self.rtt_samples.ids([c.uid for c in fresh]).tolist(), strict=True):
+                c.rtt_id = i
+            ids = [c.rtt_id for c in conns]
+        gid = np.array(ids, dtype=np.int64)
         orig_is_a = np.array([c.orig_is_a for c in conns], dtype=bool)
         is_orig = a_is_src == orig_is_a[slot]
-        ep = slot * 2 + (~is_orig).astype(np.int64)
-        eps = [e for c in conns for e in (c.orig, c.resp)]
-        uids = self.rtt_samples.ids([c.uid for c in conns])
+        ep = gid[slot] * 2 + (~is_orig).astype(np.int64)
         data = np.frombuffer(tp.data, dtype=np.uint8)
         ts_opt = rtt.timestamps(data, tp.tcp_off, tp.thl, tp.opt_cap)
-        rtt.batch(self.rtt_samples, eps, uids, ep, tp.seq, tp.ack, tp.flags, tp.win, tp.payload_len, tp.ts_ns, ts_opt)
+        rtt.batch(self.rtt_samples, self.rtt_state, ep, tp.seq, tp.ack, tp.flags, tp.win, tp.payload_len, tp.ts_ns,
+                  ts_opt)
 
     @staticmethod
     def _hole_windows(tp: TcpPackets, order_kd: np.ndarray, kd: np.ndarray, kd_s: np.ndarray, starts_kd: np.ndarray,
@@ -721,6 +737,8 @@ class Analyzer:
                                                     f"{st.before_start} segment(s) from {side} before the initial sequence number",
                                                     self.source))
         conn.release()
+        if conn.rtt_id >= 0:
+            self._rtt_done.append(conn.rtt_id)
         if self.on_connection is not None:
             self.on_connection(rec)
 
@@ -755,10 +773,7 @@ class Analyzer:
             r.stream.out_of_order,  # resp_out_of_order
             o.zero_window_probes,  # orig_zero_window_probes
             r.zero_window_probes,  # resp_zero_window_probes
-            o.rtt.dup_acks if o.rtt is not None else 0,  # orig_dup_acks
-            r.rtt.dup_acks if r.rtt is not None else 0,  # resp_dup_acks
-            o.rtt.zero_windows if o.rtt is not None else 0,  # orig_zero_windows
-            r.rtt.zero_windows if r.rtt is not None else 0,  # resp_zero_windows
+            *self.rtt_state.counters(c.rtt_id),  # orig_dup_acks, resp_dup_acks, orig/resp_zero_windows
             o.stream.keepalives,  # orig_keepalives
             r.stream.keepalives,  # resp_keepalives
             o.stream.conflicts + r.stream.conflicts,  # overlap_conflicts

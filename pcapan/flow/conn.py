@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 from pcapan.decode.tcp_options import parse_tcp_options
 from pcapan.flow.reassembly import Reassembler, StreamSink
-from pcapan.flow.rtt import EndpointRtt
 
 INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = range(7)
 
@@ -74,7 +73,7 @@ class Endpoint:
         "wscale", "sack_ok", "ts_ok", "window", "did_close", "hist_last_syn", "hist_last_fin",
         "hist_last_rst", "rxmt_cnt", "rxmt_thresh", "zw_cnt", "zw_thresh", "gap_cnt", "gap_thresh",
         "max_ack_rel", "syn_seen", "first_ts", "last_ts", "zero_window_probes", "peer",
-        "z_start", "z_last", "z_ack", "acks", "ack_front", "ack_hi", "rtt",
+        "z_start", "z_last", "z_ack", "acks", "ack_front", "ack_hi",
     )
 
     def __init__(self) -> None:
@@ -112,7 +111,6 @@ class Endpoint:
         self.acks: list[tuple[int, int, object, object]] = []
         self.ack_front = 0  # highest ack already applied
         self.ack_hi = 0  # highest ack in ``acks``
-        self.rtt: EndpointRtt | None = None  # round-trip bookkeeping (pcapan.flow.rtt)
 
     def reanchor(self, isn: int) -> None:
         """Restart the reassembler's sequence space (nothing of this side's data is in it)."""
@@ -197,7 +195,7 @@ class Connection:
         "_hist_seen", "_hist_pos", "flipped", "partial", "close_reason", "closed_ns", "anomalies",
         "first_close_ns", "first_close_by", "first_close_flag",
         "service", "n", "_fkey", "missed_bytes", "_z_partial", "_first_seen",
-        "_last_frame", "_clean_log",
+        "_last_frame", "_clean_log", "rtt_id",
     )
 
     def __init__(self, uid: str, key: FlowKey, orig_is_a: bool, start_ns: int, n: int) -> None:
@@ -231,6 +229,7 @@ class Connection:
         self._first_seen = 0  # Zeek's first_packet_seen bits (1 orig, 2 resp)
         self._last_frame = 0  # highest frame number seen, for letters of folded packets
         self._clean_log: list[tuple[int, bool]] = [(0, False)]  # (frame, both sides clean) changes
+        self.rtt_id = -1  # index in the round-trip samples and state (pcapan.flow.rtt), once seen
 
     # -- history -----------------------------------------------------------------------------
     def _add(self, frame_no: int, letter: str, is_orig: bool) -> None:

@@ -19,7 +19,7 @@ Duplicate ACKs and zero-window advertisements are counted here too (Wireshark's
 ``tcp.analysis.duplicate_ack`` and ``tcp.analysis.zero_window``), since they need the same
 per-direction ordering.
 
-State kept per endpoint between batches (:class:`EndpointRtt`): the sequence base, the highest
+State kept per endpoint between batches (:class:`RttState`): the sequence base, the highest
 acknowledgement and segment end so far, the segments not yet acknowledged (bounded) and the
 timestamp values not yet echoed (bounded).
 """
@@ -46,24 +46,58 @@ _KEY_SHIFT = 34  # (endpoint, 33-bit value) packed into one int64 for sorting an
 _MAX_SEGMENT_SPAN = 1 << 18
 
 
-@dataclass(slots=True)
-class EndpointRtt:
-    """What one endpoint's RTT bookkeeping carries from batch to batch."""
+class RttState:
+    """What every endpoint's RTT bookkeeping carries from batch to batch, as arrays indexed by
+    endpoint id: a connection's index in :class:`RttSamples` times two, plus one for its
+    responder. Arrays rather than an object per endpoint: a batch touches hundreds of endpoints,
+    and reading and writing their state is then a handful of array operations, not loops."""
 
-    base: int  # sequence number that relative position 0 stands for
-    max_ack: int = -1  # highest relative acknowledgement of this endpoint's data seen
-    hi_end: int = 0  # highest relative segment end sent
-    # Segments not acknowledged yet: relative start and end, time, kind, retransmitted.
-    pend: tuple[np.ndarray, ...] | None = None
-    last_ack: int = -1  # this endpoint's own last acknowledgement number (32-bit) and window
-    last_win: int = -1
-    dup_acks: int = 0
-    zero_windows: int = 0
-    # TSvals sent and not echoed yet (ascending) with the time each was first sent; the last
-    # value the peer echoed back
-    ts_v: np.ndarray | None = None
-    ts_t: np.ndarray | None = None
-    ts_echoed: int = -1
+    _INT_FIELDS = ("base", "max_ack", "hi_end", "last_ack", "last_win", "dup_acks", "zero_windows", "ts_echoed")
+    _INITIAL = {"max_ack": -1, "last_ack": -1, "last_win": -1, "ts_echoed": -1}
+
+    def __init__(self) -> None:
+        self.known = np.zeros(0, dtype=bool)  # the endpoint has sent a packet (base is set)
+        self.base = np.zeros(0, dtype=np.int64)  # sequence number that relative position 0 stands for
+        self.max_ack = np.zeros(0, dtype=np.int64)  # highest relative acknowledgement of its data seen
+        self.hi_end = np.zeros(0, dtype=np.int64)  # highest relative segment end sent
+        self.last_ack = np.zeros(0, dtype=np.int64)  # its own last acknowledgement number (32-bit)
+        self.last_win = np.zeros(0, dtype=np.int64)  # and window
+        self.dup_acks = np.zeros(0, dtype=np.int64)
+        self.zero_windows = np.zeros(0, dtype=np.int64)
+        self.ts_echoed = np.zeros(0, dtype=np.int64)  # the last of its TSvals the peer echoed
+        # Segments not acknowledged yet (endpoint, relative start and end, time, kind,
+        # retransmitted), at most RTT_MAX_PENDING_SEGMENTS per endpoint, in sending order.
+        self.pend: tuple[np.ndarray, ...] = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64),
+                                             np.empty(0, np.int64), np.empty(0, np.int8), np.empty(0, bool))
+        # TSvals sent and not echoed yet (endpoint, value, time first sent), ascending per
+        # endpoint, at most RTT_MAX_PENDING_TSVALS per endpoint.
+        self.tsp: tuple[np.ndarray, ...] = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64))
+
+    def reserve(self, n_endpoints: int) -> None:
+        size = self.known.shape[0]
+        if n_endpoints <= size:
+            return
+        new = max(n_endpoints, 2 * size, 1024)
+        self.known = np.concatenate([self.known, np.zeros(new - size, dtype=bool)])
+        for name in self._INT_FIELDS:
+            fill = np.full(new - size, self._INITIAL.get(name, 0), dtype=np.int64)
+            setattr(self, name, np.concatenate([getattr(self, name), fill]))
+
+    def forget(self, conns: np.ndarray) -> None:
+        """Drop the carried segments and TSvals of these (finalised) connections."""
+        gone = np.zeros(self.known.shape[0] // 2 + 1, dtype=bool)
+        gone[conns] = True
+        self.pend = tuple(x[~gone[self.pend[0] >> 1]] for x in self.pend)
+        self.tsp = tuple(x[~gone[self.tsp[0] >> 1]] for x in self.tsp)
+
+    def counters(self, conn: int) -> tuple[int, int, int, int]:
+        """(orig dup ACKs, resp dup ACKs, orig zero windows, resp zero windows) of connection
+        ``conn`` (its index in the samples; -1: never seen by a batch)."""
+        if conn < 0 or 2 * conn >= self.known.shape[0]:
+            return 0, 0, 0, 0
+        e = 2 * conn
+        return (int(self.dup_acks[e]), int(self.dup_acks[e + 1]), int(self.zero_windows[e]),
+                int(self.zero_windows[e + 1]))
 
 
 @dataclass(slots=True)
@@ -188,25 +222,38 @@ def _u32(data: np.ndarray, p: np.ndarray) -> np.ndarray:
             | (data[p + 2].astype(np.int64) << 8) | data[p + 3].astype(np.int64))
 
 
-def batch(samples: RttSamples, eps: list, uids: np.ndarray, ep: np.ndarray, seq: np.ndarray, ack: np.ndarray,
+def _last_per_group(keys: np.ndarray, limit: int) -> np.ndarray:
+    """For ``keys`` grouped (equal keys contiguous): True for the last ``limit`` of each group."""
+    n = keys.shape[0]
+    if not n:
+        return np.zeros(0, dtype=bool)
+    ends = np.r_[np.nonzero(keys[1:] != keys[:-1])[0] + 1, n]  # one past each group's end
+    group_end = np.repeat(ends, np.diff(np.r_[0, ends]))
+    return group_end - np.arange(n) <= limit
+
+
+def batch(samples: RttSamples, state: RttState, ep: np.ndarray, seq: np.ndarray, ack: np.ndarray,
           flags: np.ndarray, win: np.ndarray, plen: np.ndarray, ts: np.ndarray,
           ts_opt: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
-    """One batch, in capture order. ``eps[e]`` is the Endpoint object of endpoint index ``e``
-    (a connection's originator is ``2*slot``, its responder ``2*slot + 1``), ``ep`` each packet's
-    sending endpoint, ``uids[e >> 1]`` the connection's index in ``samples.uids``."""
+    """One batch, in capture order. ``ep`` is each packet's sending endpoint id (its connection's
+    index in ``samples`` times two, plus one for the responder); ``state`` carries every
+    endpoint's bookkeeping from batch to batch."""
     n = ep.shape[0]
     if n == 0:
         return
+    state.reserve(int(ep.max()) + 2)
     idx = np.arange(n, dtype=np.int64)
-    # Per endpoint in the batch: its state (created on its first packet ever).
-    # (An endpoint silent in this batch still has its state: its peer's ACKs time its segments.)
-    states: list[EndpointRtt | None] = [x.rtt for x in eps]
+    # Endpoints seen for the first time get their base from their first packet. (An endpoint
+    # silent in this batch keeps its state: its peer's ACKs time its segments.)
     ue, first = np.unique(ep, return_index=True)
-    for e, i in zip(ue.tolist(), first.tolist(), strict=True):
-        if states[e] is None:
-            states[e] = eps[e].rtt = EndpointRtt(base=(int(seq[i]) - _BASE_MARGIN) & _M32)
-    known = np.array([s is not None for s in states], dtype=bool)
-    base = np.array([s.base if s is not None else 0 for s in states], dtype=np.int64)
+    fresh = ~state.known[ue]
+    if fresh.any():
+        state.base[ue[fresh]] = (seq[first[fresh]] - _BASE_MARGIN) & _M32
+        state.known[ue[fresh]] = True
+    known, base = state.known, state.base
+    # The connections of this batch: their carried state is taken out, used and put back.
+    in_batch = np.zeros(known.shape[0] // 2 + 1, dtype=bool)
+    in_batch[ue >> 1] = True
 
     # -- segments: data, SYN or FIN (each occupies sequence space) ---------------------------
     syn = (flags & _SYN) != 0
@@ -219,16 +266,10 @@ def batch(samples: RttSamples, eps: list, uids: np.ndarray, ep: np.ndarray, seq:
     s_ts = ts[si]
     s_kind = np.where(syn[si], KIND_HANDSHAKE, KIND_ACK).astype(np.int8)
     # Segments still unacknowledged from earlier batches come first (index -1: sent before).
-    pend_parts = [(e, s.pend) for e, s in enumerate(states) if s is not None and s.pend is not None]
-    if pend_parts:
-        p_ep = np.concatenate([np.full(p[0].shape[0], e, dtype=np.int64) for e, p in pend_parts])
-        p_start, p_end, p_ts, p_kind, p_retx = (np.concatenate([p[k] for _, p in pend_parts]) for k in range(5))
-        for e, _ in pend_parts:
-            states[e].pend = None  # type: ignore[union-attr]
-    else:
-        p_ep = p_start = p_end = p_ts = np.empty(0, dtype=np.int64)
-        p_kind = np.empty(0, dtype=np.int8)
-        p_retx = np.empty(0, dtype=bool)
+    pe = state.pend
+    take = in_batch[pe[0] >> 1]
+    p_ep, p_start, p_end, p_ts, p_kind, p_retx = (x[take] for x in pe)
+    rest = tuple(x[~take] for x in pe)
     a_ep = np.concatenate([p_ep, s_ep])
     a_idx = np.concatenate([np.full(p_ep.shape[0], -1, dtype=np.int64), si])
     a_start = np.concatenate([p_start, s_start])
@@ -239,7 +280,7 @@ def batch(samples: RttSamples, eps: list, uids: np.ndarray, ep: np.ndarray, seq:
     # segments' ends and its other packets' sequence numbers tell (an ACK whose sequence number
     # is ahead shows bytes the capture missed: resending them is a retransmission, as Wireshark
     # flags it). Carried pending segments keep the flag they were given.
-    pure = ~is_seg & ((flags & _RST) == 0) & known[ep]
+    pure = ~is_seg & ((flags & _RST) == 0)
     pi_ = idx[pure]
     m_ep = np.concatenate([a_ep, ep[pi_]])
     m_idx = np.concatenate([a_idx, pi_])
@@ -247,16 +288,14 @@ def batch(samples: RttSamples, eps: list, uids: np.ndarray, ep: np.ndarray, seq:
     n_a = a_ep.shape[0]
     order = np.lexsort((m_idx, m_ep))  # by endpoint, then capture order
     starts, group, ug = _groups(m_ep, order)
-    hi0 = np.array([states[e].hi_end for e in ug.tolist()], dtype=np.int64)  # type: ignore[union-attr]
+    hi0 = state.hi_end[ug]
     prev_hi = np.empty(order.shape[0], dtype=np.int64)
     prev_hi[order] = _exclusive_cummax(m_val[order], group, starts, hi0)
     n_p = p_ep.shape[0]
     retx = a_start < prev_hi[:n_a]
     retx[:n_p] = p_retx
     if order.shape[0]:
-        hi_after = np.maximum.reduceat(np.maximum(m_val[order], hi0[group]), np.nonzero(starts)[0])
-        for e, h in zip(ug.tolist(), hi_after.tolist(), strict=True):
-            states[e].hi_end = h  # type: ignore[union-attr]
+        state.hi_end[ug] = np.maximum.reduceat(np.maximum(m_val[order], hi0[group]), np.nonzero(starts)[0])
 
     # -- acknowledgements ---------------------------------------------------------------------
     tgt_all = ep ^ 1
@@ -266,14 +305,12 @@ def batch(samples: RttSamples, eps: list, uids: np.ndarray, ep: np.ndarray, seq:
     ack_rel = (ack[ai] - base[tgt]) & _M32
     a_order = np.argsort(tgt, kind="stable")
     a_starts, a_group, a_ug = _groups(tgt, a_order)
-    max0 = np.array([states[e].max_ack for e in a_ug.tolist()], dtype=np.int64)  # type: ignore[union-attr]
+    max0 = state.max_ack[a_ug]
     prev_max = np.empty(ai.shape[0], dtype=np.int64)
     prev_max[a_order] = _exclusive_cummax(ack_rel[a_order], a_group, a_starts, max0) if ai.shape[0] else max0[:0]
     new = ack_rel > prev_max
     if ai.shape[0]:
-        top = np.maximum.reduceat(np.maximum(ack_rel[a_order], max0[a_group]), np.nonzero(a_starts)[0])
-        for e, m in zip(a_ug.tolist(), top.tolist(), strict=True):
-            states[e].max_ack = m  # type: ignore[union-attr]
+        state.max_ack[a_ug] = np.maximum.reduceat(np.maximum(ack_rel[a_order], max0[a_group]), np.nonzero(a_starts)[0])
 
     # Each new acknowledgement looks up the segment of its endpoint ending exactly there.
     comp = (a_ep << _KEY_SHIFT) | a_end
@@ -315,37 +352,29 @@ def batch(samples: RttSamples, eps: list, uids: np.ndarray, ep: np.ndarray, seq:
     if m.shape[0]:
         a_pk = ai[m]
         e_data = tgt[m]
-        samples.add(uids[e_data >> 1], (e_data & 1) == 0, a_kind[c_ok], ts[a_pk], ts[a_pk] - a_ts[c_ok])
+        samples.add((e_data >> 1).astype(np.int32), (e_data & 1) == 0, a_kind[c_ok], ts[a_pk], ts[a_pk] - a_ts[c_ok])
 
-    # What stays unacknowledged goes on to the next batch.
-    if n_a:
-        max_now = np.array([s.max_ack if s is not None else -1 for s in states], dtype=np.int64)
-        keep = a_end > max_now[a_ep]
-        if keep.any():
-            kidx = np.nonzero(keep)[0]
-            k_ep = a_ep[kidx]
-            k_order = np.argsort(k_ep, kind="stable")
-            kidx = kidx[k_order]
-            k_ep = k_ep[k_order]
-            bounds = np.nonzero(np.r_[True, k_ep[1:] != k_ep[:-1]])[0].tolist() + [k_ep.shape[0]]
-            for b0, b1 in zip(bounds[:-1], bounds[1:], strict=True):
-                sel = kidx[max(b0, b1 - RTT_MAX_PENDING_SEGMENTS) : b1]
-                states[int(k_ep[b0])].pend = (a_start[sel], a_end[sel], a_ts[sel], a_kind[sel], retx[sel])  # type: ignore[union-attr]
+    # What stays unacknowledged goes on to the next batch (the newest, per endpoint).
+    keep = a_end > state.max_ack[a_ep]
+    kidx = np.nonzero(keep)[0]
+    kidx = kidx[np.argsort(a_ep[kidx], kind="stable")]
+    kidx = kidx[_last_per_group(a_ep[kidx], RTT_MAX_PENDING_SEGMENTS)]
+    state.pend = tuple(np.concatenate([r, x[kidx]]) for r, x in zip(rest, (a_ep, a_start, a_end, a_ts, a_kind, retx),
+                                                                     strict=True))
 
-    _dup_and_zero(states, ep, ack, flags, win, plen, idx, known)
-    _ts_samples(samples, states, uids, ep, ts, flags, ts_opt)
+    _dup_and_zero(state, ep, ack, flags, win, plen, idx)
+    _ts_samples(samples, state, in_batch, ep, ts, flags, ts_opt)
 
 
-def _dup_and_zero(states: list[EndpointRtt | None], ep: np.ndarray, ack: np.ndarray, flags: np.ndarray,
-                  win: np.ndarray, plen: np.ndarray, idx: np.ndarray, known: np.ndarray) -> None:
+def _dup_and_zero(state: RttState, ep: np.ndarray, ack: np.ndarray, flags: np.ndarray, win: np.ndarray,
+                  plen: np.ndarray, idx: np.ndarray) -> None:
     """Wireshark's duplicate ACK (no data, no SYN/FIN/RST, same acknowledgement and window as the
     endpoint's previous ACK, while the peer has data outstanding) and zero window (a window of 0
     outside SYN/FIN/RST)."""
     ctrl = (flags & (_SYN | _FIN | _RST)) != 0
     zw = (win == 0) & ~ctrl
     if zw.any():
-        for e, c in zip(*np.unique(ep[zw], return_counts=True), strict=True):
-            states[int(e)].zero_windows += int(c)  # type: ignore[union-attr]
+        np.add.at(state.zero_windows, ep[zw], 1)
     acking = ((flags & _ACK) != 0) & ~((flags & _RST) != 0)
     ai = idx[acking]
     if not ai.shape[0]:
@@ -359,25 +388,22 @@ def _dup_and_zero(states: list[EndpointRtt | None], ep: np.ndarray, ack: np.ndar
     prev_win = np.empty(order.shape[0], dtype=np.int64)
     prev_ack[1:] = ack[gi[:-1]]
     prev_win[1:] = win[gi[:-1]]
-    prev_ack[starts] = [states[e].last_ack for e in ug.tolist()]  # type: ignore[union-attr]
-    prev_win[starts] = [states[e].last_win for e in ug.tolist()]  # type: ignore[union-attr]
-    cand = (plen[gi] == 0) & ~ctrl[gi] & (ack[gi] == prev_ack) & (win[gi] == prev_win)
+    prev_ack[starts] = state.last_ack[ug]
+    prev_win[starts] = state.last_win[ug]
+    g_ack = ack[gi]
+    cand = (plen[gi] == 0) & ~ctrl[gi] & (g_ack == prev_ack) & (win[gi] == prev_win)
     if cand.any():
         # The peer must have data outstanding: the acknowledgement is below its highest end.
-        for j in np.nonzero(cand)[0].tolist():
-            e = int(s_ep[j])
-            peer = states[e ^ 1]
-            if peer is not None and peer.hi_end > ((int(ack[gi[j]]) - peer.base) & _M32):
-                states[e].dup_acks += 1  # type: ignore[union-attr]
+        peer = s_ep ^ 1
+        cand &= state.known[peer] & (state.hi_end[peer] > ((g_ack - state.base[peer]) & _M32))
+        np.add.at(state.dup_acks, s_ep[cand], 1)
     ends = np.append(np.nonzero(starts)[0][1:], order.shape[0]) - 1
-    for e, j in zip(ug.tolist(), ends.tolist(), strict=True):
-        st = states[e]
-        st.last_ack = int(ack[gi[j]])  # type: ignore[union-attr]
-        st.last_win = int(win[gi[j]])  # type: ignore[union-attr]
+    state.last_ack[ug] = g_ack[ends]
+    state.last_win[ug] = win[gi[ends]]
 
 
-def _ts_samples(samples: RttSamples, states: list[EndpointRtt | None], uids: np.ndarray, ep: np.ndarray,
-                ts: np.ndarray, flags: np.ndarray, ts_opt: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+def _ts_samples(samples: RttSamples, state: RttState, in_batch: np.ndarray, ep: np.ndarray, ts: np.ndarray,
+                flags: np.ndarray, ts_opt: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     """TSval first sent by an endpoint -> the first segment of its peer echoing it in TSecr."""
     present, tsval, tsecr = ts_opt
     pi = np.nonzero(present)[0]
@@ -386,13 +412,15 @@ def _ts_samples(samples: RttSamples, states: list[EndpointRtt | None], uids: np.
     e = ep[pi]
     v = tsval[pi]
     t = ts[pi]
-    known = np.array([s is not None for s in states], dtype=bool)
-    mark = np.array([s.ts_echoed if s is not None else -1 for s in states], dtype=np.int64)
+    known = state.known
+    mark = state.ts_echoed
     # Values sent: those carried from earlier batches first (their first sending is earlier),
     # then this batch's, first time each.
-    carried = [(i, st.ts_v, st.ts_t) for i, st in enumerate(states) if st is not None and st.ts_v is not None]
-    c_comp = np.concatenate([(i << _KEY_SHIFT) | vals for i, vals, _ in carried]) if carried else np.empty(0, np.int64)
-    c_ts = np.concatenate([tt for _, _, tt in carried]) if carried else np.empty(0, np.int64)
+    tp = state.tsp
+    take = in_batch[tp[0] >> 1]
+    c_comp = (tp[0][take] << _KEY_SHIFT) | tp[1][take]
+    c_ts = tp[2][take]
+    rest = tuple(x[~take] for x in tp)
     u, first = np.unique((e << _KEY_SHIFT) | v, return_index=True)
     all_comp = np.concatenate([c_comp, u])
     all_ts = np.concatenate([c_ts, t[first]])
@@ -414,26 +442,18 @@ def _ts_samples(samples: RttSamples, states: list[EndpointRtt | None], uids: np.
         if ok.any():
             data_ep = ue[ok] >> _KEY_SHIFT
             at = t[echo_at[ok]]
-            samples.add(uids[data_ep >> 1], (data_ep & 1) == 0, np.full(data_ep.shape[0], KIND_TS, dtype=np.int8),
-                        at, at - sent_ts[pos[ok]])
+            samples.add((data_ep >> 1).astype(np.int32), (data_ep & 1) == 0,
+                        np.full(data_ep.shape[0], KIND_TS, dtype=np.int8), at, at - sent_ts[pos[ok]])
         # The last value each endpoint's peer echoed, in capture order.
         te = tgt[ei]
         by_ep = np.argsort(te, kind="stable")
         te_s = te[by_ep]
         last = np.nonzero(np.r_[te_s[1:] != te_s[:-1], True])[0]
-        for tv, val in zip(te_s[last].tolist(), w[ei][by_ep][last].tolist(), strict=True):
-            states[tv].ts_echoed = val  # type: ignore[union-attr]
-            mark[tv] = val
+        mark[te_s[last]] = w[ei][by_ep][last]
     # Carry the values not echoed yet, the newest RTT_MAX_PENDING_TSVALS per endpoint.
     s_ep = sent >> _KEY_SHIFT
     s_val = sent & ((1 << _KEY_SHIFT) - 1)
     pending = (mark[s_ep] < 0) | ((((s_val - mark[s_ep]) & _M32) - 1) < (1 << 31) - 1)
-    for i, _, _ in carried:
-        states[i].ts_v = states[i].ts_t = None  # type: ignore[union-attr]
-    if pending.any():
-        s_ep, s_val, s_ts = s_ep[pending], s_val[pending], sent_ts[pending]
-        bounds = np.nonzero(np.r_[True, s_ep[1:] != s_ep[:-1]])[0].tolist() + [s_ep.shape[0]]
-        for b0, b1 in zip(bounds[:-1], bounds[1:], strict=True):
-            lo = max(b0, b1 - RTT_MAX_PENDING_TSVALS)
-            st = states[int(s_ep[b0])]
-            st.ts_v, st.ts_t = s_val[lo:b1], s_ts[lo:b1]  # type: ignore[union-attr]
+    s_ep, s_val, s_ts = s_ep[pending], s_val[pending], sent_ts[pending]
+    lastn = _last_per_group(s_ep, RTT_MAX_PENDING_TSVALS)
+    state.tsp = tuple(np.concatenate([r, x[lastn]]) for r, x in zip(rest, (s_ep, s_val, s_ts), strict=True))
