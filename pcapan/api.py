@@ -143,7 +143,9 @@ class Result:
 
         conn, http, tls = self.connections, self.http, self.tls
         pairs = webperf.pairs(conn, http, tls)
-        missed = webperf.missed_reuse(pairs, http)
+        # HTTPS exchange times live on the tls records, not in a table column (see TlsRecord).
+        exchanges = {r.uid: r.app_exchange_times for r in self.tls_records if not r.in_tunnel}
+        missed = webperf.missed_reuse(pairs, http, exchanges)
         srv = webperf.servers(pairs, missed)
         self._frames["servers"] = _typed(srv, SERVERS)
         self._frames["clients"] = _typed(webperf.clients(pairs, srv), CLIENTS)

@@ -112,6 +112,24 @@ MAX_TLS_CERTS_PER_CHAIN = 16
 # on captures with many distinct ones.
 FINGERPRINT_CACHE_SIZE = 4096
 
+# Application-data exchanges (a client flight and the server's answer) whose times are kept per
+# TLS connection, for missed reuse on HTTPS. A page load puts tens of requests on a keep-alive
+# connection; long-lived ones (HTTP/2, websockets) carry thousands, and their times would grow
+# memory with the capture. Past the bound the last kept exchange is stretched over every later
+# one: the connection then looks busy throughout, so missed reuse is never claimed from it.
+MAX_TLS_APP_EXCHANGES = 64
+
+# --- web performance (frames/webperf) ---------------------------------------------------------
+# Pipelined responses are called serialised when their median gap (this response's start after
+# the previous one's end) is at least this long and at least PIPELINE_SERIAL_THINK_SHARE of the
+# server's think time on the connection's non-pipelined requests. Below 1 ms the gaps on the
+# wire come from the sender's kernel (Nagle, the congestion window, scheduling: 0-70 us in the
+# nginx samples), not from work the server did between two requests.
+PIPELINE_SERIAL_MIN_GAP_S = 0.001
+# A server that starts request N+1 only after sending response N puts about one think time
+# between them; one that worked on them in parallel puts none. Half a think time splits the two.
+PIPELINE_SERIAL_THINK_SHARE = 0.5
+
 # Tunnels inside tunnels: decoded up to this depth (a VXLAN packet carrying VXLAN ...); deeper
 # nesting is unheard of in practice and would let one crafted frame cost unbounded work.
 MAX_TUNNEL_DEPTH = 3

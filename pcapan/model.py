@@ -226,6 +226,10 @@ class TlsRecord:
     in_tunnel: bool
     flags: str | None
     source: str
+    app_exchanges: int | None
+    # Internal (not a column): start, end of each kept exchange in ns, flattened; end -1 when the
+    # server had not answered (see analysis.tls and config.MAX_TLS_APP_EXCHANGES).
+    app_exchange_times: tuple[int, ...]
 
 
 make_conn_record = fast_maker(ConnRecord)

@@ -8,11 +8,22 @@ connection's anomaly rows, and writes the row when both directions have ended.
 Record bodies the parser does not read (application data, encrypted handshake) are taken as
 opaque: the engine hands them over as views of its batch, counted without being copied, so a
 bulk TLS download costs the parser one call per record header, not one per segment.
+
+Application-data exchanges (for reuse on HTTPS, where the requests are encrypted): after the
+handshake, a client flight of application data starts an exchange (the time of its first
+segment) and the server's application data that follows ends it (the time of its last segment
+before the client's next flight). They are followed per call of the stream contract, never per
+record: each ``data``/``skim`` call compares the direction's application-data byte count before
+and after and hands (direction, first and last timestamp) to :meth:`TlsSession.app_data`. After
+the handshake the engine may hand over each direction's segments of a batch in one run (the two
+directions no longer need capture order): exchanges inside such a run merge into one, so the
+count is then a lower bound and the connection looks busy throughout (never idle by mistake).
 """
 
 from __future__ import annotations
 
 from pcapan.analysis.dispatch import Transport
+from pcapan.config import MAX_TLS_APP_EXCHANGES
 from pcapan.flow.conn import Connection, ntop
 from pcapan.flow.reassembly import StreamSink
 from pcapan.model import TlsRecord, make_tls_record
@@ -46,6 +57,9 @@ from pcapan.proto.tls_registry import (
 _SHA384_TLS13 = {0x1302}
 # An encrypted TLS 1.3 handshake record: message + content type byte + 16-byte AEAD tag.
 _EOED_RECORD_LEN = 4 + 1 + 16  # EndOfEarlyData (RFC 8446 4.5) in a record of its own
+# An encrypted TLS 1.3 alert (close_notify at the end of a connection): 2 bytes + content type +
+# 16-byte AEAD tag. A flight of only this is no request or response.
+_TLS13_ALERT_RECORD_LEN = 2 + 1 + 16
 
 
 class TlsContext:
@@ -100,10 +114,21 @@ class _Direction:
 
     def data(self, chunk: bytes, ts_ns: int) -> None:
         s = self.session
-        s.bytes_from(self.is_client, ts_ns)
-        events = s.parser.data(self.is_client, chunk, ts_ns)
+        c = self.is_client
+        s.bytes_from(c, ts_ns)
+        p = s.parser
+        # (inside a record body: only the server's continuation matters, see app_data)
+        app, skip, done = p.app_data_bytes(c), 0 if c else p.opaque_bytes(c), s.done_ts
+        events = p.data(c, chunk, ts_ns)
         if events:
             s.handle(events)
+        if s.done_ts is not None:
+            grew = p.app_data_bytes(c) - app
+            if done is None and c and p.tls13:
+                # The client's Finished (EndOfEarlyData) completed the handshake in this chunk:
+                # its record is no request; what follows it in the chunk is.
+                grew -= p.client_first_encrypted_len or 0
+            s.app_data(c, ts_ns, ts_ns, grew, skip)
 
     def opaque(self) -> int:
         return self.session.parser.opaque_bytes(self.is_client)
@@ -114,18 +139,24 @@ class _Direction:
         s = self.session
         if s.done_ts is None:
             return False
-        events = s.parser.skim(self.is_client, mv, offs, lens, tss[-1])
+        p = s.parser
+        c = self.is_client
+        app, skip = p.app_data_bytes(c), 0 if c else p.opaque_bytes(c)
+        events = p.skim(c, mv, offs, lens, tss[-1])
         if events is None:
             return False
-        s.bytes_from(self.is_client, tss[0])
+        s.bytes_from(c, tss[0])
         if events:
             s.handle(events)
+        s.app_data(c, tss[0], tss[-1], p.app_data_bytes(c) - app, skip)
         return True
 
     def opaque_views(self, views: list[memoryview], ts_ns: int) -> None:
         s = self.session
         s.bytes_from(self.is_client, ts_ns)
         s.parser.skip_opaque(self.is_client, sum(map(len, views)))
+        if s.done_ts is not None:
+            s.app_data(self.is_client, ts_ns, ts_ns, 0, 1)  # the rest of a record body
 
     def gap(self, nbytes: int, ts_ns: int) -> None:
         s = self.session
@@ -143,7 +174,8 @@ class TlsSession:
     __slots__ = (
         "ctx", "conn", "client_is_orig", "ids", "source", "in_tunnel", "parser", "first_ts",
         "ch", "first_ch", "first_ch_ts", "ske", "cert", "cert_requested", "client_cert", "nst", "alert", "alert_from",
-        "done_ts", "rtts", "last_from_client", "ends", "flags", "emitted", "req_ts", "resp_ts", "__weakref__",
+        "done_ts", "rtts", "last_from_client", "ends", "flags", "emitted", "req_ts", "resp_ts",
+        "ex_start", "ex_client", "ex_end", "ex_count", "ex_times", "__weakref__",
     )
 
     def __init__(self, ctx: TlsContext, conn: Connection, client_is_orig: bool,
@@ -171,6 +203,13 @@ class TlsSession:
         self.req_ts: int | None = None  # first application data the client sent after the handshake
         self.resp_ts: int | None = None  # first data the server sent after that
         self.last_from_client: bool | None = None
+        # Application-data exchanges: the open one (client flight's first and last data, the
+        # server's last data), how many were answered, the kept ones' start/end pairs, flattened.
+        self.ex_start: int | None = None
+        self.ex_client = 0
+        self.ex_end: int | None = None
+        self.ex_count = 0
+        self.ex_times: list[int] = []
         self.ends = 0
         self.flags: list[str] = []
         self.emitted = False
@@ -194,6 +233,67 @@ class TlsSession:
         if not is_client and self.last_from_client and self.done_ts is None:
             self.rtts += 1
         self.last_from_client = is_client
+
+    def app_data(self, is_client: bool, first_ns: int, last_ns: int, grew: int, skip: int) -> None:
+        """Bytes after the handshake, from ``first_ns`` to ``last_ns``: ``grew`` more bytes of
+        application-data record bodies (new records), ``skip`` > 0 when they began inside a record
+        body. A client flight opens an exchange, or goes on with the open one while the server
+        has not answered all of it (its last data is before the client's last); the server's
+        data ends the open one. Runs handed over out of time order (both directions folded)
+        merge into one exchange: it then looks busy throughout, never idle by mistake."""
+        if grew == _TLS13_ALERT_RECORD_LEN and self.parser.tls13:
+            return  # a lone encrypted alert (close_notify): neither request nor response
+        start = self.ex_start
+        if is_client:
+            if grew <= 0:
+                return  # the rest of a record already counted, or no application data
+            end = self.ex_end
+            if start is None:
+                self.ex_start = first_ns
+                self.ex_client = last_ns
+            elif end is not None and end >= self.ex_client and first_ns > end:
+                self._close_exchange()
+                self.ex_start = first_ns
+                self.ex_client = last_ns
+            else:  # the flight goes on, or a request is still unanswered
+                if first_ns < start:
+                    self.ex_start = first_ns
+                if last_ns > self.ex_client:
+                    self.ex_client = last_ns
+        elif (grew > 0 or skip) and start is not None and last_ns >= start:
+            end = self.ex_end
+            if end is None or last_ns > end:
+                self.ex_end = last_ns
+        # (server data with no exchange open: a TLS 1.3 session ticket, a server speaking first)
+
+    def _close_exchange(self) -> None:
+        """The open exchange is answered and the client speaks again: keep its times (past
+        MAX_TLS_APP_EXCHANGES the last kept one is stretched to cover it)."""
+        self.ex_count += 1
+        t = self.ex_times
+        if len(t) < 2 * MAX_TLS_APP_EXCHANGES:
+            t.append(self.ex_start)  # type: ignore[arg-type]
+            t.append(self.ex_end)  # type: ignore[arg-type]
+        else:
+            t[-1] = self.ex_end  # type: ignore[assignment]
+        self.ex_start = self.ex_end = None
+
+    def _exchanges(self) -> tuple[int | None, tuple[int, ...]]:
+        """(answered exchanges, kept start/end pairs) at the end: the open exchange closes; one
+        still unanswered is kept with end -1 (in flight until the end) and not counted."""
+        if self.ex_start is not None:
+            if self.ex_end is not None and self.ex_end >= self.ex_client:
+                self._close_exchange()
+            else:
+                t = self.ex_times
+                if len(t) < 2 * MAX_TLS_APP_EXCHANGES:
+                    t += (self.ex_start, -1)
+                else:
+                    t[-1] = -1
+                self.ex_start = None
+        if self.done_ts is None:
+            return None, ()
+        return self.ex_count, tuple(self.ex_times)
 
     def handle(self, events: list[Event]) -> None:
         for ev in events:
@@ -321,6 +421,7 @@ class TlsSession:
         version = version_name(sh_ok.version) if sh_ok is not None else None
         fp = self.first_ch
         ja3 = fp.ja3_hash if fp is not None else None
+        exchanges, exchange_times = self._exchanges()
         # positional, in field order (see fast_maker)
         return make_tls_record(
             ts,  # ts_ns
@@ -400,6 +501,8 @@ class TlsSession:
             self.in_tunnel,  # in_tunnel
             ",".join(self.flags) or None,  # flags
             self.source,  # source
+            exchanges,  # app_exchanges
+            exchange_times,  # app_exchange_times
         )
 
 

@@ -105,6 +105,8 @@ CONN_WEB: tuple[Column, ...] = (
     Column("max_pipeline_depth", INT, "requests", "Most requests outstanding at once (the http table's pipeline_depth)."),
     Column("hol_wait_total_s", FLOAT, "s", "Head-of-line blocking: summed hol_wait_s of the connection's pipelined responses."),
     Column("hol_wait_max_s", FLOAT, "s", "Longest hol_wait_s."),
+    Column("pipelining_in_order", BOOL, "", "Every pipelined response started at or after the previous response's end (resp_gap_s >= 0; HTTP/1.1 requires it). Empty without pipelined requests."),
+    Column("pipelining_serialised", BOOL, "", "The server looks to have started each pipelined request only after sending the previous response: the median resp_gap_s of the pipelined requests it already held is at least 1 ms and at least half the median think time (ttfb_s minus rtt_syn_s) of the connection's non-pipelined requests. False: no such wait visible (parallel, or work too quick to see). Empty without pipelined requests."),
 )
 CONNECTIONS = CONNECTIONS + CONN_RTT + CONN_WEB
 CONN_RECORD_COLUMNS = CONNECTIONS[: -len(CONN_RTT) - len(CONN_WEB)]
@@ -178,6 +180,7 @@ HTTP_WEB: tuple[Column, ...] = (
     Column("rtts_to_first_byte", INT, "RTTs", "Round trips from the connection's SYN to this response's first byte for the first request (the connection's budget_rtts), 1 for a request on a connection already open."),
     Column("idle_before_s", FLOAT, "s", "Idle time on the connection between the previous response's end and this request's start."),
     Column("hol_wait_s", FLOAT, "s", "Head-of-line blocking of a pipelined request: max(0, previous response end - this request end)."),
+    Column("resp_gap_s", FLOAT, "s", "Pipelined request: its response's start minus the previous response's end on the connection (0 back to back; about a think time when the server serialised). Empty when not pipelined."),
 )
 HTTP_RECORD_COLUMNS = HTTP
 HTTP = HTTP + HTTP_WEB
@@ -193,7 +196,8 @@ SERVERS: tuple[Column, ...] = (
     Column("requests_per_conn_max", INT, "requests", "Most requests on one connection."),
     Column("reuse_ratio", FLOAT, "", "Share of requests sent on a connection already used: (requests - connections used) / requests."),
     Column("max_open_connections", INT, "connections", "Most connections open at once (browser-style parallelism)."),
-    Column("missed_reuse", INT, "connections", "New connections opened while another one to the server was open and idle (see the missed_reuse table)."),
+    Column("missed_reuse", INT, "connections", "New connections opened while another one to the server was open and idle, or while an HTTP/2 one was open (see the missed_reuse table)."),
+    Column("tls_exchanges", INT, "exchanges", "Application-data exchanges on the pair's HTTPS connections (the tls table's app_exchanges): an estimate of the encrypted requests, not counted in requests."),
     Column("budget_rtts_median", FLOAT, "RTTs", "Median round trips to the first response byte."),
     Column("budget_total_median_s", FLOAT, "s", "Median SYN to first response byte."),
     Column("budget_ttfb_median_s", FLOAT, "s", "Median request to first response byte."),
@@ -206,12 +210,14 @@ CLIENTS: tuple[Column, ...] = (
     Column("requests", INT, "requests", "HTTP requests it sent."),
     Column("reuse_ratio", FLOAT, "", "Share of its requests sent on a connection already used."),
     Column("max_open_connections", INT, "connections", "Most of its connections open at once."),
-    Column("missed_reuse", INT, "connections", "Its new connections that an idle open one could have carried."),
+    Column("missed_reuse", INT, "connections", "Its new connections that an idle open one (or an open HTTP/2 one) could have carried."),
+    Column("tls_exchanges", INT, "exchanges", "Application-data exchanges on its HTTPS connections: an estimate of its encrypted requests, not counted in requests."),
 )
 MISSED_REUSE: tuple[Column, ...] = (
     Column("ts", TS, "", "When the new connection started."),
     Column("uid", STR, "", "The new connection."),
-    Column("idle_uid", STR, "", "An open, idle connection to the same server it could have reused."),
+    Column("idle_uid", STR, "", "An open, idle connection to the same server it could have reused (or an open HTTP/2 one, busy or not: it multiplexes)."),
+    Column("reason", STR, "", "Why idle_uid could have carried it: idle (its HTTP visible: a request answered, none in flight), idle_tls (HTTPS: an application-data exchange answered, none in flight), h2 (ALPN h2: HTTP/2 multiplexes)."),
     Column("orig_h", STR, "", "Client address."),
     Column("resp_h", STR, "", "Server address."),
     Column("resp_p", INT, "", "Server port."),
@@ -287,6 +293,7 @@ TLS: tuple[Column, ...] = (
     Column("handshake_s", FLOAT, "s", "ts_handshake_done minus ts_client_hello."),
     Column("ts_first_request", TS, "", "First application data from the client after the handshake (the flight that completed it, when the client completed it): the encrypted request."),
     Column("ts_first_response", TS, "", "First data from the server after that: the encrypted response's first byte. In TLS 1.3 a session ticket the server sends after the handshake arrives first, so this is a lower bound there."),
+    Column("app_exchanges", INT, "exchanges", "Application-data exchanges after the handshake that the server answered: a client flight of application data and the server's that followed, until the client's next flight. An estimate of the encrypted requests (HTTP/1.1: one per request; HTTP/2 multiplexes, so flights, not requests); lone encrypted alerts and TLS 1.3 session tickets before the first request are not counted. A lower bound where a batch's segments of both directions were handed over in one run each. Empty when the handshake did not complete."),
     Column("orig_records", INT, "records", "TLS records the originator sent (every content type)."),
     Column("resp_records", INT, "records", "TLS records the responder sent."),
     Column("orig_app_bytes", INT, "bytes", "Bytes of application_data record bodies from the originator (in TLS 1.3 including its encrypted handshake)."),

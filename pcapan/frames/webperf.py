@@ -7,19 +7,24 @@
 * Per request: round trips to its first byte (1 on a reused connection), the idle gap before it,
   head-of-line blocking behind earlier pipelined responses.
 * Per connection: requests carried, idle gaps, who closed and how long after the last response
-  (an estimate of the server's keep-alive timeout), pipelining depth and HOL waits.
+  (an estimate of the server's keep-alive timeout), pipelining depth and HOL waits, whether the
+  pipelined responses came in order and whether the server serialised them.
 * Per client-server pair (``servers``) and per client (``clients``): connections, requests,
   reuse, the most connections open at once, and missed reuse: a new connection opened while
-  another one from the same client to the same server was open and idle.
+  another one from the same client to the same server was open and idle (HTTP, or HTTPS judged
+  by its application-data exchanges), or while an HTTP/2 one was open.
 
 Everything here is vectorised over the tables or loops over connections, never packets.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
+from pcapan.config import PIPELINE_SERIAL_MIN_GAP_S, PIPELINE_SERIAL_THINK_SHARE
 from pcapan.frames.schema import CLIENTS, SERVERS
 
 # Expected round trips to the first response byte (the issue's table, RFC 8446 / RFC 5246).
@@ -44,7 +49,8 @@ def _tls_mode(t: pd.DataFrame) -> pd.Series:
 
 
 def http_columns(http: pd.DataFrame, conns: pd.DataFrame) -> pd.DataFrame:
-    """The http table with ``rtts_to_first_byte``, ``idle_before_s`` and ``hol_wait_s``."""
+    """The http table with ``rtts_to_first_byte``, ``idle_before_s``, ``hol_wait_s`` and
+    ``resp_gap_s``."""
     out = http.copy()
     h = http.sort_values(["uid", "trans_depth"])
     same = h.uid.eq(h.uid.shift())
@@ -52,7 +58,10 @@ def http_columns(http: pd.DataFrame, conns: pd.DataFrame) -> pd.DataFrame:
     idle = (h.ts_request_start - prev_end).dt.total_seconds()
     # HOL: a pipelined request whose response could only start after the previous one ended.
     hol = (prev_end - h.ts_request_end).dt.total_seconds().clip(lower=0)
-    hol = hol.where(h.pipelined.fillna(False).astype(bool) & same)
+    piped = h.pipelined.fillna(False).astype(bool) & same
+    hol = hol.where(piped)
+    # A pipelined response's start after the previous response's end (serialisation shows here).
+    gap = (h.ts_response_start - prev_end).dt.total_seconds().where(piped)
     budget = conns.set_index("uid").budget_rtts
     first = h.trans_depth.eq(1)
     rtts = pd.Series(pd.NA, index=h.index, dtype="Int64")
@@ -61,6 +70,7 @@ def http_columns(http: pd.DataFrame, conns: pd.DataFrame) -> pd.DataFrame:
     out["rtts_to_first_byte"] = rtts.reindex(out.index)
     out["idle_before_s"] = idle.where(idle >= 0).reindex(out.index).astype("float64")
     out["hol_wait_s"] = hol.reindex(out.index).astype("float64")
+    out["resp_gap_s"] = gap.reindex(out.index).astype("float64")
     return out
 
 
@@ -142,7 +152,41 @@ def connection_columns(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFram
     gh = hol.groupby(h.uid)
     out["hol_wait_total_s"] = uid.map(gh.sum(min_count=1)).astype("float64")
     out["hol_wait_max_s"] = uid.map(gh.max()).astype("float64")
+    in_order, serialised = _pipelining(h, same, prev_end, out)
+    out["pipelining_in_order"] = pd.array(uid.map(in_order), dtype="boolean")
+    out["pipelining_serialised"] = pd.array(uid.map(serialised), dtype="boolean")
     return out
+
+
+def _pipelining(h: pd.DataFrame, same: pd.Series, prev_end: pd.Series, conns: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Per connection with answered pipelined requests (``h``: the http rows sorted by uid and
+    depth, ``prev_end``: the previous response's end on the same connection):
+
+    * in order: every pipelined response started at or after the previous one ended. HTTP/1.1
+      pairs responses with requests in order, so what can be seen is that none overlapped.
+    * serialised: the server only started request N+1 after sending response N. Then the gap
+      between the two responses is about one think time; a server that worked on the requests
+      in parallel sends them back to back. Only requests the server already held when it ended
+      response N count (``hol_wait_s`` >= ``rtt_syn_s``, the capture point to the server and
+      back: the request had reached it): for a later one the gap includes network time. The
+      rule: the median gap >= PIPELINE_SERIAL_MIN_GAP_S (1 ms: below that the gaps come from the
+      sender's kernel) and >= PIPELINE_SERIAL_THINK_SHARE (half) of the median think time of the
+      connection's non-pipelined requests (``ttfb_s - rtt_syn_s``, the first request's at
+      least). A serialising server whose work is quicker than that, or hidden behind a large
+      previous response still draining from its socket buffer, reads False: no wait visible.
+    """
+    piped = h.pipelined.fillna(False).astype(bool) & same
+    gap = (h.ts_response_start - prev_end).dt.total_seconds().where(piped)
+    rsyn = h.uid.map(pd.Series(conns.rtt_syn_s.to_numpy(), index=conns.uid.to_numpy())).astype("float64").fillna(0.0)
+    held = ((prev_end - h.ts_request_end).dt.total_seconds() >= rsyn).fillna(False)
+    solo = ~h.pipelined.fillna(False).astype(bool)
+    think = (h.ttfb_s - rsyn).clip(lower=0).where(solo)
+    measured = gap.notna()
+    in_order = (gap >= 0).where(measured).groupby(h.uid[measured]).all()
+    gap_med = gap.where(held & measured).groupby(h.uid).median().dropna()
+    think_med = think.groupby(h.uid).median().reindex(gap_med.index).fillna(0.0)
+    bar = np.maximum(PIPELINE_SERIAL_MIN_GAP_S, PIPELINE_SERIAL_THINK_SHARE * think_med)
+    return in_order.astype(bool), gap_med >= bar
 
 
 def _server_name(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFrame) -> pd.Series:
@@ -180,16 +224,37 @@ def pairs(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFrame) -> pd.Data
     c = conns.assign(server_name=_server_name(conns, http, tls))
     end = c.ts_close.where(c.ts_close.notna(), c.ts + pd.to_timedelta(c.duration_s, unit="s"))
     c = c.assign(t0=c.ts.astype("int64"), t1=end.astype("int64"))
+    # HTTPS: application-data exchanges (an estimate of the requests) and, for ALPN h2, when the
+    # handshake completed (from then on the client knew it could multiplex; never otherwise).
+    t = tls[~tls.in_tunnel.fillna(False).astype(bool)].drop_duplicates("uid").set_index("uid")
+    c["tls_exchanges"] = pd.array(c.uid.map(t.app_exchanges), dtype="Int64") if len(t) else pd.array([pd.NA] * len(c), dtype="Int64")
+    never = np.iinfo(np.int64).max
+    if len(t):
+        h2 = t.ts_handshake_done[t.next_protocol.eq("h2").fillna(False).astype(bool)].dropna()
+        at = pd.Index(h2.index).get_indexer(c.uid)  # -1: not h2, picks the appended never
+        c["h2_ready"] = np.append(h2.astype("int64").to_numpy(), never)[at]
+    else:
+        c["h2_ready"] = np.full(len(c), never, dtype=np.int64)
     c["pair"] = c.groupby(["orig_h", "resp_h", "resp_p", "server_name"], sort=True, dropna=False).ngroup()
     return c
 
 
-def missed_reuse(c: pd.DataFrame, http: pd.DataFrame) -> pd.DataFrame:
+def missed_reuse(c: pd.DataFrame, http: pd.DataFrame, exchanges: Mapping[str, tuple[int, ...]] | None = None) -> pd.DataFrame:
     """New connections opened while another connection from the same client to the same server
-    (address, port and name) was open and idle: it had answered at least one request and had no
-    request in flight. One row per such new connection, with the idle one it could have used.
-    Only connections whose HTTP exchanges are visible can be judged idle (not HTTPS)."""
-    cols = ["ts", "uid", "idle_uid", "orig_h", "resp_h", "resp_p", "server_name"]
+    (address, port and name) was open and could have carried the request. One row per such new
+    connection, with the open one it could have used and why (``reason``):
+
+    * ``idle``: the open connection's HTTP is visible; it had answered at least one request and
+      had no request in flight.
+    * ``idle_tls``: HTTPS (requests encrypted), judged by its application-data exchanges
+      (``exchanges``: uid -> flattened start, end pairs in ns from the tls records, end -1 when
+      unanswered): at least one exchange answered, none in flight.
+    * ``h2``: the open connection had negotiated HTTP/2 by ALPN (its handshake completed before
+      the new connection started). HTTP/2 multiplexes requests on one connection, so any new
+      connection to the same server while it is open is missed reuse, busy or not. TLS 1.3
+      encrypts the selected ALPN: such connections are judged by their exchanges.
+    """
+    cols = ["ts", "uid", "idle_uid", "reason", "orig_h", "resp_h", "resp_p", "server_name"]
     sizes = c.pair.map(c.pair.value_counts())
     c = c[sizes >= 2].sort_values(["pair", "t0"])
     if not len(c):
@@ -201,29 +266,42 @@ def missed_reuse(c: pd.DataFrame, http: pd.DataFrame) -> pd.DataFrame:
     ex_s = ex.ts_request_start.astype("int64").to_numpy()
     ex_e = np.where(ex.ts_response_end.isna().to_numpy(), never, ex.ts_response_end.astype("int64").to_numpy())
     bounds = np.r_[0, np.nonzero(ex_uid[1:] != ex_uid[:-1])[0] + 1, ex_uid.shape[0]] if ex_uid.shape[0] else []
-    busy = {}
+    busy: dict[str, tuple[np.ndarray, np.ndarray, int, str]] = {}
     for b0, b1 in zip(bounds[:-1], bounds[1:], strict=False):
         e = ex_e[b0:b1]
         answered = e[e != never]
-        busy[ex_uid[b0]] = (ex_s[b0:b1], e, int(answered.min()) if answered.shape[0] else never)
+        busy[ex_uid[b0]] = (ex_s[b0:b1], e, int(answered.min()) if answered.shape[0] else never, "idle")
+    for u in c.uid[c.tls_exchanges.notna()] if exchanges else ():
+        times = exchanges.get(u) if exchanges is not None else None
+        if u in busy or not times:
+            continue  # HTTP visible (judged by its requests), or no exchange kept
+        pairs_ = np.asarray(times, dtype=np.int64).reshape(-1, 2)
+        e = np.where(pairs_[:, 1] < 0, never, pairs_[:, 1])
+        answered = e[e != never]
+        busy[u] = (pairs_[:, 0], e, int(answered.min()) if answered.shape[0] else never, "idle_tls")
     uid, t0, t1, pair = c.uid.to_numpy(), c.t0.to_numpy(), c.t1.to_numpy(), c.pair.to_numpy()
+    h2 = c.h2_ready.to_numpy()
     gb = np.r_[0, np.nonzero(pair[1:] != pair[:-1])[0] + 1, pair.shape[0]]
-    hits: list[tuple[int, str]] = []
+    hits: list[tuple[int, str, str]] = []
     for b0, b1 in zip(gb[:-1].tolist(), gb[1:].tolist(), strict=True):
         for i in range(b0, b1):
             for j in range(b0, b1):
                 if i == j or not (t0[j] < t0[i] < t1[j]):
                     continue
+                if h2[j] < t0[i]:
+                    hits.append((i, uid[j], "h2"))
+                    break
                 b = busy.get(uid[j])
                 if b is None or b[2] > t0[i]:
-                    continue  # not HTTP-visible, or it had not answered anything yet
+                    continue  # exchanges not visible, or it had not answered anything yet
                 if not ((b[0] <= t0[i]) & (b[1] >= t0[i])).any():
-                    hits.append((i, uid[j]))
+                    hits.append((i, uid[j], b[3]))
                     break
     if not hits:
         return pd.DataFrame(columns=cols)
-    rows = c.iloc[[i for i, _ in hits]]
-    return pd.DataFrame({"ts": rows.ts.to_numpy(), "uid": rows.uid.to_numpy(), "idle_uid": [u for _, u in hits],
+    rows = c.iloc[[i for i, _, _ in hits]]
+    return pd.DataFrame({"ts": rows.ts.to_numpy(), "uid": rows.uid.to_numpy(), "idle_uid": [u for _, u, _ in hits],
+                         "reason": [r for _, _, r in hits],
                          "orig_h": rows.orig_h.to_numpy(), "resp_h": rows.resp_h.to_numpy(),
                          "resp_p": rows.resp_p.to_numpy(), "server_name": rows.server_name.to_numpy()})[cols]
 
@@ -234,7 +312,7 @@ def servers(c: pd.DataFrame, missed: pd.DataFrame) -> pd.DataFrame:
     if not len(c):
         return pd.DataFrame(columns=[col.name for col in SERVERS])
     c = c.assign(used=(c.requests > 0).astype(np.int64), req=c.requests.astype(np.int64),
-                 b_rtts=c.budget_rtts.astype("float64"))
+                 b_rtts=c.budget_rtts.astype("float64"), tls_ex=c.tls_exchanges.fillna(0).astype(np.int64))
     g = c.groupby("pair", sort=True)
     first = g.first()
     out = pd.DataFrame({
@@ -251,6 +329,7 @@ def servers(c: pd.DataFrame, missed: pd.DataFrame) -> pd.DataFrame:
     per_pair = c.set_index("uid").pair
     miss = missed.uid.map(per_pair).value_counts() if len(missed) else pd.Series(dtype=np.int64)
     out["missed_reuse"] = out.index.map(miss).fillna(0).astype(np.int64)
+    out["tls_exchanges"] = g.tls_ex.sum()
     out["budget_rtts_median"] = g.b_rtts.median()
     out["budget_total_median_s"] = g.budget_total_s.median()
     out["budget_ttfb_median_s"] = g.budget_ttfb_s.median()
@@ -263,10 +342,12 @@ def clients(conns: pd.DataFrame, srv: pd.DataFrame) -> pd.DataFrame:
     reuse, parallelism."""
     if not len(conns):
         return pd.DataFrame(columns=[c.name for c in CLIENTS])
-    c = conns.assign(used=(conns.requests > 0).astype(np.int64), req=conns.requests.astype(np.int64))
+    c = conns.assign(used=(conns.requests > 0).astype(np.int64), req=conns.requests.astype(np.int64),
+                     tls_ex=conns.tls_exchanges.fillna(0).astype(np.int64))
     c["client"] = c.groupby("orig_h", sort=True).ngroup()
     g = c.groupby("client", sort=True)
-    out = pd.DataFrame({"orig_h": g.orig_h.first(), "connections": g.size(), "requests": g.req.sum()})
+    out = pd.DataFrame({"orig_h": g.orig_h.first(), "connections": g.size(), "requests": g.req.sum(),
+                        "tls_exchanges": g.tls_ex.sum()})
     used = g.used.sum()
     out["reuse_ratio"] = ((out.requests - used) / out.requests.where(out.requests > 0)).astype("float64")
     n = int(c.client.max()) + 1
