@@ -269,13 +269,15 @@ class TlsSession:
     def _close_exchange(self) -> None:
         """The open exchange is answered and the client speaks again: keep its times (past
         MAX_TLS_APP_EXCHANGES the last kept one is stretched to cover it)."""
+        start, end = self.ex_start, self.ex_end
+        if start is None or end is None:
+            return
         self.ex_count += 1
         t = self.ex_times
         if len(t) < 2 * MAX_TLS_APP_EXCHANGES:
-            t.append(self.ex_start)  # type: ignore[arg-type]
-            t.append(self.ex_end)  # type: ignore[arg-type]
+            t += (start, end)
         else:
-            t[-1] = self.ex_end  # type: ignore[assignment]
+            t[-1] = end
         self.ex_start = self.ex_end = None
 
     def _exchanges(self) -> tuple[int | None, tuple[int, ...]]:
