@@ -104,6 +104,13 @@ class Result:
 
         return Plotter(self)
 
+    def report(self, path: str | os.PathLike[str], *, title: str | None = None, plots: bool = True) -> Path:
+        """Write the self-contained HTML report (summary, plots, servers, TLS, anomalies) to
+        ``path``; see pcapan.report."""
+        from pcapan.report import write_report
+
+        return write_report(self, path, title=title, plots=plots)
+
     def _table(self, name: str) -> pd.DataFrame:
         if name not in self._frames:
             from pcapan.frames.build import to_frame

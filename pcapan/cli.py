@@ -18,6 +18,12 @@ if TYPE_CHECKING:
 EXIT_USAGE = 2
 # Table file formats of `export` and `analyze -o` ("json" is the older name of "jsonl").
 EXPORT_FORMATS = ["csv", "parquet", "jsonl", "json", "zeek"]
+# `analyze --format`: what the terminal shows (table, json) or, with -o, the table file format;
+# json means both (the summary as JSON, the files as JSON Lines), as it did before table existed.
+TERMINAL_FORMATS = ["table", "json"]
+ANALYZE_FORMATS = [*TERMINAL_FORMATS, *(f for f in EXPORT_FORMATS if f not in TERMINAL_FORMATS)]
+# Where `pcapan report` writes without -o (the working directory, like `pcapan plot`).
+REPORT_DEFAULT_OUTPUT = "pcapan-report.html"
 # Files smaller than this finish before a progress bar would be worth drawing.
 PROGRESS_MIN_BYTES = 32 * 1024 * 1024
 
@@ -33,9 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     a = sub.add_parser("analyze", help="analyse captures, print a summary, optionally write the tables")
     a.add_argument("files", nargs="+", metavar="FILE", help="pcap/pcapng, optionally .gz/.bz2/.xz/.zst; '-' reads stdin")
     a.add_argument("-o", "--output", metavar="DIR", help="write every table into DIR")
-    a.add_argument("--format", choices=EXPORT_FORMATS, default="csv", help="table file format for -o (default csv; json is jsonl)")
+    a.add_argument("--format", choices=ANALYZE_FORMATS, default=None,
+                   help="table (default): terminal tables; json: the summary as JSON and, with -o, the tables as JSON Lines; "
+                        "csv, parquet, jsonl, zeek: the file format for -o (default csv), with terminal tables")
     a.add_argument("--safe-csv", action="store_true", help="with -o and csv: neutralise spreadsheet formulas in text cells")
-    a.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
+    a.add_argument("--json", action="store_true", help="print the summary as JSON (alias of --format json for the terminal; -o keeps its --format)")
     a.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
     a.add_argument("--idle-timeout", type=float, metavar="S", help="seconds of silence that end a connection (default 300, as Zeek)")
 
@@ -73,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--limit", type=int, metavar="N", help="waterfall: first N connections (default 50); budget, rtt --by-server: N servers; reuse: N client-server pairs; pipelining: N responses; tls: N cipher suites")
     g.add_argument("--direction", choices=["auto", "orig", "resp"], help="timeseq: whose data to draw (default auto: the direction with more payload)")
     g.add_argument("--by-server", action="store_true", help="rtt: one CDF/histogram group per server and direction")
+
+    r = sub.add_parser("report", help="write one self-contained HTML report: summary, plots, servers, TLS, anomalies")
+    r.add_argument("files", nargs="+", metavar="FILE", help="capture files ('-' reads stdin; the io and timeseq plots then are skipped)")
+    r.add_argument("-o", "--output", metavar="OUT.html", default=REPORT_DEFAULT_OUTPUT, help=f"the HTML file (default {REPORT_DEFAULT_OUTPUT})")
+    r.add_argument("--title", help="the page's title (default: pcapan report)")
+    r.add_argument("--no-plots", action="store_true", help="leave the plots out (faster)")
+    r.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
 
     s = sub.add_parser("schema", help="print every table's columns with type, unit and description")
     s.add_argument("table", nargs="?", help="only this table")
@@ -112,9 +127,19 @@ def _progress_analyze(files: Sequence[str], show: bool, **kw: Any):  # noqa: ANN
         return analyze(files, progress=cb, **kw)
 
 
-def _cmd_analyze(args: argparse.Namespace) -> int:
-    from pcapan.render import print_summary
+def _analyze_formats(args: argparse.Namespace) -> tuple[str, str]:
+    """(terminal format, file format for -o) from --format and --json."""
+    fmt = args.format
+    if fmt not in (None, *TERMINAL_FORMATS) and not args.output:
+        raise PcapanError(f"--format {fmt} is a file format: it needs -o DIR")
+    terminal = "json" if args.json or fmt == "json" else "table"
+    return terminal, "csv" if fmt in (None, "table") else fmt
 
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from pcapan.render import print_analysis
+
+    terminal, args.format = _analyze_formats(args)
     _check_export_args(args)
     kw: dict[str, Any] = {}
     if args.idle_timeout is not None:
@@ -122,10 +147,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     res = _progress_analyze(args.files, not args.no_progress, **kw)
     for w in res.warnings:
         print(f"pcapan: warning: {w}", file=sys.stderr)
-    if args.json:
+    if terminal == "json":
         print(json.dumps(res.summary(), indent=2, default=str))
     else:
-        print_summary(res)
+        print_analysis(res)
     if args.output:
         _write_export(res, args)
     return 0
@@ -262,6 +287,17 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pcapan.report import write_report
+
+    res = _progress_analyze(args.files, not args.no_progress)
+    for w in res.warnings:
+        print(f"pcapan: warning: {w}", file=sys.stderr)
+    out = write_report(res, args.output, title=args.title, plots=not args.no_plots)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
 def _cmd_schema(args: argparse.Namespace) -> int:
     from pcapan.frames.schema import TABLES
 
@@ -293,6 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "extract": _cmd_extract,
                 "export": _cmd_export,
                 "plot": _cmd_plot,
+                "report": _cmd_report,
                 "schema": _cmd_schema}
     try:
         return handlers[args.verb](args)

@@ -1,11 +1,30 @@
-"""Terminal rendering with rich (imported only by the CLI)."""
+"""Terminal rendering with rich (imported only by the CLI).
+
+Text that came from a capture is shown through ``facts.printable`` (control and bidi characters
+escaped: a URI must not drive the terminal) inside ``rich.text.Text`` (never parsed as rich
+markup: ``[/b]`` in a URI is text, not a closing tag)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from pcapan.report.facts import (
+    SERVER_COLUMNS_TERMINAL,
+    anomaly_counts,
+    format_value,
+    printable,
+    state_rows,
+    summary_rows,
+    tls_alpn,
+    tls_versions,
+    top_servers,
+    view,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -13,26 +32,26 @@ if TYPE_CHECKING:
     from pcapan.api import Result
     from pcapan.frames.schema import Column
 
+# Server rows `pcapan analyze` shows: a screenful next to the summary; the servers verb and the
+# HTML report show more.
+TERMINAL_TOP_SERVERS = 10
+
 
 def _console() -> Console:
+    # rich takes the width from the terminal, or from $COLUMNS (80 when neither says).
     return Console(soft_wrap=False)
 
 
-def _fmt(v: Any) -> str:
+def _missing(v: Any) -> bool:
     if v is None:
-        return "-"
-    try:
-        import pandas as pd
+        return True
+    import pandas as pd
 
-        if v is pd.NA or (isinstance(v, float) and v != v):
-            return "-"
-        if isinstance(v, pd.Timestamp):
-            return v.strftime("%Y-%m-%d %H:%M:%S.%f")
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(v, float):
-        return f"{v:.6f}"
-    return str(v)
+    return v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v)
+
+
+def _fmt(v: Any) -> str:
+    return format_value(v)
 
 
 def print_frame(df: pd.DataFrame, title: str = "") -> None:
@@ -40,60 +59,79 @@ def print_frame(df: pd.DataFrame, title: str = "") -> None:
     for c in df.columns:
         t.add_column(str(c), overflow="fold")
     for row in df.itertuples(index=False):
-        t.add_row(*(_fmt(v) for v in row))
+        t.add_row(*(Text(_fmt(v)) for v in row))
     _console().print(t)
 
 
 def print_summary(res: Result) -> None:
-    s = res.summary()
+    """The capture summary and the connection states/services (``Result.summary()``)."""
     con = _console()
+    s = res.summary()
+    _print_summary(con, s)
+
+
+def _print_summary(con: Console, s: dict[str, Any]) -> None:
     t = Table(title="capture", show_header=False)
-    t.add_column("what")
-    t.add_column("value", justify="right")
-    t.add_row("files", ", ".join(s.get("sources", [])))
-    t.add_row("frames", f"{s.get('frames', 0):,}")
-    t.add_row("bytes", f"{s.get('frame_bytes', 0):,}")
-    first, last = s.get("first_ts_ns", 0), s.get("last_ts_ns", 0)
-    t.add_row("duration", f"{(last - first) / 1e9:.3f} s")
-    for proto, n in s.get("ip_packets", {}).items():
-        t.add_row(f"{proto} packets", f"{n:,}")
-    if s.get("non_ip_frames"):
-        t.add_row("non-IP frames", f"{s['non_ip_frames']:,}")
-    if s.get("malformed_packets"):
-        t.add_row("malformed packets", f"{s['malformed_packets']:,}")
-    t.add_row("TCP connections", f"{s['tcp_connections']:,}")
-    t.add_row("payload bytes (orig/resp)", f"{s['orig_bytes']:,} / {s['resp_bytes']:,}")
-    t.add_row("missed bytes", f"{s['missed_bytes']:,}")
-    t.add_row("retransmitted segments", f"{s['retransmits']:,}")
-    if s.get("http_requests") or s.get("http_responses"):
-        t.add_row("HTTP requests / responses", f"{s['http_requests']:,} / {s['http_responses']:,}")
-    if s.get("reuse_ratio") is not None:
-        t.add_row("requests per connection / reuse", f"{s['requests_per_connection']} / {s['reuse_ratio']:.1%}")
-        t.add_row("missed reuse", f"{s['missed_reuse']:,}")
-    if s.get("pipelined_share"):
-        t.add_row("pipelined requests / max depth", f"{s['pipelined_share']:.1%} / {s['max_pipeline_depth']}")
-    if s.get("rtt_p50_s") is not None:
-        t.add_row("ack RTT p50 / p95", f"{s['rtt_p50_s'] * 1e3:.3f} ms / {s['rtt_p95_s'] * 1e3:.3f} ms")
-    for label, n in list(s.get("budget_labels", {}).items())[:6]:
-        t.add_row(f"budget {label}", f"{n:,}")
-    if s.get("tls_handshakes"):
-        versions = ", ".join(f"{v} {n:,}" for v, n in s["tls_versions"].items())
-        t.add_row("TLS handshakes", f"{s['tls_handshakes']:,} ({versions})")
-    t.add_row("anomalies", f"{s['anomalies']:,}")
+    t.add_column("what", overflow="fold")
+    t.add_column("value", justify="right", overflow="fold")
+    for label, value in summary_rows(s):
+        t.add_row(Text(label), Text(value))
     con.print(t)
-    if s["conn_states"]:
+    states = state_rows(s)
+    if states:
         st = Table(title="connection states / services")
-        st.add_column("conn_state")
-        st.add_column("count", justify="right")
-        st.add_column("service")
-        st.add_column("count", justify="right")
-        states = list(s["conn_states"].items())
-        services = list(s["services"].items())
-        for i in range(max(len(states), len(services))):
-            a = states[i] if i < len(states) else ("", "")
-            b = services[i] if i < len(services) else ("", "")
-            st.add_row(str(a[0]), str(a[1]), str(b[0]), str(b[1]))
+        for name, justify in (("conn_state", "left"), ("count", "right"), ("service", "left"), ("count", "right")):
+            st.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+        for row in states:
+            st.add_row(*(Text(printable(v)) for v in row))
         con.print(st)
+
+
+def print_analysis(res: Result, *, top: int = TERMINAL_TOP_SERVERS) -> None:
+    """What ``pcapan analyze`` prints: the summary, the top servers, the TLS mix and the
+    anomaly counts, each table only when it has rows; sized to the terminal (rich wraps
+    columns to the console width, which follows the terminal or $COLUMNS)."""
+    con = _console()
+    _print_summary(con, res.summary())
+    servers = top_servers(res, top)
+    if len(servers):
+        n = len(res.servers)
+        shown = f"top {len(servers)} of {n}" if n > len(servers) else f"{n}"
+        _print_df(con, view(servers, SERVER_COLUMNS_TERMINAL), f"servers ({shown}, by connections)", _SERVER_FORMATS)
+    if len(res.tls):
+        _print_df(con, tls_versions(res), "TLS versions")
+        alpn = tls_alpn(res)
+        if len(alpn):
+            _print_df(con, alpn, "ALPN (offered / selected)")
+    counts = anomaly_counts(res)
+    if len(counts):
+        _print_df(con, counts, f"anomalies ({int(counts['count'].sum()):,}) by kind")
+
+
+def _pct(v: Any) -> str:
+    return "-" if _missing(v) else f"{float(v):.0%}"
+
+
+def _ms(v: Any) -> str:
+    return "-" if _missing(v) else f"{float(v) * 1e3:.1f} ms"
+
+
+# Cell formats of the top-servers table (by its column titles, see facts.SERVER_COLUMNS).
+_SERVER_FORMATS: dict[str, Callable[[Any], str]] = {"reuse": _pct, "budget": _ms}
+_NUMERIC_KINDS = "iufb"
+
+
+def _print_df(con: Console, df: pd.DataFrame, title: str,
+              formats: dict[str, Callable[[Any], str]] | None = None) -> None:
+    formats = formats or {}
+    t = Table(title=title)
+    for c in df.columns:
+        numeric = df[c].dtype.kind in _NUMERIC_KINDS or c in formats
+        # Numbers never wrap (a figure split over two lines misreads); text folds to fit.
+        t.add_column(str(c), justify="right" if numeric else "left", overflow="fold", no_wrap=numeric)
+    for row in df.itertuples(index=False):
+        t.add_row(*(Text(formats.get(c, _fmt)(v)) for c, v in zip(df.columns, row, strict=True)))
+    con.print(t)
 
 
 def print_schema(tables: dict[str, tuple[Column, ...]]) -> None:
