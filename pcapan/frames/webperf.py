@@ -52,7 +52,7 @@ def http_columns(http: pd.DataFrame, conns: pd.DataFrame) -> pd.DataFrame:
     """The http table with ``rtts_to_first_byte``, ``idle_before_s``, ``hol_wait_s`` and
     ``resp_gap_s``."""
     out = http.copy()
-    h = http.sort_values(["uid", "trans_depth"])
+    h = _by_connection(http)
     same = h.uid.eq(h.uid.shift())
     prev_end = h.ts_response_end.shift().where(same)
     idle = (h.ts_request_start - prev_end).dt.total_seconds()
@@ -74,15 +74,31 @@ def http_columns(http: pd.DataFrame, conns: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+# The http columns the derived timing columns read: the sorted copy holds only these.
+_TIMING = ["uid", "trans_depth", "ts_request_start", "ts_request_end", "ts_response_start", "ts_response_end",
+           "pipelined", "ttfb_s", "status_code"]
+
+
+# (and those of the tls and request rows connection_columns reads; copies hold only these)
+_TLS_USED = ["uid", "version", "resumed", "resumption", "hello_retry_request", "early_data_accepted", "handshake_rtts",
+             "ts_client_hello", "ts_handshake_done", "ts_first_request", "ts_first_response"]
+_REQ_USED = ["uid", "pipelined", "pipeline_depth", "request_connection_header"]
+
+
+def _by_connection(http: pd.DataFrame) -> pd.DataFrame:
+    """The http rows' timing columns, ordered by connection and position on it."""
+    return http[_TIMING].sort_values(["uid", "trans_depth"])
+
+
 def connection_columns(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFrame) -> pd.DataFrame:
     """The connections table with the budget, reuse and pipelining columns (schema CONN_WEB)."""
     out = conns.copy()
     uid = out.uid
-    t = tls[~tls.in_tunnel.fillna(False).astype(bool)].drop_duplicates("uid").set_index("uid")
-    req = http[http.method.notna()]
+    t = tls.loc[~tls.in_tunnel.fillna(False).astype(bool), _TLS_USED].drop_duplicates("uid").set_index("uid")
+    req = http.loc[http.method.notna(), _REQ_USED]
     g = req.groupby("uid")
     out["requests"] = pd.array(uid.map(g.size()).fillna(0).astype(np.int64), dtype="Int64")
-    first = http[http.trans_depth == 1].drop_duplicates("uid").set_index("uid")
+    first = http.loc[http.trans_depth == 1, ["uid", "ttfb_s", "ts_response_start"]].drop_duplicates("uid").set_index("uid")
 
     # -- the budget ---------------------------------------------------------------------------
     has_tcp = out.initial_rtt_s.notna()
@@ -122,7 +138,7 @@ def connection_columns(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFram
     out["budget_label"] = label.where(complete).astype("string")
 
     # -- reuse: idle gaps, who closed, how long after the last response -----------------------
-    h = http.sort_values(["uid", "trans_depth"])
+    h = _by_connection(http)
     same = h.uid.eq(h.uid.shift())
     idle = (h.ts_request_start - h.ts_response_end.shift()).dt.total_seconds().where(same)
     gi = idle.groupby(h.uid)
