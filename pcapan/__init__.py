@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Analyzer", "Result", "analyze", "extract", "__version__"]
+__all__ = ["Analyzer", "LiveCapture", "Result", "analyze", "extract", "live", "live_snapshots", "__version__"]
 
 if TYPE_CHECKING:
     from pcapan.api import Analyzer, Result, analyze, extract
+    from pcapan.live import LiveCapture, live_snapshots
 
 
 def __getattr__(name: str) -> Any:
@@ -20,4 +21,13 @@ def __getattr__(name: str) -> Any:
         from pcapan import api
 
         return getattr(api, name)
+    if name == "live":
+        # The package pcapan.live is callable: pcapan.live(iface, ...) -> Result.
+        import importlib
+
+        return importlib.import_module("pcapan.live")
+    if name in ("live_snapshots", "LiveCapture"):
+        from pcapan import live
+
+        return getattr(live, name)
     raise AttributeError(name)

@@ -443,6 +443,47 @@ class Analyzer:
         return Result(list(eng.connections), list(eng.anomalies), stats, list(self._warnings),
                       list(eng.http_ctx.records), list(eng.tls_ctx.records), eng.rtt_samples)
 
+    @property
+    def engine(self) -> _Engine:
+        """The engine itself (open flows, records so far): read by pcapan live's dashboard."""
+        return self._engine
+
+    def snapshot(self, *, take: bool = False) -> Result:
+        """The records so far, without ending the analysis: finished connections, HTTP and TLS
+        rows and anomalies already recorded (open connections have no row yet). ``take=True``
+        (pcapan live --rotate) returns only what belongs to finished connections, plus anomalies
+        without a connection, and drops it from memory."""
+        import numpy as np
+
+        eng, s = self._engine, self._engine.rtt_samples
+        conns = list(eng.connections)
+        done = {r.uid for r in conns} if take else None
+
+        def part(records: list[Any], uidless: bool = False) -> list[Any]:
+            if done is None:
+                return list(records)
+            mine = [r for r in records if r.uid in done or (uidless and not r.uid)]
+            records[:] = [r for r in records if not (r.uid in done or (uidless and not r.uid))]
+            return mine
+
+        anomalies, http, tls = part(eng.anomalies, True), part(eng.http_ctx.records), part(eng.tls_ctx.records)
+        samples = RttSamples.merge([s])
+        if done is not None:
+            eng.connections.clear()
+            cols = samples.columns()
+            ids = np.array([i for i, u in enumerate(s.uids) if u in done], dtype=np.int32)
+            mask = np.isin(cols["conn"], ids)
+            samples = RttSamples()
+            kept, conn = np.unique(cols["conn"][mask], return_inverse=True)
+            samples.ids([s.uids[i] for i in kept.tolist()])
+            samples.add(conn.astype(np.int32), *(cols[k][mask] for k in ("is_orig", "kind", "ts_ns", "rtt_ns")))
+            for k in ("conn", "is_orig", "kind", "ts_ns", "rtt_ns"):
+                getattr(s, k)[:] = [cols[k][~mask]] if (~mask).any() else []
+        st = eng.decoder.stats
+        stats = {"sources": list(self._sources), "frames": st.frames, "frame_bytes": st.frame_bytes,
+                 "first_ts_ns": eng.first_ns, "last_ts_ns": eng.last_ns}
+        return Result(conns, anomalies, stats, list(self._warnings), http, tls, samples)
+
 
 def analyze(
     sources: Source | Iterable[Source],

@@ -89,6 +89,20 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-plots", action="store_true", help="leave the plots out (faster)")
     r.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
 
+    lv = sub.add_parser("live", help="capture on a network interface and analyse as packets arrive (dashboard, tables at the end)")
+    lv.add_argument("-i", "--interface", required=True, metavar="IFACE", help="network interface to capture on (e.g. eth0, lo)")
+    lv.add_argument("--filter", metavar="BPF", help="capture filter in tcpdump syntax, applied in the kernel (e.g. 'tcp port 443')")
+    lv.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    lv.add_argument("--count", type=int, metavar="N", help="stop after N packets")
+    lv.add_argument("--write", metavar="FILE", help="save the captured packets: pcapng, or pcap for a .pcap name")
+    lv.add_argument("-o", "--output", metavar="DIR", help="write every table into DIR when the capture ends (or in parts with --rotate)")
+    lv.add_argument("--format", choices=EXPORT_FORMATS, default="csv", help="table file format for -o (default csv)")
+    lv.add_argument("--safe-csv", action="store_true", help="with -o and csv: neutralise spreadsheet formulas in text cells")
+    lv.add_argument("--interval", type=float, default=1.0, metavar="S", help="seconds between dashboard refreshes (default 1)")
+    lv.add_argument("--no-dashboard", action="store_true", help="no live terminal view (it is off anyway when stdout is not a terminal)")
+    lv.add_argument("--rotate", metavar="SPEC", help="with -o: write the tables in parts, every 30s/10m/1h or every Nrows finished connections (e.g. 100000rows), and drop them from memory")
+    lv.add_argument("--idle-timeout", type=float, metavar="S", help="seconds of silence that end a connection (default 300, as Zeek)")
+
     s = sub.add_parser("schema", help="print every table's columns with type, unit and description")
     s.add_argument("table", nargs="?", help="only this table")
     s.add_argument("--format", choices=["table", "json", "markdown"], default="table", help="output format")
@@ -298,6 +312,30 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_live(args: argparse.Namespace) -> int:
+    from pcapan.live import LiveCapture
+    from pcapan.render import print_analysis
+
+    cap = LiveCapture(args.interface, bpf_filter=args.filter, duration_s=args.duration, count=args.count,
+                      write=args.write, output=args.output, fmt=args.format, safe_csv=args.safe_csv,
+                      interval_s=args.interval, rotate=args.rotate, idle_timeout_s=args.idle_timeout)
+    print(f"pcapan: capturing on {args.interface}" + (f" ({args.filter})" if args.filter else "")
+          + "; Ctrl-C to stop", file=sys.stderr)
+    res = cap.run(dashboard=sys.stdout.isatty() and not args.no_dashboard)
+    for w in res.warnings:
+        print(f"pcapan: warning: {w}", file=sys.stderr)
+    print_analysis(res)
+    st = res.stats["live"]
+    print(f"pcapan: live: {st['packets']:,} packets ({st['bytes']:,} bytes) on {st['interface']} in "
+          f"{st['duration_s']:.1f} s, stopped by {st['stopped_by']}; kernel: {st['kernel_packets']:,} received, "
+          f"{st['kernel_drops']:,} dropped", file=sys.stderr)
+    written = [str(p) for p in st.get("parts", [])] or ([args.output] if args.output else [])
+    written += [args.write] if args.write else []
+    if written:
+        print(f"wrote {', '.join(written)}", file=sys.stderr)
+    return 0
+
+
 def _cmd_schema(args: argparse.Namespace) -> int:
     from pcapan.frames.schema import TABLES
 
@@ -330,6 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "export": _cmd_export,
                 "plot": _cmd_plot,
                 "report": _cmd_report,
+                "live": _cmd_live,
                 "schema": _cmd_schema}
     try:
         return handlers[args.verb](args)

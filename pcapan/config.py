@@ -141,3 +141,38 @@ RTT_MAX_PENDING_SEGMENTS = 4096
 # TCP timestamp values sent and not yet echoed: the peer echoes within about one RTT, during
 # which a sender with a 1 ms clock emits a few hundred values at most.
 RTT_MAX_PENDING_TSVALS = 512
+
+# --- live capture (pcapan live) ---------------------------------------------------------------
+# Bytes kept of each frame. libpcap's MAXIMUM_SNAPLEN (tcpdump's default): loopback's MTU is
+# 64 KiB and segmentation offload hands the packet socket frames up to 64 KiB + headers, so a
+# smaller snap length would cut payload that HTTP/TLS parsing needs.
+LIVE_SNAPLEN = 262144
+# Kernel receive buffer of the packet socket (SO_RCVBUFFORCE as root, else capped by
+# net.core.rmem_max). It absorbs the traffic that arrives while a batch is analysed: at
+# 1 Gbit/s, 64 MiB is half a second, longer than the analysis of a full batch takes.
+LIVE_SOCKET_BUFFER_BYTES = 64 * 1024 * 1024
+# Frames handed to the analyzer at once: the engine's per-batch numpy work is amortised from a
+# few thousand frames on (file reading gives it ~9,000 at a time).
+LIVE_BATCH_FRAMES = 8192
+# Buffer of one batch (frames are received straight into it, in the --write file's layout).
+# Same size as a file read chunk; a batch is handed over when less than a snap length is left.
+LIVE_BATCH_BYTES = 8 * 1024 * 1024
+# Longest a captured frame waits before the analyzer sees it when traffic is light, so the
+# dashboard and the snapshots lag the wire by at most this much.
+LIVE_FEED_INTERVAL_S = 0.5
+# Longest one wait for packets blocks: bounds how late Ctrl-C, SIGTERM, --duration and stop()
+# take effect (the signal handler only sets a flag, so no batch is left half-analysed).
+LIVE_POLL_S = 0.1
+# On stop, frames the kernel had already queued are still read for at most this long (they
+# were on the wire before the stop); a flood cannot delay the exit beyond it.
+LIVE_STOP_DRAIN_S = 1.0
+# Dashboard redraws per second: once a second is readable and costs nothing measurable.
+LIVE_DASHBOARD_REFRESH_S = 1.0
+# RTT percentiles on the dashboard are over the most recent samples only, so they follow the
+# network's current state and memory does not grow with the run.
+LIVE_RTT_WINDOW_SAMPLES = 10_000
+# Host names (HTTP Host, TLS SNI) counted for the dashboard's top hosts. Names come from the
+# traffic (anyone can send any Host header); past the bound the least seen half is forgotten.
+LIVE_MAX_TRACKED_HOSTS = 4096
+# Rows in the dashboard's top-hosts table.
+LIVE_TOP_HOSTS = 8

@@ -15,6 +15,10 @@ class CaptureError(PcapanError):
     """io layer: the input is missing, unreadable, or not a capture format we know."""
 
 
+class LiveError(CaptureError):
+    """live capture: a missing interface, missing privileges (CAP_NET_RAW), a bad BPF filter."""
+
+
 class DecodeError(PcapanError):
     """decode layer: a header that cannot be parsed (normally becomes an anomaly row)."""
 
