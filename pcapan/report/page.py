@@ -43,7 +43,12 @@ def _ms(v: Any) -> str:
     return "-" if facts.format_value(v) == "-" else f"{float(v) * 1e3:.1f} ms"
 
 
-SERVER_FORMATS: Formats = {"reuse": _pct, "budget (median)": _ms, "initial RTT (median)": _ms}
+def _g(v: Any) -> str:
+    return "-" if facts.format_value(v) == "-" else f"{float(v):g}"
+
+
+SERVER_FORMATS: Formats = {"reuse": _pct, "budget RTTs (median)": _g, "budget (median)": _ms,
+                           "initial RTT (median)": _ms}
 CLIENT_FORMATS: Formats = {"reuse": _pct}
 REQUEST_FORMATS: Formats = {"ttfb_s": _ms}
 
@@ -152,10 +157,17 @@ def _tls(res: Result) -> str:
     return _section(
         "tls", "TLS",
         _tables(table(facts.tls_versions(res), "versions"), table(facts.tls_resumption(res), "resumption"),
-                table(facts.tls_alpn(res), "ALPN (offered / selected)")),
+                _alpn(res)),
         _tables(table(facts.tls_ciphers(res, TLS_CIPHERS), "selected cipher suites", total=ciphers),
                 table(facts.tls_server_names(res, TLS_SERVER_NAMES), "server names (SNI)", total=names)),
     )
+
+
+def _alpn(res: Result) -> str:
+    alpn = facts.tls_alpn(res)
+    if not len(alpn):
+        return _note("ALPN: no protocol offered or selected")
+    return table(alpn, "ALPN (offered / selected)")
 
 
 def _missed(res: Result) -> str:

@@ -23,8 +23,8 @@ table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 13px; }
 caption { text-align: left; font-weight: 600; padding: 0.2em 0; }
 th, td { border: 1px solid #d5dbdb; padding: 0.25em 0.6em; vertical-align: top; }
 th { background: #f2f4f4; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-td { overflow-wrap: anywhere; max-width: 40em; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td { overflow-wrap: break-word; word-break: break-word; max-width: 40em; }
 .tables { display: flex; flex-wrap: wrap; gap: 0 2em; align-items: flex-start; }
 figure { margin: 1em 0 2em; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eaeded; }
