@@ -116,7 +116,7 @@ def _ms(v: Any) -> str:
     return "-" if _missing(v) else f"{float(v) * 1e3:.1f} ms"
 
 
-# Cell formats of the top-servers table (by its column titles, see facts.SERVER_COLUMNS).
+# Cell formats of the top-servers table (by its column titles, see facts.SERVER_COLUMNS_TERMINAL).
 _SERVER_FORMATS: dict[str, Callable[[Any], str]] = {"reuse": _pct, "budget": _ms}
 _NUMERIC_KINDS = "iufb"
 
