@@ -327,29 +327,31 @@ def _with_rtt_columns(conn: pd.DataFrame, samples: RttSamples) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    c = samples.columns()
+    c = samples.columns(("conn", "is_orig", "kind", "rtt_ns"))
     out = conn.copy()
-    # Each connection's index in the samples (-1: none), then the arrays below are indexed by
-    # key = index * 2 + is_orig, with one spare NaN slot at the end for connections without one.
+    # Each connection's index in the samples (-1: none); the arrays below are indexed by
+    # key = index * 2 + (0 resp, 1 orig).
     n_keys = 2 * len(samples.uids)
     index = samples.index
     row = np.fromiter((index.get(u, -1) for u in out.uid.tolist()), dtype=np.int64, count=len(out))
     has = row >= 0
-    key = c["conn"].astype(np.int64) * 2 + c["is_orig"]
-    rtt = c["rtt_ns"] / 1e9
 
     def pick(arr: np.ndarray, flag: int) -> np.ndarray:
         return np.where(has, arr[np.where(has, row * 2 + flag, 0)] if arr.shape[0] else 0, np.nan)
 
-    hs_mask = c["kind"] == 0
-    hk, first = np.unique(key[hs_mask], return_index=True)  # first handshake sample per key
+    def kind(k: int) -> tuple[np.ndarray, np.ndarray]:
+        # (key, rtt in seconds) of the samples of one kind: only those are made (they are many)
+        m = c["kind"] == k
+        return c["conn"][m].astype(np.int64) * 2 + c["is_orig"][m], c["rtt_ns"][m] / 1e9
+
+    hkey, hrtt = kind(0)
+    hk, first = np.unique(hkey, return_index=True)  # first handshake sample per key
     hs = np.full(n_keys, np.nan)
-    hs[hk] = rtt[hs_mask][first]
+    hs[hk] = hrtt[first]
     out["rtt_syn_s"] = pick(hs, 1)
     out["rtt_synack_s"] = pick(hs, 0)
     out["initial_rtt_s"] = out.rtt_syn_s + out.rtt_synack_s
-    ack = c["kind"] == 1
-    stats = _group_stats(key[ack], rtt[ack], n_keys)
+    stats = _group_stats(*kind(1), n_keys)
     for d, flag in (("orig", 1), ("resp", 0)):
         for name in ("min", "median", "mean", "p95", "max", "stdev"):
             out[f"rtt_{d}_{name}_s"] = pick(stats[name], flag)

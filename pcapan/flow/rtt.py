@@ -133,12 +133,12 @@ class RttSamples:
             self.ts_ns.append(ts_ns)
             self.rtt_ns.append(rtt_ns)
 
-    def columns(self) -> dict[str, np.ndarray]:
-        def cat(parts: list[np.ndarray], dtype: object) -> np.ndarray:
-            return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+    _DTYPES = {"conn": np.int32, "is_orig": bool, "kind": np.int8, "ts_ns": np.int64, "rtt_ns": np.int64}
 
-        return {"conn": cat(self.conn, np.int32), "is_orig": cat(self.is_orig, bool), "kind": cat(self.kind, np.int8),
-                "ts_ns": cat(self.ts_ns, np.int64), "rtt_ns": cat(self.rtt_ns, np.int64)}
+    def columns(self, names: tuple[str, ...] = tuple(_DTYPES)) -> dict[str, np.ndarray]:
+        """The samples as whole columns (only ``names``: each is one copy of every sample)."""
+        return {n: np.concatenate(getattr(self, n)) if getattr(self, n) else np.empty(0, dtype=self._DTYPES[n])
+                for n in names}
 
     @staticmethod
     def merge(parts: list[RttSamples]) -> RttSamples:
