@@ -176,3 +176,7 @@ LIVE_RTT_WINDOW_SAMPLES = 10_000
 LIVE_MAX_TRACKED_HOSTS = 4096
 # Rows in the dashboard's top-hosts table.
 LIVE_TOP_HOSTS = 8
+# --rotate parts waiting for (or in) the export process. A part holds a rotation period's rows;
+# when parts are made faster than their tables can be built, the capture waits rather than
+# queueing them without bound (memory), and the kernel's drop count shows what that cost.
+LIVE_MAX_PENDING_PARTS = 2

@@ -11,6 +11,7 @@ half-analysed and the capture file always ends on a whole record.
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import re
 import signal
@@ -18,6 +19,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -28,6 +30,7 @@ import numpy as np
 from pcapan.config import (
     LIVE_BATCH_FRAMES,
     LIVE_FEED_INTERVAL_S,
+    LIVE_MAX_PENDING_PARTS,
     LIVE_MAX_TRACKED_HOSTS,
     LIVE_POLL_S,
     LIVE_RTT_WINDOW_SAMPLES,
@@ -79,7 +82,7 @@ class LiveStats:
     bytes: int  # their bytes on the wire
     packets_per_s: float
     bytes_per_s: float
-    open_connections: int  # connections in the flow table (no row yet)
+    open_connections: int  # connections in the flow table not closed by FIN/RST yet
     connections: int  # connections finished so far (rows)
     http_requests: int
     requests_per_s: float
@@ -166,6 +169,11 @@ class _Tally:
         return tuple((n, self.hosts[n], self.tls_hosts[n]) for n in ranked)
 
 
+def _export_part(part: Result, directory: Path, fmt: str, safe_csv: bool) -> list[Path]:
+    """Runs in the export process: one --rotate part's tables into ``directory``."""
+    return part.export(directory, fmt, safe_csv=safe_csv)
+
+
 def _new_analyzer(idle_timeout_s: float | None) -> Analyzer:
     # The live layer sits beside api (DESIGN.md): it reaches the Analyzer through the package's
     # public face rather than importing its sibling module.
@@ -240,6 +248,8 @@ class LiveCapture:
         self.stop_reason = ""
         self.result: Result | None = None
         self.parts: list[Path] = []
+        self._exporter: ProcessPoolExecutor | None = None
+        self._pending: list[Future[list[Path]]] = []
         self._tally = _Tally()
         self._frames = 0
         self._bytes = 0
@@ -387,6 +397,7 @@ class LiveCapture:
         if self.rotate is not None:
             if len(res.connection_records) or len(res.anomaly_records) or not self.parts:
                 self._write_part(res)
+            self._wait_parts()
             res.stats["live"]["parts"] = [os.fspath(p) for p in self.parts]
         elif self.output is not None:
             res.export(self.output, self.fmt, safe_csv=self.safe_csv)
@@ -402,8 +413,23 @@ class LiveCapture:
         if self.writer is not None:
             self.writer.flush()
         directory = self.output / f"part-{len(self.parts) + 1:06d}"
-        part.export(directory, self.fmt, safe_csv=self.safe_csv)
         self.parts.append(directory)
+        # Building a big part's tables takes seconds of CPU (the servers/missed_reuse tables
+        # most); in a process of its own it neither holds this process' GIL nor stalls the
+        # capture loop. The part's records are already out of the engine and are pickled over.
+        if self._exporter is None:
+            self._exporter = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        while len(self._pending) >= LIVE_MAX_PENDING_PARTS:
+            self._pending.pop(0).result()  # back-pressure; an export error ends the capture here
+        self._pending.append(self._exporter.submit(_export_part, part, directory, self.fmt, self.safe_csv))
+        for f in [f for f in self._pending if f.done()]:
+            self._pending.remove(f)
+            f.result()
+
+    def _wait_parts(self) -> None:
+        pending, self._pending = self._pending, []
+        for f in pending:
+            f.result()
 
     def _stats(self, now: float, kernel: KernelStats | None = None) -> LiveStats:
         t = self._tally
@@ -419,7 +445,7 @@ class LiveCapture:
             bytes=self._bytes,
             packets_per_s=(self._frames - last_p) / dt,
             bytes_per_s=(self._bytes - last_b) / dt,
-            open_connections=len(self.analyzer.engine.flows),
+            open_connections=sum(1 for c in self.analyzer.engine.flows.values() if not c.close_reason),
             connections=t.connections,
             http_requests=t.requests,
             requests_per_s=(t.requests - last_r) / dt,
@@ -437,6 +463,8 @@ class LiveCapture:
     def _close(self) -> None:
         """Release the socket and the file, also when the consumer left the loop early."""
         self.source.close()
+        if self._exporter is not None:
+            self._exporter.shutdown(wait=True)
         if self.writer is not None:
             k = self.source.kernel_stats()
             self.writer.close(k.packets, k.drops)
