@@ -513,3 +513,31 @@ def test_tls_exchanges_kept_are_bounded() -> None:
     count, times = s._exchanges()
     assert count == N + 10 and len(times) == 2 * N
     assert times[-2:] == (100 * (N - 1), 100 * (N + 9) + 10)
+
+
+def test_missed_reuse_many_connections_in_one_pair() -> None:
+    """A pair with thousands of connections (a client that never reuses): each opens 1 s after
+    the previous one, which is still open (1.5 s long) and idle (its one exchange ended 0.2 s
+    after it opened). By construction every connection but the first is missed reuse of the one
+    before it. (The pair's connections are swept in opening order; a quadratic scan over the
+    pair took minutes here.)"""
+    import numpy as np
+
+    from pcapan.frames import webperf
+
+    n = 3000
+    s = 1_000_000_000
+    t0 = np.arange(n, dtype=np.int64) * s
+    uid = [f"C{i}" for i in range(n)]
+    never = np.iinfo(np.int64).max
+    conns = pd.DataFrame({
+        "uid": uid, "pair": 0, "t0": t0, "t1": t0 + 3 * s // 2, "h2_ready": never,
+        "tls_exchanges": pd.array([pd.NA] * n, dtype="Int64"), "ts": pd.to_datetime(t0, utc=True),
+        "orig_h": "10.0.0.1", "resp_h": "10.0.0.2", "resp_p": 80, "server_name": "example",
+    })
+    http = pd.DataFrame({"uid": uid, "ts_request_start": pd.to_datetime(t0 + s // 10, utc=True),
+                         "ts_response_end": pd.to_datetime(t0 + s // 5, utc=True)})
+    missed = webperf.missed_reuse(conns, http)
+    assert missed.uid.tolist() == uid[1:]
+    assert missed.idle_uid.tolist() == uid[:-1]
+    assert set(missed.reason) == {"idle"}

@@ -851,8 +851,8 @@ class _BulkRuns:
         d = np.where(d >= (1 << 31), d - (1 << 32), d)
         d = np.where(b, d, -(1 << 36))
         offs = group.astype(np.int64) * (1 << 40)
-        self.dmax = np.maximum.accumulate(d + offs) - offs
-        self.first_ack = first_ack
+        self.dmax = (np.maximum.accumulate(d + offs) - offs).tolist()
+        self.first_ack = first_ack.tolist()
         self.applied: dict[int, int] = {}  # group -> sorted position up to which runs were folded
         # Python lists for the per-packet lookups (numpy scalar indexing costs ~10x more).
         self.cnt_l = self.cs_cnt.tolist()
@@ -964,6 +964,6 @@ class _BulkRuns:
         )
         ps = peer.stream
         if ps.started:
-            a = ps.rel(int(self.first_ack[hi - 1])) + int(self.dmax[hi - 1])
+            a = ps.rel(self.first_ack[hi - 1]) + self.dmax[hi - 1]
             if a > peer.max_ack_rel:
                 peer.max_ack_rel = a

@@ -295,24 +295,30 @@ def missed_reuse(c: pd.DataFrame, http: pd.DataFrame, exchanges: Mapping[str, tu
         e = np.where(pairs_[:, 1] < 0, never, pairs_[:, 1])
         answered = e[e != never]
         busy[u] = (pairs_[:, 0], e, int(answered.min()) if answered.shape[0] else never, "idle_tls")
-    uid, t0, t1, pair = c.uid.to_numpy(), c.t0.to_numpy(), c.t1.to_numpy(), c.pair.to_numpy()
-    h2 = c.h2_ready.to_numpy()
+    uid, pair = c.uid.to_numpy(), c.pair.to_numpy()
+    t0, t1, h2 = c.t0.tolist(), c.t1.tolist(), c.h2_ready.tolist()
     gb = np.r_[0, np.nonzero(pair[1:] != pair[:-1])[0] + 1, pair.shape[0]]
     hits: list[tuple[int, str, str]] = []
     for b0, b1 in zip(gb[:-1].tolist(), gb[1:].tolist(), strict=True):
+        # A sweep in opening order: the connections still open when connection i opens are the
+        # only candidates (a pair may hold thousands of connections, a few open at once).
+        open_: list[int] = []
         for i in range(b0, b1):
-            for j in range(b0, b1):
-                if i == j or not (t0[j] < t0[i] < t1[j]):
-                    continue
-                if h2[j] < t0[i]:
+            ti = t0[i]
+            open_ = [j for j in open_ if t1[j] > ti]
+            for j in open_:
+                if not t0[j] < ti:
+                    continue  # opened at the same instant
+                if h2[j] < ti:
                     hits.append((i, uid[j], "h2"))
                     break
                 b = busy.get(uid[j])
-                if b is None or b[2] > t0[i]:
+                if b is None or b[2] > ti:
                     continue  # exchanges not visible, or it had not answered anything yet
-                if not ((b[0] <= t0[i]) & (b[1] >= t0[i])).any():
+                if not ((b[0] <= ti) & (b[1] >= ti)).any():
                     hits.append((i, uid[j], b[3]))
                     break
+            open_.append(i)
     if not hits:
         return pd.DataFrame(columns=cols)
     rows = c.iloc[[i for i, _, _ in hits]]
