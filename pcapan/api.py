@@ -481,6 +481,15 @@ class Analyzer:
             samples.add(conn.astype(np.int32), *(cols[k][mask] for k in ("is_orig", "kind", "ts_ns", "rtt_ns")))
             for k in ("conn", "is_orig", "kind", "ts_ns", "rtt_ns"):
                 getattr(s, k)[:] = [cols[k][~mask]] if (~mask).any() else []
+            # Only the uids the remaining samples name stay indexed (open connections are
+            # looked up by uid at every batch): the index does not grow with every connection.
+            keep, renum = np.unique(cols["conn"][~mask], return_inverse=True)
+            names = [s.uids[i] for i in keep.tolist()]
+            s.uids[:] = names
+            s.index.clear()
+            s.index.update({u: i for i, u in enumerate(names)})
+            if s.conn:
+                s.conn[:] = [renum.reshape(-1).astype(np.int32)]
         st = eng.decoder.stats
         stats = {"sources": list(self._sources), "frames": st.frames, "frame_bytes": st.frame_bytes,
                  "first_ts_ns": eng.first_ns, "last_ts_ns": eng.last_ns}

@@ -276,3 +276,46 @@ def test_initial_rtt_matches_tshark(path: Path) -> None:
     assert sorted(round(x * 1e6) for x in conns.initial_rtt_s.dropna()) == want_full
     rej = conns[conns.initial_rtt_s.isna() & conns.rtt_syn_s.notna()]
     assert sorted(round(x * 1e6) for x in rej.rtt_syn_s) == want_refused
+
+
+def test_rtt_state_slots_reused_across_many_connections(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """300 connections one after another, 2 s apart, each closed: finalised connections give
+    their RTT state slot to later ones, so the state follows the connections open at once, not
+    all connections seen; a reused slot starts clean. By construction connection i has i % 4
+    duplicate ACKs from the client (as in the test above), a zero window when i % 5 == 0, and
+    two ack RTT samples from the client: its request (acknowledged 25 ms later) and its FIN
+    (acknowledged by the server's FIN 1 ms later)."""
+    convs = []
+    for i in range(300):
+        c = Conv(cport=20000 + i, sport=80, t=1_700_000_000.0 + 2.0 * i)
+        c.handshake()
+        c.send(True, "PA", b"GET / HTTP/1.1\r\n\r\n")
+        c.send(False, "A", dt=0.025)
+        s0 = c.sseq
+        c.sseq += 1000  # lost before the capture point: the client's ACKs repeat s0
+        for _ in range(i % 4):
+            c.send(False, "PA", b"y" * 1000)
+            c.send(True, "A", ack=s0)
+        if i % 5 == 0:
+            c.send(True, "A", ack=s0, window=0)
+        c.close()
+        convs.append(c)
+    path = write(tmp_path / "many.pcap", convs)
+    # Small reads: many batches (slots are freed between batches), as in a long capture.
+    monkeypatch.setattr("pcapan.io.pcap.READ_CHUNK_BYTES", 4096)
+    a = Analyzer()
+    a.feed_source(path)
+    slots = a.engine.rtt_state._slots
+    res = a.finish()
+    conns = res.connections.sort_values("orig_p").reset_index(drop=True)
+    assert len(conns) == 300
+    assert conns.orig_dup_acks.tolist() == [i % 4 for i in range(300)]
+    assert conns.orig_zero_windows.tolist() == [1 if i % 5 == 0 else 0 for i in range(300)]
+    assert (conns.rtt_orig_count == 2).all()
+    # (scapy writes float times rounded to the microsecond: within 2 us)
+    assert ((conns.rtt_orig_max_s - 0.025).abs() <= 2e-6).all()
+    assert ((conns.rtt_orig_min_s - 0.001).abs() <= 2e-6).all()
+    # Connections live ~0.1 s and linger TCP_CLOSE_LINGER_S (5 s) after closing; the sweep runs
+    # every SWEEP_INTERVAL_S (10 s) of capture time and a freed slot is reused from the next
+    # batch on: about (10 + 5) / 2 + 2 are held at once (10 seen), never one per connection.
+    assert slots <= 20

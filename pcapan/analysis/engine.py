@@ -397,27 +397,28 @@ class Analyzer:
         """Round-trip samples, duplicate ACKs and zero windows of the batch (pcapan.flow.rtt)."""
         if not conns:
             return
-        ids = [c.rtt_id for c in conns]
+        st = self.rtt_state
         if self._rtt_done:
             # (A connection finalised during this batch, its 5-tuple reused, still has packets
-            # in it: its state goes after the next batch.)
-            present = set(ids)
+            # in it: its slot is freed after the next batch.)
+            present = {c.rtt_id for c in conns}
             gone = [i for i in self._rtt_done if i not in present]
             self._rtt_done = [i for i in self._rtt_done if i in present]
             if gone:
-                self.rtt_state.forget(np.array(gone, dtype=np.int64))
-        if -1 in ids:
-            fresh = [c for c in conns if c.rtt_id < 0]
-            for c, i in zip(fresh, self.rtt_samples.ids([c.uid for c in fresh]).tolist(), strict=True):
+                st.release(np.array(gone, dtype=np.int64))
+        fresh = [c for c in conns if c.rtt_id < 0]
+        if fresh:
+            for c, i in zip(fresh, st.alloc(len(fresh)), strict=True):
                 c.rtt_id = i
-            ids = [c.rtt_id for c in conns]
-        gid = np.array(ids, dtype=np.int64)
+        gid = np.array([c.rtt_id for c in conns], dtype=np.int64)
+        sid = np.zeros(int(gid.max()) + 1, dtype=np.int32)  # slot -> index in the samples
+        sid[gid] = self.rtt_samples.ids([c.uid for c in conns])
         orig_is_a = np.array([c.orig_is_a for c in conns], dtype=bool)
         is_orig = a_is_src == orig_is_a[slot]
         ep = gid[slot] * 2 + (~is_orig).astype(np.int64)
         data = np.frombuffer(tp.data, dtype=np.uint8)
         ts_opt = rtt.timestamps(data, tp.tcp_off, tp.thl, tp.opt_cap)
-        rtt.batch(self.rtt_samples, self.rtt_state, ep, tp.seq, tp.ack, tp.flags, tp.win, tp.payload_len, tp.ts_ns,
+        rtt.batch(self.rtt_samples, st, sid, ep, tp.seq, tp.ack, tp.flags, tp.win, tp.payload_len, tp.ts_ns,
                   ts_opt)
 
     @staticmethod

@@ -229,7 +229,7 @@ class Connection:
         self._first_seen = 0  # Zeek's first_packet_seen bits (1 orig, 2 resp)
         self._last_frame = 0  # highest frame number seen, for letters of folded packets
         self._clean_log: list[tuple[int, bool]] = [(0, False)]  # (frame, both sides clean) changes
-        self.rtt_id = -1  # index in the round-trip samples and state (pcapan.flow.rtt), once seen
+        self.rtt_id = -1  # slot in the round-trip state (pcapan.flow.rtt), once seen
 
     # -- history -----------------------------------------------------------------------------
     def _add(self, frame_no: int, letter: str, is_orig: bool) -> None:

@@ -48,9 +48,10 @@ _MAX_SEGMENT_SPAN = 1 << 18
 
 class RttState:
     """What every endpoint's RTT bookkeeping carries from batch to batch, as arrays indexed by
-    endpoint id: a connection's index in :class:`RttSamples` times two, plus one for its
-    responder. Arrays rather than an object per endpoint: a batch touches hundreds of endpoints,
-    and reading and writing their state is then a handful of array operations, not loops."""
+    endpoint id: a connection's slot times two, plus one for its responder. Arrays rather than an
+    object per endpoint: a batch touches hundreds of endpoints, and reading and writing their
+    state is then a handful of array operations, not loops. Slots of finalised connections are
+    reused, so the arrays follow the number of open connections, not of all connections seen."""
 
     _INT_FIELDS = ("base", "max_ack", "hi_end", "last_ack", "last_win", "dup_acks", "zero_windows", "ts_echoed")
     _INITIAL = {"max_ack": -1, "last_ack": -1, "last_win": -1, "ts_echoed": -1}
@@ -72,6 +73,17 @@ class RttState:
         # TSvals sent and not echoed yet (endpoint, value, time first sent), ascending per
         # endpoint, at most RTT_MAX_PENDING_TSVALS per endpoint.
         self.tsp: tuple[np.ndarray, ...] = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64))
+        self._free: list[int] = []  # slots of finalised connections, to reuse
+        self._slots = 0  # slots handed out so far
+
+    def alloc(self, n: int) -> list[int]:
+        """Slots for ``n`` new connections (reused ones first)."""
+        k = min(n, len(self._free))
+        out = [self._free.pop() for _ in range(k)]
+        out.extend(range(self._slots, self._slots + n - k))
+        self._slots += n - k
+        self.reserve(2 * self._slots)
+        return out
 
     def reserve(self, n_endpoints: int) -> None:
         size = self.known.shape[0]
@@ -83,16 +95,22 @@ class RttState:
             fill = np.full(new - size, self._INITIAL.get(name, 0), dtype=np.int64)
             setattr(self, name, np.concatenate([getattr(self, name), fill]))
 
-    def forget(self, conns: np.ndarray) -> None:
-        """Drop the carried segments and TSvals of these (finalised) connections."""
+    def release(self, slots: np.ndarray) -> None:
+        """These (finalised) connections' slots become free: their carried segments and TSvals
+        go, their endpoints start afresh."""
         gone = np.zeros(self.known.shape[0] // 2 + 1, dtype=bool)
-        gone[conns] = True
+        gone[slots] = True
         self.pend = tuple(x[~gone[self.pend[0] >> 1]] for x in self.pend)
         self.tsp = tuple(x[~gone[self.tsp[0] >> 1]] for x in self.tsp)
+        eps = np.concatenate([2 * slots, 2 * slots + 1])
+        self.known[eps] = False
+        for name in self._INT_FIELDS:
+            getattr(self, name)[eps] = self._INITIAL.get(name, 0)
+        self._free.extend(slots.tolist())
 
     def counters(self, conn: int) -> tuple[int, int, int, int]:
-        """(orig dup ACKs, resp dup ACKs, orig zero windows, resp zero windows) of connection
-        ``conn`` (its index in the samples; -1: never seen by a batch)."""
+        """(orig dup ACKs, resp dup ACKs, orig zero windows, resp zero windows) of the connection
+        in slot ``conn`` (-1: never seen by a batch)."""
         if conn < 0 or 2 * conn >= self.known.shape[0]:
             return 0, 0, 0, 0
         e = 2 * conn
@@ -232,12 +250,12 @@ def _last_per_group(keys: np.ndarray, limit: int) -> np.ndarray:
     return group_end - np.arange(n) <= limit
 
 
-def batch(samples: RttSamples, state: RttState, ep: np.ndarray, seq: np.ndarray, ack: np.ndarray,
-          flags: np.ndarray, win: np.ndarray, plen: np.ndarray, ts: np.ndarray,
+def batch(samples: RttSamples, state: RttState, sid: np.ndarray, ep: np.ndarray, seq: np.ndarray,
+          ack: np.ndarray, flags: np.ndarray, win: np.ndarray, plen: np.ndarray, ts: np.ndarray,
           ts_opt: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     """One batch, in capture order. ``ep`` is each packet's sending endpoint id (its connection's
-    index in ``samples`` times two, plus one for the responder); ``state`` carries every
-    endpoint's bookkeeping from batch to batch."""
+    slot in ``state`` times two, plus one for the responder); ``state`` carries every endpoint's
+    bookkeeping from batch to batch; ``sid[slot]`` is the connection's index in ``samples``."""
     n = ep.shape[0]
     if n == 0:
         return
@@ -352,7 +370,7 @@ def batch(samples: RttSamples, state: RttState, ep: np.ndarray, seq: np.ndarray,
     if m.shape[0]:
         a_pk = ai[m]
         e_data = tgt[m]
-        samples.add((e_data >> 1).astype(np.int32), (e_data & 1) == 0, a_kind[c_ok], ts[a_pk], ts[a_pk] - a_ts[c_ok])
+        samples.add(sid[e_data >> 1], (e_data & 1) == 0, a_kind[c_ok], ts[a_pk], ts[a_pk] - a_ts[c_ok])
 
     # What stays unacknowledged goes on to the next batch (the newest, per endpoint).
     keep = a_end > state.max_ack[a_ep]
@@ -363,7 +381,7 @@ def batch(samples: RttSamples, state: RttState, ep: np.ndarray, seq: np.ndarray,
                                                                      strict=True))
 
     _dup_and_zero(state, ep, ack, flags, win, plen, idx)
-    _ts_samples(samples, state, in_batch, ep, ts, flags, ts_opt)
+    _ts_samples(samples, state, sid, in_batch, ep, ts, flags, ts_opt)
 
 
 def _dup_and_zero(state: RttState, ep: np.ndarray, ack: np.ndarray, flags: np.ndarray, win: np.ndarray,
@@ -402,8 +420,8 @@ def _dup_and_zero(state: RttState, ep: np.ndarray, ack: np.ndarray, flags: np.nd
     state.last_win[ug] = win[gi[ends]]
 
 
-def _ts_samples(samples: RttSamples, state: RttState, in_batch: np.ndarray, ep: np.ndarray, ts: np.ndarray,
-                flags: np.ndarray, ts_opt: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+def _ts_samples(samples: RttSamples, state: RttState, sid: np.ndarray, in_batch: np.ndarray, ep: np.ndarray,
+                ts: np.ndarray, flags: np.ndarray, ts_opt: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     """TSval first sent by an endpoint -> the first segment of its peer echoing it in TSecr."""
     present, tsval, tsecr = ts_opt
     pi = np.nonzero(present)[0]
@@ -442,7 +460,7 @@ def _ts_samples(samples: RttSamples, state: RttState, in_batch: np.ndarray, ep: 
         if ok.any():
             data_ep = ue[ok] >> _KEY_SHIFT
             at = t[echo_at[ok]]
-            samples.add((data_ep >> 1).astype(np.int32), (data_ep & 1) == 0,
+            samples.add(sid[data_ep >> 1], (data_ep & 1) == 0,
                         np.full(data_ep.shape[0], KIND_TS, dtype=np.int8), at, at - sent_ts[pos[ok]])
         # The last value each endpoint's peer echoed, in capture order.
         te = tgt[ei]
