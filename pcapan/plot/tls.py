@@ -50,27 +50,17 @@ def cipher_counts(result: Result, limit: int | None = MAX_CIPHERS) -> pd.DataFra
 
 def alpn_counts(result: Result) -> pd.DataFrame:
     """Per ALPN protocol ID: handshakes that offered it and handshakes where it was selected."""
-    import pandas as pd
+    from pcapan.frames.tlsmix import alpn_counts as counts
 
-    t = result.tls
-    offered = t.alpn_offered.dropna().astype(str).str.split(",").explode().str.strip()
-    offered = offered[offered != ""].value_counts()
-    selected = t.next_protocol.dropna().astype(str).value_counts()
-    names = sorted(set(offered.index) | set(selected.index))
-    return pd.DataFrame({"protocol": names, "offered": [int(offered.get(n, 0)) for n in names],
-                         "selected": [int(selected.get(n, 0)) for n in names]})
+    return counts(result.tls)
 
 
 def resumption_counts(result: Result) -> pd.Series:
     """Handshakes per mode: the resumption column (session_id, ticket, psk), else 'full' for an
     established handshake and 'not established' for the rest."""
-    import numpy as np
-    import pandas as pd
+    from pcapan.frames.tlsmix import resumption_modes
 
-    t = result.tls
-    est = t.established.fillna(False).astype(bool).to_numpy()
-    mode = np.where(t.resumption.notna(), t.resumption.astype(object), np.where(est, "full", "not established"))
-    return pd.Series(mode, dtype=object).value_counts().sort_index()
+    return resumption_modes(result.tls).value_counts().sort_index()
 
 
 def tls(result: Result, *, limit: int | None = MAX_CIPHERS) -> Figure:

@@ -205,27 +205,17 @@ def tls_ciphers(res: Result, limit: int | None) -> pd.DataFrame:
 def tls_alpn(res: Result) -> pd.DataFrame:
     """Per ALPN protocol ID: handshakes that offered it, handshakes where it was selected (a TLS
     1.3 server's choice is encrypted, so selected can be below what was used)."""
-    import pandas as pd
+    from pcapan.frames.tlsmix import alpn_counts
 
-    t = res.tls
-    offered = t.alpn_offered.dropna().astype(str).str.split(",").explode().str.strip()
-    offered = offered[offered != ""].value_counts()
-    selected = t.next_protocol.dropna().astype(str).value_counts()
-    names = sorted(set(offered.index) | set(selected.index))
-    return pd.DataFrame({"protocol": names, "offered": [int(offered.get(n, 0)) for n in names],
-                         "selected": [int(selected.get(n, 0)) for n in names]})
+    return alpn_counts(res.tls)
 
 
 def tls_resumption(res: Result) -> pd.DataFrame:
     """Handshakes per mode: session_id, ticket or psk resumption, else full (established) or
     not established."""
-    import numpy as np
-    import pandas as pd
+    from pcapan.frames.tlsmix import resumption_modes
 
-    t = res.tls
-    est = t.established.fillna(False).astype(bool).to_numpy()
-    mode = np.where(t.resumption.notna(), t.resumption.astype(object), np.where(est, "full", "not established"))
-    return _counted(pd.Series(mode, dtype=object), "mode", "handshakes")
+    return _counted(resumption_modes(res.tls), "mode", "handshakes")
 
 
 def anomaly_counts(res: Result) -> pd.DataFrame:
