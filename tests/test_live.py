@@ -200,6 +200,24 @@ def test_live_capture_rows_and_identical_to_written_file(servers: Servers, tmp_p
     assert manifest["tables"]["connections"]["rows"] == 4
     assert manifest["tables"]["http"]["rows"] == 4
 
+    # The dashboard's figures at the end are the tables' (drawn by the dashboard's renderer).
+    st = snaps[-1].stats
+    assert (st.packets, st.connections, st.http_requests, st.tls_handshakes) == (live["packets"], 4, 4, 2)
+    assert st.kernel_drops == 0 and st.open_connections == 0
+    assert dict(st.tls_versions) == {"TLSv13": 1, "TLSv12": 1}
+    assert dict((h, (r, t)) for h, r, t in st.top_hosts)[TLS_NAME] == (0, 2)
+    acks = res.rtt[res.rtt.kind == "ack"].rtt_s
+    assert st.rtt_p50_s is not None and acks.min() <= st.rtt_p50_s <= acks.max()
+    from rich.console import Console
+
+    from pcapan.live.dashboard import render
+
+    con = Console(record=True, width=120, color_system=None)
+    con.print(render(st, _filter(s), final=True))
+    text = con.export_text()
+    for want in (f"{live['packets']:,}", "TLSv13", "TLSv12", TLS_NAME, "kernel drops", "RTT p50 / p95", "(stopped)"):
+        assert want in text, want
+
 
 def _start_cli(args: list[str]) -> subprocess.Popen[str]:
     """pcapan live in a subprocess, returned once its socket is open (its first stderr line)."""
