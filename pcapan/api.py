@@ -123,10 +123,10 @@ class Result:
                 self._frames[name] = _rtt_frame(self.rtt_samples)
             elif name == "tls":
                 recs4 = sorted(self.tls_records, key=attrgetter("ts_ns", "uid"))
-                self._frames[name] = to_frame(recs4, TLS, TlsRecord)
+                self._frames[name] = to_frame(recs4, TLS)
             else:
                 recs2 = sorted(self.anomaly_records, key=attrgetter("source", "ts_ns", "frame"))
-                self._frames[name] = to_frame(recs2, ANOMALIES, AnomalyRecord)
+                self._frames[name] = to_frame(recs2, ANOMALIES)
         return self._frames[name]
 
     def _web_tables(self) -> None:
@@ -136,9 +136,9 @@ class Result:
         from pcapan.frames.build import to_frame
 
         recs = sorted(self.connection_records, key=attrgetter("ts_ns", "uid"))
-        conn = _with_rtt_columns(to_frame(recs, CONN_RECORD_COLUMNS, ConnRecord), self.rtt_samples)
+        conn = _with_rtt_columns(to_frame(recs, CONN_RECORD_COLUMNS), self.rtt_samples)
         recs3 = sorted(self.http_records, key=attrgetter("ts_ns", "uid", "trans_depth"))
-        http = to_frame(recs3, HTTP_RECORD_COLUMNS, HttpRecord)
+        http = to_frame(recs3, HTTP_RECORD_COLUMNS)
         tls = self._table("tls")
         conn = webperf.connection_columns(conn, http, tls)
         self._frames["connections"] = _typed(conn, CONNECTIONS)
@@ -336,8 +336,9 @@ def _with_rtt_columns(conn: pd.DataFrame, samples: RttSamples) -> pd.DataFrame:
     row = np.fromiter((index.get(u, -1) for u in out.uid.tolist()), dtype=np.int64, count=len(out))
     has = row >= 0
 
-    def pick(arr: np.ndarray, flag: int) -> np.ndarray:
-        return np.where(has, arr[np.where(has, row * 2 + flag, 0)] if arr.shape[0] else 0, np.nan)
+    def pick(arr: np.ndarray, flag: int, fill: float = np.nan) -> np.ndarray:
+        # each connection's value for one direction; ``fill`` for connections without samples
+        return np.where(has, arr[np.where(has, row * 2 + flag, 0)] if arr.shape[0] else 0, fill)
 
     def kind(k: int) -> tuple[np.ndarray, np.ndarray]:
         # (key, rtt in seconds) of the samples of one kind: only those are made (they are many)
@@ -355,8 +356,7 @@ def _with_rtt_columns(conn: pd.DataFrame, samples: RttSamples) -> pd.DataFrame:
     for d, flag in (("orig", 1), ("resp", 0)):
         for name in ("min", "median", "mean", "p95", "max", "stdev"):
             out[f"rtt_{d}_{name}_s"] = pick(stats[name], flag)
-        counts = np.where(has, stats["count"][np.where(has, row * 2 + flag, 0)] if n_keys else 0, 0)
-        out[f"rtt_{d}_count"] = pd.array(counts.astype(np.int64), dtype="Int64")
+        out[f"rtt_{d}_count"] = pd.array(pick(stats["count"], flag, 0).astype(np.int64), dtype="Int64")
     return out[[*conn.columns, *(col.name for col in CONN_RTT)]]
 
 

@@ -254,12 +254,12 @@ def batch(samples: RttSamples, state: RttState, sid: np.ndarray, ep: np.ndarray,
           ack: np.ndarray, flags: np.ndarray, win: np.ndarray, plen: np.ndarray, ts: np.ndarray,
           ts_opt: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     """One batch, in capture order. ``ep`` is each packet's sending endpoint id (its connection's
-    slot in ``state`` times two, plus one for the responder); ``state`` carries every endpoint's
-    bookkeeping from batch to batch; ``sid[slot]`` is the connection's index in ``samples``."""
+    slot in ``state`` times two, plus one for the responder); ``state`` (sized for every slot by
+    :meth:`RttState.alloc`) carries every endpoint's bookkeeping from batch to batch; ``sid[slot]``
+    is the connection's index in ``samples``."""
     n = ep.shape[0]
     if n == 0:
         return
-    state.reserve(int(ep.max()) + 2)
     idx = np.arange(n, dtype=np.int64)
     # Endpoints seen for the first time get their base from their first packet. (An endpoint
     # silent in this batch keeps its state: its peer's ACKs time its segments.)

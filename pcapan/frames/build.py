@@ -44,8 +44,8 @@ def _nulls(a: pa.Array) -> np.ndarray:
     return a.is_null().to_numpy(zero_copy_only=False)
 
 
-def to_frame(records: Sequence[Any], columns: tuple[Column, ...], record_type: type) -> pd.DataFrame:
-    """``records`` (instances of ``record_type``) as a DataFrame with ``columns``, in order.
+def to_frame(records: Sequence[Any], columns: tuple[Column, ...]) -> pd.DataFrame:
+    """``records`` (output records with an attribute per column) as a DataFrame with ``columns``, in order.
 
     Built one column at a time, so only one column's Python values exist at once."""
     out: dict[str, Any] = {}
