@@ -126,6 +126,7 @@ def _progress_analyze(files: Sequence[str], show: bool, **kw: Any):  # noqa: ANN
     if not big:
         return analyze(files, **kw)
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
     # On stderr, so that stdout stays clean for the summary or a pipe.
@@ -135,7 +136,9 @@ def _progress_analyze(files: Sequence[str], show: bool, **kw: Any):  # noqa: ANN
 
         def cb(name: str, done: int, total: int | None) -> None:
             if name not in tasks:
-                tasks[name] = bar.add_task(name, total=total)
+                # The base name, like curl and wget: a long path would squeeze the bar out of the
+                # line. Escaped, since a file name may contain rich markup such as "[red]".
+                tasks[name] = bar.add_task(escape(os.path.basename(name)), total=total)
             bar.update(tasks[name], completed=done)
 
         return analyze(files, progress=cb, **kw)

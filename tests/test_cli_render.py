@@ -212,24 +212,38 @@ class FakeTerminal(io.StringIO):
         return True
 
 
-def _run_in_process(monkeypatch: pytest.MonkeyPatch, stderr: io.StringIO, *args: str) -> str:
+def _run_in_process(monkeypatch: pytest.MonkeyPatch, stderr: io.StringIO, *args: str,
+                    path: Path = SAMPLES / "http-keepalive.pcap") -> str:
     out = io.StringIO()
     monkeypatch.setattr(sys, "stderr", stderr)
     monkeypatch.setattr(sys, "stdout", out)
-    assert cli.main(["analyze", str(SAMPLES / "http-keepalive.pcap"), "--json", *args]) == 0
+    assert cli.main(["analyze", str(path), "--json", *args]) == 0
     monkeypatch.undo()
     return out.getvalue()
 
 
-def test_progress_bar_on_a_terminal_for_big_files(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("deep", [False, True])
+def test_progress_bar_on_a_terminal_for_big_files(deep: bool, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """With the size threshold lowered to 0 the sample counts as big: on a terminal's stderr the
-    bar shows the file name and bytes read of total (the file's size), stdout keeps only JSON."""
-    size_kb = f"{(SAMPLES / 'http-keepalive.pcap').stat().st_size / 1000:.1f}"
+    bar shows the file name and bytes read of total (the file's size), stdout keeps only JSON.
+    Deep: under a 150-character directory on an 80-column terminal the bar still fits on its
+    line, since it shows the base name (CI once checked out the repo under a longer path and the
+    full path squeezed the byte counts into a wrapped column)."""
+    src = SAMPLES / "http-keepalive.pcap"
+    size_kb = f"{src.stat().st_size / 1000:.1f}"
+    path = src
+    if deep:
+        path = tmp_path / ("d" * 150) / src.name
+        path.parent.mkdir()
+        shutil.copy(src, path)
     monkeypatch.setenv("TERM", "xterm")
+    monkeypatch.setenv("COLUMNS", "80")
     monkeypatch.setattr(cli, "PROGRESS_MIN_BYTES", 0)
     err = FakeTerminal()
-    out = _run_in_process(monkeypatch, err)
+    out = _run_in_process(monkeypatch, err, path=path)
     assert "http-keepalive.pcap" in err.getvalue() and f"{size_kb}/{size_kb} kB" in err.getvalue()
+    assert "d" * 20 not in err.getvalue()
     assert json.loads(out)["frames"] > 0
 
 
