@@ -95,6 +95,10 @@ HTTP_MAX_CHUNK_LINE_BYTES = 4096
 # While resynchronising, at most this much of an unfinished line is kept to find the next
 # request or status line (nginx's default request-line buffer is 1 KiB, its large one 8 KiB).
 HTTP_RESYNC_KEEP_BYTES = 8 * 1024
+# A server that answers an HTTP/0.9 simple-request with a status line anyway has its line quoted
+# in the anomaly; the reply waits for that line at most this long (real status lines are
+# "HTTP/1.1 NNN reason", far shorter), so a reply without a newline cannot be held back.
+HTTP09_STATUS_LINE_PEEK = 256
 
 # --- proto: TLS ------------------------------------------------------------------------------
 # Largest TLS record body accepted (RFC 5246 6.2.3: TLSCiphertext.length <= 2^14 + 2048). A

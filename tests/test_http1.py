@@ -142,8 +142,12 @@ H = list[tuple[str, str]]
         ([("Transfer-Encoding", "gzip, Chunked")], "POST", None, BodyFraming("chunked")),
         ([("Transfer-Encoding", "chunked"), ("Content-Length", "3")], "POST", None,
          BodyFraming("chunked", flags=("te_and_cl",))),
+        # chunked not last: undeterminable (RFC 9112 6.3); read as chunked, as Zeek and Wireshark do
         ([("Transfer-Encoding", "chunked, gzip")], "POST", None,
-         BodyFraming("close", flags=("te_not_chunked",))),
+         BodyFraming("chunked", flags=("te_not_chunked",))),
+        ([("Transfer-Encoding", "chunked, identity")], "POST", None,
+         BodyFraming("chunked", flags=("te_not_chunked",))),
+        ([("Transfer-Encoding", "gzip")], "POST", None, BodyFraming("close", flags=("te_not_chunked",))),
         ([("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "chunked")], "POST", None,
          BodyFraming("chunked", flags=("te_chunked_twice",))),
         # responses
@@ -160,6 +164,9 @@ H = list[tuple[str, str]]
         ([("Transfer-Encoding", "chunked"), ("Content-Length", "3")], "GET", 200,
          BodyFraming("chunked", flags=("te_and_cl",))),
         ([("Transfer-Encoding", "gzip")], "GET", 200, BodyFraming("close", flags=("te_not_chunked",))),
+        # a response whose last coding is not chunked is read until the close (RFC 9112 6.3 #4)
+        ([("Transfer-Encoding", "chunked, gzip")], "GET", 200,
+         BodyFraming("close", flags=("te_not_chunked",))),
         ([("Content-Length", "7")], "GET", 404, BodyFraming("length", 7)),
     ],
 )
@@ -239,13 +246,21 @@ def test_request_lines(line: str, method: str, uri: str, form: str) -> None:
 )
 def test_request_lines_servers_accept(line: str, method: str, uri: str, version: str | None,
                                       form: str | None, flags: tuple[str, ...]) -> None:
-    ev = check([("c", req(line, "Host: h")),
-                ("s", resp("HTTP/1.0 400 Bad Request", "Content-Length: 2", body=b"no"))])
+    answer = resp("HTTP/1.0 400 Bad Request", "Content-Length: 2", body=b"no")
+    ev = check([("c", req(line, "Host: h")), ("s", answer), ("es", 0)])
     t = one(ev)
     assert (t.method, t.uri, t.request_version, t.target_form) == (method, uri, version, form)
-    assert (t.status_code, t.response_body_len, t.flags) == (400, 2, flags)
     assert t.host == "h"
-    assert anomalies(ev) == []
+    if version != "0.9":
+        assert (t.status_code, t.response_body_len, t.flags) == (400, 2, flags)
+        assert anomalies(ev) == []
+        return
+    # RFC 1945 4.1: the reply to a simple-request is a simple-response; the status line the
+    # server wrote anyway is body (Zeek's reading), flagged, and quoted in the anomaly.
+    assert (t.status_code, t.response_version, t.response_body_len) == (None, "0.9", len(answer))
+    assert t.flags == (*flags, "http09_status_line")
+    assert [(a.kind, a.detail.endswith("'HTTP/1.0 400 Bad Request'")) for a in anomalies(ev)] == [
+        ("http09_status_line", True)]
 
 
 @pytest.mark.parametrize("line", [
@@ -275,23 +290,41 @@ def test_http09_response_is_the_body_up_to_the_close(body: bytes) -> None:
 
 
 def test_http09_request_answered_with_a_status_line() -> None:
-    # Zeek's methods.pcap: "GET /HTTP/1.1" (no space) got an HTTP/1.0 403 with headers.
-    ev = check([("c", b"GET /HTTP/1.1\nHost: h\n\n"),
-                ("s", resp("HTTP/1.0 403 Forbidden", "Content-Length: 3", body=b"no!"))])
+    # Zeek's methods.pcap: "GET /HTTP/1.1" (no space) got an HTTP/1.0 403 with headers. RFC 1945
+    # 4.1: the answer to a simple-request is a simple-response, all body up to the close, as
+    # Zeek logs it (status_code 0 there, version 0.9, body length every byte the server sent).
+    answer = resp("HTTP/1.0 403 Forbidden", "Content-Length: 3", body=b"no!")
+    ev = check([("c", b"GET /HTTP/1.1\nHost: h\n\n"), ("s", answer), ("es", 0)])
     t = one(ev)
     assert (t.method, t.uri, t.host, t.request_version) == ("GET", "/HTTP/1.1", "h", "0.9")
     assert (t.status_code, t.status_msg, t.response_version, t.response_body_len) == (
-        403, "Forbidden", "1.0", 3)
-    assert t.flags == ("bare_lf", "http09") and anomalies(ev) == []
+        None, None, "0.9", len(answer))
+    assert t.resp_body_sha256 == sha(answer) and t.keep_alive is False
+    assert t.flags == ("bare_lf", "http09", "http09_status_line")
+    assert [(a.kind, a.detail.endswith("'HTTP/1.0 403 Forbidden'")) for a in anomalies(ev)] == [
+        ("http09_status_line", True)]
+
+
+@pytest.mark.parametrize("line", [b"HTTP/1.1 200 OK" + b"x" * 300, b"HTTP/1.1 200 OK"])
+def test_http09_status_line_without_newline(line: bytes) -> None:
+    """A status-line-looking reply with no newline within HTTP09_STATUS_LINE_PEEK bytes (or
+    before the close) is not held back: it is body, the anomaly quotes at most the peek."""
+    ev = check([("c", b"GET /\r\n\r\n"), ("s", line), ("es", 0)])
+    t = one(ev)
+    assert (t.status_code, t.response_body_len, t.flags) == (None, len(line), ("http09", "http09_status_line"))
+    (a,) = anomalies(ev)
+    assert a.kind == "http09_status_line" and repr(line[:config.HTTP09_STATUS_LINE_PEEK].decode())[1:-1] in a.detail
 
 
 def test_http09_gap_before_the_answer_is_decided() -> None:
+    # "HT" may begin a status line; the gap decides: the reply is HTTP/0.9, the gap in its body.
     ev = check([("c", b"GET /\r\n\r\n"), ("s", b"HT"), ("gs", 10),
                 ("s", resp("HTTP/1.0 200 OK", body=b"hello")), ("es", 0)])
     t = one(ev)
-    assert (t.status_code, t.response_version, t.response_body_len) == (200, "1.0", 5)
-    assert t.ts_response_start == 4000 and t.partial and "resync" in t.flags
-    assert [a.kind for a in anomalies(ev)] == ["gap_resync"]
+    n = 2 + 10 + len(resp("HTTP/1.0 200 OK", body=b"hello"))
+    assert (t.status_code, t.response_version, t.response_body_len) == (None, "0.9", n)
+    assert t.ts_response_start == 2000 and t.partial and "gap_in_body" in t.flags
+    assert anomalies(ev) == []
 
 
 def test_http09_request_without_answer() -> None:

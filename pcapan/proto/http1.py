@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pcapan.config import (
+    HTTP09_STATUS_LINE_PEEK,
     HTTP_MAX_CHUNK_LINE_BYTES,
     HTTP_MAX_HEADER_BYTES,
     HTTP_MAX_HEADER_FIELDS,
@@ -313,7 +314,13 @@ def _framing(idx: Index, request_method: str | None, status_code: int | None) ->
             if te.count("chunked") > 1:
                 flags += ("te_chunked_twice",)
             return BodyFraming("chunked", flags=flags)
-        return BodyFraming("close", flags=flags + ("te_not_chunked",))
+        flags += ("te_not_chunked",)
+        if status_code is None and "chunked" in te:
+            # RFC 9112 6.3: a server must reject this request (400) and close, so no framing is
+            # right; Zeek (first coding) and Wireshark (any coding) both read a chunked body and
+            # then the next request, which is the smuggled request an analyst needs to see.
+            return BodyFraming("chunked", flags=flags)
+        return BodyFraming("close", flags=flags)
     if cls:
         if not all(_DIGITS.fullmatch(v) for v in cls):
             return BodyFraming("close", flags=("cl_invalid",))
@@ -767,15 +774,7 @@ class HttpConnection:
         buf = side.buf
         if not side.started:
             if not side.is_orig and self._answers_http09():
-                head = bytes(buf[:5])
-                if b"HTTP/".startswith(head):
-                    if len(head) < 5:
-                        if head and side.early_ts is None:
-                            side.early_ts = ts
-                        return False  # may still be a status line
-                else:
-                    self._simple_response(side, ts)
-                    return True
+                return self._decide_http09(side, ts)
             # RFC 9112 2.2: empty lines before a start line are ignored.
             i = 0
             n = len(buf)
@@ -824,13 +823,41 @@ class HttpConnection:
         """The next response answers an HTTP/0.9 simple-request (and no 1xx is in progress)."""
         return self._resp.tx is None and bool(self._awaiting) and self._awaiting[0].req_version == (0, 9)
 
-    def _simple_response(self, side: _Side, ts: int) -> None:
+    def _decide_http09(self, side: _Side, ts: int, final: bool = False) -> bool:
+        """Start the HTTP/0.9 reply to a simple-request, once its first bytes say whether the
+        server wrote a status line anyway (only to flag it: the reply is a simple-response
+        either way). ``final``: no more bytes come (end or gap), decide on what there is."""
+        buf = side.buf
+        if side.early_ts is None:
+            side.early_ts = ts
+        head = bytes(buf[:5])
+        if head == b"HTTP/":
+            nl = buf.find(b"\n", 0, HTTP09_STATUS_LINE_PEEK)
+            if nl < 0 and len(buf) < HTTP09_STATUS_LINE_PEEK and not final:
+                return False  # wait for the whole line, to name it in the anomaly
+            end = nl if nl >= 0 else HTTP09_STATUS_LINE_PEEK
+            self._simple_response(side, ts, bytes(buf[:end]).rstrip(b"\r"))
+            return True
+        if b"HTTP/".startswith(head) and not final:
+            return False  # may still be a status line
+        self._simple_response(side, ts, None)
+        return True
+
+    def _simple_response(self, side: _Side, ts: int, status_line: bytes | None) -> None:
         """An HTTP/0.9 response (RFC 1945 6): no status line, no headers; the body is every byte
-        up to the close. A server that speaks HTTP/1.x answers a simple-request with a status
-        line instead, and that is parsed as usual."""
+        up to the close. RFC 1945 4.1: a server must answer a simple-request with a
+        simple-response, and a client that sent one reads the answer that way, so a status line
+        a server sends anyway is the start of the body, as Zeek reads it (EXPECT_REPLY_HTTP09
+        in HTTP_Analyzer). It is flagged, and the anomaly names the line (Wireshark parses it
+        as a status line instead)."""
         tx = side.tx = self._response_tx()
         tx.resp_version = (0, 9)
         tx.flag("http09")
+        if status_line is not None:
+            tx.flag("http09_status_line")
+            self._anomaly(side, "http09_status_line",
+                          "an HTTP/0.9 request answered with a status line, read as HTTP/0.9 "
+                          f"body: {status_line.decode('latin-1')!r}", side.early_ts or ts)
         tx.ts_resp_start = ts if side.early_ts is None else side.early_ts
         side.early_ts = None
         tx.resp_body_len = 0
@@ -1241,6 +1268,12 @@ class HttpConnection:
         # Bytes still buffered come before the gap: consume what the current state can.
         self._run(side, ts)
         st = side.state
+        if st == _State.START and not side.started and side.buf and not side.is_orig \
+                and self._answers_http09():
+            # An undecided reply to a simple-request: HTTP/0.9, and the gap is in its body.
+            self._decide_http09(side, ts, final=True)
+            self._run(side, ts)
+            st = side.state
         if st in (_State.BODY_LEN, _State.CHUNK_DATA) and not side.buf:
             # A body of known length: count the missing bytes and stay in sync.
             k = min(n, side.remaining)
@@ -1294,8 +1327,8 @@ class HttpConnection:
 
     def _end(self, side: _Side, ts: int) -> None:
         if side.buf and side.state == _State.START and not side.started and self._answers_http09():
-            # A response shorter than "HTTP/" to a simple-request: an HTTP/0.9 body after all.
-            self._simple_response(side, ts)
+            # The reply to a simple-request was still undecided (a prefix of a status line).
+            self._decide_http09(side, ts, final=True)
             self._run(side, ts)
         st = side.state
         tx = side.tx
