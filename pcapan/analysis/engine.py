@@ -9,6 +9,7 @@ bulk of any bulk transfer, are folded into their connection per batch with vecto
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -314,12 +315,9 @@ class Analyzer:
                 interesting = force | (plen_a > 0)
         early_l = early.tolist()
         if self.fold_bulk:
+            # (In parsed flows both directions fold too: their runs are folded in capture order,
+            # cut wherever the other direction's data comes in, see _BulkRuns.flush_ordered.)
             bulk = self._bulk_candidates(tp, order, ctrl_s, order_kd, kd_s, force)
-            if any_parsed:
-                has = plen_a > 0
-                cnt = np.bincount(kd[has], minlength=2 * len(keys)).reshape(-1, 2)
-                fold_ais = cnt[:, 1] >= cnt[:, 0]  # the busier direction of each flow
-                bulk &= ~parsed[inv] | (a_is_src == fold_ais[inv])
         else:
             bulk = np.zeros(n, dtype=bool)
         interesting &= ~bulk
@@ -345,8 +343,11 @@ class Analyzer:
         ):
             conn = cur[k]
             if conn is not None and runs is not None:
-                runs.flush_before(rp, rg, rp2, k, ais, parsed_l[k] or bool(fl & _CTRL) or t - conn.last_ns > idle,
-                                  conn, self)
+                if parsed_l[k]:
+                    runs.flush_ordered(k, i, conn, self)
+                    runs.applied[rg] = rp + 1
+                else:
+                    runs.flush_before(rp, rg, rp2, k, ais, bool(fl & _CTRL) or t - conn.last_ns > idle, conn, self)
             if conn is not None and self._ends_before(conn, fl, seq, ais, t):
                 conn = None
             if conn is None:
@@ -377,7 +378,10 @@ class Analyzer:
         if runs is not None:
             for k2, conn2 in cur.items():
                 if conn2 is not None:
-                    runs.flush_rest(k2, conn2, self)
+                    if parsed_l[k2]:
+                        runs.flush_ordered(k2, n, conn2, self)
+                    else:
+                        runs.flush_rest(k2, conn2, self)
         # Every other packet belongs to the connection of the last interesting packet of its flow.
         slot_s = slot[order]
         pos = np.where(slot_s >= 0, np.arange(n), 0)
@@ -860,6 +864,7 @@ class _BulkRuns:
         self.gstart_l = gstart.tolist()
         self.gend_l = self.gend.tolist()
         self.gidx = {kdv: g for g, kdv in enumerate(self.gkd.tolist())}
+        self.order_l = order_kd.tolist()  # batch index at each sorted position
         # The bulk segments in sorted order: the run in [lo, hi) is bulk_*[cnt_l[lo]:cnt_l[hi]].
         bpos = np.nonzero(b)[0]
         bidx = order_kd[bpos]
@@ -893,6 +898,43 @@ class _BulkRuns:
             g2 = self.gidx.get(k * 2 + (0 if ais else 1), -1)
             if g2 >= 0:
                 self._flush(g2, p2, conn, not ais, eng)
+
+    def flush_ordered(self, k: int, lim: int, conn: Connection, eng: Analyzer) -> None:
+        """Fold the runs of flow ``k`` before batch index ``lim``, both directions, in capture
+        order: a parser reads the flow and must see its two directions' bytes as they came. A
+        direction's run is cut only where the other direction has a bulk segment."""
+        ol = self.order_l
+        cl = self.cnt_l
+        bidx = self.bulk_idx
+        ga = self.gidx.get(k * 2 + 1, -1)
+        gb = self.gidx.get(k * 2, -1)
+        if ga >= 0:
+            pa = self.applied.get(ga, self.gstart_l[ga])
+            ea = bisect_left(ol, lim, pa, self.gend_l[ga])
+        else:
+            pa = ea = 0
+        if gb >= 0:
+            pb = self.applied.get(gb, self.gstart_l[gb])
+            eb = bisect_left(ol, lim, pb, self.gend_l[gb])
+        else:
+            pb = eb = 0
+        while pa < ea and pb < eb:
+            na, nb = cl[pa], cl[pb]
+            if na == cl[ea] or nb == cl[eb]:
+                break  # one side has no bulk segment left before lim: no more cuts
+            ia, ib = bidx[na], bidx[nb]
+            if ia < ib:
+                cut = bisect_left(ol, ib, pa, ea)
+                self._flush(ga, cut, conn, True, eng)
+                pa = cut
+            else:
+                cut = bisect_left(ol, ia, pb, eb)
+                self._flush(gb, cut, conn, False, eng)
+                pb = cut
+        if pa < ea:
+            self._flush(ga, ea, conn, True, eng)
+        if pb < eb:
+            self._flush(gb, eb, conn, False, eng)
 
     def flush_rest(self, k: int, conn: Connection, eng: Analyzer) -> None:
         for ais in (True, False):

@@ -208,6 +208,13 @@ def _parse_request_line(line: bytes) -> RequestLine | None:
 _STATUS_LINE = re.compile(rb"HTTP/([0-9])\.([0-9]) ([0-9]{3}) ([^\r\n]*)")
 _STATUS_LINE_LAX = re.compile(rb"HTTP/([0-9])\.([0-9])[ \t]+([0-9]{3})(?:[ \t]+([^\r\n]*))?")
 _HEAD_END = re.compile(rb"\n\r?\n")
+# The common case in one match at the start of the buffer: a strict start line, CRLF field lines
+# that _FIELD_PAIRS_S reads one each (no bare CR, no folding), and the blank line. Anything
+# else, or a head not complete yet, takes the general path, which gives the same result here.
+_FIELD_BLOCK = rb"((?:" + _TOKEN + rb":[^\r\n]*\r\n)*)\r\n"
+_FAST_REQUEST_HEAD = re.compile(
+    rb"(" + _TOKEN + rb") ([^\x00- \x7f]+) HTTP/([0-9])\.([0-9])\r\n" + _FIELD_BLOCK)
+_FAST_RESPONSE_HEAD = re.compile(rb"(HTTP/([0-9])\.([0-9]) ([0-9]{3}) ([^\r\n]*))\r\n" + _FIELD_BLOCK)
 # field-line = field-name ":" OWS field-value OWS; the value keeps inner whitespace. One line
 # (the general path, line by line):
 _FIELD_LINE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*((?:[^ \t][^\r\n]*?)?)[ \t]*")
@@ -773,8 +780,12 @@ class HttpConnection:
     def _start(self, side: _Side, ts: int) -> bool:
         buf = side.buf
         if not side.started:
+            if not buf:
+                return False
             if not side.is_orig and self._answers_http09():
                 return self._decide_http09(side, ts)
+            if side.early_ts is None and self._fast_head(side, buf, ts):
+                return True
             # RFC 9112 2.2: empty lines before a start line are ignored.
             i = 0
             n = len(buf)
@@ -817,6 +828,41 @@ class HttpConnection:
             self._request_head(side, start, fields, flags, ts)
         else:
             self._response_head(side, start, fields, flags, ts)
+        return True
+
+    def _fast_head(self, side: _Side, buf: bytearray, ts: int) -> bool:
+        """A whole, well-formed head at the start of the buffer, parsed in one regex match: the
+        general path's result without its line-by-line checks. False: take the general path."""
+        is_orig = side.is_orig
+        m = (_FAST_REQUEST_HEAD if is_orig else _FAST_RESPONSE_HEAD).match(buf)
+        if m is None:
+            return False
+        end = m.end()
+        if end > HTTP_MAX_HEADER_BYTES:
+            return False
+        # (the groups are read before the buffer the match points into changes)
+        text = m.group(5 if is_orig else 6).decode("latin-1")
+        fields = _FIELD_PAIRS_S.findall(text) if text else []
+        if len(fields) > HTTP_MAX_HEADER_FIELDS:
+            return False
+        if " \r" in text or "\t\r" in text:
+            fields = [(n, v.rstrip(" \t")) for n, v in fields]
+        side.msg_ts = ts
+        side.scan = 0
+        flags = side.msg_flags
+        if flags:
+            side.msg_flags = []
+        else:
+            flags = []
+        if is_orig:
+            side.outstanding = self._outstanding()
+            parsed = (m.group(1), m.group(2), (int(m.group(3)), int(m.group(4))), ())
+            del buf[:end]
+            self._request_head(side, b"", fields, flags, ts, parsed)
+        else:
+            line = m.group(1)
+            del buf[:end]
+            self._response_head(side, line, fields, flags, ts)
         return True
 
     def _answers_http09(self) -> bool:
@@ -937,17 +983,19 @@ class HttpConnection:
         return tx
 
     def _request_head(self, side: _Side, start: bytes, fields: list[tuple[str, str]],
-                      flags: list[str], ts: int) -> None:
-        cached = side.first_line
-        side.first_line = None
-        parsed = cached[1] if cached is not None and cached[0] == start else _parse_request_line(start)
+                      flags: list[str], ts: int, parsed: RequestLine | None = None) -> None:
         if parsed is None:
-            raise ParserError("bad_request_line", repr(start[:80]))
+            cached = side.first_line
+            side.first_line = None
+            parsed = cached[1] if cached is not None and cached[0] == start else _parse_request_line(start)
+            if parsed is None:
+                raise ParserError("bad_request_line", repr(start[:80]))
         method_b, target_b, version, line_flags = parsed
         flags.extend(line_flags)
         tx = self._new_request_tx(side)
         side.started = False
-        tx.flag(*flags)
+        if flags:
+            tx.flag(*flags)
         method = method_b.decode("ascii")
         target = target_b.decode("latin-1")
         tx.method = method
@@ -981,7 +1029,8 @@ class HttpConnection:
             tx.flag("missing_host")
         tx.req_body_len = 0
         framing = _framing(idx, method, None)
-        tx.flag(*framing.flags)
+        if framing.flags:
+            tx.flag(*framing.flags)
         side.tx = tx
         self._begin_body(side, tx, framing, ts)
 
@@ -1001,7 +1050,8 @@ class HttpConnection:
             tx.partial = True
             tx.flag("resync")
             side.resynced = False
-        tx.flag(*flags)
+        if flags:
+            tx.flag(*flags)
         code = int(m.group(3))
         version = (int(m.group(1)), int(m.group(2)))
         if version[0] != 1:
@@ -1022,7 +1072,8 @@ class HttpConnection:
             if cl and _DIGITS.fullmatch(cl[0]):
                 tx.content_length = int(cl[0])
         framing = _framing(idx, tx.method, code)
-        tx.flag(*framing.flags)
+        if framing.flags:
+            tx.flag(*framing.flags)
         if code == 426:
             tx.flag("upgrade_required")
         req = self._req
