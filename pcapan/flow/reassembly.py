@@ -290,18 +290,24 @@ class Reassembler:
         if pos > self.max_end:
             self.max_end = pos
         if self.sink is not None and RETX_COMPARE_TAIL_BYTES:
-            # The last bytes, as _deliver keeps them (from as many trailing segments as needed).
-            parts: list[bytes] = []
+            # The last bytes, as _deliver keeps them (from as many trailing segments as needed,
+            # as views joined in one copy).
+            parts: list[bytes | memoryview] = []
             need = RETX_COMPARE_TAIL_BYTES
-            for off, n in zip(reversed(offs), reversed(lens), strict=True):
-                take = min(n, need)
-                parts.append(bytes(mv[off + n - take : off + n]))
-                need -= take
-                if not need:
+            k = count
+            while k:
+                k -= 1
+                off, n = offs[k], lens[k]
+                if n >= need:
+                    parts.append(mv[off + n - need : off + n])
+                    need = 0
                     break
-            if need:
-                parts.append(self._tail[-need:] if self._tail else b"")
-            self._tail = b"".join(reversed(parts))[-RETX_COMPARE_TAIL_BYTES:]
+                parts.append(mv[off : off + n])
+                need -= n
+            if need and self._tail:
+                parts.append(self._tail[-need:])
+            parts.reverse()
+            self._tail = b"".join(parts)
         else:
             self._tail = b""
         if pos - self._ref_rel > _HALF // 2:

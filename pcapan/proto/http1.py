@@ -211,10 +211,8 @@ _HEAD_END = re.compile(rb"\n\r?\n")
 # The common case in one match at the start of the buffer: a strict start line, CRLF field lines
 # that _FIELD_PAIRS_S reads one each (no bare CR, no folding), and the blank line. Anything
 # else, or a head not complete yet, takes the general path, which gives the same result here.
-_FIELD_BLOCK = rb"((?:" + _TOKEN + rb":[^\r\n]*\r\n)*)\r\n"
-_FAST_REQUEST_HEAD = re.compile(
-    rb"(" + _TOKEN + rb") ([^\x00- \x7f]+) HTTP/([0-9])\.([0-9])\r\n" + _FIELD_BLOCK)
-_FAST_RESPONSE_HEAD = re.compile(rb"(HTTP/([0-9])\.([0-9]) ([0-9]{3}) ([^\r\n]*))\r\n" + _FIELD_BLOCK)
+_FAST_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([^\x00- \x7f]+) HTTP/([0-9])\.([0-9])\r\n")
+_FAST_STATUS_LINE = re.compile(rb"(HTTP/[0-9]\.[0-9] [0-9]{3} [^\r\n]*)\r\n")
 # field-line = field-name ":" OWS field-value OWS; the value keeps inner whitespace. One line
 # (the general path, line by line):
 _FIELD_LINE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*((?:[^ \t][^\r\n]*?)?)[ \t]*")
@@ -256,11 +254,20 @@ class BodyFraming:
 
 Index = dict[str, list[str]]
 
+# The flagless framings without a length, shared (frozen): one less object per message.
+_NONE = BodyFraming("none")
+_CLOSE = BodyFraming("close")
+_TUNNEL = BodyFraming("tunnel")
+_CHUNKED = BodyFraming("chunked")
+
 
 def _index(headers: Sequence[tuple[str, str]]) -> Index:
     """Lower-case field name -> its values in order (names are case-insensitive, RFC 9110 5.1);
     built once per header section so that every later lookup is one dict access."""
-    idx: Index = {}
+    idx: Index = {n.lower(): [v] for n, v in headers}
+    if len(idx) == len(headers):
+        return idx  # the common case: no field repeated
+    idx = {}
     for n, v in headers:
         k = n.lower()
         vals = idx.get(k)
@@ -299,20 +306,20 @@ def expected_body_framing(
 def _framing(idx: Index, request_method: str | None, status_code: int | None) -> BodyFraming:
     if status_code is not None:
         if status_code == 101:
-            return BodyFraming("tunnel")  # RFC 9110 15.2.2: the connection leaves HTTP
+            return _TUNNEL  # RFC 9110 15.2.2: the connection leaves HTTP
         if request_method == "HEAD" or 100 <= status_code < 200 or status_code in (204, 304):
-            return BodyFraming("none")
+            return _NONE
         if request_method == "CONNECT" and 200 <= status_code < 300:
-            return BodyFraming("tunnel")
+            return _TUNNEL
     # Fast path, the common case: one plain Content-Length and no Transfer-Encoding.
     cl1 = idx.get("content-length")
     if cl1 is not None and len(cl1) == 1 and "transfer-encoding" not in idx:
         v = cl1[0]
         if v.isascii() and v.isdigit() and len(v) <= 18:
             n = int(v)
-            return BodyFraming("length", n) if n else BodyFraming("none")
+            return BodyFraming("length", n) if n else _NONE
     elif cl1 is None and "transfer-encoding" not in idx:
-        return BodyFraming("none") if status_code is None else BodyFraming("close")
+        return _NONE if status_code is None else _CLOSE
     te = [t.lower() for t in _list_values(idx, "transfer-encoding")]
     cls = _list_values(idx, "content-length")
     if te:
@@ -320,7 +327,7 @@ def _framing(idx: Index, request_method: str | None, status_code: int | None) ->
         if te[-1] == "chunked":
             if te.count("chunked") > 1:
                 flags += ("te_chunked_twice",)
-            return BodyFraming("chunked", flags=flags)
+            return BodyFraming("chunked", flags=flags) if flags else _CHUNKED
         flags += ("te_not_chunked",)
         if status_code is None and "chunked" in te:
             # RFC 9112 6.3: a server must reject this request (400) and close, so no framing is
@@ -335,10 +342,10 @@ def _framing(idx: Index, request_method: str | None, status_code: int | None) ->
         if len(values) > 1:
             return BodyFraming("close", flags=("cl_mismatch",))
         n = values.pop()
-        return BodyFraming("length", n) if n else BodyFraming("none")
+        return BodyFraming("length", n) if n else _NONE
     if status_code is None:
-        return BodyFraming("none")
-    return BodyFraming("close")
+        return _NONE
+    return _CLOSE
 
 
 # --- head parsing -----------------------------------------------------------------------------
@@ -444,12 +451,13 @@ def _persistent(version: tuple[int, int], connection: str | None) -> bool:
     """RFC 9112 9.3: does this message let the connection persist?"""
     if connection is None:
         return version >= (1, 1)
-    tokens = {t.strip().lower() for t in (connection or "").split(",")}
-    if "close" in tokens:
+    low = connection.lower()
+    # (the token sets are built only when the text could hold the token)
+    if "close" in low and "close" in {t.strip() for t in low.split(",")}:
         return False
     if version >= (1, 1):
         return True
-    return "keep-alive" in tokens  # HTTP/1.0 keep-alive (RFC 9112 C.2.2)
+    return "keep-alive" in low and "keep-alive" in {t.strip() for t in low.split(",")}  # RFC 9112 C.2.2
 
 
 # --- per-connection state ---------------------------------------------------------------------
@@ -528,16 +536,21 @@ class _Tx:
                 self.flags.append(n)
 
     def freeze(self) -> HttpTransaction:
-        rq, rs = self.req_idx, self.resp_idx
+        rqg, rsg = self.req_idx.get, self.resp_idx.get
+        # (lookups inlined: _first is vals[0], _joined ", ".join(vals), for a present field)
+        rq_conn = rqg("connection")
+        rq_conn = ", ".join(rq_conn) if rq_conn else None
+        rs_conn = rsg("connection")
+        rs_conn = ", ".join(rs_conn) if rs_conn else None
         keep: bool | None = None
         if self.upgrade is not None or self.tunnel is not None:
             keep = False  # the connection no longer carries HTTP
         elif self.status is not None or self.has_request:
             keep = not self.resp_close
             if self.has_request and self.req_version is not None:
-                keep = keep and _persistent(self.req_version, _joined(rq, "connection"))
+                keep = keep and _persistent(self.req_version, rq_conn)
             if self.resp_version is not None:
-                keep = keep and _persistent(self.resp_version, _joined(rs, "connection"))
+                keep = keep and _persistent(self.resp_version, rs_conn)
             if self.status is None and self.resp_version is None:
                 keep = None  # unanswered: unknown
         sha = None
@@ -545,6 +558,8 @@ class _Tx:
             sha = self.hasher.hexdigest()
         v = self.req_version
         rv = self.resp_version
+        ua, ref, ex, upr = rqg("user-agent"), rqg("referer"), rqg("expect"), rqg("upgrade")
+        ct, te, ce, tra = rsg("content-type"), rsg("transfer-encoding"), rsg("content-encoding"), rsg("trailer")
         # positional, in field order (cheaper than 39 keywords; the unit tests check every value)
         return _make_transaction(
             self.depth,  # trans_depth
@@ -554,8 +569,8 @@ class _Tx:
             self.host,  # host
             f"{v[0]}.{v[1]}" if v else None,  # request_version
             f"{rv[0]}.{rv[1]}" if rv else None,  # response_version
-            _first(rq, "user-agent"),  # user_agent
-            _first(rq, "referer"),  # referrer
+            ua[0] if ua else None,  # user_agent
+            ref[0] if ref else None,  # referrer
             tuple(self.req_headers),  # request_headers
             tuple(self.resp_headers),  # response_headers
             self.req_body_len,  # request_body_len
@@ -563,19 +578,19 @@ class _Tx:
             self.status,  # status_code
             self.reason,  # status_msg
             tuple(self.info),  # info_codes
-            _first(rs, "content-type"),  # content_type
+            ct[0] if ct else None,  # content_type
             self.content_length,  # content_length
-            _joined(rs, "transfer-encoding"),  # transfer_encoding
-            _joined(rs, "content-encoding"),  # content_encoding
+            ", ".join(te) if te else None,  # transfer_encoding
+            ", ".join(ce) if ce else None,  # content_encoding
             self.chunk_count,  # chunk_count
             tuple(self.trailers),  # trailer_names
-            _joined(rs, "trailer"),  # trailer_announced
-            _first(rq, "expect"),  # expect
-            _joined(rq, "upgrade"),  # upgrade_requested
+            ", ".join(tra) if tra else None,  # trailer_announced
+            ex[0] if ex else None,  # expect
+            ", ".join(upr) if upr else None,  # upgrade_requested
             self.upgrade,  # upgrade
             self.tunnel,  # tunnel
-            _joined(rq, "connection"),  # request_connection
-            _joined(rs, "connection"),  # response_connection
+            rq_conn,  # request_connection
+            rs_conn,  # response_connection
             keep,  # keep_alive
             self.pipelined,  # pipelined
             self.pipeline_depth,  # pipeline_depth
@@ -831,19 +846,30 @@ class HttpConnection:
         return True
 
     def _fast_head(self, side: _Side, buf: bytearray, ts: int) -> bool:
-        """A whole, well-formed head at the start of the buffer, parsed in one regex match: the
-        general path's result without its line-by-line checks. False: take the general path."""
+        """A whole, well-formed head at the start of the buffer: a strict start line, then CRLF
+        field lines that _FIELD_PAIRS_S reads one each (no bare CR or LF, no folding) up to the
+        first blank line. Parsed in two C-level passes with the general path's result; False:
+        take the general path (also for a head not complete yet)."""
         is_orig = side.is_orig
-        m = (_FAST_REQUEST_HEAD if is_orig else _FAST_RESPONSE_HEAD).match(buf)
+        m = (_FAST_REQUEST_LINE if is_orig else _FAST_STATUS_LINE).match(buf)
         if m is None:
             return False
-        end = m.end()
+        ls = m.end()
+        if buf.startswith(b"\r\n", ls):
+            end = ls + 2  # no fields
+            text = ""
+            fields: list[tuple[str, str]] = []
+        else:
+            be = buf.find(b"\r\n\r\n", ls)
+            if be < 0 or buf.find(b"\n\n", ls, be + 2) >= 0:
+                return False  # not complete, or a bare-LF blank line ends it first
+            end = be + 4
+            text = buf[ls : be + 2].decode("latin-1")
+            fields = _FIELD_PAIRS_S.findall(text)
+            # Each match is one whole line ending in CRLF: as many as lines means all are fields.
+            if len(fields) != text.count("\n") or len(fields) > HTTP_MAX_HEADER_FIELDS:
+                return False
         if end > HTTP_MAX_HEADER_BYTES:
-            return False
-        # (the groups are read before the buffer the match points into changes)
-        text = m.group(5 if is_orig else 6).decode("latin-1")
-        fields = _FIELD_PAIRS_S.findall(text) if text else []
-        if len(fields) > HTTP_MAX_HEADER_FIELDS:
             return False
         if " \r" in text or "\t\r" in text:
             fields = [(n, v.rstrip(" \t")) for n, v in fields]
@@ -856,11 +882,12 @@ class HttpConnection:
             flags = []
         if is_orig:
             side.outstanding = self._outstanding()
-            parsed = (m.group(1), m.group(2), (int(m.group(3)), int(m.group(4))), ())
+            g = m.group
+            parsed = (g(1), g(2), (int(g(3)), int(g(4))), ())
             del buf[:end]
             self._request_head(side, b"", fields, flags, ts, parsed)
         else:
-            line = m.group(1)
+            line = m.group(1)  # (read before the buffer the match points into changes)
             del buf[:end]
             self._response_head(side, line, fields, flags, ts)
         return True
@@ -907,7 +934,7 @@ class HttpConnection:
         tx.ts_resp_start = ts if side.early_ts is None else side.early_ts
         side.early_ts = None
         tx.resp_body_len = 0
-        self._begin_body(side, tx, BodyFraming("close"), ts)
+        self._begin_body(side, tx, _CLOSE, ts)
         req = self._req
         if req.state == _State.PAUSED and req.paused_for is tx:
             self._unpause()
