@@ -290,8 +290,8 @@ class Analyzer:
         force[order[1:][same & late]] = True
         interesting = force | (plen_a > 0)
         # Flows whose bytes a parser reads (or may read: new flows are being probed): the parser
-        # must see both directions' bytes in capture order, so only one direction of such a flow
-        # may have its data folded, and the runs are flushed before every packet of the other.
+        # must see both directions' bytes in capture order, so their runs are folded in that
+        # order (_BulkRuns.flush_ordered), before every packet of the flow that goes one by one.
         parsed = np.array(
             [c is None or _ordered(c.orig.stream.sink) or _ordered(c.resp.stream.sink) for c in cur.values()],
             dtype=bool,
@@ -825,7 +825,8 @@ class _BulkRuns:
 
     The Python loop folds the run of bulk segments that precede each interesting packet of the
     same flow (``flush_before``) and the rest at the end of the batch (``flush_rest``), each
-    in O(1) from the prefix sums.
+    in O(1) from the prefix sums; in flows a parser reads, both directions' runs in capture
+    order (``flush_ordered``).
     """
 
     def __init__(self, tp: TcpPackets, order_kd: np.ndarray, kd_s: np.ndarray, starts_kd: np.ndarray,
