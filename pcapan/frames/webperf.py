@@ -23,6 +23,8 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pcapan.config import PIPELINE_SERIAL_MIN_GAP_S, PIPELINE_SERIAL_THINK_SHARE
 from pcapan.frames.schema import CLIENTS, SERVERS
@@ -46,6 +48,19 @@ def _tls_mode(t: pd.DataFrame) -> pd.Series:
     mode[v13 & t.hello_retry_request.fillna(False).astype(bool)] = "TCP+TLS1.3 HRR"
     mode[v13 & t.early_data_accepted.fillna(False).astype(bool)] = "TCP+TLS1.3 0-RTT"
     return mode
+
+
+def _isin(s: pd.Series, values: pd.Index | pd.Series) -> pd.Series:
+    """``s.isin(values)`` for a string column, in Arrow: pandas' own isin on Arrow strings makes
+    a Python scalar of every value first (37 ms for 4,400 uids against 0.6 ms here)."""
+    arr = pa.array(s)
+    vs = pa.array(values)
+    if isinstance(vs, pa.ChunkedArray):
+        vs = vs.combine_chunks()
+    if vs.type != arr.type:
+        vs = vs.cast(arr.type)
+    mask = pc.is_in(arr, value_set=vs).fill_null(False)
+    return pd.Series(mask.to_numpy(zero_copy_only=False), index=s.index, dtype=bool)
 
 
 def http_columns(http: pd.DataFrame, conns: pd.DataFrame) -> pd.DataFrame:
@@ -103,8 +118,8 @@ def connection_columns(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFram
     # -- the budget ---------------------------------------------------------------------------
     has_tcp = out.initial_rtt_s.notna()
     mode = uid.map(_tls_mode(t)) if len(t) else pd.Series(pd.NA, index=out.index, dtype="string")
-    is_tls = uid.isin(t.index)
-    mode = mode.astype("string").where(is_tls, pd.Series("TCP", index=out.index, dtype="string").where(uid.isin(first.index)))
+    is_tls = _isin(uid, t.index)
+    mode = mode.astype("string").where(is_tls, pd.Series("TCP", index=out.index, dtype="string").where(_isin(uid, first.index)))
     tls_rtts = uid.map(t.handshake_rtts) if len(t) else pd.Series(pd.NA, index=out.index)
     tls_s = uid.map((t.ts_handshake_done - t.ts_client_hello).dt.total_seconds()) if len(t) else np.nan
     # First request and its response: the http row of depth 1, or the TLS application data.
@@ -148,8 +163,8 @@ def connection_columns(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFram
     out["close_after_last_response_s"] = (out.ts_close - last_end).dt.total_seconds().astype("float64")
     req_close = req.request_connection_header.fillna("").str.lower().str.contains("close")
     resp_close = http.response_connection_header.fillna("").str.lower().str.contains("close")
-    asked_client = uid.isin(req.uid[req_close])
-    asked_server = uid.isin(http.uid[resp_close])
+    asked_client = _isin(uid, req.uid[req_close])
+    asked_server = _isin(uid, http.uid[resp_close])
     cause = pd.Series(pd.NA, index=out.index, dtype="string")
     flag_by = out.close_flag.astype("string") + "_" + out.closed_by.map({"orig": "client", "resp": "server"}).astype("string")
     cause = cause.where(out.closed_by.isna(), flag_by)
@@ -277,7 +292,7 @@ def missed_reuse(c: pd.DataFrame, http: pd.DataFrame, exchanges: Mapping[str, tu
         return pd.DataFrame(columns=cols)
     # Each connection's exchanges as arrays: request starts, response ends (never: in flight).
     never = np.iinfo(np.int64).max
-    ex = http[http.ts_request_start.notna() & http.uid.isin(c.uid)].sort_values("uid")
+    ex = http[http.ts_request_start.notna() & _isin(http.uid, c.uid)].sort_values("uid")
     ex_uid = ex.uid.to_numpy()
     ex_s = ex.ts_request_start.astype("int64").to_numpy()
     ex_e = np.where(ex.ts_response_end.isna().to_numpy(), never, ex.ts_response_end.astype("int64").to_numpy())
