@@ -219,13 +219,13 @@ class HttpSession:
             tx.response_body_len if tx.has_response else None,  # response_body_len
             tx.status_code,  # status_code
             sh(tx.status_msg, tx.status_msg),  # status_msg
-            ",".join(map(str, tx.info_codes)) or None,  # info_codes
+            ",".join(map(str, tx.info_codes)) if tx.info_codes else None,  # info_codes
             sh(tx.content_type, tx.content_type),  # content_type
             tx.content_length,  # content_length
             sh(tx.transfer_encoding, tx.transfer_encoding),  # transfer_encoding
             sh(tx.content_encoding, tx.content_encoding),  # content_encoding
             tx.chunk_count,  # chunk_count
-            ",".join(tx.trailer_names) or None,  # trailer_names
+            ",".join(tx.trailer_names) if tx.trailer_names else None,  # trailer_names
             tx.trailer_announced,  # trailer_announced
             tx.expect,  # expect
             tx.upgrade_requested,  # upgrade_requested
@@ -244,6 +244,6 @@ class HttpSession:
             (t_rs1 - t_rq0) / 1e9 if t_rs1 is not None and t_rq0 is not None else None,  # response_time_s
             tx.resp_body_sha256,  # resp_body_sha256
             tx.partial,  # partial
-            ",".join(tx.flags) or None,  # flags
+            ",".join(tx.flags) if tx.flags else None,  # flags
             self.source,  # source
         )

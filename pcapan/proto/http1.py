@@ -212,7 +212,7 @@ _HEAD_END = re.compile(rb"\n\r?\n")
 # that _FIELD_PAIRS_S reads one each (no bare CR, no folding), and the blank line. Anything
 # else, or a head not complete yet, takes the general path, which gives the same result here.
 _FAST_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([^\x00- \x7f]+) HTTP/([0-9])\.([0-9])\r\n")
-_FAST_STATUS_LINE = re.compile(rb"(HTTP/[0-9]\.[0-9] [0-9]{3} [^\r\n]*)\r\n")
+_FAST_STATUS_LINE = re.compile(rb"HTTP/([0-9])\.([0-9]) ([0-9]{3}) ([^\r\n]*)\r\n")
 # field-line = field-name ":" OWS field-value OWS; the value keeps inner whitespace. One line
 # (the general path, line by line):
 _FIELD_LINE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*((?:[^ \t][^\r\n]*?)?)[ \t]*")
@@ -742,6 +742,7 @@ class HttpConnection:
 
     def _run(self, side: _Side, ts: int) -> None:
         steps = self._STEPS
+        txs = self._txs
         while True:
             # Flush after every step: a transaction is emitted as soon as it completes, so the
             # order of events does not depend on how the stream was segmented.
@@ -750,7 +751,8 @@ class HttpConnection:
             except ParserError as e:
                 self._error(side, e, ts)
                 progressed = True
-            self._flush()
+            if txs and txs[0].req_done and txs[0].resp_done:  # (_flush's test, inlined)
+                self._flush()
             if not progressed:
                 break
 
@@ -887,9 +889,9 @@ class HttpConnection:
             del buf[:end]
             self._request_head(side, b"", fields, flags, ts, parsed)
         else:
-            line = m.group(1)  # (read before the buffer the match points into changes)
+            status = m.groups()  # (read before the buffer the match points into changes)
             del buf[:end]
-            self._response_head(side, line, fields, flags, ts)
+            self._response_head(side, b"", fields, flags, ts, status)
         return True
 
     def _answers_http09(self) -> bool:
@@ -1062,13 +1064,16 @@ class HttpConnection:
         self._begin_body(side, tx, framing, ts)
 
     def _response_head(self, side: _Side, start: bytes, fields: list[tuple[str, str]],
-                       flags: list[str], ts: int) -> None:
-        m = _STATUS_LINE.fullmatch(start)
-        if m is None:
-            m = _STATUS_LINE_LAX.fullmatch(start)
+                       flags: list[str], ts: int, status: tuple[bytes, ...] | None = None) -> None:
+        """``status``: the status line's (major, minor, code, reason) when already parsed."""
+        if status is None:
+            m = _STATUS_LINE.fullmatch(start)
             if m is None:
-                raise ParserError("bad_status_line", repr(start[:80]))
-            flags.append("lax_status_line")
+                m = _STATUS_LINE_LAX.fullmatch(start)
+                if m is None:
+                    raise ParserError("bad_status_line", repr(start[:80]))
+                flags.append("lax_status_line")
+            status = m.groups()
         tx = side.tx
         if tx is None:
             tx = side.tx = self._response_tx()
@@ -1079,15 +1084,15 @@ class HttpConnection:
             side.resynced = False
         if flags:
             tx.flag(*flags)
-        code = int(m.group(3))
-        version = (int(m.group(1)), int(m.group(2)))
+        code = int(status[2])
+        version = (int(status[0]), int(status[1]))
         if version[0] != 1:
             tx.flag("unusual_version")
         if 100 <= code < 200 and code != 101:
             tx.info.append(code)  # interim response: the final one follows
             return
         tx.status = code
-        tx.reason = (m.group(4) or b"").decode("latin-1")
+        tx.reason = (status[3] or b"").decode("latin-1")
         tx.resp_version = version
         tx.resp_headers = fields
         idx = tx.resp_idx = _index(fields)
