@@ -402,12 +402,7 @@ def test_browser_renders_report_without_errors_and_scripts(hostile: tuple[pcapan
     text = "".join(dp.text)
     assert URI_XSS in text and HOST_XSS in text and SNI_XSS in text
 
-    shot = tmp_path / "shot.png"
-    s = chromium(tmp_path, report.as_uri(), f"--screenshot={shot}", "--window-size=1280,2000",
-                 "--hide-scrollbars")
-    assert s.returncode == 0 and shot.is_file(), s.stderr[-2000:]
-    assert console_messages(s.stderr) == []
-    assert_picture(shot)
+    assert_renders_cleanly(tmp_path, report)
 
 
 @needs_chromium
@@ -416,12 +411,7 @@ def test_browser_renders_sample_report(sample_report: tuple[pcapan.Result, Path,
     non-zero, checked by the layout: an undecodable image would log nothing but show 0x0, so the
     screenshot of the first plot region must not be blank either)."""
     _, report, _ = sample_report
-    shot = tmp_path / "shot.png"
-    s = chromium(tmp_path, report.as_uri(), f"--screenshot={shot}", "--window-size=1280,2000",
-                 "--hide-scrollbars")
-    assert s.returncode == 0 and shot.is_file(), s.stderr[-2000:]
-    assert console_messages(s.stderr) == []
-    assert_picture(shot)
+    assert_renders_cleanly(tmp_path, report)
 
 
 @needs_chromium
@@ -438,6 +428,17 @@ def test_csp_blocks_a_missed_escape(sample_report: tuple[pcapan.Result, Path, st
     msgs = console_messages(p.stderr)
     assert any("Content Security Policy" in m and "script" in m.lower() for m in msgs), msgs
     assert any("Content Security Policy" in m and "img-src" in m for m in msgs), msgs
+
+
+def assert_renders_cleanly(tmp_path: Path, report: Path) -> None:
+    """Chromium screenshots the report: it exits cleanly, logs no console message, and the
+    picture is not blank."""
+    shot = tmp_path / "shot.png"
+    s = chromium(tmp_path, report.as_uri(), f"--screenshot={shot}", "--window-size=1280,2000",
+                 "--hide-scrollbars")
+    assert s.returncode == 0 and shot.is_file(), s.stderr[-2000:]
+    assert console_messages(s.stderr) == []
+    assert_picture(shot)
 
 
 def assert_picture(png: Path) -> None:
