@@ -394,6 +394,13 @@ def _at(c: Conv, t: float, from_client: bool, data: bytes = b"", flags: str = "P
     c.send(from_client, flags, data, dt=t - c.t)
 
 
+def _close(c: Conv, t: float) -> None:
+    """The client's FIN at ``t``, the server's FIN, the last ACK."""
+    _at(c, t, True, flags="FA")
+    c.send(False, "FA")
+    c.send(True, "A")
+
+
 needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 
 
@@ -410,21 +417,15 @@ def test_tls_missed_reuse_while_idle(tmp_path: Path) -> None:
         _at(a, t0 + start, True, _app(100))
         _at(a, t0 + end, False, _app(500))
         _at(a, t0 + end + 0.001, True, flags="A")
-    _at(a, t0 + 5.0, True, flags="FA")
-    a.send(False, "FA")
-    a.send(True, "A")
+    _close(a, t0 + 5.0)
     b = _tls_conv(hs, 41101, t0 + 1.0)
     _at(b, t0 + 1.1, True, _app(100))
     _at(b, t0 + 1.2, False, _app(500))
-    _at(b, t0 + 1.5, True, flags="FA")
-    b.send(False, "FA")
-    b.send(True, "A")
+    _close(b, t0 + 1.5)
     c = _tls_conv(hs, 41102, t0 + 2.5)
     _at(c, t0 + 2.6, True, _app(100))
     _at(c, t0 + 2.7, False, _app(500))
-    _at(c, t0 + 4.0, True, flags="FA")
-    c.send(False, "FA")
-    c.send(True, "A")
+    _close(c, t0 + 4.0)
     res = pcapan.analyze(write(tmp_path / "tls-reuse.pcap", [a, b, c]))
     conns = res.connections.set_index("orig_p")
     uid = {p: conns.loc[p, "uid"] for p in (41100, 41101, 41102)}
@@ -451,19 +452,13 @@ def test_tls_missed_reuse_on_http2(tmp_path: Path) -> None:
     a = _tls_conv(hs, 41200, t0)
     _at(a, t0 + 0.5, True, _app(100))
     _at(a, t0 + 2.0, False, _app(500))
-    _at(a, t0 + 3.0, True, flags="FA")
-    a.send(False, "FA")
-    a.send(True, "A")
+    _close(a, t0 + 3.0)
     e = _tls_conv(hs, 41201, t0 + 0.002)
-    _at(e, t0 + 0.4, True, flags="FA")
-    e.send(False, "FA")
-    e.send(True, "A")
+    _close(e, t0 + 0.4)
     b = _tls_conv(hs, 41202, t0 + 1.0)
     _at(b, t0 + 1.1, True, _app(100))
     _at(b, t0 + 1.2, False, _app(500))
-    _at(b, t0 + 1.5, True, flags="FA")
-    b.send(False, "FA")
-    b.send(True, "A")
+    _close(b, t0 + 1.5)
     res = pcapan.analyze(write(tmp_path / "h2-reuse.pcap", [a, e, b]))
     conns = res.connections.set_index("orig_p")
     assert set(res.tls.next_protocol) == {"h2"}
