@@ -67,6 +67,19 @@ def integer_ticks(ax: Axes, axis: str = "y") -> None:
     (ax.yaxis if axis == "y" else ax.xaxis).set_major_locator(MaxNLocator(integer=True))
 
 
+def count_bars(ax: Axes, counts: pd.Series, *, xlabel: str, ylabel: str, empty: str) -> None:
+    """A bar per integer value in ``counts`` (index: the value, e.g. requests per connection;
+    values: how many), each value a tick; ``empty`` is said when there is none."""
+    if not len(counts):
+        no_data(ax, empty)
+        return
+    ax.bar(counts.index.to_numpy(), counts.to_numpy(), width=0.8, color="#2e86de", label=ylabel)
+    ax.set_xticks(counts.index.to_numpy())
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    integer_ticks(ax)
+
+
 def no_data(ax: Axes, what: str = NO_DATA_TEXT) -> None:
     """Mark an empty axes with a centred note (an empty capture is data, not an error)."""
     ax.text(0.5, 0.5, what, ha="center", va="center", transform=ax.transAxes, color="0.4")

@@ -8,6 +8,7 @@ from pcapan.errors import PcapanError
 from pcapan.plot._base import (
     PHASE_COLORS,
     check_limit,
+    count_bars,
     integer_ticks,
     new_figure,
     no_data,
@@ -219,15 +220,8 @@ def reuse(result: Result, *, limit: int | None = MAX_REUSE_PAIRS) -> Figure:
 
     limit = check_limit(limit)
     fig, (h_ax, t_ax) = new_figure(1, 2, title="Connection reuse")
-    rpc = requests_per_connection(result)
-    if not len(rpc):
-        no_data(h_ax, "no HTTP connections")
-    else:
-        h_ax.bar(rpc.index.to_numpy(), rpc.to_numpy(), width=0.8, color="#2e86de", label="connections")
-        h_ax.set_xticks(rpc.index.to_numpy())
-        h_ax.set_xlabel("requests per connection")
-        h_ax.set_ylabel("connections")
-        integer_ticks(h_ax)
+    count_bars(h_ax, requests_per_connection(result), xlabel="requests per connection", ylabel="connections",
+               empty="no HTTP connections")
     steps = open_connections(result, limit)
     if not steps:
         no_data(t_ax, "no TCP connections")
@@ -285,15 +279,8 @@ def pipelining(result: Result, *, limit: int | None = MAX_HOL_BARS) -> Figure:
 
     limit = check_limit(limit)
     fig, (d_ax, w_ax) = new_figure(1, 2, title="HTTP pipelining")
-    depths = pipeline_depths(result)
-    if not len(depths):
-        no_data(d_ax, "no HTTP requests")
-    else:
-        d_ax.bar(depths.index.to_numpy(), depths.to_numpy(), width=0.8, color="#2e86de", label="requests")
-        d_ax.set_xticks(depths.index.to_numpy())
-        d_ax.set_xlabel("pipeline depth (requests outstanding)")
-        d_ax.set_ylabel("requests")
-        integer_ticks(d_ax)
+    count_bars(d_ax, pipeline_depths(result), xlabel="pipeline depth (requests outstanding)", ylabel="requests",
+               empty="no HTTP requests")
     w = hol_waits(result, limit)
     if not len(w):
         no_data(w_ax, "no pipelined requests")
