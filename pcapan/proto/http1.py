@@ -863,12 +863,13 @@ class HttpConnection:
             fields: list[tuple[str, str]] = []
         else:
             be = buf.find(b"\r\n\r\n", ls)
-            if be < 0 or buf.find(b"\n\n", ls, be + 2) >= 0:
-                return False  # not complete, or a bare-LF blank line ends it first
+            if be < 0:
+                return False  # not complete yet
             end = be + 4
             text = buf[ls : be + 2].decode("latin-1")
             fields = _FIELD_PAIRS_S.findall(text)
-            # Each match is one whole line ending in CRLF: as many as lines means all are fields.
+            # Each match is one whole line ending in CRLF: as many as lines means all are fields
+            # (a bare LF, or a bare-LF blank line ending the head earlier, leaves a line unmatched).
             if len(fields) != text.count("\n") or len(fields) > HTTP_MAX_HEADER_FIELDS:
                 return False
         if end > HTTP_MAX_HEADER_BYTES:
