@@ -161,7 +161,7 @@ def run(
 
 
 def _raise_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(f"terminated by signal {signum}")
+    raise SystemExit(f"make_real_capture: terminated by signal {signum}")
 
 
 # --- the plan ----------------------------------------------------------------------------------
@@ -1203,6 +1203,10 @@ def main() -> None:
     args = ap.parse_args()
     check_tools()
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    signal.signal(signal.SIGHUP, _raise_on_sigterm)
+    # A shell without job control starts background jobs with SIGINT ignored, which Python
+    # inherits; install the KeyboardInterrupt handler anyway so Ctrl-C and kill -INT clean up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         meta = record(args)
     except (RuntimeError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
@@ -1212,6 +1216,10 @@ def main() -> None:
             else ""
         )
         raise SystemExit(f"make_real_capture: {e} {detail}".rstrip()) from None
+    except KeyboardInterrupt:
+        raise SystemExit(
+            "make_real_capture: interrupted (everything it started is removed)"
+        ) from None
     finally:
         left = [n for n in netns_list() if n.startswith(f"{PREFIX}-{os.getpid()}-")]
         if left:
