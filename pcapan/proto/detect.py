@@ -72,8 +72,10 @@ def detect(head: bytes) -> str | None:
         return ""
     if b0 == 10 or b0 == 13:
         rest = skip_empty_lines(head)
-        # Only empty lines so far: still undecided (bounded by the caller's DETECT_BYTES).
-        return detect(rest) if rest else None
+        if not rest:
+            return None  # only empty lines so far (bounded by the caller's DETECT_BYTES)
+        verdict = detect(rest)
+        return verdict if verdict is None or verdict == HTTP else ""  # only HTTP allows them
     if head.startswith(H2_PREFACE[: len(head)]):
         return HTTP2 if len(head) >= len(H2_PREFACE) else None
     if head.startswith(b"HTTP/"[: len(head)]):
