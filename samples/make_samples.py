@@ -93,12 +93,12 @@ PORT_H2C = 18095        # nginx (no h2c): curl --http2 upgrade attempt answered 
 PORT_PROXY = 18096      # Python CONNECT proxy (the only port captured for http-connect.pcap)
 PORT_TLS_TUNNEL = 18444  # nginx TLS (pcapan.test) reached through the proxy, not captured
 PROXY_FORBIDDEN_PORT = 25  # CONNECT to this port is refused with 403
-# http2.pcap (issue 13): cleartext HTTP/2. nginx serves h2c with prior knowledge only (listen
+# plain-h2c.pcap (issue 13): cleartext HTTP/2. nginx serves h2c with prior knowledge only (listen
 # ... http2 on a plain port); hypercorn (pip install hypercorn) also answers Upgrade: h2c.
 PORT_H2_PRIOR = 18097   # nginx, listen http2: curl --http2-prior-knowledge
 PORT_H2_UPGRADE = 18098  # hypercorn: curl --http2 (Upgrade: h2c, 101, then h2)
 H2_BODY = b"hello over h2c from hypercorn\n"
-# http-connect-plain.pcap (issue 13): plain HTTP inside a CONNECT tunnel to nginx
+# plain-http-in-connect.pcap (issue 13): plain HTTP inside a CONNECT tunnel to nginx
 # (PORT_KEEPALIVE), the tunnel's first bytes a stray LF (RFC 9112 2.2), and a CRLF between the
 # two keep-alive requests.
 PORT_PROXY_PLAIN = 18099
@@ -171,8 +171,8 @@ CAPTURES = [
     "http-expect.pcap",
     "http-upgrade.pcap",
     "http-connect.pcap",
-    "http-connect-plain.pcap",
-    "http2.pcap",
+    "plain-http-in-connect.pcap",
+    "plain-h2c.pcap",
     # TLS feature captures (issue 4); their facts are in tls-facts.json
     "tls-versions.pcap",
     "tls-hrr.pcap",
@@ -1216,7 +1216,7 @@ def connect_plain_client(port: int) -> list[tuple[int, int]]:
 
 def sc_connect_plain(procs: Procs, out: Path) -> None:
     with PyServer("CONNECT proxy", PORT_PROXY_PLAIN, proxy_handler), \
-            capture(procs, out / "http-connect-plain.pcap", f"tcp port {PORT_PROXY_PLAIN}"):
+            capture(procs, out / "plain-http-in-connect.pcap", f"tcp port {PORT_PROXY_PLAIN}"):
         got = connect_plain_client(PORT_PROXY_PLAIN)
     log(f"plain HTTP in a CONNECT tunnel: {got}")
     if got != [(200, len(INDEX_HTML)), (200, FILES["small.txt"])]:
@@ -1244,7 +1244,7 @@ def sc_http2(procs: Procs, out: Path, tmp: Path) -> None:
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port("127.0.0.1", PORT_H2_UPGRADE)
     w = "%{http_code} %{http_version} %{num_connects} %{size_download}\\n"
-    with capture(procs, out / "http2.pcap",
+    with capture(procs, out / "plain-h2c.pcap",
                  f"tcp port {PORT_H2_PRIOR} or tcp port {PORT_H2_UPGRADE}"):
         # One stream with prior knowledge (curl 7.88 fails with "Error in the HTTP2 framing
         # layer" when it reuses a prior-knowledge connection, with nginx and hypercorn alike);
@@ -2870,8 +2870,8 @@ SCENARIOS: dict[str, list[str]] = {
     "expect": ["http-expect.pcap"],
     "upgrade": ["http-upgrade.pcap"],
     "connect": ["http-connect.pcap"],
-    "connect-plain": ["http-connect-plain.pcap"],
-    "http2": ["http2.pcap"],
+    "connect-plain": ["plain-http-in-connect.pcap"],
+    "http2": ["plain-h2c.pcap"],
     # TLS feature captures: each also rewrites its entries of tls-facts.json
     "tls-versions": ["tls-versions.pcap"],
     "tls-hrr": ["tls-hrr.pcap"],

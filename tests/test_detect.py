@@ -33,7 +33,7 @@ from pcapan.proto.detect import detect
         (b"\n\x16\x03\x01\x02\x00", ""),  # only HTTP skips them: no TLS record starts with LF
         # Issue 13 (9d): the HTTP/2 connection preface (RFC 9113 3.4) is h2, not an HTTP/1 PRI,
         # and so is a server's first frame, SETTINGS on stream 0 (here 18 bytes: 3 settings,
-        # as nginx 1.22 sends in samples/http2.pcap).
+        # as nginx 1.22 sends in samples/plain-h2c.pcap).
         (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "http2"),
         (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04\x00\x00\x00\x00\x00", "http2"),
         (b"\x00\x00\x12\x04\x00\x00\x00\x00\x00\x00\x03", "http2"),

@@ -2,7 +2,7 @@
 
 Unit inputs are built frame by frame here (RFC 9113 4.1: 24-bit length, type, flags, 31-bit
 stream id), so every expected count follows from how they are built. The sample
-``samples/http2.pcap`` is real traffic (curl 7.88 with --http2-prior-knowledge to nginx 1.22
+``samples/plain-h2c.pcap`` is real traffic (curl 7.88 with --http2-prior-knowledge to nginx 1.22
 ``listen ... http2``, and curl --http2 to hypercorn, which answers the h2c upgrade with 101);
 its counts were read with tshark (see the test).
 """
@@ -126,8 +126,8 @@ def test_garbage_never_raises() -> None:
 
 
 # --- the real capture -------------------------------------------------------------------------
-# samples/http2.pcap, read with
-#   tshark -r samples/http2.pcap -d tcp.port==18097,http2 -Y http2 \
+# samples/plain-h2c.pcap, read with
+#   tshark -r samples/plain-h2c.pcap -d tcp.port==18097,http2 -Y http2 \
 #          -T fields -e tcp.stream -e tcp.srcport -e http2.type -e http2.streamid
 # (tshark reads the h2c upgrade on 18098 by itself, from the 101; the -d is only for the
 # prior-knowledge port it does not know):
@@ -143,7 +143,7 @@ H2_SAMPLE_STREAMS = 3
 
 
 def test_sample_http2_recognised_and_counted() -> None:
-    r = pcapan.analyze(SAMPLES / "http2.pcap")
+    r = pcapan.analyze(SAMPLES / "plain-h2c.pcap")
     conns = r.connections.sort_values("resp_p")
     assert conns[["resp_p", "service"]].values.tolist() == [[18097, "http2"], [18098, "http,http2"]]
     s = r.summary()
@@ -167,7 +167,7 @@ def test_sample_http2_counts_agree_with_tshark() -> None:
         [
             "tshark",
             "-r",
-            str(SAMPLES / "http2.pcap"),
+            str(SAMPLES / "plain-h2c.pcap"),
             "-d",
             "tcp.port==18097,http2",
             "-o",

@@ -1,6 +1,6 @@
 """Plain HTTP inside a CONNECT tunnel (issue 13, 7).
 
-``samples/http-connect-plain.pcap`` is real traffic: a Python client sends CONNECT through the
+``samples/plain-http-in-connect.pcap`` is real traffic: a Python client sends CONNECT through the
 samples' Python proxy to nginx's plain port, then ``\\n`` + GET /index.html and ``\\r\\n`` + GET
 /small.txt in the tunnel (RFC 9112 2.2: a server ignores empty lines before a request-line;
 nginx answered both with 200). Before the fix only the CONNECT row appeared.
@@ -25,7 +25,7 @@ SMALL_TXT_LEN = 1000  # samples/make_samples.py FILES["small.txt"]
 
 
 def test_sample_plain_http_in_connect_tunnel() -> None:
-    r = pcapan.analyze(SAMPLES / "http-connect-plain.pcap")
+    r = pcapan.analyze(SAMPLES / "plain-http-in-connect.pcap")
     rows = (
         r.http[
             ["trans_depth", "method", "uri", "host", "status_code", "response_body_len", "flags"]
@@ -53,7 +53,7 @@ def test_sample_tunnel_bytes_are_what_the_test_says() -> None:
         [
             "tshark",
             "-r",
-            str(SAMPLES / "http-connect-plain.pcap"),
+            str(SAMPLES / "plain-http-in-connect.pcap"),
             "-Y",
             "tcp.len>0",
             "-T",

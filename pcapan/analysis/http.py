@@ -217,11 +217,6 @@ class HttpSession:
         self.transport.set_sink(True, None)
         self.transport.set_sink(False, None)
 
-    def _flags(self, flags: tuple[str, ...]) -> str | None:
-        if self.in_tunnel:
-            return ",".join(("in_tunnel", *flags))
-        return ",".join(flags) if flags else None
-
     def _record(self, tx: HttpTransaction) -> HttpRecord:
         orig_h, orig_p, resp_h, resp_p = self.ids
         t_rq0, t_rq1, t_rs0, t_rs1 = tx.ts_request_start, tx.ts_request_end, tx.ts_response_start, tx.ts_response_end
@@ -273,6 +268,7 @@ class HttpSession:
             (t_rs1 - t_rq0) / 1e9 if t_rs1 is not None and t_rq0 is not None else None,  # response_time_s
             tx.resp_body_sha256,  # resp_body_sha256
             tx.partial,  # partial
-            self._flags(tx.flags),  # flags
+            (",".join(tx.flags) if tx.flags else None) if not self.in_tunnel
+            else ",".join(("in_tunnel", *tx.flags)),  # flags
             self.source,  # source
         )
