@@ -438,6 +438,18 @@ def test_leading_empty_lines_ignored() -> None:
     assert one(ev).flags == ()
 
 
+@pytest.mark.parametrize("sep", [b"\n", b"\r\n", b"\r\n\r\n"])
+def test_empty_lines_between_keep_alive_requests_ignored(sep: bytes) -> None:
+    # RFC 9112 2.2 (issue 13, 7): a stray CRLF or LF after a request (e.g. after a POST body)
+    # is ignored, on the fast head path and the general one alike (check() feeds every split).
+    ev = check([("c", req("POST /a HTTP/1.1", "Host: h", "Content-Length: 2", body=b"xy") + sep
+                 + req("GET /b HTTP/1.1", "Host: h") + sep),
+                ("s", resp("HTTP/1.1 200 OK", "Content-Length: 0") * 2)])
+    a, b = txs(ev)
+    assert (a.method, a.request_body_len, b.method, b.uri, b.status_code) == ("POST", 2, "GET", "/b", 200)
+    assert a.flags == b.flags == () and anomalies(ev) == []
+
+
 @pytest.mark.parametrize("eol", [b"\r\n", b"\n"])
 def test_field_values_trimmed_and_empty(eol: bytes) -> None:
     raw = eol.join([b"GET / HTTP/1.1", b"Host:h", b"X-A: \t a  b \t", b"X-Empty:", b"X-Sp:   ",
