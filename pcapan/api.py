@@ -441,6 +441,10 @@ class Analyzer:
             "ip_fragments": st.fragments,
             "ip_reassembled": st.reassembled,
             "tunnelled_packets": st.tunnelled,
+            # Cleartext HTTP/2 (prior knowledge or h2c upgrade): frame headers walked, not decoded.
+            "http2_connections": eng.h2_ctx.connections,
+            "http2_frames": eng.h2_ctx.frames,
+            "http2_streams": eng.h2_ctx.streams,
         }
         return Result(list(eng.connections), list(eng.anomalies), stats, list(self._warnings),
                       list(eng.http_ctx.records), list(eng.tls_ctx.records), eng.rtt_samples)

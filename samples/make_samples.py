@@ -93,6 +93,15 @@ PORT_H2C = 18095        # nginx (no h2c): curl --http2 upgrade attempt answered 
 PORT_PROXY = 18096      # Python CONNECT proxy (the only port captured for http-connect.pcap)
 PORT_TLS_TUNNEL = 18444  # nginx TLS (pcapan.test) reached through the proxy, not captured
 PROXY_FORBIDDEN_PORT = 25  # CONNECT to this port is refused with 403
+# plain-h2c.pcap (issue 13): cleartext HTTP/2. nginx serves h2c with prior knowledge only (listen
+# ... http2 on a plain port); hypercorn (pip install hypercorn) also answers Upgrade: h2c.
+PORT_H2_PRIOR = 18097   # nginx, listen http2: curl --http2-prior-knowledge
+PORT_H2_UPGRADE = 18098  # hypercorn: curl --http2 (Upgrade: h2c, 101, then h2)
+H2_BODY = b"hello over h2c from hypercorn\n"
+# plain-http-in-connect.pcap (issue 13): plain HTTP inside a CONNECT tunnel to nginx
+# (PORT_KEEPALIVE), the tunnel's first bytes a stray LF (RFC 9112 2.2), and a CRLF between the
+# two keep-alive requests.
+PORT_PROXY_PLAIN = 18099
 VHOSTS = ("a.pcapan.test", "b.pcapan.test")
 
 # Served files: name -> size in bytes. large.bin spans ~91 full-size segments.
@@ -162,6 +171,8 @@ CAPTURES = [
     "http-expect.pcap",
     "http-upgrade.pcap",
     "http-connect.pcap",
+    "plain-http-in-connect.pcap",
+    "plain-h2c.pcap",
     # TLS feature captures (issue 4); their facts are in tls-facts.json
     "tls-versions.pcap",
     "tls-hrr.pcap",
@@ -356,6 +367,7 @@ def make_cert(tmp: Path) -> tuple[Path, Path]:
 def nginx_conf(tmp: Path, docroot: Path, key: Path, cert: Path) -> Path:
     plain = [f"127.0.0.1:{p}" for p in (PORT_KEEPALIVE, PORT_CLOSE, PORT_PIPELINED, PORT_SLL,
                                        PORT_RST, PORT_METHODS, PORT_H2C)]
+    plain.append(f"127.0.0.1:{PORT_H2_PRIOR} http2")  # h2c with prior knowledge
     plain.append(f"[::1]:{PORT_IPV6}")
     listens = "\n".join(f"        listen {a};" for a in plain)
     # Name-based virtual hosts: the first one is also the port's default server.
@@ -849,8 +861,8 @@ def relay(a: socket.socket, b: socket.socket) -> None:
 
 
 def proxy_handler(conn: socket.socket) -> None:
-    """A CONNECT-only forward proxy: pcapan.test:PORT_TLS_TUNNEL (-> 127.0.0.1) is tunnelled,
-    anything else is refused with 403 and the connection closed."""
+    """A CONNECT-only forward proxy: pcapan.test:PORT_TLS_TUNNEL and pcapan.test:PORT_KEEPALIVE
+    (-> 127.0.0.1) are tunnelled, anything else is refused with 403 and the connection closed."""
     r = SockReader(conn)
     head = read_head(r)
     if head is None:
@@ -862,7 +874,7 @@ def proxy_handler(conn: socket.socket) -> None:
         conn.sendall(response(405, "Method Not Allowed", ["Allow: CONNECT", "Connection: close"],
                               b""))
         return
-    if (host, port) != (TLS_NAME, str(PORT_TLS_TUNNEL)):
+    if (host, port) not in ((TLS_NAME, str(PORT_TLS_TUNNEL)), (TLS_NAME, str(PORT_KEEPALIVE))):
         conn.sendall(response(403, "Forbidden", ["Content-Type: text/plain", "Connection: close"],
                               f"CONNECT to {target} is not allowed\n".encode()))
         return
@@ -1179,6 +1191,75 @@ def sc_connect(procs: Procs, out: Path) -> None:
     # curl exit 56: "CONNECT tunnel failed, response 403"
     if refused.returncode != 56 or refused.stdout != b"403":
         raise RuntimeError(f"refused CONNECT: {refused}")
+
+
+def connect_plain_client(port: int) -> list[tuple[int, int]]:
+    """CONNECT to nginx's plain port through the proxy, then two keep-alive GETs in the tunnel:
+    the tunnel's first byte is a stray LF and a CRLF comes between the requests (RFC 9112 2.2:
+    a server ignores at least one empty line before a request-line; nginx does)."""
+    target = f"{TLS_NAME}:{PORT_KEEPALIVE}"
+    with client_socket(port) as s:
+        r = SockReader(s)
+        s.sendall(request("CONNECT", target, target))
+        head = read_head(r)
+        if head is None or not head[0].startswith("HTTP/1.1 200"):
+            raise RuntimeError(f"CONNECT answered {head}")
+        got = []
+        for lead, path in ((b"\n", "/index.html"), (b"\r\n", "/small.txt")):
+            s.sendall(lead + request("GET", path, TLS_NAME))
+            code, _, body = read_response(r, "GET")
+            got.append((code, len(body)))
+        s.shutdown(socket.SHUT_WR)
+        r.rest()
+    return got
+
+
+def sc_connect_plain(procs: Procs, out: Path) -> None:
+    with PyServer("CONNECT proxy", PORT_PROXY_PLAIN, proxy_handler), \
+            capture(procs, out / "plain-http-in-connect.pcap", f"tcp port {PORT_PROXY_PLAIN}"):
+        got = connect_plain_client(PORT_PROXY_PLAIN)
+    log(f"plain HTTP in a CONNECT tunnel: {got}")
+    if got != [(200, len(INDEX_HTML)), (200, FILES["small.txt"])]:
+        raise RuntimeError(f"connect-plain: {got}")
+
+
+H2_APP = """
+BODY = {body!r}
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({{"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain"),
+                            (b"content-length", str(len(BODY)).encode())]}})
+    await send({{"type": "http.response.body", "body": BODY}})
+"""
+
+
+def sc_http2(procs: Procs, out: Path, tmp: Path) -> None:
+    (tmp / "h2app.py").write_text(H2_APP.format(body=H2_BODY))
+    procs.start([sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{PORT_H2_UPGRADE}",
+                 "h2app:app"], cwd=tmp,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port("127.0.0.1", PORT_H2_UPGRADE)
+    w = "%{http_code} %{http_version} %{num_connects} %{size_download}\\n"
+    with capture(procs, out / "plain-h2c.pcap",
+                 f"tcp port {PORT_H2_PRIOR} or tcp port {PORT_H2_UPGRADE}"):
+        # One stream with prior knowledge (curl 7.88 fails with "Error in the HTTP2 framing
+        # layer" when it reuses a prior-knowledge connection, with nginx and hypercorn alike);
+        # then the h2c upgrade: the first request is stream 1 (answered in h2 after the 101),
+        # the second one stream 3 on the same connection.
+        prior = run(["curl", "-sS", "--max-time", "20", "--http2-prior-knowledge", "-w", w,
+                     f"http://127.0.0.1:{PORT_H2_PRIOR}/index.html", "-o", "/dev/null"]).stdout.decode()
+        upgrade = run(["curl", "-sS", "--max-time", "20", "--http2", "-w", w,
+                       f"http://127.0.0.1:{PORT_H2_UPGRADE}/one", "-o", "/dev/null",
+                       f"http://127.0.0.1:{PORT_H2_UPGRADE}/two", "-o", "/dev/null"]).stdout.decode()
+    log(f"h2 prior knowledge: {prior!r}; h2c upgrade: {upgrade!r}")
+    want_prior = f"200 2 1 {len(INDEX_HTML)}\n"
+    want_upgrade = f"200 2 1 {len(H2_BODY)}\n200 2 0 {len(H2_BODY)}\n"
+    if prior != want_prior or upgrade != want_upgrade:
+        raise RuntimeError(f"http2: {prior!r} {upgrade!r}")
 
 
 # --- TLS feature captures (issue 4) ----------------------------------------------------------
@@ -2789,6 +2870,8 @@ SCENARIOS: dict[str, list[str]] = {
     "expect": ["http-expect.pcap"],
     "upgrade": ["http-upgrade.pcap"],
     "connect": ["http-connect.pcap"],
+    "connect-plain": ["plain-http-in-connect.pcap"],
+    "http2": ["plain-h2c.pcap"],
     # TLS feature captures: each also rewrites its entries of tls-facts.json
     "tls-versions": ["tls-versions.pcap"],
     "tls-hrr": ["tls-hrr.pcap"],
@@ -2833,7 +2916,7 @@ def inside(out: Path, netns: bool, only: list[str]) -> None:
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
         for port in (PORT_KEEPALIVE, PORT_CLOSE, PORT_PIPELINED, PORT_SLL, PORT_RST, PORT_TLS,
-                     PORT_METHODS, PORT_VHOSTS, PORT_H2C, PORT_TLS_TUNNEL):
+                     PORT_METHODS, PORT_VHOSTS, PORT_H2C, PORT_TLS_TUNNEL, PORT_H2_PRIOR):
             wait_port("127.0.0.1", port)
         wait_port("::1", PORT_IPV6)
         if nginx.poll() is not None:
@@ -2856,6 +2939,8 @@ def inside(out: Path, netns: bool, only: list[str]) -> None:
             "expect": lambda: sc_expect(procs, out, tmp),
             "upgrade": lambda: sc_upgrade(procs, out),
             "connect": lambda: sc_connect(procs, out),
+            "connect-plain": lambda: sc_connect_plain(procs, out),
+            "http2": lambda: sc_http2(procs, out, tmp),
             "tls-versions": lambda: sc_tls_versions(procs, out, tmp),
             "tls-hrr": lambda: sc_tls_hrr(procs, out, tmp),
             "tls-resume": lambda: sc_tls_resume(procs, out, tmp),

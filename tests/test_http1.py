@@ -238,6 +238,11 @@ def test_request_lines(line: str, method: str, uri: str, form: str) -> None:
         ("CONNECT mail.example:25 / HTTP/1.0", "CONNECT", "mail.example:25 /", "1.0", "authority",
          ("space_in_target",)),
         ("GET /a b HTTP/1.1", "GET", "/a b", "1.1", "origin", ("space_in_target",)),
+        # Control characters in the target (issue 13, 9c): kept as sent, flagged.
+        ("GET /a\x01b HTTP/1.1", "GET", "/a\x01b", "1.1", "origin", ("ctl_in_target",)),
+        ("GET /\x1b]0;t\x07 HTTP/1.1", "GET", "/\x1b]0;t\x07", "1.1", "origin", ("ctl_in_target",)),
+        ("GET /a\x00b HTTP/1.0", "GET", "/a\x00b", "1.0", "origin", ("ctl_in_target",)),
+        ("GET /a\x1b b HTTP/1.1", "GET", "/a\x1b b", "1.1", "origin", ("ctl_in_target", "space_in_target")),
         # HTTP/0.9 simple-requests (RFC 1945 4.1): no version.
         ("GET /HTTP/1.1", "GET", "/HTTP/1.1", "0.9", "origin", ("http09",)),
         ("GET /", "GET", "/", "0.9", "origin", ("http09",)),
@@ -263,10 +268,23 @@ def test_request_lines_servers_accept(line: str, method: str, uri: str, version:
         ("http09_status_line", True)]
 
 
+def test_control_characters_in_target_keep_the_row() -> None:
+    # Issue 13 (9c): a target with ESC and NUL lost host, uri and user_agent (bad_request_line,
+    # an empty row). The bytes stay as sent (decoded like every target, latin-1); escaping
+    # them for a terminal is the outputs' job.
+    line = b"GET /x\x1b[2J\x00y?q=\x1b]0;t\x07 HTTP/1.1"
+    ev = check([("c", line + b"\r\nHost: h.example\r\nUser-Agent: curl/8\r\n\r\n"),
+                ("s", resp("HTTP/1.1 404 Not Found", "Content-Length: 0"))])
+    t = one(ev)
+    assert (t.method, t.uri, t.host, t.user_agent, t.status_code) == (
+        "GET", "/x\x1b[2J\x00y?q=\x1b]0;t\x07", "h.example", "curl/8", 404)
+    assert t.flags == ("ctl_in_target",) and not t.partial and anomalies(ev) == []
+
+
 @pytest.mark.parametrize("line", [
     "GET/ HTTP/1.1", "OPTIONSHTTP/1.1", "OPTIONS", "GET/HTTP/1.1", "\u00c3\u00c2 / HTTP/1.1",
     "get /lower-case-simple-request", "GE /too-short", "GET relative", "hello world",
-    "GET /a\x01b HTTP/1.1", "GET /a HTTP/1.1 extra",
+    "GET /a HTTP/1.1 extra", "\x1b[2J / HTTP/1.1",
 ])
 def test_request_lines_still_rejected(line: str) -> None:
     ev = check([("c", line.encode("latin-1") + b"\r\nHost: h\r\n\r\n"),
@@ -418,6 +436,18 @@ def test_leading_empty_lines_ignored() -> None:
     ev = check([("c", b"\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n"),
                 ("s", resp("HTTP/1.1 200 OK", "Content-Length: 0"))])
     assert one(ev).flags == ()
+
+
+@pytest.mark.parametrize("sep", [b"\n", b"\r\n", b"\r\n\r\n"])
+def test_empty_lines_between_keep_alive_requests_ignored(sep: bytes) -> None:
+    # RFC 9112 2.2 (issue 13, 7): a stray CRLF or LF after a request (e.g. after a POST body)
+    # is ignored, on the fast head path and the general one alike (check() feeds every split).
+    ev = check([("c", req("POST /a HTTP/1.1", "Host: h", "Content-Length: 2", body=b"xy") + sep
+                 + req("GET /b HTTP/1.1", "Host: h") + sep),
+                ("s", resp("HTTP/1.1 200 OK", "Content-Length: 0") * 2)])
+    a, b = txs(ev)
+    assert (a.method, a.request_body_len, b.method, b.uri, b.status_code) == ("POST", 2, "GET", "/b", 200)
+    assert a.flags == b.flags == () and anomalies(ev) == []
 
 
 @pytest.mark.parametrize("eol", [b"\r\n", b"\n"])

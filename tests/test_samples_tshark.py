@@ -68,6 +68,8 @@ EXPECTED_STATES: dict[str, dict[str, int]] = {
     "http-expect.pcap": {"SF": 2},
     "http-upgrade.pcap": {"SF": 3},
     "http-connect.pcap": {"SF": 1, "RSTO": 1},  # curl resets after the refused CONNECT
+    "plain-http-in-connect.pcap": {"SF": 1},
+    "plain-h2c.pcap": {"SF": 1, "RSTO": 1},  # curl ends the h2c-upgraded connection with a RST
     # samples/README.md, the TLS feature captures: every connection ends with FIN both ways
     "tls-versions.pcap": {"SF": 4}, "tls-hrr.pcap": {"SF": 1}, "tls-resume.pcap": {"SF": 6},
     "tls-0rtt.pcap": {"SF": 3}, "tls-alpn.pcap": {"SF": 3}, "tls-alert.pcap": {"SF": 3},

@@ -21,7 +21,7 @@ from typing import Protocol
 from pcapan.config import DETECT_BYTES
 from pcapan.flow.conn import Connection
 from pcapan.flow.reassembly import StreamSink
-from pcapan.proto.detect import HTTP, TLS, detect
+from pcapan.proto.detect import HTTP, HTTP2, TLS, detect, skip_empty_lines
 
 
 class Transport(Protocol):
@@ -114,7 +114,9 @@ class Dispatch:
         # Which side is the client: HTTP can tell a request from a response.
         client_is_orig = True
         if verdict == HTTP:
-            client_is_orig = probe.is_orig != probe.head.startswith(b"HTTP/")
+            client_is_orig = probe.is_orig != skip_empty_lines(probe.head).startswith(b"HTTP/")
+        elif verdict == HTTP2:
+            client_is_orig = probe.is_orig != (probe.head[:1] == b"\0")  # a server's SETTINGS frame
         elif verdict == TLS:
             client_is_orig = probe.is_orig != _is_server_hello(probe.head)
         sinks = opener(tr, client_is_orig)

@@ -16,6 +16,7 @@ import numpy as np
 
 from pcapan.analysis.dispatch import Dispatch, Openers
 from pcapan.analysis.http import BodyHook, HttpContext
+from pcapan.analysis.http2 import H2Context
 from pcapan.analysis.tls import TlsContext
 from pcapan.config import SWEEP_INTERVAL_S, TCP_CLOSE_LINGER_S, TCP_IDLE_TIMEOUT_S
 from pcapan.decode.packets import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Decoder, TcpPackets
@@ -25,7 +26,7 @@ from pcapan.flow.conn import CLOSE_END, CLOSE_IDLE, CLOSE_REUSE, INACTIVE, Conne
 from pcapan.flow.reassembly import StreamSink
 from pcapan.io.batch import FrameBatch, ReadIssue
 from pcapan.model import AnomalyRecord, ConnRecord, make_conn_record
-from pcapan.proto.detect import HTTP, TLS
+from pcapan.proto.detect import HTTP, HTTP2, TLS
 
 _CTRL = TCP_SYN | TCP_FIN | TCP_RST
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -123,8 +124,10 @@ class Analyzer:
         self.rtt_samples = rtt.RttSamples()
         self.rtt_state = rtt.RttState()
         self._rtt_done: list[int] = []  # finalised connections whose carried RTT state can go
-        self.openers: Openers = {HTTP: self.http_ctx.open, TLS: self.tls_ctx.open}
+        self.h2_ctx = H2Context()
+        self.openers: Openers = {HTTP: self.http_ctx.open, TLS: self.tls_ctx.open, HTTP2: self.h2_ctx.open}
         self.http_ctx.tunnel_openers[TLS] = self.tls_ctx.open_in_tunnel
+        self.http_ctx.tunnel_openers[HTTP2] = self.h2_ctx.open
         self.source = ""
         self._n = 0
         self._frame_base = 0

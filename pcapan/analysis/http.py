@@ -4,7 +4,10 @@ The parser (:mod:`pcapan.proto.http1`) is sans-IO; this module is its driver for
 It maps stream directions to client/server, turns transactions into :class:`HttpRecord` rows,
 parser anomalies into the connection's anomaly rows, and, when a CONNECT or an Upgrade turns the
 connection into a tunnel, hands the tunnel's bytes to content detection again (TLS inside a
-CONNECT tunnel is still TLS).
+CONNECT tunnel is still TLS, and so is plain HTTP: its rows continue the connection's
+``trans_depth``, as Zeek's, and are flagged ``in_tunnel``). After a 101 to ``Upgrade: h2c`` the
+bytes are HTTP/2 (RFC 7540 3.2), handed to the h2 opener without detection (the server's first
+bytes are a SETTINGS frame).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pcapan.analysis.dispatch import Dispatch, Openers, Transport
 from pcapan.flow.conn import Connection, ntop
 from pcapan.flow.reassembly import StreamSink
 from pcapan.model import HttpRecord, make_http_record
+from pcapan.proto.detect import HTTP, HTTP2
 from pcapan.proto.http1 import (
     Event,
     HttpAnomaly,
@@ -46,8 +50,8 @@ class HttpContext:
         self.shared: dict[str | None, str | None] = {}
         self.on_body = on_body
         self.source = ""
-        # Protocols parsed inside a CONNECT/Upgrade tunnel (TLS registers here).
-        self.tunnel_openers: Openers = {}
+        # Protocols parsed inside a CONNECT/Upgrade tunnel (TLS and HTTP/2 register here).
+        self.tunnel_openers: Openers = {HTTP: self.open_in_tunnel}
 
     def open(self, transport: Transport, client_is_orig: bool) -> tuple[StreamSink, StreamSink]:
         """Dispatch opener: an HTTP session on the transport's connection."""
@@ -55,6 +59,16 @@ class HttpContext:
         k = conn.key
         ids = (ntop(k.orig_h), k.orig_p, ntop(k.resp_h), k.resp_p)
         return HttpSession(self, conn, transport, client_is_orig, ids, self.source).sinks()
+
+    def open_in_tunnel(self, transport: Transport, client_is_orig: bool) -> tuple[StreamSink, StreamSink]:
+        """Dispatch opener for plain HTTP inside a CONNECT/Upgrade tunnel (``transport`` is the
+        tunnel of the outer session): numbering continues after the outer transactions."""
+        conn = transport.conn
+        k = conn.key
+        ids = (ntop(k.orig_h), k.orig_p, ntop(k.resp_h), k.resp_p)
+        outer = transport.session if isinstance(transport, _Tunnel) else None
+        depth = outer.parser.depth if outer is not None else 0
+        return HttpSession(self, conn, transport, client_is_orig, ids, self.source, depth, True).sinks()
 
 
 class _Direction:
@@ -117,10 +131,10 @@ class _Tunnel:
 class HttpSession:
     """Drives one connection's :class:`HttpConnection`."""
 
-    __slots__ = ("ctx", "conn", "transport", "client_is_orig", "parser", "tunnel", "ids", "source")
+    __slots__ = ("ctx", "conn", "transport", "client_is_orig", "parser", "tunnel", "ids", "source", "in_tunnel")
 
     def __init__(self, ctx: HttpContext, conn: Connection, transport: Transport, client_is_orig: bool,
-                 ids: tuple[str, int, str, int], source: str) -> None:
+                 ids: tuple[str, int, str, int], source: str, depth: int = 0, in_tunnel: bool = False) -> None:
         self.ctx = ctx
         self.conn = conn
         self.transport = transport
@@ -129,8 +143,10 @@ class HttpSession:
         self.source = source
         hook = ctx.on_body
         uid = conn.uid
-        self.parser = HttpConnection(on_body=(lambda depth, chunk: hook(uid, depth, chunk)) if hook else None)
+        self.parser = HttpConnection(on_body=(lambda depth, chunk: hook(uid, depth, chunk)) if hook else None,
+                                     first_depth=depth)
         self.tunnel: _Tunnel | None = None
+        self.in_tunnel = in_tunnel
 
     def sinks(self) -> tuple[StreamSink, StreamSink]:
         """(orig, resp) sinks for the TCP streams."""
@@ -154,7 +170,15 @@ class HttpSession:
                 self.conn.note(0, ev.ts_ns, "http_" + ev.kind, ev.detail)
             elif isinstance(ev, HttpTunnel):
                 proto = ev.protocol.split(",")[0].strip().lower()
-                if ev.kind == "upgrade" and not proto.startswith("tls"):
+                h2 = self.ctx.tunnel_openers.get(HTTP2)
+                if ev.kind == "upgrade" and proto == "h2c" and h2 is not None:
+                    # RFC 7540 3.2: after the 101 both sides speak h2 (the client starts with
+                    # the preface, the server with SETTINGS); no detection needed.
+                    tun = self.tunnel = _Tunnel(self)
+                    self.transport.service(HTTP2)
+                    orig, resp = h2(tun, self.client_is_orig)
+                    tun.sinks = [resp, orig]
+                elif ev.kind == "upgrade" and not proto.startswith("tls"):
                     # WebSocket frames and HTTP/2 are not parsed (WebSocket payload is masked,
                     # so first-bytes detection would only guess); the protocol is named.
                     if proto.startswith("websocket"):
@@ -244,6 +268,7 @@ class HttpSession:
             (t_rs1 - t_rq0) / 1e9 if t_rs1 is not None and t_rq0 is not None else None,  # response_time_s
             tx.resp_body_sha256,  # resp_body_sha256
             tx.partial,  # partial
-            ",".join(tx.flags) if tx.flags else None,  # flags
+            (",".join(tx.flags) if tx.flags else None) if not self.in_tunnel
+            else ",".join(("in_tunnel", *tx.flags)),  # flags
             self.source,  # source
         )

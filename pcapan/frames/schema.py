@@ -31,7 +31,7 @@ CONNECTIONS: tuple[Column, ...] = (
     Column("resp_h", STR, "", "Responder address."),
     Column("resp_p", INT, "", "Responder port."),
     Column("proto", STR, "", "Transport protocol (tcp)."),
-    Column("service", STR, "", "Protocol detected from the stream's first bytes (http, tls) or empty; never from the port."),
+    Column("service", STR, "", "Protocol detected from the stream's first bytes (http, tls, http2 for cleartext HTTP/2; comma-separated when a CONNECT/Upgrade tunnel carries another: http,tls, http,http2) or empty; never from the port."),
     Column("duration_s", FLOAT, "s", "Last packet time minus first packet time."),
     Column("orig_bytes", INT, "bytes", "Payload bytes the originator sent, from sequence numbers (Zeek: includes bytes acknowledged but not captured)."),
     Column("resp_bytes", INT, "bytes", "Payload bytes the responder sent, from sequence numbers."),
@@ -173,7 +173,7 @@ HTTP: tuple[Column, ...] = (
     Column("response_time_s", FLOAT, "s", "Request start to response end."),
     Column("resp_body_sha256", STR, "", "SHA-256 of the decoded response body (chunk framing removed, content encoding kept); empty when there is no body."),
     Column("partial", BOOL, "", "A gap, a parse error or the end of the capture cut the request or the response."),
-    Column("flags", STR, "", "Comma-separated notes on this exchange (bare_lf, obs_fold, te_and_cl, cl_mismatch, orphan_response, ...); see the README."),
+    Column("flags", STR, "", "Comma-separated notes on this exchange (bare_lf, obs_fold, te_and_cl, cl_mismatch, orphan_response, in_tunnel, ...); see the README."),
     Column("source", STR, "", "Capture file."),
 )
 HTTP_WEB: tuple[Column, ...] = (

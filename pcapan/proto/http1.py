@@ -154,7 +154,8 @@ _REQUEST_LINE_LAX = re.compile(
 # Request lines that break RFC 9112 3 but that servers answer (and that Zeek's
 # HTTP_Analyzer::ParseRequest reads the same way): the version is the last "HTTP/" word, the
 # request-target is everything between the method and it (empty, or with spaces inside), and a
-# malformed version is unknown. Each is flagged: missing_target, space_in_target, bad_version.
+# malformed version is unknown. Each is flagged: missing_target, space_in_target, bad_version,
+# ctl_in_target.
 _METHOD_WS = re.compile(rb"(" + _TOKEN + rb")[ \t]+")
 _VERSION_AT_END = re.compile(rb"(?:^|[ \t])HTTP/([^ \t]*)[ \t]*\Z")
 _VERSION_NUMBER = re.compile(rb"([0-9])\.([0-9])")
@@ -187,10 +188,14 @@ def _parse_request_line(line: bytes) -> RequestLine | None:
     v = _VERSION_AT_END.search(rest)
     if v is not None:
         target = rest[: v.start()].rstrip(b" \t")
-        if not _NO_CONTROLS.fullmatch(target):
-            return None
         num = _VERSION_NUMBER.fullmatch(v.group(1))
         flags: tuple[str, ...] = ()
+        if not _NO_CONTROLS.fullmatch(target):
+            # Control characters (ESC, NUL ...) in the target: RFC 3986 has no place for them,
+            # but the line is a request (method, version) and the server answers it, so the
+            # row keeps it with a flag (Zeek and Wireshark read such a target as sent); how the
+            # text is escaped for display is the outputs' job.
+            flags += ("ctl_in_target",)
         if not target:
             flags += ("missing_target",)
         elif b" " in target or b"\t" in target:
@@ -645,19 +650,26 @@ class HttpConnection:
     # connection holds no reference cycle and is freed without the cyclic GC.
     _STEPS: tuple[Callable[[HttpConnection, _Side, int], bool], ...] = ()
 
-    def __init__(self, on_body: Callable[[int, bytes], None] | None = None) -> None:
+    def __init__(self, on_body: Callable[[int, bytes], None] | None = None, first_depth: int = 0) -> None:
         """``on_body(trans_depth, chunk)`` receives each response's body bytes as they are
-        decoded (chunk framing removed), for extraction; bodies are otherwise never kept."""
+        decoded (chunk framing removed), for extraction; bodies are otherwise never kept.
+        ``first_depth``: transactions are numbered from ``first_depth + 1`` (HTTP inside a
+        tunnel continues the numbering of the connection that opened it, as Zeek's)."""
         self._on_body = on_body
         self._req = _Side(True)
         self._resp = _Side(False)
         self._awaiting: deque[_Tx] = deque()  # requests whose response has not started
         self._txs: deque[_Tx] = deque()  # not yet emitted, in trans_depth order
-        self._depth = 0
+        self._depth = first_depth
         self._out: list[Event] = []
         self._tunnel = False
 
     # -- public API ------------------------------------------------------------------------------
+    @property
+    def depth(self) -> int:
+        """The highest trans_depth given out so far."""
+        return self._depth
+
     def data(self, is_orig: bool, chunk: bytes, ts_ns: int) -> list[Event]:
         side = self._req if is_orig else self._resp
         if not chunk or side.ended:

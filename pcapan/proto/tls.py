@@ -77,6 +77,10 @@ EXT_EARLY_DATA = 42
 EXT_SUPPORTED_VERSIONS = 43
 EXT_PSK_KEY_EXCHANGE_MODES = 45
 EXT_KEY_SHARE = 51
+# key_share's code in TLS 1.3 drafts before 23 (draft-23 renumbered it to 51 because
+# middleboxes choked on 40; IANA lists 40 as reserved for that reason; Wireshark's
+# SSL_HND_HELLO_EXT_KEY_SHARE_OLD). Read as key_share wherever it appears.
+EXT_KEY_SHARE_OLD = 40
 EXT_ECH = 0xFE0D
 EXT_RENEGOTIATION_INFO = 0xFF01
 
@@ -87,12 +91,22 @@ _GREASE = frozenset(0x0A0A + 0x1010 * i for i in range(16))
 
 # ClientHello extensions whose content is decoded (the others are only listed).
 _CH_DECODED = frozenset({EXT_SERVER_NAME, EXT_ALPN, EXT_SUPPORTED_VERSIONS, EXT_SUPPORTED_GROUPS, EXT_KEY_SHARE,
+                         EXT_KEY_SHARE_OLD,
                          EXT_SIGNATURE_ALGORITHMS, EXT_EC_POINT_FORMATS, EXT_PRE_SHARED_KEY,
                          EXT_PSK_KEY_EXCHANGE_MODES, EXT_RECORD_SIZE_LIMIT, EXT_COMPRESS_CERTIFICATE})
 # Facebook's Fizz variants of TLS 1.3 drafts 23 and 26 (fizz/record/Types.h: tls_1_3_23_fb,
 # tls_1_3_26_fb; Wireshark: "TLS 1.3 (Facebook draft 23/26)"): TLS 1.3 on the wire, only the
 # version number differs.
 TLS13_FIZZ = (0xFB17, 0xFB1A)
+
+
+def is_draft_before_22(version: int) -> bool:
+    """A TLS 1.3 draft older than 22 (0x7f00 .. 0x7f15): its ServerHello is
+    ``server_version, random, cipher_suite, extensions`` (no legacy_session_id_echo and no
+    compression method, which draft-22 added for middlebox compatibility; Wireshark: "No
+    Session ID with TLS 1.3 on Server Hello before draft -22"), and the version it selects is
+    that server_version (supported_versions moved into the ServerHello in draft-22 too)."""
+    return 0x7F00 < version < 0x7F16
 
 
 def is_tls13(version: int) -> bool:
@@ -876,7 +890,7 @@ class TlsConnection:
                 g_in = not _GREASE.isdisjoint(gs)
                 grease |= g_in
                 groups = [g for g in gs if g not in _GREASE] if g_in else gs
-            elif code == EXT_KEY_SHARE:
+            elif code in (EXT_KEY_SHARE, EXT_KEY_SHARE_OLD):
                 shares = x.sub(2)
                 while shares.left():
                     g = shares.u16()
@@ -924,9 +938,12 @@ class TlsConnection:
         r = _R(body)
         ver = r.u16()
         rnd = r.take(32)
-        sid = r.vec(1)
-        cipher = r.u16()
-        comp = r.u8()
+        if is_draft_before_22(ver):
+            sid, cipher, comp = b"", r.u16(), 0
+        else:
+            sid = r.vec(1)
+            cipher = r.u16()
+            comp = r.u8()
         exts = self._extensions(r)
         negotiated = ver
         alpn = None
@@ -946,7 +963,7 @@ class TlsConnection:
                 lst = x.sub(2)
                 if lst.left():
                     alpn = lst.vec(1).decode("utf-8", "backslashreplace")
-            elif code == EXT_KEY_SHARE:
+            elif code in (EXT_KEY_SHARE, EXT_KEY_SHARE_OLD):
                 ks = x.u16()  # ServerHello: group + share; HRR: selected group only
             elif code == EXT_PRE_SHARED_KEY:
                 psk = x.u16()

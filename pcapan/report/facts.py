@@ -109,6 +109,9 @@ def summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("ack RTT p50 / p95", f"{s['rtt_p50_s'] * 1e3:.3f} ms / {s['rtt_p95_s'] * 1e3:.3f} ms"))
     for label, n in list(s.get("budget_labels", {}).items())[:SUMMARY_BUDGET_LABELS]:
         rows.append((f"budget {label}", f"{n:,}"))
+    if s.get("http2_connections"):
+        rows.append(("cleartext HTTP/2 connections / streams / frames",
+                     f"{s['http2_connections']:,} / {s['http2_streams']:,} / {s['http2_frames']:,}"))
     if s.get("tls_handshakes"):
         versions = ", ".join(f"{v} {n:,}" for v, n in s["tls_versions"].items())
         rows.append(("TLS handshakes", f"{s['tls_handshakes']:,} ({versions})"))
