@@ -441,6 +441,9 @@ class Analyzer:
             "ip_fragments": st.fragments,
             "ip_reassembled": st.reassembled,
             "tunnelled_packets": st.tunnelled,
+            "wlan_non_data_frames": st.wlan_non_data,
+            "wlan_protected_frames": st.wlan_protected,
+            "wlan_amsdu_frames": st.wlan_amsdu,
         }
         return Result(list(eng.connections), list(eng.anomalies), stats, list(self._warnings),
                       list(eng.http_ctx.records), list(eng.tls_ctx.records), eng.rtt_samples)
