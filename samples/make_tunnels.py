@@ -1,5 +1,9 @@
 #!/usr/bin/env python3
-"""Make the tunnel and link-layer sample captures in ``samples/`` (``tunnel-*``, ``link-*``).
+"""Make the tunnel and link-layer sample captures in ``samples/encap/`` (``tunnel-*``, ``link-*``).
+
+They live in their own folder: the tests that read every capture of ``samples/`` (golden
+tables, tshark's conversation table) assume one IP layer per packet; ``tests/test_encap.py``
+compares these with tshark instead.
 
 Run as root:  ``python samples/make_tunnels.py``  (``--reencap-only`` needs no root)
 
@@ -437,11 +441,12 @@ def verify(out: Path, made: list[str]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=HERE)
+    ap.add_argument("--out", type=Path, default=HERE / "encap")
     ap.add_argument("--reencap-only", action="store_true", help="skip step 1 (no root needed)")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     if not args.reencap_only:
+        args.out.mkdir(parents=True, exist_ok=True)
         if os.geteuid() != 0:
             sys.exit("make_tunnels.py: step 1 needs root (namespaces, tcpdump); see --reencap-only")
         kernel_captures(args.out)
