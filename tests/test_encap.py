@@ -356,3 +356,16 @@ def test_random_frames_of_every_new_link_type_and_tunnel() -> None:
             st = d.stats
             assert st.frames == n
             assert not st.unsupported_linktype_frames
+
+
+def test_tunnel_table_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MAX_TUNNELS distinct tunnels, new ones are named by kind only, one anomaly says so,
+    and the inner connections are still analysed. tunnel-gre.pcap has two (one per direction)."""
+    from pcapan.decode import packets
+
+    monkeypatch.setattr(packets, "MAX_TUNNELS", 1)
+    res = pcapan.analyze(ENCAP / "tunnel-gre.pcap")
+    assert list(res.anomalies.name) == ["tunnel_table_full"]
+    assert len(res.connections) == 2 and set(res.http.status_code) == {200}
+    # the first packet (frame 1, client to server) made the one remembered tunnel
+    assert set(res.connections.tunnel_parents) == {"gre 192.0.2.1>192.0.2.2 key=5,gre ?>? (more than 1 tunnels)"}

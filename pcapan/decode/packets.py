@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pcapan.config import MAX_IPV6_EXT_HEADERS, MAX_TUNNEL_DEPTH, MAX_VLAN_TAGS
+from pcapan.config import MAX_IPV6_EXT_HEADERS, MAX_TUNNEL_DEPTH, MAX_TUNNELS, MAX_VLAN_TAGS
 from pcapan.decode import linktypes as lt
 from pcapan.decode.ipfrag import Ipv4Defragmenter
 from pcapan.io.batch import FrameBatch
@@ -197,6 +197,8 @@ class Decoder:
         # Interned encapsulations: key -> id; layer i (id i) = (parent id, name, src, dst, extra).
         self._tunnel_ids: dict[tuple[int, ...], int] = {}
         self._tunnel_layers: list[tuple[int, str, str, str, str]] = [(0, "", "", "", "")]
+        self._overflow_ids: dict[tuple[int, int, int], int] = {}
+        self.max_tunnels = MAX_TUNNELS
 
     # -- link layer -----------------------------------------------------------------------
     def _link(self, u8: np.ndarray, batch: FrameBatch) -> tuple[np.ndarray, np.ndarray]:
@@ -659,10 +661,10 @@ class Decoder:
         if not keep.any():
             return
         k = np.nonzero(keep)[0]
-        ids = self._tunnel_id(sel[k], tkind[k], ver, [a[j[k]] for a in addrs], tid[k])
+        ids = self._tunnel_id(batch, sel[k], tkind[k], ver, [a[j[k]] for a in addrs], tid[k])
         self._tunnels.append((sel[k], inner[k], stop[k] - inner[k], ltype[k], ids))
 
-    def _tunnel_id(self, sel: np.ndarray, tkind: np.ndarray, ver: int, addrs: list[np.ndarray],
+    def _tunnel_id(self, batch: FrameBatch, sel: np.ndarray, tkind: np.ndarray, ver: int, addrs: list[np.ndarray],
                    tid: np.ndarray) -> np.ndarray:
         """Intern each packet's encapsulation (parent, kind, outer addresses, VNI/key/session)
         and return the ids; one Python step per distinct tunnel in the batch, not per packet."""
@@ -674,6 +676,9 @@ class Decoder:
         for r, row in enumerate(uniq.tolist()):
             key = (ver, *row)
             t = self._tunnel_ids.get(key)
+            if t is None and len(self._tunnel_ids) >= self.max_tunnels:
+                i = int(sel[inv.reshape(-1) == r][0])
+                t = self._tunnel_overflow(row[1], ver, int(batch.frame_no[i]), int(batch.ts_ns[i]))
             if t is None:
                 par, kd, shi, slo, dhi, dlo, tv = row
                 name = _TUNNEL_NAMES[(kd, ver)]
@@ -684,6 +689,23 @@ class Decoder:
                 self._tunnel_ids[key] = t
             out[r] = t
         return out[inv.reshape(-1)]
+
+    def _tunnel_overflow(self, kd: int, ver: int, frame: int, ts: int) -> int:
+        """The id shared by every new tunnel of this kind once MAX_TUNNELS are known."""
+        name = _TUNNEL_NAMES[(kd, ver)]
+        key = (-1, kd, ver)
+        t = self._overflow_ids.get(key)
+        if t is None:
+            if not self._overflow_ids:
+                self.anomalies.append(DecodeAnomaly(
+                    frame, ts, "tunnel_table_full",
+                    f"more than {self.max_tunnels} distinct tunnels (MAX_TUNNELS): further new ones "
+                    "are named by kind only in tunnel_parents",
+                ))
+            t = len(self._tunnel_layers)
+            self._tunnel_layers.append((0, name, "?", "?", f" (more than {self.max_tunnels} tunnels)"))
+            self._overflow_ids[key] = t
+        return t
 
     def describe_tunnel(self, tunnel: int) -> str:
         """The encapsulation ``tunnel`` (a ``TcpPackets.tunnel`` value), outermost layer first,
