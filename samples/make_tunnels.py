@@ -99,7 +99,23 @@ def namespaces() -> Iterator[tuple[str, str]]:
         for ns in (a, b):
             run(["ip", "netns", "add", ns])
             run(["ip", "-n", ns, "link", "set", "lo", "up"])
-        run(["ip", "link", "add", "llvA", "netns", a, "type", "veth", "peer", "name", "llvB", "netns", b])
+        run(
+            [
+                "ip",
+                "link",
+                "add",
+                "llvA",
+                "netns",
+                a,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "llvB",
+                "netns",
+                b,
+            ]
+        )
         for ns, dev, side in ((a, "llvA", "a"), (b, "llvB", "b")):
             v4, v6 = UNDERLAY[side]
             run(["ip", "-n", ns, "addr", "add", f"{v4}/24", "dev", dev])
@@ -119,8 +135,26 @@ def namespaces() -> Iterator[tuple[str, str]]:
 
 def offloads_off(ns: str, dev: str) -> None:
     # TSO/GSO off: the capture shows wire-sized segments; tx checksum off: real checksums.
-    run(["ip", "netns", "exec", ns, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off",
-         "tx", "off"], check=False)
+    run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "ethtool",
+            "-K",
+            dev,
+            "tso",
+            "off",
+            "gso",
+            "off",
+            "gro",
+            "off",
+            "tx",
+            "off",
+        ],
+        check=False,
+    )
 
 
 def vxlan(a: str, b: str) -> None:
@@ -128,11 +162,47 @@ def vxlan(a: str, b: str) -> None:
         me4, me6 = UNDERLAY[side]
         p4, p6 = UNDERLAY[peer]
         n = "1" if side == "a" else "2"
-        run(["ip", "-n", ns, "link", "add", "vx4", "type", "vxlan", "id", "42", "local", me4, "remote", p4,
-             "dstport", "4789"])
+        run(
+            [
+                "ip",
+                "-n",
+                ns,
+                "link",
+                "add",
+                "vx4",
+                "type",
+                "vxlan",
+                "id",
+                "42",
+                "local",
+                me4,
+                "remote",
+                p4,
+                "dstport",
+                "4789",
+            ]
+        )
         run(["ip", "-n", ns, "addr", "add", f"10.10.1.{n}/24", "dev", "vx4"])
-        run(["ip", "-n", ns, "link", "add", "vx6", "type", "vxlan", "id", "4242", "local", me6, "remote", p6,
-             "dstport", "4789"])
+        run(
+            [
+                "ip",
+                "-n",
+                ns,
+                "link",
+                "add",
+                "vx6",
+                "type",
+                "vxlan",
+                "id",
+                "4242",
+                "local",
+                me6,
+                "remote",
+                p6,
+                "dstport",
+                "4789",
+            ]
+        )
         run(["ip", "-n", ns, "addr", "add", f"fd00:42::{n}/64", "dev", "vx6", "nodad"])
         # The VXLAN header costs 50 bytes over IPv4, 70 over IPv6: inner MTUs that keep the
         # outer packets within the veth's 1500 (no outer fragments); no link-local addresses
@@ -144,17 +214,52 @@ def vxlan(a: str, b: str) -> None:
 
 
 def serve_and_fetch(procs: Procs, a: str, b: str, urls: list[str], docroot: Path) -> None:
-    srv = procs.start(["ip", "netns", "exec", b, sys.executable, "-m", "http.server", str(HTTP_PORT),
-                       "--bind", "::", "--directory", str(docroot)],
-                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    srv = procs.start(
+        [
+            "ip",
+            "netns",
+            "exec",
+            b,
+            sys.executable,
+            "-m",
+            "http.server",
+            str(HTTP_PORT),
+            "--bind",
+            "::",
+            "--directory",
+            str(docroot),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 10
-    while run(["ip", "netns", "exec", b, "ss", "-ltn", f"sport = :{HTTP_PORT}"], check=False).stdout.count(b"LISTEN") == 0:
+    while (
+        run(
+            ["ip", "netns", "exec", b, "ss", "-ltn", f"sport = :{HTTP_PORT}"], check=False
+        ).stdout.count(b"LISTEN")
+        == 0
+    ):
         if time.monotonic() > deadline or srv.poll() is not None:
             raise RuntimeError("http.server did not start")
         time.sleep(0.1)
     for url in urls:
-        r = run(["ip", "netns", "exec", a, "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
-                 "--max-time", "10", url])
+        r = run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                a,
+                "curl",
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "10",
+                url,
+            ]
+        )
         if r.stdout != b"200":
             raise RuntimeError(f"{url}: HTTP {r.stdout!r}")
 
@@ -168,17 +273,35 @@ def kernel_captures(out: Path) -> None:
         try:
             with namespaces() as (a, b):
                 vxlan(a, b)
-                with capture(procs, out / "tunnel-vxlan.pcap", "udp port 4789", iface="llvA", netns=a):
-                    serve_and_fetch(procs, a, b, [f"http://10.10.1.2:{HTTP_PORT}/hello.txt",
-                                                  f"http://[fd00:42::2]:{HTTP_PORT}/hello.txt"], docroot)
+                with capture(
+                    procs, out / "tunnel-vxlan.pcap", "udp port 4789", iface="llvA", netns=a
+                ):
+                    serve_and_fetch(
+                        procs,
+                        a,
+                        b,
+                        [
+                            f"http://10.10.1.2:{HTTP_PORT}/hello.txt",
+                            f"http://[fd00:42::2]:{HTTP_PORT}/hello.txt",
+                        ],
+                        docroot,
+                    )
             for kind, spec in KERNEL_KINDS.items():
                 with namespaces() as (a, b):
-                    args = spec.format(me4="192.0.2.1", peer4="192.0.2.2", me6="2001:db8::1", peer6="2001:db8::2")
-                    r = run(["ip", "-n", a, "link", "add", "t0", "type", *args.split()], check=False)
+                    args = spec.format(
+                        me4="192.0.2.1", peer4="192.0.2.2", me6="2001:db8::1", peer6="2001:db8::2"
+                    )
+                    r = run(
+                        ["ip", "-n", a, "link", "add", "t0", "type", *args.split()], check=False
+                    )
                     if r.returncode != 0:
-                        log(f"{kind}: the kernel cannot make it here ({r.stderr.decode().strip()}); re-encapsulated instead")
+                        log(
+                            f"{kind}: the kernel cannot make it here ({r.stderr.decode().strip()}); re-encapsulated instead"
+                        )
                     else:
-                        log(f"{kind}: the kernel has it, but the committed sample is re-encapsulated (same files everywhere)")
+                        log(
+                            f"{kind}: the kernel has it, but the committed sample is re-encapsulated (same files everywhere)"
+                        )
         finally:
             procs.stop_all()
 
@@ -256,7 +379,11 @@ def reencapsulate(out: Path) -> list[str]:
         return IP(src="192.0.2.1", dst="192.0.2.2") if up else IP(src="192.0.2.2", dst="192.0.2.1")
 
     def outer6(up: bool) -> IPv6:
-        return IPv6(src="2001:db8::1", dst="2001:db8::2") if up else IPv6(src="2001:db8::2", dst="2001:db8::1")
+        return (
+            IPv6(src="2001:db8::1", dst="2001:db8::2")
+            if up
+            else IPv6(src="2001:db8::2", dst="2001:db8::1")
+        )
 
     mac_a, mac_b = "02:00:00:00:00:0a", "02:00:00:00:00:0b"
 
@@ -272,10 +399,21 @@ def reencapsulate(out: Path) -> list[str]:
         return None
 
     # -- tunnels
-    emit("tunnel-geneve.pcap", 1, lambda eth, up: bytes(
-        underlay(up) / outer4(up) / UDP(sport=49152 + (7 if up else 9), dport=6081)
-        / GENEVE(vni=7, proto=0x6558, options=[GeneveOptions(classid=0x0102, type=0x80, data=b"\x00\x00\x00\x2a")])
-        / Raw(eth)))
+    emit(
+        "tunnel-geneve.pcap",
+        1,
+        lambda eth, up: bytes(
+            underlay(up)
+            / outer4(up)
+            / UDP(sport=49152 + (7 if up else 9), dport=6081)
+            / GENEVE(
+                vni=7,
+                proto=0x6558,
+                options=[GeneveOptions(classid=0x0102, type=0x80, data=b"\x00\x00\x00\x2a")],
+            )
+            / Raw(eth)
+        ),
+    )
 
     def gre_ip(eth: bytes, up: bool, v6_underlay: bool = False, **kw: object) -> bytes | None:
         ip = ip_of(eth)
@@ -291,20 +429,49 @@ def reencapsulate(out: Path) -> list[str]:
         seq["n"] += 1
         return seq["n"]
 
-    emit("tunnel-gre.pcap", 1, lambda eth, up: gre_ip(
-        eth, up, chksum_present=1, key_present=1, key=5, seqnum_present=1, sequence_number=next_seq()))
-    emit("tunnel-gretap.pcap", 1, lambda eth, up: bytes(underlay(up) / outer4(up) / GRE(proto=0x6558) / Raw(eth)))
+    emit(
+        "tunnel-gre.pcap",
+        1,
+        lambda eth, up: gre_ip(
+            eth,
+            up,
+            chksum_present=1,
+            key_present=1,
+            key=5,
+            seqnum_present=1,
+            sequence_number=next_seq(),
+        ),
+    )
+    emit(
+        "tunnel-gretap.pcap",
+        1,
+        lambda eth, up: bytes(underlay(up) / outer4(up) / GRE(proto=0x6558) / Raw(eth)),
+    )
     emit("tunnel-ip6gre.pcap", 1, lambda eth, up: gre_ip(eth, up, v6_underlay=True))
 
     def mirror() -> Ether:
         return Ether(src=mac_a, dst="02:00:00:00:00:99") / IP(src="192.0.2.1", dst="192.0.2.9")
 
-    emit("tunnel-erspan2.pcap", 1, lambda eth, up: bytes(
-        mirror() / GRE(proto=0x88BE, seqnum_present=1, sequence_number=next_seq())
-        / ERSPAN_II(session_id=123, index=7) / Raw(eth)))
-    emit("tunnel-erspan3.pcap", 1, lambda eth, up: bytes(
-        mirror() / GRE(proto=0x22EB, seqnum_present=1, sequence_number=next_seq())
-        / ERSPAN_III(session_id=321, hw=7, timestamp=12345) / Raw(eth)))
+    emit(
+        "tunnel-erspan2.pcap",
+        1,
+        lambda eth, up: bytes(
+            mirror()
+            / GRE(proto=0x88BE, seqnum_present=1, sequence_number=next_seq())
+            / ERSPAN_II(session_id=123, index=7)
+            / Raw(eth)
+        ),
+    )
+    emit(
+        "tunnel-erspan3.pcap",
+        1,
+        lambda eth, up: bytes(
+            mirror()
+            / GRE(proto=0x22EB, seqnum_present=1, sequence_number=next_seq())
+            / ERSPAN_III(session_id=321, hw=7, timestamp=12345)
+            / Raw(eth)
+        ),
+    )
 
     def ip_in(outer_v6: bool, inner: int) -> Callable[[bytes, bool], bytes | None]:
         def wrap(eth: bytes, up: bool) -> bytes | None:
@@ -318,6 +485,7 @@ def reencapsulate(out: Path) -> list[str]:
             else:
                 outer.proto = proto
             return bytes(underlay(up) / outer / Raw(ip[1]))
+
         return wrap
 
     emit("tunnel-ipip.pcap", 1, ip_in(False, 4))
@@ -333,7 +501,9 @@ def reencapsulate(out: Path) -> list[str]:
         et = p.type
         body = LLC(dsap=0xAA, ssap=0xAA, ctrl=3) / SNAP(OUI=0, code=et) / p.payload
         if et == 0x86DD:  # the IPv6 connection: a four-address WDS link, plain data frames
-            hdr = Dot11(type=2, subtype=0, FCfield=0x03, addr1=ap, addr2=ap, addr3=p.dst, addr4=p.src)
+            hdr = Dot11(
+                type=2, subtype=0, FCfield=0x03, addr1=ap, addr2=ap, addr3=p.dst, addr4=p.src
+            )
             return bytes(hdr / body)
         if up:
             hdr = Dot11(type=2, subtype=8, FCfield=0x01, addr1=ap, addr2=sta, addr3=srv)
@@ -342,12 +512,17 @@ def reencapsulate(out: Path) -> list[str]:
         return bytes(hdr / Dot11QoS(TID=0) / body)
 
     extras = [
-        bytes(Dot11(type=0, subtype=8, addr1="ff:ff:ff:ff:ff:ff", addr2=ap, addr3=ap)
-              / Dot11Beacon(cap="ESS")),
+        bytes(
+            Dot11(type=0, subtype=8, addr1="ff:ff:ff:ff:ff:ff", addr2=ap, addr3=ap)
+            / Dot11Beacon(cap="ESS")
+        ),
         bytes(Dot11(type=1, subtype=13, addr1=sta)),  # ACK: 10 bytes
         bytes(Dot11(type=2, subtype=4, FCfield=0x01, addr1=ap, addr2=sta, addr3=ap)),  # null data
-        bytes(Dot11(type=2, subtype=8, FCfield=0x41, addr1=ap, addr2=sta, addr3=srv)
-              / Dot11QoS() / Raw(b"\x00" * 8 + b"encrypted payload")),
+        bytes(
+            Dot11(type=2, subtype=8, FCfield=0x41, addr1=ap, addr2=sta, addr3=srv)
+            / Dot11QoS()
+            / Raw(b"\x00" * 8 + b"encrypted payload")
+        ),
     ]
     t0 = frames[0][0] - 0.001
 
@@ -361,19 +536,51 @@ def reencapsulate(out: Path) -> list[str]:
         made.append(name)
 
     wlan_file("link-80211.pcap", 105, lambda d: d)
-    wlan_file("link-radiotap.pcap", 127, lambda d: bytes(
-        RadioTap(present="Flags+Rate+Channel+dBm_AntSignal", Flags=0, Rate=108, ChannelFrequency=5180,
-                 ChannelFlags="OFDM+5GHz", dBm_AntSignal=-40) / Raw(d)))
+    wlan_file(
+        "link-radiotap.pcap",
+        127,
+        lambda d: bytes(
+            RadioTap(
+                present="Flags+Rate+Channel+dBm_AntSignal",
+                Flags=0,
+                Rate=108,
+                ChannelFrequency=5180,
+                ChannelFlags="OFDM+5GHz",
+                dBm_AntSignal=-40,
+            )
+            / Raw(d)
+        ),
+    )
     wlan_file("link-ppi.pcap", 192, lambda d: bytes(PPI(dlt=105) / Raw(d)))
-    wlan_file("link-prism.pcap", 119, lambda d: bytes(PrismHeader(dev=b"wlan0", frmlen=len(d)) / Raw(d)))
+    wlan_file(
+        "link-prism.pcap", 119, lambda d: bytes(PrismHeader(dev=b"wlan0", frmlen=len(d)) / Raw(d))
+    )
 
     def avs(d: bytes) -> bytes:
         # AVS capture header version 2 (magic 0x80211002, Wireshark's wlancap dissector), 80
         # bytes, big-endian: version, length, mactime, hosttime, phytype, channel, datarate,
         # antenna, priority, ssi_type, ssi_signal, ssi_noise, preamble, encoding, then (v2)
         # sequence, drops, receiver address (6), padding (2)
-        hdr = struct.pack(">IIQQIIIIIIiiIIII6s2x", 0x80211002, 80, 0, 0, 8, 36, 540, 1, 0, 2, -40, -95, 1, 6, 0, 0,
-                          bytes(6))
+        hdr = struct.pack(
+            ">IIQQIIIIIIiiIIII6s2x",
+            0x80211002,
+            80,
+            0,
+            0,
+            8,
+            36,
+            540,
+            1,
+            0,
+            2,
+            -40,
+            -95,
+            1,
+            6,
+            0,
+            0,
+            bytes(6),
+        )
         assert len(hdr) == 80
         return hdr + d
 
@@ -387,22 +594,58 @@ def reencapsulate(out: Path) -> list[str]:
         def wrap(eth: bytes, up: bool) -> bytes | None:
             ip = ip_of(eth)
             return None if ip is None else fn(ip[0], ip[1], up)
+
         return wrap
 
-    emit("link-ppp.pcap", 9, with_ip(lambda v, ip, up: bytes(HDLC() / PPP(proto=ppp_proto(v)) / Raw(ip))))
-    emit("link-ppp-hdlc.pcap", 50, with_ip(lambda v, ip, up: bytes(HDLC() / PPP(proto=ppp_proto(v)) / Raw(ip))))
-    emit("link-pppoe.pcap", 1, with_ip(lambda v, ip, up: bytes(
-        underlay(up) / PPPoE(sessionid=0x1234) / PPP(proto=ppp_proto(v)) / Raw(ip))))
-    emit("link-ppp-ether.pcap", 51, with_ip(lambda v, ip, up: bytes(
-        PPPoE(sessionid=0x1234) / PPP(proto=ppp_proto(v)) / Raw(ip))))
-    emit("link-chdlc.pcap", 104, with_ip(lambda v, ip, up: bytes(
-        CHDLC(address=0x0F, proto=0x0800 if v == 4 else 0x86DD) / Raw(ip))))
+    emit(
+        "link-ppp.pcap",
+        9,
+        with_ip(lambda v, ip, up: bytes(HDLC() / PPP(proto=ppp_proto(v)) / Raw(ip))),
+    )
+    emit(
+        "link-ppp-hdlc.pcap",
+        50,
+        with_ip(lambda v, ip, up: bytes(HDLC() / PPP(proto=ppp_proto(v)) / Raw(ip))),
+    )
+    emit(
+        "link-pppoe.pcap",
+        1,
+        with_ip(
+            lambda v, ip, up: bytes(
+                underlay(up) / PPPoE(sessionid=0x1234) / PPP(proto=ppp_proto(v)) / Raw(ip)
+            )
+        ),
+    )
+    emit(
+        "link-ppp-ether.pcap",
+        51,
+        with_ip(
+            lambda v, ip, up: bytes(PPPoE(sessionid=0x1234) / PPP(proto=ppp_proto(v)) / Raw(ip))
+        ),
+    )
+    emit(
+        "link-chdlc.pcap",
+        104,
+        with_ip(
+            lambda v, ip, up: bytes(
+                CHDLC(address=0x0F, proto=0x0800 if v == 4 else 0x86DD) / Raw(ip)
+            )
+        ),
+    )
 
     def ipoib(v: int, ip: bytes, up: bool) -> bytes:
         # Linux IPoIB: a 40-byte pseudo-header (zero first 2 bytes: no GRH, destination address
         # at 20-39: QPN then GID), then the ethertype and 2 reserved bytes.
-        dgid = bytes.fromhex("fe800000000000000002c90300001234" if up else "fe800000000000000002c90300005678")
-        return bytes(20) + struct.pack(">I", 0x48) + dgid + struct.pack(">HH", 0x0800 if v == 4 else 0x86DD, 0) + ip
+        dgid = bytes.fromhex(
+            "fe800000000000000002c90300001234" if up else "fe800000000000000002c90300005678"
+        )
+        return (
+            bytes(20)
+            + struct.pack(">I", 0x48)
+            + dgid
+            + struct.pack(">HH", 0x0800 if v == 4 else 0x86DD, 0)
+            + ip
+        )
 
     emit("link-ipoib.pcap", 242, with_ip(ipoib))
     return made
@@ -413,10 +656,31 @@ def tshark_http(path: Path) -> list[tuple[str, ...]]:
     """HTTP requests and responses tshark finds, with their innermost source address (the
     Source column) and port."""
     r = subprocess.run(
-        ["tshark", "-r", str(path), "-Y", "http", "-T", "fields", "-E", "occurrence=l",
-         "-e", "_ws.col.Source", "-e", "tcp.srcport", "-e", "http.request.method",
-         "-e", "http.request.uri", "-e", "http.response.code"],
-        capture_output=True, text=True, check=True, timeout=120,
+        [
+            "tshark",
+            "-r",
+            str(path),
+            "-Y",
+            "http",
+            "-T",
+            "fields",
+            "-E",
+            "occurrence=l",
+            "-e",
+            "_ws.col.Source",
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "http.request.method",
+            "-e",
+            "http.request.uri",
+            "-e",
+            "http.response.code",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     return sorted(tuple(line.split("\t")) for line in r.stdout.splitlines() if line.strip())
 
@@ -426,7 +690,9 @@ def verify(out: Path, made: list[str]) -> None:
     IP-in-IP files carry only one inner version: compared with that version's part)."""
     want = tshark_http(out / "tunnel-vxlan.pcap")
     if len(want) != 4:
-        raise RuntimeError(f"tunnel-vxlan.pcap: expected 2 requests and 2 responses, tshark saw {want}")
+        raise RuntimeError(
+            f"tunnel-vxlan.pcap: expected 2 requests and 2 responses, tshark saw {want}"
+        )
     for name in made:
         got = tshark_http(out / name)
         expect = want

@@ -40,7 +40,9 @@ def test_vxlan_tunnel_parents_match_zeek() -> None:
 
     res = pcapan.analyze(CORPUS / CAPTURE)
     conns = res.connections
-    row = conns[(conns.orig_h == inner[0]["id.orig_h"]) & (conns.orig_p == int(inner[0]["id.orig_p"]))]
+    row = conns[
+        (conns.orig_h == inner[0]["id.orig_h"]) & (conns.orig_p == int(inner[0]["id.orig_p"]))
+    ]
     assert len(row) == 1
     entries = row.tunnel_parents.iloc[0].split(",")
     # One tunnel (as in Zeek): the mirror carried both directions from the same outer source.
@@ -49,8 +51,13 @@ def test_vxlan_tunnel_parents_match_zeek() -> None:
     assert kind == tunnel["service"]
     assert endpoints == f"{tunnel['id.orig_h']}>{tunnel['id.resp_h']}"
     if shutil.which("tshark"):
-        out = subprocess.run(["tshark", "-r", str(CORPUS / CAPTURE), "-T", "fields", "-e", "vxlan.vni"],
-                             capture_output=True, text=True, check=True, timeout=60).stdout
+        out = subprocess.run(
+            ["tshark", "-r", str(CORPUS / CAPTURE), "-T", "fields", "-e", "vxlan.vni"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
         assert vni == f"vni={int(set(out.split()).pop())}"
     # Zeek counts the tunnel's packets on its own row (12): every frame carried the inner flow.
     assert res.summary()["tunnelled_packets"] == int(tunnel["orig_pkts"]) + int(tunnel["resp_pkts"])

@@ -61,7 +61,13 @@ TUNNELS: dict[str, tuple[str, int, str | None, str] | None] = {
     "link-chdlc.pcap": None,
     "link-ipoib.pcap": None,
 }
-WLAN = ["link-80211.pcap", "link-radiotap.pcap", "link-ppi.pcap", "link-prism.pcap", "link-avs.pcap"]
+WLAN = [
+    "link-80211.pcap",
+    "link-radiotap.pcap",
+    "link-ppi.pcap",
+    "link-prism.pcap",
+    "link-avs.pcap",
+]
 
 
 def test_every_capture_is_listed() -> None:
@@ -73,11 +79,30 @@ def analyze(name: str) -> pcapan.Result:
     return pcapan.analyze(ENCAP / name)
 
 
-def tshark(path: Path, fields: list[str], display: str = "tcp", occurrence: str = "a") -> list[list[str]]:
+def tshark(
+    path: Path, fields: list[str], display: str = "tcp", occurrence: str = "a"
+) -> list[list[str]]:
     r = subprocess.run(
-        [TSHARK, "-r", str(path), "-Y", display, "-T", "fields", "-E", "separator=\t",
-         "-E", f"occurrence={occurrence}", "-E", "aggregator=|", *[a for f in fields for a in ("-e", f)]],
-        capture_output=True, text=True, check=True, timeout=120,
+        [
+            TSHARK,
+            "-r",
+            str(path),
+            "-Y",
+            display,
+            "-T",
+            "fields",
+            "-E",
+            "separator=\t",
+            "-E",
+            f"occurrence={occurrence}",
+            "-E",
+            "aggregator=|",
+            *[a for f in fields for a in ("-e", f)],
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     return [line.split("\t") for line in r.stdout.splitlines()]
 
@@ -91,9 +116,21 @@ def tshark_view(name: str) -> dict[Key, dict]:
     the tunnel descriptions, all from tshark's fields."""
     path = ENCAP / name
     spec = TUNNELS[name]
-    fields = ["tcp.stream", "_ws.col.Source", "_ws.col.Destination", "tcp.srcport", "tcp.dstport",
-              "tcp.flags.syn", "tcp.flags.ack", "tcp.len", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst",
-              "frame.protocols"]
+    fields = [
+        "tcp.stream",
+        "_ws.col.Source",
+        "_ws.col.Destination",
+        "tcp.srcport",
+        "tcp.dstport",
+        "tcp.flags.syn",
+        "tcp.flags.ack",
+        "tcp.len",
+        "ip.src",
+        "ip.dst",
+        "ipv6.src",
+        "ipv6.dst",
+        "frame.protocols",
+    ]
     if spec and spec[2]:
         fields.append(spec[2])
     streams: dict[str, list[list[str]]] = defaultdict(list)
@@ -120,7 +157,9 @@ def tshark_view(name: str) -> dict[Key, dict]:
                 extra = f" {label}={int(r[12].split('|')[0], 0)}" if len(r) > 12 and r[12] else ""
                 v["tunnels"].add(f"{kind} {src}>{dst}{extra}")
         out[key] = v
-    for method_uri_port in tshark(path, ["tcp.srcport", "http.request.method", "http.request.uri"], "http.request"):
+    for method_uri_port in tshark(
+        path, ["tcp.srcport", "http.request.method", "http.request.uri"], "http.request"
+    ):
         for key in out:
             if key[1] == int(method_uri_port[0]):
                 out[key].setdefault("requests", []).append(tuple(method_uri_port[1:]))
@@ -220,6 +259,7 @@ def _set(at: int, value: int, fmt: str = ">H"):  # noqa: ANN202
     def edit(b: bytearray) -> bytearray:
         struct.pack_into(fmt, b, at, value)
         return b
+
     return edit
 
 
@@ -241,15 +281,34 @@ MALFORMED = [
     ("link-chdlc.pcap", "http.request", _cut(3), "bad_chdlc_header"),
     ("link-ipoib.pcap", "http.request", _cut(40), "bad_ipoib_header"),
     ("tunnel-gre.pcap", "http.request", _set(34, 0xB000 | 0x4000), "bad_gre_header"),  # routing bit
-    ("tunnel-geneve.pcap", "http.request", _set(42, 0x3F, ">B"), "bad_geneve_header"),  # 252 option bytes
-    ("tunnel-erspan2.pcap", "http.request", _set(42, 0x20, ">B"), "bad_erspan_header"),  # version 2 in type II
-    ("tunnel-erspan3.pcap", "http.request", _set(42, 0x10, ">B"), "bad_erspan_header"),  # version 1 in type III
+    (
+        "tunnel-geneve.pcap",
+        "http.request",
+        _set(42, 0x3F, ">B"),
+        "bad_geneve_header",
+    ),  # 252 option bytes
+    (
+        "tunnel-erspan2.pcap",
+        "http.request",
+        _set(42, 0x20, ">B"),
+        "bad_erspan_header",
+    ),  # version 2 in type II
+    (
+        "tunnel-erspan3.pcap",
+        "http.request",
+        _set(42, 0x10, ">B"),
+        "bad_erspan_header",
+    ),  # version 1 in type III
 ]
 
 
 @needs_tshark
-@pytest.mark.parametrize(("name", "display", "edit", "kind"), MALFORMED, ids=[m[0] + ":" + m[3] for m in MALFORMED])
-def test_malformed_header_is_an_anomaly(name: str, display: str, edit, kind: str, tmp_path: Path) -> None:  # noqa: ANN001
+@pytest.mark.parametrize(
+    ("name", "display", "edit", "kind"), MALFORMED, ids=[m[0] + ":" + m[3] for m in MALFORMED]
+)
+def test_malformed_header_is_an_anomaly(
+    name: str, display: str, edit, kind: str, tmp_path: Path
+) -> None:  # noqa: ANN001
     src = ENCAP / name
     frame = find_frame(src, display)
     bad = mutate(src, frame, edit, tmp_path)
@@ -291,8 +350,19 @@ def test_tunnel_in_fragmented_outer_datagram(tmp_path: Path) -> None:
     wrpcap(str(out), pkts)
     got, want = pcapan.analyze(out), analyze("tunnel-vxlan.pcap")
     assert got.summary()["ip_reassembled"] > 0
-    cols = ["orig_h", "orig_p", "resp_h", "resp_p", "orig_pkts", "resp_pkts", "orig_bytes", "resp_bytes",
-            "missed_bytes", "history", "tunnel_parents"]
+    cols = [
+        "orig_h",
+        "orig_p",
+        "resp_h",
+        "resp_p",
+        "orig_pkts",
+        "resp_pkts",
+        "orig_bytes",
+        "resp_bytes",
+        "missed_bytes",
+        "history",
+        "tunnel_parents",
+    ]
     assert got.connections[cols].equals(want.connections[cols])
     assert list(got.http.status_code) == list(want.http.status_code) == [200, 200]
 
@@ -307,8 +377,10 @@ def test_zeek_conn_log_tunnel_parents(tmp_path: Path) -> None:
     assert len(rows) == 2
     for row in rows:
         # set[string] with Zeek's "," set separator; the strings are the column's entries
-        assert sorted(row["tunnel_parents"].split(",")) == ["gre 192.0.2.1>192.0.2.2 key=5",
-                                                              "gre 192.0.2.2>192.0.2.1 key=5"]
+        assert sorted(row["tunnel_parents"].split(",")) == [
+            "gre 192.0.2.1>192.0.2.2 key=5",
+            "gre 192.0.2.2>192.0.2.1 key=5",
+        ]
 
 
 def test_plain_captures_have_no_tunnel_parents() -> None:
@@ -327,21 +399,42 @@ def test_random_frames_of_every_new_link_type_and_tunnel() -> None:
     from pcapan.io.batch import FrameBatch
 
     rng = np.random.default_rng(13)
-    eth_ip = bytes.fromhex("020000000002020000000001" "0800" "45000000000040000040" "0000c0000201c0000202")
+    eth_ip = bytes.fromhex("0200000000020200000000010800450000000000400000400000c0000201c0000202")
 
     def outer(proto: int, head: bytes) -> bytes:
         return eth_ip[:23] + bytes([proto]) + eth_ip[24:] + head
 
     prefixes = {
-        lt.ETHERNET: [outer(17, bytes.fromhex("c35012b500000000")), outer(17, bytes.fromhex("c35017c100000000")),
-                      outer(47, b""), outer(4, b""), outer(41, b""), bytes.fromhex("020000000002020000000001" "8864")],
-        **{t: [b""] for t in (lt.PPP, lt.PPP_HDLC, lt.PPP_ETHER, lt.C_HDLC, lt.IEEE802_11, lt.PRISM, lt.RADIOTAP,
-                              lt.AVS, lt.PPI, lt.IPOIB)},
+        lt.ETHERNET: [
+            outer(17, bytes.fromhex("c35012b500000000")),
+            outer(17, bytes.fromhex("c35017c100000000")),
+            outer(47, b""),
+            outer(4, b""),
+            outer(41, b""),
+            bytes.fromhex("0200000000020200000000018864"),
+        ],
+        **{
+            t: [b""]
+            for t in (
+                lt.PPP,
+                lt.PPP_HDLC,
+                lt.PPP_ETHER,
+                lt.C_HDLC,
+                lt.IEEE802_11,
+                lt.PRISM,
+                lt.RADIOTAP,
+                lt.AVS,
+                lt.PPI,
+                lt.IPOIB,
+            )
+        },
     }
     for linktype, heads in prefixes.items():
         for head in heads:
-            frames = [head + rng.integers(0, 256, int(rng.integers(0, 160)), dtype=np.uint8).tobytes()
-                      for _ in range(3000)]
+            frames = [
+                head + rng.integers(0, 256, int(rng.integers(0, 160)), dtype=np.uint8).tobytes()
+                for _ in range(3000)
+            ]
             if head.startswith(eth_ip[:12]) and len(head) > 34:
                 # a plausible IPv4 total length, so the tunnel code gets to the random part
                 frames = [f[:16] + (len(f) - 14).to_bytes(2, "big") + f[18:] for f in frames]
@@ -349,8 +442,15 @@ def test_random_frames_of_every_new_link_type_and_tunnel() -> None:
             lens = np.array([len(f) for f in frames], dtype=np.int64)
             off = np.concatenate([[0], np.cumsum(lens)[:-1]])
             n = len(frames)
-            batch = FrameBatch(data, off, lens, lens, np.arange(n, dtype=np.int64) * 1000,
-                               np.full(n, linktype, dtype=np.int32), np.arange(1, n + 1, dtype=np.int64))
+            batch = FrameBatch(
+                data,
+                off,
+                lens,
+                lens,
+                np.arange(n, dtype=np.int64) * 1000,
+                np.full(n, linktype, dtype=np.int32),
+                np.arange(1, n + 1, dtype=np.int64),
+            )
             d = Decoder()
             d.decode(batch)
             st = d.stats
@@ -368,4 +468,6 @@ def test_tunnel_table_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert list(res.anomalies.name) == ["tunnel_table_full"]
     assert len(res.connections) == 2 and set(res.http.status_code) == {200}
     # the first packet (frame 1, client to server) made the one remembered tunnel
-    assert set(res.connections.tunnel_parents) == {"gre 192.0.2.1>192.0.2.2 key=5,gre ?>? (more than 1 tunnels)"}
+    assert set(res.connections.tunnel_parents) == {
+        "gre 192.0.2.1>192.0.2.2 key=5,gre ?>? (more than 1 tunnels)"
+    }
