@@ -441,6 +441,9 @@ class Analyzer:
             "ip_fragments": st.fragments,
             "ip_reassembled": st.reassembled,
             "tunnelled_packets": st.tunnelled,
+            "wlan_non_data_frames": st.wlan_non_data,
+            "wlan_protected_frames": st.wlan_protected,
+            "wlan_amsdu_frames": st.wlan_amsdu,
             # Cleartext HTTP/2 (prior knowledge or h2c upgrade): frame headers walked, not decoded.
             "http2_connections": eng.h2_ctx.connections,
             "http2_frames": eng.h2_ctx.frames,

@@ -137,6 +137,12 @@ PIPELINE_SERIAL_THINK_SHARE = 0.5
 # Tunnels inside tunnels: decoded up to this depth (a VXLAN packet carrying VXLAN ...); deeper
 # nesting is unheard of in practice and would let one crafted frame cost unbounded work.
 MAX_TUNNEL_DEPTH = 3
+# Distinct encapsulations (kind, outer addresses, VNI/key/session, parent) remembered for the
+# tunnel_parents column, ~300 bytes each: real overlays have a few VTEP pairs and VNIs, but a
+# crafted capture could make every packet a new tunnel. Past the bound, further new ones are
+# described by kind only ("<kind> (more than MAX_TUNNELS tunnels)") and a tunnel_table_full
+# anomaly is reported once; the inner packets are still decoded.
+MAX_TUNNELS = 65536
 
 # Round-trip time bookkeeping per endpoint across batches. Segments not yet acknowledged: a
 # window's worth is a few hundred segments (64 KiB .. 16 MiB windows at 1448 bytes a segment);

@@ -80,6 +80,7 @@ class ConnRecord:
     partial: bool
     flipped: bool
     ip_version: int
+    tunnel_parents: str | None
     source: str
 
 

@@ -136,6 +136,9 @@ class Analyzer:
         # give identical tables, which a test checks).
         self.fold_bulk = True
         self.packets = 0
+        # Connection (creation number) -> ids of the tunnels its packets came in: only for
+        # connections seen in a tunnel, so the common case costs nothing.
+        self._tunnels_of: dict[int, set[int]] = {}
         self.first_ns = 0
         self.last_ns = 0
 
@@ -392,6 +395,9 @@ class Analyzer:
         filled = np.empty(n, dtype=np.int64)
         filled[order] = slot_s[pos]
         self._rtt(tp, filled, a_is_src, conns)
+        if tp.tunnel.any():
+            tun = np.nonzero(tp.tunnel)[0]
+            self._note_tunnels(conns, filled[tun], tp.tunnel[tun])
         pa = np.nonzero(~interesting & ~bulk)[0]
         if pa.shape[0]:
             self._pure_acks(conns, filled[pa], a_is_src[pa], tp.ip_len[pa], ts[pa], tp.ack[pa], tp.frame_no[pa], fb)
@@ -707,6 +713,10 @@ class Analyzer:
             key = FlowKey(ipver, d_b, dport, s_b, sport)
         conn = Connection(make_uid(key, t), key, orig_is_a, t, self._n)
         self._n += 1
+        if tunnel := tp.tunnel.item(i):
+            # (Also here: a connection that ends within its first batch is recorded before
+            # the batch's tunnels are noted.)
+            self._tunnels_of[conn.n] = {tunnel}
         conn.partial = partial
         if not src_is_orig:
             conn.flipped = True
@@ -800,8 +810,26 @@ class Analyzer:
             c.partial,  # partial
             c.flipped,  # flipped
             k.ipver,  # ip_version
+            self._tunnel_parents(c),  # tunnel_parents
             self.source,  # source
         )
+
+    def _note_tunnels(self, conns: list[Connection], slots: np.ndarray, tunnel: np.ndarray) -> None:
+        """Remember which encapsulations carried each connection's packets: one Python step
+        per distinct (connection, tunnel) in the batch, not per packet."""
+        for key in np.unique(slots * (1 << 32) + tunnel).tolist():
+            s, t = divmod(key, 1 << 32)
+            self._tunnels_of.setdefault(conns[s].n, set()).add(t)
+
+    def _tunnel_parents(self, c: Connection) -> str | None:
+        """The tunnel_parents column: each encapsulation that carried the connection's packets,
+        as those packets went (a mirror session carries both directions one way), distinct,
+        sorted, comma-separated (Zeek's set)."""
+        seen = self._tunnels_of.pop(c.n, None)
+        if not seen:
+            return None
+        describe = self.decoder.describe_tunnel
+        return ",".join(sorted({describe(t) for t in seen}))
 
     def finish(self) -> None:
         """End of input: finalise every open connection ("end of capture")."""

@@ -93,7 +93,7 @@ CONN = ZeekLogSpec("conn", "connections", (
     _copy("orig_ip_bytes", "count", "orig_ip_bytes"),
     _copy("resp_pkts", "count", "resp_pkts"),
     _copy("resp_ip_bytes", "count", "resp_ip_bytes"),
-    ZeekField("tunnel_parents", "set[string]", _UNSET),
+    ZeekField("tunnel_parents", "set[string]", "tunnel_parents: the tunnels as described there (pcapan has no rows for the tunnels themselves, so no uids); unset when none"),
     ZeekField("ip_proto", "count", "6 (TCP)"),
     ZeekField("community_id", "string", "community_id (Zeek's policy/protocols/conn/community-id-logging)", "community_id"),
 ), latin1=False)
@@ -242,7 +242,8 @@ def _conn_values(df: pd.DataFrame, _: dict[str, pd.DataFrame]) -> dict[str, list
         "duration": [d if p else None for d, p in zip(dur, positive, strict=True)],
         "orig_bytes": [v if p else None for v, p in zip(_col(df, "orig_bytes"), positive, strict=True)],
         "resp_bytes": [v if p else None for v, p in zip(_col(df, "resp_bytes"), positive, strict=True)],
-        "local_orig": _none(n), "local_resp": _none(n), "tunnel_parents": _none(n),
+        "local_orig": _none(n), "local_resp": _none(n),
+        "tunnel_parents": [None if _is_na(t) or not t else str(t).split(",") for t in _col(df, "tunnel_parents")],
         "ip_proto": [IP_PROTO_TCP] * n,
     })
     return out

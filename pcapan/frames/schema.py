@@ -70,6 +70,7 @@ CONNECTIONS: tuple[Column, ...] = (
     Column("partial", BOOL, "", "Picked up mid-stream (no SYN seen first); orientation is the stated port heuristic."),
     Column("flipped", BOOL, "", "Orientation differs from the first packet's direction (e.g. SYN-ACK seen first)."),
     Column("ip_version", INT, "", "IP version of the connection: 4 or 6."),
+    Column("tunnel_parents", STR, "", "Tunnels the connection's packets came in (Zeek's tunnel_parents), comma-separated, sorted; empty when none. Each is '<kind> <outer src>><outer dst>[ vni=|key=|session=N]' as the packets went, so a two-way tunnel gives two (kind: vxlan, geneve, gre, erspan1/2/3, ipip, 6in4, 4in6, ip6ip6); nested tunnels outermost first, joined by ' / '."),
     Column("source", STR, "", "Capture file the connection was read from."),
 )
 
