@@ -412,6 +412,7 @@ class Analyzer:
         """Read a whole capture file (or stream) into the analysis."""
         opened = open_capture(source)
         self.start_source(opened.name)
+        unsupported = dict(self._engine.decoder.stats.unsupported_linktype_frames)
         with _quiet_gc():
             for batch in opened:
                 self._engine.feed(batch)
@@ -422,6 +423,11 @@ class Analyzer:
         for issue in opened.report.issues:
             if issue.fatal:
                 self._warnings.append(f"{opened.name}: {issue.detail} (stopped at frame {issue.frame_no})")
+        # Frames of a link layer pcapan does not decode would otherwise pass with exit 0 and empty
+        # tables: one line per link type, like a truncated file.
+        for linktype, count in self._engine.decoder.stats.unsupported_linktype_frames.items():
+            if count > unsupported.get(linktype, 0):
+                self._warnings.append(_unsupported_linktype_warning(opened.name, linktype, count - unsupported.get(linktype, 0)))
 
     def finish(self) -> Result:
         eng = self._engine
@@ -494,6 +500,11 @@ class Analyzer:
         stats = {"sources": list(self._sources), "frames": st.frames, "frame_bytes": st.frame_bytes,
                  "first_ts_ns": eng.first_ns, "last_ts_ns": eng.last_ns}
         return Result(conns, anomalies, stats, list(self._warnings), http, tls, samples)
+
+
+def _unsupported_linktype_warning(source: str, linktype: int, frames: int) -> str:
+    return (f"{source}: {frames:,} frame(s) of link type {linktype} not analysed: pcapan does not decode "
+            "this link layer (counted only; see https://www.tcpdump.org/linktypes.html)")
 
 
 def analyze(
