@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pcapan.analysis.engine import Analyzer as _Engine
 from pcapan.analysis.http import BodyHook
+from pcapan.errors import DuplicateSourceWarning
 from pcapan.flow.rtt import KINDS, RttSamples
 from pcapan.frames.schema import (
     ANOMALIES,
@@ -31,6 +33,7 @@ from pcapan.frames.schema import (
     Column,
 )
 from pcapan.io import FrameBatch, open_capture
+from pcapan.io.identity import SourceRegistry
 from pcapan.model import AnomalyRecord, ConnRecord, HttpRecord, TlsRecord
 
 if TYPE_CHECKING:
@@ -400,6 +403,7 @@ class Analyzer:
         self._engine = _Engine(**kwargs)
         self._warnings: list[str] = []
         self._sources: list[str] = []
+        self._registry = SourceRegistry()
 
     def start_source(self, name: str) -> None:
         self._engine.start_source(name)
@@ -410,7 +414,15 @@ class Analyzer:
 
     def feed_source(self, source: Source, progress: Progress | None = None) -> None:
         """Read a whole capture file (or stream) into the analysis."""
+        again = self._registry.add(source)
         opened = open_capture(source)
+        if again:
+            # Still analysed (as tshark would): the user may mean it. But every segment of the
+            # second reading is a retransmission of the first, so say so.
+            msg = (f"{opened.name}: {again}; its packets are analysed twice (the second reading's "
+                   "segments count as retransmissions)")
+            self._warnings.append(msg)
+            warnings.warn(msg, DuplicateSourceWarning, stacklevel=3)
         self.start_source(opened.name)
         unsupported = dict(self._engine.decoder.stats.unsupported_linktype_frames)
         with _quiet_gc():

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pcapan import __version__
-from pcapan.errors import PcapanError
+from pcapan.errors import PcapanError, PcapanWarning
 
 if TYPE_CHECKING:
     from pcapan.api import Result
@@ -365,6 +366,9 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # pcapan's Python warnings are also in Result.warnings, which every verb prints as one
+    # "pcapan: warning:" line; Python's own rendering would print each a second time.
+    warnings.filterwarnings("ignore", category=PcapanWarning)
     handlers = {"analyze": _cmd_analyze, "connections": _cmd_table, "http": _cmd_table, "tls": _cmd_table, "rtt": _cmd_table,
                 "servers": _cmd_table,
                 "extract": _cmd_extract,

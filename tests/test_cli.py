@@ -159,3 +159,44 @@ def test_unsupported_linktype_warning_per_source(tmp_path: Path) -> None:
         f"{cap}: 141 frame(s) of link type 147 not analysed: pcapan does not decode this link layer "
         "(counted only; see https://www.tcpdump.org/linktypes.html)"]
     assert len(res.connections) == 2  # the Ethernet sample is still analysed
+
+
+def test_same_file_twice_is_warned(tmp_path: Path) -> None:
+    """Issue 13 (1): `pcapan analyze F F` silently counted the second reading's segments as
+    retransmissions. It still analyses both readings, but says so once on stderr."""
+    p = run("analyze", str(KEEPALIVE), str(KEEPALIVE), "--json")
+    assert p.returncode == 0 and "Traceback" not in p.stderr
+    assert p.stderr.splitlines() == [
+        f"pcapan: warning: {KEEPALIVE}: given twice; its packets are analysed twice (the second "
+        "reading's segments count as retransmissions)"]
+    assert json.loads(p.stdout)["frames"] == 2 * 141  # capinfos -c: 141 frames in the sample
+
+
+def test_same_file_twice_python_warning(tmp_path: Path) -> None:
+    """The library warns with DuplicateSourceWarning (and in Result.warnings) for the same path,
+    a symlink, a hard link and a byte-identical copy; not for a file of the same size whose
+    bytes differ, nor for distinct files."""
+    import warnings
+
+    from pcapan.api import analyze
+    from pcapan.errors import DuplicateSourceWarning
+
+    data = KEEPALIVE.read_bytes()
+    copy, link, hard, other = (tmp_path / n for n in ("copy.pcap", "link.pcap", "hard.pcap", "other.pcap"))
+    copy.write_bytes(data)
+    link.symlink_to(KEEPALIVE)
+    hard.hardlink_to(copy)
+    other.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # same size, last payload byte differs
+    for second, why in ((KEEPALIVE, "given twice"), (link, f"the same file as {KEEPALIVE}"),
+                        (copy, f"a copy of {KEEPALIVE} (same size and SHA-256)")):
+        with pytest.warns(DuplicateSourceWarning, match="analysed twice") as rec:
+            res = analyze([KEEPALIVE, second])
+        assert len(rec) == 1
+        assert res.warnings == [f"{second}: {why}; its packets are analysed twice (the second reading's "
+                                "segments count as retransmissions)"]
+    with pytest.warns(DuplicateSourceWarning, match=f"the same file as {copy}"):
+        analyze([copy, hard])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DuplicateSourceWarning)
+        assert analyze([KEEPALIVE, other]).warnings == []
+        assert analyze([KEEPALIVE, SAMPLES / "http-close.pcap"]).warnings == []
