@@ -542,11 +542,15 @@ def extract(
     *,
     decode: bool = False,
     progress: Progress | None = None,
+    safe_csv: bool = False,
 ) -> tuple[Result, pd.DataFrame]:
     """Write every HTTP response body into ``directory`` (generated names) with a manifest.csv.
 
     Bodies are de-chunked; ``decode=True`` also undoes gzip/deflate content coding. Returns the
     analysis result and the manifest (file, uid, trans_depth, uri, content type, size, sha256...).
+    ``safe_csv=True`` writes manifest.csv for spreadsheets, as ``export --safe-csv`` does: control
+    characters escaped and formula-leading text cells prefixed with ``'`` (the returned DataFrame
+    keeps the exact values).
     """
     import pandas as pd
 
@@ -557,5 +561,5 @@ def extract(
         res = analyze(sources, progress=progress, on_http_body=writer)
     finally:
         writer.close()
-    rows = writer.finish(res.http, decode=decode)
+    rows = writer.finish(res.http, decode=decode, safe_csv=safe_csv)
     return res, pd.DataFrame(rows, columns=list(MANIFEST_FIELDS))
