@@ -276,13 +276,21 @@ def _edit_record_4(tmp_path: Path, caplen: int, wirelen: int) -> tuple[Path, Pat
         (200_000, 200_000, "record runs past the end of the file"),
     ],
 )
+@pytest.mark.parametrize("chunk", [None, 4096])
 def test_pcap_one_bad_record_header_loses_only_that_record(
-    tmp_path: Path, caplen: int, wirelen: int, why: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplen: int,
+    wirelen: int,
+    why: str,
+    chunk: int | None,
 ) -> None:
     """One corrupt record header in an otherwise intact real capture: a `bad_record_length`
     issue (not fatal, not `truncated_file`) and every other record read. Expected frames: the
     intact file minus record 4, as capinfos counts (140) and tshark reads it."""
     bad, minus = _edit_record_4(tmp_path, caplen, wirelen)
+    if chunk:  # the search waits for more bytes across reads, and reports once
+        monkeypatch.setattr(pcap_mod, "READ_CHUNK_BYTES", chunk)
     got = read(bad)
     assert got.kinds() == ["bad_record_length"], why
     issue = got.report.issues[0]
@@ -581,18 +589,69 @@ BAD_LENGTH_BLOCKS = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_LENGTH_BLOCKS))
-def test_pcapng_bad_block_length_stops_cleanly(tmp_path: Path, case: str) -> None:
+def test_pcapng_bad_block_length_resyncs(tmp_path: Path, case: str) -> None:
+    """Issue 13 (3), the pcapng analogue: one block with a wrong length costs that block, not
+    the rest of the file. Reading resumes at the next block of a known type whose leading and
+    trailing lengths agree (and that is followed by another or by the end of the file)."""
     prefix, frames = good_prefix()
     after = (
         epb(0, 99, frame_bytes(50, 30))
-        + epb(7, 99, frame_bytes(51, 30))
+        + epb(7, 99, frame_bytes(51, 30))  # names an interface the section lacks: skipped
         + epb(0, 99, frame_bytes(52, 30))
     )
-    got = read(write(tmp_path, "bad.pcapng", prefix + BAD_LENGTH_BLOCKS[case] + after))
+    bad = BAD_LENGTH_BLOCKS[case]
+    got = read(write(tmp_path, "bad.pcapng", prefix + bad + after))
+    assert got.data == frames + [frame_bytes(50, 30), frame_bytes(52, 30)]
+    assert got.kinds() == ["bad_block_length", "bad_interface_id"]
+    issue = got.report.issues[0]
+    assert not issue.fatal and issue.frame_no == 4
+    at = len(prefix)  # the bad block's offset, and where the next block really starts
+    assert f"at file offset {at}" in issue.detail
+    assert f"reading resumed at file offset {at + len(bad)}" in issue.detail
+    assert got.frame_no == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("case", sorted(BAD_LENGTH_BLOCKS))
+def test_pcapng_bad_block_length_stops_cleanly(tmp_path: Path, case: str) -> None:
+    """Nothing plausible after the bad block: one fatal issue, the frames before it kept."""
+    prefix, frames = good_prefix()
+    got = read(write(tmp_path, "bad.pcapng", prefix + BAD_LENGTH_BLOCKS[case] + b"\xff" * 300))
     assert got.data == frames
-    assert got.kinds() == ["bad_block_length"]
+    assert got.kinds() in (["bad_block_length"], ["truncated_file"])
     assert got.report.issues[0].fatal
     assert got.report.issues[0].frame_no == 4
+
+
+@pytest.mark.parametrize("chunk", [None, 4096, 100_000])
+def test_pcapng_block_length_in_a_real_capture(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int | None
+) -> None:
+    """samples/http-keepalive.pcapng (a real dumpcap capture, 141 packets as capinfos counts):
+    the 4th packet block's leading length overwritten with a wrong, plausible value. Before,
+    reading stopped there (137 packets lost); now only that packet is, and the rest match
+    tshark's reading of the intact file minus that block."""
+    data = bytearray((SAMPLES / "http-keepalive.pcapng").read_bytes())
+    pos, seen = 0, 0
+    while True:  # find the 4th Enhanced Packet Block (little-endian: the sample is)
+        btype, blen = struct.unpack_from("<II", data, pos)
+        if btype == 6:
+            seen += 1
+            if seen == 4:
+                break
+        pos += blen
+    minus = write(tmp_path, "minus.pcapng", bytes(data[:pos] + data[pos + blen :]))
+    struct.pack_into("<I", data, pos + 4, blen + 40)
+    if chunk:  # the search waits for more bytes across reads, and reports once
+        monkeypatch.setattr(pcapng_mod, "READ_CHUNK_BYTES", chunk)
+    got = read(write(tmp_path, "bad.pcapng", bytes(data)))
+    assert got.kinds() == ["bad_block_length"] and not got.report.issues[0].fatal
+    assert f"resumed at file offset {pos + blen}" in got.report.issues[0].detail
+    want = read(minus)
+    assert len(got) == 140 and got.data == want.data and got.ts_ns == want.ts_ns
+    if CAPINFOS:
+        assert capinfos_count(minus) == 140
+    if TSHARK:
+        assert_matches_tshark(minus, got)
 
 
 def test_pcapng_bad_section_header_later_in_file(tmp_path: Path) -> None:
