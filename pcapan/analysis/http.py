@@ -200,6 +200,7 @@ class HttpSession:
         ts = t_rq0 if t_rq0 is not None else (t_rs0 if t_rs0 is not None else self.conn.start_ns)
         sh = self.ctx.shared.setdefault
         # Wire bytes (held as latin-1 by the parser) -> table text: the one rule for every table.
+        # (target_form and the versions are built from ASCII by the parser.)
         t = wire_text_latin1
         # positional, in field order (cheaper than 47 keywords; the table tests check every value)
         return make_http_record(
@@ -213,9 +214,9 @@ class HttpSession:
             sh(tx.method, t(tx.method)),  # method
             sh(tx.host, t(tx.host)),  # host
             t(tx.uri),  # uri
-            sh(tx.target_form, t(tx.target_form)),  # target_form
-            sh(tx.request_version, t(tx.request_version)),  # version
-            sh(tx.response_version, t(tx.response_version)),  # response_version
+            sh(tx.target_form, tx.target_form),  # target_form
+            sh(tx.request_version, tx.request_version),  # version
+            sh(tx.response_version, tx.response_version),  # response_version
             sh(tx.user_agent, t(tx.user_agent)),  # user_agent
             sh(tx.referrer, t(tx.referrer)),  # referrer
             tx.request_body_len if tx.has_request else None,  # request_body_len
