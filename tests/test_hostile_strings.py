@@ -247,3 +247,16 @@ def test_extract_safe_csv_manifest(tmp_path: Path) -> None:
         assert not RAW_CONTROL.search((d / "manifest.csv").read_text(encoding="utf-8"))
         # the body itself is written unchanged: 23 bytes (Content-Length, read with tshark above)
         assert (d / r["file"]).read_bytes() == b'=HYPERLINK("http://x")\n'
+
+
+def test_servers_csv_and_analyze_json_have_no_raw_control_characters() -> None:
+    """The servers table names servers by Host/SNI (captured text); analyze's JSON summary is
+    JSON-escaped. Neither may print a raw control byte."""
+    p = run("servers", str(HTTP_CAP), str(TLS_CAP), "--format", "csv")
+    assert p.returncode == 0 and not RAW_CONTROL.search(p.stdout.decode("utf-8"))
+    names = set(pd.read_csv(io.BytesIO(p.stdout), dtype=str).server_name)
+    assert {SHOWN["host"], SNI_SHOWN[0], SNI_SHOWN[1]} <= names
+    p = run("analyze", str(HTTP_CAP), str(TLS_CAP), "--json")
+    assert p.returncode == 0 and not RAW_CONTROL.search(p.stdout.decode("utf-8"))
+    # tshark -T fields -e tcp.stream: one stream in the HTTP capture, two in the TLS one
+    assert json.loads(p.stdout)["tcp_connections"] == 3
