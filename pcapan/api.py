@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pcapan.analysis.engine import Analyzer as _Engine
 from pcapan.analysis.http import BodyHook
+from pcapan.errors import DuplicateSourceWarning
 from pcapan.flow.rtt import KINDS, RttSamples
 from pcapan.frames.schema import (
     ANOMALIES,
@@ -31,6 +33,7 @@ from pcapan.frames.schema import (
     Column,
 )
 from pcapan.io import FrameBatch, open_capture
+from pcapan.io.identity import SourceRegistry
 from pcapan.model import AnomalyRecord, ConnRecord, HttpRecord, TlsRecord
 
 if TYPE_CHECKING:
@@ -400,6 +403,7 @@ class Analyzer:
         self._engine = _Engine(**kwargs)
         self._warnings: list[str] = []
         self._sources: list[str] = []
+        self._registry = SourceRegistry()
 
     def start_source(self, name: str) -> None:
         self._engine.start_source(name)
@@ -410,8 +414,17 @@ class Analyzer:
 
     def feed_source(self, source: Source, progress: Progress | None = None) -> None:
         """Read a whole capture file (or stream) into the analysis."""
+        again = self._registry.add(source)
         opened = open_capture(source)
+        if again:
+            # Still analysed (as tshark would): the user may mean it. But every segment of the
+            # second reading is a retransmission of the first, so say so.
+            msg = (f"{opened.name}: {again}; its packets are analysed twice (the second reading's "
+                   "segments count as retransmissions)")
+            self._warnings.append(msg)
+            warnings.warn(msg, DuplicateSourceWarning, stacklevel=3)
         self.start_source(opened.name)
+        unsupported = dict(self._engine.decoder.stats.unsupported_linktype_frames)
         with _quiet_gc():
             for batch in opened:
                 self._engine.feed(batch)
@@ -422,6 +435,11 @@ class Analyzer:
         for issue in opened.report.issues:
             if issue.fatal:
                 self._warnings.append(f"{opened.name}: {issue.detail} (stopped at frame {issue.frame_no})")
+        # Frames of a link layer pcapan does not decode would otherwise pass with exit 0 and empty
+        # tables: one line per link type, like a truncated file.
+        for linktype, count in self._engine.decoder.stats.unsupported_linktype_frames.items():
+            if count > unsupported.get(linktype, 0):
+                self._warnings.append(_unsupported_linktype_warning(opened.name, linktype, count - unsupported.get(linktype, 0)))
 
     def finish(self) -> Result:
         eng = self._engine
@@ -503,6 +521,11 @@ class Analyzer:
         return Result(conns, anomalies, stats, list(self._warnings), http, tls, samples)
 
 
+def _unsupported_linktype_warning(source: str, linktype: int, frames: int) -> str:
+    return (f"{source}: {frames:,} frame(s) of link type {linktype} not analysed: pcapan does not decode "
+            "this link layer (counted only; see https://www.tcpdump.org/linktypes.html)")
+
+
 def analyze(
     sources: Source | Iterable[Source],
     *,
@@ -526,11 +549,15 @@ def extract(
     *,
     decode: bool = False,
     progress: Progress | None = None,
+    safe_csv: bool = False,
 ) -> tuple[Result, pd.DataFrame]:
     """Write every HTTP response body into ``directory`` (generated names) with a manifest.csv.
 
     Bodies are de-chunked; ``decode=True`` also undoes gzip/deflate content coding. Returns the
     analysis result and the manifest (file, uid, trans_depth, uri, content type, size, sha256...).
+    ``safe_csv=True`` writes manifest.csv for spreadsheets, as ``export --safe-csv`` does: control
+    characters escaped and formula-leading text cells prefixed with ``'`` (the returned DataFrame
+    keeps the exact values).
     """
     import pandas as pd
 
@@ -541,5 +568,5 @@ def extract(
         res = analyze(sources, progress=progress, on_http_body=writer)
     finally:
         writer.close()
-    rows = writer.finish(res.http, decode=decode)
+    rows = writer.finish(res.http, decode=decode, safe_csv=safe_csv)
     return res, pd.DataFrame(rows, columns=list(MANIFEST_FIELDS))

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pcapan import __version__
-from pcapan.errors import PcapanError
+from pcapan.errors import PcapanError, PcapanWarning
 
 if TYPE_CHECKING:
     from pcapan.api import Result
@@ -64,12 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("files", nargs="+", metavar="FILE", help="capture files ('-' reads stdin)")
     e.add_argument("-o", "--output", metavar="DIR", required=True, help="directory for the table files and manifest.json")
     e.add_argument("--format", choices=EXPORT_FORMATS, default="csv", help="file format (default csv; zeek writes conn/http/ssl/weird.log)")
-    e.add_argument("--safe-csv", action="store_true", help="prefix text cells that begin with = + - @ TAB CR or ' with a ' (CSV injection)")
+    e.add_argument("--safe-csv", action="store_true", help="for spreadsheets: escape control characters and prefix text cells that begin with = + - @ TAB CR or ' with a ' (CSV injection)")
 
     x = sub.add_parser("extract", help="write every HTTP response body to a file, with a manifest.csv")
     x.add_argument("files", nargs="+", metavar="FILE", help="capture files ('-' reads stdin)")
     x.add_argument("-o", "--output", metavar="DIR", required=True, help="directory for the bodies and manifest.csv")
     x.add_argument("--decode", action="store_true", help="undo gzip/deflate Content-Encoding (bodies are always de-chunked)")
+    x.add_argument("--safe-csv", action="store_true", help="manifest.csv for spreadsheets: escape control characters and prefix text cells that begin with = + - @ TAB CR or ' with a '")
 
     from pcapan.plot import KINDS as PLOT_KINDS
 
@@ -212,6 +214,8 @@ DEFAULT_COLUMNS = {"connections": DEFAULT_CONN_COLUMNS, "http": DEFAULT_HTTP_COL
 
 
 def _cmd_table(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from pcapan.api import analyze
 
     res = analyze(args.files)
@@ -230,9 +234,19 @@ def _cmd_table(args: argparse.Namespace) -> int:
     if args.limit is not None:
         df = df.head(args.limit)
     if args.format == "csv":
+        # Text for a terminal or a pipe that may end in one: captured strings with control
+        # characters escaped as in the table view (pcapan export writes exact files).
+        from pcapan.frames.text import printable
+
+        df = df.copy()
+        for c in df.columns:
+            if df[c].dtype == object or isinstance(df[c].dtype, pd.StringDtype):
+                df[c] = df[c].map(lambda v: printable(v) if isinstance(v, str) else v)
         df.to_csv(sys.stdout, index=False)
     elif args.format == "json":
-        df.to_json(sys.stdout, orient="records", lines=True, date_format="iso", date_unit="ns")
+        # JSON escapes control characters itself (\u001b; the values stay exact), except DEL.
+        text = df.to_json(orient="records", lines=True, date_format="iso", date_unit="ns")
+        sys.stdout.write(text.replace("\x7f", "\\u007f"))
     else:
         from pcapan.render import print_frame
 
@@ -243,7 +257,7 @@ def _cmd_table(args: argparse.Namespace) -> int:
 def _cmd_extract(args: argparse.Namespace) -> int:
     from pcapan.api import extract
 
-    res, manifest = extract(args.files, args.output, decode=args.decode)
+    res, manifest = extract(args.files, args.output, decode=args.decode, safe_csv=args.safe_csv)
     for w in res.warnings:
         print(f"pcapan: warning: {w}", file=sys.stderr)
     total = int(manifest["size"].sum()) if len(manifest) else 0
@@ -365,6 +379,9 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # pcapan's Python warnings are also in Result.warnings, which every verb prints as one
+    # "pcapan: warning:" line; Python's own rendering would print each a second time.
+    warnings.filterwarnings("ignore", category=PcapanWarning)
     handlers = {"analyze": _cmd_analyze, "connections": _cmd_table, "http": _cmd_table, "tls": _cmd_table, "rtt": _cmd_table,
                 "servers": _cmd_table,
                 "extract": _cmd_extract,

@@ -33,3 +33,11 @@ class ParserError(PcapanError):
 
 class ExportError(PcapanError):
     """export layer: an output directory or format that cannot be written."""
+
+
+class PcapanWarning(UserWarning):
+    """Base of the Python warnings pcapan emits (each also in ``Result.warnings``)."""
+
+
+class DuplicateSourceWarning(PcapanWarning):
+    """api: the same capture file (or a byte-identical copy) was given twice to one analysis."""

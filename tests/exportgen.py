@@ -22,7 +22,8 @@ CLIENT, SERVER, SERVER_PORT = "10.0.0.1", "10.0.0.2", 80
 PORT_A, PORT_B = 40000, 40001
 T0 = 1_700_000_000.0
 URI_A = "=cmd|' /C calc'!A0"
-URI_B = "/x\xffy"  # the byte 0xff, as pcapan keeps wire bytes (latin-1 text)
+URI_B_WIRE = b"/x\xffy"  # the byte 0xff, not UTF-8
+URI_B = "/x\\xffy"  # as the tables hold it (pcapan.proto.text: a non-UTF-8 byte is \xNN)
 HOST = "-"
 USER_AGENT = 'a\tb\\c, "q"'
 BODY = b"ok"
@@ -38,7 +39,7 @@ def build(path: Path) -> Path:
     b = Conv(client=CLIENT, server=SERVER, cport=PORT_B, sport=SERVER_PORT, t=a.t + 0.5,
              cisn=7000, sisn=9000)
     b.handshake()
-    b.send(True, "PA", b"GET " + URI_B.encode("latin-1") + b" HTTP/1.1\r\nHost: " + HOST.encode() + b"\r\n\r\n")
+    b.send(True, "PA", b"GET " + URI_B_WIRE + b" HTTP/1.1\r\nHost: " + HOST.encode() + b"\r\n\r\n")
     b.send(False, "PA", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n" + BODY)
     b.send(True, "A")
     b.close()

@@ -119,3 +119,84 @@ def test_schema_verb() -> None:
     p = run("schema", "connections")
     assert p.returncode == 0 and "conn_state" in p.stdout
     assert run("schema", "nope").returncode == 2
+
+
+def _user0_capture(tmp_path: Path) -> Path:
+    """samples/http-keepalive.pcap (141 frames, as capinfos counts) relabelled as link type 147
+    (LINKTYPE_USER0, reserved for private use: no analyser will ever decode it)."""
+    data = bytearray(KEEPALIVE.read_bytes())
+    data[20:24] = (147).to_bytes(4, "little")
+    path = tmp_path / "user0.pcap"
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("verb", [
+    ["analyze", "--no-progress"], ["analyze", "--json"], ["connections"], ["http", "--format", "csv"],
+    ["tls", "--format", "json"], ["rtt"], ["servers"], ["export", "-o", "{out}"], ["extract", "-o", "{out}"],
+    ["report", "--no-plots", "-o", "{out}/r.html"], ["plot", "--kind", "reuse", "-o", "{out}/r.png"],
+])
+def test_unsupported_linktype_is_said_on_stderr(tmp_path: Path, verb: list[str]) -> None:
+    """Issue 13 (8): frames of an unsupported link layer passed with exit 0, empty tables and
+    nothing on stderr. Every verb that analyses now says so in one line per link type, naming
+    the file and the number of frames (141: capinfos -c of the sample)."""
+    cap = _user0_capture(tmp_path)
+    (tmp_path / "out").mkdir()
+    args = [a.replace("{out}", str(tmp_path / "out")) for a in verb]
+    p = run(args[0], str(cap), *args[1:])
+    assert "Traceback" not in p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if "link type" in ln]
+    assert lines == [f"pcapan: warning: {cap}: 141 frame(s) of link type 147 not analysed: pcapan does not decode "
+                     "this link layer (counted only; see https://www.tcpdump.org/linktypes.html)"], p.stderr
+
+
+def test_unsupported_linktype_warning_per_source(tmp_path: Path) -> None:
+    from pcapan.api import analyze
+
+    cap = _user0_capture(tmp_path)
+    res = analyze([KEEPALIVE, cap])
+    assert [w for w in res.warnings if "link type" in w] == [
+        f"{cap}: 141 frame(s) of link type 147 not analysed: pcapan does not decode this link layer "
+        "(counted only; see https://www.tcpdump.org/linktypes.html)"]
+    assert len(res.connections) == 2  # the Ethernet sample is still analysed
+
+
+def test_same_file_twice_is_warned(tmp_path: Path) -> None:
+    """Issue 13 (1): `pcapan analyze F F` silently counted the second reading's segments as
+    retransmissions. It still analyses both readings, but says so once on stderr."""
+    p = run("analyze", str(KEEPALIVE), str(KEEPALIVE), "--json")
+    assert p.returncode == 0 and "Traceback" not in p.stderr
+    assert p.stderr.splitlines() == [
+        f"pcapan: warning: {KEEPALIVE}: given twice; its packets are analysed twice (the second "
+        "reading's segments count as retransmissions)"]
+    assert json.loads(p.stdout)["frames"] == 2 * 141  # capinfos -c: 141 frames in the sample
+
+
+def test_same_file_twice_python_warning(tmp_path: Path) -> None:
+    """The library warns with DuplicateSourceWarning (and in Result.warnings) for the same path,
+    a symlink, a hard link and a byte-identical copy; not for a file of the same size whose
+    bytes differ, nor for distinct files."""
+    import warnings
+
+    from pcapan.api import analyze
+    from pcapan.errors import DuplicateSourceWarning
+
+    data = KEEPALIVE.read_bytes()
+    copy, link, hard, other = (tmp_path / n for n in ("copy.pcap", "link.pcap", "hard.pcap", "other.pcap"))
+    copy.write_bytes(data)
+    link.symlink_to(KEEPALIVE)
+    hard.hardlink_to(copy)
+    other.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # same size, last payload byte differs
+    for second, why in ((KEEPALIVE, "given twice"), (link, f"the same file as {KEEPALIVE}"),
+                        (copy, f"a copy of {KEEPALIVE} (same size and SHA-256)")):
+        with pytest.warns(DuplicateSourceWarning, match="analysed twice") as rec:
+            res = analyze([KEEPALIVE, second])
+        assert len(rec) == 1
+        assert res.warnings == [f"{second}: {why}; its packets are analysed twice (the second reading's "
+                                "segments count as retransmissions)"]
+    with pytest.warns(DuplicateSourceWarning, match=f"the same file as {copy}"):
+        analyze([copy, hard])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DuplicateSourceWarning)
+        assert analyze([KEEPALIVE, other]).warnings == []
+        assert analyze([KEEPALIVE, SAMPLES / "http-close.pcap"]).warnings == []

@@ -234,6 +234,97 @@ def test_pcap_bad_record_length_without_resync_stops_cleanly(tmp_path: Path) -> 
     assert got.report.issues[0].fatal
 
 
+def test_pcap_bad_record_length_message_gives_the_file_offset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13 (9): the message said "file offset ~0" for a record right after the 24-byte
+    global header. The offsets here are counted by hand: 24 + 16 + 80 per record before it."""
+    bad = struct.pack("<IIII", T0 + 5, 0, 0x7FFFFFF0, 0x7FFFFFF0)
+    after = [Rec(T0 + 10 + i, i, frame_bytes(10 + i, 70)) for i in range(3)]
+    got = read(write(tmp_path, "first.pcap", pcap_file([]) + bad + pcap_file(after)[24:]))
+    assert "at file offset 24 " in got.report.issues[0].detail
+    assert "resumed at file offset 40" in got.report.issues[0].detail
+    assert got.data == [r.data for r in after]
+    # Later in the file, and in a later read chunk (offsets count the bytes of earlier chunks).
+    before = [Rec(T0 + i, i, frame_bytes(i, 80)) for i in range(3)]
+    path = write(tmp_path, "third.pcap", pcap_file(before) + bad + pcap_file(after)[24:])
+    monkeypatch.setattr(pcap_mod, "READ_CHUNK_BYTES", 50)
+    got = read(path)
+    assert f"at file offset {24 + 3 * 96} " in got.report.issues[0].detail
+    assert got.data == [r.data for r in before + after]
+
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+def _edit_record_4(tmp_path: Path, caplen: int, wirelen: int) -> tuple[Path, Path]:
+    """samples/http-keepalive.pcap (141 real packets) with record 4's lengths overwritten, and
+    the intact file minus record 4 (what a reader that skips the bad record should see).
+    Record 4 starts at file offset 286 and holds 155 bytes (read with capinfos/tshark)."""
+    data = bytearray((SAMPLES / "http-keepalive.pcap").read_bytes())
+    assert struct.unpack_from("<II", data, 286 + 8) == (155, 155)
+    minus = write(tmp_path, "minus4.pcap", bytes(data[:286] + data[286 + 16 + 155 :]))
+    struct.pack_into("<II", data, 286 + 8, caplen, wirelen)
+    return write(tmp_path, "bad4.pcap", bytes(data)), minus
+
+
+@pytest.mark.parametrize(
+    ("caplen", "wirelen", "why"),
+    [
+        (255, 155, "caplen above origlen"),  # the case of issue 13 (3): 137 of 141 packets lost
+        (300_000, 300_000, "caplen above the snaplen (262144)"),
+        (200_000, 200_000, "record runs past the end of the file"),
+    ],
+)
+@pytest.mark.parametrize("chunk", [None, 4096])
+def test_pcap_one_bad_record_header_loses_only_that_record(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplen: int,
+    wirelen: int,
+    why: str,
+    chunk: int | None,
+) -> None:
+    """One corrupt record header in an otherwise intact real capture: a `bad_record_length`
+    issue (not fatal, not `truncated_file`) and every other record read. Expected frames: the
+    intact file minus record 4, as capinfos counts (140) and tshark reads it."""
+    bad, minus = _edit_record_4(tmp_path, caplen, wirelen)
+    if chunk:  # the search waits for more bytes across reads, and reports once
+        monkeypatch.setattr(pcap_mod, "READ_CHUNK_BYTES", chunk)
+    got = read(bad)
+    assert got.kinds() == ["bad_record_length"], why
+    issue = got.report.issues[0]
+    assert not issue.fatal and issue.frame_no == 4
+    assert (
+        "at file offset 286 " in issue.detail and f"claims {caplen} captured bytes" in issue.detail
+    )
+    assert "resumed at file offset 457" in issue.detail  # 286 + 16 + 155: record 5
+    want = read(minus)
+    assert len(got) == 140 and got.data == want.data and got.ts_ns == want.ts_ns
+    if CAPINFOS:
+        assert capinfos_count(minus) == 140
+    if TSHARK:
+        assert_matches_tshark(minus, got)
+
+
+@needs_tshark
+def test_pcap_caplen_above_origlen_kept_when_the_next_header_is_good(tmp_path: Path) -> None:
+    """Some writers store caplen > origlen; Wireshark reads such records as they are. When the
+    next header is where the record says it ends, the record stays (no issue)."""
+    recs = [
+        Rec(T0, 0, frame_bytes(0, 80)),
+        Rec(T0 + 1, 0, frame_bytes(1, 90), wirelen=60),
+        Rec(T0 + 2, 0, frame_bytes(2, 70)),
+        Rec(T0 + 3, 0, frame_bytes(3, 70000), wirelen=70000),  # above the snaplen of 65535
+        Rec(T0 + 4, 0, frame_bytes(4, 70)),
+    ]
+    path = write(tmp_path, "big.pcap", pcap_file(recs))
+    got = read(path)
+    assert got.report.issues == []
+    assert got.data == [r.data for r in recs]
+    assert_matches_tshark(path, got)
+
+
 def test_pcap_fcs_bits_in_linktype(tmp_path: Path) -> None:
     """pcap-savefile(5): the P bit (0x04000000) says bits 28-31 hold the FCS length in 16-bit
     units. The link type is the low 16 bits; the FCS is stripped where it was captured."""
@@ -498,18 +589,69 @@ BAD_LENGTH_BLOCKS = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_LENGTH_BLOCKS))
-def test_pcapng_bad_block_length_stops_cleanly(tmp_path: Path, case: str) -> None:
+def test_pcapng_bad_block_length_resyncs(tmp_path: Path, case: str) -> None:
+    """Issue 13 (3), the pcapng analogue: one block with a wrong length costs that block, not
+    the rest of the file. Reading resumes at the next block of a known type whose leading and
+    trailing lengths agree (and that is followed by another or by the end of the file)."""
     prefix, frames = good_prefix()
     after = (
         epb(0, 99, frame_bytes(50, 30))
-        + epb(7, 99, frame_bytes(51, 30))
+        + epb(7, 99, frame_bytes(51, 30))  # names an interface the section lacks: skipped
         + epb(0, 99, frame_bytes(52, 30))
     )
-    got = read(write(tmp_path, "bad.pcapng", prefix + BAD_LENGTH_BLOCKS[case] + after))
+    bad = BAD_LENGTH_BLOCKS[case]
+    got = read(write(tmp_path, "bad.pcapng", prefix + bad + after))
+    assert got.data == frames + [frame_bytes(50, 30), frame_bytes(52, 30)]
+    assert got.kinds() == ["bad_block_length", "bad_interface_id"]
+    issue = got.report.issues[0]
+    assert not issue.fatal and issue.frame_no == 4
+    at = len(prefix)  # the bad block's offset, and where the next block really starts
+    assert f"at file offset {at}" in issue.detail
+    assert f"reading resumed at file offset {at + len(bad)}" in issue.detail
+    assert got.frame_no == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("case", sorted(BAD_LENGTH_BLOCKS))
+def test_pcapng_bad_block_length_stops_cleanly(tmp_path: Path, case: str) -> None:
+    """Nothing plausible after the bad block: one fatal issue, the frames before it kept."""
+    prefix, frames = good_prefix()
+    got = read(write(tmp_path, "bad.pcapng", prefix + BAD_LENGTH_BLOCKS[case] + b"\xff" * 300))
     assert got.data == frames
-    assert got.kinds() == ["bad_block_length"]
+    assert got.kinds() in (["bad_block_length"], ["truncated_file"])
     assert got.report.issues[0].fatal
     assert got.report.issues[0].frame_no == 4
+
+
+@pytest.mark.parametrize("chunk", [None, 4096, 100_000])
+def test_pcapng_block_length_in_a_real_capture(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int | None
+) -> None:
+    """samples/http-keepalive.pcapng (a real dumpcap capture, 141 packets as capinfos counts):
+    the 4th packet block's leading length overwritten with a wrong, plausible value. Before,
+    reading stopped there (137 packets lost); now only that packet is, and the rest match
+    tshark's reading of the intact file minus that block."""
+    data = bytearray((SAMPLES / "http-keepalive.pcapng").read_bytes())
+    pos, seen = 0, 0
+    while True:  # find the 4th Enhanced Packet Block (little-endian: the sample is)
+        btype, blen = struct.unpack_from("<II", data, pos)
+        if btype == 6:
+            seen += 1
+            if seen == 4:
+                break
+        pos += blen
+    minus = write(tmp_path, "minus.pcapng", bytes(data[:pos] + data[pos + blen :]))
+    struct.pack_into("<I", data, pos + 4, blen + 40)
+    if chunk:  # the search waits for more bytes across reads, and reports once
+        monkeypatch.setattr(pcapng_mod, "READ_CHUNK_BYTES", chunk)
+    got = read(write(tmp_path, "bad.pcapng", bytes(data)))
+    assert got.kinds() == ["bad_block_length"] and not got.report.issues[0].fatal
+    assert f"resumed at file offset {pos + blen}" in got.report.issues[0].detail
+    want = read(minus)
+    assert len(got) == 140 and got.data == want.data and got.ts_ns == want.ts_ns
+    if CAPINFOS:
+        assert capinfos_count(minus) == 140
+    if TSHARK:
+        assert_matches_tshark(minus, got)
 
 
 def test_pcapng_bad_section_header_later_in_file(tmp_path: Path) -> None:

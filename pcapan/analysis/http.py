@@ -28,6 +28,7 @@ from pcapan.proto.http1 import (
     TunnelData,
     TunnelGap,
 )
+from pcapan.proto.text import wire_text_latin1
 
 # Transaction flags that are also anomaly rows: framing disagreements are how request smuggling
 # works (RFC 9112 6.3, 11.2), so they must be visible without reading every row's flags.
@@ -222,6 +223,9 @@ class HttpSession:
         t_rq0, t_rq1, t_rs0, t_rs1 = tx.ts_request_start, tx.ts_request_end, tx.ts_response_start, tx.ts_response_end
         ts = t_rq0 if t_rq0 is not None else (t_rs0 if t_rs0 is not None else self.conn.start_ns)
         sh = self.ctx.shared.setdefault
+        # Wire bytes (held as latin-1 by the parser) -> table text: the one rule for every table.
+        # (target_form and the versions are built from ASCII by the parser.)
+        t = wire_text_latin1
         # positional, in field order (cheaper than 47 keywords; the table tests check every value)
         return make_http_record(
             ts,  # ts_ns
@@ -231,32 +235,32 @@ class HttpSession:
             resp_h,  # resp_h
             resp_p,  # resp_p
             tx.trans_depth,  # trans_depth
-            sh(tx.method, tx.method),  # method
-            sh(tx.host, tx.host),  # host
-            tx.uri,  # uri
+            sh(tx.method, t(tx.method)),  # method
+            sh(tx.host, t(tx.host)),  # host
+            t(tx.uri),  # uri
             sh(tx.target_form, tx.target_form),  # target_form
             sh(tx.request_version, tx.request_version),  # version
             sh(tx.response_version, tx.response_version),  # response_version
-            sh(tx.user_agent, tx.user_agent),  # user_agent
-            sh(tx.referrer, tx.referrer),  # referrer
+            sh(tx.user_agent, t(tx.user_agent)),  # user_agent
+            sh(tx.referrer, t(tx.referrer)),  # referrer
             tx.request_body_len if tx.has_request else None,  # request_body_len
             tx.response_body_len if tx.has_response else None,  # response_body_len
             tx.status_code,  # status_code
-            sh(tx.status_msg, tx.status_msg),  # status_msg
+            sh(tx.status_msg, t(tx.status_msg)),  # status_msg
             ",".join(map(str, tx.info_codes)) if tx.info_codes else None,  # info_codes
-            sh(tx.content_type, tx.content_type),  # content_type
+            sh(tx.content_type, t(tx.content_type)),  # content_type
             tx.content_length,  # content_length
-            sh(tx.transfer_encoding, tx.transfer_encoding),  # transfer_encoding
-            sh(tx.content_encoding, tx.content_encoding),  # content_encoding
+            sh(tx.transfer_encoding, t(tx.transfer_encoding)),  # transfer_encoding
+            sh(tx.content_encoding, t(tx.content_encoding)),  # content_encoding
             tx.chunk_count,  # chunk_count
-            ",".join(tx.trailer_names) if tx.trailer_names else None,  # trailer_names
+            t(",".join(tx.trailer_names)) if tx.trailer_names else None,  # trailer_names
             tx.trailer_announced,  # trailer_announced
-            tx.expect,  # expect
+            t(tx.expect),  # expect
             tx.upgrade_requested,  # upgrade_requested
-            tx.upgrade,  # upgrade
-            tx.tunnel,  # tunnel
-            sh(tx.request_connection, tx.request_connection),  # request_connection_header
-            sh(tx.response_connection, tx.response_connection),  # response_connection_header
+            t(tx.upgrade),  # upgrade
+            t(tx.tunnel),  # tunnel
+            sh(tx.request_connection, t(tx.request_connection)),  # request_connection_header
+            sh(tx.response_connection, t(tx.response_connection)),  # response_connection_header
             tx.keep_alive,  # keep_alive
             tx.pipelined,  # pipelined
             tx.pipeline_depth if tx.has_request else None,  # pipeline_depth

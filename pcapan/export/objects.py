@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from pcapan.errors import ExportError
+from pcapan.export.tables import safe_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -85,8 +86,12 @@ class BodyWriter:
             f.close()
         self._open.clear()
 
-    def finish(self, http: pd.DataFrame, *, decode: bool = False) -> list[dict[str, object]]:
-        """Name the files after the http table's rows, optionally decode, write manifest.csv."""
+    def finish(self, http: pd.DataFrame, *, decode: bool = False, safe_csv: bool = False) -> list[dict[str, object]]:
+        """Name the files after the http table's rows, optionally decode, write manifest.csv.
+
+        ``safe_csv`` writes manifest.csv as ``--safe-csv`` writes the tables (captured text with
+        control characters escaped and formula-leading cells prefixed with ``'``, see
+        :mod:`pcapan.export.tables`); the returned rows keep the exact values."""
         self.close()
         rows: list[dict[str, object]] = []
         n = 0
@@ -120,7 +125,8 @@ class BodyWriter:
         with open(self.dir / "manifest.csv", "w", newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS)
             w.writeheader()
-            w.writerows(rows)
+            w.writerows(rows if not safe_csv else (
+                {k: safe_text(v) if isinstance(v, str) else v for k, v in r.items()} for r in rows))
         return rows
 
 

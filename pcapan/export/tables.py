@@ -10,11 +10,18 @@ the one written (values and dtypes):
   booleans as ``True``/``False``;
 * timestamps as ISO 8601 UTC with nanoseconds: ``2024-05-01T12:00:00.123456789Z``.
 
-``safe=True`` (``--safe-csv``) neutralises spreadsheet formulas (OWASP "CSV Injection"): a text
-cell that begins with ``=``, ``+``, ``-``, ``@``, TAB or CR gets a leading ``'``. A text cell that
-already begins with ``'`` gets one too, so the change is reversible: ``read_csv(..., safe=True)``
-removes exactly one leading ``'`` from every text cell that has one. Numeric, boolean and timestamp
-cells are never prefixed (they are numbers, not formulas, and must stay parseable).
+``safe=True`` (``--safe-csv``) makes a file for spreadsheets and terminals, no longer exact:
+
+* control, format and surrogate characters in text cells are escaped as in the terminal view
+  (``\x1b``, ``\u202e``; :func:`pcapan.frames.text.printable`), so ``cat`` of the file cannot
+  drive the terminal; ``read_csv`` does not undo this;
+* then spreadsheet formulas are neutralised (OWASP "CSV Injection"): a text cell that begins with
+  ``=``, ``+``, ``-``, ``@``, TAB or CR gets a leading ``'``. A text cell that already begins with
+  ``'`` gets one too, so this part is reversible: ``read_csv(..., safe=True)`` removes exactly one
+  leading ``'`` from every text cell that has one.
+
+Numeric, boolean and timestamp cells are never changed (they are numbers, not formulas, and must
+stay parseable).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from pcapan.errors import ExportError
 from pcapan.frames.schema import BOOL, FLOAT, INT, STR, TABLES, TS, Column
+from pcapan.frames.text import printable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,10 +79,17 @@ def _cells(s: pd.Series, dtype: str, safe: bool) -> pd.Series:
     else:
         t = s.astype("string").fillna("")
         if safe:
-            t = t.where(~t.str.startswith(SAFE_TRIGGERS), SAFE_PREFIX + t)
+            t = t.map(safe_text).astype("string")
         text = _quote(t).to_numpy(dtype=object)
     text[missing] = ""
     return pd.Series(text, index=s.index, dtype=object)
+
+
+def safe_text(value: str) -> str:
+    """A text cell under ``--safe-csv``: control characters escaped, then a formula-leading cell
+    (or one beginning with ``'``) prefixed with ``'``."""
+    text = printable(value)
+    return SAFE_PREFIX + text if text.startswith(SAFE_TRIGGERS) else text
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike[str], table: str, *, safe: bool = False) -> None:

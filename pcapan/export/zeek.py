@@ -59,7 +59,7 @@ class ZeekLogSpec:
     path: str  # Zeek's log path: conn, http, ssl, weird
     table: str  # the pcapan table it is made from
     fields: tuple[ZeekField, ...]
-    latin1: bool  # text is wire bytes kept as latin-1 (HTTP); else Unicode text (UTF-8)
+    latin1: bool  # text is wire bytes kept as latin-1; else table text (pcapan.proto.text)
 
 
 def _copy(name: str, ztype: str, column: str) -> ZeekField:
@@ -124,7 +124,7 @@ HTTP = ZeekLogSpec("http", "http", (
     ZeekField("resp_fuids", "vector[string]", _UNSET),
     ZeekField("resp_filenames", "vector[string]", _UNSET),
     ZeekField("resp_mime_types", "vector[string]", _UNSET),
-), latin1=True)
+), latin1=False)
 
 SSL = ZeekLogSpec("ssl", "tls", (
     *_ID,
@@ -162,6 +162,14 @@ _ESCAPE = re.compile("[\\x00-\\x1f\\x7f\\\\\udc80-\udcff]")
 _ESCAPE_IN_SET = re.compile("[\\x00-\\x1f\\x7f\\\\\udc80-\udcff" + re.escape(SET_SEPARATOR) + "]")
 
 
+# A non-UTF-8 byte as table text writes it (pcapan.proto.text.wire_text): \x80 to \xff.
+_WIRE_ESCAPE = re.compile(r"\\x([89a-f][0-9a-f])")
+
+
+def _wire_byte(m: re.Match[str]) -> str:
+    return chr(0xDC00 + int(m.group(1), 16))  # the surrogate that _escape_char writes as \xNN
+
+
 def _escape_char(m: re.Match[str]) -> str:
     c = m.group(0)
     if c == "\\":
@@ -179,9 +187,12 @@ def escape(value: str, *, latin1: bool = False, in_set: bool = False) -> str:
             raw = value.encode("latin-1")
         except UnicodeEncodeError:
             raw = value.encode("utf-8", "surrogateescape")
+        text = raw.decode("utf-8", "surrogateescape")
     else:
-        raw = value.encode("utf-8", "surrogateescape")
-    text = raw.decode("utf-8", "surrogateescape")
+        # Table text holds a byte that is not valid UTF-8 as the four characters \xNN
+        # (pcapan.proto.text); turned back into that byte here, it is written \xNN as Zeek
+        # writes it, and not as \\xNN (an escaped backslash).
+        text = _WIRE_ESCAPE.sub(_wire_byte, value) if "\\x" in value else value
     head = ""
     if text in (UNSET_FIELD, EMPTY_FIELD):
         head, text = f"\\x{ord(text[0]):02x}", text[1:]

@@ -55,11 +55,15 @@ class PcapReader:
         # The file's byte order is the machine's: lengths can be read through a cast memoryview.
         self._native = (order == "<") == (sys.byteorder == "little")
 
-    def _plausible(self, buf: bytes, pos: int, last_sec: int) -> bool:
+    def _plausible(self, buf: bytes, pos: int, last_sec: int, strict: bool = True) -> bool:
+        """Whether a record header may begin at ``pos``. ``strict=False`` accepts a captured
+        length above the original length or the snaplen (kept when the next header is good)."""
         if pos + RECORD_HEADER_LEN > len(buf):
             return False
         sec, frac, caplen, wirelen = self._hdr.unpack_from(buf, pos)
-        if caplen > wirelen or caplen > max(self.snaplen, 65535) or wirelen > MAX_RECORD_BYTES:
+        if caplen > MAX_RECORD_BYTES or wirelen > MAX_RECORD_BYTES:
+            return False
+        if strict and (caplen > wirelen or caplen > max(self.snaplen, 65535)):
             return False
         if frac >= (1_000_000 if self._frac_ns == 1000 else 1_000_000_000):
             return False
@@ -77,7 +81,6 @@ class PcapReader:
         return -1
 
     def __iter__(self) -> Iterator[FrameBatch]:
-        caplen_at = self._caplen_at.unpack_from
         frame_no = 1
         last_sec = 0
         carry = b""
@@ -105,26 +108,51 @@ class PcapReader:
             n = len(buf)
             pos = 0
             offsets = []
+            # File offset of buf[0]: the global header, then every byte read before this chunk
+            # except the carried tail, which is re-read at the start of buf.
+            base = GLOBAL_HEADER_LEN + self.report.bytes_read - got - lc
             while True:
-                found, pos, bad = self._walk(buf, pos, n)
+                found, pos, bad = self._walk(buf, pos, n, eof)
                 offsets.extend(found)
                 if not bad:
-                    break
-                caplen = caplen_at(buf, pos + 8)[0]
+                    if not eof or n - pos < RECORD_HEADER_LEN:
+                        break
+                    # At the end of the file a record runs past it. That is truncation, unless
+                    # the bytes after its header parse as records: then its length was wrong.
+                    sec, _frac, caplen, wirelen = self._hdr.unpack_from(buf, pos)
+                    nxt = self._resync(buf, pos + 1, last_sec or sec)
+                    if nxt < 0:
+                        break
+                    self.report.issues.append(
+                        ReadIssue(
+                            "bad_record_length",
+                            f"record header at file offset {base + pos} claims {caplen} captured "
+                            f"bytes (original length {wirelen}), past the end of the file; "
+                            f"reading resumed at file offset {base + nxt}",
+                            frame_no + len(offsets),
+                        )
+                    )
+                    pos = nxt
+                    continue
                 if len(buf) - pos < RESYNC_WINDOW_BYTES and not eof:
                     # Search once more bytes are in; keep this tail as carry. The issue is
                     # recorded on that later pass, so it is reported once, not twice.
                     break
-                sec = self._hdr.unpack_from(buf, pos)[0]
+                sec, _frac, caplen, wirelen = self._hdr.unpack_from(buf, pos)
+                nxt = self._resync(buf, pos + 1, last_sec or sec)
                 self.report.issues.append(
                     ReadIssue(
                         "bad_record_length",
-                        f"record header claims {caplen} captured bytes at file offset "
-                        f"~{self.report.bytes_read - got - lc + pos}",
+                        f"record header at file offset {base + pos} claims {caplen} captured "
+                        f"bytes (original length {wirelen}, snaplen {self.snaplen}); "
+                        + (
+                            f"reading resumed at file offset {base + nxt}"
+                            if nxt >= 0
+                            else "no record found after it; stopped reading"
+                        ),
                         frame_no + len(offsets),
                     )
                 )
-                nxt = self._resync(buf, pos + 1, last_sec or sec)
                 if nxt < 0:
                     self.report.issues[-1].fatal = True
                     eof = True
@@ -153,16 +181,22 @@ class PcapReader:
                 self.report.frames += len(offsets)
                 yield batch
                 del batch
-            spare = buf.obj if isinstance(buf, memoryview) and isinstance(buf.obj, bytearray) else None
+            spare = (
+                buf.obj if isinstance(buf, memoryview) and isinstance(buf.obj, bytearray) else None
+            )
             del buf
 
-    def _walk(self, buf: bytes, pos: int, n: int) -> tuple[list[int], int, bool]:
+    def _walk(self, buf: bytes, pos: int, n: int, eof: bool) -> tuple[list[int], int, bool]:
         """Walk record headers from ``pos`` as fast as Python allows, then check the lengths
         for the whole run at once.
 
         Returns the offsets of complete records with plausible lengths, where the walk stopped
-        (the start of an incomplete record, or of the first record with an impossible length),
-        and whether it stopped at such a record.
+        (the start of an incomplete record, or of the first record with a wrong length), and
+        whether it stopped at such a record. A length is wrong when it is impossible (above
+        MAX_RECORD_BYTES), or when it exceeds the record's original length or the file's
+        snaplen and no record header follows where it says the record ends. (Some writers do
+        store caplen > origlen; Wireshark reads such files, so a record followed by a good
+        header is kept as it is.)
         """
         offsets: list[int] = []
         append = offsets.append
@@ -187,11 +221,26 @@ class PcapReader:
             return offsets, pos, False
         off = np.asarray(offsets, dtype=np.int64)
         u8 = np.frombuffer(buf, dtype=np.uint8)
-        cl = u8.take(off[:, None] + np.arange(8, 12, dtype=np.int64)[None, :]).view(self._order + "u4").reshape(-1)
-        bad = cl > MAX_RECORD_BYTES
-        if bad.any():
-            k = int(np.argmax(bad))
-            return offsets[:k], offsets[k], True
+        lens = (
+            u8.take(off[:, None] + np.arange(8, 16, dtype=np.int64)[None, :])
+            .view(self._order + "u4")
+            .reshape(-1, 2)
+        )
+        cl, wl = lens[:, 0], lens[:, 1]
+        odd = (cl > MAX_RECORD_BYTES) | (cl > wl) | (cl > self.snaplen)
+        for k in np.flatnonzero(odd).tolist():
+            at = offsets[k]
+            end = at + RECORD_HEADER_LEN + int(cl[k])
+            if cl[k] > MAX_RECORD_BYTES:
+                return offsets[:k], at, True
+            if end + RECORD_HEADER_LEN > n and not (eof and end == n):
+                # The header after it is not in the buffer yet (or the record runs past the
+                # end of the file): decide on the next pass, or at EOF in the caller.
+                return offsets[:k], at, False
+            if end < n and not self._plausible(
+                buf, end, self._hdr.unpack_from(buf, at)[0], strict=False
+            ):
+                return offsets[:k], at, True
         if offsets[-1] + RECORD_HEADER_LEN + int(cl[-1]) > n:
             return offsets[:-1], offsets[-1], False
         return offsets, pos, False

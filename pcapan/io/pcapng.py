@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from pcapan.config import MAX_BLOCK_BYTES, READ_CHUNK_BYTES
+from pcapan.config import MAX_BLOCK_BYTES, READ_CHUNK_BYTES, RESYNC_WINDOW_BYTES
 from pcapan.errors import CaptureError
 from pcapan.io.batch import FrameBatch, ReaderReport, ReadIssue
 from pcapan.io.compressed import read_fully
@@ -40,6 +40,14 @@ WIRESHARK_RECORD_TYPES = frozenset(
 # Resolution, Interface Statistics, IRIG timestamp, ARINC 429, Decryption Secrets, Darwin
 # process events. They are skipped without being counted as unknown.
 KNOWN_SKIPPED_TYPES = frozenset({4, 5, 7, 8, 10, 0x80000001})
+
+# Block types a resynchronisation may land on (a bad length is followed by garbage or by the
+# blocks that were really there; only known types with matching lengths are taken).
+_RESYNC_TYPES = (
+    frozenset({SHB_TYPE, IDB_TYPE, PB_TYPE, SPB_TYPE, EPB_TYPE})
+    | KNOWN_SKIPPED_TYPES
+    | WIRESHARK_RECORD_TYPES
+)
 
 _BOM_LE = b"\x4d\x3c\x2b\x1a"
 _BOM_BE = b"\x1a\x2b\x3c\x4d"
@@ -130,6 +138,10 @@ class _Stop(Exception):
     """Internal: reading stops at a fatal problem (already recorded as an issue)."""
 
 
+# _check_trailer: the block is fine; _bad_block: nothing plausible follows, reading stops.
+_TRAILER_OK = -3
+_STOPPED = -2
+
 # How a walk over a buffer ended.
 _MORE = 0  # at the end of the buffer or of a partial block: more bytes needed (or EOF)
 _SECTION = 1  # before a Section Header Block, to close the batch of the previous section
@@ -214,29 +226,50 @@ class PcapngReader:
                 while walk.status == _SECTION:
                     walk = self._walk(buf, walk.pos, n, eof, frame_no, file_pos)
                     batch = None
+                    found = len(walk.offsets) + len(walk.phantom)
                     if walk.offsets:
                         batch, bad_at = self._batch(buf, walk, frame_no, last_ts)
                         if bad_at >= 0:
                             # A packet block's trailing length disagreed with its leading one:
                             # the walk went on from a wrong length, so whatever it found after
-                            # that block (issues included) is noise.
+                            # that block (issues included) is noise. Only the frames before it
+                            # count; reading goes on where blocks are plausible again.
                             bad_no = frame_no + bad_at + bisect_right(walk.phantom, bad_at)
+                            found = bad_no - frame_no
                             self._drop_issues_after(bad_no)
-                            self._issue(
-                                "bad_block_length",
+                            at = walk.offsets[bad_at]
+                            walk.pos, walk.status = at, _MORE
+                            what = (
                                 "block's trailing length does not match its leading length at "
-                                f"file offset {file_pos + walk.offsets[bad_at]}; stopped reading",
-                                bad_no,
-                                fatal=True,
+                                f"file offset {file_pos + at}"
                             )
-                            walk.status = _FATAL
-                    frame_no += len(walk.offsets) + len(walk.phantom)
+                            nxt = self._bad_block(buf, at, n, eof, bad_no, file_pos, what)
+                            if nxt == _STOPPED:
+                                walk.status = _FATAL
+                            elif nxt >= 0:
+                                walk.pos, walk.status = nxt, _SECTION
+                    frame_no += found
                     if batch is not None:
                         last_ts = int(batch.ts_ns[-1])
                         self.report.frames += len(batch)
                         yield batch
                     if walk.status == _FATAL:
                         return
+                    if walk.status == _MORE and eof and walk.pos < n and not cut:
+                        # At the end of the file a block runs past it. That is truncation,
+                        # unless the bytes after its start parse as blocks: then its length
+                        # was wrong.
+                        nxt = self._resync(buf, walk.pos + 4, n)
+                        if nxt >= 0:
+                            btype, blen = self._u32x2(buf, walk.pos)
+                            self._issue(
+                                "bad_block_length",
+                                f"block of type {btype:#x} at file offset {file_pos + walk.pos} "
+                                f"claims {blen} bytes, past the end of the file; reading "
+                                f"resumed at file offset {file_pos + nxt}",
+                                frame_no,
+                            )
+                            walk.pos, walk.status = nxt, _SECTION
                 pos = walk.pos
                 if eof:
                     if pos < n or cut:
@@ -330,24 +363,41 @@ class PcapngReader:
                     end = pos + blen
                     if end > n:
                         break
-                    self._check_trailer(buf, pos, blen, at, file_pos)
+                    nxt = self._check_trailer(buf, pos, blen, at, file_pos, n, eof)
+                    if nxt != _TRAILER_OK:
+                        if nxt == _STOPPED:
+                            raise _Stop
+                        if nxt < 0:
+                            break
+                        pos = nxt
+                        continue
                     self._ifaces = []
                     nif = 0
                     unpack = self._hdr.unpack_from
                     pos = end
                     continue
                 if blen < _MIN_BLOCK_LEN.get(btype, 12) or blen & 3 or blen > maxb:
-                    self._issue(
-                        "bad_block_length",
+                    what = (
                         f"block of type {btype:#x} at file offset {file_pos + pos} claims an "
-                        f"impossible length {blen}; stopped reading",
-                        at,
-                        fatal=True,
+                        f"impossible length {blen}"
                     )
-                    raise _Stop
+                    nxt = self._bad_block(buf, pos, n, eof, at, file_pos, what)
+                    if nxt == _STOPPED:
+                        raise _Stop
+                    if nxt < 0:
+                        break  # search once more bytes are in
+                    pos = nxt
+                    continue
                 if end > n:
                     break
-                self._check_trailer(buf, pos, blen, at, file_pos)
+                nxt = self._check_trailer(buf, pos, blen, at, file_pos, n, eof)
+                if nxt != _TRAILER_OK:
+                    if nxt == _STOPPED:
+                        raise _Stop
+                    if nxt < 0:
+                        break
+                    pos = nxt
+                    continue
                 if btype in (EPB_TYPE, PB_TYPE):
                     # The obsolete Packet Block has a 16-bit interface id, then a drop count.
                     ifid = w2
@@ -394,17 +444,70 @@ class PcapngReader:
         finally:
             walk.pos = pos
 
-    def _check_trailer(self, buf: bytes, pos: int, blen: int, at: int, file_pos: int) -> None:
+    def _check_trailer(
+        self, buf: bytes, pos: int, blen: int, at: int, file_pos: int, n: int, eof: bool
+    ) -> int:
+        """_TRAILER_OK when the block's trailing length matches its leading one, else what
+        :meth:`_bad_block` says (where to go on, -1 for more bytes, or _STOPPED)."""
         trailer = self._u32.unpack_from(buf, pos + blen - 4)[0]
-        if trailer != blen:
-            self._issue(
-                "bad_block_length",
-                f"block at file offset {file_pos + pos} has leading length {blen} but trailing "
-                f"length {trailer}; stopped reading",
-                at,
-                fatal=True,
-            )
-            raise _Stop
+        if trailer == blen:
+            return _TRAILER_OK
+        what = (
+            f"block at file offset {file_pos + pos} has leading length {blen} but trailing "
+            f"length {trailer}"
+        )
+        return self._bad_block(buf, pos, n, eof, at, file_pos, what)
+
+    def _bad_block(
+        self, buf: bytes, pos: int, n: int, eof: bool, at: int, file_pos: int, what: str
+    ) -> int:
+        """A block at ``pos`` has a wrong length: the offset where reading goes on (the issue is
+        recorded), -1 when the search must wait for more bytes (nothing recorded yet, so the
+        issue is reported once), or _STOPPED when nothing plausible follows (a fatal issue)."""
+        if not eof and n - pos < RESYNC_WINDOW_BYTES:
+            return -1
+        nxt = self._resync(buf, pos + 4, n)
+        if nxt < 0:
+            self._issue("bad_block_length", f"{what}; stopped reading", at, fatal=True)
+            return _STOPPED
+        self._issue(
+            "bad_block_length", f"{what}; reading resumed at file offset {file_pos + nxt}", at
+        )
+        return nxt
+
+    def _u32x2(self, buf: bytes, pos: int) -> tuple[int, int]:
+        return self._u32.unpack_from(buf, pos)[0], self._u32.unpack_from(buf, pos + 4)[0]
+
+    def _whole_block(self, buf: bytes, pos: int, n: int) -> int:
+        """The length of a block of a known type at ``pos`` whose leading and trailing lengths
+        agree and fit in ``n`` bytes; 0 when not; -1 when it is plausible but ends past ``n``."""
+        if pos + 12 > n:
+            return 0
+        btype, blen = self._u32x2(buf, pos)
+        if (
+            btype not in _RESYNC_TYPES
+            or blen < _MIN_BLOCK_LEN.get(btype, 12)
+            or blen & 3
+            or blen > MAX_BLOCK_BYTES
+        ):
+            return 0
+        if btype == SHB_TYPE and bytes(buf[pos + 8 : pos + 12]) not in (_BOM_LE, _BOM_BE):
+            return 0
+        if pos + blen > n:
+            return -1
+        return blen if self._u32.unpack_from(buf, pos + blen - 4)[0] == blen else 0
+
+    def _resync(self, buf: bytes, start: int, n: int) -> int:
+        """The first offset from ``start`` (in steps of 4: blocks are 4-byte aligned) where a
+        whole block of a known type begins and is followed by another, by a plausible block
+        running past the buffer, or by the end of the data; -1 within RESYNC_WINDOW_BYTES."""
+        for pos in range(start, min(n - 11, start + RESYNC_WINDOW_BYTES), 4):
+            blen = self._whole_block(buf, pos, n)
+            if blen > 0:
+                nxt = pos + blen
+                if nxt == n or self._whole_block(buf, nxt, n) != 0:
+                    return pos
+        return -1
 
     def _section(self, buf: bytes, pos: int, at: int, file_pos: int) -> int:
         """Read a Section Header Block's byte order, length and version; return its length."""

@@ -35,6 +35,7 @@ from pcapan.config import (
 )
 from pcapan.errors import ParserError
 from pcapan.model import fast_maker
+from pcapan.proto.text import wire_text
 from pcapan.proto.tls_registry import CIPHER_SUITES, is_grease
 
 # Record content types (RFC 8446 B.1; 24 = heartbeat, RFC 6520).
@@ -875,7 +876,7 @@ class TlsConnection:
                     kind = names.u8()
                     host = names.vec(2)
                     if kind == 0 and sni is None:
-                        sni = host.decode("utf-8", "backslashreplace")
+                        sni = wire_text(host)
             elif code == EXT_ALPN:
                 lst = x.sub(2)
                 while lst.left():
@@ -923,7 +924,7 @@ class TlsConnection:
                                         tuple(sigalgs))
         ch = _make_client_hello(
             ts, ver, rnd, sid, tuple(ciphers), comp, tuple(ext_codes), sni,
-            tuple(a.decode("utf-8", "backslashreplace") for a in alpn), tuple(sv), tuple(groups),
+            tuple(wire_text(a) for a in alpn), tuple(sv), tuple(groups),
             tuple(ks_groups), tuple(sigalgs), tuple(pf), ticket, psk_ids, psk_modes,
             flags[EXT_EARLY_DATA], flags[EXT_EXTENDED_MASTER_SECRET], flags[EXT_RENEGOTIATION_INFO],
             flags[EXT_ENCRYPT_THEN_MAC], flags[EXT_STATUS_REQUEST], rsl, tuple(ccert), flags[EXT_ECH],
@@ -962,7 +963,7 @@ class TlsConnection:
             elif code == EXT_ALPN:
                 lst = x.sub(2)
                 if lst.left():
-                    alpn = lst.vec(1).decode("utf-8", "backslashreplace")
+                    alpn = wire_text(lst.vec(1))
             elif code in (EXT_KEY_SHARE, EXT_KEY_SHARE_OLD):
                 ks = x.u16()  # ServerHello: group + share; HRR: selected group only
             elif code == EXT_PRE_SHARED_KEY:

@@ -7,8 +7,9 @@ Every function takes a Result (typed for the checker only: report sits below api
 
 from __future__ import annotations
 
-import unicodedata
 from typing import TYPE_CHECKING, Any
+
+from pcapan.frames.text import printable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -18,10 +19,6 @@ if TYPE_CHECKING:
 # Budget labels listed in the summary: the commonest few say what the round trips were; a long
 # tail of rare labels would push the rest of the summary off the screen.
 SUMMARY_BUDGET_LABELS = 6
-# Unicode categories shown as escapes, never as themselves: control characters (a terminal
-# obeys ESC sequences found in a captured URI), format characters (bidi overrides reorder the
-# text around them, "Trojan Source") and lone surrogates (not encodable as UTF-8).
-HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs"})
 
 # The servers view: column (of the servers table, or "server": name and address) -> title.
 # Compact for the terminal (a row must fit 80 columns), fuller for the HTML report.
@@ -40,25 +37,6 @@ CLIENT_COLUMNS = {
     "orig_h": "client", "servers": "servers", "connections": "connections", "requests": "requests",
     "reuse_ratio": "reuse", "max_open_connections": "max open", "missed_reuse": "missed reuse",
 }
-
-
-def printable(value: object) -> str:
-    """``str(value)`` with control, format and surrogate characters written as ``\\xNN`` /
-    ``\\uNNNN`` escapes (and a backslash as ``\\\\`` when any escape was made, so the text stays
-    unambiguous). Captured text goes through this before any terminal or page shows it."""
-    s = "" if value is None else str(value)
-    if all(unicodedata.category(ch) not in HIDDEN_CATEGORIES for ch in s):
-        return s
-    out = []
-    for ch in s:
-        if ch == "\\":
-            out.append("\\\\")
-        elif unicodedata.category(ch) in HIDDEN_CATEGORIES:
-            o = ord(ch)
-            out.append(f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}")
-        else:
-            out.append(ch)
-    return "".join(out)
 
 
 def format_value(v: Any) -> str:
