@@ -1,0 +1,157 @@
+"""Issue 13, defects 1 and 2: time going backwards (a capture read twice) and 5-tuple reuse.
+
+The captures in tests/data are real traffic on loopback (tests/data/make_engine_captures.py):
+
+* ``spaced.pcap``: two HTTP/1.0 connections, client ports 40131 and 40132, 12 s apart. tshark
+  (``-z conv,tcp``) shows 2 connections of 6 + 6 frames each.
+* ``port-reuse.pcap``: two HTTP/1.0 connections from client port 40121 in a row; the second SYN
+  (frame 13, new ISN) comes 0.15 ms after the first connection's last ACK (frame 12). tshark
+  marks frame 13 "TCP Port numbers reused"; each connection has 6 frames from the client and 6
+  from the server.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import pcapan
+import pcapan.io.pcap
+from pcapan.api import Analyzer, Result
+
+DATA = Path(__file__).resolve().parent / "data"
+SPACED = DATA / "spaced.pcap"
+REUSE = DATA / "port-reuse.pcap"
+PCAP_HEADER = 24
+RECORD_HEADER = 16
+
+
+def _records(path: Path) -> tuple[bytes, list[bytes]]:
+    """The file header and the records of a little-endian pcap."""
+    raw = path.read_bytes()
+    recs, off = [], PCAP_HEADER
+    while off < len(raw):
+        n = int.from_bytes(raw[off + 8 : off + 12], "little")
+        recs.append(raw[off : off + RECORD_HEADER + n])
+        off += RECORD_HEADER + n
+    return raw[:PCAP_HEADER], recs
+
+
+def _doubled(tmp_path: Path, path: Path) -> Path:
+    """``mergecap -a -F pcap -w out F F``: the header once, then the records twice (byte for byte
+    what mergecap writes for a pcap, checked on spaced.pcap)."""
+    raw = path.read_bytes()
+    out = tmp_path / f"{path.stem}-twice.pcap"
+    out.write_bytes(raw + raw[PCAP_HEADER:])
+    return out
+
+
+def _every_output(r: Result) -> None:
+    """Every table, the summary and the report build (the doubled capture crashed them)."""
+    for name in (
+        "connections",
+        "http",
+        "tls",
+        "rtt",
+        "anomalies",
+        "servers",
+        "clients",
+        "missed_reuse",
+    ):
+        assert isinstance(getattr(r, name), pd.DataFrame), name
+    r.summary()
+
+
+def _check_twice(r: Result) -> None:
+    c = r.connections.sort_values(["ts", "orig_p", "uid"]).reset_index(drop=True)
+    # Read twice: the 40131 connection had ended (FIN, FIN, ACK) and was finalised (12 s > the
+    # 5 s close linger) before its copy came back, so the copy is a second connection with the
+    # same 5-tuple and start time: two rows, each with tshark's 6 + 6 frames, distinct uids.
+    # The 40132 connection was still lingering when its copy came: tshark, reading the file
+    # mergecap makes, marks the copy's segments as retransmissions (65 bytes from the client, 187
+    # and 192 from the server, besides SYN/SYN-ACK/FINs): 1 and 2 retransmitted data segments.
+    assert list(c.orig_p) == [40131, 40131, 40132]
+    assert c.uid.is_unique
+    assert list(c.orig_pkts) == [6, 6, 12] and list(c.resp_pkts) == [6, 6, 12]
+    assert list(c.orig_retransmits) == [0, 0, 1] and list(c.resp_retransmits) == [0, 0, 2]
+    assert c.ts[0] == c.ts[1]
+    once = pcapan.analyze(SPACED).connections
+    assert set(once.uid) <= set(c.uid)  # the first reading's uids are those of the file alone
+    h = r.http
+    assert len(h) == 3 and h.uid.is_unique and set(h.uid) == set(c.uid)
+    _every_output(r)
+
+
+def test_same_capture_given_twice_gets_unique_uids() -> None:
+    """``pcapan.analyze([F, F])`` (``pcapan analyze F F``): failed in webperf with
+    InvalidIndexError (two connection rows with one uid)."""
+    r = pcapan.analyze([SPACED, SPACED])
+    _check_twice(r)
+    assert list(pcapan.analyze([SPACED, SPACED]).connections.uid) == list(
+        r.connections.uid
+    )  # deterministic
+
+
+def test_capture_concatenated_with_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``mergecap -a F F`` read in small batches (as a large file is: the close linger ends the
+    first copy's connections between batches)."""
+    monkeypatch.setattr(pcapan.io.pcap, "READ_CHUNK_BYTES", 1024)
+    dbl = _doubled(tmp_path, SPACED)
+    r = pcapan.analyze(dbl)
+    _check_twice(r)
+    # the shards of the same file merge to the whole, uids included
+    key = ["uid"]
+    parts = Result.merge([pcapan.analyze(dbl, shard=(i, 2)) for i in range(2)])
+    for name in ("connections", "http"):
+        whole_t = getattr(r, name).sort_values(key).reset_index(drop=True)
+        parts_t = getattr(parts, name).sort_values(key).reset_index(drop=True)
+        pd.testing.assert_frame_equal(whole_t, parts_t)
+
+
+def test_cli_analyze_and_report_same_file_twice(tmp_path: Path) -> None:
+    for args in (
+        ["analyze", str(SPACED), str(SPACED)],
+        ["report", "--no-plots", "-o", str(tmp_path / "r.html"), str(SPACED), str(SPACED)],
+    ):
+        p = subprocess.run(
+            [sys.executable, "-m", "pcapan.cli", *args], capture_output=True, text=True, timeout=300
+        )
+        assert p.returncode == 0, p.stderr
+        assert "Traceback" not in p.stderr
+    assert (tmp_path / "r.html").stat().st_size > 0
+
+
+def test_reused_five_tuple_keeps_the_first_connections_pure_acks(tmp_path: Path) -> None:
+    """A connection closed (server FIN, client FIN, last ACK) and reopened on the same 5-tuple
+    0.15 ms later, in one batch: its pure ACKs used to be folded in after its row was written
+    (orig_pkts 3 instead of 6, resp_pkts 4 instead of 6, no ``A``/``a`` in the history)."""
+    both = pcapan.analyze(REUSE).connections
+    assert len(both) == 2 and both.uid.is_unique
+    header, recs = _records(REUSE)
+    assert len(recs) == 24
+    first_only = tmp_path / "first.pcap"
+    first_only.write_bytes(header + b"".join(recs[:12]))  # frames 1-12: the first connection alone
+    alone = pcapan.analyze(first_only).connections
+    a, b = both.iloc[0], alone.iloc[0]
+    # tshark -z conv,tcp: per connection 6 frames (469 bytes) from the client, 6 (783 bytes)
+    # from the server; IP bytes are those less 14 bytes of Ethernet header per frame.
+    assert (a.orig_pkts, a.resp_pkts) == (6, 6)
+    assert (a.orig_ip_bytes, a.resp_ip_bytes) == (469 - 6 * 14, 783 - 6 * 14)
+    # Zeek's history by hand: S (SYN), h (SYN-ACK), A (client's pure ACK, frame 3), D (GET),
+    # a (server's pure ACK, frame 5), d (response), f (server FIN, first), F (client FIN).
+    assert a.history == "ShADadfF"
+    cols = [c for c in both.columns if c not in ("source",)]
+    pd.testing.assert_series_equal(a[cols], b[cols], check_names=False)
+    assert both.iloc[1].history == "ShADadfF" and (
+        both.iloc[1].orig_pkts,
+        both.iloc[1].resp_pkts,
+    ) == (6, 6)
+    # the same rows packet by packet (no folding of data runs)
+    an = Analyzer()
+    an._engine.fold_bulk = False
+    an.feed_source(REUSE)
+    pd.testing.assert_frame_equal(an.finish().connections, both)
