@@ -155,3 +155,70 @@ def test_reused_five_tuple_keeps_the_first_connections_pure_acks(tmp_path: Path)
     an._engine.fold_bulk = False
     an.feed_source(REUSE)
     pd.testing.assert_frame_equal(an.finish().connections, both)
+
+
+TLS_REUSE = DATA / "tls-port-reuse.pcap"
+# tshark -r tests/data/tls-port-reuse.pcap -o tcp.reassemble_out_of_order:TRUE
+#   -Y tls.handshake.type==1 -T fields -e frame.number -e frame.time_epoch -e tcp.srcport
+#   -e tls.handshake.extensions_server_name
+# (frame, ClientHello time, client port, SNI), one per connection, in capture order:
+TSHARK_CLIENT_HELLOS = [
+    (4, "1796665337.900123", 40634, "c.test"),
+    (22, "1796665338.318069", 40764, "c.test"),
+    (46, "1796665342.815161", 40634, "c.test"),
+    (64, "1796665343.385831", 40764, "c.test"),
+]
+# tshark -Y tls.handshake.type==2: the ServerHellos' cipher suites and handshake messages. Frame 6:
+# 0xc030 with Certificate, ServerKeyExchange, ServerHelloDone (a full TLS 1.2 handshake, 2
+# round trips); frames 24 and 48: 0x1302 with supported_version 0x0304 (TLS 1.3, 1 round
+# trip); frame 66: 0xc030 alone (an abbreviated TLS 1.2 handshake, a resumption: 1 round trip).
+TSHARK_SERVER_HELLOS = [
+    ("TLSv12", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", 2),
+    ("TLSv13", "TLS_AES_256_GCM_SHA384", 1),
+    ("TLSv13", "TLS_AES_256_GCM_SHA384", 1),
+    ("TLSv12", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", 1),
+]
+FIRST_FILE_RECORDS = 42  # frames 1-42: the two first connections, up to their servers' RSTs
+
+
+def test_tls_on_reused_client_ports_across_batches(tmp_path: Path) -> None:
+    """Issue 13, 2b: two pairs of HTTPS connections from a real capture (tcp.stream 9 and 1332,
+    92 and 1495 of the realcap capture, benchmarks/make_real_capture.py), each pair on one
+    5-tuple: the first connection ends with the client's FIN answered by two server RSTs, and
+    the port comes back 4.9 s and 5.1 s later, while the first connection still lingers in the
+    flow table. Read as two files (rotated captures; in one large file the batch boundary
+    does the same), the second connections' ClientHellos were lost (no SNI, JA3, ClientHello
+    time, 0 round trips) or their first request dated at the ClientHello: the batch treated
+    their flow as one whose parser no longer needs the two directions in capture order (the
+    first connection's TLS, past its handshake), so the server's handshake reached the new
+    connection's parser before the client's."""
+    header, recs = _records(TLS_REUSE)
+    assert len(recs) == 81
+    first, second = tmp_path / "rot-1.pcap", tmp_path / "rot-2.pcap"
+    first.write_bytes(header + b"".join(recs[:FIRST_FILE_RECORDS]))
+    second.write_bytes(header + b"".join(recs[FIRST_FILE_RECORDS:]))
+    for sources in ([first, second], [TLS_REUSE]):
+        r = pcapan.analyze(sources)
+        t = r.tls.sort_values("ts_client_hello").reset_index(drop=True)
+        assert len(t) == 4 and t.uid.is_unique
+        for row, (_, ts, port, sni), (version, cipher, rtts) in zip(
+            t.itertuples(), TSHARK_CLIENT_HELLOS, TSHARK_SERVER_HELLOS, strict=True
+        ):
+            assert (row.orig_p, row.server_name) == (port, sni)
+            assert row.ts_client_hello == pd.Timestamp(
+                int(ts.replace(".", "")), unit="us", tz="UTC"
+            )
+            assert (row.version, row.cipher, row.handshake_rtts) == (version, cipher, rtts)
+            assert row.established
+            assert row.ts_first_request > row.ts_client_hello
+        conns = r.connections
+        assert len(conns) == 4 and (conns.service == "tls").all()
+    # packet by packet (no folding of data runs): the same rows
+    an = Analyzer()
+    an._engine.fold_bulk = False
+    for f in (first, second):
+        an.feed_source(f)
+    unfolded = an.finish()
+    folded = pcapan.analyze([first, second])
+    pd.testing.assert_frame_equal(unfolded.tls, folded.tls)
+    pd.testing.assert_frame_equal(unfolded.connections, folded.connections)

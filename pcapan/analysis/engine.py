@@ -290,6 +290,7 @@ class Analyzer:
         slot_of: dict[int, int] = {}
         slot = np.full(n, -1, dtype=np.int64)
         need = np.zeros(len(keys), dtype=bool)
+        idle_first = np.zeros(len(keys), dtype=bool)  # the flow's first packet ends its connection
         idle = self.idle_ns
         for k, (fk, t0) in enumerate(zip(keys, ts[first].tolist(), strict=True)):
             c = flows.get(fk)
@@ -301,7 +302,9 @@ class Analyzer:
             slot[first[k]] = len(conns)
             conns.append(c)
             # A silent endpoint changes state on its first packet; an idle connection ends.
-            if c.orig.state == INACTIVE or c.resp.state == INACTIVE or t0 - c.last_ns > idle:
+            if t0 - c.last_ns > idle:
+                need[k] = idle_first[k] = True
+            elif c.orig.state == INACTIVE or c.resp.state == INACTIVE:
                 need[k] = True
         force[first[need]] = True
         # A silent endpoint's first packet changes its state (INACTIVE -> PARTIAL/ESTABLISHED).
@@ -350,10 +353,17 @@ class Analyzer:
         # Flows whose bytes a parser reads (or may read: new flows are being probed): the parser
         # must see both directions' bytes in capture order, so their runs are folded in that
         # order (_BulkRuns.flush_ordered), before every packet of the flow that goes one by one.
+        # So are flows where a new connection may begin within the batch (a SYN, or a packet
+        # after an idle gap, ends the one open at the start): its parser starts from nothing,
+        # whatever the connection it replaces had come to (TLS past its handshake, not ordered).
         parsed = np.array(
             [c is None or _ordered(c.orig.stream.sink) or _ordered(c.resp.stream.sink) for c in cur.values()],
             dtype=bool,
         )
+        if not parsed.all():
+            parsed[inv[(flags & (TCP_SYN | TCP_ACK)) == TCP_SYN]] = True
+            parsed[inv[order[1:][same & late]]] = True
+            parsed |= idle_first
         parsed_l = parsed.tolist()
         # A parser must hear of a hole when the ACK that reveals it passes, not at the end of
         # the batch: until then the data behind the hole waits in the out-of-order buffer while
