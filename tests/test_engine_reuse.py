@@ -222,3 +222,21 @@ def test_tls_on_reused_client_ports_across_batches(tmp_path: Path) -> None:
     folded = pcapan.analyze([first, second])
     pd.testing.assert_frame_equal(unfolded.tls, folded.tls)
     pd.testing.assert_frame_equal(unfolded.connections, folded.connections)
+
+
+def test_reuse_within_one_timestamp_gets_its_own_uid(tmp_path: Path) -> None:
+    """port-reuse.pcap with every record's time set to that of the first (a capture tool with a
+    coarse clock, or timestamps zeroed by an anonymiser): the two connections on one 5-tuple
+    start at the same instant, without time going back; they still get two uids."""
+    header, recs = _records(REUSE)
+    stamp = recs[0][:8]
+    flat = tmp_path / "flat.pcap"
+    flat.write_bytes(header + b"".join(stamp + r[8:] for r in recs))
+    r = pcapan.analyze(flat)
+    c = r.connections
+    assert len(c) == 2 and c.uid.is_unique and c.ts.nunique() == 1
+    assert list(c.orig_pkts) == [6, 6] and list(c.resp_pkts) == [6, 6]  # tshark: 6 + 6 each
+    assert len(r.http) == 2 and set(r.http.uid) == set(c.uid)
+    _every_output(r)
+    parts = Result.merge([pcapan.analyze(flat, shard=(i, 2)) for i in range(2)])
+    assert sorted(parts.connections.uid) == sorted(c.uid)
