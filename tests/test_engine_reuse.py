@@ -240,3 +240,26 @@ def test_reuse_within_one_timestamp_gets_its_own_uid(tmp_path: Path) -> None:
     _every_output(r)
     parts = Result.merge([pcapan.analyze(flat, shard=(i, 2)) for i in range(2)])
     assert sorted(parts.connections.uid) == sorted(c.uid)
+
+
+def test_merge_of_separate_analyses_of_one_capture() -> None:
+    """Result.merge of two analyses of the same capture (separate captures that overlap): the
+    second part's uids were the first's, and the tables failed as with defect 1. Every row is
+    kept, each uid once, and the second part's rows still join across tables on their uid."""
+    sample = DATA.parent.parent / "samples" / "http-keepalive.pcap"  # 2 connections, 6 requests
+    one = pcapan.analyze(sample)
+    m = Result.merge([one, pcapan.analyze(sample)])
+    c, h = m.connections, m.http
+    assert len(c) == 2 * len(one.connections) and c.uid.is_unique
+    assert len(h) == 2 * len(one.http) and set(h.uid) == set(c.uid)
+    assert set(m.rtt.uid) == set(c.uid) and len(m.rtt) == 2 * len(one.rtt)
+    assert (c.groupby("uid").size() == 1).all()
+    # the values, uid aside, are those of the single analysis, twice
+    cols = [k for k in c.columns if k != "uid"]
+    single = pd.concat([one.connections, one.connections])[cols].sort_values(["ts", "orig_p"])
+    pd.testing.assert_frame_equal(
+        c[cols].sort_values(["ts", "orig_p"]).reset_index(drop=True), single.reset_index(drop=True)
+    )
+    _every_output(m)
+    again = Result.merge([one, pcapan.analyze(sample)])
+    assert sorted(again.connections.uid) == sorted(c.uid)  # deterministic
