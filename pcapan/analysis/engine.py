@@ -311,7 +311,8 @@ class Analyzer:
         # A flow that starts with a bare SYN is the exception worth knowing: its originator is
         # SYN_SENT from then on and its responder speaks first with a SYN-ACK (control, forced).
         bare_syn = (flags[first] & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) == TCP_SYN
-        need_kd = need & ~(bare_syn & np.array([c is None for c in cur.values()], dtype=bool))
+        fresh = np.array([c is None for c in cur.values()], dtype=bool)  # no connection open yet
+        need_kd = need & ~(bare_syn & fresh)
         force[first_kd[need_kd[inv[first_kd]]]] = True
 
         # A pure ACK whose sequence number is ahead of the data seen so far in its direction
@@ -360,10 +361,11 @@ class Analyzer:
             [c is None or _ordered(c.orig.stream.sink) or _ordered(c.resp.stream.sink) for c in cur.values()],
             dtype=bool,
         )
-        if not parsed.all():
-            parsed[inv[(flags & (TCP_SYN | TCP_ACK)) == TCP_SYN]] = True
-            parsed[inv[order[1:][same & late]]] = True
-            parsed |= idle_first
+        restart = idle_first.copy()
+        restart[inv[(flags & (TCP_SYN | TCP_ACK)) == TCP_SYN]] = True
+        restart[inv[order[1:][same & late]]] = True
+        restart &= ~fresh
+        parsed |= restart
         parsed_l = parsed.tolist()
         # A parser must hear of a hole when the ACK that reveals it passes, not at the end of
         # the batch: until then the data behind the hole waits in the out-of-order buffer while
@@ -377,7 +379,8 @@ class Analyzer:
             reveal = self._revealing_acks(tp, order, order_kd, kd, kd_s, starts_kd, inv, a_is_src, base_g, d, parsed)
             if reveal is not None:
                 early |= reveal
-            early |= self._hole_windows(tp, order_kd, kd, kd_s, starts_kd, inv, a_is_src, cur, parsed_l)
+            early |= self._hole_windows(tp, order_kd, kd, kd_s, starts_kd, inv, a_is_src, cur, parsed_l,
+                                        restart.tolist())
             if early.any():
                 force |= early  # (data packets among them must not be folded either)
                 interesting = force | (plen_a > 0)
@@ -500,14 +503,16 @@ class Analyzer:
     @staticmethod
     def _hole_windows(tp: TcpPackets, order_kd: np.ndarray, kd: np.ndarray, kd_s: np.ndarray, starts_kd: np.ndarray,
                       inv: np.ndarray, a_is_src: np.ndarray, cur: dict[int, Connection | None],
-                      parsed_l: list[bool]) -> np.ndarray:
+                      parsed_l: list[bool], restart_l: list[bool]) -> np.ndarray:
         """ACK-carrying packets of parsed flows sent while their peer's data has a hole open.
 
         Per (flow, direction), in capture order: a data segment starting beyond every byte
         seen so far opens a hole (so does data that does not continue where the stream stood
         at the start of the batch, or bytes already waiting out of order); the first later
         segment that starts at or before the hole closes it. Packets of the other direction in
-        between are marked.
+        between are marked. In flows where a new connection may begin (``restart_l``) the
+        stream continues from the batch's SYN, as in a new flow: measured from the stream of
+        the connection it replaces (another ISN), every data segment looked like a hole.
         """
         n = len(tp)
         out = np.zeros(n, dtype=bool)
@@ -533,7 +538,7 @@ class Analyzer:
         keep: list[bool] = []
         for kdv, s_first, i_first in zip(gkd.tolist(), first_seq.tolist(), ds[gstart].tolist(), strict=True):
             k = kdv >> 1
-            c = cur[k]
+            c = None if restart_l[k] else cur[k]  # (a new connection's stream starts at its SYN)
             if not parsed_l[k]:
                 anchors.append(s_first)
                 opens.append(-1)
