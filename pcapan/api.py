@@ -235,7 +235,13 @@ class Result:
 
     @staticmethod
     def merge(parts: Sequence[Result]) -> Result:
-        """Combine results of analyses split by flow (``shard=``) or over separate captures."""
+        """Combine results of analyses split by flow (``shard=``) or over separate captures.
+
+        Shards have distinct uids. Separate analyses of overlapping captures (the same file
+        twice) can have a uid in common: the later part's copy gets a uid derived from it and
+        the part's position, so uids stay unique in the result (and the same for the same parts).
+        """
+        parts = _distinct_uids(parts)
         stats: dict[str, Any] = {}
         for p in parts:
             for k, v in p.stats.items():
@@ -256,6 +262,45 @@ class Result:
             [r for p in parts for r in p.tls_records],
             RttSamples.merge([p.rtt_samples for p in parts]),
         )
+
+
+def _distinct_uids(parts: Sequence[Result]) -> list[Result]:
+    """``parts`` with every connection uid that an earlier part already has replaced (see merge)."""
+    import copy
+    import dataclasses
+    import hashlib
+
+    seen: set[str] = set()
+    out: list[Result] = []
+    for j, p in enumerate(parts):
+        uids = {r.uid for r in p.connection_records}
+        clash = uids & seen
+        seen |= uids
+        if not clash:
+            out.append(p)
+            continue
+        new: dict[str, str] = {}
+        for u in sorted(clash):
+            n = int.from_bytes(hashlib.blake2b(b"%s|part%d" % (u.encode(), j), digest_size=12).digest(), "big")
+            digits = []
+            for _ in range(17):
+                n, r = divmod(n, 62)
+                digits.append(_UID_ALPHABET[r])
+            new[u] = "C" + "".join(digits)
+        seen |= set(new.values())
+
+        def moved(records: list[Any], new: dict[str, str] = new) -> list[Any]:
+            return [dataclasses.replace(r, uid=new[r.uid]) if r.uid in new else r for r in records]
+
+        samples = copy.copy(p.rtt_samples)
+        samples.uids = [new.get(u, u) for u in p.rtt_samples.uids]
+        samples.index = {u: i for i, u in enumerate(samples.uids)}
+        out.append(Result(moved(p.connection_records), moved(p.anomaly_records), p.stats, p.warnings,
+                          moved(p.http_records), moved(p.tls_records), samples))
+    return out
+
+
+_UID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def _typed(df: pd.DataFrame, columns: tuple[Column, ...]) -> pd.DataFrame:

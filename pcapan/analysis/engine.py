@@ -51,10 +51,14 @@ def _flow_hash(a_hi: np.ndarray, a_lo: np.ndarray, b_hi: np.ndarray, b_lo: np.nd
         )
 
 
-def make_uid(key: FlowKey, start_ns: int) -> str:
-    """Deterministic Zeek-style uid: same capture, same uids (also live vs. the file it wrote)."""
+def make_uid(key: FlowKey, start_ns: int, tag: bytes = b"") -> str:
+    """Deterministic Zeek-style uid: same capture, same uids (also live vs. the file it wrote).
+
+    ``tag`` tells apart connections of one 5-tuple that start at the same instant (a capture
+    whose time goes backwards, e.g. the same file read twice); it is empty for all others, so
+    their uids do not depend on it."""
     h = hashlib.blake2b(
-        b"%d|%b|%d|%b|%d|%d" % (key.ipver, key.orig_h, key.orig_p, key.resp_h, key.resp_p, start_ns),
+        b"%d|%b|%d|%b|%d|%d%b" % (key.ipver, key.orig_h, key.orig_p, key.resp_h, key.resp_p, start_ns, tag),
         digest_size=12,
     ).digest()
     n = int.from_bytes(h, "big")
@@ -125,6 +129,10 @@ class Analyzer:
         self.rtt_state = rtt.RttState()
         self._rtt_done: list[int] = []  # finalised connections whose carried RTT state can go
         self.h2_ctx = H2Context()
+        # Connections that a packet of the batch ended (5-tuple reused, idle): finalised at the
+        # end of the batch, once the packets folded per batch (pure ACKs, RTT counters) that
+        # came before their end have been added to them.
+        self._ended: list[tuple[Connection, str]] = []
         self.openers: Openers = {HTTP: self.http_ctx.open, TLS: self.tls_ctx.open, HTTP2: self.h2_ctx.open}
         self.http_ctx.tunnel_openers[TLS] = self.tls_ctx.open_in_tunnel
         self.http_ctx.tunnel_openers[HTTP2] = self.h2_ctx.open
@@ -141,6 +149,15 @@ class Analyzer:
         self._tunnels_of: dict[int, set[int]] = {}
         self.first_ns = 0
         self.last_ns = 0
+        # Uid uniqueness (see _uid_tag), from every frame in capture order, before the shard
+        # filter, so that shards and the whole agree: the latest timestamp so far, the number
+        # of frames so far whose time went backwards, and for the batch being fed, per frame,
+        # the latest timestamp before it and that count (None while time has only gone on).
+        self._ts_max = -(1 << 63)
+        self._backs = 0
+        self._b_time: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._tie_t = 0
+        self._tie: dict[tuple[int, ...], int] = {}  # flow key -> connections started at _tie_t
 
     # -- input -------------------------------------------------------------------------------
     def start_source(self, name: str) -> None:
@@ -152,6 +169,7 @@ class Analyzer:
         self.tls_ctx.source = name
 
     def feed(self, batch: FrameBatch) -> None:
+        self._clock(batch)
         n_before = len(self.decoder.anomalies)
         tp = self.decoder.decode(batch)
         self.packets += len(batch)
@@ -166,6 +184,46 @@ class Analyzer:
             self._tcp(tp)
         if self.last_ns - self._last_sweep >= self.sweep_ns:
             self._sweep(self.last_ns)
+
+    def _clock(self, batch: FrameBatch) -> None:
+        """Per frame of the batch: the latest timestamp before it, and whether it goes back."""
+        ts = batch.ts_ns
+        self._b_time = None
+        if not len(ts):
+            return
+        run = np.maximum.accumulate(ts)
+        if ts[0] >= self._ts_max and (run == ts).all():
+            self._ts_max = int(ts[-1])  # the usual case: time only went on
+            return
+        before = np.empty_like(ts)
+        before[0] = self._ts_max
+        np.maximum(run[:-1], self._ts_max, out=before[1:])
+        backs = self._backs + np.cumsum(ts < before)
+        self._b_time = (batch.frame_no, before, backs)
+        self._ts_max = max(self._ts_max, int(run[-1]))
+        self._backs = int(backs[-1])
+
+    def _uid_tag(self, fkey: tuple[int, ...], fno: int, t: int) -> bytes:
+        """What makes a new connection's uid unique when its 5-tuple and start time are not.
+
+        Two connections of one flow key can start at the same instant only if time stood still
+        between them or went back. A connection whose first frame is not older than every frame
+        before it is counted among those of its flow key starting at that instant (the n-th
+        gets tag n, the first none); those start times never decrease, so one instant is kept.
+        A connection starting back in time gets the number of frames that went back so far,
+        its own included, which no earlier connection can have."""
+        bt = self._b_time
+        if bt is not None:  # (else no frame of the batch went back)
+            frames, before, backs = bt
+            j = min(int(np.searchsorted(frames, fno)), frames.shape[0] - 1)
+            if t < before.item(j):
+                return b"|b%d" % backs.item(j)
+        if t != self._tie_t:
+            self._tie.clear()
+            self._tie_t = t
+        n = self._tie.get(fkey, 0)
+        self._tie[fkey] = n + 1
+        return b"|n%d" % n if n else b""
 
     def add_read_issues(self, issues: Iterable[ReadIssue]) -> None:
         for issue in issues:
@@ -238,6 +296,7 @@ class Analyzer:
         slot_of: dict[int, int] = {}
         slot = np.full(n, -1, dtype=np.int64)
         need = np.zeros(len(keys), dtype=bool)
+        idle_first = np.zeros(len(keys), dtype=bool)  # the flow's first packet ends its connection
         idle = self.idle_ns
         for k, (fk, t0) in enumerate(zip(keys, ts[first].tolist(), strict=True)):
             c = flows.get(fk)
@@ -249,14 +308,17 @@ class Analyzer:
             slot[first[k]] = len(conns)
             conns.append(c)
             # A silent endpoint changes state on its first packet; an idle connection ends.
-            if c.orig.state == INACTIVE or c.resp.state == INACTIVE or t0 - c.last_ns > idle:
+            if t0 - c.last_ns > idle:
+                need[k] = idle_first[k] = True
+            elif c.orig.state == INACTIVE or c.resp.state == INACTIVE:
                 need[k] = True
         force[first[need]] = True
         # A silent endpoint's first packet changes its state (INACTIVE -> PARTIAL/ESTABLISHED).
         # A flow that starts with a bare SYN is the exception worth knowing: its originator is
         # SYN_SENT from then on and its responder speaks first with a SYN-ACK (control, forced).
         bare_syn = (flags[first] & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) == TCP_SYN
-        need_kd = need & ~(bare_syn & np.array([c is None for c in cur.values()], dtype=bool))
+        fresh = np.array([c is None for c in cur.values()], dtype=bool)  # no connection open yet
+        need_kd = need & ~(bare_syn & fresh)
         force[first_kd[need_kd[inv[first_kd]]]] = True
 
         # A pure ACK whose sequence number is ahead of the data seen so far in its direction
@@ -298,10 +360,18 @@ class Analyzer:
         # Flows whose bytes a parser reads (or may read: new flows are being probed): the parser
         # must see both directions' bytes in capture order, so their runs are folded in that
         # order (_BulkRuns.flush_ordered), before every packet of the flow that goes one by one.
+        # So are flows where a new connection may begin within the batch (a SYN, or a packet
+        # after an idle gap, ends the one open at the start): its parser starts from nothing,
+        # whatever the connection it replaces had come to (TLS past its handshake, not ordered).
         parsed = np.array(
             [c is None or _ordered(c.orig.stream.sink) or _ordered(c.resp.stream.sink) for c in cur.values()],
             dtype=bool,
         )
+        restart = idle_first.copy()
+        restart[inv[(flags & (TCP_SYN | TCP_ACK)) == TCP_SYN]] = True
+        restart[inv[order[1:][same & late]]] = True
+        restart &= ~fresh
+        parsed |= restart
         parsed_l = parsed.tolist()
         # A parser must hear of a hole when the ACK that reveals it passes, not at the end of
         # the batch: until then the data behind the hole waits in the out-of-order buffer while
@@ -315,7 +385,8 @@ class Analyzer:
             reveal = self._revealing_acks(tp, order, order_kd, kd, kd_s, starts_kd, inv, a_is_src, base_g, d, parsed)
             if reveal is not None:
                 early |= reveal
-            early |= self._hole_windows(tp, order_kd, kd, kd_s, starts_kd, inv, a_is_src, cur, parsed_l)
+            early |= self._hole_windows(tp, order_kd, kd, kd_s, starts_kd, inv, a_is_src, cur, parsed_l,
+                                        restart.tolist())
             if early.any():
                 force |= early  # (data packets among them must not be folded either)
                 interesting = force | (plen_a > 0)
@@ -405,6 +476,10 @@ class Analyzer:
         end_ts = int(ts[-1])
         for conn in conns:
             conn.apply_acks(end_ts)
+        if self._ended:
+            ended, self._ended = self._ended, []
+            for conn, reason in ended:
+                self._finalise(conn, reason)
 
     def _rtt(self, tp: TcpPackets, slot: np.ndarray, a_is_src: np.ndarray, conns: list[Connection]) -> None:
         """Round-trip samples, duplicate ACKs and zero windows of the batch (pcapan.flow.rtt)."""
@@ -437,14 +512,16 @@ class Analyzer:
     @staticmethod
     def _hole_windows(tp: TcpPackets, order_kd: np.ndarray, kd: np.ndarray, kd_s: np.ndarray, starts_kd: np.ndarray,
                       inv: np.ndarray, a_is_src: np.ndarray, cur: dict[int, Connection | None],
-                      parsed_l: list[bool]) -> np.ndarray:
+                      parsed_l: list[bool], restart_l: list[bool]) -> np.ndarray:
         """ACK-carrying packets of parsed flows sent while their peer's data has a hole open.
 
         Per (flow, direction), in capture order: a data segment starting beyond every byte
         seen so far opens a hole (so does data that does not continue where the stream stood
         at the start of the batch, or bytes already waiting out of order); the first later
         segment that starts at or before the hole closes it. Packets of the other direction in
-        between are marked.
+        between are marked. In flows where a new connection may begin (``restart_l``) the
+        stream continues from the batch's SYN, as in a new flow: measured from the stream of
+        the connection it replaces (another ISN), every data segment looked like a hole.
         """
         n = len(tp)
         out = np.zeros(n, dtype=bool)
@@ -470,7 +547,7 @@ class Analyzer:
         keep: list[bool] = []
         for kdv, s_first, i_first in zip(gkd.tolist(), first_seq.tolist(), ds[gstart].tolist(), strict=True):
             k = kdv >> 1
-            c = cur[k]
+            c = None if restart_l[k] else cur[k]  # (a new connection's stream starts at its SYN)
             if not parsed_l[k]:
                 anchors.append(s_first)
                 opens.append(-1)
@@ -670,7 +747,7 @@ class Analyzer:
     def _ends_before(self, conn: Connection, fl: int, seq: int, ais: bool, t: int) -> bool:
         """Does this packet start a new connection on the same 5-tuple (Zeek's IsReuse)?"""
         if t - conn.last_ns > self.idle_ns:
-            self._finalise(conn, CLOSE_IDLE)
+            self._end(conn, CLOSE_IDLE)
             return True
         if fl & TCP_SYN and not fl & TCP_ACK:
             is_orig = ais == conn.orig_is_a
@@ -680,9 +757,17 @@ class Analyzer:
             if conn.is_closed or (is_orig and ep.syn_seen):
                 if not conn.is_closed:
                     conn.note(0, t, "active_connection_reuse", "new SYN with a different ISN on an open connection")
-                self._finalise(conn, CLOSE_REUSE)
+                self._end(conn, CLOSE_REUSE)
                 return True
         return False
+
+    def _end(self, conn: Connection, reason: str) -> None:
+        """Take ``conn`` out of the flow table now (a packet of the batch starts its successor)
+        and finalise it at the end of the batch (``_ended``)."""
+        fk = conn._fkey  # type: ignore[attr-defined]
+        if self.flows.get(fk) is conn:
+            del self.flows[fk]
+        self._ended.append((conn, reason))
 
     def _new_conn(self, tp: TcpPackets, i: int, fkey: tuple[int, ...], ais: bool, fl: int, t: int) -> Connection:
         """A connection whose first packet is packet ``i`` (flow key ``fkey``, canonical order)."""
@@ -711,7 +796,7 @@ class Analyzer:
             key = FlowKey(ipver, s_b, sport, d_b, dport)
         else:
             key = FlowKey(ipver, d_b, dport, s_b, sport)
-        conn = Connection(make_uid(key, t), key, orig_is_a, t, self._n)
+        conn = Connection(make_uid(key, t, self._uid_tag(fkey, tp.frame_no.item(i), t)), key, orig_is_a, t, self._n)
         self._n += 1
         if tunnel := tp.tunnel.item(i):
             # (Also here: a connection that ends within its first batch is recorded before
