@@ -63,7 +63,7 @@ class Config:
     def hard_limit_s(self) -> float:
         """How long the parent waits for one answer before it kills the worker (the alarm in the
         worker cannot interrupt a long call inside C code)."""
-        return 6 * self.time_limit_s + self.report_limit_s + self.cli_timeout_s + 30
+        return 3 * (6 * self.time_limit_s + self.report_limit_s + self.cli_timeout_s) + 30
 
 
 def seed_paths(corpus: Path | None = None) -> list[Path]:
