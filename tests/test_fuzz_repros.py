@@ -53,6 +53,16 @@ CASES = [
         marks=_open("history letters f and g in another order folded"),
     ),
     pytest.param(
+        "fold-conn-orig-bytes.pcap",
+        "fold:connections.orig_bytes",
+        marks=_open("5-tuple reused with time going backwards: orig_bytes 2537 folded vs 517"),
+    ),
+    pytest.param(
+        "fold-conn-resp-bytes.pcap",
+        "fold:connections.resp_bytes",
+        marks=_open("sequence numbers near 2**32 after a time jump: resp_bytes 1262 folded vs 895"),
+    ),
+    pytest.param(
         "uid-unique.pcap",
         "invariants:uid-unique",
         marks=_open("issue 13 defect 1: time going backwards gives two connections one uid"),
