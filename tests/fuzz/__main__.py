@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     sigs = s["signatures"]
     print(
         f"inputs {s['inputs_done']} in {s['elapsed_s']} s ({s.get('inputs_per_s')}/s; "
-        f"{s.get('inputs_per_s_per_worker')}/s per busy worker): ok {s['ok']}, rejected {s['rejected']}, "
+        f"{s.get('inputs_per_cpu_s')} per CPU second): ok {s['ok']}, rejected {s['rejected']}, "
         f"failed {s['failed']}; hangs {s['hangs']}, memory {s['memory']}, worker deaths {s['worker_deaths']}; "
         f"peak worker RSS {s['peak_worker_rss_mb']} MB"
     )

@@ -107,6 +107,12 @@ def _vm_size_bytes() -> int:
     return 0
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process and its waited-for children (the CLI runs)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def _worker(conn: Connection, cfg: Config, wid: int) -> None:
     # One thread per math library: thread pools reserve address space per thread and would eat
     # the RLIMIT_AS budget; the campaign's parallelism is its worker processes.
@@ -166,6 +172,7 @@ def _worker(conn: Connection, cfg: Config, wid: int) -> None:
         path.write_bytes(inp.data)
         plan = cfg.fractions.plan(cfg.seed, index)
         t0 = time.perf_counter()
+        c0 = _cpu_s()
         out = run_checks(
             path,
             plan,
@@ -184,6 +191,7 @@ def _worker(conn: Connection, cfg: Config, wid: int) -> None:
                     "failures": [asdict(f) for f in out.failures],
                     "seconds": out.seconds,
                     "total_s": time.perf_counter() - t0,
+                    "cpu_s": _cpu_s() - c0,
                     "rss_kb": rss_kb,
                     "plan": asdict(plan),
                     "bytes": len(inp.data),
@@ -244,6 +252,7 @@ class Campaign:
             "stage_runs": {},
             "peak_worker_rss_mb": 0.0,
             "busy_s": 0.0,
+            "cpu_s": 0.0,
             "elapsed_s": 0.0,
             "input_bytes": 0,
         }
@@ -259,19 +268,24 @@ class Campaign:
                 f"{self.summary_path}: campaign seed {old.get('seed')} != --seed {self.cfg.seed}"
             )
         self.stats.update({k: v for k, v in old.items() if k in self.stats})
+        if "cpu_s" not in old:  # a summary from before CPU time was counted
+            self.stats["inputs_without_cpu"] = old.get("inputs_done", 0)
         self.done = set(_expand(old.get("done", [])))
 
     def save(self) -> None:
         s = dict(self.stats)
         el = s["elapsed_s"]
         s["inputs_per_s"] = round(s["inputs_done"] / el, 2) if el else None
+        # Wall time per input (a busy machine stretches it) and CPU time per input (what a
+        # campaign costs whatever else runs: inputs per CPU second is the rate of one worker on a
+        # core of its own).
         s["inputs_per_s_per_worker"] = (
             round(s["inputs_done"] / s["busy_s"], 2) if s["busy_s"] else None
         )
-        if s["inputs_per_s_per_worker"]:
-            s["estimate_1M_inputs_h_per_worker"] = round(
-                1e6 / s["inputs_per_s_per_worker"] / 3600, 1
-            )
+        cpu_runs = s["inputs_done"] - s.get("inputs_without_cpu", 0)
+        if s["cpu_s"] and cpu_runs > 0:
+            s["inputs_per_cpu_s"] = round(cpu_runs / s["cpu_s"], 2)
+            s["estimate_1M_inputs_cpu_h"] = round(1e6 / s["inputs_per_cpu_s"] / 3600, 1)
         s["config"] = {
             k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.cfg).items()
         }
@@ -292,6 +306,7 @@ class Campaign:
         st["inputs_done"] += 1
         st[r["status"]] += 1
         st["busy_s"] += r.get("total_s", 0.0)
+        st["cpu_s"] += r.get("cpu_s", 0.0)
         st["input_bytes"] += r.get("bytes", 0)
         st["peak_worker_rss_mb"] = max(
             st["peak_worker_rss_mb"], round(r.get("rss_kb", 0) / 1024, 1)
