@@ -63,6 +63,11 @@ CASES = [
         marks=_open("sequence numbers near 2**32 after a time jump: resp_bytes 1262 folded vs 895"),
     ),
     pytest.param(
+        "fold-tls-flags.pcap",
+        "fold:tls.flags",
+        marks=_open("folded: a seen ClientHello segment becomes a tls_gap after a 2 h silence"),
+    ),
+    pytest.param(
         "uid-unique.pcap",
         "invariants:uid-unique",
         marks=_open("issue 13 defect 1: time going backwards gives two connections one uid"),
