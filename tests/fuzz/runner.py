@@ -236,7 +236,10 @@ class Campaign:
         self.cfg = cfg
         self.out = cfg.out
         self.summary_path = self.out / "summary.json"
-        self.done: set[int] = set()
+        # Indices done, as [start, end) runs (a million inputs are a handful of runs) plus those
+        # finished since the last save.
+        self.done_runs: list[list[int]] = []
+        self.done_new: set[int] = set()
         self.stats: dict[str, Any] = {
             "seed": cfg.seed,
             "inputs_done": 0,
@@ -270,7 +273,7 @@ class Campaign:
         self.stats.update({k: v for k, v in old.items() if k in self.stats})
         if "cpu_s" not in old:  # a summary from before CPU time was counted
             self.stats["inputs_without_cpu"] = old.get("inputs_done", 0)
-        self.done = set(_expand(old.get("done", [])))
+        self.done_runs = old.get("done", [])
 
     def save(self) -> None:
         s = dict(self.stats)
@@ -289,7 +292,9 @@ class Campaign:
         s["config"] = {
             k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.cfg).items()
         }
-        s["done"] = _compress(sorted(self.done))
+        self.done_runs = _merge(self.done_runs, self.done_new)
+        self.done_new = set()
+        s["done"] = self.done_runs
         tmp = self.summary_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(s, indent=1, default=str))
         tmp.replace(self.summary_path)
@@ -302,7 +307,7 @@ class Campaign:
 
     def record(self, r: dict[str, Any]) -> None:
         st = self.stats
-        self.done.add(r["index"])
+        self.done_new.add(r["index"])
         st["inputs_done"] += 1
         st[r["status"]] += 1
         st["busy_s"] += r.get("total_s", 0.0)
@@ -372,7 +377,9 @@ class Campaign:
         self.out.mkdir(parents=True, exist_ok=True)
         if cfg.resume:
             self.load()
-        todo = [i for i in range(cfg.start, cfg.start + cfg.inputs) if i not in self.done]
+        done = set(_expand(self.done_runs))
+        todo = [i for i in range(cfg.start, cfg.start + cfg.inputs) if i not in done]
+        del done
         todo.reverse()
         ctx = mp.get_context("fork")
         slots = [_Slot(ctx, cfg, w) for w in range(cfg.workers)]
@@ -471,15 +478,16 @@ class Campaign:
         )
 
 
-def _compress(xs: list[int]) -> list[list[int]]:
-    """Sorted indices as [start, end) runs, so the summary stays small for a million inputs."""
-    runs: list[list[int]] = []
-    for x in xs:
-        if runs and runs[-1][1] == x:
-            runs[-1][1] = x + 1
+def _merge(runs: list[list[int]], new: set[int]) -> list[list[int]]:
+    """[start, end) runs with the indices in ``new`` added, coalesced: the summary stays small and
+    saving it stays cheap for a million inputs."""
+    out: list[list[int]] = []
+    for a, b in sorted([*runs, *([x, x + 1] for x in new)]):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
         else:
-            runs.append([x, x + 1])
-    return runs
+            out.append([a, b])
+    return out
 
 
 def _expand(runs: list[list[int]]) -> list[int]:
