@@ -68,6 +68,11 @@ CASES = [
         marks=_open("folded: a seen ClientHello segment becomes a tls_gap after a 2 h silence"),
     ),
     pytest.param(
+        "fold-conn-overlap-conflicts.pcap",
+        "fold:connections.overlap_conflicts",
+        marks=_open("folded misses a 1-byte conflicting overlap that packet-by-packet reports"),
+    ),
+    pytest.param(
         "uid-unique.pcap",
         "invariants:uid-unique",
         marks=_open("issue 13 defect 1: time going backwards gives two connections one uid"),
