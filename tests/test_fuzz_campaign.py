@@ -50,6 +50,7 @@ KNOWN: dict[str, str] = {
     "fold:connections.resp_bytes": "fold-conn-resp-bytes.pcap (sequence numbers near 2**32)",
     # issue 13, defect 1: time going backwards gives two connections one uid
     "invariants:uid-unique": "uid-unique.pcap",
+    "tables:InvalidIndexError@pcapan/frames/webperf.py:_pipelining": "uid-unique.pcap (the same defect)",
 }
 
 

@@ -77,6 +77,11 @@ CASES = [
         "invariants:uid-unique",
         marks=_open("issue 13 defect 1: time going backwards gives two connections one uid"),
     ),
+    pytest.param(
+        "uid-unique.pcap",
+        "tables:InvalidIndexError@pcapan/frames/webperf.py:_pipelining",
+        marks=_open("issue 13 defect 1: the repeated uid makes Result.tables() raise"),
+    ),
 ]
 
 
