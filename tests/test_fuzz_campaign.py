@@ -44,6 +44,8 @@ KNOWN: dict[str, str] = {
     "fold:anomalies.ts_ns": "fold-anomaly-ts.pcap",
     "fold:connections.duration_s": "fold-conn-duration.pcap (time going backwards)",
     "fold:connections.history": "fold-conn-history.pcap",
+    "fold:connections.missed_bytes": "fold-conn-missed-bytes.pcapng",
+    "fold:connections.resp_retransmits": "fold-conn-resp-retransmits.pcap (bytes parsed out of sequence)",
     "fold:connections.overlap_conflicts": "fold-conn-overlap-conflicts.pcap (missed when folded)",
     "fold:tls.flags": "fold-tls-flags.pcap (a seen segment reported as a gap when folded)",
     "fold:connections.orig_bytes": "fold-conn-orig-bytes.pcap (5-tuple reuse, time backwards)",

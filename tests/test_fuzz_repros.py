@@ -73,6 +73,16 @@ CASES = [
         marks=_open("folded misses a 1-byte conflicting overlap that packet-by-packet reports"),
     ),
     pytest.param(
+        "fold-conn-missed-bytes.pcapng",
+        "fold:connections.missed_bytes",
+        marks=_open("missed_bytes 138 folded vs 404 packet-by-packet"),
+    ),
+    pytest.param(
+        "fold-conn-resp-retransmits.pcap",
+        "fold:connections.resp_retransmits",
+        marks=_open("folded parses an old segment as new data (bad status line) instead of a gap"),
+    ),
+    pytest.param(
         "uid-unique.pcap",
         "invariants:uid-unique",
         marks=_open("issue 13 defect 1: time going backwards gives two connections one uid"),
