@@ -83,6 +83,18 @@ CASES = [
         marks=_open("folded parses an old segment as new data (bad status line) instead of a gap"),
     ),
     pytest.param(
+        "fold-http-flags.pcap",
+        "fold:http.flags",
+        marks=_open(
+            "folded: a lost response head is not a gap; the body is parsed as a status line"
+        ),
+    ),
+    pytest.param(
+        "fold-http-partial.pcap",
+        "fold:http.partial",
+        marks=_open("folded misses a 1-byte hole revealed by an ACK"),
+    ),
+    pytest.param(
         "uid-unique.pcap",
         "invariants:uid-unique",
         marks=_open("issue 13 defect 1: time going backwards gives two connections one uid"),
