@@ -256,6 +256,7 @@ class Campaign:
             "peak_worker_rss_mb": 0.0,
             "busy_s": 0.0,
             "cpu_s": 0.0,
+            "inputs_without_cpu": 0,  # (done before CPU time was counted: left out of the rate)
             "elapsed_s": 0.0,
             "input_bytes": 0,
         }
@@ -285,7 +286,7 @@ class Campaign:
         s["inputs_per_s_per_worker"] = (
             round(s["inputs_done"] / s["busy_s"], 2) if s["busy_s"] else None
         )
-        cpu_runs = s["inputs_done"] - s.get("inputs_without_cpu", 0)
+        cpu_runs = s["inputs_done"] - s["inputs_without_cpu"]
         if s["cpu_s"] and cpu_runs > 0:
             s["inputs_per_cpu_s"] = round(cpu_runs / s["cpu_s"], 2)
             s["estimate_1M_inputs_cpu_h"] = round(1e6 / s["inputs_per_cpu_s"] / 3600, 1)
