@@ -1,0 +1,117 @@
+"""Every failure the fuzz campaign found, as a regression test: the minimised reproducer in
+tests/fuzz/repro/ must not show its failure signature any more.
+
+Findings not fixed yet are strict xfails: when a fix lands the test XPASSes, which fails the run
+until the mark is removed, so each fix turns its reproducer into a plain regression test.
+How each capture was made and what differs: tests/fuzz/repro/README.txt.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.fuzz.minimize import shows_file
+
+REPRO = Path(__file__).resolve().parent / "fuzz" / "repro"
+
+
+def _open(reason: str) -> pytest.MarkDecorator:
+    return pytest.mark.xfail(strict=True, reason=f"not fixed yet: {reason}")
+
+
+CASES = [
+    pytest.param(
+        "fold-tls-app-exchange-times.pcap",
+        "fold:tls.app_exchange_times",
+        marks=_open("folded run ends the TLS exchange at the server's close_notify"),
+    ),
+    pytest.param(
+        "fold-tls-app-exchanges.pcap",
+        "fold:tls.app_exchanges",
+        marks=_open("tls.app_exchanges 0 folded vs 1 packet-by-packet"),
+    ),
+    pytest.param(
+        "fold-tls-ts-first-response.pcapng",
+        "fold:tls.ts_first_response",
+        marks=_open("folded ts_first_response is a later segment of the run"),
+    ),
+    pytest.param(
+        "fold-anomaly-ts.pcap",
+        "fold:anomalies.ts_ns",
+        marks=_open("tls_bad_record anomaly time is the run's last segment when folded"),
+    ),
+    pytest.param(
+        "fold-conn-duration.pcap",
+        "fold:connections.duration_s",
+        marks=_open("time going backwards: duration differs folded"),
+    ),
+    pytest.param(
+        "fold-conn-history.pcap",
+        "fold:connections.history",
+        marks=_open("history letters f and g in another order folded"),
+    ),
+    pytest.param(
+        "fold-conn-orig-bytes.pcap",
+        "fold:connections.orig_bytes",
+        marks=_open("5-tuple reused with time going backwards: orig_bytes 2537 folded vs 517"),
+    ),
+    pytest.param(
+        "fold-conn-resp-bytes.pcap",
+        "fold:connections.resp_bytes",
+        marks=_open("sequence numbers near 2**32 after a time jump: resp_bytes 1262 folded vs 895"),
+    ),
+    pytest.param(
+        "fold-tls-flags.pcap",
+        "fold:tls.flags",
+        marks=_open("folded: a seen ClientHello segment becomes a tls_gap after a 2 h silence"),
+    ),
+    pytest.param(
+        "fold-conn-overlap-conflicts.pcap",
+        "fold:connections.overlap_conflicts",
+        marks=_open("folded misses a 1-byte conflicting overlap that packet-by-packet reports"),
+    ),
+    pytest.param(
+        "fold-conn-missed-bytes.pcapng",
+        "fold:connections.missed_bytes",
+        marks=_open("missed_bytes 138 folded vs 404 packet-by-packet"),
+    ),
+    pytest.param(
+        "fold-conn-resp-retransmits.pcap",
+        "fold:connections.resp_retransmits",
+        marks=_open("folded parses an old segment as new data (bad status line) instead of a gap"),
+    ),
+    pytest.param(
+        "fold-http-flags.pcap",
+        "fold:http.flags",
+        marks=_open(
+            "folded: a lost response head is not a gap; the body is parsed as a status line"
+        ),
+    ),
+    pytest.param(
+        "fold-http-partial.pcap",
+        "fold:http.partial",
+        marks=_open("folded misses a 1-byte hole revealed by an ACK"),
+    ),
+    pytest.param(
+        "uid-unique.pcap",
+        "invariants:uid-unique",
+        marks=_open("issue 13 defect 1: time going backwards gives two connections one uid"),
+    ),
+    pytest.param(
+        "uid-unique.pcap",
+        "tables:InvalidIndexError@pcapan/frames/webperf.py:_pipelining",
+        marks=_open("issue 13 defect 1: the repeated uid makes Result.tables() raise"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "signature"), CASES)
+def test_reproducer_is_fixed(name: str, signature: str, tmp_path: Path) -> None:
+    assert not shows_file(REPRO / name, signature, tmp_path)
+
+
+def test_every_reproducer_is_listed() -> None:
+    listed = {c.values[0] for c in CASES}
+    assert listed == {p.name for p in REPRO.iterdir() if p.suffix in (".pcap", ".pcapng")}
