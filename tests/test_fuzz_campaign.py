@@ -50,13 +50,9 @@ KNOWN: dict[str, str] = {
     "fold:tls.ts_first_request": "fold-tls-ts-first-request.pcap (not minimised; /work/captures/fuzz-repro)",
     "fold:connections.missed_bytes": "fold-conn-missed-bytes.pcapng",
     "fold:connections.resp_retransmits": "fold-conn-resp-retransmits.pcap (bytes parsed out of sequence)",
-    "fold:connections.overlap_conflicts": "fold-conn-overlap-conflicts.pcap (missed when folded)",
     "fold:tls.flags": "fold-tls-flags.pcap (a seen segment reported as a gap when folded)",
     "fold:connections.orig_bytes": "fold-conn-orig-bytes.pcap (5-tuple reuse, time backwards)",
     "fold:connections.resp_bytes": "fold-conn-resp-bytes.pcap (sequence numbers near 2**32)",
-    # issue 13, defect 1: time going backwards gives two connections one uid
-    "invariants:uid-unique": "uid-unique.pcap",
-    "tables:InvalidIndexError@pcapan/frames/webperf.py:_pipelining": "uid-unique.pcap (the same defect)",
 }
 
 

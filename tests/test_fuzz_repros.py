@@ -69,8 +69,7 @@ CASES = [
     ),
     pytest.param(
         "fold-conn-overlap-conflicts.pcap",
-        "fold:connections.overlap_conflicts",
-        marks=_open("folded misses a 1-byte conflicting overlap that packet-by-packet reports"),
+        "fold:connections.overlap_conflicts",  # (was missed when folded)
     ),
     pytest.param(
         "fold-conn-missed-bytes.pcapng",
@@ -96,13 +95,11 @@ CASES = [
     ),
     pytest.param(
         "uid-unique.pcap",
-        "invariants:uid-unique",
-        marks=_open("issue 13 defect 1: time going backwards gives two connections one uid"),
+        "invariants:uid-unique",  # (issue 13, defect 1)
     ),
     pytest.param(
         "uid-unique.pcap",
-        "tables:InvalidIndexError@pcapan/frames/webperf.py:_pipelining",
-        marks=_open("issue 13 defect 1: the repeated uid makes Result.tables() raise"),
+        "tables:InvalidIndexError@pcapan/frames/webperf.py:_pipelining",  # (issue 13, defect 1)
     ),
 ]
 
