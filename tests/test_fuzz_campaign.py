@@ -50,6 +50,7 @@ KNOWN: dict[str, str] = {
     "fold:tls.ts_first_request": "fold-tls-ts-first-request.pcap (not minimised; /work/captures/fuzz-repro)",
     "fold:connections.missed_bytes": "fold-conn-missed-bytes.pcapng",
     "fold:connections.resp_retransmits": "fold-conn-resp-retransmits.pcap (bytes parsed out of sequence)",
+    "fold:connections.overlap_conflicts": "other inputs than fold-conn-overlap-conflicts.pcap (still missed when folded)",
     "fold:tls.flags": "fold-tls-flags.pcap (a seen segment reported as a gap when folded)",
     "fold:connections.orig_bytes": "fold-conn-orig-bytes.pcap (5-tuple reuse, time backwards)",
     "fold:connections.resp_bytes": "fold-conn-resp-bytes.pcap (sequence numbers near 2**32)",
