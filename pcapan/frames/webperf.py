@@ -170,7 +170,7 @@ def connection_columns(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFram
     cause = cause.where(out.closed_by.isna(), flag_by)
     cause = cause.where(~asked_server, "connection_close_server")
     cause = cause.where(~asked_client, "connection_close_client")
-    cause = cause.where(out.closed_by.notna() | ~out.close_reason.isin(["idle_timeout", "end_of_capture"]),
+    cause = cause.where(out.closed_by.notna() | ~out.close_reason.isin(["idle_timeout", "end_of_capture", "evicted"]),
                         out.close_reason.astype("string"))
     out["close_cause"] = cause
 
