@@ -43,7 +43,10 @@ def _csum(b: bytes) -> int:
 
 def syn_frame(sport: int, dport: int, seq: int, ip_id: int) -> bytes:
     """One nmap-style SYN (window 1024, MSS 1460), both checksums correct."""
-    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 6 << 4, 0x02, 1024, 0, 0) + b"\x02\x04\x05\xb4"
+    tcp = (
+        struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 6 << 4, 0x02, 1024, 0, 0)
+        + b"\x02\x04\x05\xb4"
+    )
     pseudo = SRC + DST + struct.pack("!BBH", 0, 6, len(tcp))
     tcp = tcp[:16] + struct.pack("!H", _csum(pseudo + tcp)) + tcp[18:]
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), ip_id, 0, 64, 6, 0, SRC, DST)
@@ -60,7 +63,12 @@ def write_capture(path: Path, syns: int, rate: float) -> None:
             dport = 1 + i % 60000  # ... times every destination port: all pairs distinct
             t_us = int(i * 1e6 / rate)
             fr = syn_frame(sport, dport, (i * 2654435761) & 0xFFFFFFFF, i & 0xFFFF)
-            out.append(struct.pack("<IIII", EPOCH_S + t_us // 1_000_000, t_us % 1_000_000, len(fr), len(fr)) + fr)
+            out.append(
+                struct.pack(
+                    "<IIII", EPOCH_S + t_us // 1_000_000, t_us % 1_000_000, len(fr), len(fr)
+                )
+                + fr
+            )
             if len(out) >= 65536:
                 f.write(b"".join(out))
                 out.clear()
@@ -74,7 +82,9 @@ def run(pcap: Path, cap: int | None) -> dict[str, object]:
         cmd += ["--max-half-open", str(cap)]
     t0 = time.perf_counter()
     with out_csv.open("w") as f:
-        p = subprocess.run(["/usr/bin/time", "-v", *cmd], stdout=f, stderr=subprocess.PIPE, text=True, check=False)
+        p = subprocess.run(
+            ["/usr/bin/time", "-v", *cmd], stdout=f, stderr=subprocess.PIPE, text=True, check=False
+        )
     wall = time.perf_counter() - t0
     if p.returncode != 0:
         sys.exit(f"pcapan failed ({p.returncode}): {p.stderr[-2000:]}")
@@ -94,10 +104,14 @@ def run(pcap: Path, cap: int | None) -> dict[str, object]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--syns", type=int, default=200_000)
     ap.add_argument("--rate", type=float, default=10_000.0, help="SYNs per second of capture time")
-    ap.add_argument("--max-half-open", type=int, default=None, help="passed to pcapan (default: its own)")
+    ap.add_argument(
+        "--max-half-open", type=int, default=None, help="passed to pcapan (default: its own)"
+    )
     ap.add_argument("--keep", type=Path, default=None, help="keep the capture at this path")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="synflood"))

@@ -46,7 +46,7 @@ SWEEP_INTERVAL_S = 10.0
 # flow table (flow.memcap, emergency mode): past it the oldest are finalised early, their rows
 # flagged ``evicted``. Ordinary traffic has a few hundred handshakes in flight at most (the
 # benchmark's 60 new connections/s at 100 ms RTT: ~6); a SYN scan or flood has one per SYN. A
-# half-open flow costs ~0.3 KB (pcapan.flow.halfopen), so 100,000 is ~30 MB; a flood of 100,000
+# half-open flow costs ~0.5 KB (pcapan.flow.halfopen), so 100,000 is ~50 MB; a flood of 100,000
 # SYNs a second still leaves a real handshake a second to complete before its SYN is evicted.
 # 0: no bound.
 MAX_HALF_OPEN_FLOWS = 100_000

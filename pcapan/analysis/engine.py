@@ -17,7 +17,12 @@ import numpy as np
 from pcapan.analysis.dispatch import Dispatch, Openers
 from pcapan.analysis.http import BodyHook, HttpContext
 from pcapan.analysis.tls import TlsContext
-from pcapan.config import MAX_HALF_OPEN_FLOWS, SWEEP_INTERVAL_S, TCP_CLOSE_LINGER_S, TCP_IDLE_TIMEOUT_S
+from pcapan.config import (
+    MAX_HALF_OPEN_FLOWS,
+    SWEEP_INTERVAL_S,
+    TCP_CLOSE_LINGER_S,
+    TCP_IDLE_TIMEOUT_S,
+)
 from pcapan.decode.packets import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Decoder, TcpPackets
 from pcapan.flow import rtt
 from pcapan.flow.community_id import community_id

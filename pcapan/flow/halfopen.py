@@ -4,8 +4,8 @@ A SYN scan or flood opens one flow per SYN and nothing answers. A full connectio
 endpoints, two reassemblers, content dispatch, a round-trip slot) costs ~4 KB; most of it is
 for a handshake that never comes. So a flow whose packets so far are bare SYNs from one side
 with one initial sequence number is kept here instead, as the SYN itself: its TCP options and
-the fixed fields of its first and last copy, packed into one ``bytes`` (~100 bytes a flow with the
-key). When any other packet of the flow arrives (a SYN-ACK, a RST, data, a SYN with a new ISN),
+the fixed fields of its first and last copy, packed into ``bytes`` (~0.5 KB a flow with its key
+and table entry). When any other packet of the flow arrives (a SYN-ACK, a RST, data, a SYN with a new ISN),
 or the flow ends, the engine replays the kept SYNs through its ordinary path (as a batch of
 their own, before the batch that needs them), so the connection, its row and its round-trip
 samples are exactly what they would have been without this table.
@@ -19,6 +19,7 @@ once a flow is gone (a row with history ``^h``, flipped). Zeek keeps every flow,
 from __future__ import annotations
 
 import struct
+
 import numpy as np
 
 from pcapan.decode.packets import TcpPackets
@@ -39,7 +40,9 @@ class HalfOpen:
 
     __slots__ = ("src_is_a", "ipver", "n", "count", "ip_bytes", "last_ns", "first", "last")
 
-    def __init__(self, src_is_a: bool, ipver: int, n: int, syn: bytes, ip_len: int, ts_ns: int) -> None:
+    def __init__(
+        self, src_is_a: bool, ipver: int, n: int, syn: bytes, ip_len: int, ts_ns: int
+    ) -> None:
         self.src_is_a = src_is_a  # the SYN's sender is the canonical key's side a
         self.ipver = ipver
         self.n = n  # creation order (the connection's, once it is one)
@@ -77,9 +80,17 @@ class HalfOpenTable:
     def __len__(self) -> int:
         return len(self.flows)
 
-    def absorb(self, tp: TcpPackets, keys: list[FlowKeyTuple], inv: np.ndarray, first: np.ndarray,
-               a_is_src: np.ndarray, frame_base: int, skip: dict[FlowKeyTuple, object],
-               idle_ns: int) -> tuple[np.ndarray | None, list[tuple[FlowKeyTuple, HalfOpen]]]:
+    def absorb(
+        self,
+        tp: TcpPackets,
+        keys: list[FlowKeyTuple],
+        inv: np.ndarray,
+        first: np.ndarray,
+        a_is_src: np.ndarray,
+        frame_base: int,
+        skip: dict[FlowKeyTuple, object],
+        idle_ns: int,
+    ) -> tuple[np.ndarray | None, list[tuple[FlowKeyTuple, HalfOpen]]]:
         """Take the batch's packets of flows that are (still) SYN-only into the table.
 
         ``keys[k]``, ``first[k]``: flow ``k``'s canonical key and its first packet in the batch;
@@ -91,11 +102,18 @@ class HalfOpenTable:
         flags = tp.flags
         rep = first[inv]
         bare = (
-            ((flags & _CTRL_ACK) == _BARE) & (tp.payload_len == 0) & (tp.win != 0)
-            & (a_is_src == a_is_src[rep]) & (tp.seq == tp.seq[rep])
+            ((flags & _CTRL_ACK) == _BARE)
+            & (tp.payload_len == 0)
+            & (tp.win != 0)
+            & (a_is_src == a_is_src[rep])
+            & (tp.seq == tp.seq[rep])
         )
         nflows = len(keys)
-        syn_only = (np.bincount(inv, weights=~bare, minlength=nflows) == 0) if n else np.zeros(0, dtype=bool)
+        syn_only = (
+            (np.bincount(inv, weights=~bare, minlength=nflows) == 0)
+            if n
+            else np.zeros(0, dtype=bool)
+        )
         table = self.flows
         promote: list[tuple[FlowKeyTuple, HalfOpen]] = []
         if not table and not syn_only.any():
@@ -112,7 +130,11 @@ class HalfOpenTable:
             ho = table.get(fk) if table else None
             if syn_l[k] and (
                 ho is None
-                or (ho.src_is_a == f_src[k] and ho.isn == f_seq[k] and f_ts[k] - ho.last_ns <= idle_ns)
+                or (
+                    ho.src_is_a == f_src[k]
+                    and ho.isn == f_seq[k]
+                    and f_ts[k] - ho.last_ns <= idle_ns
+                )
             ):
                 taken[k] = True
                 cand = True
@@ -128,14 +150,25 @@ class HalfOpenTable:
         data = tp.data
         mv = data if isinstance(data, memoryview) else memoryview(data)
         cols = zip(
-            idx.tolist(), inv[idx].tolist(), (tp.frame_no[idx] + frame_base).tolist(), tp.ts_ns[idx].tolist(),
-            tp.seq[idx].tolist(), flags[idx].tolist(), tp.win[idx].tolist(), tp.ip_len[idx].tolist(),
-            tp.thl[idx].tolist(), tp.opt_cap[idx].tolist(), tp.tcp_off[idx].tolist(), tp.ipver[idx].tolist(),
+            idx.tolist(),
+            inv[idx].tolist(),
+            (tp.frame_no[idx] + frame_base).tolist(),
+            tp.ts_ns[idx].tolist(),
+            tp.seq[idx].tolist(),
+            flags[idx].tolist(),
+            tp.win[idx].tolist(),
+            tp.ip_len[idx].tolist(),
+            tp.thl[idx].tolist(),
+            tp.opt_cap[idx].tolist(),
+            tp.tcp_off[idx].tolist(),
+            tp.ipver[idx].tolist(),
             strict=True,
         )
         pack = _SYN.pack
         for i, k, fno, t, seq, fl, win, ipl, thl, ocap, toff, ipver in cols:
-            syn = pack(fno, t, seq, fl, win, ipl, thl, ocap) + bytes(mv[toff + 20 : toff + 20 + ocap])
+            syn = pack(fno, t, seq, fl, win, ipl, thl, ocap) + bytes(
+                mv[toff + 20 : toff + 20 + ocap]
+            )
             fk = keys[k]
             ho = table.get(fk)
             if ho is None:
@@ -211,9 +244,27 @@ def replay_packets(items: list[tuple[FlowKeyTuple, HalfOpen]]) -> TcpPackets:
     h = np.ascontiguousarray(np.array(addrs, dtype=np.uint64).reshape(-1, 4).T)
     z = np.zeros(c.shape[1], dtype=np.int64)
     return TcpPackets(
-        data=bytes(buf), frame_no=c[0], ts_ns=c[1], ipver=c[2], src_hi=h[0], src_lo=h[1], dst_hi=h[2],
-        dst_lo=h[3], sport=c[3], dport=c[4], seq=c[5], ack=z, flags=c[6], win=c[7], tcp_off=c[8], thl=c[9],
-        payload_off=c[10], payload_len=z, payload_cap=z.copy(), opt_cap=c[11], ip_len=c[12],
+        data=bytes(buf),
+        frame_no=c[0],
+        ts_ns=c[1],
+        ipver=c[2],
+        src_hi=h[0],
+        src_lo=h[1],
+        dst_hi=h[2],
+        dst_lo=h[3],
+        sport=c[3],
+        dport=c[4],
+        seq=c[5],
+        ack=z,
+        flags=c[6],
+        win=c[7],
+        tcp_off=c[8],
+        thl=c[9],
+        payload_off=c[10],
+        payload_len=z,
+        payload_cap=z.copy(),
+        opt_cap=c[11],
+        ip_len=c[12],
     )
 
 
