@@ -89,6 +89,8 @@ def run(pcap: Path, cap: int | None) -> dict[str, object]:
     if p.returncode != 0:
         sys.exit(f"pcapan failed ({p.returncode}): {p.stderr[-2000:]}")
     rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr).group(1))
+    user = float(re.search(r"User time \(seconds\): ([\d.]+)", p.stderr).group(1))
+    system = float(re.search(r"System time \(seconds\): ([\d.]+)", p.stderr).group(1))
     import pandas as pd
 
     conn = pd.read_csv(out_csv)
@@ -97,6 +99,7 @@ def run(pcap: Path, cap: int | None) -> dict[str, object]:
         "max_half_open": cap,
         "peak_rss_mb": round(rss_kb / 1024, 1),
         "wall_s": round(wall, 2),
+        "cpu_s": round(user + system, 2),
         "rows": len(conn),
         "evicted": int(conn["evicted"].sum()) if "evicted" in conn else None,
         "conn_states": conn["conn_state"].value_counts().to_dict(),

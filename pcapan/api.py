@@ -269,7 +269,7 @@ def _typed(df: pd.DataFrame, columns: tuple[Column, ...]) -> pd.DataFrame:
             out[c.name] = s.astype("object").where(s.notna(), None).astype(c.dtype) if c.dtype != "float64" else s.astype("float64")
         else:
             out[c.name] = s
-    return pd.DataFrame(out, index=df.index).reset_index(drop=True)
+    return pd.DataFrame(out, index=df.index, copy=False).reset_index(drop=True)
 
 
 def _rtt_frame(samples: RttSamples) -> pd.DataFrame:
@@ -329,7 +329,7 @@ def _with_rtt_columns(conn: pd.DataFrame, samples: RttSamples) -> pd.DataFrame:
     import pandas as pd
 
     c = samples.columns(("conn", "is_orig", "kind", "rtt_ns"))
-    out = conn.copy()
+    out = conn.copy(deep=False)
     # Each connection's index in the samples (-1: none); the arrays below are indexed by
     # key = index * 2 + (0 resp, 1 orig).
     n_keys = 2 * len(samples.uids)

@@ -242,7 +242,7 @@ def _cmd_table(args: argparse.Namespace) -> int:
     for w in res.warnings:
         print(f"pcapan: warning: {w}", file=sys.stderr)
     name = args.verb
-    df = res.tables()[name]
+    df = getattr(res, name)  # only this table (and what it is built from), not every table
     if args.columns:
         cols = [c.strip() for c in args.columns.split(",") if c.strip()]
         unknown = [c for c in cols if c not in df.columns]
@@ -260,7 +260,7 @@ def _cmd_table(args: argparse.Namespace) -> int:
     else:
         from pcapan.render import print_frame
 
-        print_frame(df, title=f"{name} ({len(res.tables()[name])})")
+        print_frame(df, title=f"{name} ({len(getattr(res, name))})")
     return 0
 
 

@@ -107,7 +107,7 @@ def _by_connection(http: pd.DataFrame) -> pd.DataFrame:
 
 def connection_columns(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFrame) -> pd.DataFrame:
     """The connections table with the budget, reuse and pipelining columns (schema CONN_WEB)."""
-    out = conns.copy()
+    out = conns.copy(deep=False)
     uid = out.uid
     t = tls.loc[~tls.in_tunnel.fillna(False).astype(bool), _TLS_USED].drop_duplicates("uid").set_index("uid")
     req = http.loc[http.method.notna(), _REQ_USED]
