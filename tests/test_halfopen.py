@@ -68,11 +68,11 @@ def _frames_per_stream() -> tuple[Counter[str], Counter[str]]:
     return frames, other
 
 
-def _live_like(cap: int | None, window_ns: int = 500_000_000) -> pcapan.Result:
+def _live_like(cap: int | None, window_ns: int = 500_000_000, path: Path = SCAN) -> pcapan.Result:
     """Feed the capture as pcapan live does: a batch every 0.5 s of capture time (a file is read
     in 8 MiB batches, and this one is one batch)."""
     an = pcapan.Analyzer(max_half_open=cap)
-    oc = open_capture(SCAN)
+    oc = open_capture(path)
     an.start_source(oc.name)
     for b in oc:
         t = b.ts_ns
@@ -237,3 +237,38 @@ def test_cli_option() -> None:
     assert bad.returncode == 2 and "--max-half-open" in bad.stderr and "Traceback" not in bad.stderr
     with pytest.raises(ValueError):
         pcapan.Analyzer(max_half_open=-1)
+
+
+def test_idle_gaps_between_syns(tmp_path: Path) -> None:
+    """SYNs of one flow more than the idle timeout (300 s) apart are two flows, as before the
+    half-open table existed, whether they arrive in one batch (a whole file) or in many.
+    Built with tcpgen; the expected rows follow from the times chosen."""
+    from .tcpgen import Conv, write
+
+    a = Conv(cport=41001)
+    for dt in (
+        0.0,
+        400.0,
+        1.0,
+    ):  # a retransmission 400 s later: a new flow, then its retransmission
+        a.send(True, "S", seq=5, dt=dt)
+    b = Conv(cport=41002, t=a.pkts[0][0] + 0.1)
+    b.send(True, "S", seq=9, dt=0.0)  # alone: idle after 300 s
+    c = Conv(cport=41003, t=a.pkts[0][0] + 0.2)
+    for _ in range(30):
+        c.send(True, "S", seq=11, dt=20.0)  # 580 s of SYNs 20 s apart: one flow
+    path = tmp_path / "idle.pcap"
+    write(path, sorted(a.pkts + b.pkts + c.pkts, key=lambda x: x[0]))
+    expected = [
+        (41001, 1, "idle_timeout"),
+        (41001, 2, "end_of_capture"),
+        (41002, 1, "idle_timeout"),
+        (41003, 30, "end_of_capture"),
+    ]
+    for res in (pcapan.analyze(path), _live_like(None, 1_000_000_000, path)):
+        c_ = res.connections.sort_values(["orig_p", "ts"])
+        got = list(
+            zip(c_.orig_p.astype(int), c_.orig_pkts.astype(int), c_.close_reason, strict=True)
+        )
+        assert got == expected
+        assert (c_.conn_state == "S0").all() and not c_.evicted.any()

@@ -112,6 +112,8 @@ class HalfOpenTable:
             & (tp.win != 0)
             & (a_is_src == a_is_src[rep])
             & (tp.seq == tp.seq[rep])
+            # (a SYN more than the idle timeout after the flow's first starts a new flow)
+            & (tp.ts_ns - tp.ts_ns[rep] <= idle_ns)
         )
         nflows = len(keys)
         syn_only = (
