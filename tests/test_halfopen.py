@@ -257,8 +257,15 @@ def test_idle_gaps_between_syns(tmp_path: Path) -> None:
     c = Conv(cport=41003, t=a.pkts[0][0] + 0.2)
     for _ in range(30):
         c.send(True, "S", seq=11, dt=20.0)  # 580 s of SYNs 20 s apart: one flow
+    # 40 more SYN-only flows at the start, so that the batch takes the half-open path
+    # (HALF_OPEN_MIN_BATCH) rather than the ordinary one
+    filler = []
+    for i in range(40):
+        f = Conv(cport=42000 + i, t=a.pkts[0][0] + 0.01 * i)
+        f.send(True, "S", seq=1, dt=0.0)
+        filler += f.pkts
     path = tmp_path / "idle.pcap"
-    write(path, sorted(a.pkts + b.pkts + c.pkts, key=lambda x: x[0]))
+    write(path, sorted(a.pkts + b.pkts + c.pkts + filler, key=lambda x: x[0]))
     expected = [
         (41001, 1, "idle_timeout"),
         (41001, 2, "end_of_capture"),
@@ -267,6 +274,8 @@ def test_idle_gaps_between_syns(tmp_path: Path) -> None:
     ]
     for res in (pcapan.analyze(path), _live_like(None, 1_000_000_000, path)):
         c_ = res.connections.sort_values(["orig_p", "ts"])
+        assert (c_.orig_p >= 42000).sum() == 40
+        c_ = c_[c_.orig_p < 42000]
         got = list(
             zip(c_.orig_p.astype(int), c_.orig_pkts.astype(int), c_.close_reason, strict=True)
         )

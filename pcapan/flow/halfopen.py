@@ -10,6 +10,10 @@ or the flow ends, the engine replays the kept SYNs through its ordinary path (as
 their own, before the batch that needs them), so the connection, its row and its round-trip
 samples are exactly what they would have been without this table.
 
+The table is used once a batch brings ``HALF_OPEN_MIN_BATCH`` new SYN-only flows (a scan, a
+flood), and from then on while it holds any; ordinary traffic's few handshakes cut by a batch's
+end take the ordinary path.
+
 The table is bounded like Suricata's flow memcap: past ``max_half_open`` flows the oldest
 (first SYN earliest) are finalised early. Their rows still appear (Zeek's ``S0``, flagged
 ``evicted``); a SYN-ACK that comes after its flow was evicted starts a new flow, as in Suricata
@@ -22,6 +26,7 @@ import struct
 
 import numpy as np
 
+from pcapan.config import HALF_OPEN_MIN_BATCH
 from pcapan.decode.packets import TcpPackets
 
 FlowKeyTuple = tuple[int, int, int, int, int, int]  # a_hi, a_lo, b_hi, b_lo, a_p, b_p (canonical)
@@ -123,7 +128,9 @@ class HalfOpenTable:
         )
         table = self.flows
         promote: list[tuple[FlowKeyTuple, HalfOpen]] = []
-        if not table and not syn_only.any():
+        if not table and int(np.count_nonzero(syn_only)) < HALF_OPEN_MIN_BATCH:
+            # Ordinary traffic: a few handshakes cut by the batch's end. Taking them in and
+            # replaying them at the next batch would cost more than it saves.
             return None, promote
         syn_l = syn_only.tolist()
         f_src = a_is_src[first].tolist()
