@@ -27,7 +27,14 @@ from pcapan.decode.packets import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Decoder, T
 from pcapan.flow import rtt
 from pcapan.flow.community_id import community_id
 from pcapan.flow.conn import CLOSE_END, CLOSE_IDLE, CLOSE_REUSE, INACTIVE, Connection, FlowKey, ntop
-from pcapan.flow.halfopen import CLOSE_EVICTED, HalfOpenTable, extra_counts, replay_packets
+from pcapan.flow.halfopen import (
+    CLOSE_EVICTED,
+    FlowKeyTuple,
+    HalfOpen,
+    HalfOpenTable,
+    extra_counts,
+    replay_packets,
+)
 from pcapan.flow.reassembly import StreamSink
 from pcapan.io.batch import FrameBatch, ReadIssue
 from pcapan.model import AnomalyRecord, ConnRecord, make_conn_record
@@ -743,7 +750,7 @@ class Analyzer:
         return conn
 
     # -- half-open flows (pcapan.flow.halfopen) ------------------------------------------------------
-    def _replay(self, items: list, reason: str) -> None:  # noqa: ANN001 (list of (key, HalfOpen))
+    def _replay(self, items: list[tuple[FlowKeyTuple, HalfOpen]], reason: str) -> None:
         """Make these half-open flows connections, through the ordinary per-packet path from
         their kept SYNs; then finalise them with ``reason``, or (``""``) keep them open, with
         their SYNs in the round-trip state, for the batch that continues them."""
