@@ -177,6 +177,7 @@ class Result:
             "orig_bytes": sum(r.orig_bytes for r in recs),
             "resp_bytes": sum(r.resp_bytes for r in recs),
             "missed_bytes": sum(r.missed_bytes for r in recs),
+            "half_open_evicted": sum(1 for r in recs if r.evicted),
             "retransmits": sum(r.orig_retransmits + r.resp_retransmits for r in recs),
             "http_requests": sum(1 for h in self.http_records if h.method is not None),
             "http_responses": sum(1 for h in self.http_records if h.status_code is not None),
@@ -316,7 +317,7 @@ def _typed(df: pd.DataFrame, columns: tuple[Column, ...]) -> pd.DataFrame:
             out[c.name] = s.astype("object").where(s.notna(), None).astype(c.dtype) if c.dtype != "float64" else s.astype("float64")
         else:
             out[c.name] = s
-    return pd.DataFrame(out, index=df.index).reset_index(drop=True)
+    return pd.DataFrame(out, index=df.index, copy=False).reset_index(drop=True)
 
 
 def _rtt_frame(samples: RttSamples) -> pd.DataFrame:
@@ -376,7 +377,7 @@ def _with_rtt_columns(conn: pd.DataFrame, samples: RttSamples) -> pd.DataFrame:
     import pandas as pd
 
     c = samples.columns(("conn", "is_orig", "kind", "rtt_ns"))
-    out = conn.copy()
+    out = conn.copy(deep=False)
     # Each connection's index in the samples (-1: none); the arrays below are indexed by
     # key = index * 2 + (0 resp, 1 orig).
     n_keys = 2 * len(samples.uids)
@@ -439,12 +440,18 @@ class Analyzer:
     """Incremental analysis: ``feed()`` frame batches (files or live capture), then ``finish()``."""
 
     def __init__(self, *, idle_timeout_s: float | None = None, shard: tuple[int, int] | None = None,
-                 on_http_body: BodyHook | None = None) -> None:
+                 on_http_body: BodyHook | None = None, max_half_open: int | None = None) -> None:
         """``on_http_body(uid, trans_depth, chunk)`` receives response bodies as they are parsed
-        (de-chunked; content encoding kept), e.g. to extract them."""
+        (de-chunked; content encoding kept), e.g. to extract them. ``max_half_open``: half-open
+        flows (only SYNs seen) kept at once before the oldest are finalised early (their rows
+        flagged ``evicted``); default ``MAX_HALF_OPEN_FLOWS``, 0 for no bound."""
         kwargs: dict[str, Any] = {"shard": shard, "on_http_body": on_http_body}
         if idle_timeout_s is not None:
             kwargs["idle_timeout_s"] = idle_timeout_s
+        if max_half_open is not None:
+            if max_half_open < 0:
+                raise ValueError("max_half_open must be 0 (no bound) or more")
+            kwargs["max_half_open"] = max_half_open
         self._engine = _Engine(**kwargs)
         self._warnings: list[str] = []
         self._sources: list[str] = []
@@ -578,11 +585,14 @@ def analyze(
     idle_timeout_s: float | None = None,
     shard: tuple[int, int] | None = None,
     on_http_body: BodyHook | None = None,
+    max_half_open: int | None = None,
 ) -> Result:
-    """Analyse one capture or several (read in the order given, flows continue across files)."""
+    """Analyse one capture or several (read in the order given, flows continue across files).
+
+    ``max_half_open``: see :class:`Analyzer` (the bound on flows that have only seen SYNs)."""
     if isinstance(sources, (str, os.PathLike)) or hasattr(sources, "read"):
         sources = [sources]  # type: ignore[list-item]
-    an = Analyzer(idle_timeout_s=idle_timeout_s, shard=shard, on_http_body=on_http_body)
+    an = Analyzer(idle_timeout_s=idle_timeout_s, shard=shard, on_http_body=on_http_body, max_half_open=max_half_open)
     for s in sources:  # type: ignore[union-attr]
         an.feed_source(s, progress)
     return an.finish()
@@ -595,6 +605,7 @@ def extract(
     decode: bool = False,
     progress: Progress | None = None,
     safe_csv: bool = False,
+    max_half_open: int | None = None,
 ) -> tuple[Result, pd.DataFrame]:
     """Write every HTTP response body into ``directory`` (generated names) with a manifest.csv.
 
@@ -610,7 +621,7 @@ def extract(
 
     writer = BodyWriter(directory)
     try:
-        res = analyze(sources, progress=progress, on_http_body=writer)
+        res = analyze(sources, progress=progress, on_http_body=writer, max_half_open=max_half_open)
     finally:
         writer.close()
     rows = writer.finish(res.http, decode=decode, safe_csv=safe_csv)

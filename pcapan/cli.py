@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true", help="print the summary as JSON (alias of --format json for the terminal; -o keeps its --format)")
     a.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
     a.add_argument("--idle-timeout", type=float, metavar="S", help="seconds of silence that end a connection (default 300, as Zeek)")
+    _max_half_open_option(a)
 
     for verb, what, default in (
         ("connections", "the connections table", "the Zeek conn.log core"),
@@ -60,18 +61,21 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format (default: a terminal table)")
         c.add_argument("--columns", metavar="A,B,...", help=f"comma-separated columns to show (default: {default})")
         c.add_argument("--limit", type=int, metavar="N", help="show at most N rows")
+        _max_half_open_option(c)
 
     e = sub.add_parser("export", help="analyse captures and write every table (csv, parquet, jsonl, Zeek logs) with a manifest.json")
     e.add_argument("files", nargs="+", metavar="FILE", help="capture files ('-' reads stdin)")
     e.add_argument("-o", "--output", metavar="DIR", required=True, help="directory for the table files and manifest.json")
     e.add_argument("--format", choices=EXPORT_FORMATS, default="csv", help="file format (default csv; zeek writes conn/http/ssl/weird.log)")
     e.add_argument("--safe-csv", action="store_true", help="for spreadsheets: escape control characters and prefix text cells that begin with = + - @ TAB CR or ' with a ' (CSV injection)")
+    _max_half_open_option(e)
 
     x = sub.add_parser("extract", help="write every HTTP response body to a file, with a manifest.csv")
     x.add_argument("files", nargs="+", metavar="FILE", help="capture files ('-' reads stdin)")
     x.add_argument("-o", "--output", metavar="DIR", required=True, help="directory for the bodies and manifest.csv")
     x.add_argument("--decode", action="store_true", help="undo gzip/deflate Content-Encoding (bodies are always de-chunked)")
     x.add_argument("--safe-csv", action="store_true", help="manifest.csv for spreadsheets: escape control characters and prefix text cells that begin with = + - @ TAB CR or ' with a '")
+    _max_half_open_option(x)
 
     from pcapan.plot import KINDS as PLOT_KINDS
 
@@ -83,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--limit", type=int, metavar="N", help="waterfall: first N connections (default 50); budget, rtt --by-server: N servers; reuse: N client-server pairs; pipelining: N responses; tls: N cipher suites")
     g.add_argument("--direction", choices=["auto", "orig", "resp"], help="timeseq: whose data to draw (default auto: the direction with more payload)")
     g.add_argument("--by-server", action="store_true", help="rtt: one CDF/histogram group per server and direction")
+    _max_half_open_option(g)
 
     r = sub.add_parser("report", help="write one self-contained HTML report: summary, plots, servers, TLS, anomalies")
     r.add_argument("files", nargs="+", metavar="FILE", help="capture files ('-' reads stdin; the io and timeseq plots then are skipped)")
@@ -90,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--title", help="the page's title (default: pcapan report)")
     r.add_argument("--no-plots", action="store_true", help="leave the plots out (faster)")
     r.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
+    _max_half_open_option(r)
 
     lv = sub.add_parser("live", help="capture on a network interface and analyse as packets arrive (dashboard, tables at the end)")
     lv.add_argument("-i", "--interface", required=True, metavar="IFACE", help="network interface to capture on (e.g. eth0, lo)")
@@ -104,11 +110,29 @@ def _parser() -> argparse.ArgumentParser:
     lv.add_argument("--no-dashboard", action="store_true", help="no live terminal view (it is off anyway when stdout is not a terminal)")
     lv.add_argument("--rotate", metavar="SPEC", help="with -o: write the tables in parts, every 30s/10m/1h or every Nrows finished connections (e.g. 100000rows), and drop them from memory")
     lv.add_argument("--idle-timeout", type=float, metavar="S", help="seconds of silence that end a connection (default 300, as Zeek)")
+    _max_half_open_option(lv)
 
     s = sub.add_parser("schema", help="print every table's columns with type, unit and description")
     s.add_argument("table", nargs="?", help="only this table")
     s.add_argument("--format", choices=["table", "json", "markdown"], default="table", help="output format")
     return p
+
+
+def _max_half_open_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-half-open", type=_non_negative_int, metavar="N",
+                   help="half-open flows (only SYNs seen) kept at once; past N the oldest are finalised early, their rows flagged evicted (default 100000; 0: no bound)")
+
+
+def _non_negative_int(text: str) -> int:
+    n = int(text)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be 0 or more")
+    return n
+
+
+def _engine_kw(args: argparse.Namespace) -> dict[str, Any]:
+    """Analysis options common to the verbs that analyse."""
+    return {} if args.max_half_open is None else {"max_half_open": args.max_half_open}
 
 
 DEFAULT_CONN_COLUMNS = [
@@ -160,7 +184,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
     terminal, args.format = _analyze_formats(args)
     _check_export_args(args)
-    kw: dict[str, Any] = {}
+    kw: dict[str, Any] = _engine_kw(args)
     if args.idle_timeout is not None:
         kw["idle_timeout_s"] = args.idle_timeout
     res = _progress_analyze(args.files, not args.no_progress, **kw)
@@ -192,7 +216,7 @@ def _write_export(res: Result, args: argparse.Namespace) -> list[Path]:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     _check_export_args(args)
-    res = _progress_analyze(args.files, True)
+    res = _progress_analyze(args.files, True, **_engine_kw(args))
     for w in res.warnings:
         print(f"pcapan: warning: {w}", file=sys.stderr)
     _write_export(res, args)
@@ -218,11 +242,11 @@ def _cmd_table(args: argparse.Namespace) -> int:
 
     from pcapan.api import analyze
 
-    res = analyze(args.files)
+    res = analyze(args.files, **_engine_kw(args))
     for w in res.warnings:
         print(f"pcapan: warning: {w}", file=sys.stderr)
     name = args.verb
-    df = res.tables()[name]
+    df = getattr(res, name)  # only this table (and what it is built from), not every table
     if args.columns:
         cols = [c.strip() for c in args.columns.split(",") if c.strip()]
         unknown = [c for c in cols if c not in df.columns]
@@ -250,14 +274,14 @@ def _cmd_table(args: argparse.Namespace) -> int:
     else:
         from pcapan.render import print_frame
 
-        print_frame(df, title=f"{name} ({len(res.tables()[name])})")
+        print_frame(df, title=f"{name} ({len(getattr(res, name))})")
     return 0
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
     from pcapan.api import extract
 
-    res, manifest = extract(args.files, args.output, decode=args.decode, safe_csv=args.safe_csv)
+    res, manifest = extract(args.files, args.output, decode=args.decode, safe_csv=args.safe_csv, **_engine_kw(args))
     for w in res.warnings:
         print(f"pcapan: warning: {w}", file=sys.stderr)
     total = int(manifest["size"].sum()) if len(manifest) else 0
@@ -290,7 +314,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         raise PcapanError(f"{', '.join(misuse)} does not apply to --kind {kind}")
     if kind in PACKET_KINDS and "-" in args.files:
         raise PcapanError(f"--kind {kind} re-reads the capture: give file names, not '-'")
-    res = analyze(args.files)
+    res = analyze(args.files, **_engine_kw(args))
     for w in res.warnings:
         print(f"pcapan: warning: {w}", file=sys.stderr)
     opts: dict[str, Any] = {}
@@ -321,7 +345,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from pcapan.report import write_report
 
-    res = _progress_analyze(args.files, not args.no_progress)
+    res = _progress_analyze(args.files, not args.no_progress, **_engine_kw(args))
     for w in res.warnings:
         print(f"pcapan: warning: {w}", file=sys.stderr)
     out = write_report(res, args.output, title=args.title, plots=not args.no_plots)
@@ -335,7 +359,8 @@ def _cmd_live(args: argparse.Namespace) -> int:
 
     cap = LiveCapture(args.interface, bpf_filter=args.filter, duration_s=args.duration, count=args.count,
                       write=args.write, output=args.output, fmt=args.format, safe_csv=args.safe_csv,
-                      interval_s=args.interval, rotate=args.rotate, idle_timeout_s=args.idle_timeout)
+                      interval_s=args.interval, rotate=args.rotate, idle_timeout_s=args.idle_timeout,
+                      max_half_open=args.max_half_open)
     print(f"pcapan: capturing on {args.interface}" + (f" ({args.filter})" if args.filter else "")
           + "; Ctrl-C to stop", file=sys.stderr)
     res = cap.run(dashboard=sys.stdout.isatty() and not args.no_dashboard)

@@ -42,6 +42,20 @@ TCP_IDLE_TIMEOUT_S = 300.0
 TCP_CLOSE_LINGER_S = 5.0
 # How often (in capture seconds) the flow table is swept for idle and closed connections.
 SWEEP_INTERVAL_S = 10.0
+# Half-open flows (only SYNs seen, nothing answered yet) kept at once, as Suricata bounds its
+# flow table (flow.memcap, emergency mode): past it the oldest are finalised early, their rows
+# flagged ``evicted``. Ordinary traffic has a few hundred handshakes in flight at most (the
+# benchmark's 60 new connections/s at 100 ms RTT: ~6); a SYN scan or flood has one per SYN. A
+# half-open flow costs ~0.5 KB (pcapan.flow.halfopen), so 100,000 is ~50 MB; a flood of 100,000
+# SYNs a second still leaves a real handshake a second to complete before its SYN is evicted.
+# 0: no bound.
+MAX_HALF_OPEN_FLOWS = 100_000
+# SYN-only flows new in one batch before they go to the half-open table (while it is empty).
+# Ordinary traffic has a few (handshakes cut by the batch's end: ~4 in the benchmark's 9,000-frame
+# batches); taking them in costs ~3% of the analysis in replays for nothing. A scan or flood
+# brings hundreds per batch. Below this, a slow scan (under 64 SYNs/s in pcapan live's 0.5 s
+# batches) keeps full connections, ended by the idle timeout: at most ~19,000 at once.
+HALF_OPEN_MIN_BATCH = 32
 
 # Out-of-order bytes buffered per direction before the reassembler declares the missing range
 # a gap and moves on. 4 MiB exceeds a 64 KiB window scaled by 2^6, the largest window seen on

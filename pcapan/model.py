@@ -79,6 +79,7 @@ class ConnRecord:
     resp_ts_ok: bool
     partial: bool
     flipped: bool
+    evicted: bool
     ip_version: int
     tunnel_parents: str | None
     source: str

@@ -18,17 +18,33 @@ from pcapan.analysis.dispatch import Dispatch, Openers
 from pcapan.analysis.http import BodyHook, HttpContext
 from pcapan.analysis.http2 import H2Context
 from pcapan.analysis.tls import TlsContext
-from pcapan.config import SWEEP_INTERVAL_S, TCP_CLOSE_LINGER_S, TCP_IDLE_TIMEOUT_S
+from pcapan.config import (
+    MAX_HALF_OPEN_FLOWS,
+    SWEEP_INTERVAL_S,
+    TCP_CLOSE_LINGER_S,
+    TCP_IDLE_TIMEOUT_S,
+)
 from pcapan.decode.packets import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Decoder, TcpPackets
 from pcapan.flow import rtt
 from pcapan.flow.community_id import community_id
 from pcapan.flow.conn import CLOSE_END, CLOSE_IDLE, CLOSE_REUSE, INACTIVE, Connection, FlowKey, ntop
+from pcapan.flow.halfopen import (
+    CLOSE_EVICTED,
+    FlowKeyTuple,
+    HalfOpen,
+    HalfOpenTable,
+    extra_counts,
+    replay_packets,
+)
 from pcapan.flow.reassembly import StreamSink
 from pcapan.io.batch import FrameBatch, ReadIssue
 from pcapan.model import AnomalyRecord, ConnRecord, make_conn_record
 from pcapan.proto.detect import HTTP, HTTP2, TLS
 
 _CTRL = TCP_SYN | TCP_FIN | TCP_RST
+_TP_COLUMNS = tuple(f for f in TcpPackets.__dataclass_fields__ if f != "data")
+# Half-open flows made connections at once (bounds the transient memory of a mass eviction).
+_REPLAY_CHUNK = 4096
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # Ports at or above this are ephemeral (IANA 49152; Linux starts at 32768, so use that).
@@ -113,12 +129,15 @@ class Analyzer:
         shard: tuple[int, int] | None = None,
         on_connection: Callable[[ConnRecord], None] | None = None,
         on_http_body: BodyHook | None = None,
+        max_half_open: int = MAX_HALF_OPEN_FLOWS,
     ) -> None:
         self.decoder = Decoder()
         self.idle_ns = int(idle_timeout_s * 1e9)
         self.linger_ns = int(TCP_CLOSE_LINGER_S * 1e9)
         self.sweep_ns = int(SWEEP_INTERVAL_S * 1e9)
         self.flows: dict[tuple[int, int, int, int, int, int], Connection] = {}
+        # Flows that have only seen SYNs, kept compact and bounded (pcapan.flow.halfopen).
+        self.half_open = HalfOpenTable(max_half_open)
         self.connections: list[ConnRecord] = []
         self.anomalies: list[AnomalyRecord] = []
         self.shard = shard
@@ -184,6 +203,7 @@ class Analyzer:
             self._tcp(tp)
         if self.last_ns - self._last_sweep >= self.sweep_ns:
             self._sweep(self.last_ns)
+        self._eviction_burst(self.half_open.end_of_batch())
 
     def _clock(self, batch: FrameBatch) -> None:
         """Per frame of the batch: the latest timestamp before it, and whether it goes back."""
@@ -232,7 +252,7 @@ class Analyzer:
             )
 
     # -- the batch ---------------------------------------------------------------------------
-    def _tcp(self, tp: TcpPackets) -> None:
+    def _tcp(self, tp: TcpPackets, half_open: bool = True) -> None:
         a_is_src = (tp.src_hi < tp.dst_hi) | (
             (tp.src_hi == tp.dst_hi)
             & ((tp.src_lo < tp.dst_lo) | ((tp.src_lo == tp.dst_lo) & (tp.sport <= tp.dport)))
@@ -291,6 +311,23 @@ class Analyzer:
         flows = self.flows
         keys = list(zip(a_hi[first].tolist(), a_lo[first].tolist(), b_hi[first].tolist(),
                         b_lo[first].tolist(), a_p[first].tolist(), b_p[first].tolist(), strict=True))
+        if half_open:
+            # SYN-only flows go to the compact table (the rest of the batch goes on without
+            # them); flows it held that this batch continues become connections first.
+            ho = self.half_open
+            ho.next_n = self._n
+            keep, promote = ho.absorb(tp, keys, inv, first, a_is_src, self._frame_base, flows, self.idle_ns)
+            self._n = ho.next_n
+            if promote:
+                self._replay(promote, "")
+            if keep is not None:
+                if ho.cap and len(ho) > ho.cap:
+                    gone = ho.oldest(len(ho) - ho.cap)
+                    ho.note_evicted(gone)
+                    self._replay(gone, CLOSE_EVICTED)
+                if keep.any():
+                    self._tcp(TcpPackets(tp.data, *[getattr(tp, f)[keep] for f in _TP_COLUMNS]), half_open=False)
+                return
         cur: dict[int, Connection | None] = {}
         conns: list[Connection] = []
         slot_of: dict[int, int] = {}
@@ -810,9 +847,61 @@ class Analyzer:
         Dispatch(_TcpTransport(conn), self.openers)
         return conn
 
+    # -- half-open flows (pcapan.flow.halfopen) ------------------------------------------------------
+    def _replay(self, items: list[tuple[FlowKeyTuple, HalfOpen]], reason: str) -> None:
+        """Make these half-open flows connections, through the ordinary per-packet path from
+        their kept SYNs; then finalise them with ``reason``, or (``""``) keep them open, with
+        their SYNs in the round-trip state, for the batch that continues them."""
+        for lo in range(0, len(items), _REPLAY_CHUNK):
+            chunk = items[lo : lo + _REPLAY_CHUNK]
+            tp = replay_packets(chunk)
+            mv = memoryview(tp.data)
+            slots: list[int] = []
+            conns: list[Connection] = []
+            i = 0
+            for fk, ho in chunk:
+                conn = None
+                for j in range(i, i + (1 if ho.last is None else 2)):
+                    fl, seq, win, toff, thl, ipl, t, fno = (
+                        x.item(j) for x in (tp.flags, tp.seq, tp.win, tp.tcp_off, tp.thl, tp.ip_len, tp.ts_ns, tp.frame_no)
+                    )
+                    if conn is None:
+                        conn = self._new_conn(tp, j, fk, ho.src_is_a, fl, t)
+                        conn.n = ho.n
+                    options = mv[toff + 20 : toff + thl] if thl > 20 else None
+                    conn.packet(True, fl, seq, 0, win, 0, None, options, ipl, t, fno, caplen=0)
+                    slots.append(len(conns))
+                    i = j + 1
+                assert conn is not None
+                pkts, nbytes = extra_counts(ho)
+                conn.orig.pkts += pkts
+                conn.orig.ip_bytes += nbytes
+                conns.append(conn)
+            if reason:
+                for conn in conns:
+                    self._finalise(conn, reason)
+            else:
+                # (Their SYNs go into the round-trip state: the handshake is timed from them.)
+                for conn in conns:
+                    self.flows[conn._fkey] = conn  # type: ignore[attr-defined]
+                ais = np.array([ho.src_is_a for _fk, ho in chunk], dtype=bool)
+                slot = np.asarray(slots, dtype=np.int64)
+                self._rtt(tp, slot, ais[slot], conns)
+
+    def _eviction_burst(self, burst: tuple[int, int, int] | None) -> None:
+        if burst is not None:
+            count, ts, fno = burst
+            self.anomalies.append(AnomalyRecord(
+                ts, "", fno & ((1 << 40) - 1), "half_open_evicted",
+                f"{count} half-open flows (SYN only) finalised early, oldest first: more than "
+                f"max_half_open={self.half_open.cap} at once (their rows have evicted set)",
+                self.source,
+            ))
+
     # -- finalisation ----------------------------------------------------------------------------
     def _sweep(self, now: int) -> None:
         self._last_sweep = now
+        self._replay(self.half_open.idle(now, self.idle_ns), CLOSE_IDLE)
         done = [
             c for c in self.flows.values()
             if (c.close_reason and now - c.last_ns > self.linger_ns) or now - c.last_ns > self.idle_ns
@@ -894,6 +983,7 @@ class Analyzer:
             r.ts_ok,  # resp_ts_ok
             c.partial,  # partial
             c.flipped,  # flipped
+            c.close_reason == CLOSE_EVICTED,  # evicted
             k.ipver,  # ip_version
             self._tunnel_parents(c),  # tunnel_parents
             self.source,  # source
@@ -922,6 +1012,9 @@ class Analyzer:
         for a in self.decoder.anomalies:
             self.anomalies.append(AnomalyRecord(a.ts_ns, "", a.frame_no, a.kind, a.detail, self.source))
         self.decoder.anomalies.clear()
+        self._replay(list(self.half_open.flows.items()), CLOSE_END)
+        self.half_open.flows.clear()
+        self._eviction_burst(self.half_open.end_of_batch(final=True))
         for c in sorted(self.flows.values(), key=lambda c: c.n):
             self._finalise(c, CLOSE_END)
         self.flows.clear()

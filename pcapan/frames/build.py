@@ -61,4 +61,4 @@ def to_frame(records: Sequence[Any], columns: tuple[Column, ...]) -> pd.DataFram
                 out[col.name] = pd.to_datetime(a.to_numpy(), unit="ns", utc=True)
         else:
             out[col.name] = column_array(values, col.dtype)
-    return pd.DataFrame(out, columns=[c.name for c in columns])
+    return pd.DataFrame(out, columns=[c.name for c in columns], copy=False)

@@ -107,7 +107,7 @@ def _by_connection(http: pd.DataFrame) -> pd.DataFrame:
 
 def connection_columns(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFrame) -> pd.DataFrame:
     """The connections table with the budget, reuse and pipelining columns (schema CONN_WEB)."""
-    out = conns.copy()
+    out = conns.copy(deep=False)
     uid = out.uid
     t = tls.loc[~tls.in_tunnel.fillna(False).astype(bool), _TLS_USED].drop_duplicates("uid").set_index("uid")
     req = http.loc[http.method.notna(), _REQ_USED]
@@ -170,7 +170,7 @@ def connection_columns(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFram
     cause = cause.where(out.closed_by.isna(), flag_by)
     cause = cause.where(~asked_server, "connection_close_server")
     cause = cause.where(~asked_client, "connection_close_client")
-    cause = cause.where(out.closed_by.notna() | ~out.close_reason.isin(["idle_timeout", "end_of_capture"]),
+    cause = cause.where(out.closed_by.notna() | ~out.close_reason.isin(["idle_timeout", "end_of_capture", "evicted"]),
                         out.close_reason.astype("string"))
     out["close_cause"] = cause
 

@@ -174,12 +174,12 @@ def _export_part(part: Result, directory: Path, fmt: str, safe_csv: bool) -> lis
     return part.export(directory, fmt, safe_csv=safe_csv)
 
 
-def _new_analyzer(idle_timeout_s: float | None) -> Analyzer:
+def _new_analyzer(idle_timeout_s: float | None, max_half_open: int | None = None) -> Analyzer:
     # The live layer sits beside api (DESIGN.md): it reaches the Analyzer through the package's
     # public face rather than importing its sibling module.
     import pcapan
 
-    return pcapan.Analyzer(idle_timeout_s=idle_timeout_s)
+    return pcapan.Analyzer(idle_timeout_s=idle_timeout_s, max_half_open=max_half_open)
 
 
 class LiveCapture:
@@ -206,6 +206,7 @@ class LiveCapture:
         interval_s: float = 1.0,
         rotate: str | RotateSpec | None = None,
         idle_timeout_s: float | None = None,
+        max_half_open: int | None = None,
         promisc: bool = True,
         analyzer: Analyzer | None = None,
     ) -> None:
@@ -240,7 +241,7 @@ class LiveCapture:
         try:
             if write is not None:
                 self.writer = CaptureWriter(write, layout, self.source.linktype, self.source.snaplen, iface, bpf_filter)
-            self.analyzer = analyzer if analyzer is not None else _new_analyzer(idle_timeout_s)
+            self.analyzer = analyzer if analyzer is not None else _new_analyzer(idle_timeout_s, max_half_open)
         except BaseException:
             self.source.close()
             raise
@@ -445,7 +446,8 @@ class LiveCapture:
             bytes=self._bytes,
             packets_per_s=(self._frames - last_p) / dt,
             bytes_per_s=(self._bytes - last_b) / dt,
-            open_connections=sum(1 for c in self.analyzer.engine.flows.values() if not c.close_reason),
+            open_connections=sum(1 for c in self.analyzer.engine.flows.values() if not c.close_reason)
+            + len(self.analyzer.engine.half_open),
             connections=t.connections,
             http_requests=t.requests,
             requests_per_s=(t.requests - last_r) / dt,
