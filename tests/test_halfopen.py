@@ -281,3 +281,33 @@ def test_idle_gaps_between_syns(tmp_path: Path) -> None:
         )
         assert got == expected
         assert (c_.conn_state == "S0").all() and not c_.evicted.any()
+
+
+def test_half_open_flows_in_a_tunnel_keep_their_tunnel_parents(tmp_path: Path) -> None:
+    """SYN-only flows kept compact and replayed later must keep the encapsulation they came in
+    (the replayed batch once lost it: TcpPackets gained a tunnel column after the table was
+    written). The real VXLAN sample's inner SYN (frame 3) is sent from 40 more client ports (a
+    scan inside the tunnel, enough for one batch to use the half-open table); each of them must
+    carry the tunnel_parents of the sample's real connection, which tests/test_encap.py checks
+    against tshark's outer addresses and VNI."""
+    from scapy.all import TCP, VXLAN, rdpcap, wrpcap
+
+    src = Path(__file__).resolve().parent.parent / "samples" / "encap" / "tunnel-vxlan.pcap"
+    packets = rdpcap(str(src))
+    syn = packets[2]
+    assert syn.haslayer(VXLAN) and syn[TCP].flags == "S"
+    scan = []
+    for i in range(40):
+        p = syn.copy()
+        p[VXLAN][TCP].sport = 50_000 + i
+        del p[VXLAN][TCP].chksum
+        scan.append(p)
+    path = tmp_path / "vxlan-scan.pcap"
+    wrpcap(str(path), scan)
+    expected = pcapan.analyze(src).connections.tunnel_parents.iloc[0]
+    assert expected.startswith("vxlan ")
+    for cap in (0, 10):  # unbounded (replayed at the end) and evicted past a cap of 10
+        c = pcapan.analyze(path, max_half_open=cap).connections
+        assert len(c) == 40 and set(c.orig_p) == set(range(50_000, 50_040))
+        assert (c.tunnel_parents == expected).all()
+        assert int(c.evicted.sum()) == (30 if cap else 0)

@@ -32,11 +32,11 @@ from pcapan.decode.packets import TcpPackets
 FlowKeyTuple = tuple[int, int, int, int, int, int]  # a_hi, a_lo, b_hi, b_lo, a_p, b_p (canonical)
 
 # One kept SYN: absolute frame number, time, sequence number, flags, window, IP total length,
-# TCP header length, captured option bytes; the options follow.
-_SYN = struct.Struct("<QqIHHHBB")
+# TCP header length, captured option bytes, tunnel id (0: none); the options follow.
+_SYN = struct.Struct("<QqIHHHBBI")
 _SYN_DTYPE = np.dtype(
     [("fno", "<u8"), ("ts", "<i8"), ("seq", "<u4"), ("flags", "<u2"), ("win", "<u2"), ("ip_len", "<u2"),
-     ("thl", "u1"), ("opt_cap", "u1")]
+     ("thl", "u1"), ("opt_cap", "u1"), ("tunnel", "<u4")]
 )  # fmt: skip
 assert _SYN_DTYPE.itemsize == _SYN.size
 # close_reason of a half-open flow finalised early because the table was full.
@@ -174,6 +174,7 @@ class HalfOpenTable:
         rec["ip_len"] = tp.ip_len[idx]
         rec["thl"] = tp.thl[idx]
         rec["opt_cap"] = tp.opt_cap[idx]
+        rec["tunnel"] = tp.tunnel[idx]
         raw = rec.tobytes()
         size = _SYN.size
         f_ipver = tp.ipver[first].tolist()
@@ -252,13 +253,13 @@ def replay_packets(items: list[tuple[FlowKeyTuple, HalfOpen]]) -> TcpPackets:
         else:
             addr, ports = (b_hi, b_lo, a_hi, a_lo), (b_p, a_p)
         for syn in (ho.first, ho.last) if ho.last is not None else (ho.first,):
-            fno, t, seq, fl, win, ipl, thl, ocap = _SYN.unpack_from(syn)
+            fno, t, seq, fl, win, ipl, thl, ocap, tun = _SYN.unpack_from(syn)
             toff = len(buf)
             buf += bytes(20)  # (the fixed header: its fields are in the columns)
             buf += syn[_SYN.size :]
-            rows.append((fno, t, ho.ipver, *ports, seq, fl, win, toff, thl, toff + thl, ocap, ipl))
+            rows.append((fno, t, ho.ipver, *ports, seq, fl, win, toff, thl, toff + thl, ocap, ipl, tun))
             addrs.append(addr)
-    c = np.ascontiguousarray(np.array(rows, dtype=np.int64).reshape(-1, 13).T)
+    c = np.ascontiguousarray(np.array(rows, dtype=np.int64).reshape(-1, 14).T)
     h = np.ascontiguousarray(np.array(addrs, dtype=np.uint64).reshape(-1, 4).T)
     z = np.zeros(c.shape[1], dtype=np.int64)
     return TcpPackets(
@@ -283,6 +284,7 @@ def replay_packets(items: list[tuple[FlowKeyTuple, HalfOpen]]) -> TcpPackets:
         payload_cap=z.copy(),
         opt_cap=c[11],
         ip_len=c[12],
+        tunnel=c[13],
     )
 
 
