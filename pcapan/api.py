@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pcapan.analysis.engine import Analyzer as _Engine
 from pcapan.analysis.http import BodyHook
+from pcapan.config import GC_BEFORE_TABLE_ROWS
 from pcapan.errors import DuplicateSourceWarning
 from pcapan.flow.rtt import KINDS, RttSamples
 from pcapan.frames.schema import (
@@ -144,6 +145,8 @@ class Result:
         from pcapan.frames.build import conn_frame, to_frame
 
         store = ConnColumns.of(self.connection_records)
+        if len(store) >= GC_BEFORE_TABLE_ROWS:
+            gc.collect()
         # The buffers go into the table column by column; the records are then read from it.
         conn, order = conn_frame(store, CONN_RECORD_COLUMNS)
         conn = _with_rtt_columns(conn, self.rtt_samples)
@@ -409,7 +412,7 @@ def _with_rtt_columns(conn: pd.DataFrame, samples: RttSamples) -> pd.DataFrame:
     # key = index * 2 + (0 resp, 1 orig).
     n_keys = 2 * len(samples.uids)
     index = samples.index
-    row = np.fromiter((index.get(u, -1) for u in out.uid.tolist()), dtype=np.int64, count=len(out))
+    row = _lookup(out.uid, index)
     has = row >= 0
 
     def pick(arr: np.ndarray, flag: int, fill: float = np.nan) -> np.ndarray:
@@ -443,6 +446,20 @@ def _unsorted(values: list[Any], order: np.ndarray) -> list[Any]:
     out = np.empty(len(values), dtype=object)
     out[order] = values
     return out.tolist()
+
+
+def _lookup(uids: pd.Series, index: dict[str, int]) -> np.ndarray:
+    """``index[uid]`` per row (-1 where absent), in Arrow: no Python string per row."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not len(uids) or not index:
+        return np.full(len(uids), -1, dtype=np.int64)
+    at = pc.index_in(pa.array(uids.array), value_set=pa.array(list(index), type=pa.large_string()))
+    pos = at.fill_null(-1).to_numpy().astype(np.int64)
+    vals = np.fromiter(index.values(), dtype=np.int64, count=len(index))
+    return np.where(pos >= 0, vals[pos], -1)
 
 
 def _counts(values: Iterable[str]) -> dict[str, int]:
