@@ -81,6 +81,9 @@ def conn_frame(store: ConnColumns, columns: tuple[Column, ...]) -> tuple[pd.Data
     order = pc.sort_indices(pa.table({"t": pa.array(ts), "u": uids}),
                             sort_keys=[("t", "ascending"), ("u", "ascending")]).to_numpy()
     del ts
+    # Often already in order (a SYN scan's flows end as they began): then each buffer becomes
+    # its column as it is, without a copy (the store gives them up: ConnColumns.release).
+    same = bool((order == np.arange(n)).all())
     no_nulls = np.zeros(n, dtype=bool)
     out: dict[str, Any] = {}
     for col in columns:
@@ -94,13 +97,16 @@ def conn_frame(store: ConnColumns, columns: tuple[Column, ...]) -> tuple[pd.Data
                 codes = pa.array(np.frombuffer(main, dtype=np.int32))
                 arr = pa.array(list(aux), type=pa.large_string()).take(codes)
                 del codes
-            arr = arr.take(order)
+            if not same:
+                arr = arr.take(order)
             out[col.name] = (pd.arrays.ArrowStringArray(pa.chunked_array([arr])) if col.dtype == STR
                              else column_array(arr.to_pylist(), col.dtype))
             del arr
         else:
-            mask = np.frombuffer(aux, dtype=np.int8)[order].astype(bool) if kind == "q?" else no_nulls
-            vals = np.frombuffer(main, dtype={"q": np.int64, "d": np.float64, "b": np.int8}[kind[0]])[order]
+            mask = np.frombuffer(aux, dtype=np.int8).astype(bool) if kind == "q?" else no_nulls
+            vals = np.frombuffer(main, dtype={"q": np.int64, "d": np.float64, "b": np.int8}[kind[0]])
+            if not same:
+                mask, vals = mask[order], vals[order]
             if col.dtype == TS:
                 if mask.any():
                     vals[mask] = _NAT
