@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from pcapan.analysis.dispatch import Dispatch, Openers
+from pcapan.analysis.dispatch import Dispatch, Openers, Probe
 from pcapan.analysis.http import BodyHook, HttpContext
 from pcapan.analysis.http2 import H2Context
 from pcapan.analysis.tls import TlsContext
@@ -914,7 +914,13 @@ class Analyzer:
         fk = conn._fkey  # type: ignore[attr-defined]
         if self.flows.get(fk) is conn:
             del self.flows[fk]
+        # Protocol probes still attached point at their Dispatch and it at them (and at the
+        # connection): unlinked once the streams end, the connection is freed at once instead of
+        # by the cyclic collector (a SYN scan's flows otherwise pile up between collections).
+        probes = [ep.stream.sink for ep in (conn.orig, conn.resp) if type(ep.stream.sink) is Probe]
         conn.finish(reason, conn.last_ns)
+        for p in probes:
+            p.owner = None  # type: ignore[union-attr]
         self.connections.append(self._record(conn))
         for fno, t, kind, detail in conn.anomalies:
             self.anomalies.append(AnomalyRecord(t, conn.uid, fno & ((1 << 40) - 1), kind, detail, self.source))
