@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pcapan.analysis.engine import Analyzer as _Engine
 from pcapan.analysis.http import BodyHook
+from pcapan.config import GC_BEFORE_TABLE_ROWS
 from pcapan.errors import DuplicateSourceWarning
 from pcapan.flow.rtt import KINDS, RttSamples
 from pcapan.frames.schema import (
@@ -34,7 +35,7 @@ from pcapan.frames.schema import (
 )
 from pcapan.io import FrameBatch, open_capture
 from pcapan.io.identity import SourceRegistry
-from pcapan.model import AnomalyRecord, ConnRecord, HttpRecord, TlsRecord
+from pcapan.model import CONN_KINDS, AnomalyRecord, ConnColumns, ConnRecord, HttpRecord, TlsRecord
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,7 +51,9 @@ Progress = Callable[[str, int, int | None], None]
 class Result:
     """Tables from one analysis. DataFrames are built on first access."""
 
-    connection_records: list[ConnRecord]
+    # Finished connections by column (a sequence of ConnRecord made on demand); a list of
+    # records is accepted and converted.
+    connection_records: ConnColumns | list[ConnRecord]
     anomaly_records: list[AnomalyRecord]
     stats: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -58,6 +61,9 @@ class Result:
     tls_records: list[TlsRecord] = field(default_factory=list)
     rtt_samples: RttSamples = field(default_factory=RttSamples)
     _frames: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.connection_records = ConnColumns.of(self.connection_records)
 
     @property
     def connections(self) -> pd.DataFrame:
@@ -136,16 +142,41 @@ class Result:
         """connections and http with their derived columns: built together, since each needs
         the other (pcapan.frames.webperf)."""
         from pcapan.frames import webperf
-        from pcapan.frames.build import to_frame
+        from pcapan.frames.build import conn_frame, to_frame
 
-        recs = sorted(self.connection_records, key=attrgetter("ts_ns", "uid"))
-        conn = _with_rtt_columns(to_frame(recs, CONN_RECORD_COLUMNS), self.rtt_samples)
+        store = ConnColumns.of(self.connection_records)
+        if len(store) >= GC_BEFORE_TABLE_ROWS:
+            gc.collect()
+        # The buffers go into the table column by column; the records are then read from it.
+        conn, order = conn_frame(store, CONN_RECORD_COLUMNS)
+        conn = _with_rtt_columns(conn, self.rtt_samples)
+        store.release(lambda name: _unsorted(self._conn_column(name), order))
         recs3 = sorted(self.http_records, key=attrgetter("ts_ns", "uid", "trans_depth"))
         http = to_frame(recs3, HTTP_RECORD_COLUMNS)
         tls = self._table("tls")
         conn = webperf.connection_columns(conn, http, tls)
         self._frames["connections"] = _typed(conn, CONNECTIONS)
         self._frames["http"] = _typed(webperf.http_columns(http, conn), HTTP)
+
+    def _conn_column(self, name: str) -> list[Any]:
+        """One record field's values, read back from the connections table (rows in its order)."""
+        import numpy as np
+
+        s = self._frames["connections"]["ts" if name == "ts_ns" else name]
+        kind = CONN_KINDS[name]
+        if kind.startswith("q"):
+            if str(s.dtype) == TS:
+                vals = s.to_numpy(dtype="datetime64[ns]").view(np.int64).tolist()
+            else:
+                vals = s.to_numpy(dtype=np.int64, na_value=0).tolist()
+            if kind == "q?":
+                return [None if m else v for v, m in zip(vals, s.isna().tolist(), strict=True)]
+            return vals
+        if kind == "d":
+            return s.to_numpy(dtype=np.float64).tolist()
+        if kind == "b":
+            return s.to_numpy(dtype=bool, na_value=False).tolist()
+        return s.to_numpy(dtype=object, na_value=None).tolist()
 
     def _pair_tables(self) -> None:
         """servers, clients and missed_reuse: built together, when one of them is asked for."""
@@ -163,22 +194,18 @@ class Result:
 
     def summary(self) -> dict[str, Any]:
         """Headline numbers: what was read, what was found, what went wrong."""
-        recs = self.connection_records
-        states: dict[str, int] = {}
-        services: dict[str, int] = {}
-        for r in recs:
-            states[r.conn_state] = states.get(r.conn_state, 0) + 1
-            services[r.service or "-"] = services.get(r.service or "-", 0) + 1
+        recs = ConnColumns.of(self.connection_records)
+        col = recs.column
         return {
             **self.stats,
             "tcp_connections": len(recs),
-            "conn_states": dict(sorted(states.items(), key=lambda kv: -kv[1])),
-            "services": dict(sorted(services.items(), key=lambda kv: -kv[1])),
-            "orig_bytes": sum(r.orig_bytes for r in recs),
-            "resp_bytes": sum(r.resp_bytes for r in recs),
-            "missed_bytes": sum(r.missed_bytes for r in recs),
-            "half_open_evicted": sum(1 for r in recs if r.evicted),
-            "retransmits": sum(r.orig_retransmits + r.resp_retransmits for r in recs),
+            "conn_states": _counts(col("conn_state")),
+            "services": _counts(s or "-" for s in col("service")),
+            "orig_bytes": sum(col("orig_bytes")),
+            "resp_bytes": sum(col("resp_bytes")),
+            "missed_bytes": sum(col("missed_bytes")),
+            "half_open_evicted": sum(col("evicted")),
+            "retransmits": sum(col("orig_retransmits")) + sum(col("resp_retransmits")),
             "http_requests": sum(1 for h in self.http_records if h.method is not None),
             "http_responses": sum(1 for h in self.http_records if h.status_code is not None),
             "tls_handshakes": len(self.tls_records),
@@ -254,8 +281,11 @@ class Result:
                         d[kk] = d.get(kk, 0) + vv
                 else:
                     stats.setdefault(k, v)
+        conns = ConnColumns()
+        for p in parts:
+            conns.extend(ConnColumns.of(p.connection_records))
         return Result(
-            [r for p in parts for r in p.connection_records],
+            conns,
             [r for p in parts for r in p.anomaly_records],
             stats,
             [w for p in parts for w in p.warnings],
@@ -274,7 +304,7 @@ def _distinct_uids(parts: Sequence[Result]) -> list[Result]:
     seen: set[str] = set()
     out: list[Result] = []
     for j, p in enumerate(parts):
-        uids = {r.uid for r in p.connection_records}
+        uids = set(ConnColumns.of(p.connection_records).column("uid"))
         clash = uids & seen
         seen |= uids
         if not clash:
@@ -296,7 +326,7 @@ def _distinct_uids(parts: Sequence[Result]) -> list[Result]:
         samples = copy.copy(p.rtt_samples)
         samples.uids = [new.get(u, u) for u in p.rtt_samples.uids]
         samples.index = {u: i for i, u in enumerate(samples.uids)}
-        out.append(Result(moved(p.connection_records), moved(p.anomaly_records), p.stats, p.warnings,
+        out.append(Result(ConnColumns.of(p.connection_records).copy(new), moved(p.anomaly_records), p.stats, p.warnings,
                           moved(p.http_records), moved(p.tls_records), samples))
     return out
 
@@ -382,7 +412,7 @@ def _with_rtt_columns(conn: pd.DataFrame, samples: RttSamples) -> pd.DataFrame:
     # key = index * 2 + (0 resp, 1 orig).
     n_keys = 2 * len(samples.uids)
     index = samples.index
-    row = np.fromiter((index.get(u, -1) for u in out.uid.tolist()), dtype=np.int64, count=len(out))
+    row = _lookup(out.uid, index)
     has = row >= 0
 
     def pick(arr: np.ndarray, flag: int, fill: float = np.nan) -> np.ndarray:
@@ -407,6 +437,29 @@ def _with_rtt_columns(conn: pd.DataFrame, samples: RttSamples) -> pd.DataFrame:
             out[f"rtt_{d}_{name}_s"] = pick(stats[name], flag)
         out[f"rtt_{d}_count"] = pd.array(pick(stats["count"], flag, 0).astype(np.int64), dtype="Int64")
     return out[[*conn.columns, *(col.name for col in CONN_RTT)]]
+
+
+def _unsorted(values: list[Any], order: np.ndarray) -> list[Any]:
+    """``values`` (in table order; row i came from ``order[i]``) back in their first order."""
+    import numpy as np
+
+    out = np.empty(len(values), dtype=object)
+    out[order] = values
+    return out.tolist()
+
+
+def _lookup(uids: pd.Series, index: dict[str, int]) -> np.ndarray:
+    """``index[uid]`` per row (-1 where absent), in Arrow: no Python string per row."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not len(uids) or not index:
+        return np.full(len(uids), -1, dtype=np.int64)
+    at = pc.index_in(pa.array(uids.array), value_set=pa.array(list(index), type=pa.large_string()))
+    pos = at.fill_null(-1).to_numpy().astype(np.int64)
+    vals = np.fromiter(index.values(), dtype=np.int64, count=len(index))
+    return np.where(pos >= 0, vals[pos], -1)
 
 
 def _counts(values: Iterable[str]) -> dict[str, int]:
@@ -519,7 +572,8 @@ class Analyzer:
             "http2_frames": eng.h2_ctx.frames,
             "http2_streams": eng.h2_ctx.streams,
         }
-        return Result(list(eng.connections), list(eng.anomalies), stats, list(self._warnings),
+        # The engine's connection columns are handed over, not copied (they would be held twice).
+        return Result(eng.connections, list(eng.anomalies), stats, list(self._warnings),
                       list(eng.http_ctx.records), list(eng.tls_ctx.records), eng.rtt_samples)
 
     @property
@@ -535,8 +589,8 @@ class Analyzer:
         import numpy as np
 
         eng, s = self._engine, self._engine.rtt_samples
-        conns = list(eng.connections)
-        done = {r.uid for r in conns} if take else None
+        conns = eng.connections if take else eng.connections.copy()
+        done = set(conns.column("uid")) if take else None
 
         def part(records: list[Any], uidless: bool = False) -> list[Any]:
             if done is None:
@@ -548,7 +602,7 @@ class Analyzer:
         anomalies, http, tls = part(eng.anomalies, True), part(eng.http_ctx.records), part(eng.tls_ctx.records)
         samples = RttSamples.merge([s])
         if done is not None:
-            eng.connections.clear()
+            eng.connections = ConnColumns()
             cols = samples.columns()
             ids = np.array([i for i, u in enumerate(s.uids) if u in done], dtype=np.int32)
             mask = np.isin(cols["conn"], ids)

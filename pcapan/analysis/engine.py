@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 
-from pcapan.analysis.dispatch import Dispatch, Openers
+from pcapan.analysis.dispatch import Dispatch, Openers, Probe
 from pcapan.analysis.http import BodyHook, HttpContext
 from pcapan.analysis.http2 import H2Context
 from pcapan.analysis.tls import TlsContext
@@ -38,7 +39,7 @@ from pcapan.flow.halfopen import (
 )
 from pcapan.flow.reassembly import StreamSink
 from pcapan.io.batch import FrameBatch, ReadIssue
-from pcapan.model import AnomalyRecord, ConnRecord, make_conn_record
+from pcapan.model import AnomalyRecord, ConnColumns, ConnRecord
 from pcapan.proto.detect import HTTP, HTTP2, TLS
 
 _CTRL = TCP_SYN | TCP_FIN | TCP_RST
@@ -138,7 +139,7 @@ class Analyzer:
         self.flows: dict[tuple[int, int, int, int, int, int], Connection] = {}
         # Flows that have only seen SYNs, kept compact and bounded (pcapan.flow.halfopen).
         self.half_open = HalfOpenTable(max_half_open)
-        self.connections: list[ConnRecord] = []
+        self.connections = ConnColumns()  # finished connections' rows, by column
         self.anomalies: list[AnomalyRecord] = []
         self.shard = shard
         self.on_connection = on_connection
@@ -913,9 +914,14 @@ class Analyzer:
         fk = conn._fkey  # type: ignore[attr-defined]
         if self.flows.get(fk) is conn:
             del self.flows[fk]
+        # Protocol probes still attached point at their Dispatch and it at them (and at the
+        # connection): unlinked once the streams end, the connection is freed at once instead of
+        # by the cyclic collector (a SYN scan's flows otherwise pile up between collections).
+        probes = [ep.stream.sink for ep in (conn.orig, conn.resp) if type(ep.stream.sink) is Probe]
         conn.finish(reason, conn.last_ns)
-        rec = self._record(conn)
-        self.connections.append(rec)
+        for p in probes:
+            p.owner = None  # type: ignore[union-attr]
+        self.connections.append(self._record(conn))
         for fno, t, kind, detail in conn.anomalies:
             self.anomalies.append(AnomalyRecord(t, conn.uid, fno & ((1 << 40) - 1), kind, detail, self.source))
         for ep, side in ((conn.orig, "orig"), (conn.resp, "resp")):
@@ -932,62 +938,66 @@ class Analyzer:
         if conn.rtt_id >= 0:
             self._rtt_done.append(conn.rtt_id)
         if self.on_connection is not None:
-            self.on_connection(rec)
+            self.on_connection(self.connections[-1])  # a record made for the callback only
 
-    def _record(self, c: Connection) -> ConnRecord:
+    def _record(self, c: Connection) -> dict[str, Any]:
+        """The connection's row, by column name (the one place fields become columns)."""
         k = c.key
         o, r = c.orig, c.resp
-        proto = 6
-        # positional, in field order (see fast_maker)
-        return make_conn_record(
-            c.start_ns,  # ts_ns
-            c.uid,  # uid
-            community_id(proto, k.orig_h, k.resp_h, k.orig_p, k.resp_p),  # community_id
-            ntop(k.orig_h),  # orig_h
-            k.orig_p,  # orig_p
-            ntop(k.resp_h),  # resp_h
-            k.resp_p,  # resp_p
-            "tcp",  # proto
-            c.service,  # service
-            (c.last_ns - c.start_ns) / 1e9,  # duration_s
-            o.size(),  # orig_bytes
-            r.size(),  # resp_bytes
-            c.missed_bytes,  # missed_bytes
-            o.pkts,  # orig_pkts
-            r.pkts,  # resp_pkts
-            o.ip_bytes,  # orig_ip_bytes
-            r.ip_bytes,  # resp_ip_bytes
-            c.conn_state(),  # conn_state
-            c.history_str(),  # history
-            o.stream.retransmitted,  # orig_retransmits
-            r.stream.retransmitted,  # resp_retransmits
-            o.stream.out_of_order,  # orig_out_of_order
-            r.stream.out_of_order,  # resp_out_of_order
-            o.zero_window_probes,  # orig_zero_window_probes
-            r.zero_window_probes,  # resp_zero_window_probes
-            *self.rtt_state.counters(c.rtt_id),  # orig_dup_acks, resp_dup_acks, orig/resp_zero_windows
-            o.stream.keepalives,  # orig_keepalives
-            r.stream.keepalives,  # resp_keepalives
-            o.stream.conflicts + r.stream.conflicts,  # overlap_conflicts
-            c.close_reason,  # close_reason
-            c.first_close_ns or None,  # ts_close
-            c.first_close_by or None,  # closed_by
-            c.first_close_flag or None,  # close_flag
-            o.mss,  # orig_mss
-            r.mss,  # resp_mss
-            o.wscale,  # orig_wscale
-            r.wscale,  # resp_wscale
-            o.sack_ok,  # orig_sack_ok
-            r.sack_ok,  # resp_sack_ok
-            o.ts_ok,  # orig_ts_ok
-            r.ts_ok,  # resp_ts_ok
-            c.partial,  # partial
-            c.flipped,  # flipped
-            c.close_reason == CLOSE_EVICTED,  # evicted
-            k.ipver,  # ip_version
-            self._tunnel_parents(c),  # tunnel_parents
-            self.source,  # source
-        )
+        os_, rs = o.stream, r.stream
+        dup_o, dup_r, zw_o, zw_r = self.rtt_state.counters(c.rtt_id)
+        return {
+            "ts_ns": c.start_ns,
+            "uid": c.uid,
+            "community_id": community_id(6, k.orig_h, k.resp_h, k.orig_p, k.resp_p),
+            "orig_h": ntop(k.orig_h),
+            "orig_p": k.orig_p,
+            "resp_h": ntop(k.resp_h),
+            "resp_p": k.resp_p,
+            "proto": "tcp",
+            "service": c.service,
+            "duration_s": (c.last_ns - c.start_ns) / 1e9,
+            "orig_bytes": o.size(),
+            "resp_bytes": r.size(),
+            "missed_bytes": c.missed_bytes,
+            "orig_pkts": o.pkts,
+            "resp_pkts": r.pkts,
+            "orig_ip_bytes": o.ip_bytes,
+            "resp_ip_bytes": r.ip_bytes,
+            "conn_state": c.conn_state(),
+            "history": c.history_str(),
+            "orig_retransmits": os_.retransmitted,
+            "resp_retransmits": rs.retransmitted,
+            "orig_out_of_order": os_.out_of_order,
+            "resp_out_of_order": rs.out_of_order,
+            "orig_zero_window_probes": o.zero_window_probes,
+            "resp_zero_window_probes": r.zero_window_probes,
+            "orig_dup_acks": dup_o,
+            "resp_dup_acks": dup_r,
+            "orig_zero_windows": zw_o,
+            "resp_zero_windows": zw_r,
+            "orig_keepalives": os_.keepalives,
+            "resp_keepalives": rs.keepalives,
+            "overlap_conflicts": os_.conflicts + rs.conflicts,
+            "close_reason": c.close_reason,
+            "ts_close": c.first_close_ns or None,
+            "closed_by": c.first_close_by or None,
+            "close_flag": c.first_close_flag or None,
+            "orig_mss": o.mss,
+            "resp_mss": r.mss,
+            "orig_wscale": o.wscale,
+            "resp_wscale": r.wscale,
+            "orig_sack_ok": o.sack_ok,
+            "resp_sack_ok": r.sack_ok,
+            "orig_ts_ok": o.ts_ok,
+            "resp_ts_ok": r.ts_ok,
+            "partial": c.partial,
+            "flipped": c.flipped,
+            "evicted": c.close_reason == CLOSE_EVICTED,
+            "ip_version": k.ipver,
+            "tunnel_parents": self._tunnel_parents(c),
+            "source": self.source,
+        }
 
     def _note_tunnels(self, conns: list[Connection], slots: np.ndarray, tunnel: np.ndarray) -> None:
         """Remember which encapsulations carried each connection's packets: one Python step

@@ -9,8 +9,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pcapan.frames.schema import BOOL, FLOAT, INT, STR, TS, Column
+from pcapan.model import CONN_KINDS, ConnColumns
 
 _NAT = np.iinfo(np.int64).min
 
@@ -62,3 +64,71 @@ def to_frame(records: Sequence[Any], columns: tuple[Column, ...]) -> pd.DataFram
         else:
             out[col.name] = column_array(values, col.dtype)
     return pd.DataFrame(out, columns=[c.name for c in columns], copy=False)
+
+
+def conn_frame(store: ConnColumns, columns: tuple[Column, ...]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The connections in ``store`` sorted by (ts, uid), as a DataFrame with ``columns`` (the
+    record columns), made from the column buffers without a Python object per row.
+
+    Each buffer is dropped from ``store`` once its column is made, so the buffers and the table
+    are not both held whole (the caller then points ``store`` at the table: ConnColumns.release).
+    Also returns, per table row, the store's row it came from.
+    """
+    n = len(store)
+    uids = _text_array(*store.buffer("uid"), n)
+    ts = np.frombuffer(store.buffer("ts_ns")[0], dtype=np.int64)
+    # Stable, as sorted() on (ts_ns, uid) was: equal keys keep their order of finalisation.
+    order = pc.sort_indices(pa.table({"t": pa.array(ts), "u": uids}),
+                            sort_keys=[("t", "ascending"), ("u", "ascending")]).to_numpy()
+    del ts
+    # Often already in order (a SYN scan's flows end as they began): then each buffer becomes
+    # its column as it is, without a copy (the store gives them up: ConnColumns.release).
+    same = bool((order == np.arange(n)).all())
+    no_nulls = np.zeros(n, dtype=bool)
+    out: dict[str, Any] = {}
+    for col in columns:
+        src = "ts_ns" if col.dtype == TS and col.name == "ts" else col.name
+        main, aux = store.buffer(src)
+        kind = CONN_KINDS[src]
+        if kind in ("s", "t"):
+            if kind == "t":
+                arr = uids if src == "uid" else _text_array(main, aux, n)
+            else:
+                codes = pa.array(np.frombuffer(main, dtype=np.int32))
+                arr = pa.array(list(aux), type=pa.large_string()).take(codes)
+                del codes
+            if not same:
+                arr = arr.take(order)
+            out[col.name] = (pd.arrays.ArrowStringArray(pa.chunked_array([arr])) if col.dtype == STR
+                             else column_array(arr.to_pylist(), col.dtype))
+            del arr
+        else:
+            mask = np.frombuffer(aux, dtype=np.int8).astype(bool) if kind == "q?" else no_nulls
+            vals = np.frombuffer(main, dtype={"q": np.int64, "d": np.float64, "b": np.int8}[kind[0]])
+            if not same:
+                mask, vals = mask[order], vals[order]
+            if col.dtype == TS:
+                if mask.any():
+                    vals[mask] = _NAT
+                    out[col.name] = pd.to_datetime(vals.view("datetime64[ns]"), utc=True)
+                else:
+                    out[col.name] = pd.to_datetime(vals, unit="ns", utc=True)
+            elif col.dtype == INT:
+                out[col.name] = pd.arrays.IntegerArray(vals, mask.copy())
+            elif col.dtype == BOOL:
+                out[col.name] = pd.arrays.BooleanArray(vals.astype(bool), mask.copy())
+            elif col.dtype == FLOAT:
+                out[col.name] = vals
+            else:  # pragma: no cover - a schema change would show here
+                out[col.name] = pd.array(vals, dtype=col.dtype)
+            del vals, mask
+        del main, aux
+        if src == "uid":
+            del uids
+        store.drop(src)
+    return pd.DataFrame(out, columns=[c.name for c in columns], copy=False), order
+
+
+def _text_array(data: bytearray, offsets: Any, n: int) -> pa.Array:
+    """A text column's UTF-8 bytes and offsets as an Arrow large_string array (on the buffers)."""
+    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
