@@ -44,13 +44,9 @@ KNOWN: dict[str, str] = {
     "fold:anomalies.ts_ns": "fold-anomaly-ts.pcap",
     "fold:connections.duration_s": "fold-conn-duration.pcap (time going backwards)",
     "fold:connections.history": "fold-conn-history.pcap",
-    "fold:http.flags": "fold-http-flags.pcap (a gap not signalled to the parser)",
-    "fold:http.partial": "fold-http-partial.pcap",
     "fold:anomalies.addl": "fold-anomaly-addl.pcap (not minimised; /work/captures/fuzz-repro)",
     "fold:tls.ts_first_request": "fold-tls-ts-first-request.pcap (not minimised; /work/captures/fuzz-repro)",
     "fold:connections.missed_bytes": "fold-conn-missed-bytes.pcapng",
-    "fold:connections.resp_retransmits": "fold-conn-resp-retransmits.pcap (bytes parsed out of sequence)",
-    "fold:tls.flags": "fold-tls-flags.pcap (a seen segment reported as a gap when folded)",
     "fold:connections.orig_bytes": "fold-conn-orig-bytes.pcap (5-tuple reuse, time backwards)",
     "fold:connections.resp_bytes": "fold-conn-resp-bytes.pcap (sequence numbers near 2**32)",
 }

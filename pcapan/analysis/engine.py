@@ -22,7 +22,16 @@ from pcapan.config import SWEEP_INTERVAL_S, TCP_CLOSE_LINGER_S, TCP_IDLE_TIMEOUT
 from pcapan.decode.packets import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Decoder, TcpPackets
 from pcapan.flow import rtt
 from pcapan.flow.community_id import community_id
-from pcapan.flow.conn import CLOSE_END, CLOSE_IDLE, CLOSE_REUSE, INACTIVE, Connection, FlowKey, ntop
+from pcapan.flow.conn import (
+    CLOSE_END,
+    CLOSE_IDLE,
+    CLOSE_REUSE,
+    INACTIVE,
+    Connection,
+    FlowKey,
+    _stream_empty,
+    ntop,
+)
 from pcapan.flow.reassembly import StreamSink
 from pcapan.io.batch import FrameBatch, ReadIssue
 from pcapan.model import AnomalyRecord, ConnRecord, make_conn_record
@@ -1123,7 +1132,14 @@ class _BulkRuns:
             payload=run_bytes,
         )
         ps = peer.stream
-        if ps.started:
+        if peer.state == INACTIVE:
+            # Zeek's init_peer at every ACK while the peer is silent (as Connection.packet):
+            # the last segment's ACK stands.
+            top = tp.ack.item(self.bulk_idx[last]) - 1
+            peer.z_init(top, 0)
+            if not ps.started or _stream_empty(ps):
+                peer.reanchor(top)
+        elif ps.started:
             a = ps.rel(self.first_ack[hi - 1]) + self.dmax[hi - 1]
             if a > peer.max_ack_rel:
                 peer.max_ack_rel = a
