@@ -47,8 +47,6 @@ KNOWN: dict[str, str] = {
     "fold:anomalies.addl": "fold-anomaly-addl.pcap (not minimised; /work/captures/fuzz-repro)",
     "fold:tls.ts_first_request": "fold-tls-ts-first-request.pcap (not minimised; /work/captures/fuzz-repro)",
     "fold:connections.missed_bytes": "fold-conn-missed-bytes.pcapng",
-    "fold:connections.orig_bytes": "fold-conn-orig-bytes.pcap (5-tuple reuse, time backwards)",
-    "fold:connections.resp_bytes": "fold-conn-resp-bytes.pcap (sequence numbers near 2**32)",
 }
 
 

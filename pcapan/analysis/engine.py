@@ -982,7 +982,12 @@ class _BulkRuns:
         d = np.where(d >= (1 << 31), d - (1 << 32), d)
         d = np.where(b, d, -(1 << 36))
         offs = group.astype(np.int64) * (1 << 40)
-        self.dmax = (np.maximum.accumulate(d + offs) - offs).tolist()
+        run_max = np.maximum.accumulate(d + offs) - offs
+        self.dmax = run_max.tolist()
+        # Where that running max was reached: a run that starts after it (the acks went back,
+        # e.g. a new connection on the 5-tuple) must take its own maximum, not the group's.
+        at = np.where(d == run_max, np.arange(n), 0)
+        self.dmax_at = np.maximum.accumulate(at).tolist()
         self.first_ack = first_ack.tolist()
         self.applied: dict[int, int] = {}  # group -> sorted position up to which runs were folded
         # Python lists for the per-packet lookups (numpy scalar indexing costs ~10x more).
@@ -1140,6 +1145,9 @@ class _BulkRuns:
             if not ps.started or _stream_empty(ps):
                 peer.reanchor(top)
         elif ps.started:
-            a = ps.rel(self.first_ack[hi - 1]) + self.dmax[hi - 1]
+            if self.dmax_at[hi - 1] >= p0:
+                a = ps.rel(self.first_ack[hi - 1]) + self.dmax[hi - 1]
+            else:
+                a = max(ps.rel(x) for x in tp.ack[self.bulk_idx[j:b1]].tolist())
             if a > peer.max_ack_rel:
                 peer.max_ack_rel = a
