@@ -43,10 +43,8 @@ KNOWN: dict[str, str] = {
     "fold:tls.ts_first_response": "fold-tls-ts-first-response.pcapng",
     "fold:anomalies.ts_ns": "fold-anomaly-ts.pcap",
     "fold:connections.duration_s": "fold-conn-duration.pcap (time going backwards)",
-    "fold:connections.history": "fold-conn-history.pcap",
     "fold:anomalies.addl": "fold-anomaly-addl.pcap (not minimised; /work/captures/fuzz-repro)",
     "fold:tls.ts_first_request": "fold-tls-ts-first-request.pcap (not minimised; /work/captures/fuzz-repro)",
-    "fold:connections.missed_bytes": "fold-conn-missed-bytes.pcapng",
 }
 
 

@@ -1151,3 +1151,11 @@ class _BulkRuns:
                 a = max(ps.rel(x) for x in tp.ack[self.bulk_idx[j:b1]].tolist())
             if a > peer.max_ack_rel:
                 peer.max_ack_rel = a
+            if a > ps.next_rel and a > peer.ack_front:
+                # The run acknowledges bytes the peer's stream does not hold (yet): a content
+                # gap belongs to the segment whose ACK revealed it, as in Connection.packet.
+                bidx = np.asarray(self.bulk_idx[j:b1], dtype=np.int64)
+                rel = (tp.ack[bidx] - ps._ref_seq) % (1 << 32)
+                rel = ps._ref_rel + np.where(rel >= (1 << 31), rel - (1 << 32), rel)
+                frames = tp.frame_no[bidx] + eng._frame_base
+                peer.ack_event(int(frames[0]), a, frames, rel)
