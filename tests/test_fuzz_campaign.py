@@ -42,7 +42,6 @@ KNOWN: dict[str, str] = {
     "fold:tls.app_exchanges": "fold-tls-app-exchanges.pcap (a tls table column)",
     "fold:tls.ts_first_response": "fold-tls-ts-first-response.pcapng",
     "fold:anomalies.ts_ns": "fold-anomaly-ts.pcap",
-    "fold:connections.duration_s": "fold-conn-duration.pcap (time going backwards)",
     "fold:anomalies.addl": "fold-anomaly-addl.pcap (not minimised; /work/captures/fuzz-repro)",
     "fold:tls.ts_first_request": "fold-tls-ts-first-request.pcap (not minimised; /work/captures/fuzz-repro)",
 }

@@ -673,6 +673,13 @@ class Analyzer:
             (plen > 0) & ((flags & (_CTRL | TCP_ACK)) == TCP_ACK) & (tp.win != 0) & (tp.payload_cap >= plen)
             & ~forced
         )
+        bt = self._b_time
+        if bt is not None:
+            # Time went back in this batch: a segment older than a frame before it goes one by
+            # one (a run takes its last segment's time as the latest, its first as the earliest).
+            frames, before, _ = bt
+            j = np.minimum(np.searchsorted(frames, tp.frame_no), frames.shape[0] - 1)
+            cand &= tp.ts_ns >= before[j]
         # running count of control packets per flow key, in time order
         cc_sorted = np.cumsum(ctrl_s)
         cc = np.empty(n, dtype=np.int64)
