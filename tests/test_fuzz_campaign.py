@@ -38,12 +38,7 @@ CI_FRACTIONS = Fractions(
 KNOWN: dict[str, str] = {
     # Folded runs (Analyzer.fold_bulk) and the packet-by-packet path disagree; minimal captures in
     # /work/captures/fuzz-repro (README.txt there says what differs):
-    "fold:tls.app_exchange_times": "fold-tls-app-exchange-times.pcap (every TLS sample, unmutated)",
-    "fold:tls.app_exchanges": "fold-tls-app-exchanges.pcap (a tls table column)",
-    "fold:tls.ts_first_response": "fold-tls-ts-first-response.pcapng",
-    "fold:anomalies.ts_ns": "fold-anomaly-ts.pcap",
     "fold:anomalies.addl": "fold-anomaly-addl.pcap (not minimised; /work/captures/fuzz-repro)",
-    "fold:tls.ts_first_request": "fold-tls-ts-first-request.pcap (not minimised; /work/captures/fuzz-repro)",
 }
 
 

@@ -1012,6 +1012,7 @@ class _BulkRuns:
         self.bulk_ts = tp.ts_ns[bidx].tolist()
         self.bulk_win = tp.win[bidx].tolist()
         self.bulk_frame = tp.frame_no[bidx].tolist()
+        self.bulk_ack = tp.ack[bidx].tolist()
         self.bulk_off = tp.payload_off[bidx].tolist()
         self.bulk_len = tp.payload_len[bidx].tolist()
         self.len_l = self.cs_len.tolist()
@@ -1155,14 +1156,13 @@ class _BulkRuns:
             if self.dmax_at[hi - 1] >= p0:
                 a = ps.rel(self.first_ack[hi - 1]) + self.dmax[hi - 1]
             else:
-                a = max(ps.rel(x) for x in tp.ack[self.bulk_idx[j:b1]].tolist())
+                a = max(ps.rel(x) for x in self.bulk_ack[j:b1])
             if a > peer.max_ack_rel:
                 peer.max_ack_rel = a
             if a > ps.next_rel and a > peer.ack_front:
                 # The run acknowledges bytes the peer's stream does not hold (yet): a content
                 # gap belongs to the segment whose ACK revealed it, as in Connection.packet.
-                bidx = np.asarray(self.bulk_idx[j:b1], dtype=np.int64)
-                rel = (tp.ack[bidx] - ps._ref_seq) % (1 << 32)
-                rel = ps._ref_rel + np.where(rel >= (1 << 31), rel - (1 << 32), rel)
-                frames = tp.frame_no[bidx] + eng._frame_base
-                peer.ack_event(int(frames[0]), a, frames, rel)
+                # (Often the peer's data is only folded later in the batch: apply_acks decides.)
+                fb = eng._frame_base
+                frames = [fb + f for f in self.bulk_frame[j:b1]]
+                peer.ack_event(frames[0], a, frames, [ps.rel(x) for x in self.bulk_ack[j:b1]])

@@ -43,8 +43,9 @@ class StreamSink(Protocol):
 
     A sink may also define ``opaque() -> int``: how many of the next bytes it will take without
     looking at their structure or at when each arrived (an HTTP body of known length), so that
-    in-order segments can be handed over joined; and ``opaque_views(views, ts_ns)`` to take
-    them as memoryviews it must not keep past the call (no copy at all).
+    in-order segments can be handed over joined; and ``opaque_views(views, tss)`` to take
+    them as memoryviews it must not keep past the call (no copy at all), with each segment's
+    timestamp.
     """
 
     def data(self, chunk: bytes, ts_ns: int) -> None: ...
@@ -277,7 +278,7 @@ class Reassembler:
                 self.next_rel = pos
                 views = [mv[o : o + n] for o, n in zip(offs[i:j], lens[i:j], strict=True)]
                 if opaque_views is not None:
-                    opaque_views(views, tss[j - 1])
+                    opaque_views(views, tss[i:j])
                 else:
                     sink.data(b"".join(views), tss[j - 1])
                 i = j
