@@ -38,7 +38,6 @@ CI_FRACTIONS = Fractions(
 KNOWN: dict[str, str] = {
     # Folded runs (Analyzer.fold_bulk) and the packet-by-packet path disagree; minimal captures in
     # /work/captures/fuzz-repro (README.txt there says what differs):
-    "fold:anomalies.addl": "fold-anomaly-addl.pcap (not minimised; /work/captures/fuzz-repro)",
 }
 
 

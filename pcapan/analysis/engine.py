@@ -382,6 +382,15 @@ class Analyzer:
         restart &= ~fresh
         parsed |= restart
         parsed_l = parsed.tolist()
+        # Flows with a parser that no longer needs capture order (TLS past its handshake) still
+        # fold both directions' runs in capture order: what it records across the directions
+        # (TLS application-data exchanges: a client flight, then the server's answer) must
+        # come out as packet by packet. (Cheap: runs are cut only where both directions have
+        # data; the hole machinery above stays for parsed flows.)
+        inorder_l = [
+            p or (c is not None and (c.orig.stream.sink is not None or c.resp.stream.sink is not None))
+            for p, c in zip(parsed_l, cur.values(), strict=True)
+        ]
         # A parser must hear of a hole when the ACK that reveals it passes, not at the end of
         # the batch: until then the data behind the hole waits in the out-of-order buffer while
         # the other direction goes on (requests pile up unanswered). So in parsed flows, ACKs
@@ -429,7 +438,7 @@ class Analyzer:
         ):
             conn = cur[k]
             if conn is not None and runs is not None:
-                if parsed_l[k]:
+                if inorder_l[k]:
                     runs.flush_ordered(k, i, conn, self)
                     runs.applied[rg] = rp + 1
                 else:
@@ -464,7 +473,7 @@ class Analyzer:
         if runs is not None:
             for k2, conn2 in cur.items():
                 if conn2 is not None:
-                    if parsed_l[k2]:
+                    if inorder_l[k2]:
                         runs.flush_ordered(k2, n, conn2, self)
                     else:
                         runs.flush_rest(k2, conn2, self)
