@@ -79,6 +79,10 @@ CASES = [
         "fold:http.partial",  # (fixed: folded runs init a silent peer from their ACKs)
     ),
     pytest.param(
+        "fold-conn-overlap-detached-sink.pcap",
+        "fold:connections.overlap_conflicts",  # (fixed: a run keeps its tail if the sink left in it)
+    ),
+    pytest.param(
         "uid-unique.pcap",
         "invariants:uid-unique",  # (issue 13, defect 1)
     ),

@@ -255,11 +255,13 @@ class Reassembler:
             i = count
             pos += sum(lens)
             self.next_rel = pos
+        kept = True  # every segment went to a sink (as in _deliver, which keeps its tail)
         while i < count:
             sink = self.sink
             if sink is None:
                 pos += sum(lens[i:])
                 self.next_rel = pos
+                kept = False
                 break
             if opaque_of is not sink:
                 opaque = getattr(sink, "opaque", None)
@@ -290,9 +292,9 @@ class Reassembler:
             i += 1
         if pos > self.max_end:
             self.max_end = pos
-        if self.sink is not None and RETX_COMPARE_TAIL_BYTES:
+        if kept and RETX_COMPARE_TAIL_BYTES:
             # The last bytes, as _deliver keeps them (from as many trailing segments as needed,
-            # as views joined in one copy).
+            # as views joined in one copy; also when the sink detached itself in the last one).
             parts: list[bytes | memoryview] = []
             need = RETX_COMPARE_TAIL_BYTES
             k = count
