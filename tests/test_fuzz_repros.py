@@ -83,6 +83,10 @@ CASES = [
         "fold:connections.overlap_conflicts",  # (fixed: a run keeps its tail if the sink left in it)
     ),
     pytest.param(
+        "fold-conn-missed-bytes-wild-ack.pcap",
+        "fold:connections.missed_bytes",  # (fixed: a run's acks measured from a bulk segment's)
+    ),
+    pytest.param(
         "uid-unique.pcap",
         "invariants:uid-unique",  # (issue 13, defect 1)
     ),

@@ -993,7 +993,14 @@ class _BulkRuns:
         # Acknowledgement numbers: running max of the signed distance from the group's first
         # ack, so the highest ack of any run is one lookup.
         ack = tp.ack[order_kd]
-        first_ack = ack[gstart][group]
+        # Distances are measured from the group's first bulk segment's ack (not its first
+        # packet's: a SYN's ack field is 0, more than 2**31 away from real acks).
+        g_ack = ack[gstart]
+        bp = np.nonzero(b)[0]
+        if bp.shape[0]:
+            gb, first_b = np.unique(group[bp], return_index=True)
+            g_ack[gb] = ack[bp[first_b]]
+        first_ack = g_ack[group]
         d = (ack - first_ack) % (1 << 32)
         d = np.where(d >= (1 << 31), d - (1 << 32), d)
         d = np.where(b, d, -(1 << 36))
@@ -1163,7 +1170,7 @@ class _BulkRuns:
                 peer.reanchor(top)
         elif ps.started:
             if self.dmax_at[hi - 1] >= p0:
-                a = ps.rel(self.first_ack[hi - 1]) + self.dmax[hi - 1]
+                a = ps.rel((self.first_ack[hi - 1] + self.dmax[hi - 1]) & 0xFFFFFFFF)
             else:
                 a = max(ps.rel(x) for x in self.bulk_ack[j:b1])
             if a > peer.max_ack_rel:
