@@ -87,6 +87,10 @@ CASES = [
         "fold:connections.missed_bytes",  # (fixed: a run's acks measured from a bulk segment's)
     ),
     pytest.param(
+        "fold-conn-resp-retransmits-reanchor.pcapng",
+        "fold:connections.resp_retransmits",  # (fixed: no future run over bytes still buffered)
+    ),
+    pytest.param(
         "uid-unique.pcap",
         "invariants:uid-unique",  # (issue 13, defect 1)
     ),

@@ -1131,7 +1131,9 @@ class _BulkRuns:
                         st.deliver_run(eng._mv, self.bulk_off[j:b1], self.bulk_len[j:b1], self.bulk_ts[j:b1])
                         delivered = True
                     break
-                if start > st.next_rel and start >= st.max_end:
+                if start > st.next_rel and start >= st.max_end and (not st._ooo or st._ooo[-1][1] <= start):
+                    # (max_end restarts with the sequence space when a SYN re-anchors it; bytes
+                    # buffered before may lie beyond: then the segments go one by one.)
                     future = True  # the rest lies beyond a hole: buffered as one range
                     if st.sink is not None:
                         mv = eng._mv
