@@ -91,6 +91,10 @@ CASES = [
         "fold:connections.resp_retransmits",  # (fixed: no future run over bytes still buffered)
     ),
     pytest.param(
+        "fold-conn-history-rxmt.pcap",
+        "fold:connections.history",  # (fixed: segments behind Zeek's last_seq go one by one)
+    ),
+    pytest.param(
         "uid-unique.pcap",
         "invariants:uid-unique",  # (issue 13, defect 1)
     ),

@@ -1122,7 +1122,10 @@ class _BulkRuns:
         delivered = False
         run_bytes: bytes | None = None
         while j < b1:
-            if st.fin_rel is None and st.started and ep.state != INACTIVE:
+            # (While Zeek's last_seq is past a segment's start, a pure ACK having carried a
+            # sequence number beyond data the capture missed, the segment may count as a
+            # retransmission, 'T' on its own frame: one by one until the run passes last_seq.)
+            if st.fin_rel is None and st.started and ep.state != INACTIVE and ep.z_rel(seqs[j], ep.z_last) >= ep.z_last:
                 start = st.rel(seqs[j])
                 if start == st.next_rel and not st.pending_bytes:
                     if st.sink is not None:
