@@ -95,6 +95,10 @@ CASES = [
         "fold:connections.history",  # (fixed: segments behind Zeek's last_seq go one by one)
     ),
     pytest.param(
+        "fold-conn-zero-window-probe.pcap",
+        "fold:connections.orig_zero_window_probes",  # (fixed: one-byte segments go one by one)
+    ),
+    pytest.param(
         "uid-unique.pcap",
         "invariants:uid-unique",  # (issue 13, defect 1)
     ),

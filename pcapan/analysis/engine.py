@@ -442,7 +442,8 @@ class Analyzer:
                     runs.flush_ordered(k, i, conn, self)
                     runs.applied[rg] = rp + 1
                 else:
-                    runs.flush_before(rp, rg, rp2, k, ais, bool(fl & _CTRL) or t - conn.last_ns > idle, conn, self)
+                    runs.flush_before(rp, rg, rp2, k, ais, bool(fl & _CTRL) or t - conn.last_ns > idle or plen == 1,
+                                      conn, self)
             if conn is not None and self._ends_before(conn, fl, seq, ais, t):
                 conn = None
             if conn is None:
@@ -677,9 +678,11 @@ class Analyzer:
         n = len(tp)
         flags = tp.flags
         plen = tp.payload_len
-        # A segment cut by the snap length is not data Zeek (or we) can count as delivered.
+        # A segment cut by the snap length is not data Zeek (or we) can count as delivered. A
+        # one-byte segment may be a zero-window probe (counted against the peer's window as the
+        # capture had it at that packet) or a keep-alive.
         cand = (
-            (plen > 0) & ((flags & (_CTRL | TCP_ACK)) == TCP_ACK) & (tp.win != 0) & (tp.payload_cap >= plen)
+            (plen > 1) & ((flags & (_CTRL | TCP_ACK)) == TCP_ACK) & (tp.win != 0) & (tp.payload_cap >= plen)
             & ~forced
         )
         bt = self._b_time
