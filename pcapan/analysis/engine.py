@@ -1001,8 +1001,10 @@ class _BulkRuns:
         g_ack = ack[gstart]
         bp = np.nonzero(b)[0]
         if bp.shape[0]:
-            gb, first_b = np.unique(group[bp], return_index=True)
-            g_ack[gb] = ack[bp[first_b]]
+            gb = group[bp]  # (non-decreasing: the first of each group is where it changes)
+            first_b = np.ones(gb.shape[0], dtype=bool)
+            first_b[1:] = gb[1:] != gb[:-1]
+            g_ack[gb[first_b]] = ack[bp[first_b]]
         first_ack = g_ack[group]
         d = (ack - first_ack) % (1 << 32)
         d = np.where(d >= (1 << 31), d - (1 << 32), d)
@@ -1013,7 +1015,7 @@ class _BulkRuns:
         # Where that running max was reached: a run that starts after it (the acks went back,
         # e.g. a new connection on the 5-tuple) must take its own maximum, not the group's.
         at = np.where(d == run_max, np.arange(n), 0)
-        self.dmax_at = np.maximum.accumulate(at).tolist()
+        self.dmax_at = np.maximum.accumulate(at)  # (read once per fold: no list)
         self.first_ack = first_ack.tolist()
         self.applied: dict[int, int] = {}  # group -> sorted position up to which runs were folded
         # Python lists for the per-packet lookups (numpy scalar indexing costs ~10x more).
@@ -1031,7 +1033,6 @@ class _BulkRuns:
         self.bulk_ts = tp.ts_ns[bidx].tolist()
         self.bulk_win = tp.win[bidx].tolist()
         self.bulk_frame = tp.frame_no[bidx].tolist()
-        self.bulk_ack = tp.ack[bidx].tolist()
         self.bulk_off = tp.payload_off[bidx].tolist()
         self.bulk_len = tp.payload_len[bidx].tolist()
         self.len_l = self.cs_len.tolist()
@@ -1128,7 +1129,10 @@ class _BulkRuns:
             # (While Zeek's last_seq is past a segment's start, a pure ACK having carried a
             # sequence number beyond data the capture missed, the segment may count as a
             # retransmission, 'T' on its own frame: one by one until the run passes last_seq.)
-            if st.fin_rel is None and st.started and ep.state != INACTIVE and ep.z_rel(seqs[j], ep.z_last) >= ep.z_last:
+            if (
+                st.fin_rel is None and st.started and ep.state != INACTIVE
+                and ((seqs[j] - ep.z_start - ep.z_last) & 0xFFFFFFFF) < 0x80000000  # (z_rel >= z_last)
+            ):
                 start = st.rel(seqs[j])
                 if start == st.next_rel and not st.pending_bytes:
                     if st.sink is not None:
@@ -1177,10 +1181,10 @@ class _BulkRuns:
             if not ps.started or _stream_empty(ps):
                 peer.reanchor(top)
         elif ps.started:
-            if self.dmax_at[hi - 1] >= p0:
+            if self.dmax_at.item(hi - 1) >= p0:
                 a = ps.rel((self.first_ack[hi - 1] + self.dmax[hi - 1]) & 0xFFFFFFFF)
             else:
-                a = max(ps.rel(x) for x in self.bulk_ack[j:b1])
+                a = max(ps.rel(x) for x in tp.ack[self.bulk_idx[j:b1]].tolist())
             if a > peer.max_ack_rel:
                 peer.max_ack_rel = a
             if a > ps.next_rel and a > peer.ack_front:
@@ -1189,4 +1193,4 @@ class _BulkRuns:
                 # (Often the peer's data is only folded later in the batch: apply_acks decides.)
                 fb = eng._frame_base
                 frames = [fb + f for f in self.bulk_frame[j:b1]]
-                peer.ack_event(frames[0], a, frames, [ps.rel(x) for x in self.bulk_ack[j:b1]])
+                peer.ack_event(frames[0], a, frames, [ps.rel(x) for x in tp.ack[self.bulk_idx[j:b1]].tolist()])
