@@ -960,7 +960,8 @@ def _ordered(sink: object) -> bool:
     """A parser reads this stream and needs the two directions' bytes in capture order.
 
     A sink may say it no longer does (``ordered`` False): TLS after its handshake only counts
-    records per direction, so its flow's runs fold in both directions."""
+    records per direction, so its flow needs no hole signalled early (its runs still fold in
+    capture order, see ``inorder_l`` in ``_tcp``)."""
     return sink is not None and getattr(sink, "ordered", True)
 
 

@@ -14,10 +14,10 @@ handshake, a client flight of application data starts an exchange (the time of i
 segment) and the server's application data that follows ends it (the time of its last segment
 before the client's next flight). They are followed per call of the stream contract, never per
 record: each ``data``/``skim`` call compares the direction's application-data byte count before
-and after and hands (direction, first and last timestamp) to :meth:`TlsSession.app_data`. After
-the handshake the engine may hand over each direction's segments of a batch in one run (the two
-directions no longer need capture order): exchanges inside such a run merge into one, so the
-count is then a lower bound and the connection looks busy throughout (never idle by mistake).
+and after and hands (direction, first and last timestamp) to :meth:`TlsSession.app_data`; a run
+skimmed in one call replays what those per-segment calls would have said (``_Direction.skim``).
+The engine keeps both directions' runs in capture order on connections with a parser, also after
+the handshake, so the exchanges are those of the packet-by-packet path.
 """
 
 from __future__ import annotations
@@ -109,8 +109,9 @@ class _Direction:
 
     @property
     def ordered(self) -> bool:
-        """Capture order across directions matters until the handshake completes (flights are
-        counted); after it, records are only counted per direction."""
+        """The parser needs holes signalled in capture order until the handshake completes
+        (flights are counted); after it, records are only counted per direction. (The engine
+        still folds both directions' runs in capture order, for the exchanges.)"""
         return self.session.done_ts is None
 
     def data(self, chunk: bytes, ts_ns: int) -> None:
@@ -285,8 +286,7 @@ class TlsSession:
         application-data record bodies (new records), ``skip`` > 0 when they began inside a record
         body. A client flight opens an exchange, or goes on with the open one while the server
         has not answered all of it (its last data is before the client's last); the server's
-        data ends the open one. Runs handed over out of time order (both directions folded)
-        merge into one exchange: it then looks busy throughout, never idle by mistake."""
+        data ends the open one."""
         if grew == _TLS13_ALERT_RECORD_LEN and self.parser.tls13:
             return  # a lone encrypted alert (close_notify): neither request nor response
         start = self.ex_start
