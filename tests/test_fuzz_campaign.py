@@ -38,22 +38,6 @@ CI_FRACTIONS = Fractions(
 KNOWN: dict[str, str] = {
     # Folded runs (Analyzer.fold_bulk) and the packet-by-packet path disagree; minimal captures in
     # /work/captures/fuzz-repro (README.txt there says what differs):
-    "fold:tls.app_exchange_times": "fold-tls-app-exchange-times.pcap (every TLS sample, unmutated)",
-    "fold:tls.app_exchanges": "fold-tls-app-exchanges.pcap (a tls table column)",
-    "fold:tls.ts_first_response": "fold-tls-ts-first-response.pcapng",
-    "fold:anomalies.ts_ns": "fold-anomaly-ts.pcap",
-    "fold:connections.duration_s": "fold-conn-duration.pcap (time going backwards)",
-    "fold:connections.history": "fold-conn-history.pcap",
-    "fold:http.flags": "fold-http-flags.pcap (a gap not signalled to the parser)",
-    "fold:http.partial": "fold-http-partial.pcap",
-    "fold:anomalies.addl": "fold-anomaly-addl.pcap (not minimised; /work/captures/fuzz-repro)",
-    "fold:tls.ts_first_request": "fold-tls-ts-first-request.pcap (not minimised; /work/captures/fuzz-repro)",
-    "fold:connections.missed_bytes": "fold-conn-missed-bytes.pcapng",
-    "fold:connections.resp_retransmits": "fold-conn-resp-retransmits.pcap (bytes parsed out of sequence)",
-    "fold:connections.overlap_conflicts": "other inputs than fold-conn-overlap-conflicts.pcap (still missed when folded)",
-    "fold:tls.flags": "fold-tls-flags.pcap (a seen segment reported as a gap when folded)",
-    "fold:connections.orig_bytes": "fold-conn-orig-bytes.pcap (5-tuple reuse, time backwards)",
-    "fold:connections.resp_bytes": "fold-conn-resp-bytes.pcap (sequence numbers near 2**32)",
 }
 
 

@@ -28,7 +28,16 @@ from pcapan.config import (
 from pcapan.decode.packets import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Decoder, TcpPackets
 from pcapan.flow import rtt
 from pcapan.flow.community_id import community_id
-from pcapan.flow.conn import CLOSE_END, CLOSE_IDLE, CLOSE_REUSE, INACTIVE, Connection, FlowKey, ntop
+from pcapan.flow.conn import (
+    CLOSE_END,
+    CLOSE_IDLE,
+    CLOSE_REUSE,
+    INACTIVE,
+    Connection,
+    FlowKey,
+    _stream_empty,
+    ntop,
+)
 from pcapan.flow.halfopen import (
     CLOSE_EVICTED,
     FlowKeyTuple,
@@ -411,6 +420,15 @@ class Analyzer:
         restart &= ~fresh
         parsed |= restart
         parsed_l = parsed.tolist()
+        # Flows with a parser that no longer needs capture order (TLS past its handshake) still
+        # fold both directions' runs in capture order: what it records across the directions
+        # (TLS application-data exchanges: a client flight, then the server's answer) must
+        # come out as packet by packet. (Cheap: runs are cut only where both directions have
+        # data; the hole machinery above stays for parsed flows.)
+        inorder_l = [
+            p or (c is not None and (c.orig.stream.sink is not None or c.resp.stream.sink is not None))
+            for p, c in zip(parsed_l, cur.values(), strict=True)
+        ]
         # A parser must hear of a hole when the ACK that reveals it passes, not at the end of
         # the batch: until then the data behind the hole waits in the out-of-order buffer while
         # the other direction goes on (requests pile up unanswered). So in parsed flows, ACKs
@@ -458,11 +476,12 @@ class Analyzer:
         ):
             conn = cur[k]
             if conn is not None and runs is not None:
-                if parsed_l[k]:
+                if inorder_l[k]:
                     runs.flush_ordered(k, i, conn, self)
                     runs.applied[rg] = rp + 1
                 else:
-                    runs.flush_before(rp, rg, rp2, k, ais, bool(fl & _CTRL) or t - conn.last_ns > idle, conn, self)
+                    runs.flush_before(rp, rg, rp2, k, ais, bool(fl & _CTRL) or t - conn.last_ns > idle or plen == 1,
+                                      conn, self)
             if conn is not None and self._ends_before(conn, fl, seq, ais, t):
                 conn = None
             if conn is None:
@@ -493,7 +512,7 @@ class Analyzer:
         if runs is not None:
             for k2, conn2 in cur.items():
                 if conn2 is not None:
-                    if parsed_l[k2]:
+                    if inorder_l[k2]:
                         runs.flush_ordered(k2, n, conn2, self)
                     else:
                         runs.flush_rest(k2, conn2, self)
@@ -697,11 +716,20 @@ class Analyzer:
         n = len(tp)
         flags = tp.flags
         plen = tp.payload_len
-        # A segment cut by the snap length is not data Zeek (or we) can count as delivered.
+        # A segment cut by the snap length is not data Zeek (or we) can count as delivered. A
+        # one-byte segment may be a zero-window probe (counted against the peer's window as the
+        # capture had it at that packet) or a keep-alive.
         cand = (
-            (plen > 0) & ((flags & (_CTRL | TCP_ACK)) == TCP_ACK) & (tp.win != 0) & (tp.payload_cap >= plen)
+            (plen > 1) & ((flags & (_CTRL | TCP_ACK)) == TCP_ACK) & (tp.win != 0) & (tp.payload_cap >= plen)
             & ~forced
         )
+        bt = self._b_time
+        if bt is not None:
+            # Time went back in this batch: a segment older than a frame before it goes one by
+            # one (a run takes its last segment's time as the latest, its first as the earliest).
+            frames, before, _ = bt
+            j = np.minimum(np.searchsorted(frames, tp.frame_no), frames.shape[0] - 1)
+            cand &= tp.ts_ns >= before[j]
         # running count of control packets per flow key, in time order
         cc_sorted = np.cumsum(ctrl_s)
         cc = np.empty(n, dtype=np.int64)
@@ -1035,7 +1063,8 @@ def _ordered(sink: object) -> bool:
     """A parser reads this stream and needs the two directions' bytes in capture order.
 
     A sink may say it no longer does (``ordered`` False): TLS after its handshake only counts
-    records per direction, so its flow's runs fold in both directions."""
+    records per direction, so its flow needs no hole signalled early (its runs still fold in
+    capture order, see ``inorder_l`` in ``_tcp``)."""
     return sink is not None and getattr(sink, "ordered", True)
 
 
@@ -1071,12 +1100,26 @@ class _BulkRuns:
         # Acknowledgement numbers: running max of the signed distance from the group's first
         # ack, so the highest ack of any run is one lookup.
         ack = tp.ack[order_kd]
-        first_ack = ack[gstart][group]
+        # Distances are measured from the group's first bulk segment's ack (not its first
+        # packet's: a SYN's ack field is 0, more than 2**31 away from real acks).
+        g_ack = ack[gstart]
+        bp = np.nonzero(b)[0]
+        if bp.shape[0]:
+            gb = group[bp]  # (non-decreasing: the first of each group is where it changes)
+            first_b = np.ones(gb.shape[0], dtype=bool)
+            first_b[1:] = gb[1:] != gb[:-1]
+            g_ack[gb[first_b]] = ack[bp[first_b]]
+        first_ack = g_ack[group]
         d = (ack - first_ack) % (1 << 32)
         d = np.where(d >= (1 << 31), d - (1 << 32), d)
         d = np.where(b, d, -(1 << 36))
         offs = group.astype(np.int64) * (1 << 40)
-        self.dmax = (np.maximum.accumulate(d + offs) - offs).tolist()
+        run_max = np.maximum.accumulate(d + offs) - offs
+        self.dmax = run_max.tolist()
+        # Where that running max was reached: a run that starts after it (the acks went back,
+        # e.g. a new connection on the 5-tuple) must take its own maximum, not the group's.
+        at = np.where(d == run_max, np.arange(n), 0)
+        self.dmax_at = np.maximum.accumulate(at)  # (read once per fold: no list)
         self.first_ack = first_ack.tolist()
         self.applied: dict[int, int] = {}  # group -> sorted position up to which runs were folded
         # Python lists for the per-packet lookups (numpy scalar indexing costs ~10x more).
@@ -1187,7 +1230,13 @@ class _BulkRuns:
         delivered = False
         run_bytes: bytes | None = None
         while j < b1:
-            if st.fin_rel is None and st.started and ep.state != INACTIVE:
+            # (While Zeek's last_seq is past a segment's start, a pure ACK having carried a
+            # sequence number beyond data the capture missed, the segment may count as a
+            # retransmission, 'T' on its own frame: one by one until the run passes last_seq.)
+            if (
+                st.fin_rel is None and st.started and ep.state != INACTIVE
+                and ((seqs[j] - ep.z_start - ep.z_last) & 0xFFFFFFFF) < 0x80000000  # (z_rel >= z_last)
+            ):
                 start = st.rel(seqs[j])
                 if start == st.next_rel and not st.pending_bytes:
                     if st.sink is not None:
@@ -1196,7 +1245,9 @@ class _BulkRuns:
                         st.deliver_run(eng._mv, self.bulk_off[j:b1], self.bulk_len[j:b1], self.bulk_ts[j:b1])
                         delivered = True
                     break
-                if start > st.next_rel and start >= st.max_end:
+                if start > st.next_rel and start >= st.max_end and (not st._ooo or st._ooo[-1][1] <= start):
+                    # (max_end restarts with the sequence space when a SYN re-anchors it; bytes
+                    # buffered before may lie beyond: then the segments go one by one.)
                     future = True  # the rest lies beyond a hole: buffered as one range
                     if st.sink is not None:
                         mv = eng._mv
@@ -1226,7 +1277,24 @@ class _BulkRuns:
             payload=run_bytes,
         )
         ps = peer.stream
-        if ps.started:
-            a = ps.rel(self.first_ack[hi - 1]) + self.dmax[hi - 1]
+        if peer.state == INACTIVE:
+            # Zeek's init_peer at every ACK while the peer is silent (as Connection.packet):
+            # the last segment's ACK stands.
+            top = tp.ack.item(self.bulk_idx[last]) - 1
+            peer.z_init(top, 0)
+            if not ps.started or _stream_empty(ps):
+                peer.reanchor(top)
+        elif ps.started:
+            if self.dmax_at.item(hi - 1) >= p0:
+                a = ps.rel((self.first_ack[hi - 1] + self.dmax[hi - 1]) & 0xFFFFFFFF)
+            else:
+                a = max(ps.rel(x) for x in tp.ack[self.bulk_idx[j:b1]].tolist())
             if a > peer.max_ack_rel:
                 peer.max_ack_rel = a
+            if a > ps.next_rel and a > peer.ack_front:
+                # The run acknowledges bytes the peer's stream does not hold (yet): a content
+                # gap belongs to the segment whose ACK revealed it, as in Connection.packet.
+                # (Often the peer's data is only folded later in the batch: apply_acks decides.)
+                fb = eng._frame_base
+                frames = [fb + f for f in self.bulk_frame[j:b1]]
+                peer.ack_event(frames[0], a, frames, [ps.rel(x) for x in tp.ack[self.bulk_idx[j:b1]].tolist()])

@@ -90,9 +90,9 @@ class _Direction:
     def opaque(self) -> int:
         return self.session.parser.opaque_bytes(self.is_client)
 
-    def opaque_views(self, views: list[memoryview], ts_ns: int) -> None:
+    def opaque_views(self, views: list[memoryview], tss: list[int]) -> None:
         s = self.session
-        events = s.parser.opaque_data(self.is_client, views, ts_ns)
+        events = s.parser.opaque_data(self.is_client, views, tss[-1])
         if events:
             s.handle(events)
 

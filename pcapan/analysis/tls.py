@@ -14,10 +14,10 @@ handshake, a client flight of application data starts an exchange (the time of i
 segment) and the server's application data that follows ends it (the time of its last segment
 before the client's next flight). They are followed per call of the stream contract, never per
 record: each ``data``/``skim`` call compares the direction's application-data byte count before
-and after and hands (direction, first and last timestamp) to :meth:`TlsSession.app_data`. After
-the handshake the engine may hand over each direction's segments of a batch in one run (the two
-directions no longer need capture order): exchanges inside such a run merge into one, so the
-count is then a lower bound and the connection looks busy throughout (never idle by mistake).
+and after and hands (direction, first and last timestamp) to :meth:`TlsSession.app_data`; a run
+skimmed in one call replays what those per-segment calls would have said (``_Direction.skim``).
+The engine keeps both directions' runs in capture order on connections with a parser, also after
+the handshake, so the exchanges are those of the packet-by-packet path.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from pcapan.flow.conn import Connection, ntop
 from pcapan.flow.reassembly import StreamSink
 from pcapan.model import TlsRecord, make_tls_record
 from pcapan.proto.tls import (
+    APPLICATION_DATA,
     CONTENT_TYPES,
     HS_CERTIFICATE_REQUEST,
     Alert,
@@ -108,8 +109,9 @@ class _Direction:
 
     @property
     def ordered(self) -> bool:
-        """Capture order across directions matters until the handshake completes (flights are
-        counted); after it, records are only counted per direction."""
+        """The parser needs holes signalled in capture order until the handshake completes
+        (flights are counted); after it, records are only counted per direction. (The engine
+        still folds both directions' runs in capture order, for the exchanges.)"""
         return self.session.done_ts is None
 
     def data(self, chunk: bytes, ts_ns: int) -> None:
@@ -141,22 +143,67 @@ class _Direction:
             return False
         p = s.parser
         c = self.is_client
-        app, skip = p.app_data_bytes(c), 0 if c else p.opaque_bytes(c)
-        events = p.skim(c, mv, offs, lens, tss[-1])
+        at0 = p.opaque_bytes(c)  # run position of the first header (the rest is a body)
+        events = p.skim(c, mv, offs, lens, tss)
         if events is None:
             return False
         s.bytes_from(c, tss[0])
         if events:
             s.handle(events)
-        s.app_data(c, tss[0], tss[-1], p.app_data_bytes(c) - app, skip)
+        # What data() per segment would have told app_data: per segment, the application-data
+        # bytes of the records whose header it completed, and (server) whether it began inside
+        # a record body. A client's segments that grew open or extend an exchange one by one
+        # (one step per record); for the server only its last such segment matters (times do
+        # not go back within a folded run).
+        marks = p.skimmed
+        if c:
+            kk, g = -1, 0
+            for _, ln, ctype, k in marks:
+                if ctype == APPLICATION_DATA:
+                    if k != kk:
+                        if g:
+                            s.app_data(True, tss[kk], tss[kk], g, 0)
+                        kk, g = k, 0
+                    g += ln
+            if g:
+                s.app_data(True, tss[kk], tss[kk], g, 0)
+            return True
+        tls13 = p.tls13
+        n = len(lens)
+        # (once framing is lost, data() takes every later segment as skipped unread)
+        lost = marks[-1][3] if marks and marks[-1][1] < 0 else n
+        i = len(marks) - 1
+        pos = sum(lens)
+        for k in range(n - 1, -1, -1):
+            pos -= lens[k]
+            while i >= 0 and marks[i][3] > k:
+                i -= 1
+            g = 0
+            r = i
+            while r >= 0 and marks[r][3] == k:
+                if marks[r][2] == APPLICATION_DATA:
+                    g += marks[r][1]
+                r -= 1
+            if tls13 and g == _TLS13_ALERT_RECORD_LEN:
+                continue
+            if k > lost:
+                inside = True
+            else:
+                r = i  # the last header at or before the segment's start
+                while r >= 0 and marks[r][0] > pos:
+                    r -= 1
+                inside = pos < at0 if r < 0 else marks[r][0] + 5 <= pos < marks[r][0] + 5 + marks[r][1]
+            if g > 0 or inside:
+                s.app_data(False, tss[k], tss[k], g, 1 if inside else 0)
+                break
         return True
 
-    def opaque_views(self, views: list[memoryview], ts_ns: int) -> None:
+    def opaque_views(self, views: list[memoryview], tss: list[int]) -> None:
         s = self.session
-        s.bytes_from(self.is_client, ts_ns)
+        s.bytes_from(self.is_client, tss[0])
         s.parser.skip_opaque(self.is_client, sum(map(len, views)))
         if s.done_ts is not None:
-            s.app_data(self.is_client, ts_ns, ts_ns, 0, 1)  # the rest of a record body
+            s.app_data(self.is_client, tss[0], tss[-1], 0, 1)  # the rest of a record body
 
     def gap(self, nbytes: int, ts_ns: int) -> None:
         s = self.session
@@ -239,8 +286,7 @@ class TlsSession:
         application-data record bodies (new records), ``skip`` > 0 when they began inside a record
         body. A client flight opens an exchange, or goes on with the open one while the server
         has not answered all of it (its last data is before the client's last); the server's
-        data ends the open one. Runs handed over out of time order (both directions folded)
-        merge into one exchange: it then looks busy throughout, never idle by mistake."""
+        data ends the open one."""
         if grew == _TLS13_ALERT_RECORD_LEN and self.parser.tls13:
             return  # a lone encrypted alert (close_notify): neither request nor response
         start = self.ex_start

@@ -43,8 +43,9 @@ class StreamSink(Protocol):
 
     A sink may also define ``opaque() -> int``: how many of the next bytes it will take without
     looking at their structure or at when each arrived (an HTTP body of known length), so that
-    in-order segments can be handed over joined; and ``opaque_views(views, ts_ns)`` to take
-    them as memoryviews it must not keep past the call (no copy at all).
+    in-order segments can be handed over joined; and ``opaque_views(views, tss)`` to take
+    them as memoryviews it must not keep past the call (no copy at all), with each segment's
+    timestamp.
     """
 
     def data(self, chunk: bytes, ts_ns: int) -> None: ...
@@ -254,11 +255,13 @@ class Reassembler:
             i = count
             pos += sum(lens)
             self.next_rel = pos
+        kept = True  # every segment went to a sink (as in _deliver, which keeps its tail)
         while i < count:
             sink = self.sink
             if sink is None:
                 pos += sum(lens[i:])
                 self.next_rel = pos
+                kept = False
                 break
             if opaque_of is not sink:
                 opaque = getattr(sink, "opaque", None)
@@ -277,7 +280,7 @@ class Reassembler:
                 self.next_rel = pos
                 views = [mv[o : o + n] for o, n in zip(offs[i:j], lens[i:j], strict=True)]
                 if opaque_views is not None:
-                    opaque_views(views, tss[j - 1])
+                    opaque_views(views, tss[i:j])
                 else:
                     sink.data(b"".join(views), tss[j - 1])
                 i = j
@@ -289,9 +292,9 @@ class Reassembler:
             i += 1
         if pos > self.max_end:
             self.max_end = pos
-        if self.sink is not None and RETX_COMPARE_TAIL_BYTES:
+        if kept and RETX_COMPARE_TAIL_BYTES:
             # The last bytes, as _deliver keeps them (from as many trailing segments as needed,
-            # as views joined in one copy).
+            # as views joined in one copy; also when the sink detached itself in the last one).
             parts: list[bytes | memoryview] = []
             need = RETX_COMPARE_TAIL_BYTES
             k = count

@@ -476,6 +476,7 @@ class TlsConnection:
     def __init__(self) -> None:
         self._d = {True: _Dir(), False: _Dir()}
         self._out: list[Event] = []
+        self.skimmed: list[tuple[int, int, int, int]] = []  # the headers the last skim() walked
         self.client_hello: ClientHello | None = None
         self.server_hello: ServerHello | None = None
         self.version: int | None = None  # negotiated (set by the ServerHello)
@@ -520,15 +521,22 @@ class TlsConnection:
         d.skip -= nbytes
         d.bytes_seen += nbytes
 
-    def skim(self, is_orig: bool, mv: memoryview, offs: list[int], lens: list[int], ts_ns: int) -> list[Event] | None:
-        """Count the records of a run of segments (``mv[off:off+len]`` each, in stream order)
-        by walking their headers only, when nothing in this direction needs reading any more
-        (encrypted, no partial header pending): one step per record, not per segment. Returns
-        the events, or None when the run must go through :meth:`data` instead."""
+    def skim(self, is_orig: bool, mv: memoryview, offs: list[int], lens: list[int],
+             tss: list[int]) -> list[Event] | None:
+        """Count the records of a run of segments (``mv[off:off+len]`` each, in stream order,
+        ``tss`` their timestamps) by walking their headers only, when nothing in this direction
+        needs reading any more (encrypted, no partial header pending): one step per record, not
+        per segment. Each record's events carry the time of the segment that completed its
+        header (of its body byte for a ChangeCipherSpec), as :meth:`data` would give them.
+        Returns the events, or None when the run must go through :meth:`data` instead; the
+        headers walked are left in :attr:`skimmed` as (run position, body length, content
+        type, segment index), the last with length and type -1 where framing was lost."""
         d = self._d[is_orig]
         if d.stopped or d.buf or d.first or not d.encrypted:
             return None
         self._out = []
+        marks: list[tuple[int, int, int, int]] = []
+        self.skimmed = marks
         total = sum(lens)
         d.bytes_seen += total
         at = d.skip  # run position of the next record header
@@ -544,6 +552,7 @@ class TlsConnection:
             o = offs[k] + at - starts[k]
             if at + 5 <= starts[k + 1]:
                 hdr = mv[o : o + 5]
+                kh = k  # the segment that completes the header
             else:  # the header straddles segments (or the run's end)
                 parts = []
                 p, j, need = at, k, 5
@@ -559,8 +568,11 @@ class TlsConnection:
                     d.buf += hdr  # completed by the next bytes, through data()
                     d.skip = 0
                     return self._take_out()
+                kh = j - 1
+            ts_ns = tss[kh]
             ctype, ln = hdr[0], (hdr[3] << 8) | hdr[4]
             if ctype not in CONTENT_TYPES or hdr[1] != 3 or hdr[2] > 4 or ln > MAX_TLS_RECORD_BYTES:
+                marks.append((at, -1, -1, kh))  # (framing lost here)
                 d.stopped = True
                 d.buf.clear()
                 self._anomaly(ts_ns, is_orig, "tls_bad_record",
@@ -570,8 +582,11 @@ class TlsConnection:
             d.records[ctype] = d.records.get(ctype, 0) + 1
             if ctype == APPLICATION_DATA:
                 d.app_bytes += ln
+            marks.append((at, ln, ctype, kh))
             if ctype == CCS:
-                self._ccs(d, is_orig, ts_ns)  # its one-byte body is not read
+                # (its body is not read; data() takes the record once its last byte is in)
+                kb = max(kh, bisect_right(starts, at + 4 + ln) - 1)
+                self._ccs(d, is_orig, tss[min(kb, len(tss) - 1)])
             else:
                 self._opaque_record(d, is_orig, ctype, ln, ts_ns)
             at += 5 + ln
