@@ -106,6 +106,16 @@ CASES = [
         "uid-unique.pcap",
         "tables:InvalidIndexError@pcapan/frames/webperf.py:_pipelining",  # (issue 13, defect 1)
     ),
+    pytest.param(
+        "fold-conn-orig-bytes-2.pcap",
+        "fold:connections.orig_bytes",
+        marks=_open("server ACKs that jump around a client that sent nothing: both modes wrap"),
+    ),
+    pytest.param(
+        "fold-anomaly-addl-2.pcapng",
+        "fold:anomalies.addl",
+        marks=_open("tls_gap size after a corrupt sequence number differs folded"),
+    ),
 ]
 
 
