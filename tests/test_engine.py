@@ -386,12 +386,20 @@ def test_http_side_that_ended_before_detection_still_ends(tmp_path: Path) -> Non
 
 
 REPRO = Path(__file__).resolve().parent / "fuzz" / "repro"
+# Reproducers of fold differences not fixed yet (strict xfails in tests/test_fuzz_repros.py).
+REPRO_OPEN = {"fold-conn-orig-bytes-2.pcap", "fold-anomaly-addl-2.pcapng"}
 
 
 @pytest.mark.parametrize("size", [5, 16])
 @pytest.mark.parametrize(
     "path",
-    sorted(SAMPLES.glob("*.pcap*")) + sorted(REPRO.glob("*.pcap*")),
+    sorted(SAMPLES.glob("*.pcap*"))
+    + [
+        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="fold difference not fixed yet"))
+        if p.name in REPRO_OPEN
+        else p
+        for p in sorted(REPRO.glob("*.pcap*"))
+    ],
     ids=lambda p: p.name,
 )
 def test_folded_runs_equal_packet_by_packet_in_small_batches(path: Path, size: int) -> None:
