@@ -420,6 +420,14 @@ def _dup_and_zero(state: RttState, ep: np.ndarray, ack: np.ndarray, flags: np.nd
     state.last_win[ug] = win[gi[ends]]
 
 
+def _after(value: np.ndarray, mark: np.ndarray) -> np.ndarray:
+    """``value`` is later than ``mark`` in 32-bit serial arithmetic (RFC 1982): 1 to 2**31 - 1
+    ahead. The same value is not later: an echo of the value already echoed (in an earlier
+    batch) is no new sample, so the samples do not depend on where batches end."""
+    d = (value - mark) & _M32
+    return (d >= 1) & (d < (1 << 31))
+
+
 def _ts_samples(samples: RttSamples, state: RttState, sid: np.ndarray, in_batch: np.ndarray, ep: np.ndarray,
                 ts: np.ndarray, flags: np.ndarray, ts_opt: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     """TSval first sent by an endpoint -> the first segment of its peer echoing it in TSecr."""
@@ -449,7 +457,7 @@ def _ts_samples(samples: RttSamples, state: RttState, sid: np.ndarray, in_batch:
     # value echoed before (timestamps only grow); the first echo of each value.
     w = tsecr[pi]
     tgt = e ^ 1
-    newer = (mark[tgt] < 0) | ((((w - mark[tgt]) & _M32) - 1) < (1 << 31) - 1)
+    newer = (mark[tgt] < 0) | _after(w, mark[tgt])
     echo = (w != 0) & ((flags[pi] & _ACK) != 0) & known[tgt] & newer
     ei = np.nonzero(echo)[0]
     if ei.shape[0]:
@@ -471,7 +479,7 @@ def _ts_samples(samples: RttSamples, state: RttState, sid: np.ndarray, in_batch:
     # Carry the values not echoed yet, the newest RTT_MAX_PENDING_TSVALS per endpoint.
     s_ep = sent >> _KEY_SHIFT
     s_val = sent & ((1 << _KEY_SHIFT) - 1)
-    pending = (mark[s_ep] < 0) | ((((s_val - mark[s_ep]) & _M32) - 1) < (1 << 31) - 1)
+    pending = (mark[s_ep] < 0) | _after(s_val, mark[s_ep])
     s_ep, s_val, s_ts = s_ep[pending], s_val[pending], sent_ts[pending]
     lastn = _last_per_group(s_ep, RTT_MAX_PENDING_TSVALS)
     state.tsp = tuple(np.concatenate([r, x[lastn]]) for r, x in zip(rest, (s_ep, s_val, s_ts), strict=True))
