@@ -68,7 +68,9 @@ C, S = 0, 1  # sides: client, server
 
 # Tag bits on a packet: what it completes, so statistics count only what was actually written
 # (the capture is cut at exactly --packets, mid-connection for the ones still open).
-T_SYN_HTTP, T_SYN_TLS, T_REQ, T_RESP, T_CH, T_SH, T_RETX, T_REORD, T_RST = (1 << i for i in range(9))
+T_SYN_HTTP, T_SYN_TLS, T_REQ, T_RESP, T_CH, T_SH, T_RETX, T_REORD, T_RST = (
+    1 << i for i in range(9)
+)
 _TAG_NAMES = (
     (T_SYN_HTTP, "http_connections"),
     (T_SYN_TLS, "tls_connections"),
@@ -152,14 +154,75 @@ _SERVER_HEADERS = ("nginx/1.24.0", "Apache/2.4.57 (Debian)", "nginx", "Microsoft
 _SUBDOMAINS = ("www", "cdn", "static", "api", "img", "shop", "news", "media", "app", "docs")
 _DOMAINS = ("example.com", "example.net", "example.org", "acme-shop.example", "daily-news.example")
 _VOCAB = (
-    "lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit", "sed", "do",
-    "eiusmod", "tempor", "incididunt", "ut", "labore", "et", "dolore", "magna", "aliqua", "enim",
-    "ad", "minim", "veniam", "quis", "nostrud", "exercitation", "ullamco", "laboris", "nisi",
-    "aliquip", "ex", "ea", "commodo", "consequat", "duis", "aute", "irure", "in",
-    "reprehenderit", "voluptate", "velit", "esse", "cillum", "fugiat", "nulla", "pariatur",
-    "excepteur", "sint", "occaecat", "cupidatat", "non", "proident", "sunt", "culpa", "qui",
-    "officia", "deserunt", "mollit", "anim", "id", "est", "laborum", "product", "price", "cart",
-    "order", "news", "article", "weather",
+    "lorem",
+    "ipsum",
+    "dolor",
+    "sit",
+    "amet",
+    "consectetur",
+    "adipiscing",
+    "elit",
+    "sed",
+    "do",
+    "eiusmod",
+    "tempor",
+    "incididunt",
+    "ut",
+    "labore",
+    "et",
+    "dolore",
+    "magna",
+    "aliqua",
+    "enim",
+    "ad",
+    "minim",
+    "veniam",
+    "quis",
+    "nostrud",
+    "exercitation",
+    "ullamco",
+    "laboris",
+    "nisi",
+    "aliquip",
+    "ex",
+    "ea",
+    "commodo",
+    "consequat",
+    "duis",
+    "aute",
+    "irure",
+    "in",
+    "reprehenderit",
+    "voluptate",
+    "velit",
+    "esse",
+    "cillum",
+    "fugiat",
+    "nulla",
+    "pariatur",
+    "excepteur",
+    "sint",
+    "occaecat",
+    "cupidatat",
+    "non",
+    "proident",
+    "sunt",
+    "culpa",
+    "qui",
+    "officia",
+    "deserunt",
+    "mollit",
+    "anim",
+    "id",
+    "est",
+    "laborum",
+    "product",
+    "price",
+    "cart",
+    "order",
+    "news",
+    "article",
+    "weather",
 )
 _HTML_HEAD = (
     b'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -211,9 +274,27 @@ _CH_SUITES_MODERN = (
     0x1301, 0x1302, 0x1303, 0xC02B, 0xC02F, 0xC02C, 0xC030, 0xCCA9, 0xCCA8, 0xC013, 0xC014,
     0x009C, 0x009D, 0x002F, 0x0035,
 )  # fmt: skip
-_CH_SUITES_LEGACY = (0xC02B, 0xC02F, 0xC02C, 0xC030, 0xC013, 0xC014, 0x009C, 0x009D, 0x002F, 0x0035, 0x000A)
+_CH_SUITES_LEGACY = (
+    0xC02B,
+    0xC02F,
+    0xC02C,
+    0xC030,
+    0xC013,
+    0xC014,
+    0x009C,
+    0x009D,
+    0x002F,
+    0x0035,
+    0x000A,
+)
 # (suite, weight, ECDHE?) chosen by TLS 1.2 servers; 0x002f (RSA key exchange, CBC) is the weak one.
-_SH12_SUITES = ((0xC02F, 55, True), (0xC030, 25, True), (0xCCA8, 10, True), (0xC013, 5, True), (0x002F, 5, False))
+_SH12_SUITES = (
+    (0xC02F, 55, True),
+    (0xC030, 25, True),
+    (0xCCA8, 10, True),
+    (0xC013, 5, True),
+    (0x002F, 5, False),
+)
 _SH13_SUITES = ((0x1301, 70), (0x1302, 25), (0x1303, 5))
 _SIGALGS = (0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601)
 _GREASE = (0x0A0A, 0x1A1A, 0x2A2A, 0x3A3A, 0x4A4A, 0x5A5A, 0x6A6A, 0x7A7A)
@@ -261,7 +342,9 @@ def _der_name(country: str, org: str, cn: str) -> bytes:
     return _der(0x30, rdn(_OID_C, 0x13, country) + rdn(_OID_O, 0x0C, org) + rdn(_OID_CN, 0x0C, cn))
 
 
-def _certificate(rng: random.Random, subject: bytes, issuer: bytes, sans: list[str], ca: bool) -> bytes:
+def _certificate(
+    rng: random.Random, subject: bytes, issuer: bytes, sans: list[str], ca: bool
+) -> bytes:
     """A structurally valid X.509 v3 certificate (RSA-2048 shape, random key and signature).
 
     tshark dissects certificates field by field, so random bytes would show as malformed; the
@@ -275,7 +358,10 @@ def _certificate(rng: random.Random, subject: bytes, issuer: bytes, sans: list[s
     spki = _der(0x30, _der(0x30, _OID_RSA + _DER_NULL) + _der(0x03, b"\x00" + rsa_key))
     exts = [
         _der(0x30, _OID_BC + _DER_TRUE + _der(0x04, _der(0x30, _DER_TRUE if ca else b""))),
-        _der(0x30, _OID_KU + _DER_TRUE + _der(0x04, b"\x03\x02\x01\x06" if ca else b"\x03\x02\x05\xa0")),
+        _der(
+            0x30,
+            _OID_KU + _DER_TRUE + _der(0x04, b"\x03\x02\x01\x06" if ca else b"\x03\x02\x05\xa0"),
+        ),
     ]
     if sans:
         names = b"".join(_der(0x82, s.encode()) for s in sans)
@@ -306,7 +392,9 @@ class _Client:
 
     def __init__(self, rng: random.Random, index: int) -> None:
         self.ip = bytes((10, 0, index // 200, 10 + index % 200))
-        oui = rng.choice((b"\x3c\x22\xfb", b"\xf0\x18\x98", b"\xa4\x83\xe7", b"\xdc\xa6\x32", b"\x00\x1b\x21"))
+        oui = rng.choice(
+            (b"\x3c\x22\xfb", b"\xf0\x18\x98", b"\xa4\x83\xe7", b"\xdc\xa6\x32", b"\x00\x1b\x21")
+        )
         self.mac = oui + rng.randbytes(3)
         self.ua = rng.choice(_USER_AGENTS)
         self.lat_us = int(rng.uniform(300, 8_000))  # LAN or Wi-Fi share of the RTT
@@ -321,7 +409,18 @@ class _Client:
 
 
 class _Server:
-    __slots__ = ("ip", "host", "ttl", "server_hdr", "lat_us", "ports", "tls13", "chain", "keepalive_us", "win")
+    __slots__ = (
+        "ip",
+        "host",
+        "ttl",
+        "server_hdr",
+        "lat_us",
+        "ports",
+        "tls13",
+        "chain",
+        "keepalive_us",
+        "win",
+    )
 
     def __init__(self, rng: random.Random, index: int, mix: str = "web") -> None:
         net = ((192, 0, 2), (198, 51, 100), (203, 0, 113))[index % 3]
@@ -344,7 +443,10 @@ class _Server:
         inter = _der_name("US", "Example Trust", "Example Issuing CA R3")
         leaf = _der_name("US", "Example Sites", self.host)
         sans = [self.host, "*." + self.host.split(".", 1)[1]]
-        certs = (_certificate(rng, leaf, inter, sans, False), _certificate(rng, inter, root, [], True))
+        certs = (
+            _certificate(rng, leaf, inter, sans, False),
+            _certificate(rng, inter, root, [], True),
+        )
         chain = b"".join(len(c).to_bytes(3, "big") + c for c in certs)
         self.chain = len(chain).to_bytes(3, "big") + chain
 
@@ -365,7 +467,6 @@ def _segment_sums(data: bytes) -> list[int]:
     return np.add.reduceat(words, np.arange(0, len(words), MSS // 2), dtype=np.uint64).tolist()
 
 
-
 class _Conn:
     """Builds the packets of one connection as (ts_us, n, record bytes, tag) tuples."""
 
@@ -374,7 +475,9 @@ class _Conn:
         "unacked", "cwnd", "last_send", "gap",
     )  # fmt: skip
 
-    def __init__(self, rng: random.Random, cl: _Client, srv: _Server, sport: int, dport: int) -> None:
+    def __init__(
+        self, rng: random.Random, cl: _Client, srv: _Server, sport: int, dport: int
+    ) -> None:
         self.rng = rng
         # (tap ts, emit order, record header + Ethernet/IP/TCP headers, payload, tag bits); the
         # payload is a memoryview into the message so its bytes are copied once, into the chunk.
@@ -390,16 +493,26 @@ class _Conn:
         self.snd = [rng.getrandbits(32), rng.getrandbits(32)]
         self.tsbase = (rng.getrandbits(32), rng.getrandbits(32))
         self.ipid = [rng.getrandbits(16), rng.getrandbits(16)]
-        self.pending: list[tuple[int, int] | None] = [None, None]  # owed delayed ACK: (deadline, ack)
+        self.pending: list[tuple[int, int] | None] = [
+            None,
+            None,
+        ]  # owed delayed ACK: (deadline, ack)
         self.unacked = [0, 0]
         self.cwnd = [INITIAL_CWND, INITIAL_CWND]
         self.last_send = [0, 0]
         self.gap = (cl.up_gap_us, cl.down_gap_us)
 
     @staticmethod
-    def _dir(eth_addrs: bytes, src: bytes, dst: bytes, ttl: int, sport: int, dport: int, win: int) -> tuple:
+    def _dir(
+        eth_addrs: bytes, src: bytes, dst: bytes, ttl: int, sport: int, dport: int, win: int
+    ) -> tuple:
         # Constant parts of the ones'-complement sums, so a packet's checksums cost a few adds.
-        words = (src[0] << 8 | src[1]) + (src[2] << 8 | src[3]) + (dst[0] << 8 | dst[1]) + (dst[2] << 8 | dst[3])
+        words = (
+            (src[0] << 8 | src[1])
+            + (src[2] << 8 | src[3])
+            + (dst[0] << 8 | dst[1])
+            + (dst[2] << 8 | dst[3])
+        )
         ip_const = 0x4500 + 0x4000 + (ttl << 8 | 6) + words
         tcp_const = words + 6 + sport + dport
         return (eth_addrs + b"\x08\x00", src, dst, ttl, ip_const, tcp_const, sport, dport, win)
@@ -408,8 +521,12 @@ class _Conn:
         # Millisecond TS clocks; server packets were sent one-way-delay before the tap saw them.
         rel = (ts - EPOCH_US) // 1000
         if side == C:
-            return (self.tsbase[C] + rel) & 0xFFFFFFFF, (self.tsbase[S] + rel - self.owd // 1000) & 0xFFFFFFFF
-        return (self.tsbase[S] + rel - self.owd // 1000) & 0xFFFFFFFF, (self.tsbase[C] + rel - self.rtt // 1000) & 0xFFFFFFFF
+            return (self.tsbase[C] + rel) & 0xFFFFFFFF, (
+                self.tsbase[S] + rel - self.owd // 1000
+            ) & 0xFFFFFFFF
+        return (self.tsbase[S] + rel - self.owd // 1000) & 0xFFFFFFFF, (
+            self.tsbase[C] + rel - self.rtt // 1000
+        ) & 0xFFFFFFFF
 
     def emit(
         self,
@@ -446,7 +563,17 @@ class _Conn:
         s = (ip_const + total + ipid) % 0xFFFF
         ipc = 0xFFFF - s if s else 0
         offflags = (thl << 10) | flags
-        s = tcp_const + tcp_len + (seq >> 16) + (seq & 0xFFFF) + (ack >> 16) + (ack & 0xFFFF) + offflags + win + osum
+        s = (
+            tcp_const
+            + tcp_len
+            + (seq >> 16)
+            + (seq & 0xFFFF)
+            + (ack >> 16)
+            + (ack & 0xFFFF)
+            + offflags
+            + win
+            + osum
+        )
         if plen:
             if psum is None:
                 # An odd-length payload is summed as if padded with one zero byte.
@@ -457,16 +584,74 @@ class _Conn:
         flen = 14 + total
         rec = _REC.pack(ts // 1_000_000, ts % 1_000_000, flen, flen)
         if opts is None:
-            hdrs = _HDRS_TS.pack(eth, 0x45, 0, total, ipid, 0x4000, ttl, 6, ipc, src, dst, sport, dport, seq, ack, offflags, win, tc, 0, 1, 1, 8, 10, tsval, tsecr)
+            hdrs = _HDRS_TS.pack(
+                eth,
+                0x45,
+                0,
+                total,
+                ipid,
+                0x4000,
+                ttl,
+                6,
+                ipc,
+                src,
+                dst,
+                sport,
+                dport,
+                seq,
+                ack,
+                offflags,
+                win,
+                tc,
+                0,
+                1,
+                1,
+                8,
+                10,
+                tsval,
+                tsecr,
+            )
         else:
-            hdrs = _HDRS.pack(eth, 0x45, 0, total, ipid, 0x4000, ttl, 6, ipc, src, dst, sport, dport, seq, ack, offflags, win, tc, 0) + opts
+            hdrs = (
+                _HDRS.pack(
+                    eth,
+                    0x45,
+                    0,
+                    total,
+                    ipid,
+                    0x4000,
+                    ttl,
+                    6,
+                    ipc,
+                    src,
+                    dst,
+                    sport,
+                    dport,
+                    seq,
+                    ack,
+                    offflags,
+                    win,
+                    tc,
+                    0,
+                )
+                + opts
+            )
         self.out.append((ts, len(self.out), rec + hdrs, payload, tag))
 
     def handshake(self, t: int, tag: int) -> int:
         rng = self.rng
         isn_c, isn_s = self.snd
         tsv = self.tsopt_vals(C, t)[0]
-        self.emit(t, C, SYN, isn_c, 0, opts=_SYNOPT.pack(2, 4, MSS, 4, 2, 8, 10, tsv, 0, 1, 3, 3, WSCALE), win=64240, tag=tag)
+        self.emit(
+            t,
+            C,
+            SYN,
+            isn_c,
+            0,
+            opts=_SYNOPT.pack(2, 4, MSS, 4, 2, 8, 10, tsv, 0, 1, 3, 3, WSCALE),
+            win=64240,
+            tag=tag,
+        )
         self.snd[C] += 1
         t2 = t + self.rtt + rng.randrange(20, 300)
         tsv_s = self.tsopt_vals(S, t2)[0]
@@ -555,7 +740,11 @@ class _Conn:
             if len(later) >= 3:
                 t_rtx = later[2] + self.rtt + self.ack_delay
             else:
-                t_rtx = (later[-1] if later else times[i]) + max(2 * self.rtt, 10_000) + 200_000 * (not later)
+                t_rtx = (
+                    (later[-1] if later else times[i])
+                    + max(2 * self.rtt, 10_000)
+                    + 200_000 * (not later)
+                )
             arrivals.append((t_rtx, i, T_RETX))
         # Retransmissions and swaps put tap order out of segment order.
         if lost or any(arrivals[j][0] > arrivals[j + 1][0] for j in range(len(arrivals) - 1)):
@@ -590,7 +779,14 @@ class _Conn:
                 if ooo:
                     while ooo and ooo[0][0] <= rcv:
                         rcv = max(rcv, ooo.pop(0)[1])
-                    emit(ts + delay, peer, ACK, pseq, base + rcv, opts=self._sack_opts(peer, ts + delay, base, ooo))
+                    emit(
+                        ts + delay,
+                        peer,
+                        ACK,
+                        pseq,
+                        base + rcv,
+                        opts=self._sack_opts(peer, ts + delay, base, ooo),
+                    )
                     unacked = 0
                 else:
                     unacked += 1
@@ -607,7 +803,14 @@ class _Conn:
                     else:
                         merged.append(blk)
                 ooo = merged
-                emit(ts + delay, peer, ACK, pseq, base + rcv, opts=self._sack_opts(peer, ts + delay, base, ooo))
+                emit(
+                    ts + delay,
+                    peer,
+                    ACK,
+                    pseq,
+                    base + rcv,
+                    opts=self._sack_opts(peer, ts + delay, base, ooo),
+                )
                 unacked = 0
             else:  # duplicate of data already received
                 emit(ts + delay, peer, ACK, pseq, base + rcv)
@@ -619,8 +822,15 @@ class _Conn:
         if not blocks:
             return _TSOPT.pack(1, 1, 8, 10, *self.tsopt_vals(side, ts))
         blocks = blocks[-3:]  # with timestamps only three SACK blocks fit in 40 option bytes
-        sack = b"".join(struct.pack("!II", (base + a) & 0xFFFFFFFF, (base + b) & 0xFFFFFFFF) for a, b in reversed(blocks))
-        return _TSOPT.pack(1, 1, 8, 10, *self.tsopt_vals(side, ts)) + bytes((1, 1, 5, 2 + len(sack))) + sack
+        sack = b"".join(
+            struct.pack("!II", (base + a) & 0xFFFFFFFF, (base + b) & 0xFFFFFFFF)
+            for a, b in reversed(blocks)
+        )
+        return (
+            _TSOPT.pack(1, 1, 8, 10, *self.tsopt_vals(side, ts))
+            + bytes((1, 1, 5, 2 + len(sack)))
+            + sack
+        )
 
     def close(self, t: int, closer_alert: bytes | None, srv: _Server) -> None:
         """Tear down after the last exchange at `t`: client FIN (most), server FIN on its
@@ -631,7 +841,11 @@ class _Conn:
             client_closes = r < 0.68
             closer = C if client_closes else S
             other = 1 - closer
-            idle = int(min(rng.expovariate(1 / 1_500_000), 20_000_000)) if client_closes else srv.keepalive_us
+            idle = (
+                int(min(rng.expovariate(1 / 1_500_000), 20_000_000))
+                if client_closes
+                else srv.keepalive_us
+            )
             tf = t + idle + rng.randrange(0, 2000)
             if closer_alert:  # TLS close_notify (encrypted alert) precedes the FIN
                 self.flush(closer, tf)
@@ -659,7 +873,9 @@ class _Conn:
 
 
 class _Generator:
-    def __init__(self, seed: int, n_clients: int = 300, n_servers: int = 40, mix: str = "web") -> None:
+    def __init__(
+        self, seed: int, n_clients: int = 300, n_servers: int = 40, mix: str = "web"
+    ) -> None:
         self.rng = rng = random.Random(seed)
         self.clients = [_Client(rng, i) for i in range(n_clients)]
         self.servers = [_Server(rng, i, mix) for i in range(n_servers)]
@@ -703,12 +919,18 @@ class _Generator:
         if kind == "api":
             j = rng.randrange(0, len(self.json_items) - 400)
             k = max(1, min(400, size // 90))
-            return b'{"page":%d,"items":[' % rng.randrange(1, 50) + b",".join(self.json_items[j : j + k]) + b"]}"
+            return (
+                b'{"page":%d,"items":[' % rng.randrange(1, 50)
+                + b",".join(self.json_items[j : j + k])
+                + b"]}"
+            )
         off = rng.randrange(0, len(self.text) - size)
         body = self.text[off : off + size]
         return _HTML_HEAD + body if kind == "html" else body
 
-    def http_exchange(self, cl: _Client, srv: _Server, t: int, first: bool) -> tuple[bytes, bytes, int]:
+    def http_exchange(
+        self, cl: _Client, srv: _Server, t: int, first: bool
+    ) -> tuple[bytes, bytes, int]:
         """One request, its response and the server's think time (us)."""
         rng = self.rng
         kind = "html" if first and rng.random() < 0.7 else rng.choices(self.kinds, self.kind_w)[0]
@@ -718,7 +940,14 @@ class _Generator:
         req_body = b""
         voc = rng.choice(_VOCAB)
         if kind == "html":
-            path = rng.choice(("/", f"/products/{n}", f"/news/2023/11/{voc}-{n}.html", f"/search?q={voc}&page={n % 9 + 1}"))
+            path = rng.choice(
+                (
+                    "/",
+                    f"/products/{n}",
+                    f"/news/2023/11/{voc}-{n}.html",
+                    f"/search?q={voc}&page={n % 9 + 1}",
+                )
+            )
         elif kind in ("js", "css"):
             path = f"/static/{kind}/{voc}.{h:08x}.{kind}"
         elif kind == "img":
@@ -733,7 +962,12 @@ class _Generator:
             path = "/favicon.ico"
         else:
             path = f"/downloads/{voc}-{n}.bin"
-        lines = [f"{method} {path} HTTP/1.1", f"Host: {srv.host}", f"User-Agent: {cl.ua}", f"Accept: {_ACCEPT[kind]}"]
+        lines = [
+            f"{method} {path} HTTP/1.1",
+            f"Host: {srv.host}",
+            f"User-Agent: {cl.ua}",
+            f"Accept: {_ACCEPT[kind]}",
+        ]
         if not cl.ua.startswith(("curl", "python")):
             lines += ["Accept-Encoding: gzip, deflate, br", "Accept-Language: en-US,en;q=0.9"]
             if not first:
@@ -743,9 +977,11 @@ class _Generator:
         if kind == "notmod":
             lines.append(f'If-None-Match: "{h:08x}-{n:x}"')
         if kind == "post":
-            req_body = (
-                b'{"event":"%s","ts":%d,"target":"%s","session":"%s"}'
-                % (rng.choice((b"click", b"view", b"scroll")), t // 1000, voc.encode(), rng.randbytes(8).hex().encode())
+            req_body = b'{"event":"%s","ts":%d,"target":"%s","session":"%s"}' % (
+                rng.choice((b"click", b"view", b"scroll")),
+                t // 1000,
+                voc.encode(),
+                rng.randbytes(8).hex().encode(),
             )
             lines[0] = f"POST {path} HTTP/1.1"
             lines += ["Content-Type: application/json", f"Content-Length: {len(req_body)}"]
@@ -775,7 +1011,10 @@ class _Generator:
                 chunked = rng.random() < 0.1
                 resp.append("Cache-Control: no-cache")
             else:
-                resp += ["Cache-Control: public, max-age=31536000", f'ETag: "{h:08x}-{len(body):x}"']
+                resp += [
+                    "Cache-Control: public, max-age=31536000",
+                    f'ETag: "{h:08x}-{len(body):x}"',
+                ]
         if chunked:
             pieces = []
             for off in range(0, len(body), 8192):
@@ -926,10 +1165,17 @@ class _Generator:
         alpn_h2 = rng.random() < 0.7
         if tls13:
             suite = rng.choices([s for s, _ in _SH13_SUITES], [w for _, w in _SH13_SUITES])[0]
-            exts = [_ext(0x002B, b"\x03\x04"), _ext(0x0033, struct.pack("!HH", 0x001D, 32) + rng.randbytes(32))]
+            exts = [
+                _ext(0x002B, b"\x03\x04"),
+                _ext(0x0033, struct.pack("!HH", 0x001D, 32) + rng.randbytes(32)),
+            ]
             # EncryptedExtensions, Certificate, CertificateVerify and Finished, all encrypted.
             enc = len(srv.chain) + rng.randrange(350, 500)
-            flight = self.server_hello(session_id, suite, exts) + _record(20, b"\x01") + self.app_records(enc, True)
+            flight = (
+                self.server_hello(session_id, suite, exts)
+                + _record(20, b"\x01")
+                + self.app_records(enc, True)
+            )
             t = conn.send(S, flight, t, T_SH)
             t += rng.randrange(100, 600)
             conn.flush(C, t)
@@ -937,28 +1183,47 @@ class _Generator:
         else:
             suite, _, ecdhe = rng.choices(_SH12_SUITES, [w for _, w, _ in _SH12_SUITES])[0]
             alpn = b"\x02h2" if alpn_h2 else b"\x08http/1.1"
-            exts = [_ext(0xFF01, b"\x00"), _ext(0x0017, b""), _ext(0x0010, _U16.pack(len(alpn)) + alpn)]
+            exts = [
+                _ext(0xFF01, b"\x00"),
+                _ext(0x0017, b""),
+                _ext(0x0010, _U16.pack(len(alpn)) + alpn),
+            ]
             if ecdhe:
                 exts.append(_ext(0x000B, b"\x01\x00"))
             finished = _record(22, rng.randbytes(40))  # encrypted Finished
             if resumed:
-                flight = self.server_hello(session_id, suite, exts) + _record(20, b"\x01") + finished
+                flight = (
+                    self.server_hello(session_id, suite, exts) + _record(20, b"\x01") + finished
+                )
                 t = conn.send(S, flight, t, T_SH)
                 t += rng.randrange(100, 600)
                 conn.flush(C, t)
                 client_fin = _record(20, b"\x01") + _record(22, rng.randbytes(40))
             else:
                 exts.append(_ext(0x0023, b""))
-                flight = self.server_hello(session_id, suite, exts) + _record(22, _hs(11, srv.chain))
+                flight = self.server_hello(session_id, suite, exts) + _record(
+                    22, _hs(11, srv.chain)
+                )
                 if ecdhe:
-                    ske = b"\x03\x00\x1d\x20" + rng.randbytes(32) + b"\x08\x04\x01\x00" + rng.randbytes(256)
+                    ske = (
+                        b"\x03\x00\x1d\x20"
+                        + rng.randbytes(32)
+                        + b"\x08\x04\x01\x00"
+                        + rng.randbytes(256)
+                    )
                     flight += _record(22, _hs(12, ske))
                 flight += _record(22, _hs(14, b""))
                 t = conn.send(S, flight, t, T_SH)
                 t += rng.randrange(200, 1500)
                 conn.flush(C, t)
                 cke = (b"\x20" + rng.randbytes(32)) if ecdhe else (b"\x01\x00" + rng.randbytes(256))
-                t = conn.send(C, _record(22, _hs(16, cke)) + _record(20, b"\x01") + _record(22, rng.randbytes(40)), t)
+                t = conn.send(
+                    C,
+                    _record(22, _hs(16, cke))
+                    + _record(20, b"\x01")
+                    + _record(22, rng.randbytes(40)),
+                    t,
+                )
                 t += rtt + rng.randrange(100, 800)
                 conn.flush(S, t)
                 ticket = struct.pack("!IH", 7200, 192) + rng.randbytes(192)
@@ -980,7 +1245,9 @@ class _Generator:
             conn.flush(S, t)
             resp = self.app_records(size + rng.randrange(120, 400), tls13)
             if j == 0 and tls13:
-                resp = self.app_records(rng.randrange(200, 260), True) * 2 + resp  # two NewSessionTickets
+                resp = (
+                    self.app_records(rng.randrange(200, 260), True) * 2 + resp
+                )  # two NewSessionTickets
             t = conn.send(S, resp, t)
             if j + 1 < total:
                 t += self._think()
@@ -992,8 +1259,12 @@ class _Generator:
 MIXES = ("web", "http", "tls")
 
 
-def write_capture(path: str | os.PathLike[str], packets: int = DEFAULT_PACKETS, seed: int = DEFAULT_SEED,
-                  mix: str = "web") -> CaptureStats:
+def write_capture(
+    path: str | os.PathLike[str],
+    packets: int = DEFAULT_PACKETS,
+    seed: int = DEFAULT_SEED,
+    mix: str = "web",
+) -> CaptureStats:
     """Write exactly `packets` packets to `path` (atomically) and return what was written.
 
     ``mix``: "web" (HTTP on port 80 and TLS on 443, as servers offer them) or "http" (every
@@ -1064,11 +1335,23 @@ def meta_path(path: str | os.PathLike[str]) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--packets", type=int, default=DEFAULT_PACKETS, help="packets to write (default %(default)s)")
-    ap.add_argument("--scale", type=float, default=1.0, help="multiply --packets (2 makes the 2x capture)")
+    ap.add_argument(
+        "--packets",
+        type=int,
+        default=DEFAULT_PACKETS,
+        help="packets to write (default %(default)s)",
+    )
+    ap.add_argument(
+        "--scale", type=float, default=1.0, help="multiply --packets (2 makes the 2x capture)"
+    )
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
     ap.add_argument("--out", required=True, help="output .pcap path")
-    ap.add_argument("--mix", choices=MIXES, default="web", help="web: HTTP and TLS (default); http: HTTP only; tls: TLS only (every server on 443)")
+    ap.add_argument(
+        "--mix",
+        choices=MIXES,
+        default="web",
+        help="web: HTTP and TLS (default); http: HTTP only; tls: TLS only (every server on 443)",
+    )
     args = ap.parse_args(argv)
     packets = int(args.packets * args.scale)
     if packets < 1:
@@ -1079,7 +1362,10 @@ def main(argv: list[str] | None = None) -> int:
     doc = asdict(stats) | {"generation_s": round(elapsed, 3), "mix": args.mix}
     meta_path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
     print(json.dumps(doc, indent=2))
-    print(f"wrote {stats.packets} packets ({stats.bytes / 1e6:.1f} MB) in {elapsed:.1f} s", file=sys.stderr)
+    print(
+        f"wrote {stats.packets} packets ({stats.bytes / 1e6:.1f} MB) in {elapsed:.1f} s",
+        file=sys.stderr,
+    )
     return 0
 
 

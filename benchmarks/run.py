@@ -78,10 +78,29 @@ def peers() -> list[Peer]:
     py = sys.executable
     return [
         Peer("pcapan", "pcapan.analyze(): the full analysis", [py, "-c", PCAPAN_SNIPPET, "{pcap}"]),
-        Peer("tshark", "tshark -q -z conv,tcp: full dissection + TCP conversation table", ["tshark", "-r", "{pcap}", "-q", "-z", "conv,tcp"], needs="tshark"),
-        Peer("tcptrace", "tcptrace -n -l: per-connection TCP statistics (C)", ["tcptrace", "-n", "-l", "{pcap}"], needs="tcptrace", stdout_to_null=True),
-        Peer("dpkt", "dpkt loop: Ethernet/IP/TCP decode + per-5-tuple counters", [py, str(PEERS_DIR / "dpkt_loop.py"), "{pcap}"]),
-        Peer("floor", "bare Python walk over pcap record headers", [py, str(PEERS_DIR / "floor_walk.py"), "{pcap}"]),
+        Peer(
+            "tshark",
+            "tshark -q -z conv,tcp: full dissection + TCP conversation table",
+            ["tshark", "-r", "{pcap}", "-q", "-z", "conv,tcp"],
+            needs="tshark",
+        ),
+        Peer(
+            "tcptrace",
+            "tcptrace -n -l: per-connection TCP statistics (C)",
+            ["tcptrace", "-n", "-l", "{pcap}"],
+            needs="tcptrace",
+            stdout_to_null=True,
+        ),
+        Peer(
+            "dpkt",
+            "dpkt loop: Ethernet/IP/TCP decode + per-5-tuple counters",
+            [py, str(PEERS_DIR / "dpkt_loop.py"), "{pcap}"],
+        ),
+        Peer(
+            "floor",
+            "bare Python walk over pcap record headers",
+            [py, str(PEERS_DIR / "floor_walk.py"), "{pcap}"],
+        ),
     ]
 
 
@@ -89,12 +108,38 @@ def http_peers() -> list[Peer]:
     """The HTTP phase: every request/response's method, host, URI, status and length."""
     py = sys.executable
     return [
-        Peer("pcapan-http", "pcapan.analyze().http: the full analysis, http table as a DataFrame",
-             [py, "-c", PCAPAN_HTTP_SNIPPET, "{pcap}"]),
-        Peer("tshark-http", "tshark -Y http -T fields (method, host, uri, status, length): HTTP dissection with reassembly",
-             ["tshark", "-r", "{pcap}", "-n", "-Y", "http", "-T", "fields", "-e", "tcp.stream",
-              "-e", "http.request.method", "-e", "http.host", "-e", "http.request.uri",
-              "-e", "http.response.code", "-e", "http.content_length"], needs="tshark"),
+        Peer(
+            "pcapan-http",
+            "pcapan.analyze().http: the full analysis, http table as a DataFrame",
+            [py, "-c", PCAPAN_HTTP_SNIPPET, "{pcap}"],
+        ),
+        Peer(
+            "tshark-http",
+            "tshark -Y http -T fields (method, host, uri, status, length): HTTP dissection with reassembly",
+            [
+                "tshark",
+                "-r",
+                "{pcap}",
+                "-n",
+                "-Y",
+                "http",
+                "-T",
+                "fields",
+                "-e",
+                "tcp.stream",
+                "-e",
+                "http.request.method",
+                "-e",
+                "http.host",
+                "-e",
+                "http.request.uri",
+                "-e",
+                "http.response.code",
+                "-e",
+                "http.content_length",
+            ],
+            needs="tshark",
+        ),
     ]
 
 
@@ -122,13 +167,26 @@ def ensure_capture(packets: int, seed: int, mix: str = "web") -> tuple[Path, dic
             return path, info, False
     OUT.mkdir(parents=True, exist_ok=True)
     print(f"generating {path.name} ({packets} packets) ...", flush=True)
-    cmd = [sys.executable, str(HERE / "make_capture.py"), "--packets", str(packets), "--seed", str(seed),
-           "--mix", mix, "--out", str(path)]
+    cmd = [
+        sys.executable,
+        str(HERE / "make_capture.py"),
+        "--packets",
+        str(packets),
+        "--seed",
+        str(seed),
+        "--mix",
+        mix,
+        "--out",
+        str(path),
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if res.returncode != 0:
         raise SystemExit(f"make_capture.py failed:\n{res.stderr}")
     info = json.loads(meta.read_text())
-    print(f"  {info['packets']} packets, {info['bytes'] / 1e6:.0f} MB, {info['connections']} connections in {info['generation_s']:.1f} s", flush=True)
+    print(
+        f"  {info['packets']} packets, {info['bytes'] / 1e6:.0f} MB, {info['connections']} connections in {info['generation_s']:.1f} s",
+        flush=True,
+    )
     return path, info, True
 
 
@@ -187,11 +245,16 @@ def run_peer(peer: Peer, pcap: Path, packets: int, cpu: int | None, timeout: flo
             cmd = [TIME_BIN, "-v", "-o", str(time_file), *cmd]
         if cpu is not None and shutil.which("taskset"):
             cmd = ["taskset", "-c", str(cpu), *cmd]
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+        env = dict(
+            os.environ,
+            PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        )
         with open(out_file, "wb") as out, open(err_file, "wb") as err:
             stdout = subprocess.DEVNULL if peer.stdout_to_null else out
             started = time.perf_counter()
-            proc = subprocess.Popen(cmd, stdout=stdout, stderr=err, cwd=REPO, env=env, start_new_session=True)
+            proc = subprocess.Popen(
+                cmd, stdout=stdout, stderr=err, cwd=REPO, env=env, start_new_session=True
+            )
             if use_time:
                 try:
                     rc = proc.wait(timeout=timeout)
@@ -230,7 +293,11 @@ def _wait4(proc: subprocess.Popen, timeout: float) -> tuple[int | None, dict[str
         pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             proc.returncode = os.waitstatus_to_exitcode(status)
-            return proc.returncode, {"max_rss_kb": ru.ru_maxrss, "user_s": ru.ru_utime, "sys_s": ru.ru_stime}
+            return proc.returncode, {
+                "max_rss_kb": ru.ru_maxrss,
+                "user_s": ru.ru_utime,
+                "sys_s": ru.ru_stime,
+            }
         if time.monotonic() > deadline:
             os.killpg(proc.pid, signal.SIGKILL)
             os.wait4(proc.pid, 0)
@@ -251,7 +318,12 @@ def tool_versions() -> dict[str, str]:
         versions["dpkt"] = dpkt.__version__
     except ImportError:
         pass
-    res = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    res = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     versions["pcapan_commit"] = res.stdout.strip()
     return versions
 
@@ -270,8 +342,9 @@ def fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def run_interleaved(selected: list[Peer], cap: Path, packets: int, repeat: int, cpu: int | None,
-                    timeout: float) -> list[Run]:
+def run_interleaved(
+    selected: list[Peer], cap: Path, packets: int, repeat: int, cpu: int | None, timeout: float
+) -> list[Run]:
     """Run every peer ``repeat`` times, round-robin; keep each peer's fastest successful run."""
     if not selected:
         return []
@@ -280,12 +353,17 @@ def run_interleaved(selected: list[Peer], cap: Path, packets: int, repeat: int, 
     walls: dict[str, list[float]] = {}
     for rnd in range(max(1, repeat)):
         for peer in selected:
-            print(f"running {peer.name} on {cap.name} (run {rnd + 1}/{max(1, repeat)}) ...", flush=True)
+            print(
+                f"running {peer.name} on {cap.name} (run {rnd + 1}/{max(1, repeat)}) ...",
+                flush=True,
+            )
             r = run_peer(peer, cap, packets, cpu, timeout)
             if r.wall_s is not None and r.status == "ok":
                 walls.setdefault(peer.name, []).append(r.wall_s)
             prev = best.get(peer.name)
-            if prev is None or (r.status == "ok" and (prev.status != "ok" or (r.wall_s or 0) < (prev.wall_s or 0))):
+            if prev is None or (
+                r.status == "ok" and (prev.status != "ok" or (r.wall_s or 0) < (prev.wall_s or 0))
+            ):
                 best[peer.name] = r
     runs = []
     for peer in selected:
@@ -327,26 +405,56 @@ def print_table(runs: list[Run], packets: int) -> None:
             f"{r.peer:<12} {r.status:<8} {fmt(r.wall_s, '.2f'):>8} {fmt(cpu_s, '.2f'):>8} "
             f"{fmt(r.packets_per_s, ',.0f'):>12} {ratio:<26} {fmt(r.max_rss_mb, '.1f'):>11}  {detail[:90]}"
         )
-    spread = [f"{r.peer} {'/'.join(f'{w:.2f}' for w in r.all_wall_s)}" for r in runs if len(r.all_wall_s) > 1]
+    spread = [
+        f"{r.peer} {'/'.join(f'{w:.2f}' for w in r.all_wall_s)}"
+        for r in runs
+        if len(r.all_wall_s) > 1
+    ]
     if spread:
         print("\nall wall times (s): " + "; ".join(spread))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--packets", type=int, default=None, help="packets in the 1x capture (default 1000000)")
-    ap.add_argument("--smoke", action="store_true", help=f"tiny capture ({SMOKE_PACKETS} packets) for CI; finishes in seconds")
-    ap.add_argument("--keep", action="store_true", help="keep captures generated by this run in benchmarks/out/ for the next run")
-    ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    ap.add_argument("--peers", default=None,
-                    help="comma-separated subset of: " + ",".join(p.name for p in peers() + http_peers()))
-    ap.add_argument("--no-2x", dest="two_x", action="store_false", help="skip the 2x capture and the memory check")
-    ap.add_argument("--no-http", dest="http", action="store_false",
-                    help=f"skip the HTTP phase (pcapan's http table vs tshark's HTTP fields on a {HTTP_PACKETS}-packet HTTP-only capture)")
-    ap.add_argument("--timeout", type=float, default=3600.0, help="seconds before a peer is killed")
-    ap.add_argument("--strict", action="store_true", help="exit 1 if pcapan fails or misses the memory target")
     ap.add_argument(
-        "--repeat", type=int, default=3,
+        "--packets", type=int, default=None, help="packets in the 1x capture (default 1000000)"
+    )
+    ap.add_argument(
+        "--smoke",
+        action="store_true",
+        help=f"tiny capture ({SMOKE_PACKETS} packets) for CI; finishes in seconds",
+    )
+    ap.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep captures generated by this run in benchmarks/out/ for the next run",
+    )
+    ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    ap.add_argument(
+        "--peers",
+        default=None,
+        help="comma-separated subset of: " + ",".join(p.name for p in peers() + http_peers()),
+    )
+    ap.add_argument(
+        "--no-2x",
+        dest="two_x",
+        action="store_false",
+        help="skip the 2x capture and the memory check",
+    )
+    ap.add_argument(
+        "--no-http",
+        dest="http",
+        action="store_false",
+        help=f"skip the HTTP phase (pcapan's http table vs tshark's HTTP fields on a {HTTP_PACKETS}-packet HTTP-only capture)",
+    )
+    ap.add_argument("--timeout", type=float, default=3600.0, help="seconds before a peer is killed")
+    ap.add_argument(
+        "--strict", action="store_true", help="exit 1 if pcapan fails or misses the memory target"
+    )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
         help="runs per peer, interleaved round-robin; each peer's fastest run counts (as hyperfine's min), "
         "so a noisy moment on a shared machine does not decide a ratio (default 3)",
     )
@@ -365,9 +473,15 @@ def main(argv: list[str] | None = None) -> int:
     load_at_start = os.getloadavg()[0]
     if load_at_start > 0.5:
         # Pinning does not keep other processes off that core; wall-clock ratios get noisy.
-        print(f"note: load average {load_at_start:.1f} at start; compare wall s with cpu s in the table", file=sys.stderr)
+        print(
+            f"note: load average {load_at_start:.1f} at start; compare wall s with cpu s in the table",
+            file=sys.stderr,
+        )
     if not os.access(TIME_BIN, os.X_OK):
-        print(f"note: {TIME_BIN} missing (Debian package 'time'); measuring with wait4() instead", file=sys.stderr)
+        print(
+            f"note: {TIME_BIN} missing (Debian package 'time'); measuring with wait4() instead",
+            file=sys.stderr,
+        )
 
     # Byte-compile pcapan as a regular install would (pip compiles on install); an editable
     # checkout under PYTHONDONTWRITEBYTECODE=1 would otherwise compile every module on every run.
@@ -398,7 +512,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         runs = run_interleaved(selected, cap1, packets, args.repeat, cpu, args.timeout)
-        http_runs = run_interleaved(http_selected, cap_h, http_packets, args.repeat, cpu, args.timeout) if cap_h else []
+        http_runs = (
+            run_interleaved(http_selected, cap_h, http_packets, args.repeat, cpu, args.timeout)
+            if cap_h
+            else []
+        )
         run2x = None
         if cap2 is not None and pcapan_peer is not None:
             warm_page_cache(cap2)
@@ -430,9 +548,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"= {ratio:.2f} (target <= {MEMORY_TARGET}) {verdict}; 2x speed {fmt(run2x.packets_per_s, ',.0f')} packets/s"
             )
             if args.smoke:
-                print("        (smoke capture: interpreter start-up dominates RSS, the ratio means little)")
+                print(
+                    "        (smoke capture: interpreter start-up dominates RSS, the ratio means little)"
+                )
         else:
-            print(f"\nmemory: check not available (pcapan on 1x: {base.status if base else 'failed'}, on 2x: {run2x.status})")
+            print(
+                f"\nmemory: check not available (pcapan on 1x: {base.status if base else 'failed'}, on 2x: {run2x.status})"
+            )
 
     OUT.mkdir(parents=True, exist_ok=True)
     doc = {

@@ -95,8 +95,10 @@ def client(port: int, seconds: float, rate: float, seed: int) -> dict[str, int]:
                 if due > now:
                     time.sleep(due - now)
                 last = i == k - 1
-                s.sendall(f"GET /{rng.choice(names)} HTTP/1.1\r\nHost: soak\r\n"
-                          f"{'Connection: close' if last else 'Connection: keep-alive'}\r\n\r\n".encode())
+                s.sendall(
+                    f"GET /{rng.choice(names)} HTTP/1.1\r\nHost: soak\r\n"
+                    f"{'Connection: close' if last else 'Connection: keep-alive'}\r\n\r\n".encode()
+                )
                 sent += 1
                 while b"\r\n\r\n" not in buf:
                     buf += s.recv(65536)
@@ -126,10 +128,18 @@ def rss_mb(pid: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=60.0, help="seconds of traffic (default 60)")
-    ap.add_argument("--rate", type=float, default=2000.0, help="HTTP requests per second (default 2000)")
+    ap.add_argument(
+        "--rate", type=float, default=2000.0, help="HTTP requests per second (default 2000)"
+    )
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--rotate", metavar="SPEC", help="pass --rotate SPEC to pcapan live (tables written in parts)")
-    ap.add_argument("--out", type=Path, default=HERE / "out" / "soak.json", help="where to save the figures")
+    ap.add_argument(
+        "--rotate",
+        metavar="SPEC",
+        help="pass --rotate SPEC to pcapan live (tables written in parts)",
+    )
+    ap.add_argument(
+        "--out", type=Path, default=HERE / "out" / "soak.json", help="where to save the figures"
+    )
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("soak: needs root (packet sockets)", file=sys.stderr)
@@ -140,12 +150,31 @@ def main(argv: list[str] | None = None) -> int:
         nginx = start_nginx(tmp, port)
         bpf = f"tcp port {port}"
         try:
-            tcpdump = subprocess.Popen(["tcpdump", "-i", "lo", "-n", "-B", "65536", "-w", os.devnull, bpf],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            pcapan = subprocess.Popen([sys.executable, "-m", "pcapan.cli", "live", "-i", "lo", "--filter", bpf,
-                                       "--no-dashboard", "-o", str(tmp / "tables"),
-                                       *(["--rotate", args.rotate] if args.rotate else [])],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            tcpdump = subprocess.Popen(
+                ["tcpdump", "-i", "lo", "-n", "-B", "65536", "-w", os.devnull, bpf],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            pcapan = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "pcapan.cli",
+                    "live",
+                    "-i",
+                    "lo",
+                    "--filter",
+                    bpf,
+                    "--no-dashboard",
+                    "-o",
+                    str(tmp / "tables"),
+                    *(["--rotate", args.rotate] if args.rotate else []),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             assert pcapan.stderr is not None and tcpdump.stderr is not None
             pcapan.stderr.readline()  # "capturing on ...": the socket is open
             time.sleep(1.0)  # tcpdump's too
@@ -215,8 +244,14 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))
     good = p_drops == 0 and p_pkts == d_pkts and rows.get("http") == made["requests"]
-    print("soak: " + ("OK: every packet tcpdump saw was captured and every request is a row" if good
-                      else "MISMATCH: see the figures above"))
+    print(
+        "soak: "
+        + (
+            "OK: every packet tcpdump saw was captured and every request is a row"
+            if good
+            else "MISMATCH: see the figures above"
+        )
+    )
     return 0 if good else 1
 
 

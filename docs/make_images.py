@@ -18,9 +18,13 @@ MAX_BYTES = 100_000
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    web = pcapan.analyze([SAMPLES / "rtt-http.pcap", SAMPLES / "rtt-tls.pcap", SAMPLES / "rtt-pipelined.pcap"])
+    web = pcapan.analyze(
+        [SAMPLES / "rtt-http.pcap", SAMPLES / "rtt-tls.pcap", SAMPLES / "rtt-pipelined.pcap"]
+    )
     lossy = pcapan.analyze(SAMPLES / "lossy.pcap")
-    uid = lossy.connections.set_index("orig_p").uid.loc[42150]  # the connection lossy.edits.json describes
+    uid = lossy.connections.set_index("orig_p").uid.loc[
+        42150
+    ]  # the connection lossy.edits.json describes
     figures = {
         "waterfall.png": pcapan.analyze(SAMPLES / "rtt-http.pcap").plot.waterfall(),
         "budget.png": web.plot.budget(),

@@ -9,7 +9,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Analyzer", "LiveCapture", "Result", "analyze", "extract", "live", "live_snapshots", "__version__"]
+__all__ = [
+    "Analyzer",
+    "LiveCapture",
+    "Result",
+    "analyze",
+    "extract",
+    "live",
+    "live_snapshots",
+    "__version__",
+]
 
 if TYPE_CHECKING:
     from pcapan.api import Analyzer, Result, analyze, extract

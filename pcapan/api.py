@@ -113,7 +113,9 @@ class Result:
 
         return Plotter(self)
 
-    def report(self, path: str | os.PathLike[str], *, title: str | None = None, plots: bool = True) -> Path:
+    def report(
+        self, path: str | os.PathLike[str], *, title: str | None = None, plots: bool = True
+    ) -> Path:
         """Write the self-contained HTML report (summary, plots, servers, TLS, anomalies) to
         ``path``; see pcapan.report."""
         from pcapan.report import write_report
@@ -230,14 +232,20 @@ class Result:
             "requests_per_connection": round(reqs / used, 3) if used else None,
             "reuse_ratio": round((reqs - used) / reqs, 4) if reqs else None,
             "missed_reuse": len(self.missed_reuse),
-            "pipelined_share": round(float(http.pipelined.fillna(False).mean()), 4) if len(http) else None,
-            "max_pipeline_depth": int(http.pipeline_depth.max()) if http.pipeline_depth.notna().any() else None,
+            "pipelined_share": round(float(http.pipelined.fillna(False).mean()), 4)
+            if len(http)
+            else None,
+            "max_pipeline_depth": int(http.pipeline_depth.max())
+            if http.pipeline_depth.notna().any()
+            else None,
             "rtt_p50_s": round(float(acks.quantile(0.5)), 6) if len(acks) else None,
             "rtt_p95_s": round(float(acks.quantile(0.95)), 6) if len(acks) else None,
             "budget_labels": {k: int(v) for k, v in labels.value_counts().items()},
         }
 
-    def export(self, directory: str | os.PathLike[str], fmt: str, *, safe_csv: bool = False) -> list[Path]:
+    def export(
+        self, directory: str | os.PathLike[str], fmt: str, *, safe_csv: bool = False
+    ) -> list[Path]:
         """Every table into ``directory`` as ``fmt`` (csv, parquet, jsonl, zeek) plus
         manifest.json; returns the paths written (see pcapan.export.files)."""
         from pcapan.export.files import write_tables
@@ -312,7 +320,9 @@ def _distinct_uids(parts: Sequence[Result]) -> list[Result]:
             continue
         new: dict[str, str] = {}
         for u in sorted(clash):
-            n = int.from_bytes(hashlib.blake2b(b"%s|part%d" % (u.encode(), j), digest_size=12).digest(), "big")
+            n = int.from_bytes(
+                hashlib.blake2b(b"%s|part%d" % (u.encode(), j), digest_size=12).digest(), "big"
+            )
             digits = []
             for _ in range(17):
                 n, r = divmod(n, 62)
@@ -326,8 +336,17 @@ def _distinct_uids(parts: Sequence[Result]) -> list[Result]:
         samples = copy.copy(p.rtt_samples)
         samples.uids = [new.get(u, u) for u in p.rtt_samples.uids]
         samples.index = {u: i for i, u in enumerate(samples.uids)}
-        out.append(Result(ConnColumns.of(p.connection_records).copy(new), moved(p.anomaly_records), p.stats, p.warnings,
-                          moved(p.http_records), moved(p.tls_records), samples))
+        out.append(
+            Result(
+                ConnColumns.of(p.connection_records).copy(new),
+                moved(p.anomaly_records),
+                p.stats,
+                p.warnings,
+                moved(p.http_records),
+                moved(p.tls_records),
+                samples,
+            )
+        )
     return out
 
 
@@ -344,7 +363,11 @@ def _typed(df: pd.DataFrame, columns: tuple[Column, ...]) -> pd.DataFrame:
         if c.dtype == TS:
             out[c.name] = pd.to_datetime(s, utc=True).astype(TS)
         elif str(s.dtype) != c.dtype:
-            out[c.name] = s.astype("object").where(s.notna(), None).astype(c.dtype) if c.dtype != "float64" else s.astype("float64")
+            out[c.name] = (
+                s.astype("object").where(s.notna(), None).astype(c.dtype)
+                if c.dtype != "float64"
+                else s.astype("float64")
+            )
         else:
             out[c.name] = s
     return pd.DataFrame(out, index=df.index, copy=False).reset_index(drop=True)
@@ -356,14 +379,24 @@ def _rtt_frame(samples: RttSamples) -> pd.DataFrame:
 
     c = samples.columns()
     uids = np.array(samples.uids, dtype=object)
-    order = np.lexsort((c["is_orig"], c["conn"], c["ts_ns"])) if c["ts_ns"].shape[0] else np.empty(0, int)
-    df = pd.DataFrame({
-        "ts": pd.to_datetime(c["ts_ns"][order], unit="ns", utc=True),
-        "uid": pd.array(uids[c["conn"][order]] if uids.shape[0] else np.empty(0, object), dtype="string"),
-        "direction": pd.array(np.where(c["is_orig"][order], "orig", "resp"), dtype="string"),
-        "kind": pd.array(np.array(KINDS, dtype=object)[c["kind"][order].astype(np.int64)], dtype="string"),
-        "rtt_s": c["rtt_ns"][order] / 1e9,
-    })
+    order = (
+        np.lexsort((c["is_orig"], c["conn"], c["ts_ns"]))
+        if c["ts_ns"].shape[0]
+        else np.empty(0, int)
+    )
+    df = pd.DataFrame(
+        {
+            "ts": pd.to_datetime(c["ts_ns"][order], unit="ns", utc=True),
+            "uid": pd.array(
+                uids[c["conn"][order]] if uids.shape[0] else np.empty(0, object), dtype="string"
+            ),
+            "direction": pd.array(np.where(c["is_orig"][order], "orig", "resp"), dtype="string"),
+            "kind": pd.array(
+                np.array(KINDS, dtype=object)[c["kind"][order].astype(np.int64)], dtype="string"
+            ),
+            "rtt_s": c["rtt_ns"][order] / 1e9,
+        }
+    )
     return df[[col.name for col in RTT]]
 
 
@@ -393,8 +426,15 @@ def _group_stats(key: np.ndarray, val: np.ndarray, n_keys: int) -> dict[str, np.
         return v[lo] + (v[hi] - v[lo]) * (pos - lo)
 
     keys = k[starts]
-    cols = {"min": v[starts], "median": quantile(0.5), "mean": mean, "p95": quantile(0.95),
-            "max": v[starts + n - 1], "stdev": np.sqrt(sq / n), "count": n}
+    cols = {
+        "min": v[starts],
+        "median": quantile(0.5),
+        "mean": mean,
+        "p95": quantile(0.95),
+        "max": v[starts + n - 1],
+        "stdev": np.sqrt(sq / n),
+        "count": n,
+    }
     for name, arr in cols.items():
         out[name][keys] = arr
     return out
@@ -435,7 +475,9 @@ def _with_rtt_columns(conn: pd.DataFrame, samples: RttSamples) -> pd.DataFrame:
     for d, flag in (("orig", 1), ("resp", 0)):
         for name in ("min", "median", "mean", "p95", "max", "stdev"):
             out[f"rtt_{d}_{name}_s"] = pick(stats[name], flag)
-        out[f"rtt_{d}_count"] = pd.array(pick(stats["count"], flag, 0).astype(np.int64), dtype="Int64")
+        out[f"rtt_{d}_count"] = pd.array(
+            pick(stats["count"], flag, 0).astype(np.int64), dtype="Int64"
+        )
     return out[[*conn.columns, *(col.name for col in CONN_RTT)]]
 
 
@@ -492,8 +534,14 @@ def _quiet_gc() -> Iterator[None]:
 class Analyzer:
     """Incremental analysis: ``feed()`` frame batches (files or live capture), then ``finish()``."""
 
-    def __init__(self, *, idle_timeout_s: float | None = None, shard: tuple[int, int] | None = None,
-                 on_http_body: BodyHook | None = None, max_half_open: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        idle_timeout_s: float | None = None,
+        shard: tuple[int, int] | None = None,
+        on_http_body: BodyHook | None = None,
+        max_half_open: int | None = None,
+    ) -> None:
         """``on_http_body(uid, trans_depth, chunk)`` receives response bodies as they are parsed
         (de-chunked; content encoding kept), e.g. to extract them. ``max_half_open``: half-open
         flows (only SYNs seen) kept at once before the oldest are finalised early (their rows
@@ -524,8 +572,10 @@ class Analyzer:
         if again:
             # Still analysed (as tshark would): the user may mean it. But every segment of the
             # second reading is a retransmission of the first, so say so.
-            msg = (f"{opened.name}: {again}; its packets are analysed twice (the second reading's "
-                   "segments count as retransmissions)")
+            msg = (
+                f"{opened.name}: {again}; its packets are analysed twice (the second reading's "
+                "segments count as retransmissions)"
+            )
             self._warnings.append(msg)
             warnings.warn(msg, DuplicateSourceWarning, stacklevel=3)
         self.start_source(opened.name)
@@ -539,12 +589,18 @@ class Analyzer:
         self._engine.add_read_issues(opened.report.issues)
         for issue in opened.report.issues:
             if issue.fatal:
-                self._warnings.append(f"{opened.name}: {issue.detail} (stopped at frame {issue.frame_no})")
+                self._warnings.append(
+                    f"{opened.name}: {issue.detail} (stopped at frame {issue.frame_no})"
+                )
         # Frames of a link layer pcapan does not decode would otherwise pass with exit 0 and empty
         # tables: one line per link type, like a truncated file.
         for linktype, count in self._engine.decoder.stats.unsupported_linktype_frames.items():
             if count > unsupported.get(linktype, 0):
-                self._warnings.append(_unsupported_linktype_warning(opened.name, linktype, count - unsupported.get(linktype, 0)))
+                self._warnings.append(
+                    _unsupported_linktype_warning(
+                        opened.name, linktype, count - unsupported.get(linktype, 0)
+                    )
+                )
 
     def finish(self) -> Result:
         eng = self._engine
@@ -559,7 +615,9 @@ class Analyzer:
             "ip_packets": dict(st.ip_packets),
             "ip_bytes": dict(st.ip_bytes),
             "non_ip_frames": st.non_ip_frames,
-            "unsupported_linktype_frames": {str(k): v for k, v in st.unsupported_linktype_frames.items()},
+            "unsupported_linktype_frames": {
+                str(k): v for k, v in st.unsupported_linktype_frames.items()
+            },
             "malformed_packets": st.malformed,
             "ip_fragments": st.fragments,
             "ip_reassembled": st.reassembled,
@@ -573,8 +631,15 @@ class Analyzer:
             "http2_streams": eng.h2_ctx.streams,
         }
         # The engine's connection columns are handed over, not copied (they would be held twice).
-        return Result(eng.connections, list(eng.anomalies), stats, list(self._warnings),
-                      list(eng.http_ctx.records), list(eng.tls_ctx.records), eng.rtt_samples)
+        return Result(
+            eng.connections,
+            list(eng.anomalies),
+            stats,
+            list(self._warnings),
+            list(eng.http_ctx.records),
+            list(eng.tls_ctx.records),
+            eng.rtt_samples,
+        )
 
     @property
     def engine(self) -> _Engine:
@@ -599,7 +664,11 @@ class Analyzer:
             records[:] = [r for r in records if not (r.uid in done or (uidless and not r.uid))]
             return mine
 
-        anomalies, http, tls = part(eng.anomalies, True), part(eng.http_ctx.records), part(eng.tls_ctx.records)
+        anomalies, http, tls = (
+            part(eng.anomalies, True),
+            part(eng.http_ctx.records),
+            part(eng.tls_ctx.records),
+        )
         samples = RttSamples.merge([s])
         if done is not None:
             eng.connections = ConnColumns()
@@ -609,7 +678,10 @@ class Analyzer:
             samples = RttSamples()
             kept, conn = np.unique(cols["conn"][mask], return_inverse=True)
             samples.ids([s.uids[i] for i in kept.tolist()])
-            samples.add(conn.astype(np.int32), *(cols[k][mask] for k in ("is_orig", "kind", "ts_ns", "rtt_ns")))
+            samples.add(
+                conn.astype(np.int32),
+                *(cols[k][mask] for k in ("is_orig", "kind", "ts_ns", "rtt_ns")),
+            )
             for k in ("conn", "is_orig", "kind", "ts_ns", "rtt_ns"):
                 getattr(s, k)[:] = [cols[k][~mask]] if (~mask).any() else []
             # Only the uids the remaining samples name stay indexed (open connections are
@@ -622,14 +694,21 @@ class Analyzer:
             if s.conn:
                 s.conn[:] = [renum.reshape(-1).astype(np.int32)]
         st = eng.decoder.stats
-        stats = {"sources": list(self._sources), "frames": st.frames, "frame_bytes": st.frame_bytes,
-                 "first_ts_ns": eng.first_ns, "last_ts_ns": eng.last_ns}
+        stats = {
+            "sources": list(self._sources),
+            "frames": st.frames,
+            "frame_bytes": st.frame_bytes,
+            "first_ts_ns": eng.first_ns,
+            "last_ts_ns": eng.last_ns,
+        }
         return Result(conns, anomalies, stats, list(self._warnings), http, tls, samples)
 
 
 def _unsupported_linktype_warning(source: str, linktype: int, frames: int) -> str:
-    return (f"{source}: {frames:,} frame(s) of link type {linktype} not analysed: pcapan does not decode "
-            "this link layer (counted only; see https://www.tcpdump.org/linktypes.html)")
+    return (
+        f"{source}: {frames:,} frame(s) of link type {linktype} not analysed: pcapan does not decode "
+        "this link layer (counted only; see https://www.tcpdump.org/linktypes.html)"
+    )
 
 
 def analyze(
@@ -646,7 +725,12 @@ def analyze(
     ``max_half_open``: see :class:`Analyzer` (the bound on flows that have only seen SYNs)."""
     if isinstance(sources, (str, os.PathLike)) or hasattr(sources, "read"):
         sources = [sources]  # type: ignore[list-item]
-    an = Analyzer(idle_timeout_s=idle_timeout_s, shard=shard, on_http_body=on_http_body, max_half_open=max_half_open)
+    an = Analyzer(
+        idle_timeout_s=idle_timeout_s,
+        shard=shard,
+        on_http_body=on_http_body,
+        max_half_open=max_half_open,
+    )
     for s in sources:  # type: ignore[union-attr]
         an.feed_source(s, progress)
     return an.finish()

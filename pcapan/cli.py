@@ -39,90 +39,266 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"pcapan {__version__}")
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    a = sub.add_parser("analyze", help="analyse captures, print a summary, optionally write the tables")
-    a.add_argument("files", nargs="+", metavar="FILE", help="pcap/pcapng, optionally .gz/.bz2/.xz/.zst; '-' reads stdin")
+    a = sub.add_parser(
+        "analyze", help="analyse captures, print a summary, optionally write the tables"
+    )
+    a.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="pcap/pcapng, optionally .gz/.bz2/.xz/.zst; '-' reads stdin",
+    )
     a.add_argument("-o", "--output", metavar="DIR", help="write every table into DIR")
-    a.add_argument("--format", choices=ANALYZE_FORMATS, default=None,
-                   help="table (default): terminal tables; json: the summary as JSON and, with -o, the tables as JSON Lines; "
-                        "csv, parquet, jsonl, zeek: the file format for -o (default csv), with terminal tables")
-    a.add_argument("--safe-csv", action="store_true", help="with -o and csv: neutralise spreadsheet formulas in text cells")
-    a.add_argument("--json", action="store_true", help="print the summary as JSON (alias of --format json for the terminal; -o keeps its --format)")
+    a.add_argument(
+        "--format",
+        choices=ANALYZE_FORMATS,
+        default=None,
+        help="table (default): terminal tables; json: the summary as JSON and, with -o, the tables as JSON Lines; "
+        "csv, parquet, jsonl, zeek: the file format for -o (default csv), with terminal tables",
+    )
+    a.add_argument(
+        "--safe-csv",
+        action="store_true",
+        help="with -o and csv: neutralise spreadsheet formulas in text cells",
+    )
+    a.add_argument(
+        "--json",
+        action="store_true",
+        help="print the summary as JSON (alias of --format json for the terminal; -o keeps its --format)",
+    )
     a.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
-    a.add_argument("--idle-timeout", type=float, metavar="S", help="seconds of silence that end a connection (default 300, as Zeek)")
+    a.add_argument(
+        "--idle-timeout",
+        type=float,
+        metavar="S",
+        help="seconds of silence that end a connection (default 300, as Zeek)",
+    )
     _max_half_open_option(a)
 
     for verb, what, default in (
         ("connections", "the connections table", "the Zeek conn.log core"),
-        ("http", "the http table (one row per request/response pair)", "method, host, uri, status, sizes, timing"),
-        ("tls", "the tls table (one row per handshake)", "version, cipher, SNI, ALPN, resumption, round trips"),
+        (
+            "http",
+            "the http table (one row per request/response pair)",
+            "method, host, uri, status, sizes, timing",
+        ),
+        (
+            "tls",
+            "the tls table (one row per handshake)",
+            "version, cipher, SNI, ALPN, resumption, round trips",
+        ),
         ("rtt", "the rtt table (one row per round-trip sample)", "every column"),
         ("servers", "the servers table (one row per client-server pair)", "every column"),
     ):
         c = sub.add_parser(verb, help=f"print {what}")
         c.add_argument("files", nargs="+", metavar="FILE", help="capture files ('-' reads stdin)")
-        c.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format (default: a terminal table)")
-        c.add_argument("--columns", metavar="A,B,...", help=f"comma-separated columns to show (default: {default})")
+        c.add_argument(
+            "--format",
+            choices=["table", "csv", "json"],
+            default="table",
+            help="output format (default: a terminal table)",
+        )
+        c.add_argument(
+            "--columns",
+            metavar="A,B,...",
+            help=f"comma-separated columns to show (default: {default})",
+        )
         c.add_argument("--limit", type=int, metavar="N", help="show at most N rows")
         _max_half_open_option(c)
 
-    e = sub.add_parser("export", help="analyse captures and write every table (csv, parquet, jsonl, Zeek logs) with a manifest.json")
+    e = sub.add_parser(
+        "export",
+        help="analyse captures and write every table (csv, parquet, jsonl, Zeek logs) with a manifest.json",
+    )
     e.add_argument("files", nargs="+", metavar="FILE", help="capture files ('-' reads stdin)")
-    e.add_argument("-o", "--output", metavar="DIR", required=True, help="directory for the table files and manifest.json")
-    e.add_argument("--format", choices=EXPORT_FORMATS, default="csv", help="file format (default csv; zeek writes conn/http/ssl/weird.log)")
-    e.add_argument("--safe-csv", action="store_true", help="for spreadsheets: escape control characters and prefix text cells that begin with = + - @ TAB CR or ' with a ' (CSV injection)")
+    e.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        required=True,
+        help="directory for the table files and manifest.json",
+    )
+    e.add_argument(
+        "--format",
+        choices=EXPORT_FORMATS,
+        default="csv",
+        help="file format (default csv; zeek writes conn/http/ssl/weird.log)",
+    )
+    e.add_argument(
+        "--safe-csv",
+        action="store_true",
+        help="for spreadsheets: escape control characters and prefix text cells that begin with = + - @ TAB CR or ' with a ' (CSV injection)",
+    )
     _max_half_open_option(e)
 
-    x = sub.add_parser("extract", help="write every HTTP response body to a file, with a manifest.csv")
+    x = sub.add_parser(
+        "extract", help="write every HTTP response body to a file, with a manifest.csv"
+    )
     x.add_argument("files", nargs="+", metavar="FILE", help="capture files ('-' reads stdin)")
-    x.add_argument("-o", "--output", metavar="DIR", required=True, help="directory for the bodies and manifest.csv")
-    x.add_argument("--decode", action="store_true", help="undo gzip/deflate Content-Encoding (bodies are always de-chunked)")
-    x.add_argument("--safe-csv", action="store_true", help="manifest.csv for spreadsheets: escape control characters and prefix text cells that begin with = + - @ TAB CR or ' with a '")
+    x.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        required=True,
+        help="directory for the bodies and manifest.csv",
+    )
+    x.add_argument(
+        "--decode",
+        action="store_true",
+        help="undo gzip/deflate Content-Encoding (bodies are always de-chunked)",
+    )
+    x.add_argument(
+        "--safe-csv",
+        action="store_true",
+        help="manifest.csv for spreadsheets: escape control characters and prefix text cells that begin with = + - @ TAB CR or ' with a '",
+    )
     _max_half_open_option(x)
 
     from pcapan.plot import KINDS as PLOT_KINDS
 
-    g = sub.add_parser("plot", help="draw a figure (waterfall, rtt, budget, reuse, pipelining, tls, timeseq, io) to PNG/SVG/PDF")
-    g.add_argument("files", nargs="+", metavar="FILE", help="capture files (timeseq and io re-read them: not stdin)")
-    g.add_argument("--kind", choices=PLOT_KINDS, required=True, help="which figure (see README, Plots)")
-    g.add_argument("-o", "--output", metavar="OUT", help="image file; the format comes from its extension: .png, .svg or .pdf (default pcapan-KIND.png)")
-    g.add_argument("--uid", help="waterfall: only this connection; timeseq: the connection (default: the one with most payload); io: one connection instead of all TCP")
-    g.add_argument("--limit", type=int, metavar="N", help="waterfall: first N connections (default 50); budget, rtt --by-server: N servers; reuse: N client-server pairs; pipelining: N responses; tls: N cipher suites")
-    g.add_argument("--direction", choices=["auto", "orig", "resp"], help="timeseq: whose data to draw (default auto: the direction with more payload)")
-    g.add_argument("--by-server", action="store_true", help="rtt: one CDF/histogram group per server and direction")
+    g = sub.add_parser(
+        "plot",
+        help="draw a figure (waterfall, rtt, budget, reuse, pipelining, tls, timeseq, io) to PNG/SVG/PDF",
+    )
+    g.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="capture files (timeseq and io re-read them: not stdin)",
+    )
+    g.add_argument(
+        "--kind", choices=PLOT_KINDS, required=True, help="which figure (see README, Plots)"
+    )
+    g.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        help="image file; the format comes from its extension: .png, .svg or .pdf (default pcapan-KIND.png)",
+    )
+    g.add_argument(
+        "--uid",
+        help="waterfall: only this connection; timeseq: the connection (default: the one with most payload); io: one connection instead of all TCP",
+    )
+    g.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="waterfall: first N connections (default 50); budget, rtt --by-server: N servers; reuse: N client-server pairs; pipelining: N responses; tls: N cipher suites",
+    )
+    g.add_argument(
+        "--direction",
+        choices=["auto", "orig", "resp"],
+        help="timeseq: whose data to draw (default auto: the direction with more payload)",
+    )
+    g.add_argument(
+        "--by-server",
+        action="store_true",
+        help="rtt: one CDF/histogram group per server and direction",
+    )
     _max_half_open_option(g)
 
-    r = sub.add_parser("report", help="write one self-contained HTML report: summary, plots, servers, TLS, anomalies")
-    r.add_argument("files", nargs="+", metavar="FILE", help="capture files ('-' reads stdin; the io and timeseq plots then are skipped)")
-    r.add_argument("-o", "--output", metavar="OUT.html", default=REPORT_DEFAULT_OUTPUT, help=f"the HTML file (default {REPORT_DEFAULT_OUTPUT})")
+    r = sub.add_parser(
+        "report",
+        help="write one self-contained HTML report: summary, plots, servers, TLS, anomalies",
+    )
+    r.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="capture files ('-' reads stdin; the io and timeseq plots then are skipped)",
+    )
+    r.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT.html",
+        default=REPORT_DEFAULT_OUTPUT,
+        help=f"the HTML file (default {REPORT_DEFAULT_OUTPUT})",
+    )
     r.add_argument("--title", help="the page's title (default: pcapan report)")
     r.add_argument("--no-plots", action="store_true", help="leave the plots out (faster)")
     r.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
     _max_half_open_option(r)
 
-    lv = sub.add_parser("live", help="capture on a network interface and analyse as packets arrive (dashboard, tables at the end)")
-    lv.add_argument("-i", "--interface", required=True, metavar="IFACE", help="network interface to capture on (e.g. eth0, lo)")
-    lv.add_argument("--filter", metavar="BPF", help="capture filter in tcpdump syntax, applied in the kernel (e.g. 'tcp port 443')")
+    lv = sub.add_parser(
+        "live",
+        help="capture on a network interface and analyse as packets arrive (dashboard, tables at the end)",
+    )
+    lv.add_argument(
+        "-i",
+        "--interface",
+        required=True,
+        metavar="IFACE",
+        help="network interface to capture on (e.g. eth0, lo)",
+    )
+    lv.add_argument(
+        "--filter",
+        metavar="BPF",
+        help="capture filter in tcpdump syntax, applied in the kernel (e.g. 'tcp port 443')",
+    )
     lv.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     lv.add_argument("--count", type=int, metavar="N", help="stop after N packets")
-    lv.add_argument("--write", metavar="FILE", help="save the captured packets: pcapng, or pcap for a .pcap name")
-    lv.add_argument("-o", "--output", metavar="DIR", help="write every table into DIR when the capture ends (or in parts with --rotate)")
-    lv.add_argument("--format", choices=EXPORT_FORMATS, default="csv", help="table file format for -o (default csv)")
-    lv.add_argument("--safe-csv", action="store_true", help="with -o and csv: neutralise spreadsheet formulas in text cells")
-    lv.add_argument("--interval", type=float, default=1.0, metavar="S", help="seconds between dashboard refreshes (default 1)")
-    lv.add_argument("--no-dashboard", action="store_true", help="no live terminal view (it is off anyway when stdout is not a terminal)")
-    lv.add_argument("--rotate", metavar="SPEC", help="with -o: write the tables in parts, every 30s/10m/1h or every Nrows finished connections (e.g. 100000rows), and drop them from memory")
-    lv.add_argument("--idle-timeout", type=float, metavar="S", help="seconds of silence that end a connection (default 300, as Zeek)")
+    lv.add_argument(
+        "--write",
+        metavar="FILE",
+        help="save the captured packets: pcapng, or pcap for a .pcap name",
+    )
+    lv.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        help="write every table into DIR when the capture ends (or in parts with --rotate)",
+    )
+    lv.add_argument(
+        "--format",
+        choices=EXPORT_FORMATS,
+        default="csv",
+        help="table file format for -o (default csv)",
+    )
+    lv.add_argument(
+        "--safe-csv",
+        action="store_true",
+        help="with -o and csv: neutralise spreadsheet formulas in text cells",
+    )
+    lv.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="seconds between dashboard refreshes (default 1)",
+    )
+    lv.add_argument(
+        "--no-dashboard",
+        action="store_true",
+        help="no live terminal view (it is off anyway when stdout is not a terminal)",
+    )
+    lv.add_argument(
+        "--rotate",
+        metavar="SPEC",
+        help="with -o: write the tables in parts, every 30s/10m/1h or every Nrows finished connections (e.g. 100000rows), and drop them from memory",
+    )
+    lv.add_argument(
+        "--idle-timeout",
+        type=float,
+        metavar="S",
+        help="seconds of silence that end a connection (default 300, as Zeek)",
+    )
     _max_half_open_option(lv)
 
     s = sub.add_parser("schema", help="print every table's columns with type, unit and description")
     s.add_argument("table", nargs="?", help="only this table")
-    s.add_argument("--format", choices=["table", "json", "markdown"], default="table", help="output format")
+    s.add_argument(
+        "--format", choices=["table", "json", "markdown"], default="table", help="output format"
+    )
     return p
 
 
 def _max_half_open_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-half-open", type=_non_negative_int, metavar="N",
-                   help="half-open flows (only SYNs seen) kept at once; past N the oldest are finalised early, their rows flagged evicted (default 100000; 0: no bound)")
+    p.add_argument(
+        "--max-half-open",
+        type=_non_negative_int,
+        metavar="N",
+        help="half-open flows (only SYNs seen) kept at once; past N the oldest are finalised early, their rows flagged evicted (default 100000; 0: no bound)",
+    )
 
 
 def _non_negative_int(text: str) -> int:
@@ -138,8 +314,21 @@ def _engine_kw(args: argparse.Namespace) -> dict[str, Any]:
 
 
 DEFAULT_CONN_COLUMNS = [
-    "ts", "uid", "orig_h", "orig_p", "resp_h", "resp_p", "service", "duration_s", "orig_bytes",
-    "resp_bytes", "conn_state", "history", "orig_pkts", "resp_pkts", "missed_bytes",
+    "ts",
+    "uid",
+    "orig_h",
+    "orig_p",
+    "resp_h",
+    "resp_p",
+    "service",
+    "duration_s",
+    "orig_bytes",
+    "resp_bytes",
+    "conn_state",
+    "history",
+    "orig_pkts",
+    "resp_pkts",
+    "missed_bytes",
 ]
 
 
@@ -148,8 +337,13 @@ def _progress_analyze(files: Sequence[str], show: bool, **kw: Any):  # noqa: ANN
 
     from pcapan.api import analyze
 
-    big = show and sys.stderr.isatty() and any(
-        f != "-" and os.path.exists(f) and os.path.getsize(f) >= PROGRESS_MIN_BYTES for f in files
+    big = (
+        show
+        and sys.stderr.isatty()
+        and any(
+            f != "-" and os.path.exists(f) and os.path.getsize(f) >= PROGRESS_MIN_BYTES
+            for f in files
+        )
     )
     if not big:
         return analyze(files, **kw)
@@ -158,8 +352,14 @@ def _progress_analyze(files: Sequence[str], show: bool, **kw: Any):  # noqa: ANN
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
     # On stderr, so that stdout stays clean for the summary or a pipe.
-    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-                  transient=True, console=Console(stderr=True)) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+        console=Console(stderr=True),
+    ) as bar:
         tasks: dict[str, Any] = {}
 
         def cb(name: str, done: int, total: int | None) -> None:
@@ -226,16 +426,41 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 DEFAULT_HTTP_COLUMNS = [
-    "ts", "uid", "trans_depth", "method", "host", "uri", "status_code", "request_body_len",
-    "response_body_len", "keep_alive", "pipelined", "ttfb_s",
+    "ts",
+    "uid",
+    "trans_depth",
+    "method",
+    "host",
+    "uri",
+    "status_code",
+    "request_body_len",
+    "response_body_len",
+    "keep_alive",
+    "pipelined",
+    "ttfb_s",
 ]
 
 
 DEFAULT_TLS_COLUMNS = [
-    "ts", "uid", "resp_h", "resp_p", "version", "cipher", "server_name", "alpn_offered", "next_protocol",
-    "resumption", "established", "handshake_rtts", "handshake_s",
+    "ts",
+    "uid",
+    "resp_h",
+    "resp_p",
+    "version",
+    "cipher",
+    "server_name",
+    "alpn_offered",
+    "next_protocol",
+    "resumption",
+    "established",
+    "handshake_rtts",
+    "handshake_s",
 ]
-DEFAULT_COLUMNS = {"connections": DEFAULT_CONN_COLUMNS, "http": DEFAULT_HTTP_COLUMNS, "tls": DEFAULT_TLS_COLUMNS}
+DEFAULT_COLUMNS = {
+    "connections": DEFAULT_CONN_COLUMNS,
+    "http": DEFAULT_HTTP_COLUMNS,
+    "tls": DEFAULT_TLS_COLUMNS,
+}
 # (rtt and servers show every column by default)
 
 
@@ -253,7 +478,9 @@ def _cmd_table(args: argparse.Namespace) -> int:
         cols = [c.strip() for c in args.columns.split(",") if c.strip()]
         unknown = [c for c in cols if c not in df.columns]
         if unknown:
-            raise PcapanError(f"unknown column(s): {', '.join(unknown)} (see 'pcapan schema {name}')")
+            raise PcapanError(
+                f"unknown column(s): {', '.join(unknown)} (see 'pcapan schema {name}')"
+            )
         df = df[cols]
     elif args.format == "table":
         df = df[DEFAULT_COLUMNS.get(name, list(df.columns))]
@@ -266,7 +493,11 @@ def _cmd_table(args: argparse.Namespace) -> int:
         # a big capture (200,000 rows: +180 MB).
         from pcapan.frames.text import printable
 
-        text_cols = [c for c in df.columns if df[c].dtype == object or isinstance(df[c].dtype, pd.StringDtype)]
+        text_cols = [
+            c
+            for c in df.columns
+            if df[c].dtype == object or isinstance(df[c].dtype, pd.StringDtype)
+        ]
         for start in range(0, max(len(df), 1), CSV_STDOUT_CHUNK_ROWS):
             part = df.iloc[start : start + CSV_STDOUT_CHUNK_ROWS].copy()
             for c in text_cols:
@@ -286,7 +517,9 @@ def _cmd_table(args: argparse.Namespace) -> int:
 def _cmd_extract(args: argparse.Namespace) -> int:
     from pcapan.api import extract
 
-    res, manifest = extract(args.files, args.output, decode=args.decode, safe_csv=args.safe_csv, **_engine_kw(args))
+    res, manifest = extract(
+        args.files, args.output, decode=args.decode, safe_csv=args.safe_csv, **_engine_kw(args)
+    )
     for w in res.warnings:
         print(f"pcapan: warning: {w}", file=sys.stderr)
     total = int(manifest["size"].sum()) if len(manifest) else 0
@@ -309,12 +542,20 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     fmt = out.suffix.lower().lstrip(".")
     if fmt not in PLOT_FORMATS:
         raise PcapanError(f"cannot tell the image format of {str(out)!r}: use .png, .svg or .pdf")
-    misuse = [opt for opt, given, kinds in (
-        ("--limit", args.limit is not None, ("waterfall", "budget", "rtt", "reuse", "pipelining", "tls")),
-        ("--uid", args.uid is not None, ("waterfall", "timeseq", "io")),
-        ("--direction", args.direction is not None, ("timeseq",)),
-        ("--by-server", args.by_server, ("rtt",)),
-    ) if given and kind not in kinds]
+    misuse = [
+        opt
+        for opt, given, kinds in (
+            (
+                "--limit",
+                args.limit is not None,
+                ("waterfall", "budget", "rtt", "reuse", "pipelining", "tls"),
+            ),
+            ("--uid", args.uid is not None, ("waterfall", "timeseq", "io")),
+            ("--direction", args.direction is not None, ("timeseq",)),
+            ("--by-server", args.by_server, ("rtt",)),
+        )
+        if given and kind not in kinds
+    ]
     if misuse:
         raise PcapanError(f"{', '.join(misuse)} does not apply to --kind {kind}")
     if kind in PACKET_KINDS and "-" in args.files:
@@ -336,8 +577,15 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         conns = res.connections
         if not len(conns):
             raise PcapanError("no TCP connection to draw")
-        uid = str(conns.uid[(conns.orig_bytes.fillna(0) + conns.resp_bytes.fillna(0)).astype("int64").idxmax()])
-        print(f"pcapan: timeseq of {uid} (the connection with most payload; choose one with --uid)", file=sys.stderr)
+        uid = str(
+            conns.uid[
+                (conns.orig_bytes.fillna(0) + conns.resp_bytes.fillna(0)).astype("int64").idxmax()
+            ]
+        )
+        print(
+            f"pcapan: timeseq of {uid} (the connection with most payload; choose one with --uid)",
+            file=sys.stderr,
+        )
     if uid is not None:
         opts["uid"] = uid
     fig = res.plot(kind, **opts)
@@ -362,20 +610,37 @@ def _cmd_live(args: argparse.Namespace) -> int:
     from pcapan.live import LiveCapture
     from pcapan.render import print_analysis
 
-    cap = LiveCapture(args.interface, bpf_filter=args.filter, duration_s=args.duration, count=args.count,
-                      write=args.write, output=args.output, fmt=args.format, safe_csv=args.safe_csv,
-                      interval_s=args.interval, rotate=args.rotate, idle_timeout_s=args.idle_timeout,
-                      max_half_open=args.max_half_open)
-    print(f"pcapan: capturing on {args.interface}" + (f" ({args.filter})" if args.filter else "")
-          + "; Ctrl-C to stop", file=sys.stderr)
+    cap = LiveCapture(
+        args.interface,
+        bpf_filter=args.filter,
+        duration_s=args.duration,
+        count=args.count,
+        write=args.write,
+        output=args.output,
+        fmt=args.format,
+        safe_csv=args.safe_csv,
+        interval_s=args.interval,
+        rotate=args.rotate,
+        idle_timeout_s=args.idle_timeout,
+        max_half_open=args.max_half_open,
+    )
+    print(
+        f"pcapan: capturing on {args.interface}"
+        + (f" ({args.filter})" if args.filter else "")
+        + "; Ctrl-C to stop",
+        file=sys.stderr,
+    )
     res = cap.run(dashboard=sys.stdout.isatty() and not args.no_dashboard)
     for w in res.warnings:
         print(f"pcapan: warning: {w}", file=sys.stderr)
     print_analysis(res)
     st = res.stats["live"]
-    print(f"pcapan: live: {st['packets']:,} packets ({st['bytes']:,} bytes) on {st['interface']} in "
-          f"{st['duration_s']:.1f} s, stopped by {st['stopped_by']}; kernel: {st['kernel_packets']:,} received, "
-          f"{st['kernel_drops']:,} dropped", file=sys.stderr)
+    print(
+        f"pcapan: live: {st['packets']:,} packets ({st['bytes']:,} bytes) on {st['interface']} in "
+        f"{st['duration_s']:.1f} s, stopped by {st['stopped_by']}; kernel: {st['kernel_packets']:,} received, "
+        f"{st['kernel_drops']:,} dropped",
+        file=sys.stderr,
+    )
     written = [str(p) for p in st.get("parts", [])] or ([args.output] if args.output else [])
     written += [args.write] if args.write else []
     if written:
@@ -392,8 +657,18 @@ def _cmd_schema(args: argparse.Namespace) -> int:
             raise PcapanError(f"unknown table {args.table!r} (tables: {', '.join(TABLES)})")
         tables = {args.table: TABLES[args.table]}
     if args.format == "json":
-        print(json.dumps({t: [{"name": c.name, "dtype": c.dtype, "unit": c.unit, "doc": c.doc} for c in cols]
-                          for t, cols in tables.items()}, indent=2))
+        print(
+            json.dumps(
+                {
+                    t: [
+                        {"name": c.name, "dtype": c.dtype, "unit": c.unit, "doc": c.doc}
+                        for c in cols
+                    ]
+                    for t, cols in tables.items()
+                },
+                indent=2,
+            )
+        )
     elif args.format == "markdown":
         for t, cols in tables.items():
             print(f"### {t}\n\n| column | type | unit | description |\n|---|---|---|---|")
@@ -412,14 +687,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     # pcapan's Python warnings are also in Result.warnings, which every verb prints as one
     # "pcapan: warning:" line; Python's own rendering would print each a second time.
     warnings.filterwarnings("ignore", category=PcapanWarning)
-    handlers = {"analyze": _cmd_analyze, "connections": _cmd_table, "http": _cmd_table, "tls": _cmd_table, "rtt": _cmd_table,
-                "servers": _cmd_table,
-                "extract": _cmd_extract,
-                "export": _cmd_export,
-                "plot": _cmd_plot,
-                "report": _cmd_report,
-                "live": _cmd_live,
-                "schema": _cmd_schema}
+    handlers = {
+        "analyze": _cmd_analyze,
+        "connections": _cmd_table,
+        "http": _cmd_table,
+        "tls": _cmd_table,
+        "rtt": _cmd_table,
+        "servers": _cmd_table,
+        "extract": _cmd_extract,
+        "export": _cmd_export,
+        "plot": _cmd_plot,
+        "report": _cmd_report,
+        "live": _cmd_live,
+        "schema": _cmd_schema,
+    }
     try:
         return handlers[args.verb](args)
     except PcapanError as exc:

@@ -19,8 +19,13 @@ def fast_maker(cls: type[T]) -> Callable[..., T]:
     (CPython allows it: same slots, same base). The result is an ordinary frozen ``cls`` instance:
     equality, hashing, repr and immutability are ``cls``'s. Every field must be given, in order.
     """
-    twin: Any = make_dataclass(f"_{cls.__name__}Maker", [(f.name, f.type) for f in fields(cls)],  # type: ignore[arg-type]
-                               slots=True, eq=False, repr=False)
+    twin: Any = make_dataclass(
+        f"_{cls.__name__}Maker",
+        [(f.name, f.type) for f in fields(cls)],  # type: ignore[arg-type]
+        slots=True,
+        eq=False,
+        repr=False,
+    )
     if twin.__slots__ != cls.__slots__:  # pragma: no cover - a dataclass change would show here
         raise TypeError(f"{cls.__name__}: slots differ from its maker's")
 
@@ -250,9 +255,18 @@ CONN_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ConnRecord))
 # The buffer of each annotation: an array typecode, "q?" for an optional int (values + null
 # mask), "s" for a string column (dictionary-coded: most repeat), "t" for a unique text column
 # (UTF-8 bytes + offsets, as Arrow's large_string).
-_CONN_KIND = {"int": "q", "int | None": "q?", "float": "d", "bool": "b", "str": "s", "str | None": "s"}
+_CONN_KIND = {
+    "int": "q",
+    "int | None": "q?",
+    "float": "d",
+    "bool": "b",
+    "str": "s",
+    "str | None": "s",
+}
 _TEXT = ("uid", "community_id")  # one distinct value per row: a dictionary would not shrink them
-CONN_KINDS: dict[str, str] = {f.name: "t" if f.name in _TEXT else _CONN_KIND[str(f.type)] for f in fields(ConnRecord)}
+CONN_KINDS: dict[str, str] = {
+    f.name: "t" if f.name in _TEXT else _CONN_KIND[str(f.type)] for f in fields(ConnRecord)
+}
 
 
 class ConnColumns:
@@ -346,7 +360,10 @@ class ConnColumns:
 
     def records(self) -> list[ConnRecord]:
         """Every row as a ConnRecord (made now: for the few readers that want objects)."""
-        return [make_conn_record(*vals) for vals in zip(*(self.column(f) for f in CONN_FIELDS), strict=True)]
+        return [
+            make_conn_record(*vals)
+            for vals in zip(*(self.column(f) for f in CONN_FIELDS), strict=True)
+        ]
 
     def __iter__(self) -> Iterator[ConnRecord]:
         return iter(self.records())

@@ -80,7 +80,12 @@ def _print_summary(con: Console, s: dict[str, Any]) -> None:
     states = state_rows(s)
     if states:
         st = Table(title="connection states / services")
-        for name, justify in (("conn_state", "left"), ("count", "right"), ("service", "left"), ("count", "right")):
+        for name, justify in (
+            ("conn_state", "left"),
+            ("count", "right"),
+            ("service", "left"),
+            ("count", "right"),
+        ):
             st.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
         for row in states:
             st.add_row(*(Text(printable(v)) for v in row))
@@ -97,7 +102,12 @@ def print_analysis(res: Result, *, top: int = TERMINAL_TOP_SERVERS) -> None:
     if len(servers):
         n = len(res.servers)
         shown = f"top {len(servers)} of {n}" if n > len(servers) else f"{n}"
-        _print_df(con, view(servers, SERVER_COLUMNS_TERMINAL), f"servers ({shown}, by connections)", _SERVER_FORMATS)
+        _print_df(
+            con,
+            view(servers, SERVER_COLUMNS_TERMINAL),
+            f"servers ({shown}, by connections)",
+            _SERVER_FORMATS,
+        )
     if len(res.tls):
         _print_df(con, tls_versions(res), "TLS versions")
         alpn = tls_alpn(res)
@@ -121,14 +131,20 @@ _SERVER_FORMATS: dict[str, Callable[[Any], str]] = {"reuse": _pct, "budget": _ms
 _NUMERIC_KINDS = "iufb"
 
 
-def _print_df(con: Console, df: pd.DataFrame, title: str,
-              formats: dict[str, Callable[[Any], str]] | None = None) -> None:
+def _print_df(
+    con: Console,
+    df: pd.DataFrame,
+    title: str,
+    formats: dict[str, Callable[[Any], str]] | None = None,
+) -> None:
     formats = formats or {}
     t = Table(title=title)
     for c in df.columns:
         numeric = df[c].dtype.kind in _NUMERIC_KINDS or c in formats
         # Numbers never wrap (a figure split over two lines misreads); text folds to fit.
-        t.add_column(str(c), justify="right" if numeric else "left", overflow="fold", no_wrap=numeric)
+        t.add_column(
+            str(c), justify="right" if numeric else "left", overflow="fold", no_wrap=numeric
+        )
     for row in df.itertuples(index=False):
         t.add_row(*(Text(formats.get(c, _fmt)(v)) for c, v in zip(df.columns, row, strict=True)))
     con.print(t)

@@ -84,18 +84,18 @@ PORT_CLOSED = 18089  # nothing listens here: SYN -> RST (Zeek REJ)
 PORT_TLS = 18443
 TLS_NAME = "pcapan.test"
 # HTTP feature scenarios (see samples/README.md, one capture each).
-PORT_METHODS = 18090    # nginx: OPTIONS, HEAD, PUT, DELETE, PATCH, PURGE, TRACE, OPTIONS *
-PORT_VHOSTS = 18091     # nginx: server_name a.pcapan.test and b.pcapan.test on one port
-PORT_CHUNKED = 18092    # Python server: chunked response with extensions and trailers
-PORT_EXPECT = 18093     # Python server: Expect: 100-continue accepted (100) and rejected (417)
-PORT_UPGRADE = 18094    # Python server: WebSocket 101 and 426 Upgrade Required
-PORT_H2C = 18095        # nginx (no h2c): curl --http2 upgrade attempt answered in HTTP/1.1
-PORT_PROXY = 18096      # Python CONNECT proxy (the only port captured for http-connect.pcap)
+PORT_METHODS = 18090  # nginx: OPTIONS, HEAD, PUT, DELETE, PATCH, PURGE, TRACE, OPTIONS *
+PORT_VHOSTS = 18091  # nginx: server_name a.pcapan.test and b.pcapan.test on one port
+PORT_CHUNKED = 18092  # Python server: chunked response with extensions and trailers
+PORT_EXPECT = 18093  # Python server: Expect: 100-continue accepted (100) and rejected (417)
+PORT_UPGRADE = 18094  # Python server: WebSocket 101 and 426 Upgrade Required
+PORT_H2C = 18095  # nginx (no h2c): curl --http2 upgrade attempt answered in HTTP/1.1
+PORT_PROXY = 18096  # Python CONNECT proxy (the only port captured for http-connect.pcap)
 PORT_TLS_TUNNEL = 18444  # nginx TLS (pcapan.test) reached through the proxy, not captured
 PROXY_FORBIDDEN_PORT = 25  # CONNECT to this port is refused with 403
 # plain-h2c.pcap (issue 13): cleartext HTTP/2. nginx serves h2c with prior knowledge only (listen
 # ... http2 on a plain port); hypercorn (pip install hypercorn) also answers Upgrade: h2c.
-PORT_H2_PRIOR = 18097   # nginx, listen http2: curl --http2-prior-knowledge
+PORT_H2_PRIOR = 18097  # nginx, listen http2: curl --http2-prior-knowledge
 PORT_H2_UPGRADE = 18098  # hypercorn: curl --http2 (Upgrade: h2c, 101, then h2)
 H2_BODY = b"hello over h2c from hypercorn\n"
 # plain-http-in-connect.pcap (issue 13): plain HTTP inside a CONNECT tunnel to nginx
@@ -129,10 +129,10 @@ LOSSY_DUP_DELAY_FRAMES = 2  # the copy is inserted this many frames after the or
 # Index pages of the two virtual hosts (different content and sizes).
 VHOST_INDEX = {
     "a.pcapan.test": "<!DOCTYPE html>\n<html><head><title>site A</title></head>\n"
-                     "<body><h1>a.pcapan.test</h1></body></html>\n",
+    "<body><h1>a.pcapan.test</h1></body></html>\n",
     "b.pcapan.test": "<!DOCTYPE html>\n<html><head><title>site B</title></head>\n"
-                     "<body><h1>b.pcapan.test</h1><p>The second virtual host on the same "
-                     "port.</p></body></html>\n",
+    "<body><h1>b.pcapan.test</h1><p>The second virtual host on the same "
+    "port.</p></body></html>\n",
 }
 
 # http-chunked.pcap: the chunked response of GET /chunked, as (chunk extension, data) pairs,
@@ -223,11 +223,11 @@ def _raise_on_sigterm(signum, frame):
     raise SystemExit(f"terminated by signal {signum}")
 
 
-def run(cmd: list[str], *, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def run(
+    cmd: list[str], *, input: bytes | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
     log("run: " + " ".join(cmd))
-    return subprocess.run(
-        cmd, input=input, capture_output=True, timeout=CMD_TIMEOUT_S, check=check
-    )
+    return subprocess.run(cmd, input=input, capture_output=True, timeout=CMD_TIMEOUT_S, check=check)
 
 
 # --- capture ---------------------------------------------------------------------------------
@@ -250,8 +250,21 @@ def capture(
         # --immediate-mode: without it libpcap's TPACKET_V3 ring hands packets over only when
         # a block fills or its 1 s timeout expires, and a SIGINT before that loses them.
         # -B 32768 (KiB): the default 2 MiB ring overflows when loopback bursts 128 KiB.
-        cmd = ["tcpdump", "-i", iface, "-w", str(path), "-s", "0", "-n", "-Z", "root",
-               "--immediate-mode", "-B", "32768"]
+        cmd = [
+            "tcpdump",
+            "-i",
+            iface,
+            "-w",
+            str(path),
+            "-s",
+            "0",
+            "-n",
+            "-Z",
+            "root",
+            "--immediate-mode",
+            "-B",
+            "32768",
+        ]
         if linktype:
             cmd += ["-y", linktype]
         cmd.append(bpf)
@@ -263,8 +276,9 @@ def capture(
         raise ValueError(tool)
     if netns:
         cmd = ["ip", "netns", "exec", netns, *cmd]  # ip execs the tool: same pid, signals
-    p = procs.start(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE, text=True)
+    p = procs.start(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     lines: queue.Queue[str | None] = queue.Queue()
     seen: list[str] = []
 
@@ -356,27 +370,56 @@ def make_vhost_docroots(tmp: Path) -> None:
 
 def make_cert(tmp: Path) -> tuple[Path, Path]:
     key, cert = tmp / "key.pem", tmp / "cert.pem"
-    run([
-        "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "2",
-        "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={TLS_NAME}",
-        "-addext", f"subjectAltName=DNS:{TLS_NAME}",
-    ])
+    run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-sha256",
+            "-days",
+            "2",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            f"/CN={TLS_NAME}",
+            "-addext",
+            f"subjectAltName=DNS:{TLS_NAME}",
+        ]
+    )
     return key, cert
 
 
 def nginx_conf(tmp: Path, docroot: Path, key: Path, cert: Path) -> Path:
-    plain = [f"127.0.0.1:{p}" for p in (PORT_KEEPALIVE, PORT_CLOSE, PORT_PIPELINED, PORT_SLL,
-                                       PORT_RST, PORT_METHODS, PORT_H2C)]
+    plain = [
+        f"127.0.0.1:{p}"
+        for p in (
+            PORT_KEEPALIVE,
+            PORT_CLOSE,
+            PORT_PIPELINED,
+            PORT_SLL,
+            PORT_RST,
+            PORT_METHODS,
+            PORT_H2C,
+        )
+    ]
     plain.append(f"127.0.0.1:{PORT_H2_PRIOR} http2")  # h2c with prior knowledge
     plain.append(f"[::1]:{PORT_IPV6}")
     listens = "\n".join(f"        listen {a};" for a in plain)
     # Name-based virtual hosts: the first one is also the port's default server.
-    vhosts = "".join(f"""
+    vhosts = "".join(
+        f"""
     server {{
         listen 127.0.0.1:{PORT_VHOSTS};
         server_name {name};
         root {docroot.parent / ("www-" + name)};
-    }}""" for name in VHOSTS)
+    }}"""
+        for name in VHOSTS
+    )
     conf = f"""
 daemon off;
 master_process off;
@@ -453,8 +496,8 @@ class SockReader:
                 if self.buf:
                     raise RuntimeError(f"EOF inside a message: {bytes(self.buf[:80])!r}")
                 return None
-        out = bytes(self.buf[:i + len(sep)])
-        del self.buf[:i + len(sep)]
+        out = bytes(self.buf[: i + len(sep)])
+        del self.buf[: i + len(sep)]
         return out
 
     def exact(self, n: int) -> bytes:
@@ -544,11 +587,23 @@ def response(status: int, reason: str, fields: list[str], body: bytes | None = b
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
 
 
-def request(method: str, target: str, host: str, fields: Sequence[str] = (),
-            body: bytes = b"", *, length: int | None = None) -> bytes:
+def request(
+    method: str,
+    target: str,
+    host: str,
+    fields: Sequence[str] = (),
+    body: bytes = b"",
+    *,
+    length: int | None = None,
+) -> bytes:
     """A request head (+ body); Content-Length is ``length`` or the body's when there is one."""
-    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", "User-Agent: pcapan-samples/1",
-             "Accept: */*", *fields]
+    lines = [
+        f"{method} {target} HTTP/1.1",
+        f"Host: {host}",
+        "User-Agent: pcapan-samples/1",
+        "Accept: */*",
+        *fields,
+    ]
     if length is None and body:
         length = len(body)
     if length is not None:
@@ -653,8 +708,9 @@ def methods_client(port: int) -> None:
         for method, target, fields, body, _ in METHOD_REQUESTS:
             s.sendall(request(method, target, host, fields, body))
             status, hdrs, data = read_response(r, method)
-            got.append((method, status, hdrs.get("content-length"), len(data),
-                        hdrs.get("connection")))
+            got.append(
+                (method, status, hdrs.get("content-length"), len(data), hdrs.get("connection"))
+            )
         tail = r.rest()  # nginx closes after TRACE's 405
     log(f"methods: {got}")
     want = [m[4] for m in METHOD_REQUESTS]
@@ -675,8 +731,10 @@ def chunked_body() -> bytes:
 
 def chunked_trailer() -> bytes:
     digest = hashlib.sha256(chunked_body()).hexdigest()
-    return (f"0\r\n{CHUNKED_TRAILER_NAMES[0]}: sha256={digest}\r\n"
-            f"{CHUNKED_TRAILER_NAMES[1]}: {len(CHUNKED_RESPONSE)}\r\n\r\n").encode()
+    return (
+        f"0\r\n{CHUNKED_TRAILER_NAMES[0]}: sha256={digest}\r\n"
+        f"{CHUNKED_TRAILER_NAMES[1]}: {len(CHUNKED_RESPONSE)}\r\n\r\n"
+    ).encode()
 
 
 def chunked_handler(conn: socket.socket) -> None:
@@ -687,23 +745,33 @@ def chunked_handler(conn: socket.socket) -> None:
         start, fields = head
         method, target, _ = start.split(" ")
         if (method, target) == ("GET", "/chunked"):
-            head_bytes = response(200, "OK", [
-                "Content-Type: text/plain", "Transfer-Encoding: chunked",
-                f"Trailer: {', '.join(CHUNKED_TRAILER_NAMES)}"], None)
+            head_bytes = response(
+                200,
+                "OK",
+                [
+                    "Content-Type: text/plain",
+                    "Transfer-Encoding: chunked",
+                    f"Trailer: {', '.join(CHUNKED_TRAILER_NAMES)}",
+                ],
+                None,
+            )
             send_parts(conn, [head_bytes, *chunk_bytes(CHUNKED_RESPONSE), chunked_trailer()])
         elif (method, target) == ("POST", "/upload"):
             data, count = read_body(r, fields)
             text = f"received {len(data)} bytes" + (f" in {count} chunks" if count else "")
-            conn.sendall(response(200, "OK", ["Content-Type: text/plain"],
-                                  (text + "\n").encode()))
+            conn.sendall(response(200, "OK", ["Content-Type: text/plain"], (text + "\n").encode()))
         else:
             conn.sendall(response(404, "Not Found", ["Content-Type: text/plain"], b"no\n"))
 
 
 def chunked_upload_client(port: int) -> None:
     """POST /upload with a chunked request body: head, 3 chunks, last-chunk; one write each."""
-    head = request("POST", "/upload", f"127.0.0.1:{port}",
-                   ["Content-Type: application/octet-stream", "Transfer-Encoding: chunked"])
+    head = request(
+        "POST",
+        "/upload",
+        f"127.0.0.1:{port}",
+        ["Content-Type: application/octet-stream", "Transfer-Encoding: chunked"],
+    )
     with client_socket(port) as s:
         send_parts(s, [head, *chunk_bytes(CHUNKED_REQUEST), b"0\r\n\r\n"])
         r = SockReader(s)
@@ -727,13 +795,22 @@ def expect_handler(conn: socket.socket) -> None:
         _, target, _ = start.split(" ")
         if fields.get("expect", "").lower() == "100-continue":
             if target == "/reject":
-                conn.sendall(response(417, "Expectation Failed", ["Content-Type: text/plain"],
-                                      b"uploads to /reject are refused\n"))
+                conn.sendall(
+                    response(
+                        417,
+                        "Expectation Failed",
+                        ["Content-Type: text/plain"],
+                        b"uploads to /reject are refused\n",
+                    )
+                )
                 continue
             conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         data, _ = read_body(r, fields)
-        conn.sendall(response(200, "OK", ["Content-Type: text/plain"],
-                              f"received {len(data)} bytes\n".encode()))
+        conn.sendall(
+            response(
+                200, "OK", ["Content-Type: text/plain"], f"received {len(data)} bytes\n".encode()
+            )
+        )
 
 
 def expect_reject_client(port: int, body: bytes) -> None:
@@ -741,16 +818,27 @@ def expect_reject_client(port: int, body: bytes) -> None:
     host = f"127.0.0.1:{port}"
     with client_socket(port) as s:
         r = SockReader(s)
-        s.sendall(request("POST", "/reject", host, ["Content-Type: application/octet-stream",
-                                                    "Expect: 100-continue"], length=len(body)))
+        s.sendall(
+            request(
+                "POST",
+                "/reject",
+                host,
+                ["Content-Type: application/octet-stream", "Expect: 100-continue"],
+                length=len(body),
+            )
+        )
         first, _, text1 = read_response(r, "POST")
         s.sendall(request("POST", "/upload", host, ["Content-Type: text/plain"], PUT_BODY))
         second, _, text2 = read_response(r, "POST")
         s.shutdown(socket.SHUT_WR)
         tail = r.rest()
     log(f"expect reject client: {first} {text1!r}, {second} {text2!r}")
-    if (first, second, text2, tail) != (417, 200, f"received {len(PUT_BODY)} bytes\n".encode(),
-                                        b""):
+    if (first, second, text2, tail) != (
+        417,
+        200,
+        f"received {len(PUT_BODY)} bytes\n".encode(),
+        b"",
+    ):
         raise RuntimeError(f"expect reject client: {first} {second} {text2!r} {tail!r}")
 
 
@@ -794,13 +882,32 @@ def upgrade_handler(conn: socket.socket) -> None:
             conn.sendall(response(404, "Not Found", ["Content-Type: text/plain"], b"no\n"))
             continue
         if fields.get("upgrade", "").lower() != "websocket" or "upgrade" not in tokens:
-            conn.sendall(response(426, "Upgrade Required", [
-                "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13",
-                "Content-Type: text/plain"], b"this resource needs a WebSocket upgrade\n"))
+            conn.sendall(
+                response(
+                    426,
+                    "Upgrade Required",
+                    [
+                        "Upgrade: websocket",
+                        "Connection: Upgrade",
+                        "Sec-WebSocket-Version: 13",
+                        "Content-Type: text/plain",
+                    ],
+                    b"this resource needs a WebSocket upgrade\n",
+                )
+            )
             continue
-        conn.sendall(response(101, "Switching Protocols", [
-            "Upgrade: websocket", "Connection: Upgrade",
-            f"Sec-WebSocket-Accept: {ws_accept(fields['sec-websocket-key'])}"], None))
+        conn.sendall(
+            response(
+                101,
+                "Switching Protocols",
+                [
+                    "Upgrade: websocket",
+                    "Connection: Upgrade",
+                    f"Sec-WebSocket-Accept: {ws_accept(fields['sec-websocket-key'])}",
+                ],
+                None,
+            )
+        )
         while True:
             opcode, payload, masked = ws_read(r)
             if not masked:
@@ -818,9 +925,19 @@ def websocket_client(port: int) -> None:
     host = f"127.0.0.1:{port}"
     with client_socket(port) as s:
         r = SockReader(s)
-        s.sendall(request("GET", "/ws", host, [
-            "Upgrade: websocket", "Connection: Upgrade", f"Sec-WebSocket-Key: {WS_KEY}",
-            "Sec-WebSocket-Version: 13"]))
+        s.sendall(
+            request(
+                "GET",
+                "/ws",
+                host,
+                [
+                    "Upgrade: websocket",
+                    "Connection: Upgrade",
+                    f"Sec-WebSocket-Key: {WS_KEY}",
+                    "Sec-WebSocket-Version: 13",
+                ],
+            )
+        )
         head = read_head(r)
         if head is None or not head[0].startswith("HTTP/1.1 101 "):
             raise RuntimeError(f"websocket handshake: {head}")
@@ -871,12 +988,19 @@ def proxy_handler(conn: socket.socket) -> None:
     method, target, _ = start.split(" ")
     host, _, port = target.rpartition(":")
     if method != "CONNECT":
-        conn.sendall(response(405, "Method Not Allowed", ["Allow: CONNECT", "Connection: close"],
-                              b""))
+        conn.sendall(
+            response(405, "Method Not Allowed", ["Allow: CONNECT", "Connection: close"], b"")
+        )
         return
     if (host, port) not in ((TLS_NAME, str(PORT_TLS_TUNNEL)), (TLS_NAME, str(PORT_KEEPALIVE))):
-        conn.sendall(response(403, "Forbidden", ["Content-Type: text/plain", "Connection: close"],
-                              f"CONNECT to {target} is not allowed\n".encode()))
+        conn.sendall(
+            response(
+                403,
+                "Forbidden",
+                ["Content-Type: text/plain", "Connection: close"],
+                f"CONNECT to {target} is not allowed\n".encode(),
+            )
+        )
         return
     with socket.create_connection(("127.0.0.1", int(port)), timeout=10) as upstream:
         conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
@@ -942,8 +1066,7 @@ def read_http_responses(data: bytes) -> list[tuple[int, int]]:
 
 
 def http_request(path: str, host: str, *, close: bool = False) -> bytes:
-    lines = [f"GET {path} HTTP/1.1", f"Host: {host}", "User-Agent: pcapan-samples/1",
-             "Accept: */*"]
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}", "User-Agent: pcapan-samples/1", "Accept: */*"]
     if close:
         lines.append("Connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
@@ -951,8 +1074,11 @@ def http_request(path: str, host: str, *, close: bool = False) -> bytes:
 
 def pipelined_client(port: int, addr: str = "127.0.0.1") -> None:
     host = f"{addr}:{port}"
-    reqs = (http_request("/index.html", host) + http_request("/small.txt", host)
-            + http_request("/medium.bin", host, close=True))
+    reqs = (
+        http_request("/index.html", host)
+        + http_request("/small.txt", host)
+        + http_request("/medium.bin", host, close=True)
+    )
     with socket.create_connection((addr, port), timeout=10) as s:
         s.sendall(reqs)  # one write, one segment: three requests back to back
         buf = bytearray()
@@ -999,8 +1125,21 @@ def reset_client(port: int, read_bytes: int = 16384) -> None:
 
 def s_client(port: int, sess_flag: str, sess_file: Path, *extra: str) -> str:
     req = http_request("/index.html", TLS_NAME, close=True)
-    cmd = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", TLS_NAME,
-           "-tls1_2", "-alpn", "http/1.1", "-ign_eof", sess_flag, str(sess_file), *extra]
+    cmd = [
+        "openssl",
+        "s_client",
+        "-connect",
+        f"127.0.0.1:{port}",
+        "-servername",
+        TLS_NAME,
+        "-tls1_2",
+        "-alpn",
+        "http/1.1",
+        "-ign_eof",
+        sess_flag,
+        str(sess_file),
+        *extra,
+    ]
     out = run(cmd, input=req).stdout.decode("latin-1")
     reuse = re.search(r"^(New|Reused), (TLSv[\d.]+), Cipher is (\S+)", out, re.M)
     alpn = re.search(r"^ALPN protocol: (\S+)", out, re.M)
@@ -1016,10 +1155,14 @@ def sc_keepalive(procs: Procs, out: Path) -> None:
     base = f"http://127.0.0.1:{PORT_KEEPALIVE}"
     bpf = f"tcp port {PORT_KEEPALIVE}"
     # tcpdump and tshark capture the same traffic side by side: .pcap and a real dumpcap .pcapng
-    with capture(procs, out / "http-keepalive.pcap", bpf), \
-            capture(procs, out / "http-keepalive.pcapng", bpf, tool="tshark"):
-        r1 = curl([f"{base}/index.html", f"{base}/small.txt", f"{base}/large.bin",
-                   f"{base}/medium.bin"], "--http1.1")
+    with (
+        capture(procs, out / "http-keepalive.pcap", bpf),
+        capture(procs, out / "http-keepalive.pcapng", bpf, tool="tshark"),
+    ):
+        r1 = curl(
+            [f"{base}/index.html", f"{base}/small.txt", f"{base}/large.bin", f"{base}/medium.bin"],
+            "--http1.1",
+        )
         r2 = curl([f"{base}/small.txt", f"{base}/index.html"], "--http1.1")
     for rows in (r1, r2):
         if [r[1] for r in rows] != [1] + [0] * (len(rows) - 1):
@@ -1033,8 +1176,12 @@ def sc_keepalive(procs: Procs, out: Path) -> None:
 def sc_close(procs: Procs, out: Path) -> None:
     base = f"http://127.0.0.1:{PORT_CLOSE}"
     with capture(procs, out / "http-close.pcap", f"tcp port {PORT_CLOSE}"):
-        r1 = curl([f"{base}/index.html", f"{base}/small.txt", f"{base}/missing.html"],
-                  "--http1.1", "-H", "Connection: close")
+        r1 = curl(
+            [f"{base}/index.html", f"{base}/small.txt", f"{base}/missing.html"],
+            "--http1.1",
+            "-H",
+            "Connection: close",
+        )
         r2 = curl([f"{base}/medium.bin"], "--http1.0")
     if [r[0] for r in r1 + r2] != [200, 200, 404, 200] or any(r[1] != 1 for r in r1 + r2):
         raise RuntimeError(f"unexpected close scenario: {r1 + r2}")
@@ -1104,8 +1251,14 @@ def sc_methods(procs: Procs, out: Path) -> None:
         methods_client(PORT_METHODS)
         # The asterisk-form target (RFC 9112 3.2.4) from curl, on a second connection: nginx
         # closes the first one after TRACE, and answers OPTIONS * with 400 and closes again.
-        rows = curl([f"http://127.0.0.1:{PORT_METHODS}/"], "--http1.1", "-X", "OPTIONS",
-                    "--request-target", "*")
+        rows = curl(
+            [f"http://127.0.0.1:{PORT_METHODS}/"],
+            "--http1.1",
+            "-X",
+            "OPTIONS",
+            "--request-target",
+            "*",
+        )
     if [r[:2] for r in rows] != [(400, 1)]:
         raise RuntimeError(f"OPTIONS *: {rows}")
 
@@ -1115,15 +1268,25 @@ def sc_vhosts(procs: Procs, out: Path) -> None:
     sizes = [len(VHOST_INDEX[a]), len(VHOST_INDEX[b])]
     with capture(procs, out / "http-vhosts.pcap", f"tcp port {PORT_VHOSTS}"):
         # Host names resolved by curl itself: one connection per host name.
-        r1 = curl([f"http://{a}:{PORT_VHOSTS}/", f"http://{b}:{PORT_VHOSTS}/"], "--http1.1",
-                  "--resolve", f"{a}:{PORT_VHOSTS}:127.0.0.1",
-                  "--resolve", f"{b}:{PORT_VHOSTS}:127.0.0.1")
+        r1 = curl(
+            [f"http://{a}:{PORT_VHOSTS}/", f"http://{b}:{PORT_VHOSTS}/"],
+            "--http1.1",
+            "--resolve",
+            f"{a}:{PORT_VHOSTS}:127.0.0.1",
+            "--resolve",
+            f"{b}:{PORT_VHOSTS}:127.0.0.1",
+        )
         # Same address, Host header set per transfer: both hosts on one reused connection.
         base = f"http://127.0.0.1:{PORT_VHOSTS}/"
-        r2 = curl_next(["--http1.1", "-H", f"Host: {a}", base],
-                       ["--http1.1", "-H", f"Host: {b}", base])
+        r2 = curl_next(
+            ["--http1.1", "-H", f"Host: {a}", base], ["--http1.1", "-H", f"Host: {b}", base]
+        )
     if [(r[0], r[1], r[2]) for r in r1 + r2] != [
-            (200, 1, sizes[0]), (200, 1, sizes[1]), (200, 1, sizes[0]), (200, 0, sizes[1])]:
+        (200, 1, sizes[0]),
+        (200, 1, sizes[1]),
+        (200, 1, sizes[0]),
+        (200, 0, sizes[1]),
+    ]:
         raise RuntimeError(f"vhosts: {r1 + r2}")
 
 
@@ -1131,45 +1294,82 @@ def sc_chunked(procs: Procs, out: Path, tmp: Path) -> None:
     upload = tmp / "upload.txt"
     upload.write_bytes((CHUNK_LINE * (CURL_UPLOAD_SIZE // len(CHUNK_LINE) + 1))[:CURL_UPLOAD_SIZE])
     url = f"http://127.0.0.1:{PORT_CHUNKED}"
-    with PyServer("chunked server", PORT_CHUNKED, chunked_handler), \
-            capture(procs, out / "http-chunked.pcap", f"tcp port {PORT_CHUNKED}"):
-        rows = curl_next(["--http1.1", f"{url}/chunked"],
-                         ["--http1.1", "-H", "Transfer-Encoding: chunked",
-                          "-H", "Content-Type: application/octet-stream",
-                          "--data-binary", f"@{upload}", f"{url}/upload"])
+    with (
+        PyServer("chunked server", PORT_CHUNKED, chunked_handler),
+        capture(procs, out / "http-chunked.pcap", f"tcp port {PORT_CHUNKED}"),
+    ):
+        rows = curl_next(
+            ["--http1.1", f"{url}/chunked"],
+            [
+                "--http1.1",
+                "-H",
+                "Transfer-Encoding: chunked",
+                "-H",
+                "Content-Type: application/octet-stream",
+                "--data-binary",
+                f"@{upload}",
+                f"{url}/upload",
+            ],
+        )
         chunked_upload_client(PORT_CHUNKED)
-    want = [(200, 1, len(chunked_body())),
-            (200, 0, len(f"received {CURL_UPLOAD_SIZE} bytes in 1 chunks\n"))]
+    want = [
+        (200, 1, len(chunked_body())),
+        (200, 0, len(f"received {CURL_UPLOAD_SIZE} bytes in 1 chunks\n")),
+    ]
     if [r[:3] for r in rows] != want:
         raise RuntimeError(f"chunked: {rows}, expected {want}")
 
 
 def sc_expect(procs: Procs, out: Path, tmp: Path) -> None:
     body = tmp / "expect-body.bin"
-    data = b"".join(hashlib.sha256(f"expect:{n}".encode()).digest()
-                    for n in range(EXPECT_BODY_SIZE // 32 + 1))[:EXPECT_BODY_SIZE]
+    data = b"".join(
+        hashlib.sha256(f"expect:{n}".encode()).digest() for n in range(EXPECT_BODY_SIZE // 32 + 1)
+    )[:EXPECT_BODY_SIZE]
     body.write_bytes(data)
-    with PyServer("expect server", PORT_EXPECT, expect_handler), \
-            capture(procs, out / "http-expect.pcap", f"tcp port {PORT_EXPECT}"):
-        rows = curl([f"http://127.0.0.1:{PORT_EXPECT}/upload"], "--http1.1",
-                    "-H", "Expect: 100-continue", "-H", "Content-Type: application/octet-stream",
-                    "--data-binary", f"@{body}")
+    with (
+        PyServer("expect server", PORT_EXPECT, expect_handler),
+        capture(procs, out / "http-expect.pcap", f"tcp port {PORT_EXPECT}"),
+    ):
+        rows = curl(
+            [f"http://127.0.0.1:{PORT_EXPECT}/upload"],
+            "--http1.1",
+            "-H",
+            "Expect: 100-continue",
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+            f"@{body}",
+        )
         expect_reject_client(PORT_EXPECT, data)
     if [r[:3] for r in rows] != [(200, 1, len(f"received {EXPECT_BODY_SIZE} bytes\n"))]:
         raise RuntimeError(f"expect: {rows}")
 
 
 def sc_upgrade(procs: Procs, out: Path) -> None:
-    with PyServer("upgrade server", PORT_UPGRADE, upgrade_handler), \
-            capture(procs, out / "http-upgrade.pcap",
-                    f"tcp port {PORT_UPGRADE} or tcp port {PORT_H2C}"):
+    with (
+        PyServer("upgrade server", PORT_UPGRADE, upgrade_handler),
+        capture(
+            procs, out / "http-upgrade.pcap", f"tcp port {PORT_UPGRADE} or tcp port {PORT_H2C}"
+        ),
+    ):
         websocket_client(PORT_UPGRADE)
         r426 = curl([f"http://127.0.0.1:{PORT_UPGRADE}/ws"], "--http1.1")
         # curl asks nginx for h2c (Upgrade: h2c, HTTP2-Settings); nginx has no h2c on a
         # plain listener and answers in HTTP/1.1.
-        h2c = run(["curl", "-sS", "--max-time", "20", "--http2", "-o", "/dev/null", "-w",
-                   "%{http_code} %{http_version} %{size_download}",
-                   f"http://127.0.0.1:{PORT_H2C}/index.html"]).stdout.decode()
+        h2c = run(
+            [
+                "curl",
+                "-sS",
+                "--max-time",
+                "20",
+                "--http2",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{http_version} %{size_download}",
+                f"http://127.0.0.1:{PORT_H2C}/index.html",
+            ]
+        ).stdout.decode()
     log(f"426: {r426}; h2c attempt: {h2c}")
     if [r[:2] for r in r426] != [(426, 1)] or h2c != f"200 1.1 {len(INDEX_HTML)}":
         raise RuntimeError(f"upgrade: {r426} {h2c!r}")
@@ -1177,15 +1377,37 @@ def sc_upgrade(procs: Procs, out: Path) -> None:
 
 def sc_connect(procs: Procs, out: Path) -> None:
     proxy = ["-p", "-x", f"http://127.0.0.1:{PORT_PROXY}"]
-    with PyServer("CONNECT proxy", PORT_PROXY, proxy_handler), \
-            capture(procs, out / "http-connect.pcap", f"tcp port {PORT_PROXY}"):
-        rows = curl([f"https://{TLS_NAME}:{PORT_TLS_TUNNEL}/small.txt"], *proxy, "-k",
-                    "--http1.1", "--resolve", f"{TLS_NAME}:{PORT_TLS_TUNNEL}:127.0.0.1")
-        refused = run(["curl", "-sS", "--max-time", "20", *proxy, "-o", "/dev/null",
-                       "-w", "%{http_connect}",
-                       f"http://{TLS_NAME}:{PROXY_FORBIDDEN_PORT}/"], check=False)
-    log(f"tunnel: {rows}; refused: rc {refused.returncode} {refused.stdout!r} "
-        f"{refused.stderr.decode().strip()!r}")
+    with (
+        PyServer("CONNECT proxy", PORT_PROXY, proxy_handler),
+        capture(procs, out / "http-connect.pcap", f"tcp port {PORT_PROXY}"),
+    ):
+        rows = curl(
+            [f"https://{TLS_NAME}:{PORT_TLS_TUNNEL}/small.txt"],
+            *proxy,
+            "-k",
+            "--http1.1",
+            "--resolve",
+            f"{TLS_NAME}:{PORT_TLS_TUNNEL}:127.0.0.1",
+        )
+        refused = run(
+            [
+                "curl",
+                "-sS",
+                "--max-time",
+                "20",
+                *proxy,
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_connect}",
+                f"http://{TLS_NAME}:{PROXY_FORBIDDEN_PORT}/",
+            ],
+            check=False,
+        )
+    log(
+        f"tunnel: {rows}; refused: rc {refused.returncode} {refused.stdout!r} "
+        f"{refused.stderr.decode().strip()!r}"
+    )
     if [r[:3] for r in rows] != [(200, 1, FILES["small.txt"])]:
         raise RuntimeError(f"CONNECT tunnel: {rows}")
     # curl exit 56: "CONNECT tunnel failed, response 403"
@@ -1215,8 +1437,10 @@ def connect_plain_client(port: int) -> list[tuple[int, int]]:
 
 
 def sc_connect_plain(procs: Procs, out: Path) -> None:
-    with PyServer("CONNECT proxy", PORT_PROXY_PLAIN, proxy_handler), \
-            capture(procs, out / "plain-http-in-connect.pcap", f"tcp port {PORT_PROXY_PLAIN}"):
+    with (
+        PyServer("CONNECT proxy", PORT_PROXY_PLAIN, proxy_handler),
+        capture(procs, out / "plain-http-in-connect.pcap", f"tcp port {PORT_PROXY_PLAIN}"),
+    ):
         got = connect_plain_client(PORT_PROXY_PLAIN)
     log(f"plain HTTP in a CONNECT tunnel: {got}")
     if got != [(200, len(INDEX_HTML)), (200, FILES["small.txt"])]:
@@ -1239,22 +1463,53 @@ async def app(scope, receive, send):
 
 def sc_http2(procs: Procs, out: Path, tmp: Path) -> None:
     (tmp / "h2app.py").write_text(H2_APP.format(body=H2_BODY))
-    procs.start([sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{PORT_H2_UPGRADE}",
-                 "h2app:app"], cwd=tmp,
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.start(
+        [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{PORT_H2_UPGRADE}", "h2app:app"],
+        cwd=tmp,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_port("127.0.0.1", PORT_H2_UPGRADE)
     w = "%{http_code} %{http_version} %{num_connects} %{size_download}\\n"
-    with capture(procs, out / "plain-h2c.pcap",
-                 f"tcp port {PORT_H2_PRIOR} or tcp port {PORT_H2_UPGRADE}"):
+    with capture(
+        procs, out / "plain-h2c.pcap", f"tcp port {PORT_H2_PRIOR} or tcp port {PORT_H2_UPGRADE}"
+    ):
         # One stream with prior knowledge (curl 7.88 fails with "Error in the HTTP2 framing
         # layer" when it reuses a prior-knowledge connection, with nginx and hypercorn alike);
         # then the h2c upgrade: the first request is stream 1 (answered in h2 after the 101),
         # the second one stream 3 on the same connection.
-        prior = run(["curl", "-sS", "--max-time", "20", "--http2-prior-knowledge", "-w", w,
-                     f"http://127.0.0.1:{PORT_H2_PRIOR}/index.html", "-o", "/dev/null"]).stdout.decode()
-        upgrade = run(["curl", "-sS", "--max-time", "20", "--http2", "-w", w,
-                       f"http://127.0.0.1:{PORT_H2_UPGRADE}/one", "-o", "/dev/null",
-                       f"http://127.0.0.1:{PORT_H2_UPGRADE}/two", "-o", "/dev/null"]).stdout.decode()
+        prior = run(
+            [
+                "curl",
+                "-sS",
+                "--max-time",
+                "20",
+                "--http2-prior-knowledge",
+                "-w",
+                w,
+                f"http://127.0.0.1:{PORT_H2_PRIOR}/index.html",
+                "-o",
+                "/dev/null",
+            ]
+        ).stdout.decode()
+        upgrade = run(
+            [
+                "curl",
+                "-sS",
+                "--max-time",
+                "20",
+                "--http2",
+                "-w",
+                w,
+                f"http://127.0.0.1:{PORT_H2_UPGRADE}/one",
+                "-o",
+                "/dev/null",
+                f"http://127.0.0.1:{PORT_H2_UPGRADE}/two",
+                "-o",
+                "/dev/null",
+            ]
+        ).stdout.decode()
     log(f"h2 prior knowledge: {prior!r}; h2c upgrade: {upgrade!r}")
     want_prior = f"200 2 1 {len(INDEX_HTML)}\n"
     want_upgrade = f"200 2 1 {len(H2_BODY)}\n200 2 0 {len(H2_BODY)}\n"
@@ -1290,14 +1545,28 @@ ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
 -----END DH PARAMETERS-----
 """
 # IANA TLS alert descriptions (those OpenSSL may send); levels 1 warning, 2 fatal.
-ALERT_NAMES = {0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac",
-               40: "handshake_failure", 42: "bad_certificate", 46: "certificate_unknown",
-               47: "illegal_parameter", 48: "unknown_ca", 50: "decode_error",
-               51: "decrypt_error", 70: "protocol_version", 71: "insufficient_security",
-               80: "internal_error", 86: "inappropriate_fallback", 90: "user_canceled",
-               109: "missing_extension", 110: "unsupported_extension",
-               112: "unrecognized_name", 116: "certificate_required",
-               120: "no_application_protocol"}
+ALERT_NAMES = {
+    0: "close_notify",
+    10: "unexpected_message",
+    20: "bad_record_mac",
+    40: "handshake_failure",
+    42: "bad_certificate",
+    46: "certificate_unknown",
+    47: "illegal_parameter",
+    48: "unknown_ca",
+    50: "decode_error",
+    51: "decrypt_error",
+    70: "protocol_version",
+    71: "insufficient_security",
+    80: "internal_error",
+    86: "inappropriate_fallback",
+    90: "user_canceled",
+    109: "missing_extension",
+    110: "unsupported_extension",
+    112: "unrecognized_name",
+    116: "certificate_required",
+    120: "no_application_protocol",
+}
 TLS_VERSIONS = {"0x0303": "TLSv1.2", "0x0304": "TLSv1.3"}
 
 
@@ -1309,8 +1578,10 @@ def sni(case: str) -> str:
 # -no_tls1_3 servers answer a client that offers 1.3 and 1.2 (s_client's default) with 1.2.
 TLS_SERVERS: dict[int, tuple[str, list[str]]] = {
     18450: ("tls12-ecdhe", ["-no_tls1_3", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256"]),
-    18451: ("tls12-dhe", ["-no_tls1_3", "-cipher", "DHE-RSA-AES128-GCM-SHA256",
-                          "-dhparam", "{ffdhe2048}"]),
+    18451: (
+        "tls12-dhe",
+        ["-no_tls1_3", "-cipher", "DHE-RSA-AES128-GCM-SHA256", "-dhparam", "{ffdhe2048}"],
+    ),
     18452: ("tls12-rsa", ["-no_tls1_3", "-cipher", "AES128-GCM-SHA256"]),
     18453: ("tls13", []),
     18454: ("hrr", ["-groups", "X25519"]),
@@ -1337,8 +1608,9 @@ class OpenSSLProc:
     def __init__(self, procs: Procs, cmd: list[str], logfile: Path, cwd: Path) -> None:
         self.logfile = logfile
         self.fh = logfile.open("wb")
-        self.p = procs.start(cmd, stdin=subprocess.PIPE, stdout=self.fh,
-                             stderr=subprocess.STDOUT, cwd=cwd)
+        self.p = procs.start(
+            cmd, stdin=subprocess.PIPE, stdout=self.fh, stderr=subprocess.STDOUT, cwd=cwd
+        )
 
     def text(self) -> str:
         return self.logfile.read_bytes().decode("latin-1")
@@ -1381,8 +1653,18 @@ def s_servers(procs: Procs, tmp: Path, ports: Sequence[int]) -> Iterator[dict[in
             case, opts = TLS_SERVERS[port]
             www = [] if "-early_data" in opts else ["-WWW"]
             opts = [o.format(ffdhe2048=tmp / "ffdhe2048.pem") for o in opts]
-            cmd = ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert",
-                   str(tmp / "cert.pem"), "-key", str(tmp / "key.pem"), *www, *opts]
+            cmd = [
+                "openssl",
+                "s_server",
+                "-accept",
+                f"127.0.0.1:{port}",
+                "-cert",
+                str(tmp / "cert.pem"),
+                "-key",
+                str(tmp / "key.pem"),
+                *www,
+                *opts,
+            ]
             servers[port] = OpenSSLProc(procs, cmd, tmp / f"s_server-{case}.log", docs)
         for s in servers.values():
             s.wait_for("ACCEPT")
@@ -1414,14 +1696,23 @@ def tls_client(case: str, *opts: str, check: bool = True) -> dict:
     """s_client to the case's server: its SNI, TLS_REQUEST on stdin (-ign_eof: it reads until
     s_server -WWW has sent the file and closed). Returns parse_s_client's summary."""
     port = TLS_PORT[case]
-    cmd = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", sni(case),
-           "-ign_eof", *opts]
+    cmd = [
+        "openssl",
+        "s_client",
+        "-connect",
+        f"127.0.0.1:{port}",
+        "-servername",
+        sni(case),
+        "-ign_eof",
+        *opts,
+    ]
     r = run(cmd, input=TLS_REQUEST, check=False)
     info = parse_s_client((r.stdout + r.stderr).decode("latin-1"))
     log(f"s_client {case} (rc {r.returncode}): {info}")
     if check and (r.returncode != 0 or not info["got_file"]):
-        raise RuntimeError(f"s_client {case} failed:\n{r.stdout.decode('latin-1')}"
-                           f"{r.stderr.decode('latin-1')}")
+        raise RuntimeError(
+            f"s_client {case} failed:\n{r.stdout.decode('latin-1')}{r.stderr.decode('latin-1')}"
+        )
     return info
 
 
@@ -1482,11 +1773,18 @@ def split_hello_client(case: str) -> dict:
         with contextlib.suppress(OSError):
             while s.recv(65536):
                 pass
-    info = {"name": "python ssl (SSLObject)", "handshake": "New", "version": tls.version(),
-            "cipher": tls.cipher()[0],
-            "alpn": tls.selected_alpn_protocol(), "early_data": None, "alert_received": None,
-            "verify_failed": False, "got_file": TLS_FILE in body,
-            "client_hello_len": len(hello)}
+    info = {
+        "name": "python ssl (SSLObject)",
+        "handshake": "New",
+        "version": tls.version(),
+        "cipher": tls.cipher()[0],
+        "alpn": tls.selected_alpn_protocol(),
+        "early_data": None,
+        "alert_received": None,
+        "verify_failed": False,
+        "got_file": TLS_FILE in body,
+        "client_hello_len": len(hello),
+    }
     log(f"python client {case}: {info}")
     if not info["got_file"]:
         raise RuntimeError(f"split-hello: unexpected response {bytes(body)!r}")
@@ -1503,10 +1801,19 @@ def early_data_clients(procs: Procs, tmp: Path, server: OpenSSLProc) -> list[dic
     sess, early = tmp / "early-data.sess", tmp / "early-data.req"
     early.write_bytes(TLS_REQUEST)
     response = b"HTTP/1.0 200 ok\r\nContent-type: text/plain\r\n\r\n" + TLS_FILE
-    base = ["openssl", "s_client", "-connect", f"127.0.0.1:{TLS_PORT[case]}", "-servername",
-            sni(case)]
-    runs = [["-sess_out", str(sess)], ["-sess_in", str(sess), "-early_data", str(early)],
-            ["-sess_in", str(sess), "-early_data", str(early)]]
+    base = [
+        "openssl",
+        "s_client",
+        "-connect",
+        f"127.0.0.1:{TLS_PORT[case]}",
+        "-servername",
+        sni(case),
+    ]
+    runs = [
+        ["-sess_out", str(sess)],
+        ["-sess_in", str(sess), "-early_data", str(early)],
+        ["-sess_in", str(sess), "-early_data", str(early)],
+    ]
     infos = []
     for i, opts in enumerate(runs):
         c = OpenSSLProc(procs, base + opts, tmp / f"s_client-{case}-{i}.log", tmp)
@@ -1549,8 +1856,13 @@ _CIPHER_NAMES: dict[int, str] = {}
 def iana_cipher(code: str) -> str:
     """IANA name of a cipher suite number, from tshark's own table (tshark -G values)."""
     if not _CIPHER_NAMES:
-        r = subprocess.run(["tshark", "-G", "values"], capture_output=True, text=True,
-                           timeout=CMD_TIMEOUT_S, check=True)
+        r = subprocess.run(
+            ["tshark", "-G", "values"],
+            capture_output=True,
+            text=True,
+            timeout=CMD_TIMEOUT_S,
+            check=True,
+        )
         for line in r.stdout.splitlines():
             parts = line.split("\t")
             if len(parts) == 4 and parts[:2] == ["V", "tls.handshake.ciphersuite"]:
@@ -1568,12 +1880,23 @@ def openssl_to_iana(name: str) -> str:
     raise RuntimeError(f"openssl does not know the cipher {name}")
 
 
-HS_FIELDS = ["tcp.stream", "tcp.srcport", "tcp.dstport", "tls.handshake.type",
-             "tls.handshake.version", "tls.handshake.extensions.supported_version",
-             "tls.handshake.ciphersuite", "tls.handshake.random", "tls.handshake.session_id",
-             "tls.handshake.extensions_server_name", "tls.handshake.extensions_alpn_str",
-             "tls.handshake.extension.type", "tls.handshake.extension.len",
-             "tls.handshake.p_len", "tcp.segment.count"]
+HS_FIELDS = [
+    "tcp.stream",
+    "tcp.srcport",
+    "tcp.dstport",
+    "tls.handshake.type",
+    "tls.handshake.version",
+    "tls.handshake.extensions.supported_version",
+    "tls.handshake.ciphersuite",
+    "tls.handshake.random",
+    "tls.handshake.session_id",
+    "tls.handshake.extensions_server_name",
+    "tls.handshake.extensions_alpn_str",
+    "tls.handshake.extension.type",
+    "tls.handshake.extension.len",
+    "tls.handshake.p_len",
+    "tcp.segment.count",
+]
 
 
 def wire_facts(path: Path, ports: Sequence[int]) -> list[dict]:
@@ -1589,8 +1912,15 @@ def wire_facts(path: Path, ports: Sequence[int]) -> list[dict]:
         f = dict(zip(HS_FIELDS, row, strict=True))
         stream, sport, dport = int(f["tcp.stream"]), int(f["tcp.srcport"]), int(f["tcp.dstport"])
         from_server = sport in ports
-        c = conns.setdefault(stream, {"server_port": sport if from_server else dport,
-                                      "ch": [], "sh": [], "server_types": set()})
+        c = conns.setdefault(
+            stream,
+            {
+                "server_port": sport if from_server else dport,
+                "ch": [],
+                "sh": [],
+                "server_types": set(),
+            },
+        )
         types = set(f["tls.handshake.type"].split("|"))
         if from_server:
             c["server_types"] |= types
@@ -1602,55 +1932,73 @@ def wire_facts(path: Path, ports: Sequence[int]) -> list[dict]:
             c["ch"].append(f)
     alerts: dict[int, dict] = {}
     for stream, sport, level, desc in tshark_tls(
-            path, ports, "tls.alert_message.level",
-            ["tcp.stream", "tcp.srcport", "tls.alert_message.level", "tls.alert_message.desc"]):
+        path,
+        ports,
+        "tls.alert_message.level",
+        ["tcp.stream", "tcp.srcport", "tls.alert_message.level", "tls.alert_message.desc"],
+    ):
         if "|" in level or int(stream) in alerts:
             raise RuntimeError(f"{path.name}: more than one cleartext alert in stream {stream}")
-        alerts[int(stream)] = {"level": {"1": "warning", "2": "fatal"}[level],
-                               "description": ALERT_NAMES[int(desc)], "code": int(desc),
-                               "from": "server" if int(sport) in ports else "client"}
+        alerts[int(stream)] = {
+            "level": {"1": "warning", "2": "fatal"}[level],
+            "description": ALERT_NAMES[int(desc)],
+            "code": int(desc),
+            "from": "server" if int(sport) in ports else "client",
+        }
     facts = []
     for stream in sorted(conns):
         c = conns[stream]
         ch = c["ch"][0]
-        ch_ext = dict(zip(ch["tls.handshake.extension.type"].split("|"),
-                          map(int, ch["tls.handshake.extension.len"].split("|")), strict=True))
+        ch_ext = dict(
+            zip(
+                ch["tls.handshake.extension.type"].split("|"),
+                map(int, ch["tls.handshake.extension.len"].split("|")),
+                strict=True,
+            )
+        )
         hrr = [sh for sh in c["sh"] if sh["tls.handshake.random"] == HRR_RANDOM]
         final = [sh for sh in c["sh"] if sh["tls.handshake.random"] != HRR_RANDOM]
         if len(final) > 1 or len(c["ch"]) != 1 + len(hrr) or len(hrr) > 1:
-            raise RuntimeError(f"{path.name} stream {stream}: {len(c['ch'])} ClientHellos, "
-                               f"{len(hrr)} HelloRetryRequests, {len(final)} ServerHellos")
+            raise RuntimeError(
+                f"{path.name} stream {stream}: {len(c['ch'])} ClientHellos, "
+                f"{len(hrr)} HelloRetryRequests, {len(final)} ServerHellos"
+            )
         version = cipher = alpn_selected = None
         resumed: bool | str = False
         if final:
             sh = final[0]
             sh_ext = set(sh["tls.handshake.extension.type"].split("|"))
-            version = TLS_VERSIONS[sh["tls.handshake.extensions.supported_version"]
-                                   or sh["tls.handshake.version"]]
+            version = TLS_VERSIONS[
+                sh["tls.handshake.extensions.supported_version"] or sh["tls.handshake.version"]
+            ]
             cipher = iana_cipher(sh["tls.handshake.ciphersuite"])
             alpn_selected = sh["tls.handshake.extensions_alpn_str"] or None
             if version == "TLSv1.3":
                 resumed = "psk" if "41" in sh_ext else False
-            elif (sh["tls.handshake.session_id"]
-                  and sh["tls.handshake.session_id"] == ch["tls.handshake.session_id"]
-                  and "11" not in c["server_types"]):
+            elif (
+                sh["tls.handshake.session_id"]
+                and sh["tls.handshake.session_id"] == ch["tls.handshake.session_id"]
+                and "11" not in c["server_types"]
+            ):
                 resumed = "ticket" if ch_ext.get("35", 0) > 0 else "session_id"
         alpn = ch["tls.handshake.extensions_alpn_str"]
-        facts.append({
-            "tcp_stream": stream,
-            "server_port": c["server_port"],
-            "sni": ch["tls.handshake.extensions_server_name"] or None,
-            "version": version,
-            "cipher": cipher,
-            "alpn_offered": alpn.split("|") if alpn else [],
-            "alpn_selected": alpn_selected,
-            "resumed": resumed,
-            "hello_retry_request": bool(hrr),
-            "early_data_offered": "42" in ch_ext,
-            "alert": alerts.get(stream),
-            "client_hello_segments": int(ch["tcp.segment.count"] or 1),
-            "dh_prime_bits": c.get("dh_prime_bits"),
-        })
+        facts.append(
+            {
+                "tcp_stream": stream,
+                "server_port": c["server_port"],
+                "sni": ch["tls.handshake.extensions_server_name"] or None,
+                "version": version,
+                "cipher": cipher,
+                "alpn_offered": alpn.split("|") if alpn else [],
+                "alpn_selected": alpn_selected,
+                "resumed": resumed,
+                "hello_retry_request": bool(hrr),
+                "early_data_offered": "42" in ch_ext,
+                "alert": alerts.get(stream),
+                "client_hello_segments": int(ch["tcp.segment.count"] or 1),
+                "dh_prime_bits": c.get("dh_prime_bits"),
+            }
+        )
     return facts
 
 
@@ -1664,18 +2012,31 @@ def check_tls_capture(path: Path, cases: list[tuple[str, dict, dict]]) -> list[d
         raise RuntimeError(f"{path.name}: {len(wire)} TLS connections, expected {len(cases)}")
     entries = []
     for w, (case, want, client) in zip(wire, cases, strict=True):
-        want = {"server_port": TLS_PORT[case], "sni": sni(case), "alpn_offered": [],
-                "alpn_selected": None, "resumed": False, "hello_retry_request": False,
-                "early_data_offered": False, "alert": None, "client_hello_segments": 1,
-                "dh_prime_bits": None, **want}
+        want = {
+            "server_port": TLS_PORT[case],
+            "sni": sni(case),
+            "alpn_offered": [],
+            "alpn_selected": None,
+            "resumed": False,
+            "hello_retry_request": False,
+            "early_data_offered": False,
+            "alert": None,
+            "client_hello_segments": 1,
+            "dh_prime_bits": None,
+            **want,
+        }
         diff = {k: (w.get(k), v) for k, v in want.items() if w.get(k) != v}
         if diff:
-            raise RuntimeError(f"{path.name} stream {w['tcp_stream']} ({case}): "
-                               f"tshark (got, wanted): {diff}")
+            raise RuntimeError(
+                f"{path.name} stream {w['tcp_stream']} ({case}): tshark (got, wanted): {diff}"
+            )
         # The client's own view must agree with the wire where both see the same thing.
-        if client["handshake"] and client["version"] != "(NONE)" and (
-                client["version"], openssl_to_iana(client["cipher"])) != (w["version"],
-                                                                           w["cipher"]):
+        if (
+            client["handshake"]
+            and client["version"] != "(NONE)"
+            and (client["version"], openssl_to_iana(client["cipher"]))
+            != (w["version"], w["cipher"])
+        ):
             raise RuntimeError(f"{case}: client reports {client}, tshark {w}")
         if w["version"] == "TLSv1.2" and client["alpn"] != w["alpn_selected"]:
             raise RuntimeError(f"{case}: client ALPN {client['alpn']}, tshark {w}")
@@ -1683,8 +2044,9 @@ def check_tls_capture(path: Path, cases: list[tuple[str, dict, dict]]) -> list[d
             raise RuntimeError(f"{case}: client says {client['handshake']}, tshark {w}")
         entry = {"file": path.name, "case": case, **w}
         entry["alpn_selected_encrypted"] = client["alpn"] if w["version"] == "TLSv1.3" else None
-        entry["early_data_accepted"] = (client["early_data"] == "accepted"
-                                        if w["early_data_offered"] else None)
+        entry["early_data_accepted"] = (
+            client["early_data"] == "accepted" if w["early_data_offered"] else None
+        )
         entry["client"] = client.get("name", "openssl s_client")
         entries.append(entry)
     log(f"{path.name}: tshark agrees with the scenario on {len(entries)} TLS connections")
@@ -1709,29 +2071,29 @@ def write_tls_facts(out: Path, entries: list[dict]) -> None:
     conns.sort(key=lambda e: (order.get(e["file"], len(order)), e["file"], e["tcp_stream"]))
     doc = {
         "about": "Facts of every TLS connection of the tls-*.pcap samples, read back with "
-                 "tshark 4.0 by make_samples.py (see samples/README.md). server_port/sni "
-                 "identify a connection; tcp_stream is tshark's index in the file.",
+        "tshark 4.0 by make_samples.py (see samples/README.md). server_port/sni "
+        "identify a connection; tcp_stream is tshark's index in the file.",
         "keys": {
             "case": "the scenario's name for the connection (the SNI's first label)",
             "tcp_stream": "tshark's tcp.stream of the connection in the file",
             "server_port": "the case's s_server port (127.0.0.1); client ports vary per run",
             "sni": "ClientHello server_name",
             "version": "ServerHello supported_versions, else its version field; null when "
-                       "there is no ServerHello (also set when the handshake failed after it)",
+            "there is no ServerHello (also set when the handshake failed after it)",
             "cipher": "IANA name of the ServerHello cipher suite (null without one)",
             "alpn_offered": "ClientHello ALPN list",
             "alpn_selected": "ServerHello ALPN (cleartext, TLS 1.2 only), else null",
             "alpn_selected_encrypted": "TLS 1.3 only: the ALPN the client reported "
-                                       "(in EncryptedExtensions, not on the wire), else null",
+            "(in EncryptedExtensions, not on the wire), else null",
             "resumed": "false, 'session_id' / 'ticket' (TLS 1.2: session id echoed, no "
-                       "Certificate; 'ticket' when the ClientHello carried a non-empty "
-                       "SessionTicket), 'psk' (TLS 1.3: pre_shared_key in the ServerHello)",
+            "Certificate; 'ticket' when the ClientHello carried a non-empty "
+            "SessionTicket), 'psk' (TLS 1.3: pre_shared_key in the ServerHello)",
             "hello_retry_request": "a ServerHello with the HelloRetryRequest random, then a "
-                                   "second ClientHello",
+            "second ClientHello",
             "early_data_offered": "early_data extension in the ClientHello",
             "early_data_accepted": "when offered: the client's report (encrypted on the wire)",
             "alert": "the cleartext alert of the connection, if any (encrypted alerts such "
-                     "as close_notify after the handshake are not counted)",
+            "as close_notify after the handshake are not counted)",
             "client_hello_segments": "TCP segments the first ClientHello spans",
             "dh_prime_bits": "DHE: bits of the ServerKeyExchange prime, else null",
             "client": "the client program",
@@ -1755,11 +2117,16 @@ def bpf_ports(ports: Sequence[int]) -> str:
 # against what the scenario means (the expected wire facts below) and only then moves it to out.
 def sc_tls_versions(procs: Procs, out: Path, tmp: Path) -> None:
     path = tmp / "tls-versions.pcap"
-    want = {"tls12-ecdhe": {"version": V12, "cipher": "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"},
-            "tls12-dhe": {"version": V12, "cipher": "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",
-                          "dh_prime_bits": 2048},
-            "tls12-rsa": {"version": V12, "cipher": "TLS_RSA_WITH_AES_128_GCM_SHA256"},
-            "tls13": {"version": V13, "cipher": AES256_13}}
+    want = {
+        "tls12-ecdhe": {"version": V12, "cipher": "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"},
+        "tls12-dhe": {
+            "version": V12,
+            "cipher": "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",
+            "dh_prime_bits": 2048,
+        },
+        "tls12-rsa": {"version": V12, "cipher": "TLS_RSA_WITH_AES_128_GCM_SHA256"},
+        "tls13": {"version": V13, "cipher": AES256_13},
+    }
     ports = [TLS_PORT[c] for c in want]
     with s_servers(procs, tmp, ports), capture(procs, path, bpf_ports(ports)):
         cases = [(c, w, tls_client(c)) for c, w in want.items()]
@@ -1778,9 +2145,11 @@ def sc_tls_hrr(procs: Procs, out: Path, tmp: Path) -> None:
 
 def sc_tls_resume(procs: Procs, out: Path, tmp: Path) -> None:
     path = tmp / "tls-resume.pcap"
-    runs = [("resume-id", V12, ECDHE_AES256, "session_id"),
-            ("resume-ticket", V12, ECDHE_AES256, "ticket"),
-            ("resume-psk", V13, AES256_13, "psk")]
+    runs = [
+        ("resume-id", V12, ECDHE_AES256, "session_id"),
+        ("resume-ticket", V12, ECDHE_AES256, "ticket"),
+        ("resume-psk", V13, AES256_13, "psk"),
+    ]
     ports = [TLS_PORT[c] for c, *_ in runs]
     cases = []
     with s_servers(procs, tmp, ports), capture(procs, path, bpf_ports(ports)):
@@ -1801,24 +2170,32 @@ def sc_tls_early_data(procs: Procs, out: Path, tmp: Path) -> None:
     with s_servers(procs, tmp, [port]) as servers, capture(procs, path, bpf_ports([port])):
         full, accepted, rejected = early_data_clients(procs, tmp, servers[port])
     want = {"version": V13, "cipher": AES256_13}
-    finish_tls_capture(out, path, [
-        (case, want, full),
-        (case, {**want, "resumed": "psk", "early_data_offered": True}, accepted),
-        (case, {**want, "early_data_offered": True}, rejected),  # PSK refused: full handshake
-    ])
+    finish_tls_capture(
+        out,
+        path,
+        [
+            (case, want, full),
+            (case, {**want, "resumed": "psk", "early_data_offered": True}, accepted),
+            (case, {**want, "early_data_offered": True}, rejected),  # PSK refused: full handshake
+        ],
+    )
 
 
 def sc_tls_alpn(procs: Procs, out: Path, tmp: Path) -> None:
     path = tmp / "tls-alpn.pcap"
     offer = ["h2", "http/1.1"]
     # The servers select (-alpn) h2, http/1.1, h2; the TLS 1.3 choice is encrypted.
-    want = {"alpn-h2": {"version": V12, "cipher": ECDHE_AES256, "alpn_selected": "h2"},
-            "alpn-http11": {"version": V12, "cipher": ECDHE_AES256, "alpn_selected": "http/1.1"},
-            "alpn-h2-tls13": {"version": V13, "cipher": AES256_13}}
+    want = {
+        "alpn-h2": {"version": V12, "cipher": ECDHE_AES256, "alpn_selected": "h2"},
+        "alpn-http11": {"version": V12, "cipher": ECDHE_AES256, "alpn_selected": "http/1.1"},
+        "alpn-h2-tls13": {"version": V13, "cipher": AES256_13},
+    }
     ports = [TLS_PORT[c] for c in want]
     with s_servers(procs, tmp, ports), capture(procs, path, bpf_ports(ports)):
-        cases = [(c, {**w, "alpn_offered": offer}, tls_client(c, "-alpn", ",".join(offer)))
-                 for c, w in want.items()]
+        cases = [
+            (c, {**w, "alpn_offered": offer}, tls_client(c, "-alpn", ",".join(offer)))
+            for c, w in want.items()
+        ]
     if [r["alpn"] for _, _, r in cases] != ["h2", "http/1.1", "h2"]:
         raise RuntimeError(f"ALPN: {cases}")
     finish_tls_capture(out, path, cases)
@@ -1828,8 +2205,13 @@ def sc_tls_alert(procs: Procs, out: Path, tmp: Path) -> None:
     path = tmp / "tls-alert.pcap"
     runs = [
         # Only a cipher the server does not have (TLS 1.2 only, so no TLS 1.3 suites either).
-        ("alert-cipher", ["-tls1_2", "-cipher", "ECDHE-RSA-CHACHA20-POLY1305"],
-         "server", "handshake_failure", 40),
+        (
+            "alert-cipher",
+            ["-tls1_2", "-cipher", "ECDHE-RSA-CHACHA20-POLY1305"],
+            "server",
+            "handshake_failure",
+            40,
+        ),
         # TLS 1.3 only, to a TLS 1.2 server.
         ("alert-version", ["-tls1_3"], "server", "protocol_version", 70),
         # The client refuses the self-signed certificate (TLS 1.2: the alert is cleartext).
@@ -1840,13 +2222,18 @@ def sc_tls_alert(procs: Procs, out: Path, tmp: Path) -> None:
     with s_servers(procs, tmp, ports), capture(procs, path, bpf_ports(ports)):
         for case, opts, side, name, code in runs:
             report = tls_client(case, *opts, check=False)
-            if (report["handshake"], report["version"], report["alert_received"],
-                    report["verify_failed"]) != ("New", "(NONE)", code if side == "server"
-                                                 else None, side == "client"):
+            if (
+                report["handshake"],
+                report["version"],
+                report["alert_received"],
+                report["verify_failed"],
+            ) != ("New", "(NONE)", code if side == "server" else None, side == "client"):
                 raise RuntimeError(f"{case}: {report}")
-            want = {"version": None, "cipher": None,
-                    "alert": {"level": "fatal", "description": name, "code": code,
-                              "from": side}}
+            want = {
+                "version": None,
+                "cipher": None,
+                "alert": {"level": "fatal", "description": name, "code": code, "from": side},
+            }
             if side == "client":  # the server's ServerHello came before the alert
                 want |= {"version": V12, "cipher": ECDHE_AES256}
             cases.append((case, want, report))
@@ -1860,14 +2247,25 @@ def sc_tls_big_hello(procs: Procs, out: Path, tmp: Path) -> None:
         big = tls_client("big-hello", "-alpn", ",".join(BIG_HELLO_ALPN))
         split = split_hello_client("split-hello")
     want = {"version": V13, "cipher": AES256_13, "client_hello_segments": 3}
-    finish_tls_capture(out, path, [
-        ("big-hello", {**want, "alpn_offered": BIG_HELLO_ALPN}, big),
-        ("split-hello", want, split),
-    ])
+    finish_tls_capture(
+        out,
+        path,
+        [
+            ("big-hello", {**want, "alpn_offered": BIG_HELLO_ALPN}, big),
+            ("split-hello", want, split),
+        ],
+    )
 
 
-TLS_CAPTURES = ["tls-versions.pcap", "tls-hrr.pcap", "tls-resume.pcap", "tls-0rtt.pcap",
-                "tls-alpn.pcap", "tls-alert.pcap", "tls-big-hello.pcap"]
+TLS_CAPTURES = [
+    "tls-versions.pcap",
+    "tls-hrr.pcap",
+    "tls-resume.pcap",
+    "tls-0rtt.pcap",
+    "tls-alpn.pcap",
+    "tls-alert.pcap",
+    "tls-big-hello.pcap",
+]
 
 
 # --- RTT captures: real network delay through a user-space forwarder --------------------------
@@ -1892,19 +2290,21 @@ RTT_SERVER_ONE_WAY_S = 0.025  # hold of every frame between r-cap1 and r-srv, ea
 RTT_CLIENT_SIDE_S = 2 * RTT_CLIENT_ONE_WAY_S  # RTT capture point -> client -> capture point
 RTT_SERVER_SIDE_S = 2 * RTT_SERVER_ONE_WAY_S  # RTT capture point -> server -> capture point
 RTT_TOLERANCE_S = 0.003  # measured minimum RTTs must be within this above the configured ones
-RTT_EARLY_S = 0.0002     # ... and nothing below them by more than this (timestamp rounding)
-RTT_TLS_WORK_S = 0.015   # TLS handshakes: room for the crypto of both ends on top of the RTTs
-RTT_PORT_HTTP = 18480       # nginx: keep-alive connection, then Connection: close
-RTT_PORT_TLS12 = 18481      # openssl s_server -WWW -tls1_2
-RTT_PORT_TLS13 = 18482      # openssl s_server -WWW -tls1_3
+RTT_EARLY_S = 0.0002  # ... and nothing below them by more than this (timestamp rounding)
+RTT_TLS_WORK_S = 0.015  # TLS handshakes: room for the crypto of both ends on top of the RTTs
+RTT_PORT_HTTP = 18480  # nginx: keep-alive connection, then Connection: close
+RTT_PORT_TLS12 = 18481  # openssl s_server -WWW -tls1_2
+RTT_PORT_TLS13 = 18482  # openssl s_server -WWW -tls1_3
 RTT_PORT_PIPELINED = 18483  # nginx: 3 pipelined requests
 RTT_BIG_FILE, RTT_BIG_SIZE = "big.bin", 204800  # 200 KiB: 141 full-size segments + the rest
 RTT_CAPTURE_DEV = "r-cap0"
 RTT_ROLES = ("client", "router", "server")
 # veth pairs as ((role, device), (role, device)); every one MTU 1500, offloads off.
-RTT_LINKS = [(("client", "c-eth"), ("router", "r-cli")),
-             (("router", "r-cap0"), ("router", "r-cap1")),
-             (("router", "r-srv"), ("server", "s-eth"))]
+RTT_LINKS = [
+    (("client", "c-eth"), ("router", "r-cli")),
+    (("router", "r-cap0"), ("router", "r-cap1")),
+    (("router", "r-srv"), ("server", "s-eth")),
+]
 # Forwarder stages: (name, input device, output device, hold in seconds). Every router device
 # is the input of exactly one stage.
 RTT_STAGES = [
@@ -1932,8 +2332,12 @@ def _spread(values: list[float], scale: float, digits: int = 1) -> dict:
     def r(x: float) -> float:
         return round(x * scale, digits)
 
-    return {"min": r(v[0]), "median": r(v[len(v) // 2]),
-            "p99": r(v[min(len(v) - 1, int(len(v) * 0.99))]), "max": r(v[-1])}
+    return {
+        "min": r(v[0]),
+        "median": r(v[len(v) // 2]),
+        "p99": r(v[min(len(v) - 1, int(len(v) * 0.99))]),
+        "max": r(v[-1]),
+    }
 
 
 def rtt_forwarder(stages: list[list]) -> None:
@@ -1970,8 +2374,9 @@ def rtt_forwarder(stages: list[list]) -> None:
                 s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
                 s.bind((dev, ETH_P_ALL))
                 socks[dev] = s
-    stage_of = {dev_in: (name, socks[dev_out], float(hold))
-                for name, dev_in, dev_out, hold in stages}
+    stage_of = {
+        dev_in: (name, socks[dev_out], float(hold)) for name, dev_in, dev_out, hold in stages
+    }
     queues: dict[str, collections.deque] = {name: collections.deque() for name, *_ in stages}
     out_of = {name: socks[dev_out] for name, _, dev_out, _ in stages}
     last_due = dict.fromkeys(queues, 0.0)
@@ -1979,8 +2384,10 @@ def rtt_forwarder(stages: list[list]) -> None:
     stdin = sys.stdin.fileno()
 
     def fresh() -> dict:
-        return {name: {"frames": 0, "bytes": 0, "late": [], "hold": [], "wake": [],
-                       "send_errors": 0} for name in queues}
+        return {
+            name: {"frames": 0, "bytes": 0, "late": [], "hold": [], "wake": [], "send_errors": 0}
+            for name in queues
+        }
 
     st = fresh()
 
@@ -1990,16 +2397,23 @@ def rtt_forwarder(stages: list[list]) -> None:
         for dev, s in socks.items():
             _, dropped = struct.unpack("II", s.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
             drops[dev] = dropped
-        doc = {"stages": {}, "kernel_drops": drops,
-               "queued": {name: len(q) for name, q in queues.items()},
-               "sched_fifo": os.sched_getscheduler(0) == os.SCHED_FIFO}
+        doc = {
+            "stages": {},
+            "kernel_drops": drops,
+            "queued": {name: len(q) for name, q in queues.items()},
+            "sched_fifo": os.sched_getscheduler(0) == os.SCHED_FIFO,
+        }
         for name, _, _, hold in stages:
             x = st[name]
             doc["stages"][name] = {
-                "hold_ms": hold * 1000, "frames": x["frames"], "bytes": x["bytes"],
-                "send_errors": x["send_errors"], "lateness_us": _spread(x["late"], 1e6),
+                "hold_ms": hold * 1000,
+                "frames": x["frames"],
+                "bytes": x["bytes"],
+                "send_errors": x["send_errors"],
+                "lateness_us": _spread(x["late"], 1e6),
                 "actual_hold_ms": _spread(x["hold"], 1e3, 3),
-                "wake_us": _spread(x["wake"], 1e6)}
+                "wake_us": _spread(x["wake"], 1e6),
+            }
         st = fresh()
         return json.dumps(doc)
 
@@ -2126,31 +2540,84 @@ class RttLab:
         # The router is a wire: no IPv6 (no link-local address, no NDP/MLD of its own) and no
         # IPv4 address. Client and server: no DAD (link-local usable at once) and no TCP
         # metrics cache, so no connection starts with what an earlier one learned.
-        self.run("router", ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1",
-                            "net.ipv6.conf.default.disable_ipv6=1"])
+        self.run(
+            "router",
+            [
+                "sysctl",
+                "-q",
+                "-w",
+                "net.ipv6.conf.all.disable_ipv6=1",
+                "net.ipv6.conf.default.disable_ipv6=1",
+            ],
+        )
         for role in ("client", "server"):
-            self.run(role, ["sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0",
-                            "net.ipv6.conf.default.accept_dad=0",
-                            "net.ipv4.tcp_no_metrics_save=1"])
+            self.run(
+                role,
+                [
+                    "sysctl",
+                    "-q",
+                    "-w",
+                    "net.ipv6.conf.all.accept_dad=0",
+                    "net.ipv6.conf.default.accept_dad=0",
+                    "net.ipv4.tcp_no_metrics_save=1",
+                ],
+            )
         for (ra, da), (rb, db) in RTT_LINKS:
-            run(["ip", "link", "add", da, "netns", self.ns[ra], "type", "veth",
-                 "peer", "name", db, "netns", self.ns[rb]])
+            run(
+                [
+                    "ip",
+                    "link",
+                    "add",
+                    da,
+                    "netns",
+                    self.ns[ra],
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    db,
+                    "netns",
+                    self.ns[rb],
+                ]
+            )
         for role, dev in (end for link in RTT_LINKS for end in link):
             run(["ip", "-n", self.ns[role], "link", "set", dev, "mtu", "1500"])
             # wire-sized segments: no GRO/GSO/TSO, checksums computed in software
-            self.run(role, ["ethtool", "-K", dev, "gro", "off", "gso", "off", "tso", "off",
-                            "tx", "off", "rx", "off"])
+            self.run(
+                role,
+                [
+                    "ethtool",
+                    "-K",
+                    dev,
+                    "gro",
+                    "off",
+                    "gso",
+                    "off",
+                    "tso",
+                    "off",
+                    "tx",
+                    "off",
+                    "rx",
+                    "off",
+                ],
+            )
             run(["ip", "-n", self.ns[role], "link", "set", dev, "up"])
-        for role, dev, addr, other in (("client", "c-eth", RTT_CLIENT_IP, "10.99.2.0/24"),
-                                       ("server", "s-eth", RTT_SERVER_IP, "10.99.1.0/24")):
+        for role, dev, addr, other in (
+            ("client", "c-eth", RTT_CLIENT_IP, "10.99.2.0/24"),
+            ("server", "s-eth", RTT_SERVER_IP, "10.99.1.0/24"),
+        ):
             run(["ip", "-n", self.ns[role], "link", "set", "lo", "up"])
             run(["ip", "-n", self.ns[role], "addr", "add", f"{addr}/24", "dev", dev])
             run(["ip", "-n", self.ns[role], "route", "add", other, "dev", dev])
         stages = json.dumps([list(s) for s in RTT_STAGES])
         self.fwd = self.procs.start(
-            self.cmd("router", [sys.executable, str(Path(__file__).resolve()),
-                                "--rtt-forwarder", stages]),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            self.cmd(
+                "router", [sys.executable, str(Path(__file__).resolve()), "--rtt-forwarder", stages]
+            ),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         if self._line(10) != "ready":
             raise RuntimeError("the forwarder did not start")
         self._check_paths()
@@ -2175,8 +2642,9 @@ class RttLab:
         return json.loads(self._line(10))
 
     def _ping(self, target: str, *opts: str) -> list[float]:
-        out = self.run("client", ["ping", *opts, "-n", "-c", "4", "-i", "0.2", "-W", "2",
-                                  target]).stdout.decode()
+        out = self.run(
+            "client", ["ping", *opts, "-n", "-c", "4", "-i", "0.2", "-W", "2", target]
+        ).stdout.decode()
         return [float(t) for t in re.findall(r"time=([\d.]+) ms", out)]
 
     def _check_paths(self) -> None:
@@ -2184,8 +2652,21 @@ class RttLab:
         across the line) and IPv6 to the server's link-local address (NDP across the line).
         Both RTTs must be the sum of the holds, client to server (70 ms)."""
         v4 = self._ping(RTT_SERVER_IP)
-        out = run(["ip", "-n", self.ns["server"], "-6", "-o", "addr", "show", "dev", "s-eth",
-                   "scope", "link"]).stdout.decode()
+        out = run(
+            [
+                "ip",
+                "-n",
+                self.ns["server"],
+                "-6",
+                "-o",
+                "addr",
+                "show",
+                "dev",
+                "s-eth",
+                "scope",
+                "link",
+            ]
+        ).stdout.decode()
         m = re.search(r"inet6 (fe80::[0-9a-f:]+)/", out)
         if not m:
             raise RuntimeError(f"server has no link-local IPv6 address: {out}")
@@ -2194,8 +2675,9 @@ class RttLab:
         self.checks = {"ping_ipv4_ms": v4, "ping_ipv6_link_local_ms": v6}
         log(f"ping through the line: IPv4 {v4} ms, IPv6 {v6} ms (want {want * 1000:.0f} ms)")
         for times in (v4, v6):
-            if len(times) != 4 or not (want - RTT_EARLY_S <= min(times) / 1000
-                                       <= want + RTT_TOLERANCE_S):
+            if len(times) != 4 or not (
+                want - RTT_EARLY_S <= min(times) / 1000 <= want + RTT_TOLERANCE_S
+            ):
                 raise RuntimeError(f"the delay line does not work: ping {v4} / {v6} ms")
         self.report()  # start counting afresh
 
@@ -2210,8 +2692,9 @@ class RttLab:
                 self.fwd.kill()
                 self.fwd.wait(timeout=5)
         self.procs.stop_all()
-        existing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
-                                  timeout=10).stdout.split()
+        existing = subprocess.run(
+            ["ip", "netns", "list"], capture_output=True, text=True, timeout=10
+        ).stdout.split()
         for role in RTT_ROLES:
             ns = self.ns[role]
             if ns not in existing:
@@ -2221,9 +2704,13 @@ class RttLab:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
             subprocess.run(["ip", "netns", "del", ns], timeout=10, check=False)
-        left = [n for n in subprocess.run(["ip", "netns", "list"], capture_output=True,
-                                          text=True, timeout=10).stdout.split()
-                if n.startswith(self.prefix)]
+        left = [
+            n
+            for n in subprocess.run(
+                ["ip", "netns", "list"], capture_output=True, text=True, timeout=10
+            ).stdout.split()
+            if n.startswith(self.prefix)
+        ]
         if left:
             log(f"WARNING: namespaces left behind: {left}")
         else:
@@ -2235,8 +2722,9 @@ class RttLab:
         yielded receives the forwarder's statistics for the capture's time."""
         stats: dict = {}
         self.report()
-        with capture(self.procs, path, bpf_ports(ports), iface=RTT_CAPTURE_DEV,
-                     netns=self.ns["router"]):
+        with capture(
+            self.procs, path, bpf_ports(ports), iface=RTT_CAPTURE_DEV, netns=self.ns["router"]
+        ):
             yield stats
         stats.update(self.report())
         bad = {n: s for n, s in stats["stages"].items() if s["send_errors"]}
@@ -2245,16 +2733,22 @@ class RttLab:
 
     def curl(self, urls: list[str], *extra: str) -> list[dict]:
         """curl in the client namespace, one process, ``urls`` in order."""
-        fmt = ("%{http_code} %{num_connects} %{size_download} %{time_connect} "
-               "%{url_effective}\\n")
+        fmt = "%{http_code} %{num_connects} %{size_download} %{time_connect} %{url_effective}\\n"
         cmd = ["curl", "-sS", "--max-time", "20", "-w", fmt, *extra]
         for u in urls:
             cmd += [u, "-o", "/dev/null"]
         rows = []
         for line in self.run("client", cmd).stdout.decode().splitlines():
             code, nconn, size, t_connect, url = line.split(" ", 4)
-            rows.append({"status": int(code), "new_connection": int(nconn), "size": int(size),
-                         "time_connect_s": float(t_connect), "url": url})
+            rows.append(
+                {
+                    "status": int(code),
+                    "new_connection": int(nconn),
+                    "size": int(size),
+                    "time_connect_s": float(t_connect),
+                    "url": url,
+                }
+            )
         log(f"curl: {rows}")
         if len(rows) != len(urls):
             raise RuntimeError(f"curl did {len(rows)} transfers, expected {len(urls)}")
@@ -2272,8 +2766,10 @@ class RttLab:
 def rtt_docroot(root: Path) -> None:
     """The docroot of make_docroot plus the 200 KiB file (same generator)."""
     make_docroot(root)
-    chunks = [hashlib.sha256(f"{RTT_BIG_FILE}:{n}".encode()).digest()
-              for n in range(RTT_BIG_SIZE // 32 + 1)]
+    chunks = [
+        hashlib.sha256(f"{RTT_BIG_FILE}:{n}".encode()).digest()
+        for n in range(RTT_BIG_SIZE // 32 + 1)
+    ]
     (root / RTT_BIG_FILE).write_bytes(b"".join(chunks)[:RTT_BIG_SIZE])
     os.utime(root / RTT_BIG_FILE, (FIXED_MTIME, FIXED_MTIME))
 
@@ -2307,18 +2803,32 @@ http {{
     }}
 }}
 """)
-    lab.procs.start(lab.cmd("server", ["nginx", "-p", str(tmp), "-c", str(conf), "-e",
-                                       str(tmp / "rtt-error.log")]),
-                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL)
+    lab.procs.start(
+        lab.cmd(
+            "server", ["nginx", "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "rtt-error.log")]
+        ),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for port in (RTT_PORT_HTTP, RTT_PORT_PIPELINED):
         lab.wait_listen(port)
 
 
 # --- RTT facts read back with tshark and tcptrace ----------------------------------------------
-RTT_PKT_FIELDS = ["tcp.stream", "frame.time_epoch", "ip.src", "tcp.srcport", "ip.dst",
-                  "tcp.dstport", "tcp.flags.syn", "tcp.flags.ack", "tcp.len",
-                  "tcp.analysis.ack_rtt", "tcp.analysis.initial_rtt"]
+RTT_PKT_FIELDS = [
+    "tcp.stream",
+    "frame.time_epoch",
+    "ip.src",
+    "tcp.srcport",
+    "ip.dst",
+    "tcp.dstport",
+    "tcp.flags.syn",
+    "tcp.flags.ack",
+    "tcp.len",
+    "tcp.analysis.ack_rtt",
+    "tcp.analysis.initial_rtt",
+]
 
 
 def _flag(v: str) -> bool:
@@ -2331,23 +2841,42 @@ def _secs(values: list[float]) -> dict:
     v = sorted(values)
     n = len(v)
     median = v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
-    return {"samples": n, "min_s": round(v[0], 6), "median_s": round(median, 6),
-            "max_s": round(v[-1], 6)}
+    return {
+        "samples": n,
+        "min_s": round(v[0], 6),
+        "median_s": round(median, 6),
+        "max_s": round(v[-1], 6),
+    }
 
 
 def tshark_rtt(path: Path, server_ports: Sequence[int]) -> list[dict]:
     """Per TCP connection (tcp.stream order): addresses, handshake times and tshark's
     ack_rtt samples per side, from one pass of per-packet fields."""
-    r = subprocess.run(["tshark", "-r", str(path), "-n", "-T", "fields", "-E", "separator=/t",
-                        *[a for f in RTT_PKT_FIELDS for a in ("-e", f)]],
-                       capture_output=True, text=True, timeout=CMD_TIMEOUT_S, check=True)
+    r = subprocess.run(
+        [
+            "tshark",
+            "-r",
+            str(path),
+            "-n",
+            "-T",
+            "fields",
+            "-E",
+            "separator=/t",
+            *[a for f in RTT_PKT_FIELDS for a in ("-e", f)],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=CMD_TIMEOUT_S,
+        check=True,
+    )
     conns: dict[int, dict] = {}
     for line in r.stdout.splitlines():
         f = dict(zip(RTT_PKT_FIELDS, line.split("\t"), strict=True))
         stream, t = int(f["tcp.stream"]), float(f["frame.time_epoch"])
         from_server = int(f["tcp.srcport"]) in server_ports
-        c = conns.setdefault(stream, {"pkts": [], "ack_rtt_client": [], "ack_rtt_server": [],
-                                      "initial_rtt": None})
+        c = conns.setdefault(
+            stream, {"pkts": [], "ack_rtt_client": [], "ack_rtt_server": [], "initial_rtt": None}
+        )
         if not c["pkts"]:
             if not (_flag(f["tcp.flags.syn"]) and not _flag(f["tcp.flags.ack"])):
                 raise RuntimeError(f"{path.name} stream {stream} does not start with a SYN")
@@ -2367,29 +2896,42 @@ def tshark_rtt(path: Path, server_ports: Sequence[int]) -> list[dict]:
         syn = pk[0][0]
         synack = next(t for t, srv, s, a in pk if srv and s and a)
         ack = next(t for t, srv, s, a in pk if not srv and not s and a and t >= synack)
-        out.append({
-            "tcp_stream": stream, "client": c["client"], "server": c["server"],
-            "syn_to_synack_s": round(synack - syn, 6),
-            "synack_to_ack_s": round(ack - synack, 6),
-            "initial_rtt_s": c["initial_rtt"] and round(c["initial_rtt"], 6),
-            "ack_rtt": {"client_side": _secs(c["ack_rtt_client"]),
-                        "server_side": _secs(c["ack_rtt_server"])},
-        })
+        out.append(
+            {
+                "tcp_stream": stream,
+                "client": c["client"],
+                "server": c["server"],
+                "syn_to_synack_s": round(synack - syn, 6),
+                "synack_to_ack_s": round(ack - synack, 6),
+                "initial_rtt_s": c["initial_rtt"] and round(c["initial_rtt"], 6),
+                "ack_rtt": {
+                    "client_side": _secs(c["ack_rtt_client"]),
+                    "server_side": _secs(c["ack_rtt_server"]),
+                },
+            }
+        )
     return out
 
 
 def tcptrace_rtt(path: Path) -> dict[tuple[str, str], dict]:
     """``tcptrace -l -r -n``: per connection (host a, host b) its RTT lines, both columns
     (a->b: segments a sent, timed by b's ACKs; b->a the other way)."""
-    r = subprocess.run(["tcptrace", "-l", "-r", "-n", str(path)], capture_output=True,
-                       text=True, timeout=CMD_TIMEOUT_S, check=True)
+    r = subprocess.run(
+        ["tcptrace", "-l", "-r", "-n", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=CMD_TIMEOUT_S,
+        check=True,
+    )
     conns: dict[tuple[str, str], dict] = {}
     for block in re.split(r"^TCP connection \d+:\n", r.stdout, flags=re.M)[1:]:
         hosts = re.findall(r"^\s*host \w+:\s+(\S+)", block, re.M)[:2]
         cols: dict[str, tuple[float, float]] = {}
         for key, a2b, b2a in re.findall(
-                r"RTT (samples|min|max|avg|stdev|from 3WHS):\s+([\d.]+)(?: ms)?\s+"
-                r"RTT \1:\s+([\d.]+)", block):
+            r"RTT (samples|min|max|avg|stdev|from 3WHS):\s+([\d.]+)(?: ms)?\s+"
+            r"RTT \1:\s+([\d.]+)",
+            block,
+        ):
             cols[key] = (float(a2b), float(b2a))
         conns[(hosts[0], hosts[1])] = cols
     return conns
@@ -2398,22 +2940,47 @@ def tcptrace_rtt(path: Path) -> dict[tuple[str, str], dict]:
 def tcptrace_sides(cols: dict, client_is_a: bool) -> dict:
     """tcptrace's columns as client_side (segments the server sent, timed by the client's
     ACKs) and server_side."""
+
     def col(i: int) -> dict:
-        return {"rtt_samples": int(cols["samples"][i]), "rtt_min_ms": cols["min"][i],
-                "rtt_max_ms": cols["max"][i], "rtt_avg_ms": cols["avg"][i],
-                "rtt_stdev_ms": cols["stdev"][i], "rtt_from_3whs_ms": cols["from 3WHS"][i]}
+        return {
+            "rtt_samples": int(cols["samples"][i]),
+            "rtt_min_ms": cols["min"][i],
+            "rtt_max_ms": cols["max"][i],
+            "rtt_avg_ms": cols["avg"][i],
+            "rtt_stdev_ms": cols["stdev"][i],
+            "rtt_from_3whs_ms": cols["from 3WHS"][i],
+        }
 
     a2b, b2a = col(0), col(1)
-    return ({"client_side": b2a, "server_side": a2b} if client_is_a
-            else {"client_side": a2b, "server_side": b2a})
+    return (
+        {"client_side": b2a, "server_side": a2b}
+        if client_is_a
+        else {"client_side": a2b, "server_side": b2a}
+    )
 
 
 def http_requests_per_stream(path: Path, ports: Sequence[int]) -> dict[int, dict]:
-    cmd = ["tshark", "-r", str(path), "-n", *[a for p in ports
-                                              for a in ("-d", f"tcp.port=={p},http")],
-           "-o", "http.desegment_body:FALSE", "-Y", "http.request || http.response",
-           "-T", "fields", "-E", "aggregator=|", "-e", "tcp.stream", "-e",
-           "http.request.method", "-e", "http.response.code"]
+    cmd = [
+        "tshark",
+        "-r",
+        str(path),
+        "-n",
+        *[a for p in ports for a in ("-d", f"tcp.port=={p},http")],
+        "-o",
+        "http.desegment_body:FALSE",
+        "-Y",
+        "http.request || http.response",
+        "-T",
+        "fields",
+        "-E",
+        "aggregator=|",
+        "-e",
+        "tcp.stream",
+        "-e",
+        "http.request.method",
+        "-e",
+        "http.response.code",
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=CMD_TIMEOUT_S, check=True)
     out: dict[int, dict] = {}
     for line in r.stdout.splitlines():
@@ -2427,11 +2994,20 @@ def http_requests_per_stream(path: Path, ports: Sequence[int]) -> dict[int, dict
 def tls_rtt_times(path: Path, ports: Sequence[int]) -> dict[int, dict]:
     """Per TLS connection: ClientHello -> ServerHello and ClientHello -> the client's first
     application data record that is not its TLS 1.3 Finished (the HTTP request), seconds."""
-    rows = tshark_tls(path, ports, "tls.record", ["tcp.stream", "frame.time_epoch",
-                                                  "tcp.srcport", "tls.record.content_type",
-                                                  "tls.record.opaque_type",
-                                                  "tls.handshake.type",
-                                                  "tls.handshake.extensions.supported_version"])
+    rows = tshark_tls(
+        path,
+        ports,
+        "tls.record",
+        [
+            "tcp.stream",
+            "frame.time_epoch",
+            "tcp.srcport",
+            "tls.record.content_type",
+            "tls.record.opaque_type",
+            "tls.handshake.type",
+            "tls.handshake.extensions.supported_version",
+        ],
+    )
     conns: dict[int, dict] = {}
     for stream, t, sport, ctypes, opaque, htypes, versions in rows:
         c = conns.setdefault(int(stream), {"app_data": 0})
@@ -2450,9 +3026,13 @@ def tls_rtt_times(path: Path, ports: Sequence[int]) -> dict[int, dict]:
                     # TLS 1.3: the client's first encrypted record is its Finished
                     if "req" not in c and c["app_data"] == (2 if c["v13"] else 1):
                         c["req"] = float(t)
-    return {k: {"tls_client_hello_to_server_hello_s": round(c["sh"] - c["ch"], 6),
-                "tls_client_hello_to_request_s": round(c["req"] - c["ch"], 6)}
-            for k, c in conns.items()}
+    return {
+        k: {
+            "tls_client_hello_to_server_hello_s": round(c["sh"] - c["ch"], 6),
+            "tls_client_hello_to_request_s": round(c["req"] - c["ch"], 6),
+        }
+        for k, c in conns.items()
+    }
 
 
 def rtt_wire_facts(path: Path, ports: Sequence[int]) -> list[dict]:
@@ -2467,33 +3047,57 @@ def rtt_wire_facts(path: Path, ports: Sequence[int]) -> list[dict]:
             raise RuntimeError(f"{path.name}: tcptrace has no connection {key}")
         c["tcptrace"] = tcptrace_sides(cols, client_is_a=key in trace)
     flags = subprocess.run(
-        ["tshark", "-r", str(path), "-n", "-Y", "tcp.analysis.flags && "
-         "!tcp.analysis.window_update", "-T", "fields", "-e", "frame.number", "-e",
-         "_ws.expert.message"], capture_output=True, text=True, timeout=CMD_TIMEOUT_S,
-        check=True).stdout.strip()
+        [
+            "tshark",
+            "-r",
+            str(path),
+            "-n",
+            "-Y",
+            "tcp.analysis.flags && !tcp.analysis.window_update",
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+            "-e",
+            "_ws.expert.message",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=CMD_TIMEOUT_S,
+        check=True,
+    ).stdout.strip()
     if flags:  # a lost, reordered or retransmitted segment would show here
         raise RuntimeError(f"{path.name}: tshark TCP analysis flags:\n{flags}")
-    want = {"syn_to_synack_s": RTT_SERVER_SIDE_S, "synack_to_ack_s": RTT_CLIENT_SIDE_S,
-            "initial_rtt_s": RTT_SERVER_SIDE_S + RTT_CLIENT_SIDE_S}
+    want = {
+        "syn_to_synack_s": RTT_SERVER_SIDE_S,
+        "synack_to_ack_s": RTT_CLIENT_SIDE_S,
+        "initial_rtt_s": RTT_SERVER_SIDE_S + RTT_CLIENT_SIDE_S,
+    }
     for c in conns:
-        bad = {k: (c[k], w) for k, w in want.items()
-               if c[k] is None or not w - RTT_EARLY_S <= c[k] <= w + RTT_TOLERANCE_S}
+        bad = {
+            k: (c[k], w)
+            for k, w in want.items()
+            if c[k] is None or not w - RTT_EARLY_S <= c[k] <= w + RTT_TOLERANCE_S
+        }
         for side, w in (("client_side", RTT_CLIENT_SIDE_S), ("server_side", RTT_SERVER_SIDE_S)):
             a = c["ack_rtt"][side]
             if not a["samples"] or not w - RTT_EARLY_S <= a["min_s"] <= w + RTT_TOLERANCE_S:
                 bad[f"ack_rtt {side}"] = (a, w)
             t = c["tcptrace"][side]
-            if t["rtt_samples"] and not (w * 1000 - 0.1 <= t["rtt_min_ms"]
-                                         <= (w + RTT_TOLERANCE_S) * 1000):
+            if t["rtt_samples"] and not (
+                w * 1000 - 0.1 <= t["rtt_min_ms"] <= (w + RTT_TOLERANCE_S) * 1000
+            ):
                 bad[f"tcptrace {side}"] = (t, w)
         if bad:
-            raise RuntimeError(f"{path.name} stream {c['tcp_stream']}: measured (got, "
-                               f"configured): {bad}")
+            raise RuntimeError(
+                f"{path.name} stream {c['tcp_stream']}: measured (got, configured): {bad}"
+            )
     return conns
 
 
-def finish_rtt_capture(out: Path, path: Path, ports: Sequence[int], stats: dict,
-                       meta: list[dict]) -> None:
+def finish_rtt_capture(
+    out: Path, path: Path, ports: Sequence[int], stats: dict, meta: list[dict]
+) -> None:
     """Check an RTT capture made in the temporary directory against the delays and the
     scenario (``meta``: one dict per connection, in order, merged into its facts), then move
     it to ``out`` and write its entries of rtt-facts.json."""
@@ -2509,41 +3113,60 @@ def finish_rtt_capture(out: Path, path: Path, ports: Sequence[int], stats: dict,
     for c, m in zip(conns, meta, strict=True):
         m = dict(m)
         client_view = m.pop("client_view")
-        e = {"file": path.name, **c,
-             "one_way_delay_s": {"client_side": RTT_CLIENT_ONE_WAY_S,
-                                 "server_side": RTT_SERVER_ONE_WAY_S},
-             **m}
+        e = {
+            "file": path.name,
+            **c,
+            "one_way_delay_s": {
+                "client_side": RTT_CLIENT_ONE_WAY_S,
+                "server_side": RTT_SERVER_ONE_WAY_S,
+            },
+            **m,
+        }
         if c["server"] != f"{RTT_SERVER_IP}:{m['server_port']}":
-            raise RuntimeError(f"{path.name} stream {c['tcp_stream']}: {c['server']}, "
-                               f"expected port {m['server_port']}")
+            raise RuntimeError(
+                f"{path.name} stream {c['tcp_stream']}: {c['server']}, "
+                f"expected port {m['server_port']}"
+            )
         del e["server_port"]
         if "http_requests" in m:
             got = http.get(c["tcp_stream"], {"http_requests": 0, "http_responses": []})
-            if (got["http_requests"], got["http_responses"]) != (m["http_requests"],
-                                                                 m["http_responses"]):
-                raise RuntimeError(f"{path.name} stream {c['tcp_stream']}: tshark HTTP {got}, "
-                                   f"expected {m}")
+            if (got["http_requests"], got["http_responses"]) != (
+                m["http_requests"],
+                m["http_responses"],
+            ):
+                raise RuntimeError(
+                    f"{path.name} stream {c['tcp_stream']}: tshark HTTP {got}, expected {m}"
+                )
         if "tls_version" in m:
             w = tls.get(c["tcp_stream"])
             if not w or (w["version"], w["cipher"]) != (m["tls_version"], m["tls_cipher"]):
-                raise RuntimeError(f"{path.name} stream {c['tcp_stream']}: tshark TLS {w}, "
-                                   f"expected {m}")
+                raise RuntimeError(
+                    f"{path.name} stream {c['tcp_stream']}: tshark TLS {w}, expected {m}"
+                )
             times = tls_times[c["tcp_stream"]]
             e.update(times)
             # The request can leave the client after 2 round trips (TLS 1.2) or 1 (TLS 1.3)
             # plus what the two ends compute; the ServerHello after 1 server-side RTT.
             full = RTT_CLIENT_SIDE_S + RTT_SERVER_SIDE_S
             lo = m["tls_round_trips"] * full
-            if not (lo - RTT_EARLY_S <= times["tls_client_hello_to_request_s"]
-                    <= lo + RTT_TLS_WORK_S) or not (
-                    RTT_SERVER_SIDE_S - RTT_EARLY_S <= times["tls_client_hello_to_server_hello_s"]
-                    <= RTT_SERVER_SIDE_S + RTT_TLS_WORK_S):
+            if not (
+                lo - RTT_EARLY_S <= times["tls_client_hello_to_request_s"] <= lo + RTT_TLS_WORK_S
+            ) or not (
+                RTT_SERVER_SIDE_S - RTT_EARLY_S
+                <= times["tls_client_hello_to_server_hello_s"]
+                <= RTT_SERVER_SIDE_S + RTT_TLS_WORK_S
+            ):
                 raise RuntimeError(f"{path.name} stream {c['tcp_stream']}: TLS times {times}")
         e["client_view"] = client_view
         entries.append(e)
-    log(f"{path.name}: {len(entries)} connections, RTTs as configured: " + "; ".join(
-        f"stream {e['tcp_stream']} SYN->SYN/ACK {e['syn_to_synack_s'] * 1000:.2f} ms, "
-        f"SYN/ACK->ACK {e['synack_to_ack_s'] * 1000:.2f} ms" for e in entries))
+    log(
+        f"{path.name}: {len(entries)} connections, RTTs as configured: "
+        + "; ".join(
+            f"stream {e['tcp_stream']} SYN->SYN/ACK {e['syn_to_synack_s'] * 1000:.2f} ms, "
+            f"SYN/ACK->ACK {e['synack_to_ack_s'] * 1000:.2f} ms"
+            for e in entries
+        )
+    )
     shutil.move(path, out / path.name)
     write_rtt_facts(out, path.name, stats, entries)
 
@@ -2559,21 +3182,24 @@ def write_rtt_facts(out: Path, name: str, stats: dict, entries: list[dict]) -> N
     conns.sort(key=lambda e: (order.get(e["file"], len(order)), e["file"], e["tcp_stream"]))
     doc = {
         "about": "Connections of the rtt-*.pcap samples, made through a delay line of known "
-                 "one-way delays and read back with tshark 4.0 and tcptrace 6.6.7 by "
-                 "make_samples.py (see samples/README.md). Client ports are those of the "
-                 "committed files.",
+        "one-way delays and read back with tshark 4.0 and tcptrace 6.6.7 by "
+        "make_samples.py (see samples/README.md). Client ports are those of the "
+        "committed files.",
         "lab": {
             "capture_point": "tcpdump on r-cap0 in the router namespace, between the client "
-                             "stage and the server stage of the forwarder",
+            "stage and the server stage of the forwarder",
             "client": f"{RTT_CLIENT_IP}/24 (c-eth), route to 10.99.2.0/24 on-link",
             "server": f"{RTT_SERVER_IP}/24 (s-eth), route to 10.99.1.0/24 on-link",
-            "one_way_delay_s": {"client_side": RTT_CLIENT_ONE_WAY_S,
-                                "server_side": RTT_SERVER_ONE_WAY_S},
-            "expected_rtt_s": {"client_side": RTT_CLIENT_SIDE_S,
-                               "server_side": RTT_SERVER_SIDE_S,
-                               "initial": RTT_CLIENT_SIDE_S + RTT_SERVER_SIDE_S},
-            "stages": [{"name": n, "from": a, "to": b, "hold_s": h}
-                       for n, a, b, h in RTT_STAGES],
+            "one_way_delay_s": {
+                "client_side": RTT_CLIENT_ONE_WAY_S,
+                "server_side": RTT_SERVER_ONE_WAY_S,
+            },
+            "expected_rtt_s": {
+                "client_side": RTT_CLIENT_SIDE_S,
+                "server_side": RTT_SERVER_SIDE_S,
+                "initial": RTT_CLIENT_SIDE_S + RTT_SERVER_SIDE_S,
+            },
+            "stages": [{"name": n, "from": a, "to": b, "hold_s": h} for n, a, b, h in RTT_STAGES],
             "mtu": 1500,
             "offloads": "gro, gso, tso, tx and rx checksumming off on every veth",
         },
@@ -2581,35 +3207,35 @@ def write_rtt_facts(out: Path, name: str, stats: dict, entries: list[dict]) -> N
             "tcp_stream": "tshark's tcp.stream of the connection in the file",
             "client / server": "address:port (client = sender of the SYN)",
             "syn_to_synack_s": "time at the capture point from the SYN to the SYN/ACK: the "
-                               "server-side RTT",
+            "server-side RTT",
             "synack_to_ack_s": "from the SYN/ACK to the client's first ACK: the client-side RTT",
             "initial_rtt_s": "tshark tcp.analysis.initial_rtt (SYN to the handshake's ACK)",
             "ack_rtt": "tshark tcp.analysis.ack_rtt per side: client_side = on ACKs sent by the "
-                       "client (capture point -> client -> capture point), server_side = on "
-                       "ACKs sent by the server; samples, min/median/max in seconds",
+            "client (capture point -> client -> capture point), server_side = on "
+            "ACKs sent by the server; samples, min/median/max in seconds",
             "tcptrace": "tcptrace -l -r -n, per side (client_side = the server's segments, "
-                        "timed by the client's ACKs: tcptrace's b->a column when the client is "
-                        "host a): RTT samples, min/max/avg/stdev and RTT from 3WHS in ms "
-                        "(tcptrace prints one decimal)",
+            "timed by the client's ACKs: tcptrace's b->a column when the client is "
+            "host a): RTT samples, min/max/avg/stdev and RTT from 3WHS in ms "
+            "(tcptrace prints one decimal)",
             "one_way_delay_s": "the forwarder's hold per direction on each side",
             "http_requests / http_responses": "HTTP requests and status codes tshark shows on "
-                                              "the connection",
+            "the connection",
             "tls_version / tls_cipher": "ServerHello version and cipher suite (tshark)",
             "tls_round_trips": "handshake round trips before the client may send its request "
-                               "(2 for a TLS 1.2 full handshake, 1 for TLS 1.3)",
+            "(2 for a TLS 1.2 full handshake, 1 for TLS 1.3)",
             "tls_client_hello_to_server_hello_s": "at the capture point: the server-side RTT "
-                                                  "plus the server's work (signature)",
+            "plus the server's work (signature)",
             "tls_client_hello_to_request_s": "ClientHello to the client's first application "
-                                             "data record that is not its TLS 1.3 Finished: "
-                                             "tls_round_trips x 70 ms plus both ends' work",
+            "data record that is not its TLS 1.3 Finished: "
+            "tls_round_trips x 70 ms plus both ends' work",
             "client_view": "what the client program reported: curl's time_connect (SYN sent "
-                           "to SYN/ACK received: the full RTT, 70 ms), or s_client's summary",
+            "to SYN/ACK received: the full RTT, 70 ms), or s_client's summary",
             "captures.*.forwarder": "the forwarder's own statistics over the capture's time: per "
-                                    "stage frames, bytes, lateness_us (send time - due time), "
-                                    "actual_hold_ms (send time - kernel receive time), wake_us "
-                                    "(user-space receive - kernel receive), send_errors; "
-                                    "kernel_drops per packet socket; frames still queued; "
-                                    "whether it ran with SCHED_FIFO",
+            "stage frames, bytes, lateness_us (send time - due time), "
+            "actual_hold_ms (send time - kernel receive time), wake_us "
+            "(user-space receive - kernel receive), send_errors; "
+            "kernel_drops per packet socket; frames still queued; "
+            "whether it ran with SCHED_FIFO",
         },
         "captures": {k: captures[k] for k in sorted(captures, key=lambda n: order.get(n, 99))},
         "connections": conns,
@@ -2626,17 +3252,30 @@ def sc_rtt_http(lab: RttLab, out: Path, tmp: Path) -> None:
         keep = lab.curl([f"{base}/small.txt", f"{base}/{RTT_BIG_FILE}"], "--http1.1")
         close = lab.curl([f"{base}/index.html"], "--http1.1", "-H", "Connection: close")
     got = [(r["status"], r["new_connection"], r["size"]) for r in keep + close]
-    if got != [(200, 1, FILES["small.txt"]), (200, 0, RTT_BIG_SIZE),
-               (200, 1, len(INDEX_HTML))]:
+    if got != [(200, 1, FILES["small.txt"]), (200, 0, RTT_BIG_SIZE), (200, 1, len(INDEX_HTML))]:
         raise RuntimeError(f"rtt-http: {got}")
-    finish_rtt_capture(out, path, [RTT_PORT_HTTP], stats, [
-        {"server_port": RTT_PORT_HTTP, "what": f"keep-alive: GET /small.txt, GET /{RTT_BIG_FILE}",
-         "http_requests": 2, "http_responses": [200, 200],
-         "client_view": {"program": "curl", "time_connect_s": keep[0]["time_connect_s"]}},
-        {"server_port": RTT_PORT_HTTP, "what": "GET /index.html with Connection: close",
-         "http_requests": 1, "http_responses": [200],
-         "client_view": {"program": "curl", "time_connect_s": close[0]["time_connect_s"]}},
-    ])
+    finish_rtt_capture(
+        out,
+        path,
+        [RTT_PORT_HTTP],
+        stats,
+        [
+            {
+                "server_port": RTT_PORT_HTTP,
+                "what": f"keep-alive: GET /small.txt, GET /{RTT_BIG_FILE}",
+                "http_requests": 2,
+                "http_responses": [200, 200],
+                "client_view": {"program": "curl", "time_connect_s": keep[0]["time_connect_s"]},
+            },
+            {
+                "server_port": RTT_PORT_HTTP,
+                "what": "GET /index.html with Connection: close",
+                "http_requests": 1,
+                "http_responses": [200],
+                "client_view": {"program": "curl", "time_connect_s": close[0]["time_connect_s"]},
+            },
+        ],
+    )
 
 
 def sc_rtt_tls(lab: RttLab, out: Path, tmp: Path) -> None:
@@ -2648,22 +3287,47 @@ def sc_rtt_tls(lab: RttLab, out: Path, tmp: Path) -> None:
     if not cert.exists():
         make_cert(tmp)
     servers = []
-    cases = [(RTT_PORT_TLS12, "-tls1_2", V12, ECDHE_AES256),
-             (RTT_PORT_TLS13, "-tls1_3", V13, AES256_13)]
+    cases = [
+        (RTT_PORT_TLS12, "-tls1_2", V12, ECDHE_AES256),
+        (RTT_PORT_TLS13, "-tls1_3", V13, AES256_13),
+    ]
     try:
         for port, opt, _, _ in cases:
-            cmd = lab.cmd("server", ["openssl", "s_server", "-accept", f"{RTT_SERVER_IP}:{port}",
-                                     "-cert", str(cert), "-key", str(key), "-WWW", opt])
+            cmd = lab.cmd(
+                "server",
+                [
+                    "openssl",
+                    "s_server",
+                    "-accept",
+                    f"{RTT_SERVER_IP}:{port}",
+                    "-cert",
+                    str(cert),
+                    "-key",
+                    str(key),
+                    "-WWW",
+                    opt,
+                ],
+            )
             servers.append(OpenSSLProc(lab.procs, cmd, tmp / f"rtt-s_server-{port}.log", docs))
         for s in servers:
             s.wait_for("ACCEPT")
         reports = []
         with lab.capture(path, [p for p, *_ in cases]) as stats:
             for port, _, _, _ in cases:
-                r = lab.run("client", ["openssl", "s_client", "-connect",
-                                       f"{RTT_SERVER_IP}:{port}", "-servername",
-                                       f"rtt.{TLS_NAME}", "-ign_eof"],
-                            input=TLS_REQUEST, check=False)
+                r = lab.run(
+                    "client",
+                    [
+                        "openssl",
+                        "s_client",
+                        "-connect",
+                        f"{RTT_SERVER_IP}:{port}",
+                        "-servername",
+                        f"rtt.{TLS_NAME}",
+                        "-ign_eof",
+                    ],
+                    input=TLS_REQUEST,
+                    check=False,
+                )
                 info = parse_s_client((r.stdout + r.stderr).decode("latin-1"))
                 log(f"s_client {port} (rc {r.returncode}): {info}")
                 if r.returncode != 0 or not info["got_file"]:
@@ -2675,30 +3339,60 @@ def sc_rtt_tls(lab: RttLab, out: Path, tmp: Path) -> None:
     meta = []
     for (port, _, version, cipher), info in zip(cases, reports, strict=True):
         if (info["handshake"], info["version"], openssl_to_iana(info["cipher"])) != (
-                "New", version, cipher):
+            "New",
+            version,
+            cipher,
+        ):
             raise RuntimeError(f"rtt-tls {port}: {info}")
-        meta.append({"server_port": port,
-                     "what": f"{version} full handshake, then GET /hello.txt HTTP/1.0",
-                     "tls_version": version, "tls_cipher": cipher,
-                     "tls_round_trips": 2 if version == V12 else 1,
-                     "client_view": {"program": "openssl s_client", "handshake":
-                                     info["handshake"], "version": info["version"],
-                                     "cipher": info["cipher"], "got_file": info["got_file"]}})
+        meta.append(
+            {
+                "server_port": port,
+                "what": f"{version} full handshake, then GET /hello.txt HTTP/1.0",
+                "tls_version": version,
+                "tls_cipher": cipher,
+                "tls_round_trips": 2 if version == V12 else 1,
+                "client_view": {
+                    "program": "openssl s_client",
+                    "handshake": info["handshake"],
+                    "version": info["version"],
+                    "cipher": info["cipher"],
+                    "got_file": info["got_file"],
+                },
+            }
+        )
     finish_rtt_capture(out, path, [p for p, *_ in cases], stats, meta)
 
 
 def sc_rtt_pipelined(lab: RttLab, out: Path, tmp: Path) -> None:
     path = tmp / "rtt-pipelined.pcap"
     with lab.capture(path, [RTT_PORT_PIPELINED]) as stats:
-        lab.run("client", [sys.executable, str(Path(__file__).resolve()),
-                           "--rtt-pipelined-client", f"{RTT_SERVER_IP}:{RTT_PORT_PIPELINED}"])
-    finish_rtt_capture(out, path, [RTT_PORT_PIPELINED], stats, [
-        {"server_port": RTT_PORT_PIPELINED,
-         "what": "GET /index.html, /small.txt, /medium.bin (Connection: close) in one segment",
-         "http_requests": 3, "http_responses": [200, 200, 200],
-         "client_view": {"program": "pipelined_client (Python socket)",
-                         "responses_in_order": True}},
-    ])
+        lab.run(
+            "client",
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--rtt-pipelined-client",
+                f"{RTT_SERVER_IP}:{RTT_PORT_PIPELINED}",
+            ],
+        )
+    finish_rtt_capture(
+        out,
+        path,
+        [RTT_PORT_PIPELINED],
+        stats,
+        [
+            {
+                "server_port": RTT_PORT_PIPELINED,
+                "what": "GET /index.html, /small.txt, /medium.bin (Connection: close) in one segment",
+                "http_requests": 3,
+                "http_responses": [200, 200, 200],
+                "client_view": {
+                    "program": "pipelined_client (Python socket)",
+                    "responses_in_order": True,
+                },
+            },
+        ],
+    )
 
 
 def run_rtt(out: Path, names: list[str]) -> None:
@@ -2763,7 +3457,7 @@ def make_lossy(src: Path, dst: Path, edits_path: Path) -> dict:
     while pos < len(raw):
         sec, usec, incl, orig = PCAP_REC.unpack_from(raw, pos)
         pos += 16
-        recs.append((sec, usec, orig, raw[pos:pos + incl]))
+        recs.append((sec, usec, orig, raw[pos : pos + incl]))
         pos += incl
 
     def tcp_of(data: bytes):
@@ -2786,7 +3480,7 @@ def make_lossy(src: Path, dst: Path, edits_path: Path) -> dict:
     full = [i for i in server_data if len(tcp_of(recs[i][3])[1].data) == mss_payload]
 
     drop = full[LOSSY_DROP_NTH - 1]
-    swap_a = next(i for i in full[LOSSY_SWAP_FROM_NTH - 1:] if i + 1 in full)
+    swap_a = next(i for i in full[LOSSY_SWAP_FROM_NTH - 1 :] if i + 1 in full)
     swap_b = swap_a + 1
     dup = full[LOSSY_DUP_NTH - 1]
     if len({drop, swap_a, swap_b, dup}) != 4 or not drop < swap_a < dup:
@@ -2795,8 +3489,12 @@ def make_lossy(src: Path, dst: Path, edits_path: Path) -> dict:
     def seg(i: int) -> dict:
         tcp = tcp_of(recs[i][3])[1]
         offset = (tcp.seq - isn - 1) % 2**32  # of the first payload byte in the stream
-        return {"src_frame": i + 1, "stream_offset": offset, "tshark_rel_seq": offset + 1,
-                "len": len(tcp.data)}
+        return {
+            "src_frame": i + 1,
+            "stream_offset": offset,
+            "tshark_rel_seq": offset + 1,
+            "len": len(tcp.data),
+        }
 
     out: list[tuple[int, int, int, bytes, int]] = []  # + source index
     dup_insert_after = dup + LOSSY_DUP_DELAY_FRAMES
@@ -2835,11 +3533,14 @@ def make_lossy(src: Path, dst: Path, edits_path: Path) -> dict:
             {**seg(swap_a), "lossy_frame": new_frames(swap_a)[0]},
             {**seg(swap_b), "lossy_frame": new_frames(swap_b)[0]},
         ],
-        "duplicated": {**seg(dup), "nth_full_segment": LOSSY_DUP_NTH,
-                       "lossy_frames": new_frames(dup)},
+        "duplicated": {
+            **seg(dup),
+            "nth_full_segment": LOSSY_DUP_NTH,
+            "lossy_frames": new_frames(dup),
+        },
         "note": "swapped frames keep the timestamps of their slots; the duplicate carries the "
-                "timestamp of the frame it follows; all record data is byte-identical to the "
-                "source",
+        "timestamp of the frame it follows; all record data is byte-identical to the "
+        "source",
     }
     edits_path.write_text(json.dumps(edits, indent=2) + "\n")
     log(f"lossy edits: {json.dumps(edits)}")
@@ -2849,8 +3550,21 @@ def make_lossy(src: Path, dst: Path, edits_path: Path) -> dict:
 # --- driver ----------------------------------------------------------------------------------
 def setup_namespace_loopback() -> None:
     # MTU 1500 and one segment per GSO packet: the capture sees wire-sized segments.
-    run(["ip", "link", "set", "lo", "up", "mtu", "1500", "gso_max_size", "1500",
-         "gso_max_segs", "1"])
+    run(
+        [
+            "ip",
+            "link",
+            "set",
+            "lo",
+            "up",
+            "mtu",
+            "1500",
+            "gso_max_size",
+            "1500",
+            "gso_max_segs",
+            "1",
+        ]
+    )
     run(["ip", "addr", "show", "lo"])
 
 
@@ -2895,7 +3609,8 @@ def parse_only(text: str) -> list[str]:
     if unknown or not names:
         raise argparse.ArgumentTypeError(
             f"unknown scenario(s) {', '.join(unknown) or '(none given)'}; "
-            f"choose from {', '.join(SCENARIOS)}")
+            f"choose from {', '.join(SCENARIOS)}"
+        )
     return names
 
 
@@ -2911,12 +3626,25 @@ def inside(out: Path, netns: bool, only: list[str]) -> None:
         make_vhost_docroots(tmp)
         key, cert = make_cert(tmp)
         conf = nginx_conf(tmp, tmp / "www", key, cert)
-        nginx = procs.start(["nginx", "-p", str(tmp), "-c", str(conf), "-e",
-                             str(tmp / "error.log")],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-        for port in (PORT_KEEPALIVE, PORT_CLOSE, PORT_PIPELINED, PORT_SLL, PORT_RST, PORT_TLS,
-                     PORT_METHODS, PORT_VHOSTS, PORT_H2C, PORT_TLS_TUNNEL, PORT_H2_PRIOR):
+        nginx = procs.start(
+            ["nginx", "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for port in (
+            PORT_KEEPALIVE,
+            PORT_CLOSE,
+            PORT_PIPELINED,
+            PORT_SLL,
+            PORT_RST,
+            PORT_TLS,
+            PORT_METHODS,
+            PORT_VHOSTS,
+            PORT_H2C,
+            PORT_TLS_TUNNEL,
+            PORT_H2_PRIOR,
+        ):
             wait_port("127.0.0.1", port)
         wait_port("::1", PORT_IPV6)
         if nginx.poll() is not None:
@@ -2931,8 +3659,9 @@ def inside(out: Path, netns: bool, only: list[str]) -> None:
             "ipv6": lambda: sc_ipv6(procs, out),
             "sll": lambda: sc_sll(procs, out),
             "rst": lambda: sc_rst(procs, out),
-            "lossy": lambda: make_lossy(out / "http-keepalive.pcap", out / "lossy.pcap",
-                                        out / "lossy.edits.json"),
+            "lossy": lambda: make_lossy(
+                out / "http-keepalive.pcap", out / "lossy.pcap", out / "lossy.edits.json"
+            ),
             "methods": lambda: sc_methods(procs, out),
             "vhosts": lambda: sc_vhosts(procs, out),
             "chunked": lambda: sc_chunked(procs, out, tmp),
@@ -2976,8 +3705,19 @@ def outside(out: Path, only: list[str]) -> None:
     ns = f"pcapan-samples-{os.getpid()}"
     run(["ip", "netns", "add", ns])
     try:
-        cmd = ["ip", "netns", "exec", ns, sys.executable, str(Path(__file__).resolve()),
-               "--inside", "--outdir", str(out), "--only", ",".join(only)]
+        cmd = [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--inside",
+            "--outdir",
+            str(out),
+            "--only",
+            ",".join(only),
+        ]
         log("run: " + " ".join(cmd))
         child = subprocess.Popen(cmd)
         try:
@@ -3003,9 +3743,28 @@ def outside(out: Path, only: list[str]) -> None:
 def check_complete(path: Path) -> None:
     """Every TCP connection in the file has its SYN and a FIN per direction or a RST."""
     r = subprocess.run(
-        ["tshark", "-r", str(path), "-T", "fields", "-e", "tcp.stream", "-e", "tcp.srcport",
-         "-e", "tcp.flags.syn", "-e", "tcp.flags.fin", "-e", "tcp.flags.reset"],
-        capture_output=True, text=True, timeout=CMD_TIMEOUT_S, check=True)
+        [
+            "tshark",
+            "-r",
+            str(path),
+            "-T",
+            "fields",
+            "-e",
+            "tcp.stream",
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "tcp.flags.syn",
+            "-e",
+            "tcp.flags.fin",
+            "-e",
+            "tcp.flags.reset",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=CMD_TIMEOUT_S,
+        check=True,
+    )
     seen: dict[str, dict] = {}
     for line in r.stdout.splitlines():
         stream, sport, syn, fin, rst = line.split("\t")
@@ -3014,7 +3773,9 @@ def check_complete(path: Path) -> None:
         st["rst"] |= rst in ("1", "True")
         if fin in ("1", "True"):
             st["fin_from"].add(sport)
-    bad = {k: v for k, v in seen.items() if not v["syn"] or not (v["rst"] or len(v["fin_from"]) == 2)}
+    bad = {
+        k: v for k, v in seen.items() if not v["syn"] or not (v["rst"] or len(v["fin_from"]) == 2)
+    }
     if not seen or bad:
         raise RuntimeError(f"{path.name}: incomplete connections {bad or '(none at all)'}")
     log(f"{path.name}: {len(seen)} complete TCP connections")
@@ -3027,8 +3788,12 @@ def print_conversations(out: Path, only: list[str]) -> None:
     for p in files:
         check_complete(p)
     for p in files:
-        r = subprocess.run(["tshark", "-r", str(p), "-q", "-z", "conv,tcp"],
-                           capture_output=True, text=True, timeout=CMD_TIMEOUT_S)
+        r = subprocess.run(
+            ["tshark", "-r", str(p), "-q", "-z", "conv,tcp"],
+            capture_output=True,
+            text=True,
+            timeout=CMD_TIMEOUT_S,
+        )
         print(f"\n##### {p.name} ({p.stat().st_size} bytes)")
         print(r.stdout.rstrip())
 
@@ -3036,10 +3801,18 @@ def print_conversations(out: Path, only: list[str]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--outdir", type=Path, default=HERE, help="where to write (default: samples/)")
-    ap.add_argument("--no-netns", action="store_true",
-                    help="use the host loopback instead of a private namespace")
-    ap.add_argument("--only", type=parse_only, default=list(SCENARIOS), metavar="NAME[,NAME...]",
-                    help="run only these scenarios (default: all): " + ", ".join(SCENARIOS))
+    ap.add_argument(
+        "--no-netns",
+        action="store_true",
+        help="use the host loopback instead of a private namespace",
+    )
+    ap.add_argument(
+        "--only",
+        type=parse_only,
+        default=list(SCENARIOS),
+        metavar="NAME[,NAME...]",
+        help="run only these scenarios (default: all): " + ", ".join(SCENARIOS),
+    )
     ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--rtt-forwarder", metavar="STAGES_JSON", help=argparse.SUPPRESS)
     ap.add_argument("--rtt-pipelined-client", metavar="ADDR:PORT", help=argparse.SUPPRESS)
@@ -3059,8 +3832,12 @@ def main() -> None:
         return
     if os.geteuid() != 0:
         raise SystemExit("run as root (tcpdump, network namespace)")
-    missing = [t for t in ("tcpdump", "tshark", "nginx", "curl", "openssl", "ip")
-               + (("ethtool", "tcptrace", "ping", "ss") if rtt else ()) if not shutil.which(t)]
+    missing = [
+        t
+        for t in ("tcpdump", "tshark", "nginx", "curl", "openssl", "ip")
+        + (("ethtool", "tcptrace", "ping", "ss") if rtt else ())
+        if not shutil.which(t)
+    ]
     if missing:
         raise SystemExit(f"missing tools: {', '.join(missing)}")
     out.mkdir(parents=True, exist_ok=True)

@@ -32,12 +32,28 @@ BODY = b"ok"
 def build(path: Path) -> Path:
     a = Conv(client=CLIENT, server=SERVER, cport=PORT_A, sport=SERVER_PORT, t=T0)
     a.handshake()
-    a.send(True, "PA", b"GET " + URI_A.encode("latin-1") + b" HTTP/1.1\r\nHost: " + HOST.encode()
-           + b"\r\nUser-Agent: " + USER_AGENT.encode("latin-1") + b"\r\n\r\n")
+    a.send(
+        True,
+        "PA",
+        b"GET "
+        + URI_A.encode("latin-1")
+        + b" HTTP/1.1\r\nHost: "
+        + HOST.encode()
+        + b"\r\nUser-Agent: "
+        + USER_AGENT.encode("latin-1")
+        + b"\r\n\r\n",
+    )
     a.send(False, "PA", b"HTTP/1.1 200 \r\nContent-Length: 2\r\n\r\n" + BODY)
     a.send(True, "A")
-    b = Conv(client=CLIENT, server=SERVER, cport=PORT_B, sport=SERVER_PORT, t=a.t + 0.5,
-             cisn=7000, sisn=9000)
+    b = Conv(
+        client=CLIENT,
+        server=SERVER,
+        cport=PORT_B,
+        sport=SERVER_PORT,
+        t=a.t + 0.5,
+        cisn=7000,
+        sisn=9000,
+    )
     b.handshake()
     b.send(True, "PA", b"GET " + URI_B_WIRE + b" HTTP/1.1\r\nHost: " + HOST.encode() + b"\r\n\r\n")
     b.send(False, "PA", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n" + BODY)

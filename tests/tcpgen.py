@@ -36,16 +36,32 @@ class Conv:
         src, dst = (self.client, self.server) if from_client else (self.server, self.client)
         return IPv6(src=src, dst=dst) if ":" in src else IP(src=src, dst=dst)
 
-    def send(self, from_client: bool, flags: str, data: bytes = b"", seq: int | None = None,
-             ack: int | None = None, dt: float = 0.001, options: list | None = None, window: int = 65535) -> None:
+    def send(
+        self,
+        from_client: bool,
+        flags: str,
+        data: bytes = b"",
+        seq: int | None = None,
+        ack: int | None = None,
+        dt: float = 0.001,
+        options: list | None = None,
+        window: int = 65535,
+    ) -> None:
         self.t += dt
         sp, dp = (self.cport, self.sport) if from_client else (self.sport, self.cport)
         my = self.cseq if from_client else self.sseq
         peer = self.sseq if from_client else self.cseq
         s = my if seq is None else seq
         a = peer if ack is None else ack
-        tcp = TCP(sport=sp, dport=dp, flags=flags, seq=s % 2**32, ack=a % 2**32 if "A" in flags else 0,
-                  window=window, options=options or [])
+        tcp = TCP(
+            sport=sp,
+            dport=dp,
+            flags=flags,
+            seq=s % 2**32,
+            ack=a % 2**32 if "A" in flags else 0,
+            window=window,
+            options=options or [],
+        )
         pkt = self._ip(from_client) / tcp
         if data:
             pkt = pkt / Raw(data)
@@ -68,8 +84,12 @@ class Conv:
         self.send(True, "A")
 
 
-def write(path: Path, convs: list[Conv] | list[tuple[float, Packet]], linktype: str = "ether",
-          vlans: tuple[int, ...] = ()) -> Path:
+def write(
+    path: Path,
+    convs: list[Conv] | list[tuple[float, Packet]],
+    linktype: str = "ether",
+    vlans: tuple[int, ...] = (),
+) -> Path:
     """Write conversations (merged by time) with the given link layer."""
     items: list[tuple[float, Packet]] = []
     for c in convs:

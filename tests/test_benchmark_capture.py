@@ -57,7 +57,10 @@ def _sha256(path: Path) -> str:
 
 def _tshark(path: Path, *args: str) -> str:
     res = subprocess.run(
-        ["tshark", "-r", str(path), *TSHARK_OPTS, *args], capture_output=True, text=True, check=False
+        ["tshark", "-r", str(path), *TSHARK_OPTS, *args],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert res.returncode == 0, res.stderr
     errors = [ln for ln in res.stderr.splitlines() if ln.strip() and "Running as user" not in ln]
@@ -72,11 +75,17 @@ def test_deterministic(tmp_path: Path, capture: tuple[Path, object]) -> None:
     assert _sha256(again) == _sha256(path)
 
 
-def test_cli_matches_library_and_writes_metadata(tmp_path: Path, capture: tuple[Path, object]) -> None:
+def test_cli_matches_library_and_writes_metadata(
+    tmp_path: Path, capture: tuple[Path, object]
+) -> None:
     path, stats = capture
     out = tmp_path / "cli.pcap"
     script = REPO / "benchmarks" / "make_capture.py"
-    subprocess.run([sys.executable, str(script), "--packets", str(N // 2), "--scale", "2", "--out", str(out)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(script), "--packets", str(N // 2), "--scale", "2", "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
     assert _sha256(out) == _sha256(path)
     meta = make_capture.meta_path(out).read_text()
     assert f'"connections": {stats.connections}' in meta
@@ -110,7 +119,9 @@ def test_content_mix(capture: tuple[Path, object]) -> None:
 
 
 @needs_tshark
-def test_tshark_reads_without_malformed_packets_or_bad_checksums(capture: tuple[Path, object]) -> None:
+def test_tshark_reads_without_malformed_packets_or_bad_checksums(
+    capture: tuple[Path, object],
+) -> None:
     path, _ = capture
     bad = _tshark(
         path,
@@ -131,13 +142,25 @@ def test_tshark_finds_the_connections_the_generator_reports(capture: tuple[Path,
 @needs_tshark
 def test_tshark_finds_the_http_requests_and_tls_hellos(capture: tuple[Path, object]) -> None:
     path, stats = capture
-    methods = _tshark(path, "-Y", "http.request", "-T", "fields", "-e", "http.request.method").split()
+    methods = _tshark(
+        path, "-Y", "http.request", "-T", "fields", "-e", "http.request.method"
+    ).split()
     assert len(methods) == stats.http_requests
     assert set(methods) <= {"GET", "POST"}
-    hellos = _tshark(path, "-Y", "tls.handshake.type == 1", "-T", "fields", "-e", "tls.handshake.extensions_server_name").split()
+    hellos = _tshark(
+        path,
+        "-Y",
+        "tls.handshake.type == 1",
+        "-T",
+        "fields",
+        "-e",
+        "tls.handshake.extensions_server_name",
+    ).split()
     assert len(hellos) == stats.tls_client_hellos
     assert all(name.count(".") >= 2 for name in hellos)  # every ClientHello carries SNI
-    server_hellos = _tshark(path, "-Y", "tls.handshake.type == 2", "-T", "fields", "-e", "frame.number").split()
+    server_hellos = _tshark(
+        path, "-Y", "tls.handshake.type == 2", "-T", "fields", "-e", "frame.number"
+    ).split()
     assert len(server_hellos) == stats.tls_server_hellos
 
 

@@ -16,8 +16,12 @@ KEEPALIVE = SAMPLES / "http-keepalive.pcap"
 
 
 def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pcapan.cli", *args], capture_output=True,
-                          input=stdin.decode("latin-1") if stdin is not None else None, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "pcapan.cli", *args],
+        capture_output=True,
+        input=stdin.decode("latin-1") if stdin is not None else None,
+        text=True,
+    )
 
 
 def test_analyze_writes_tables(tmp_path: Path) -> None:
@@ -51,15 +55,25 @@ def test_analyze_json_summary() -> None:
 
 
 def test_connections_csv() -> None:
-    p = run("connections", str(KEEPALIVE), "--format", "csv", "--columns", "uid,orig_p,resp_p,conn_state")
+    p = run(
+        "connections",
+        str(KEEPALIVE),
+        "--format",
+        "csv",
+        "--columns",
+        "uid,orig_p,resp_p,conn_state",
+    )
     assert p.returncode == 0
     df = pd.read_csv(io.StringIO(p.stdout))
     assert list(df.columns) == ["uid", "orig_p", "resp_p", "conn_state"] and len(df) == 2
 
 
 def test_stdin() -> None:
-    p = subprocess.run([sys.executable, "-m", "pcapan.cli", "connections", "-", "--format", "csv"],
-                       input=KEEPALIVE.read_bytes(), capture_output=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "pcapan.cli", "connections", "-", "--format", "csv"],
+        input=KEEPALIVE.read_bytes(),
+        capture_output=True,
+    )
     assert p.returncode == 0 and p.stdout.count(b"\n") == 3
 
 
@@ -131,11 +145,22 @@ def _user0_capture(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("verb", [
-    ["analyze", "--no-progress"], ["analyze", "--json"], ["connections"], ["http", "--format", "csv"],
-    ["tls", "--format", "json"], ["rtt"], ["servers"], ["export", "-o", "{out}"], ["extract", "-o", "{out}"],
-    ["report", "--no-plots", "-o", "{out}/r.html"], ["plot", "--kind", "reuse", "-o", "{out}/r.png"],
-])
+@pytest.mark.parametrize(
+    "verb",
+    [
+        ["analyze", "--no-progress"],
+        ["analyze", "--json"],
+        ["connections"],
+        ["http", "--format", "csv"],
+        ["tls", "--format", "json"],
+        ["rtt"],
+        ["servers"],
+        ["export", "-o", "{out}"],
+        ["extract", "-o", "{out}"],
+        ["report", "--no-plots", "-o", "{out}/r.html"],
+        ["plot", "--kind", "reuse", "-o", "{out}/r.png"],
+    ],
+)
 def test_unsupported_linktype_is_said_on_stderr(tmp_path: Path, verb: list[str]) -> None:
     """Issue 13 (8): frames of an unsupported link layer passed with exit 0, empty tables and
     nothing on stderr. Every verb that analyses now says so in one line per link type, naming
@@ -146,8 +171,10 @@ def test_unsupported_linktype_is_said_on_stderr(tmp_path: Path, verb: list[str])
     p = run(args[0], str(cap), *args[1:])
     assert "Traceback" not in p.stderr
     lines = [ln for ln in p.stderr.splitlines() if "link type" in ln]
-    assert lines == [f"pcapan: warning: {cap}: 141 frame(s) of link type 147 not analysed: pcapan does not decode "
-                     "this link layer (counted only; see https://www.tcpdump.org/linktypes.html)"], p.stderr
+    assert lines == [
+        f"pcapan: warning: {cap}: 141 frame(s) of link type 147 not analysed: pcapan does not decode "
+        "this link layer (counted only; see https://www.tcpdump.org/linktypes.html)"
+    ], p.stderr
 
 
 def test_unsupported_linktype_warning_per_source(tmp_path: Path) -> None:
@@ -157,7 +184,8 @@ def test_unsupported_linktype_warning_per_source(tmp_path: Path) -> None:
     res = analyze([KEEPALIVE, cap])
     assert [w for w in res.warnings if "link type" in w] == [
         f"{cap}: 141 frame(s) of link type 147 not analysed: pcapan does not decode this link layer "
-        "(counted only; see https://www.tcpdump.org/linktypes.html)"]
+        "(counted only; see https://www.tcpdump.org/linktypes.html)"
+    ]
     assert len(res.connections) == 2  # the Ethernet sample is still analysed
 
 
@@ -168,7 +196,8 @@ def test_same_file_twice_is_warned(tmp_path: Path) -> None:
     assert p.returncode == 0 and "Traceback" not in p.stderr
     assert p.stderr.splitlines() == [
         f"pcapan: warning: {KEEPALIVE}: given twice; its packets are analysed twice (the second "
-        "reading's segments count as retransmissions)"]
+        "reading's segments count as retransmissions)"
+    ]
     assert json.loads(p.stdout)["frames"] == 2 * 141  # capinfos -c: 141 frames in the sample
 
 
@@ -182,18 +211,25 @@ def test_same_file_twice_python_warning(tmp_path: Path) -> None:
     from pcapan.errors import DuplicateSourceWarning
 
     data = KEEPALIVE.read_bytes()
-    copy, link, hard, other = (tmp_path / n for n in ("copy.pcap", "link.pcap", "hard.pcap", "other.pcap"))
+    copy, link, hard, other = (
+        tmp_path / n for n in ("copy.pcap", "link.pcap", "hard.pcap", "other.pcap")
+    )
     copy.write_bytes(data)
     link.symlink_to(KEEPALIVE)
     hard.hardlink_to(copy)
     other.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # same size, last payload byte differs
-    for second, why in ((KEEPALIVE, "given twice"), (link, f"the same file as {KEEPALIVE}"),
-                        (copy, f"a copy of {KEEPALIVE} (same size and SHA-256)")):
+    for second, why in (
+        (KEEPALIVE, "given twice"),
+        (link, f"the same file as {KEEPALIVE}"),
+        (copy, f"a copy of {KEEPALIVE} (same size and SHA-256)"),
+    ):
         with pytest.warns(DuplicateSourceWarning, match="analysed twice") as rec:
             res = analyze([KEEPALIVE, second])
         assert len(rec) == 1
-        assert res.warnings == [f"{second}: {why}; its packets are analysed twice (the second reading's "
-                                "segments count as retransmissions)"]
+        assert res.warnings == [
+            f"{second}: {why}; its packets are analysed twice (the second reading's "
+            "segments count as retransmissions)"
+        ]
     with pytest.warns(DuplicateSourceWarning, match=f"the same file as {copy}"):
         analyze([copy, hard])
     with warnings.catch_warnings():

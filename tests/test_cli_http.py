@@ -42,7 +42,14 @@ def test_http_verb_csv() -> None:
     assert rc == 0
     df = pd.read_csv(io.StringIO(out))
     # samples/README.md: curl 1 fetches index, small, large, medium; curl 2 small, index.
-    assert list(df.uri) == ["/index.html", "/small.txt", "/large.bin", "/medium.bin", "/small.txt", "/index.html"]
+    assert list(df.uri) == [
+        "/index.html",
+        "/small.txt",
+        "/large.bin",
+        "/medium.bin",
+        "/small.txt",
+        "/index.html",
+    ]
     assert list(df.trans_depth) == [1, 2, 3, 4, 1, 2]
     assert set(df.status_code) == {200}
 
@@ -57,7 +64,14 @@ def test_extract_sample_bodies(tmp_path: Path) -> None:
     assert rc == 0 and "wrote 6 object(s)" in out
     with open(tmp_path / "manifest.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [r["uri"] for r in rows] == ["/index.html", "/small.txt", "/large.bin", "/medium.bin", "/small.txt", "/index.html"]
+    assert [r["uri"] for r in rows] == [
+        "/index.html",
+        "/small.txt",
+        "/large.bin",
+        "/medium.bin",
+        "/small.txt",
+        "/index.html",
+    ]
     for r in rows:
         data = (tmp_path / r["file"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == SHA[r["uri"]] == r["sha256"] == r["body_sha256"]
@@ -73,7 +87,10 @@ def _gzip_conv(uri: bytes, body: bytes, encoding: bytes = b"gzip", chunked: bool
     c.send(True, "PA", b"GET " + uri + b" HTTP/1.1\r\nHost: x\r\n\r\n")
     head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: " + encoding + b"\r\n"
     if chunked:
-        framed = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 100]), body[i:i + 100]) for i in range(0, len(body), 100))
+        framed = b"".join(
+            b"%x\r\n%s\r\n" % (len(body[i : i + 100]), body[i : i + 100])
+            for i in range(0, len(body), 100)
+        )
         c.send(False, "PA", head + b"Transfer-Encoding: chunked\r\n\r\n" + framed + b"0\r\n\r\n")
     else:
         c.send(False, "PA", head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
@@ -107,7 +124,9 @@ def test_extract_without_decode_keeps_encoding(tmp_path: Path) -> None:
 
 
 def test_extract_unsupported_encoding_noted(tmp_path: Path) -> None:
-    cap = write(tmp_path / "br.pcap", [_gzip_conv(b"/a", b"\x1b\x02\x00not really brotli", encoding=b"br")])
+    cap = write(
+        tmp_path / "br.pcap", [_gzip_conv(b"/a", b"\x1b\x02\x00not really brotli", encoding=b"br")]
+    )
     _, manifest = pcapan.extract(cap, tmp_path / "out", decode=True)
     assert not manifest.decoded.iloc[0]
     assert "not decoded" in manifest.note.iloc[0]

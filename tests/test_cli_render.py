@@ -27,12 +27,19 @@ TSHARK = shutil.which("tshark")
 ALL = sorted(str(p) for p in SAMPLES.glob("*.pcap"))
 
 
-def analyze(*args: str, columns: int = 200, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def analyze(
+    *args: str, columns: int = 200, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """`pcapan analyze` in a subprocess, stdout a pipe, the terminal width given by $COLUMNS."""
     e = {**os.environ, "COLUMNS": str(columns), **(env or {})}
     e.pop("LINES", None)
-    return subprocess.run([sys.executable, "-m", "pcapan.cli", "analyze", *args], capture_output=True, text=True,
-                          env=e, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "pcapan.cli", "analyze", *args],
+        capture_output=True,
+        text=True,
+        env=e,
+        timeout=600,
+    )
 
 
 def tables(out: str) -> dict[str, list[list[str]]]:
@@ -78,7 +85,14 @@ def test_tables_fit_the_terminal(width: int, all_samples: tuple[pcapan.Result, s
     if width == 200:
         assert max(widths) > 80
     # All sections drawn at both widths.
-    for title in ("capture", "connection states / services", "servers (top", "TLS versions", "ALPN", "anomalies ("):
+    for title in (
+        "capture",
+        "connection states / services",
+        "servers (top",
+        "TLS versions",
+        "ALPN",
+        "anomalies (",
+    ):
         assert any(k.startswith(title) for k in tables(out)), (title, list(tables(out)))
 
 
@@ -93,7 +107,9 @@ def test_summary_rows(all_samples: tuple[pcapan.Result, str]) -> None:
     assert dict(r for r in rows if r[0])["TCP connections"] == f"{len(res.connections):,}"
 
 
-def test_top_servers_are_the_servers_tables_first_rows(all_samples: tuple[pcapan.Result, str]) -> None:
+def test_top_servers_are_the_servers_tables_first_rows(
+    all_samples: tuple[pcapan.Result, str],
+) -> None:
     """The servers table ordered by connections, then requests (stable), cut to
     TERMINAL_TOP_SERVERS: client, address, connections and requests of every row agree."""
     res, out = all_samples
@@ -133,11 +149,30 @@ def test_tls_versions_match_tshark() -> None:
     out = analyze(str(SAMPLES / "tls-versions.pcap")).stdout
     assert table(out, "TLS versions") == [["TLSv12", "3"], ["TLSv13", "1"]]
     if TSHARK:
-        p = subprocess.run([TSHARK, "-r", str(SAMPLES / "tls-versions.pcap"), "-Y", "tls.handshake.type==2",
-                            "-T", "fields", "-e", "tls.handshake.version", "-e", "tls.handshake.extensions.supported_version"],
-                           capture_output=True, text=True, timeout=120)
+        p = subprocess.run(
+            [
+                TSHARK,
+                "-r",
+                str(SAMPLES / "tls-versions.pcap"),
+                "-Y",
+                "tls.handshake.type==2",
+                "-T",
+                "fields",
+                "-e",
+                "tls.handshake.version",
+                "-e",
+                "tls.handshake.extensions.supported_version",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         names = {"0x0303": "TLSv12", "0x0304": "TLSv13"}
-        seen = Counter(names[(line.split("\t") + [""])[1] or line.split("\t")[0]] for line in p.stdout.splitlines() if line)
+        seen = Counter(
+            names[(line.split("\t") + [""])[1] or line.split("\t")[0]]
+            for line in p.stdout.splitlines()
+            if line
+        )
         assert [[v, str(n)] for v, n in sorted(seen.items())] == table(out, "TLS versions")
 
 
@@ -176,7 +211,9 @@ def test_file_format_needs_output(tmp_path: Path) -> None:
     assert (tmp_path / "connections.jsonl").is_file()
     # A file format with -o: terminal tables.
     p = analyze(str(SAMPLES / "http-keepalive.pcap"), "--format", "zeek", "-o", str(tmp_path / "z"))
-    assert p.returncode == 0 and "servers (1," in p.stdout and (tmp_path / "z" / "conn.log").is_file()
+    assert (
+        p.returncode == 0 and "servers (1," in p.stdout and (tmp_path / "z" / "conn.log").is_file()
+    )
 
 
 # -- hostile text ----------------------------------------------------------------------------------
@@ -190,7 +227,9 @@ def test_captured_text_cannot_drive_the_terminal(tmp_path: Path) -> None:
     reaches stdout, no markup error (before, `[/b]` raised rich's MarkupError)."""
     c = Conv()
     c.handshake()
-    c.send(True, "PA", b"GET " + URI.encode() + b" HTTP/1.1\r\nHost: " + HOST.encode() + b"\r\n\r\n")
+    c.send(
+        True, "PA", b"GET " + URI.encode() + b" HTTP/1.1\r\nHost: " + HOST.encode() + b"\r\n\r\n"
+    )
     c.send(False, "PA", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
     c.close()
     cap = write(tmp_path / "x.pcap", [c])
@@ -200,8 +239,13 @@ def test_captured_text_cannot_drive_the_terminal(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     assert "\x1b" not in p.stdout and "\x07" not in p.stdout
     assert table(p.stdout, "servers")[0][1] == f"{shown} (10.0.0.2:80)"
-    h = subprocess.run([sys.executable, "-m", "pcapan.cli", "http", str(cap), "--columns", "host,uri"],
-                       capture_output=True, text=True, env={**os.environ, "COLUMNS": "250"}, timeout=300)
+    h = subprocess.run(
+        [sys.executable, "-m", "pcapan.cli", "http", str(cap), "--columns", "host,uri"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "250"},
+        timeout=300,
+    )
     assert h.returncode == 0, h.stderr
     assert "\x1b" not in h.stdout and table(h.stdout, "http (1)") == [[shown, URI]]
 
@@ -212,8 +256,12 @@ class FakeTerminal(io.StringIO):
         return True
 
 
-def _run_in_process(monkeypatch: pytest.MonkeyPatch, stderr: io.StringIO, *args: str,
-                    path: Path = SAMPLES / "http-keepalive.pcap") -> str:
+def _run_in_process(
+    monkeypatch: pytest.MonkeyPatch,
+    stderr: io.StringIO,
+    *args: str,
+    path: Path = SAMPLES / "http-keepalive.pcap",
+) -> str:
     out = io.StringIO()
     monkeypatch.setattr(sys, "stderr", stderr)
     monkeypatch.setattr(sys, "stdout", out)
@@ -223,8 +271,9 @@ def _run_in_process(monkeypatch: pytest.MonkeyPatch, stderr: io.StringIO, *args:
 
 
 @pytest.mark.parametrize("deep", [False, True])
-def test_progress_bar_on_a_terminal_for_big_files(deep: bool, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_progress_bar_on_a_terminal_for_big_files(
+    deep: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With the size threshold lowered to 0 the sample counts as big: on a terminal's stderr the
     bar shows the file name and bytes read of total (the file's size), stdout keeps only JSON.
     Deep: under a 150-character directory on an 80-column terminal the bar still fits on its
@@ -261,8 +310,15 @@ def test_no_progress_bar(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_no_progress_bar_into_a_real_pipe() -> None:
     """A real process with stderr a pipe and the threshold at 0: nothing on stderr."""
-    code = ("import sys, pcapan.cli as c; c.PROGRESS_MIN_BYTES = 0; "
-            f"sys.exit(c.main(['analyze', {str(SAMPLES / 'http-keepalive.pcap')!r}, '--json']))")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "TERM": "xterm"})
+    code = (
+        "import sys, pcapan.cli as c; c.PROGRESS_MIN_BYTES = 0; "
+        f"sys.exit(c.main(['analyze', {str(SAMPLES / 'http-keepalive.pcap')!r}, '--json']))"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TERM": "xterm"},
+    )
     assert p.returncode == 0 and p.stderr == "" and json.loads(p.stdout)["frames"] > 0

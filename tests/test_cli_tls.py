@@ -21,8 +21,14 @@ def _run(*argv: str) -> tuple[int, str]:
 
 
 def test_tls_verb_csv() -> None:
-    rc, out = _run("tls", str(SAMPLES / "tls.pcap"), "--format", "csv",
-                   "--columns", "version,server_name,resumption,established")
+    rc, out = _run(
+        "tls",
+        str(SAMPLES / "tls.pcap"),
+        "--format",
+        "csv",
+        "--columns",
+        "version,server_name,resumption,established",
+    )
     assert rc == 0
     df = pd.read_csv(io.StringIO(out))
     # samples/README.md: six connections to port 18443, SNI pcapan.test; one TLS 1.3, five 1.2 of

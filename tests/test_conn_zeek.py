@@ -21,11 +21,31 @@ class Drive:
         self.c = Connection("Ctest", key, True, 1_000_000, 0)
         self.frame = 0
 
-    def pkt(self, orig: bool, flags: int, seq: int, ack: int = 0, length: int = 0, win: int = 65535,
-            caplen: int | None = None) -> int:
+    def pkt(
+        self,
+        orig: bool,
+        flags: int,
+        seq: int,
+        ack: int = 0,
+        length: int = 0,
+        win: int = 65535,
+        caplen: int | None = None,
+    ) -> int:
         self.frame += 1
-        self.c.packet(orig, flags, seq, ack, win, length, None, None, 40 + length,
-                      1_000_000 + self.frame * 1000, self.frame, caplen=caplen)
+        self.c.packet(
+            orig,
+            flags,
+            seq,
+            ack,
+            win,
+            length,
+            None,
+            None,
+            40 + length,
+            1_000_000 + self.frame * 1000,
+            self.frame,
+            caplen=caplen,
+        )
         return self.frame
 
     def handshake(self) -> None:

@@ -60,57 +60,80 @@ class Case:
 
 
 CASES: list[Case] = [
-    Case(f"{T}/http-vlan-0.pcap",
-         f"{T}/http-vlan-0.pcap.gt/{B}/scripts.base.protocols.vlan.vlan-0/conn.log.cut",
-         "zeek -br http-vlan-0.pcap (vlan_fivetuple, vlan-logging); zeek-cut -m id.ctx.vlan "
-         "id.ctx.inner_vlan vlan inner_vlan: no tuple and no TCP column, only the row count"),
-    Case(f"{T}/http/261/variant-04-te_cl_desync.pcap",
-         f"{T}/http/261/variant-04-te_cl_desync.pcap.gt/{B}/scripts.base.protocols.http.261.te-cl-desync/conn.log",
-         "zeek -b -r ... (conn, http, weird); btest-diff-cut -m uid service history"),
-    Case(f"{T}/http/261/variant-07-expect_100_cl0.pcap",
-         f"{T}/http/261/variant-07-expect_100_cl0.pcap.gt/{B}/scripts.base.protocols.http.261.cl-0-expect-100/conn.log",
-         "zeek -b -r ... (conn, http, weird); btest-diff-cut -m uid service history"),
-    Case(f"{T}/http/261/variant-10-multi_value_te.pcap",
-         f"{T}/http/261/variant-10-multi_value_te.pcap.gt/{B}/scripts.base.protocols.http.261.chunked-rest/conn.log",
-         "zeek -b -r ... (conn, http, weird); btest-diff-cut -m uid service history"),
-    Case(f"{T}/http/connect-with-header.pcap",
-         f"{T}/http/connect-with-header.pcap.gt/{B}/scripts.base.protocols.http.http-connect-with-header/conn.log",
-         "zeek -b -C -r ... (conn, http, ssl, tunnels)"),
-    Case(f"{T}/http/connect-with-smtp.pcap",
-         f"{T}/http/connect-with-smtp.pcap.gt/{B}/scripts.base.protocols.http.http-connect/conn.log",
-         "zeek -b -r ... (conn, http, smtp, tunnels)"),
-    Case(f"{T}/http/zeek-image-1080-80-x.pcapng",
-         f"{T}/http/zeek-image-1080-80-x.pcapng.gt/{B}/scripts.base.protocols.http.flip-content-line-resp/conn.log.cut",
-         "zeek -b -r ... (conn, http, files/hash); zeek-cut -m id.* history service"),
-    Case(f"{T}/mixed-vlan-mpls.pcap",
-         f"{T}/mixed-vlan-mpls.pcap.gt/{B}/core.vlan-mpls/conn.log",
-         "zeek -b -C -r ... (conn, http)"),
-    Case(f"{T}/tcp/retransmit-fast009.pcap",
-         f"{T}/tcp/retransmit-fast009.pcap.gt/{B}/core.tcp.rxmit-history/conn-1.log",
-         "zeek -C -r tcp/retransmit-fast009.pcap (full default scripts) -> conn-1.log"),
-    Case(f"{T}/tunnels/vxlan-encapsulated-http.pcap",
-         f"{T}/tunnels/vxlan-encapsulated-http.pcap.gt/{B}/core.tunnels.analyzer-confirmation/conn.log",
-         "zeek -b -r ... (tunnels, conn, http)"),
-    Case(f"{T}/websocket/wstunnel-https.pcap",
-         f"{T}/websocket/wstunnel-https.pcap.gt/{B}/scripts.base.protocols.websocket.wstunnel-https/conn.log",
-         "zeek -b -r ... (conn, ssl, websocket); btest-diff-cut -m ts uid history service"),
-    Case(f"{T}/wikipedia.pcap",
-         f"{T}/wikipedia.pcap.gt/{B}/core.tcp.rxmit-history/conn-2.log",
-         "zeek -C -r wikipedia.pcap (full default scripts) -> conn-2.log"),
-    Case(f"{T}/wikipedia.pcap",
-         f"{T}/wikipedia.pcap.gt/{B}/scripts.policy.protocols.conn.speculative-service/conn-wiki.log",
-         "zeek -b -C -r wikipedia.pcap (conn, dns, http, speculative-service) -> conn-wiki.log"),
+    Case(
+        f"{T}/http-vlan-0.pcap",
+        f"{T}/http-vlan-0.pcap.gt/{B}/scripts.base.protocols.vlan.vlan-0/conn.log.cut",
+        "zeek -br http-vlan-0.pcap (vlan_fivetuple, vlan-logging); zeek-cut -m id.ctx.vlan "
+        "id.ctx.inner_vlan vlan inner_vlan: no tuple and no TCP column, only the row count",
+    ),
+    Case(
+        f"{T}/http/261/variant-04-te_cl_desync.pcap",
+        f"{T}/http/261/variant-04-te_cl_desync.pcap.gt/{B}/scripts.base.protocols.http.261.te-cl-desync/conn.log",
+        "zeek -b -r ... (conn, http, weird); btest-diff-cut -m uid service history",
+    ),
+    Case(
+        f"{T}/http/261/variant-07-expect_100_cl0.pcap",
+        f"{T}/http/261/variant-07-expect_100_cl0.pcap.gt/{B}/scripts.base.protocols.http.261.cl-0-expect-100/conn.log",
+        "zeek -b -r ... (conn, http, weird); btest-diff-cut -m uid service history",
+    ),
+    Case(
+        f"{T}/http/261/variant-10-multi_value_te.pcap",
+        f"{T}/http/261/variant-10-multi_value_te.pcap.gt/{B}/scripts.base.protocols.http.261.chunked-rest/conn.log",
+        "zeek -b -r ... (conn, http, weird); btest-diff-cut -m uid service history",
+    ),
+    Case(
+        f"{T}/http/connect-with-header.pcap",
+        f"{T}/http/connect-with-header.pcap.gt/{B}/scripts.base.protocols.http.http-connect-with-header/conn.log",
+        "zeek -b -C -r ... (conn, http, ssl, tunnels)",
+    ),
+    Case(
+        f"{T}/http/connect-with-smtp.pcap",
+        f"{T}/http/connect-with-smtp.pcap.gt/{B}/scripts.base.protocols.http.http-connect/conn.log",
+        "zeek -b -r ... (conn, http, smtp, tunnels)",
+    ),
+    Case(
+        f"{T}/http/zeek-image-1080-80-x.pcapng",
+        f"{T}/http/zeek-image-1080-80-x.pcapng.gt/{B}/scripts.base.protocols.http.flip-content-line-resp/conn.log.cut",
+        "zeek -b -r ... (conn, http, files/hash); zeek-cut -m id.* history service",
+    ),
+    Case(
+        f"{T}/mixed-vlan-mpls.pcap",
+        f"{T}/mixed-vlan-mpls.pcap.gt/{B}/core.vlan-mpls/conn.log",
+        "zeek -b -C -r ... (conn, http)",
+    ),
+    Case(
+        f"{T}/tcp/retransmit-fast009.pcap",
+        f"{T}/tcp/retransmit-fast009.pcap.gt/{B}/core.tcp.rxmit-history/conn-1.log",
+        "zeek -C -r tcp/retransmit-fast009.pcap (full default scripts) -> conn-1.log",
+    ),
+    Case(
+        f"{T}/tunnels/vxlan-encapsulated-http.pcap",
+        f"{T}/tunnels/vxlan-encapsulated-http.pcap.gt/{B}/core.tunnels.analyzer-confirmation/conn.log",
+        "zeek -b -r ... (tunnels, conn, http)",
+    ),
+    Case(
+        f"{T}/websocket/wstunnel-https.pcap",
+        f"{T}/websocket/wstunnel-https.pcap.gt/{B}/scripts.base.protocols.websocket.wstunnel-https/conn.log",
+        "zeek -b -r ... (conn, ssl, websocket); btest-diff-cut -m ts uid history service",
+    ),
+    Case(
+        f"{T}/wikipedia.pcap",
+        f"{T}/wikipedia.pcap.gt/{B}/core.tcp.rxmit-history/conn-2.log",
+        "zeek -C -r wikipedia.pcap (full default scripts) -> conn-2.log",
+    ),
+    Case(
+        f"{T}/wikipedia.pcap",
+        f"{T}/wikipedia.pcap.gt/{B}/scripts.policy.protocols.conn.speculative-service/conn-wiki.log",
+        "zeek -b -C -r wikipedia.pcap (conn, dns, http, speculative-service) -> conn-wiki.log",
+    ),
 ]
 
 NOT_COMPARED: dict[str, str] = {
-    f"{T}/tcp/retransmit-fast009.pcap.gt/{B}/core.tcp.rxmit-history/conn-2.log":
-        "produced from wikipedia.pcap (second TEST-EXEC of rxmit-history.zeek); the same file is "
-        "compared as wikipedia.pcap.gt/.../core.tcp.rxmit-history/conn-2.log",
-    f"{T}/wikipedia.pcap.gt/{B}/core.tcp.rxmit-history/conn-1.log":
-        "produced from tcp/retransmit-fast009.pcap (first TEST-EXEC of rxmit-history.zeek); the "
-        "same file is compared as retransmit-fast009.pcap.gt/.../conn-1.log",
-    f"{T}/wikipedia.pcap.gt/{B}/scripts.policy.protocols.conn.speculative-service/conn-post-large.log":
-        "produced from http/http-post-large.pcap, which is not in the corpus",
+    f"{T}/tcp/retransmit-fast009.pcap.gt/{B}/core.tcp.rxmit-history/conn-2.log": "produced from wikipedia.pcap (second TEST-EXEC of rxmit-history.zeek); the same file is "
+    "compared as wikipedia.pcap.gt/.../core.tcp.rxmit-history/conn-2.log",
+    f"{T}/wikipedia.pcap.gt/{B}/core.tcp.rxmit-history/conn-1.log": "produced from tcp/retransmit-fast009.pcap (first TEST-EXEC of rxmit-history.zeek); the "
+    "same file is compared as retransmit-fast009.pcap.gt/.../conn-1.log",
+    f"{T}/wikipedia.pcap.gt/{B}/scripts.policy.protocols.conn.speculative-service/conn-post-large.log": "produced from http/http-post-large.pcap, which is not in the corpus",
 }
 
 # Zeek conn.log column -> pcapan connections column.
@@ -128,8 +151,14 @@ FIELDS: list[tuple[str, str]] = [
     ("service", "service"),
 ]
 TABLE_ROWS = ["connections"] + [z for z, _ in FIELDS]
-SWAP = {"orig_pkts": "resp_pkts", "resp_pkts": "orig_pkts", "orig_ip_bytes": "resp_ip_bytes",
-        "resp_ip_bytes": "orig_ip_bytes", "orig_bytes": "resp_bytes", "resp_bytes": "orig_bytes"}
+SWAP = {
+    "orig_pkts": "resp_pkts",
+    "resp_pkts": "orig_pkts",
+    "orig_ip_bytes": "resp_ip_bytes",
+    "resp_ip_bytes": "orig_ip_bytes",
+    "orig_bytes": "resp_bytes",
+    "resp_bytes": "orig_bytes",
+}
 # pcapan's service names -> Zeek's analyzer names.
 SERVICE_TO_ZEEK = {"tls": "ssl"}
 
@@ -154,8 +183,10 @@ DOCUMENTED: list[Known] = []
 # A fix is needed in a file owned by someone else; ``ours`` pins today's value.
 PENDING: list[Known] = [
     Known(
-        "ENGINE_TRUNCATED_PAYLOAD", f"{T}/tcp/retransmit-fast009.pcap",
-        ("10.0.88.85", 50368, "192.168.0.27", 80), ("missed_bytes",),
+        "ENGINE_TRUNCATED_PAYLOAD",
+        f"{T}/tcp/retransmit-fast009.pcap",
+        ("10.0.88.85", 50368, "192.168.0.27", 80),
+        ("missed_bytes",),
         "The capture has a 54-byte snap length: no payload byte is in it. Zeek does not give a "
         "truncated segment to its reassembler (TCP_Endpoint::DataSent, 'truncated_tcp_payload'), "
         "so each ACK reveals a content gap: missed_bytes = all 474 + 23783 bytes. "
@@ -165,16 +196,20 @@ PENDING: list[Known] = [
         ours="0",
     ),
     Known(
-        "ENGINE_TRUNCATED_PAYLOAD", f"{T}/tcp/retransmit-fast009.pcap",
-        ("10.0.88.85", 50368, "192.168.0.27", 80), ("history",),
+        "ENGINE_TRUNCATED_PAYLOAD",
+        f"{T}/tcp/retransmit-fast009.pcap",
+        ("10.0.88.85", 50368, "192.168.0.27", 80),
+        ("history",),
         "Same cause: the content gaps Zeek finds give its 'G' (orig's 474 bytes, revealed by "
         "the responder's ACK in frame 5) and 'g' (the responder's bytes, revealed by the ACK in "
         "frame 16). With engine.py passing caplen, pcapan gives ShADaGdgtR as well.",
         ours="ShADadtR",
     ),
     Known(
-        "ENGINE_PURE_ACK_SEQ", f"{T}/http/connect-with-smtp.pcap",
-        ("79.26.245.236", 3378, "254.228.86.79", 8240), ("history",),
+        "ENGINE_PURE_ACK_SEQ",
+        f"{T}/http/connect-with-smtp.pcap",
+        ("79.26.245.236", 3378, "254.228.86.79", 8240),
+        ("history",),
         "Frame 10 is a pure ACK from the originator with seq 124 although the capture never "
         "showed its bytes 104-123; Zeek's last_seq moves to 124, so the data segment 104-124 in "
         "frame 11 is a retransmission ('T', update_last_seq). engine.py folds that ACK in at the "
@@ -245,8 +280,12 @@ def read_zeek_log(path: Path) -> list[dict[str, str | None]]:
 
 
 def _norm(name: str) -> str:
-    return {"id.orig_h": "orig_h", "id.orig_p": "orig_p", "id.resp_h": "resp_h",
-            "id.resp_p": "resp_p"}.get(name, name)
+    return {
+        "id.orig_h": "orig_h",
+        "id.orig_p": "orig_p",
+        "id.resp_h": "resp_h",
+        "id.resp_p": "resp_p",
+    }.get(name, name)
 
 
 # -- comparison ------------------------------------------------------------------------------
@@ -270,15 +309,24 @@ class CaseResult:
 
 def _known(lst: list[Known], case: Case, conn: Tuple4 | None, fld: str) -> Known | None:
     for k in lst:
-        if k.capture == case.capture and (k.conn is None or k.conn == conn) and (
-            "*" in k.fields or fld in k.fields
+        if (
+            k.capture == case.capture
+            and (k.conn is None or k.conn == conn)
+            and ("*" in k.fields or fld in k.fields)
         ):
             return k
     return None
 
 
-def _judge(res: CaseResult, conn: Tuple4 | None, fld: str, agree: bool, zv: object, ov: object,
-           note: str = "") -> None:
+def _judge(
+    res: CaseResult,
+    conn: Tuple4 | None,
+    fld: str,
+    agree: bool,
+    zv: object,
+    ov: object,
+    note: str = "",
+) -> None:
     if agree:
         k = _known(PENDING, res.case, conn, fld)
         kind = "stale" if k is not None else "agree"
@@ -301,14 +349,22 @@ def _service(res: CaseResult, conn: Tuple4, zv: str | None, ov: str) -> None:
     if zset == ours:
         res.outcomes.append(Outcome(res.case, conn, "service", "agree", zv, ov))
     elif ours and ours < zset:
-        res.outcomes.append(Outcome(res.case, conn, "service", "documented", zv, ov, SERVICE_ONE_NAME.split(":")[0]))
+        res.outcomes.append(
+            Outcome(res.case, conn, "service", "documented", zv, ov, SERVICE_ONE_NAME.split(":")[0])
+        )
     elif ours and not zset:
-        res.outcomes.append(Outcome(res.case, conn, "service", "documented", zv, ov, SERVICE_UNCONFIRMED.split(":")[0]))
+        res.outcomes.append(
+            Outcome(
+                res.case, conn, "service", "documented", zv, ov, SERVICE_UNCONFIRMED.split(":")[0]
+            )
+        )
     else:
         _judge(res, conn, "service", False, zv, ov)
 
 
-def _compare_row(res: CaseResult, conn: Tuple4, z: dict[str, str | None], o: dict, swapped: bool) -> None:
+def _compare_row(
+    res: CaseResult, conn: Tuple4, z: dict[str, str | None], o: dict, swapped: bool
+) -> None:
     for zf, of in FIELDS:
         if zf not in z:
             res.outcomes.append(Outcome(res.case, conn, zf, "n/a", note="not in the baseline"))
@@ -319,10 +375,15 @@ def _compare_row(res: CaseResult, conn: Tuple4, z: dict[str, str | None], o: dic
             _service(res, conn, zv, ov or "")
         elif zf == "duration":
             want = 0.0 if zv is None else float(zv)  # unset: Zeek logs no 0 duration
-            _judge(res, conn, zf, math.isclose(float(ov), want, abs_tol=1e-3), zv, round(float(ov), 6))
+            _judge(
+                res, conn, zf, math.isclose(float(ov), want, abs_tol=1e-3), zv, round(float(ov), 6)
+            )
         elif zv is None:
-            why = ("Zeek logs no sizes for a 0-duration connection"
-                   if zf in ("orig_bytes", "resp_bytes") else "unset in the baseline")
+            why = (
+                "Zeek logs no sizes for a 0-duration connection"
+                if zf in ("orig_bytes", "resp_bytes")
+                else "unset in the baseline"
+            )
             res.outcomes.append(Outcome(res.case, conn, zf, "n/a", zv, ov, why))
         elif zf in ("conn_state", "history"):
             _judge(res, conn, zf, zv == ov, zv, ov)
@@ -352,12 +413,23 @@ def compare(case: Case) -> CaseResult:
     if not has_tuple:
         # A cut without the 5-tuple: only a one-connection capture can be matched.
         if len(tcp_rows) != 1 or len(ours) != 1:
-            res.outcomes.append(Outcome(case, None, "connections", "agree" if len(tcp_rows) == len(ours) else "disagree",
-                                        len(tcp_rows), len(ours), "row count only (no tuple in the baseline)"))
+            res.outcomes.append(
+                Outcome(
+                    case,
+                    None,
+                    "connections",
+                    "agree" if len(tcp_rows) == len(ours) else "disagree",
+                    len(tcp_rows),
+                    len(ours),
+                    "row count only (no tuple in the baseline)",
+                )
+            )
             return res
         o = ours[0]
         conn = (o["orig_h"], int(o["orig_p"]), o["resp_h"], int(o["resp_p"]))
-        res.outcomes.append(Outcome(case, conn, "connections", "agree", 1, 1, "the only connection on both sides"))
+        res.outcomes.append(
+            Outcome(case, conn, "connections", "agree", 1, 1, "the only connection on both sides")
+        )
         _compare_row(res, conn, tcp_rows[0], o, False)
         return res
     by_tuple: dict[Tuple4, list[dict]] = defaultdict(list)
@@ -375,16 +447,32 @@ def compare(case: Case) -> CaseResult:
         if not cands:
             k = _known(DOCUMENTED, case, conn, "connections")
             if k is not None:
-                res.outcomes.append(Outcome(case, conn, "connections", "documented", "present", "absent", k.name))
+                res.outcomes.append(
+                    Outcome(case, conn, "connections", "documented", "present", "absent", k.name)
+                )
                 for zf, _ in FIELDS:
-                    res.outcomes.append(Outcome(case, conn, zf, "documented", z.get(zf), None, k.name))
+                    res.outcomes.append(
+                        Outcome(case, conn, zf, "documented", z.get(zf), None, k.name)
+                    )
             else:
-                res.outcomes.append(Outcome(case, conn, "connections", "disagree", "present", "absent", "missing in pcapan"))
+                res.outcomes.append(
+                    Outcome(
+                        case,
+                        conn,
+                        "connections",
+                        "disagree",
+                        "present",
+                        "absent",
+                        "missing in pcapan",
+                    )
+                )
             continue
         o = cands[0]
         used.add(id(o))
         if swapped:
-            _judge(res, conn, "connections", False, "orig->resp", "reversed", "orientation disagrees")
+            _judge(
+                res, conn, "connections", False, "orig->resp", "reversed", "orientation disagrees"
+            )
         else:
             _judge(res, conn, "connections", True, "present", "present")
         _compare_row(res, conn, z, o, swapped)
@@ -406,27 +494,35 @@ def agreement_table(results: tuple[CaseResult, ...]) -> str:
     for r in results:
         for o in r.outcomes:
             counts[o.field][o.kind] += 1
-    lines = [f"{'field':<15}" + "".join(f"{k:>11}" for k in ["compared", *kinds]) + f"{'agreement':>11}"]
+    lines = [
+        f"{'field':<15}" + "".join(f"{k:>11}" for k in ["compared", *kinds]) + f"{'agreement':>11}"
+    ]
     for f in TABLE_ROWS:
         c = counts[f]
         compared = sum(c[k] for k in kinds if k != "n/a")
         agree = c["agree"] + c["stale"]
         pct = f"{100 * agree / compared:.0f}%" if compared else "-"
-        lines.append(f"{f:<15}{compared:>11}" + "".join(f"{c[k]:>11}" for k in kinds) + f"{pct:>11}")
+        lines.append(
+            f"{f:<15}{compared:>11}" + "".join(f"{c[k]:>11}" for k in kinds) + f"{pct:>11}"
+        )
     lines.append("")
     lines.append("Not agreeing (documented / pending / disagree), and stale pending entries:")
     for r in results:
         for o in r.outcomes:
             if o.kind in ("documented", "pending", "disagree", "stale"):
                 where = Path(r.case.capture).name
-                lines.append(f"  [{o.kind}] {where} {o.conn} {o.field}: zeek={o.zeek!r} pcapan={o.ours!r} {o.note}")
+                lines.append(
+                    f"  [{o.kind}] {where} {o.conn} {o.field}: zeek={o.zeek!r} pcapan={o.ours!r} {o.note}"
+                )
     skipped = Counter()
     for r in results:
         skipped.update(r.skipped_rows)
     if skipped:
         lines.append("")
-        lines.append("Zeek rows not compared (pcapan's connections table is TCP only): "
-                     + ", ".join(f"{v} {k}" for k, v in sorted(skipped.items())))
+        lines.append(
+            "Zeek rows not compared (pcapan's connections table is TCP only): "
+            + ", ".join(f"{v} {k}" for k, v in sorted(skipped.items()))
+        )
     lines.append("")
     lines.append(SERVICE_ONE_NAME)
     lines.append(SERVICE_UNCONFIRMED)
@@ -459,9 +555,13 @@ def test_read_zeek_log_formats(tmp_path: Path) -> None:
         "#types\taddr\tstring\tset[string]\tinterval\n"
         "10.0.0.1\thttp,ssl\t(empty)\t-\n#close XXXX\n"
     )
-    assert read_zeek_log(full) == [{"id.orig_h": "10.0.0.1", "service": "http,ssl", "tunnel_parents": "", "duration": None}]
+    assert read_zeek_log(full) == [
+        {"id.orig_h": "10.0.0.1", "service": "http,ssl", "tunnel_parents": "", "duration": None}
+    ]
     cut = tmp_path / "conn.log.cut"
-    cut.write_text("### BTest baseline data generated by btest-diff.\nuid\tservice\thistory\nCx\thttp\tShADaFf\n")
+    cut.write_text(
+        "### BTest baseline data generated by btest-diff.\nuid\tservice\thistory\nCx\thttp\tShADaFf\n"
+    )
     assert read_zeek_log(cut) == [{"uid": "Cx", "service": "http", "history": "ShADaFf"}]
 
 
@@ -472,7 +572,9 @@ def test_agreement_table() -> None:
     assert "connections" in table
 
 
-@pytest.mark.parametrize("case", CASES, ids=[Path(c.baseline).parent.name + "/" + Path(c.baseline).name for c in CASES])
+@pytest.mark.parametrize(
+    "case", CASES, ids=[Path(c.baseline).parent.name + "/" + Path(c.baseline).name for c in CASES]
+)
 def test_conn_log_conformance(case: Case) -> None:
     res = next(r for r in all_results() if r.case == case)
     bad = [o for o in res.outcomes if o.kind == "disagree"]

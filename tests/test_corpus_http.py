@@ -83,53 +83,83 @@ class Case:
 
 _H = "scripts.base.protocols.http"
 CASES: list[Case] = [
-    Case(f"{T}/http/pipelined-requests.pcap",
-         f"{T}/http/pipelined-requests.pcap.gt/{B}/{_H}.http-pipelining/http.log",
-         "zeek -b -r ... (http; the log filter drops only mime_type)"),
-    Case(f"{T}/http/100-continue.pcap",
-         f"{T}/http/100-continue.pcap.gt/{B}/{_H}.100-continue/http.log",
-         "zeek -r ... (default scripts)"),
-    Case(f"{T}/http/websocket.pcap",
-         f"{T}/http/websocket.pcap.gt/{B}/{_H}.101-switching-protocols/http.log",
-         "zeek -r ... (default scripts; WebSocket analyzer after the 101)"),
-    Case(f"{T}/http/docker-http-upgrade.pcap",
-         f"{T}/http/docker-http-upgrade.pcap.gt/{B}/{_H}.upgrade-to-tcp/http.log.cut",
-         "zeek -b -C -r ... (http; upgrade 'tcp' -> stream event analyzer); "
-         "zeek-cut -m uid status_code method uri: no tuple, no trans_depth"),
-    Case(f"{T}/http/connect-with-header.pcap",
-         f"{T}/http/connect-with-header.pcap.gt/{B}/{_H}.http-connect-with-header/http.log",
-         "zeek -b -C -r ... (conn, http, ssl, tunnels)"),
-    Case(f"{T}/http/connect-with-smtp.pcap",
-         f"{T}/http/connect-with-smtp.pcap.gt/{B}/{_H}.http-connect/http.log",
-         "zeek -b -r ... (conn, http, smtp, tunnels)"),
-    Case(f"{T}/http/methods.pcap",
-         f"{T}/http/methods.pcap.gt/{B}/{_H}.http-methods/http.log",
-         "zeek -b -r ... (http, weird)"),
-    Case(f"{T}/http/261/variant-04-te_cl_desync.pcap",
-         f"{T}/http/261/variant-04-te_cl_desync.pcap.gt/{B}/{_H}.261.te-cl-desync/http.log",
-         "zeek -b -r ... (conn, http, weird); btest-diff-cut -m uid trans_depth method host uri"),
-    Case(f"{T}/http/261/variant-07-expect_100_cl0.pcap",
-         f"{T}/http/261/variant-07-expect_100_cl0.pcap.gt/{B}/{_H}.261.cl-0-expect-100/http.log",
-         "zeek -b -r ... (conn, http, weird); btest-diff-cut -m uid trans_depth method host uri"),
-    Case(f"{T}/http/261/variant-10-multi_value_te.pcap",
-         f"{T}/http/261/variant-10-multi_value_te.pcap.gt/{B}/{_H}.261.chunked-rest/http.log",
-         "zeek -b -r ... (conn, http, weird); btest-diff-cut -m uid trans_depth method host uri"),
-    Case(f"{T}/http/zeek-image-1080-80-x.pcapng",
-         f"{T}/http/zeek-image-1080-80-x.pcapng.gt/{B}/{_H}.flip-content-line-resp/http.log.cut",
-         "zeek -b -r ... (conn, http, files/hash); zeek-cut -m id.* host method uri version "
-         "user_agent status_code status_msg: no trans_depth"),
-    Case(f"{T}/nflog-http.pcap",
-         f"{T}/nflog-http.pcap.gt/{B}/core.nflog/http.log",
-         "zeek -b -C -r ... (http)"),
-    Case(f"{T}/mixed-vlan-mpls.pcap",
-         f"{T}/mixed-vlan-mpls.pcap.gt/{B}/core.vlan-mpls/http.log",
-         "zeek -b -C -r ... (conn, http)"),
-    Case(f"{T}/tunnels/vxlan-encapsulated-http.pcap",
-         f"{T}/tunnels/vxlan-encapsulated-http.pcap.gt/{B}/core.tunnels.analyzer-confirmation/http.log",
-         "zeek -b -r ... (tunnels, conn, http)"),
-    Case(f"{T}/wikipedia.pcap",
-         f"{T}/wikipedia.pcap.gt/{B}/scripts.policy.protocols.http.header-names/http.log",
-         "zeek -b -r ... (http, header-names with server header names)"),
+    Case(
+        f"{T}/http/pipelined-requests.pcap",
+        f"{T}/http/pipelined-requests.pcap.gt/{B}/{_H}.http-pipelining/http.log",
+        "zeek -b -r ... (http; the log filter drops only mime_type)",
+    ),
+    Case(
+        f"{T}/http/100-continue.pcap",
+        f"{T}/http/100-continue.pcap.gt/{B}/{_H}.100-continue/http.log",
+        "zeek -r ... (default scripts)",
+    ),
+    Case(
+        f"{T}/http/websocket.pcap",
+        f"{T}/http/websocket.pcap.gt/{B}/{_H}.101-switching-protocols/http.log",
+        "zeek -r ... (default scripts; WebSocket analyzer after the 101)",
+    ),
+    Case(
+        f"{T}/http/docker-http-upgrade.pcap",
+        f"{T}/http/docker-http-upgrade.pcap.gt/{B}/{_H}.upgrade-to-tcp/http.log.cut",
+        "zeek -b -C -r ... (http; upgrade 'tcp' -> stream event analyzer); "
+        "zeek-cut -m uid status_code method uri: no tuple, no trans_depth",
+    ),
+    Case(
+        f"{T}/http/connect-with-header.pcap",
+        f"{T}/http/connect-with-header.pcap.gt/{B}/{_H}.http-connect-with-header/http.log",
+        "zeek -b -C -r ... (conn, http, ssl, tunnels)",
+    ),
+    Case(
+        f"{T}/http/connect-with-smtp.pcap",
+        f"{T}/http/connect-with-smtp.pcap.gt/{B}/{_H}.http-connect/http.log",
+        "zeek -b -r ... (conn, http, smtp, tunnels)",
+    ),
+    Case(
+        f"{T}/http/methods.pcap",
+        f"{T}/http/methods.pcap.gt/{B}/{_H}.http-methods/http.log",
+        "zeek -b -r ... (http, weird)",
+    ),
+    Case(
+        f"{T}/http/261/variant-04-te_cl_desync.pcap",
+        f"{T}/http/261/variant-04-te_cl_desync.pcap.gt/{B}/{_H}.261.te-cl-desync/http.log",
+        "zeek -b -r ... (conn, http, weird); btest-diff-cut -m uid trans_depth method host uri",
+    ),
+    Case(
+        f"{T}/http/261/variant-07-expect_100_cl0.pcap",
+        f"{T}/http/261/variant-07-expect_100_cl0.pcap.gt/{B}/{_H}.261.cl-0-expect-100/http.log",
+        "zeek -b -r ... (conn, http, weird); btest-diff-cut -m uid trans_depth method host uri",
+    ),
+    Case(
+        f"{T}/http/261/variant-10-multi_value_te.pcap",
+        f"{T}/http/261/variant-10-multi_value_te.pcap.gt/{B}/{_H}.261.chunked-rest/http.log",
+        "zeek -b -r ... (conn, http, weird); btest-diff-cut -m uid trans_depth method host uri",
+    ),
+    Case(
+        f"{T}/http/zeek-image-1080-80-x.pcapng",
+        f"{T}/http/zeek-image-1080-80-x.pcapng.gt/{B}/{_H}.flip-content-line-resp/http.log.cut",
+        "zeek -b -r ... (conn, http, files/hash); zeek-cut -m id.* host method uri version "
+        "user_agent status_code status_msg: no trans_depth",
+    ),
+    Case(
+        f"{T}/nflog-http.pcap",
+        f"{T}/nflog-http.pcap.gt/{B}/core.nflog/http.log",
+        "zeek -b -C -r ... (http)",
+    ),
+    Case(
+        f"{T}/mixed-vlan-mpls.pcap",
+        f"{T}/mixed-vlan-mpls.pcap.gt/{B}/core.vlan-mpls/http.log",
+        "zeek -b -C -r ... (conn, http)",
+    ),
+    Case(
+        f"{T}/tunnels/vxlan-encapsulated-http.pcap",
+        f"{T}/tunnels/vxlan-encapsulated-http.pcap.gt/{B}/core.tunnels.analyzer-confirmation/http.log",
+        "zeek -b -r ... (tunnels, conn, http)",
+    ),
+    Case(
+        f"{T}/wikipedia.pcap",
+        f"{T}/wikipedia.pcap.gt/{B}/scripts.policy.protocols.http.header-names/http.log",
+        "zeek -b -r ... (http, header-names with server header names)",
+    ),
 ]
 
 
@@ -143,15 +173,29 @@ class CountCase:
 
 
 COUNT_CASES: list[CountCase] = [
-    CountCase(f"{T}/http/1000-requests-one-dropped-response.pcap.gz",
-              f"{T}/http/1000-requests-one-dropped-response.pcap.gz.gt/{B}/{_H}.http-pending-state-growth/out",
-              "zcat ... | zeek -C -b -r - (http); grep -v '^#' http.log | wc -l after "
-              "'total http.log lines'"),
+    CountCase(
+        f"{T}/http/1000-requests-one-dropped-response.pcap.gz",
+        f"{T}/http/1000-requests-one-dropped-response.pcap.gz.gt/{B}/{_H}.http-pending-state-growth/out",
+        "zcat ... | zeek -C -b -r - (http); grep -v '^#' http.log | wc -l after "
+        "'total http.log lines'",
+    ),
 ]
 
 # Zeek http.log columns compared (trans_depth: a row at that depth on both sides).
-FIELDS = ["trans_depth", "orientation", "method", "host", "uri", "status_code", "version",
-          "status_msg", "user_agent", "info_code", "request_body_len", "response_body_len"]
+FIELDS = [
+    "trans_depth",
+    "orientation",
+    "method",
+    "host",
+    "uri",
+    "status_code",
+    "version",
+    "status_msg",
+    "user_agent",
+    "info_code",
+    "request_body_len",
+    "response_body_len",
+]
 CORE = ["method", "host", "uri", "status_code", "trans_depth"]
 THRESHOLD = 0.98
 _INT_FIELDS = {"status_code", "info_code", "request_body_len", "response_body_len"}
@@ -188,8 +232,10 @@ def ours(capture: str) -> Ours:
     an = Analyzer(on_http_body=on_body)
     an.feed_source(CORPUS / capture)
     res = an.finish()
-    rows = [{k: (None if v is None or v is pd.NA else v) for k, v in r.items()}
-            for r in res.http.to_dict("records")]
+    rows = [
+        {k: (None if v is None or v is pd.NA else v) for k, v in r.items()}
+        for r in res.http.to_dict("records")
+    ]
     decoded: dict[tuple[str, int], int] = {}
     for r in rows:
         key = (r["uid"], int(r["trans_depth"]))
@@ -250,7 +296,9 @@ class Ctx:
         return self.ours.conns.get(self.uid or "", {})
 
     def our_row(self, depth: int) -> dict | None:
-        return next((r for r in self.ours.rows if r["uid"] == self.uid and r["trans_depth"] == depth), None)
+        return next(
+            (r for r in self.ours.rows if r["uid"] == self.uid and r["trans_depth"] == depth), None
+        )
 
 
 @dataclass(frozen=True)
@@ -272,7 +320,8 @@ def _authority(uri: str | None) -> str | None:
 
 DOCUMENTED: list[Known] = [
     Known(
-        "ZEEK_IGNORES_PARTIAL_CONNECTIONS", ("trans_depth",),
+        "ZEEK_IGNORES_PARTIAL_CONNECTIONS",
+        ("trans_depth",),
         "Zeek's HTTP analyzer drops every byte of a connection whose SYN it did not see "
         "('if ( TCP() && TCP()->IsPartial() ) return;' in HTTP_Analyzer::DeliverStream), so a "
         "connection picked up mid-stream has no http.log row. pcapan parses it (its connection "
@@ -281,34 +330,52 @@ DOCUMENTED: list[Known] = [
         explains=1,
     ),
     Known(
-        "ZEEK_DECODES_CONTENT_ENCODING", ("response_body_len",),
+        "ZEEK_DECODES_CONTENT_ENCODING",
+        ("response_body_len",),
         "Zeek inflates gzip/deflate bodies before counting them (HTTP_Entity::DeliverBody feeds "
         "a ZIP_Analyzer whose output DeliverBodyClear adds to body_length; main.zeek: 'Actual "
         "uncompressed content size'). pcapan counts the body as sent, content coding kept (its "
         "schema), and resp_body_sha256 hashes those bytes. Checked: inflating pcapan's body "
         "gives Zeek's length.",
-        lambda c: c.o is not None and c.z is not None and c.o["content_encoding"] is not None
-        and c.ours.decoded_len.get((c.o["uid"], c.depth)) == zeek_value(c.z, "response_body_len"),
+        lambda c: (
+            c.o is not None
+            and c.z is not None
+            and c.o["content_encoding"] is not None
+            and c.ours.decoded_len.get((c.o["uid"], c.depth))
+            == zeek_value(c.z, "response_body_len")
+        ),
         explains=2,
     ),
     Known(
-        "ZEEK_101_IS_AN_INFO_CODE", ("info_code",),
+        "ZEEK_101_IS_AN_INFO_CODE",
+        ("info_code",),
         "Zeek files every reply code from 100 to 199 as informational (code_in_range(code, 100, "
         "199) in http_reply), 101 Switching Protocols included, so its info_code repeats the "
         "101. pcapan's info_codes lists interim responses only; a 101 is the final response of "
         "HTTP on the connection (RFC 9110 15.2.2).",
-        lambda c: c.z is not None and c.o is not None and zeek_value(c.z, "info_code") == 101
-        and zeek_value(c.z, "status_code") == 101 and c.o["status_code"] == 101
-        and not c.o["info_codes"],
+        lambda c: (
+            c.z is not None
+            and c.o is not None
+            and zeek_value(c.z, "info_code") == 101
+            and zeek_value(c.z, "status_code") == 101
+            and c.o["status_code"] == 101
+            and not c.o["info_codes"]
+        ),
         explains=1,
     ),
     Known(
-        "HOST_FROM_CONNECT_AUTHORITY", ("host",),
-        "Zeek's host is the Host header only (http_header: name == \"HOST\"). For a CONNECT "
+        "HOST_FROM_CONNECT_AUTHORITY",
+        ("host",),
+        'Zeek\'s host is the Host header only (http_header: name == "HOST"). For a CONNECT '
         "without a Host header pcapan gives the authority the request names (its schema; RFC "
         "9110 7.2: the target is the authority of a CONNECT).",
-        lambda c: c.z is not None and c.o is not None and c.z.get("host") is None
-        and c.o["method"] == "CONNECT" and c.o["host"] == _authority(c.o["uri"]),
+        lambda c: (
+            c.z is not None
+            and c.o is not None
+            and c.z.get("host") is None
+            and c.o["method"] == "CONNECT"
+            and c.o["host"] == _authority(c.o["uri"])
+        ),
         explains=1,
     ),
 ]
@@ -322,7 +389,11 @@ PENDING: list[Known] = []
 
 def _known(lst: list[Known], ctx: Ctx, fld: str) -> Known | None:
     for k in lst:
-        if (k.capture is None or k.capture == ctx.case.capture) and fld in k.fields and k.applies(ctx):
+        if (
+            (k.capture is None or k.capture == ctx.case.capture)
+            and fld in k.fields
+            and k.applies(ctx)
+        ):
             return k
     return None
 
@@ -347,11 +418,14 @@ class CaseResult:
     extra: list[Outcome] = field(default_factory=list)  # pcapan rows without a Zeek row
 
 
-def _judge(res: CaseResult, ctx: Ctx, fld: str, agree: bool, zv: object, ov: object,
-           note: str = "") -> Outcome:
+def _judge(
+    res: CaseResult, ctx: Ctx, fld: str, agree: bool, zv: object, ov: object, note: str = ""
+) -> Outcome:
     if agree:
         k = _known(PENDING, ctx, fld)
-        out = Outcome(ctx.conn, ctx.depth, fld, "stale" if k else "agree", zv, ov, k.name if k else note)
+        out = Outcome(
+            ctx.conn, ctx.depth, fld, "stale" if k else "agree", zv, ov, k.name if k else note
+        )
     elif (k := _known(DOCUMENTED, ctx, fld)) is not None:
         out = Outcome(ctx.conn, ctx.depth, fld, "documented", zv, ov, k.name)
     elif (k := _known(PENDING, ctx, fld)) is not None and k.ours == str(ov):
@@ -420,7 +494,9 @@ def _match(case: Case, groups: list[Group], mine: list[dict]) -> dict[str, tuple
             # Several connections and no tuple: the pcapan connection whose requests share
             # most URIs with this uid's rows.
             want = {(r.get("method"), r.get("uri")) for r in g.rows.values()}
-            scores = {u: len(want & {(o["method"], o["uri"]) for o in rs}) for u, rs in by_uid.items()}
+            scores = {
+                u: len(want & {(o["method"], o["uri"]) for o in rs}) for u, rs in by_uid.items()
+            }
             best = max(scores, key=lambda u: scores[u], default=None)
             out[g.key] = (best if best is not None and scores[best] else None, False)
     return out
@@ -442,19 +518,44 @@ def compare(case: Case) -> CaseResult:
             if o is not None:
                 used.add((o["uid"], depth))
             if z is None or o is None:
-                out = _judge(res, ctx, "trans_depth", False, "present" if z else "absent",
-                             "present" if o else "absent",
-                             "no pcapan row at this depth" if z else "no Zeek row at this depth")
+                out = _judge(
+                    res,
+                    ctx,
+                    "trans_depth",
+                    False,
+                    "present" if z else "absent",
+                    "present" if o else "absent",
+                    "no pcapan row at this depth" if z else "no Zeek row at this depth",
+                )
                 (res.row_keys[rk] if z else res.extra).append(out)
                 continue
-            res.row_keys[rk].append(_judge(res, ctx, "trans_depth", True, depth, depth,
-                                           "depth inferred from row order" if g.depth_inferred else ""))
+            res.row_keys[rk].append(
+                _judge(
+                    res,
+                    ctx,
+                    "trans_depth",
+                    True,
+                    depth,
+                    depth,
+                    "depth inferred from row order" if g.depth_inferred else "",
+                )
+            )
             if g.tuple4 is not None:
-                res.row_keys[rk].append(_judge(res, ctx, "orientation", not swapped, "orig->resp",
-                                               "reversed" if swapped else "orig->resp"))
+                res.row_keys[rk].append(
+                    _judge(
+                        res,
+                        ctx,
+                        "orientation",
+                        not swapped,
+                        "orig->resp",
+                        "reversed" if swapped else "orig->resp",
+                    )
+                )
             for fld in FIELDS[2:]:
                 if fld not in z:
-                    res.outcomes.append(Outcome(g.key, depth, fld, "n/a", note="not in the baseline"))
+                    res.outcomes.append(
+                        Outcome(g.key, depth, fld, "n/a", note="not in the baseline")
+                    )
                     continue
                 zv, ov = zeek_value(z, fld), as_zeek(o, fld)
                 res.row_keys[rk].append(_judge(res, ctx, fld, zv == ov, zv, ov))
@@ -464,8 +565,17 @@ def compare(case: Case) -> CaseResult:
         if key in used:
             continue
         ctx = Ctx(case, _show(_tuple(o)), o["uid"], key[1], None, o, mine)
-        res.extra.append(_judge(res, ctx, "trans_depth", False, "absent", "present",
-                                "no Zeek row for this connection"))
+        res.extra.append(
+            _judge(
+                res,
+                ctx,
+                "trans_depth",
+                False,
+                "absent",
+                "present",
+                "no Zeek row for this connection",
+            )
+        )
     return res
 
 
@@ -501,13 +611,20 @@ def summary_table(results: list[CaseResult]) -> str:
         c = counts[f]
         compared = sum(c[k] for k in _KINDS)
         agree = c["agree"] + c["stale"]
-        lines.append(f"{f:<18}{compared:>9}" + "".join(f"{c[k]:>11}" for k in _KINDS)
-                     + f"{_pct(agree, compared):>9}{_pct(agree, compared - c['documented']):>11}")
-    lines.append(f"agree% = agree / compared (documented differences count against it); "
-                 f"excl.doc% = agree / (compared - documented); agree% is held to "
-                 f"{THRESHOLD:.0%} for {', '.join(CORE)}.")
-    lines.append("Not compared (column not in the baseline): "
-                 + ", ".join(f"{f} {counts[f]['n/a']}" for f in FIELDS if counts[f]["n/a"]))
+        lines.append(
+            f"{f:<18}{compared:>9}"
+            + "".join(f"{c[k]:>11}" for k in _KINDS)
+            + f"{_pct(agree, compared):>9}{_pct(agree, compared - c['documented']):>11}"
+        )
+    lines.append(
+        f"agree% = agree / compared (documented differences count against it); "
+        f"excl.doc% = agree / (compared - documented); agree% is held to "
+        f"{THRESHOLD:.0%} for {', '.join(CORE)}."
+    )
+    lines.append(
+        "Not compared (column not in the baseline): "
+        + ", ".join(f"{f} {counts[f]['n/a']}" for f in FIELDS if counts[f]["n/a"])
+    )
     return "\n".join(lines)
 
 
@@ -517,8 +634,10 @@ def agreement_table(results: list[CaseResult]) -> str:
     for r in results:
         for o in r.outcomes:
             if o.kind in ("documented", "pending", "disagree", "stale"):
-                lines.append(f"  [{o.kind}] {Path(r.case.capture).name} {o.conn} #{o.depth} {o.field}: "
-                             f"zeek={o.zeek!r} pcapan={o.ours!r} {o.note}")
+                lines.append(
+                    f"  [{o.kind}] {Path(r.case.capture).name} {o.conn} #{o.depth} {o.field}: "
+                    f"zeek={o.zeek!r} pcapan={o.ours!r} {o.note}"
+                )
     lines.append("")
     for k in DOCUMENTED + PENDING:
         lines.append(f"{k.name}: {k.reason}")
@@ -561,8 +680,11 @@ def test_every_http_baseline_is_classified() -> None:
     assert found - listed == set(), "classify these baselines (CASES)"
     assert listed - found == set(), "listed baselines that are not in the corpus"
     # The manifest says which capture each ground-truth file belongs to.
-    owner = {g[2]: e["dest"] for e in json.loads((CORPUS / "manifest.json").read_text())
-             for g in e["gtfiles"]}
+    owner = {
+        g[2]: e["dest"]
+        for e in json.loads((CORPUS / "manifest.json").read_text())
+        for g in e["gtfiles"]
+    }
     for c in CASES + COUNT_CASES:  # type: ignore[operator]
         assert (CORPUS / c.capture).is_file(), c.capture
         assert owner.get(c.baseline) == c.capture, (c.baseline, owner.get(c.baseline))
@@ -583,7 +705,9 @@ def test_agreement_table() -> None:
         c = counts[f]
         compared = sum(c[k] for k in _KINDS)
         agree = c["agree"] + c["stale"]
-        assert compared and agree / compared >= THRESHOLD, f"{f}: {agree}/{compared} agree with Zeek"
+        assert compared and agree / compared >= THRESHOLD, (
+            f"{f}: {agree}/{compared} agree with Zeek"
+        )
 
 
 def test_documented_differences_are_pinned() -> None:
@@ -591,7 +715,8 @@ def test_documented_differences_are_pinned() -> None:
     for k in DOCUMENTED:
         assert used[k.name] == k.explains, (
             f"{k.name} now explains {used[k.name]} outcomes, not {k.explains}: check that no "
-            "regression hides behind it, then update its pinned count")
+            "regression hides behind it, then update its pinned count"
+        )
 
 
 @pytest.mark.parametrize(("case", "row"), _ROWS, ids=[f"{c.id}:{r}" for c, r in _ROWS])
@@ -606,7 +731,9 @@ def test_no_unexplained_extra_rows(case: Case) -> None:
     assert not bad, "\n".join(f"{o.conn} #{o.depth}: {o.note}" for o in bad)
 
 
-@pytest.mark.parametrize("case", COUNT_CASES, ids=[Path(c.baseline).parent.name for c in COUNT_CASES])
+@pytest.mark.parametrize(
+    "case", COUNT_CASES, ids=[Path(c.baseline).parent.name for c in COUNT_CASES]
+)
 def test_http_log_line_count(case: CountCase) -> None:
     lines = (CORPUS / case.baseline).read_text().splitlines()
     want = int(lines[lines.index("total http.log lines") + 1])
@@ -630,10 +757,29 @@ def test_http09_status_lines_are_kept_in_the_anomalies() -> None:
     -e http.response.version)."""
     capture = f"{T}/http/methods.pcap"
     out = subprocess.run(
-        ["tshark", "-r", str(CORPUS / capture), "-n", "-Y", "http.response", "-T", "fields",
-         "-e", "tcp.dstport", "-e", "http.response.code", "-e", "http.response.version"],
-        capture_output=True, text=True, check=True).stdout
-    tshark = {int(p): (code, ver) for p, code, ver in (line.split("\t") for line in out.splitlines())}
+        [
+            "tshark",
+            "-r",
+            str(CORPUS / capture),
+            "-n",
+            "-Y",
+            "http.response",
+            "-T",
+            "fields",
+            "-e",
+            "tcp.dstport",
+            "-e",
+            "http.response.code",
+            "-e",
+            "http.response.version",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    tshark = {
+        int(p): (code, ver) for p, code, ver in (line.split("\t") for line in out.splitlines())
+    }
     an = Analyzer()
     an.feed_source(CORPUS / capture)
     res = an.finish()

@@ -104,7 +104,8 @@ class Case:
     @property
     def source(self) -> str:
         return {"ja3": "ja3", "ja4py": "ja4-python", "ja4rs": "ja4-rust", "ndpi": "ndpi"}.get(
-            self.kind, "zeek")
+            self.kind, "zeek"
+        )
 
     @property
     def id(self) -> str:
@@ -115,8 +116,11 @@ def _gt(capture: str, rel: str) -> str:
     return f"{capture}.gt/{rel}"
 
 
-_PSK, _HRR, _KYBER = (f"{TLS}/tls13_psk_succesfull.pcap", f"{TLS}/hrr.pcap",
-                      f"{TLS}/chrome-1250-tls-x25519-kyber.pcap")
+_PSK, _HRR, _KYBER = (
+    f"{TLS}/tls13_psk_succesfull.pcap",
+    f"{TLS}/hrr.pcap",
+    f"{TLS}/chrome-1250-tls-x25519-kyber.pcap",
+)
 _ECH, _DRAFT23 = f"{TLS}/tls13-ech.pcap", f"{TLS}/tls13draft23-chrome67.0.3368.0-canary.pcap"
 _TLS11, _TLS12 = f"{TLS}/tls1_1.pcap", f"{TLS}/tls1.2.pcap"
 _BASIC, _FRAG = f"{TLS}/tls-conn-with-extensions.pcap", f"{TLS}/tls-fragmented-handshake.pcap.gz"
@@ -129,71 +133,186 @@ _EXT_EVENTS = f"{B}/{_SSL}.tls-extension-events/.stdout"
 
 CASES: list[Case] = [
     # -- Zeek ssl.log ---------------------------------------------------------------------------
-    Case("zeek_ssl", _BASIC, _gt(_BASIC, f"{B}/{_SSL}.basic/ssl.log"),
-         "zeek -r ... (default scripts)"),
-    Case("zeek_ssl", _TLS12, _gt(_TLS12, f"{B}/{_SSL}.tls-1.2/ssl.log"), "zeek -b -r ... (ssl, x509)"),
-    Case("zeek_ssl", _TLS11, _gt(_TLS11, f"{B}/{_SSL}.tls1_1/ssl.log"), "zeek -b -r ... (ssl, x509)"),
-    Case("zeek_ssl", _FRAG, _gt(_FRAG, f"{B}/{_SSL}.fragment/ssl.log"),
-         "gunzip | zeek -b -r - (ssl; log_include_*_certificate_subject_issuer = T)"),
-    Case("zeek_ssl", _CVE, _gt(_CVE, f"{B}/{_SSL}.cve-2015-3194/ssl.log"),
-         "zeek -b -r ... (ssl, validate-certs)"),
-    Case("zeek_ssl", _ECH, _gt(_ECH, f"{B}/{_SSL}.tls13-encrypted-client-hello/ssl.log"),
-         "zeek -b -C -r ... (ssl)"),
-    Case("zeek_ssl", _DRAFT23, _gt(_DRAFT23, f"{B}/{_SSL}.tls13-version/ssl.log"),
-         "zeek -b -C -r ... (ssl)"),
-    Case("zeek_ssl", _WSTUNNEL,
-         _gt(_WSTUNNEL, f"{B}/scripts.base.protocols.websocket.wstunnel-https/ssl.log"),
-         "zeek -b -r ... (conn, ssl, websocket); btest-diff-cut -m ts uid version server_name "
-         "ssl_history: no tuple"),
-    *[Case("zeek_ssl", cap, _gt(cap, _TLS13_OUT),
-           "zeek -b -C -r ... (ssl; disable_analyzer_after_detection=F), ssl.log of each of 7 "
-           "traces appended in TEST-EXEC order", section=Path(cap).name, script=_gt(cap, _TLS13_TEST))
-      for cap in (_PSK, _HRR, _KYBER)],
-    *[Case("zeek_ssl", cap, _SSL_ALL,
-           "zeek -b -r ... (ssl-log-ext) per trace, each ssl.log after '#file <trace>'",
-           section=Path(cap).name) for cap in (_TLS11, _DRAFT23, _ECH)],
+    Case(
+        "zeek_ssl",
+        _BASIC,
+        _gt(_BASIC, f"{B}/{_SSL}.basic/ssl.log"),
+        "zeek -r ... (default scripts)",
+    ),
+    Case(
+        "zeek_ssl", _TLS12, _gt(_TLS12, f"{B}/{_SSL}.tls-1.2/ssl.log"), "zeek -b -r ... (ssl, x509)"
+    ),
+    Case(
+        "zeek_ssl", _TLS11, _gt(_TLS11, f"{B}/{_SSL}.tls1_1/ssl.log"), "zeek -b -r ... (ssl, x509)"
+    ),
+    Case(
+        "zeek_ssl",
+        _FRAG,
+        _gt(_FRAG, f"{B}/{_SSL}.fragment/ssl.log"),
+        "gunzip | zeek -b -r - (ssl; log_include_*_certificate_subject_issuer = T)",
+    ),
+    Case(
+        "zeek_ssl",
+        _CVE,
+        _gt(_CVE, f"{B}/{_SSL}.cve-2015-3194/ssl.log"),
+        "zeek -b -r ... (ssl, validate-certs)",
+    ),
+    Case(
+        "zeek_ssl",
+        _ECH,
+        _gt(_ECH, f"{B}/{_SSL}.tls13-encrypted-client-hello/ssl.log"),
+        "zeek -b -C -r ... (ssl)",
+    ),
+    Case(
+        "zeek_ssl",
+        _DRAFT23,
+        _gt(_DRAFT23, f"{B}/{_SSL}.tls13-version/ssl.log"),
+        "zeek -b -C -r ... (ssl)",
+    ),
+    Case(
+        "zeek_ssl",
+        _WSTUNNEL,
+        _gt(_WSTUNNEL, f"{B}/scripts.base.protocols.websocket.wstunnel-https/ssl.log"),
+        "zeek -b -r ... (conn, ssl, websocket); btest-diff-cut -m ts uid version server_name "
+        "ssl_history: no tuple",
+    ),
+    *[
+        Case(
+            "zeek_ssl",
+            cap,
+            _gt(cap, _TLS13_OUT),
+            "zeek -b -C -r ... (ssl; disable_analyzer_after_detection=F), ssl.log of each of 7 "
+            "traces appended in TEST-EXEC order",
+            section=Path(cap).name,
+            script=_gt(cap, _TLS13_TEST),
+        )
+        for cap in (_PSK, _HRR, _KYBER)
+    ],
+    *[
+        Case(
+            "zeek_ssl",
+            cap,
+            _SSL_ALL,
+            "zeek -b -r ... (ssl-log-ext) per trace, each ssl.log after '#file <trace>'",
+            section=Path(cap).name,
+        )
+        for cap in (_TLS11, _DRAFT23, _ECH)
+    ],
     # -- Zeek x509.log: the server's chain (one connection per capture) ---------------------------
-    *[Case("x509", cap, _gt(cap, f"{B}/{_SSL}.{test}/x509.log"), cmd)
-      for cap, test, cmd in ((_BASIC, "basic", "zeek -r ... (default scripts)"),
-                             (_TLS12, "tls-1.2", "zeek -b -r ... (ssl, x509)"),
-                             (_TLS11, "tls1_1", "zeek -b -r ... (ssl, x509)"))],
+    *[
+        Case("x509", cap, _gt(cap, f"{B}/{_SSL}.{test}/x509.log"), cmd)
+        for cap, test, cmd in (
+            (_BASIC, "basic", "zeek -r ... (default scripts)"),
+            (_TLS12, "tls-1.2", "zeek -b -r ... (ssl, x509)"),
+            (_TLS11, "tls1_1", "zeek -b -r ... (ssl, x509)"),
+        )
+    ],
     # -- Zeek .stdout: prints of the test's event handlers ---------------------------------------
-    *[Case("ext_events", cap, _gt(cap, _EXT_EVENTS),
-           "zeek -b -C -r ... per trace after 'echo <trace>': ssl_extension_server_name / "
-           "_application_layer_protocol_negotiation / _supported_versions print (client's, then "
-           "server's)", section=Path(cap).name) for cap in (_CHROME34, _PSK)],
-    Case("ciphers", _TLS12, _gt(_TLS12, f"{B}/{_SSL}.tls-1.2-ciphers/.stdout"),
-         "zeek -b -r ...: ssl_client_hello prints |ciphers| and SSL::cipher_desc of each"),
-    Case("hello_versions", _TLS12, _gt(_TLS12, f"{B}/{_SSL}.tls-1.2/.stdout"),
-         "zeek -b -r ...: 'client', record version, ClientHello version; 'server', record "
-         "version, ServerHello version"),
-    Case("san_count", _FRAG, _gt(_FRAG, f"{B}/{_SSL}.fragment/.stdout"),
-         "gunzip | zeek -b -r -: x509_ext_subject_alternative_name prints |ext$dns|"),
-    Case("session_ticket", _CVE, _gt(_CVE, f"{B}/{_SSL}.session-ticket/.stdout"),
-         "zeek -b -C -r ... after 'echo <trace>': ssl_session_ticket_handshake prints "
-         "lifetime hint, ticket", section="CVE-2015-3194.pcap"),
-    Case("ech", _ECH, _gt(_ECH, f"{B}/{_SSL}.tls-ech/.stdout"),
-         "zeek -b -C -r ...: ssl_extension_encrypted_client_hello prints orig_h, resp_h, ..."),
+    *[
+        Case(
+            "ext_events",
+            cap,
+            _gt(cap, _EXT_EVENTS),
+            "zeek -b -C -r ... per trace after 'echo <trace>': ssl_extension_server_name / "
+            "_application_layer_protocol_negotiation / _supported_versions print (client's, then "
+            "server's)",
+            section=Path(cap).name,
+        )
+        for cap in (_CHROME34, _PSK)
+    ],
+    Case(
+        "ciphers",
+        _TLS12,
+        _gt(_TLS12, f"{B}/{_SSL}.tls-1.2-ciphers/.stdout"),
+        "zeek -b -r ...: ssl_client_hello prints |ciphers| and SSL::cipher_desc of each",
+    ),
+    Case(
+        "hello_versions",
+        _TLS12,
+        _gt(_TLS12, f"{B}/{_SSL}.tls-1.2/.stdout"),
+        "zeek -b -r ...: 'client', record version, ClientHello version; 'server', record "
+        "version, ServerHello version",
+    ),
+    Case(
+        "san_count",
+        _FRAG,
+        _gt(_FRAG, f"{B}/{_SSL}.fragment/.stdout"),
+        "gunzip | zeek -b -r -: x509_ext_subject_alternative_name prints |ext$dns|",
+    ),
+    Case(
+        "session_ticket",
+        _CVE,
+        _gt(_CVE, f"{B}/{_SSL}.session-ticket/.stdout"),
+        "zeek -b -C -r ... after 'echo <trace>': ssl_session_ticket_handshake prints "
+        "lifetime hint, ticket",
+        section="CVE-2015-3194.pcap",
+    ),
+    Case(
+        "ech",
+        _ECH,
+        _gt(_ECH, f"{B}/{_SSL}.tls-ech/.stdout"),
+        "zeek -b -C -r ...: ssl_extension_encrypted_client_hello prints orig_h, resp_h, ...",
+    ),
     # -- salesforce/ja3 ---------------------------------------------------------------------------
-    *[Case("ja3", f"ja3/testing/Traces/{name}.pcap",
-           f"ja3/testing/Traces/{name}.pcap.gt/testing/Baseline/ja3-tests.{test}/ssl.log",
-           "bro -r ... ../../../bro (ja3 package); real timestamps")
-      for name, test in (("ssl-chrome", "chrome_test1"), ("ssl-curl", "curl_test1"))],
+    *[
+        Case(
+            "ja3",
+            f"ja3/testing/Traces/{name}.pcap",
+            f"ja3/testing/Traces/{name}.pcap.gt/testing/Baseline/ja3-tests.{test}/ssl.log",
+            "bro -r ... ../../../bro (ja3 package); real timestamps",
+        )
+        for name, test in (("ssl-chrome", "chrome_test1"), ("ssl-curl", "curl_test1"))
+    ],
     # -- FoxIO JA4 --------------------------------------------------------------------------------
-    *[Case("ja4py", f"{_J4}/{name}", f"{_J4}/{name}.gt/python/test/testdata/{name}.json",
-           "python ja4.py -J -r -o") for name in
-      ("tls-handshake.pcapng", "latest.pcapng", "browsers-x509.pcapng", "tls12.pcap",
-       "macos_tcp_flags.pcap")],
-    *[Case("ja4rs", f"{_J4}/{name}", f"{_J4}/{name}.gt/rust/ja4/src/snapshots/ja4__insta@{name}.snap",
-           "rust ja4 (insta snapshot)") for name in
-      ("tls-handshake.pcapng", "latest.pcapng", "browsers-x509.pcapng", "tls12.pcap",
-       "macos_tcp_flags.pcap")],
+    *[
+        Case(
+            "ja4py",
+            f"{_J4}/{name}",
+            f"{_J4}/{name}.gt/python/test/testdata/{name}.json",
+            "python ja4.py -J -r -o",
+        )
+        for name in (
+            "tls-handshake.pcapng",
+            "latest.pcapng",
+            "browsers-x509.pcapng",
+            "tls12.pcap",
+            "macos_tcp_flags.pcap",
+        )
+    ],
+    *[
+        Case(
+            "ja4rs",
+            f"{_J4}/{name}",
+            f"{_J4}/{name}.gt/rust/ja4/src/snapshots/ja4__insta@{name}.snap",
+            "rust ja4 (insta snapshot)",
+        )
+        for name in (
+            "tls-handshake.pcapng",
+            "latest.pcapng",
+            "browsers-x509.pcapng",
+            "tls12.pcap",
+            "macos_tcp_flags.pcap",
+        )
+    ],
     # -- nDPI -------------------------------------------------------------------------------------
-    *[Case("ndpi", f"{_ND}/{name}", f"{_ND}/{name}.gt/tests/cfgs/default/result/{name}.out",
-           "ndpiReader -A ... -q -K JSON -k /dev/null -t -v 2 (tests/cfgs/default)") for name in
-      ("443-firefox.pcap", "chrome.pcap", "http_connect.pcap", "safari.pcap",
-       "tls_2_reasms.pcapng", "tls_ech.pcapng", "tls_heur__trojan-tcp-tls.pcapng",
-       "tls_with_huge_ch.pcapng")],
+    *[
+        Case(
+            "ndpi",
+            f"{_ND}/{name}",
+            f"{_ND}/{name}.gt/tests/cfgs/default/result/{name}.out",
+            "ndpiReader -A ... -q -K JSON -k /dev/null -t -v 2 (tests/cfgs/default)",
+        )
+        for name in (
+            "443-firefox.pcap",
+            "chrome.pcap",
+            "http_connect.pcap",
+            "safari.pcap",
+            "tls_2_reasms.pcapng",
+            "tls_ech.pcapng",
+            "tls_heur__trojan-tcp-tls.pcapng",
+            "tls_with_huge_ch.pcapng",
+        )
+    ],
 ]
 
 # Sources that list every TLS connection of their capture: a pcapan row they lack is a
@@ -213,8 +332,11 @@ def _no_tls_in_ndpi_dump(p: Path) -> bool:
 
 def _no_ja4_entry(p: Path) -> bool:
     if p.suffix == ".json":
-        return all(not k.startswith("JA4") or k.startswith("JA4H")
-                   for e in json.loads(p.read_text()) for k in e)
+        return all(
+            not k.startswith("JA4") or k.startswith("JA4H")
+            for e in json.loads(p.read_text())
+            for k in e
+        )
     return not re.search(r"^\s+ja4:", p.read_text(), re.M)
 
 
@@ -226,40 +348,100 @@ class NotUsed:
 
 _WS = "wireshark/test/testdata"
 NOT_USED: dict[str, NotUsed] = {
-    **{_gt(f"{_J4}/{n}", f"{_WS}/{n}.json"): NotUsed(
-        "Wireshark ja4 plugin output, per frame: JA4S, JA4X, JA4T, JA4L and JA4H only (its test "
-        "does not export the client ja4 field); pcapan computes none of these (JA4+ is under the "
-        "non-commercial FoxIO License), and JA4S is read from the python and Rust outputs",
-        _no_client_ja4_field)
-       for n in ("tls-handshake.pcapng", "latest.pcapng", "browsers-x509.pcapng", "tls12.pcap",
-                 "macos_tcp_flags.pcap", "http1.pcapng")},
-    **{_gt(f"{_J4}/http1.pcapng", rel): NotUsed(
-        "HTTP only (JA4H): no TLS in the capture", _no_ja4_entry)
-       for rel in ("python/test/testdata/http1.pcapng.json",
-                   "rust/ja4/src/snapshots/ja4__insta@http1.pcapng.snap")},
-    **{_gt(f"{_ND}/{n}", f"tests/cfgs/default/result/{n}.out"): NotUsed(
-        "HTTP only: no TLS flow in the dump", _no_tls_in_ndpi_dump)
-       for n in ("ocsp.pcapng", "http_ua_splitted_in_two_pkts.pcapng")},
-    **{_gt(cap, f"{B}/{_SSL}.tls13/.stdout"): NotUsed(
-        "per-record prints (key_share groups offered, record-layer and hello versions, "
-        "encrypted records, established) of the traces whose ssl.log rows are compared in "
-        "ssl-out.log; pcapan keeps no per-record list, and version and established are compared "
-        "there") for cap in (_PSK, _HRR, _KYBER)},
+    **{
+        _gt(f"{_J4}/{n}", f"{_WS}/{n}.json"): NotUsed(
+            "Wireshark ja4 plugin output, per frame: JA4S, JA4X, JA4T, JA4L and JA4H only (its test "
+            "does not export the client ja4 field); pcapan computes none of these (JA4+ is under the "
+            "non-commercial FoxIO License), and JA4S is read from the python and Rust outputs",
+            _no_client_ja4_field,
+        )
+        for n in (
+            "tls-handshake.pcapng",
+            "latest.pcapng",
+            "browsers-x509.pcapng",
+            "tls12.pcap",
+            "macos_tcp_flags.pcap",
+            "http1.pcapng",
+        )
+    },
+    **{
+        _gt(f"{_J4}/http1.pcapng", rel): NotUsed(
+            "HTTP only (JA4H): no TLS in the capture", _no_ja4_entry
+        )
+        for rel in (
+            "python/test/testdata/http1.pcapng.json",
+            "rust/ja4/src/snapshots/ja4__insta@http1.pcapng.snap",
+        )
+    },
+    **{
+        _gt(f"{_ND}/{n}", f"tests/cfgs/default/result/{n}.out"): NotUsed(
+            "HTTP only: no TLS flow in the dump", _no_tls_in_ndpi_dump
+        )
+        for n in ("ocsp.pcapng", "http_ua_splitted_in_two_pkts.pcapng")
+    },
+    **{
+        _gt(cap, f"{B}/{_SSL}.tls13/.stdout"): NotUsed(
+            "per-record prints (key_share groups offered, record-layer and hello versions, "
+            "encrypted records, established) of the traces whose ssl.log rows are compared in "
+            "ssl-out.log; pcapan keeps no per-record list, and version and established are compared "
+            "there"
+        )
+        for cap in (_PSK, _HRR, _KYBER)
+    },
     _gt(_ECH, f"{B}/{_SSL}.tls13-encrypted-client-hello/.stdout"): NotUsed(
         "ssl_extension names in Zeek's spelling, in wire order; the same ClientHello extension "
-        "lists are compared as code points through ssl-all.log's ssl_client_exts (in ja3)"),
-    _gt(f"{TLS}/signed_certificate_timestamp_tls1_0.pcap",
-        f"{B}/{_SSL}.signed_certificate_timestamp/.stdout"): NotUsed(
-        "Signed Certificate Timestamps (log, time, signature check): pcapan does not parse SCTs"),
+        "lists are compared as code points through ssl-all.log's ssl_client_exts (in ja3)"
+    ),
+    _gt(
+        f"{TLS}/signed_certificate_timestamp_tls1_0.pcap",
+        f"{B}/{_SSL}.signed_certificate_timestamp/.stdout",
+    ): NotUsed(
+        "Signed Certificate Timestamps (log, time, signature check): pcapan does not parse SCTs"
+    ),
 }
 
-FIELDS = ["row", "orientation", "version", "cipher", "server_name", "next_protocol", "resumed",
-          "established", "ja3", "ja4", "ja4_r", "curve", "alpn_offered", "client_versions",
-          "client_legacy_version", "client_ciphers", "last_alert", "ticket_issued", "ech_offered",
-          "cert_chain_len", "cert_subject_cn", "cert_issuer", "cert_not_before", "cert_not_after",
-          "cert_key_type", "cert_key_bits", "cert_sig_alg", "cert_san", "cert_san_count"]
-CORE = ["row", "version", "cipher", "server_name", "next_protocol", "resumed", "established",
-        "ja3", "ja4"]
+FIELDS = [
+    "row",
+    "orientation",
+    "version",
+    "cipher",
+    "server_name",
+    "next_protocol",
+    "resumed",
+    "established",
+    "ja3",
+    "ja4",
+    "ja4_r",
+    "curve",
+    "alpn_offered",
+    "client_versions",
+    "client_legacy_version",
+    "client_ciphers",
+    "last_alert",
+    "ticket_issued",
+    "ech_offered",
+    "cert_chain_len",
+    "cert_subject_cn",
+    "cert_issuer",
+    "cert_not_before",
+    "cert_not_after",
+    "cert_key_type",
+    "cert_key_bits",
+    "cert_sig_alg",
+    "cert_san",
+    "cert_san_count",
+]
+CORE = [
+    "row",
+    "version",
+    "cipher",
+    "server_name",
+    "next_protocol",
+    "resumed",
+    "established",
+    "ja3",
+    "ja4",
+]
 THRESHOLD = 0.98
 
 
@@ -288,7 +470,9 @@ def _records(df: pd.DataFrame) -> list[dict]:
 @functools.cache
 def ours(capture: str) -> Ours:
     res = pcapan.analyze(str(CORPUS / capture))
-    return Ours(_records(res.tls), {c["uid"]: c for c in _records(res.connections)}, _records(res.http))
+    return Ours(
+        _records(res.tls), {c["uid"]: c for c in _records(res.connections)}, _records(res.http)
+    )
 
 
 def our_value(o: dict, fld: str) -> object:
@@ -348,7 +532,10 @@ def _ja4s_values(ja4s: str | None) -> dict[str, object]:
     if not ja4s or not ja4s.startswith("t"):
         return {}
     a, cipher = ja4s.split("_")[:2]
-    out: dict[str, object] = {"cipher": cipher_name(int(cipher, 16)), "next_protocol": Ja4sAlpn(a[5:7])}
+    out: dict[str, object] = {
+        "cipher": cipher_name(int(cipher, 16)),
+        "next_protocol": Ja4sAlpn(a[5:7]),
+    }
     if a[1:3] in _JA4_VERSION:
         out["version"] = _JA4_VERSION[a[1:3]]
     return out
@@ -376,8 +563,15 @@ def _ja3_from_zeek(z: dict) -> str | None:
     def lst(k: str) -> str:
         return "-".join(c for c in (z.get(k) or "").split(",") if c != "" and not is_grease(int(c)))
 
-    s = ",".join([z["client_version"], lst("client_ciphers"), lst("ssl_client_exts"),
-                  lst("client_curves"), lst("point_formats")])
+    s = ",".join(
+        [
+            z["client_version"],
+            lst("client_ciphers"),
+            lst("ssl_client_exts"),
+            lst("client_curves"),
+            lst("point_formats"),
+        ]
+    )
     return hashlib.md5(s.encode()).hexdigest()
 
 
@@ -415,8 +609,12 @@ def _tsv(lines: list[str]) -> list[dict]:
         if line.startswith("#fields\t"):
             fields = line.split("\t")[1:]
         elif line and not line.startswith("#") and fields:
-            rows.append({k: (None if v == "-" else "" if v == "(empty)" else v)
-                         for k, v in zip(fields, line.split("\t"), strict=True)})
+            rows.append(
+                {
+                    k: (None if v == "-" else "" if v == "(empty)" else v)
+                    for k, v in zip(fields, line.split("\t"), strict=True)
+                }
+            )
     return rows
 
 
@@ -442,7 +640,9 @@ def _zeek_rows(case: Case) -> list[dict]:
         return _tsv(blocks[traces.index(case.section)])
     # ssl-all.log: "#file <trace>" before each block
     start = lines.index(f"#file {case.section}")
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("#file ")), len(lines))
+    end = next(
+        (i for i in range(start + 1, len(lines)) if lines[i].startswith("#file ")), len(lines)
+    )
     return _tsv(lines[start:end])
 
 
@@ -474,12 +674,15 @@ def read_x509(case: Case) -> tuple[list[Expected], dict]:
         return None if s is None else int(Decimal(s) * 10**9)
 
     vals: dict[str, object] = {
-        "cert_chain_len": len(server), "cert_subject_cn": _cn(leaf["certificate.subject"]),
+        "cert_chain_len": len(server),
+        "cert_subject_cn": _cn(leaf["certificate.subject"]),
         "cert_issuer": leaf["certificate.issuer"],
         "cert_not_before": ns(leaf["certificate.not_valid_before"]),
         "cert_not_after": ns(leaf["certificate.not_valid_after"]),
-        "cert_key_type": kt, "cert_key_bits": int(leaf["certificate.key_length"]),
-        "cert_sig_alg": leaf["certificate.sig_alg"], "cert_san": leaf["san.dns"],
+        "cert_key_type": kt,
+        "cert_key_bits": int(leaf["certificate.key_length"]),
+        "cert_sig_alg": leaf["certificate.sig_alg"],
+        "cert_san": leaf["san.dns"],
     }
     return [Expected("server certificate chain", "only", vals)], {}
 
@@ -489,7 +692,9 @@ def _stdout_section(case: Case) -> list[str]:
     if not case.section:
         return lines
     start = lines.index(case.section) + 1
-    end = next((i for i in range(start, len(lines)) if re.fullmatch(r"\S+\.pcap", lines[i])), len(lines))
+    end = next(
+        (i for i in range(start, len(lines)) if re.fullmatch(r"\S+\.pcap", lines[i])), len(lines)
+    )
     return lines[start:end]
 
 
@@ -517,7 +722,9 @@ def read_ext_events(case: Case) -> tuple[list[Expected], dict]:
     if len(alpn) > 1:
         vals["next_protocol"] = alpn[1]
     if versions:
-        vals["client_versions"] = ",".join(v for v in versions[0] if not v.startswith("grease")) or None
+        vals["client_versions"] = (
+            ",".join(v for v in versions[0] if not v.startswith("grease")) or None
+        )
     if len(versions) > 1:
         vals["version"] = versions[1][0]
     assert hosts is not None and vals, case.id
@@ -534,8 +741,8 @@ def _following(lines: list[str], i: int):  # type: ignore[no-untyped-def]
 def read_ciphers(case: Case) -> tuple[list[Expected], dict]:
     lines = _stdout_section(case)
     n = int(re.fullmatch(r"Got (\d+) cipher suites", lines[0]).group(1))  # type: ignore[union-attr]
-    names = [x for x in lines[1:1 + n] if not x.startswith("grease")]
-    assert len(lines[1:1 + n]) == n
+    names = [x for x in lines[1 : 1 + n] if not x.startswith("grease")]
+    assert len(lines[1 : 1 + n]) == n
     return [Expected("client hello", "only", {"client_ciphers": ",".join(names)})], {}
 
 
@@ -573,10 +780,15 @@ def read_ja4_python(case: Case) -> tuple[list[Expected], dict]:
         if ja4 is None or ja4.startswith("q"):
             continue  # no ClientHello in the stream, or QUIC
         t = (e["src"], int(e["srcport"]), e["dst"], int(e["dstport"]))
-        vals: dict[str, object] = {"ja4": ja4, "ja4_r": e.get("JA4_r.1", e.get("JA4_r")),
-                                   "server_name": e.get("domain")}
+        vals: dict[str, object] = {
+            "ja4": ja4,
+            "ja4_r": e.get("JA4_r.1", e.get("JA4_r")),
+            "server_name": e.get("domain"),
+        }
         vals.update(_ja4s_values(e.get("JA4S")))
-        note = "JA4.2 (the ClientHello after a HelloRetryRequest) not compared" if "JA4.2" in e else ""
+        note = (
+            "JA4.2 (the ClientHello after a HelloRetryRequest) not compared" if "JA4.2" in e else ""
+        )
         out.append(Expected(_show(t), "tuple", vals, tuple4=t, note=note))
     return out, {}
 
@@ -607,8 +819,14 @@ def read_ja4_rust(case: Case) -> tuple[list[Expected], dict]:
 
 
 _NDPI_FLOW = re.compile(r"^\s+\d+\s+TCP\s+(\S+)\s+<->\s+(\S+)\s+\[proto: ([^\]]+)\](.*)$")
-_NDPI_VERSIONS = {"SSLv3": 0x0300, "TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303,
-                  "TLSv1.3": 0x0304, "TLSv1.3 (Fizz)": 0xFB1A}
+_NDPI_VERSIONS = {
+    "SSLv3": 0x0300,
+    "TLSv1": 0x0301,
+    "TLSv1.1": 0x0302,
+    "TLSv1.2": 0x0303,
+    "TLSv1.3": 0x0304,
+    "TLSv1.3 (Fizz)": 0xFB1A,
+}
 
 
 def _endpoint(s: str) -> tuple[str, int]:
@@ -632,13 +850,18 @@ def read_ndpi(case: Case) -> tuple[list[Expected], dict]:
             continue
         (ver,) = re.findall(r"\[(SSLv3|TLSv1(?:\.\d)?(?: \(Fizz\))?)\]", rest)
         vals: dict[str, object] = {
-            "version": version_name(_NDPI_VERSIONS[ver]), "ja3": tags["JA3C"], "ja4": tags.get("JA4"),
+            "version": version_name(_NDPI_VERSIONS[ver]),
+            "ja3": tags["JA3C"],
+            "ja4": tags.get("JA4"),
             "server_name": tags.get("Hostname/SNI"),
             "alpn_offered": tags.get("(Advertised) ALPNs", "").replace(";", ",") or None,
             "next_protocol": tags.get("(Negotiated) ALPN"),
-            "client_versions": ",".join(version_name(_NDPI_VERSIONS[v]) for v in
-                                        tags.get("TLS Supported Versions", "").split(";")
-                                        if v and v != "GREASE") or None,
+            "client_versions": ",".join(
+                version_name(_NDPI_VERSIONS[v])
+                for v in tags.get("TLS Supported Versions", "").split(";")
+                if v and v != "GREASE"
+            )
+            or None,
         }
         if "Cipher" in tags:
             vals["cipher"] = tags["Cipher"]
@@ -647,10 +870,18 @@ def read_ndpi(case: Case) -> tuple[list[Expected], dict]:
 
 
 READERS: dict[str, Callable[[Case], tuple[list[Expected], dict]]] = {
-    "zeek_ssl": read_zeek_ssl, "ja3": read_zeek_ssl, "x509": read_x509,
-    "ext_events": read_ext_events, "ciphers": read_ciphers, "hello_versions": read_hello_versions,
-    "san_count": read_san_count, "session_ticket": read_session_ticket, "ech": read_ech,
-    "ja4py": read_ja4_python, "ja4rs": read_ja4_rust, "ndpi": read_ndpi,
+    "zeek_ssl": read_zeek_ssl,
+    "ja3": read_zeek_ssl,
+    "x509": read_x509,
+    "ext_events": read_ext_events,
+    "ciphers": read_ciphers,
+    "hello_versions": read_hello_versions,
+    "san_count": read_san_count,
+    "session_ticket": read_session_ticket,
+    "ech": read_ech,
+    "ja4py": read_ja4_python,
+    "ja4rs": read_ja4_rust,
+    "ndpi": read_ndpi,
 }
 
 
@@ -685,30 +916,47 @@ class Known:
 
 
 def _websocket_upgrade(c: Ctx) -> bool:
-    return any(h["status_code"] == 101 and (h["upgrade_requested"] or "").lower() == "websocket"
-               for h in c.ours.http) and not c.ours.rows
+    return (
+        any(
+            h["status_code"] == 101 and (h["upgrade_requested"] or "").lower() == "websocket"
+            for h in c.ours.http
+        )
+        and not c.ours.rows
+    )
 
 
 def _sni_flag_only(want: object, got: object) -> bool:
-    return (isinstance(want, str) and isinstance(got, str) and len(want) == len(got) == 36
-            and want[3] == "d" and got[3] == "i" and want[:3] + want[4:] == got[:3] + got[4:])
+    return (
+        isinstance(want, str)
+        and isinstance(got, str)
+        and len(want) == len(got) == 36
+        and want[3] == "d"
+        and got[3] == "i"
+        and want[:3] + want[4:] == got[:3] + got[4:]
+    )
 
 
 DOCUMENTED: list[Known] = [
     Known(
-        "ZEEK_IGNORES_PARTIAL_CONNECTIONS", ("row",),
+        "ZEEK_IGNORES_PARTIAL_CONNECTIONS",
+        ("row",),
         "Zeek's SSL analyzer drops every byte of a connection whose SYN it did not see "
         "('if ( TCP() && TCP()->IsPartial() ) return;' in SSL_Analyzer::DeliverStream), so a "
         "TLS connection picked up mid-stream has no ssl.log row. pcapan recognises TLS records "
         "by content on any connection and writes a row (tls13-ech.pcap: a connection whose "
         "capture starts with two application_data records). Checked: pcapan's connection is "
         "flagged partial.",
-        lambda c: c.case.kind == "zeek_ssl" and c.exp is None and c.row is not None
-        and bool(c.conn.get("partial")),
+        lambda c: (
+            c.case.kind == "zeek_ssl"
+            and c.exp is None
+            and c.row is not None
+            and bool(c.conn.get("partial"))
+        ),
         explains=2,
     ),
     Known(
-        "TLS_INSIDE_WEBSOCKET_FRAMES", ("row",),
+        "TLS_INSIDE_WEBSOCKET_FRAMES",
+        ("row",),
         "wstunnel carries TLS in WebSocket binary frames after an 'Upgrade: websocket' / 101. "
         "Zeek's WebSocket analyzer unmasks the frames and hands their payload to a child analyzer "
         "(its conn.log service: http,ssl,websocket). pcapan names the protocol and stops there "
@@ -719,7 +967,8 @@ DOCUMENTED: list[Known] = [
         explains=1,
     ),
     Known(
-        "IANA_MARKS_OBSOLETE_GROUPS", ("curve",),
+        "IANA_MARKS_OBSOLETE_GROUPS",
+        ("curve",),
         "pcapan names groups as the IANA TLS Supported Groups registry does (tls_registry.py, "
         "generated from tls-parameters-8.csv), where 0x6399 (25497) reads 'X25519Kyber768Draft00 "
         "(OBSOLETE)'; Zeek's SSL::ec_curves table has 'X25519Kyber768Draft00'. Same code point.",
@@ -727,40 +976,59 @@ DOCUMENTED: list[Known] = [
         explains=1,
     ),
     Known(
-        "NDPI_JA4_SNI_FLAG_WITHOUT_SNI", ("ja4",),
+        "NDPI_JA4_SNI_FLAG_WITHOUT_SNI",
+        ("ja4",),
         "nDPI's JA4 set the SNI flag from a risk bit, not from the extension ("
         "'ja_str[3] = ndpi_isset_risk(flow, NDPI_NUMERIC_IP_HOST) ? 'i' : 'd';' in "
         "src/lib/protocols/tls.c; ntop/nDPI#2916, fixed after this snapshot), so a ClientHello "
         "without server_name got 'd'. The JA4 specification says 'i' when the SNI extension is "
         "absent. Checked: pcapan saw no server_name extension and only that character differs.",
-        lambda c: c.case.kind == "ndpi" and c.row is not None and _sni_flag_only(c.want, c.got)
-        and c.row["server_name"] is None
-        and "server_name" not in (c.row["client_extensions"] or "").split(","),
+        lambda c: (
+            c.case.kind == "ndpi"
+            and c.row is not None
+            and _sni_flag_only(c.want, c.got)
+            and c.row["server_name"] is None
+            and "server_name" not in (c.row["client_extensions"] or "").split(",")
+        ),
         explains=1,
     ),
     Known(
-        "NDPI_VERSION_WITHOUT_SERVER_HELLO", ("version",),
+        "NDPI_VERSION_WITHOUT_SERVER_HELLO",
+        ("version",),
         "nDPI prints the version it last read. Its tls_with_huge_ch.pcapng flow has no "
         "'Cipher' tag: nDPI did not parse the ServerHello (the flow took 32 DPI packets; its "
         "ClientHello carries 11 KB of padding), so the version it prints is the ClientHello's "
         "legacy_version. pcapan reports the negotiated one (tshark: the ServerHello in frame 33 "
         "selects supported_version 0x0304, cipher 0x1303). Checked: nDPI's version is pcapan's "
         "client_legacy_version, nDPI has no cipher and pcapan has one.",
-        lambda c: c.case.kind == "ndpi" and c.exp is not None and c.row is not None
-        and "cipher" not in c.exp.values and c.want == c.row["client_legacy_version"]
-        and c.row["cipher"] is not None,
+        lambda c: (
+            c.case.kind == "ndpi"
+            and c.exp is not None
+            and c.row is not None
+            and "cipher" not in c.exp.values
+            and c.want == c.row["client_legacy_version"]
+            and c.row["cipher"] is not None
+        ),
         explains=1,
     ),
     Known(
-        "NDPI_STOPS_AT_HTTP_CONNECT", ("row",),
+        "NDPI_STOPS_AT_HTTP_CONNECT",
+        ("row",),
         "nDPI classifies the proxy connection as HTTP_Connect from its first request and "
         "dissects no further, so the TLS session inside the CONNECT tunnel has no TLS fields "
         "in its dump; pcapan detects TLS inside CONNECT tunnels (in_tunnel). Checked: the row is "
         "in a tunnel and nDPI's flow for these endpoints is HTTP_Connect.",
-        lambda c: c.case.kind == "ndpi" and c.exp is None and c.row is not None
-        and bool(c.row["in_tunnel"])
-        and "HTTP_Connect" in c.aux["other_flows"].get(
-            frozenset(((c.row["orig_h"], c.row["orig_p"]), (c.row["resp_h"], c.row["resp_p"]))), ""),
+        lambda c: (
+            c.case.kind == "ndpi"
+            and c.exp is None
+            and c.row is not None
+            and bool(c.row["in_tunnel"])
+            and "HTTP_Connect"
+            in c.aux["other_flows"].get(
+                frozenset(((c.row["orig_h"], c.row["orig_p"]), (c.row["resp_h"], c.row["resp_p"]))),
+                "",
+            )
+        ),
         explains=1,
     ),
 ]
@@ -812,8 +1080,11 @@ def _find(exp: Expected, rows: list[dict], taken: set[int]) -> tuple[dict | None
         return None, False
     if exp.how == "hosts":
         # .stdout prints come from hello events: rows with a ClientHello, in time order
-        hits = sorted((r["ts_client_hello"], i) for i, r in free
-                      if (r["orig_h"], r["resp_h"]) == exp.hosts and r["ts_client_hello"] is not None)
+        hits = sorted(
+            (r["ts_client_hello"], i)
+            for i, r in free
+            if (r["orig_h"], r["resp_h"]) == exp.hosts and r["ts_client_hello"] is not None
+        )
         if hits:
             taken.add(hits[0][1])
             return rows[hits[0][1]], False
@@ -840,14 +1111,29 @@ def compare(case: Case) -> CaseResult:
             continue
         _judge(res, Ctx(case, "row", exp, row, "present", "present", aux, mine), exp.key)
         if exp.how == "tuple":
-            _judge(res, Ctx(case, "orientation", exp, row, "orig->resp",
-                            "reversed" if reversed_ else "orig->resp", aux, mine), exp.key)
+            _judge(
+                res,
+                Ctx(
+                    case,
+                    "orientation",
+                    exp,
+                    row,
+                    "orig->resp",
+                    "reversed" if reversed_ else "orig->resp",
+                    aux,
+                    mine,
+                ),
+                exp.key,
+            )
         for fld in FIELDS[2:]:
             if fld not in exp.values:
                 res.outcomes.append(Outcome(exp.key, fld, "n/a", note="not in the baseline"))
                 continue
-            _judge(res, Ctx(case, fld, exp, row, exp.values[fld], our_value(row, fld), aux, mine),
-                   exp.key)
+            _judge(
+                res,
+                Ctx(case, fld, exp, row, exp.values[fld], our_value(row, fld), aux, mine),
+                exp.key,
+            )
         if exp.note:
             res.outcomes.append(Outcome(exp.key, "ja4", "n/a", note=exp.note))
     if case.kind in EXHAUSTIVE:
@@ -892,19 +1178,27 @@ def _pct(num: int, den: int) -> str:
 
 def summary_table(results: list[CaseResult]) -> str:
     counts, sources = tally(results)
-    lines = [f"{'field':<22}{'compared':>9}" + "".join(f"{k:>11}" for k in _KINDS)
-             + f"{'agree%':>9}{'excl.doc%':>11}  sources"]
+    lines = [
+        f"{'field':<22}{'compared':>9}"
+        + "".join(f"{k:>11}" for k in _KINDS)
+        + f"{'agree%':>9}{'excl.doc%':>11}  sources"
+    ]
     for f in FIELDS:
         c = counts[f]
         compared = sum(c[k] for k in _KINDS)
         if not compared:
             continue
         src = " ".join(f"{s}:{n}" for s, n in sorted(sources[f].items()))
-        lines.append(f"{f:<22}{compared:>9}" + "".join(f"{c[k]:>11}" for k in _KINDS)
-                     + f"{_pct(c['agree'], compared):>9}"
-                     + f"{_pct(c['agree'], compared - c['documented']):>11}  {src}")
-    lines.append(f"agree% = agree / compared (documented differences count against it); excl.doc% "
-                 f"= agree / (compared - documented), held to {THRESHOLD:.0%} for {', '.join(CORE)}.")
+        lines.append(
+            f"{f:<22}{compared:>9}"
+            + "".join(f"{c[k]:>11}" for k in _KINDS)
+            + f"{_pct(c['agree'], compared):>9}"
+            + f"{_pct(c['agree'], compared - c['documented']):>11}  {src}"
+        )
+    lines.append(
+        f"agree% = agree / compared (documented differences count against it); excl.doc% "
+        f"= agree / (compared - documented), held to {THRESHOLD:.0%} for {', '.join(CORE)}."
+    )
     return "\n".join(lines)
 
 
@@ -913,8 +1207,10 @@ def agreement_table(results: list[CaseResult]) -> str:
     for r in results:
         for o in r.outcomes:
             if o.kind in ("documented", "disagree"):
-                lines.append(f"  [{o.kind}] {r.case.id} {o.conn} {o.field}: want={o.want!r} "
-                             f"pcapan={o.got!r} {o.note}")
+                lines.append(
+                    f"  [{o.kind}] {r.case.id} {o.conn} {o.field}: want={o.want!r} "
+                    f"pcapan={o.got!r} {o.note}"
+                )
     lines.append("")
     for k in DOCUMENTED:
         lines.append(f"{k.name}: {k.reason}")
@@ -941,20 +1237,31 @@ def _is_tls_ground_truth(p: Path) -> bool:
         return True
     if "/Baseline/" not in rel:
         return False
-    return (p.name.startswith("ssl") or p.name == "x509.log" or ".ssl." in p.parent.name
-            or rel.startswith("ja3/"))
+    return (
+        p.name.startswith("ssl")
+        or p.name == "x509.log"
+        or ".ssl." in p.parent.name
+        or rel.startswith("ja3/")
+    )
 
 
 def test_every_tls_baseline_is_classified() -> None:
-    found = {str(p.relative_to(CORPUS)) for gt in CORPUS.rglob("*.gt") for p in gt.rglob("*")
-             if p.is_file() and _is_tls_ground_truth(p)}
+    found = {
+        str(p.relative_to(CORPUS))
+        for gt in CORPUS.rglob("*.gt")
+        for p in gt.rglob("*")
+        if p.is_file() and _is_tls_ground_truth(p)
+    }
     assert len(found) > 40, "TLS ground truth missing from the corpus"
     used = {c.baseline for c in CASES}
     assert not used & set(NOT_USED), "both used and not used"
     assert found - used - set(NOT_USED) == set(), "classify these files (CASES or NOT_USED)"
     assert (used | set(NOT_USED)) - found == set(), "listed files that are not in the corpus"
-    owner = {g[2]: e["dest"] for e in json.loads((CORPUS / "manifest.json").read_text())
-             for g in e["gtfiles"]}
+    owner = {
+        g[2]: e["dest"]
+        for e in json.loads((CORPUS / "manifest.json").read_text())
+        for g in e["gtfiles"]
+    }
     for c in CASES:
         assert (CORPUS / c.capture).is_file(), c.capture
         # A file stored with another capture is a multi-trace baseline read by section.
@@ -966,7 +1273,11 @@ def test_every_tls_baseline_is_classified() -> None:
 def test_not_used_captures_have_no_tls() -> None:
     """The captures whose ground truth is set aside as 'no TLS' have no tls row in pcapan
     either."""
-    caps = {f"{_J4}/http1.pcapng", f"{_ND}/ocsp.pcapng", f"{_ND}/http_ua_splitted_in_two_pkts.pcapng"}
+    caps = {
+        f"{_J4}/http1.pcapng",
+        f"{_ND}/ocsp.pcapng",
+        f"{_ND}/http_ua_splitted_in_two_pkts.pcapng",
+    }
     for cap in caps:
         assert not ours(cap).rows, cap
         assert ours(cap).http, cap  # and the capture was read
@@ -985,7 +1296,8 @@ def test_agreement_table() -> None:
         c = counts[f]
         compared = c["agree"] + c["disagree"]
         assert compared and c["agree"] / compared >= THRESHOLD, (
-            f"{f}: {c['agree']}/{compared} agree outside documented differences")
+            f"{f}: {c['agree']}/{compared} agree outside documented differences"
+        )
     # Every kind of ground truth contributed to the fingerprints.
     assert {"ja3", "zeek", "ndpi"} <= set(sources["ja3"])
     assert {"ja4-python", "ja4-rust", "ndpi"} <= set(sources["ja4"])
@@ -996,7 +1308,8 @@ def test_documented_differences_are_pinned() -> None:
     for k in DOCUMENTED:
         assert used[k.name] == k.explains, (
             f"{k.name} now explains {used[k.name]} outcomes, not {k.explains}: check that no "
-            "regression hides behind it, then update its pinned count")
+            "regression hides behind it, then update its pinned count"
+        )
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -1006,8 +1319,9 @@ def test_case(case: Case) -> None:
     res = result(case)
     bad = [o for o in res.outcomes if o.kind == "disagree"]
     assert not bad, "\n".join(f"{o.conn} {o.field}: want={o.want!r} pcapan={o.got!r}" for o in bad)
-    assert any(o.kind in ("agree", "documented") and o.field != "orientation"
-               for o in res.outcomes), "nothing compared"
+    assert any(
+        o.kind in ("agree", "documented") and o.field != "orientation" for o in res.outcomes
+    ), "nothing compared"
 
 
 def test_tls13_next_protocol_is_never_guessed() -> None:
@@ -1023,7 +1337,9 @@ def test_tls13_next_protocol_is_never_guessed() -> None:
             v = exp.values
             if str(v.get("version", "")).startswith("TLSv13") and "next_protocol" in v:
                 row, _rev = _find(exp, ours(case.capture).rows, set())
-                assert v["next_protocol"] is None and row is not None and row["next_protocol"] is None
+                assert (
+                    v["next_protocol"] is None and row is not None and row["next_protocol"] is None
+                )
                 tls13 += 1
                 offered += row["alpn_offered"] is not None
     assert tls13 >= 8 and offered >= 4, (tls13, offered)

@@ -50,8 +50,22 @@ def test_detect(head: bytes, want: str) -> None:
     assert detect(head) == want
 
 
-@pytest.mark.parametrize("head", [b"G", b"GE", b"HTTP/1", b"\x16\x03", b"\x80\x2e\x01",
-                                  b"\n", b"\r\n", b"\r\n\r\nGE", b"PRI * HTTP/2.0\r\n\r\nSM",
-                                  b"PRI * HTTP/2.0\r\n", b"\x00", b"\x00\x00\x12\x04\x00\x00"])
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"G",
+        b"GE",
+        b"HTTP/1",
+        b"\x16\x03",
+        b"\x80\x2e\x01",
+        b"\n",
+        b"\r\n",
+        b"\r\n\r\nGE",
+        b"PRI * HTTP/2.0\r\n\r\nSM",
+        b"PRI * HTTP/2.0\r\n",
+        b"\x00",
+        b"\x00\x00\x12\x04\x00\x00",
+    ],
+)
 def test_needs_more(head: bytes) -> None:
     assert detect(head) is None

@@ -137,7 +137,9 @@ def test_vlan_and_qinq(tmp_path: Path, vlans: tuple[int, ...]) -> None:
 def test_raw_ip_and_ipv6(tmp_path: Path) -> None:
     r = pcapan.analyze(write(tmp_path / "a.pcap", [simple()], linktype="raw")).connections
     assert len(r) == 1 and r.iloc[0].history == "ShADdFf"
-    r6 = pcapan.analyze(write(tmp_path / "b.pcap", [simple(client="fd00::1", server="fd00::2")])).connections
+    r6 = pcapan.analyze(
+        write(tmp_path / "b.pcap", [simple(client="fd00::1", server="fd00::2")])
+    ).connections
     assert r6.iloc[0].orig_h == "fd00::1" and r6.iloc[0].ip_version == 6
     # IPv6 IP bytes = 40 + TCP header + payload; IPv4 = 20 + ... : 20 more per packet.
     assert r6.iloc[0].orig_ip_bytes - r.iloc[0].orig_ip_bytes == 20 * r.iloc[0].orig_pkts
@@ -151,7 +153,9 @@ def _relink(src: Path, dst: Path, linktype: int, prefix: bytes) -> Path:
     while pos < len(data):
         sec, usec, cap, wire = struct.unpack_from("<IIII", data, pos)
         body = data[pos + 16 : pos + 16 + cap]
-        out += struct.pack("<IIII", sec, usec, cap + len(prefix), wire + len(prefix)) + prefix + body
+        out += (
+            struct.pack("<IIII", sec, usec, cap + len(prefix), wire + len(prefix)) + prefix + body
+        )
         pos += 16 + cap
     dst.write_bytes(bytes(out))
     return dst
@@ -163,7 +167,10 @@ def _relink(src: Path, dst: Path, linktype: int, prefix: bytes) -> Path:
         (0, struct.pack("<I", 2)),  # BSD NULL, AF_INET in host (little-endian) order
         (108, struct.pack(">I", 2)),  # OpenBSD LOOP, network order
         (113, b"\x00\x00\x00\x01\x00\x06" + b"\x00" * 8 + b"\x08\x00"),  # Linux SLL
-        (276, b"\x08\x00\x00\x00" + b"\x00\x00\x00\x01" + b"\x00\x01\x00\x06" + b"\x00" * 8),  # SLL2
+        (
+            276,
+            b"\x08\x00\x00\x00" + b"\x00\x00\x00\x01" + b"\x00\x01\x00\x06" + b"\x00" * 8,
+        ),  # SLL2
         (228, b""),  # LINKTYPE_IPV4
     ],
 )
@@ -179,7 +186,13 @@ def test_non_tcp_counted(tmp_path: Path) -> None:
     from scapy.layers.inet import ICMP, IP, UDP
     from scapy.packet import Raw
 
-    items = [(1_700_000_000.0 + i, IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5, dport=53) / Raw(b"x" * 10)) for i in range(3)]
+    items = [
+        (
+            1_700_000_000.0 + i,
+            IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5, dport=53) / Raw(b"x" * 10),
+        )
+        for i in range(3)
+    ]
     items.append((1_700_000_009.0, IP(src="10.0.0.1", dst="10.0.0.2") / ICMP()))
     res = pcapan.analyze(write(tmp_path / "a.pcap", [*items, *simple().pkts]))
     s = res.summary()
@@ -195,7 +208,11 @@ def test_shards_merge_to_the_whole(tmp_path: Path) -> None:
     parts = Result.merge([pcapan.analyze(p, shard=(i, 3)) for i in range(3)]).connections
     assert len(whole) == 20
     key = ["uid"]
-    assert whole.sort_values(key).reset_index(drop=True).equals(parts.sort_values(key).reset_index(drop=True))
+    assert (
+        whole.sort_values(key)
+        .reset_index(drop=True)
+        .equals(parts.sort_values(key).reset_index(drop=True))
+    )
     assert all(len(pcapan.analyze(p, shard=(i, 3)).connections) < 20 for i in range(3))
 
 
@@ -288,8 +305,15 @@ def _split(batch, size: int):  # noqa: ANN001, ANN202
 
     for s in range(0, len(batch), size):
         sl = slice(s, s + size)
-        yield FrameBatch(batch.data, batch.offset[sl], batch.caplen[sl], batch.wirelen[sl],
-                         batch.ts_ns[sl], batch.linktype[sl], batch.frame_no[sl])
+        yield FrameBatch(
+            batch.data,
+            batch.offset[sl],
+            batch.caplen[sl],
+            batch.wirelen[sl],
+            batch.ts_ns[sl],
+            batch.linktype[sl],
+            batch.frame_no[sl],
+        )
 
 
 def test_memory_follows_open_flows(tmp_path: Path) -> None:
@@ -327,7 +351,9 @@ def test_new_connection_oriented_by_its_own_first_packet(tmp_path: Path) -> None
     assert r.history == "ShAFf" and r.conn_state == "SF"
 
 
-def test_hash_collisions_fall_back_to_the_full_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hash_collisions_fall_back_to_the_full_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every flow hashing alike must still give the same table (grouping by the key itself)."""
     import numpy as np
 
@@ -353,15 +379,40 @@ def test_vxlan_inner_connection_decoded(tmp_path: Path, outer: str) -> None:
     from scapy.layers.vxlan import VXLAN
 
     plain = write(tmp_path / "plain.pcap", [simple()])
-    ip = IP(src="192.0.2.1", dst="192.0.2.2") if outer == "ipv4" else IPv6(src="2001:db8::1", dst="2001:db8::2")
+    ip = (
+        IP(src="192.0.2.1", dst="192.0.2.2")
+        if outer == "ipv4"
+        else IPv6(src="2001:db8::1", dst="2001:db8::2")
+    )
     wrapped = [
-        (t, ip / UDP(sport=50000, dport=4789) / VXLAN(vni=42) / Ether(src="00:00:00:00:00:0a", dst="00:00:00:00:00:0b") / p)
+        (
+            t,
+            ip
+            / UDP(sport=50000, dport=4789)
+            / VXLAN(vni=42)
+            / Ether(src="00:00:00:00:00:0a", dst="00:00:00:00:00:0b")
+            / p,
+        )
         for t, p in simple().pkts
     ]
-    not_vxlan = (wrapped[0][0], ip / UDP(sport=50000, dport=4789) / (b"\x00" * 8 + bytes(wrapped[0][1][Ether])))
+    not_vxlan = (
+        wrapped[0][0],
+        ip / UDP(sport=50000, dport=4789) / (b"\x00" * 8 + bytes(wrapped[0][1][Ether])),
+    )
     tunnelled = write(tmp_path / "vxlan.pcap", [*wrapped, not_vxlan])
     a, b = pcapan.analyze(plain), pcapan.analyze(tunnelled)
-    cols = ["orig_h", "orig_p", "resp_h", "resp_p", "history", "conn_state", "orig_bytes", "resp_bytes", "orig_pkts", "resp_pkts"]
+    cols = [
+        "orig_h",
+        "orig_p",
+        "resp_h",
+        "resp_p",
+        "history",
+        "conn_state",
+        "orig_bytes",
+        "resp_bytes",
+        "orig_pkts",
+        "resp_pkts",
+    ]
     assert len(b.connections) == 1
     pd.testing.assert_frame_equal(a.connections[cols], b.connections[cols])
     assert list(b.http.uri) == ["/"] and list(b.http.status_code) == [200]
@@ -395,7 +446,9 @@ REPRO_OPEN = {"fold-conn-orig-bytes-2.pcap", "fold-anomaly-addl-2.pcapng"}
     "path",
     sorted(SAMPLES.glob("*.pcap*"))
     + [
-        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="fold difference not fixed yet"))
+        pytest.param(
+            p, marks=pytest.mark.xfail(strict=True, reason="fold difference not fixed yet")
+        )
         if p.name in REPRO_OPEN
         else p
         for p in sorted(REPRO.glob("*.pcap*"))

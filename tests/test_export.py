@@ -90,7 +90,10 @@ def test_csv_timestamps_keep_nanoseconds(result: pcapan.Result, tmp_path: Path) 
     with open(tmp_path / "connections.csv", newline="", encoding="utf-8") as f:
         first = next(csv.DictReader(f))
     ts = result.connections.ts.iloc[0]
-    assert first["ts"] == ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond:06d}{ts.nanosecond:03d}Z"
+    assert (
+        first["ts"]
+        == ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond:06d}{ts.nanosecond:03d}Z"
+    )
 
 
 def test_parquet_round_trip_every_table(result: pcapan.Result, tmp_path: Path) -> None:
@@ -110,7 +113,9 @@ def test_jsonl_every_table(result: pcapan.Result, tmp_path: Path) -> None:
         assert list(recs[0]) == list(df.columns)
         if "uid" in df.columns:
             assert [r["uid"] for r in recs] == [None if u is pd.NA else u for u in df.uid]
-    http = [json.loads(x) for x in (tmp_path / "http.jsonl").read_text(encoding="utf-8").splitlines()]
+    http = [
+        json.loads(x) for x in (tmp_path / "http.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert {exportgen.URI_A, exportgen.URI_B} <= {r["uri"] for r in http}
 
 
@@ -126,7 +131,11 @@ def test_manifest(result: pcapan.Result, sources: list[Path], tmp_path: Path) ->
         assert s["sha256"] == hashlib.sha256(p.read_bytes()).hexdigest()
     assert set(m["tables"]) == set(TABLES)
     for name, entry in m["tables"].items():
-        assert entry == {"file": f"{name}.parquet", "table": name, "rows": len(result.tables()[name])}
+        assert entry == {
+            "file": f"{name}.parquet",
+            "table": name,
+            "rows": len(result.tables()[name]),
+        }
         assert (tmp_path / entry["file"]).is_file()
 
 
@@ -154,8 +163,9 @@ def test_safe_csv(result: pcapan.Result, sources: list[Path], tmp_path: Path) ->
         want = result.tables()[name].copy()
         for c in text_cols:
             want[c] = want[c].map(printable, na_action="ignore").astype(STR)
-        pd.testing.assert_frame_equal(read_csv(safe / f"{name}.csv", name, safe=True),
-                                      want, check_exact=True, obj=name)
+        pd.testing.assert_frame_equal(
+            read_csv(safe / f"{name}.csv", name, safe=True), want, check_exact=True, obj=name
+        )
     with open(safe / "http.csv", newline="", encoding="utf-8") as f:
         hosts_uris = [(r["host"], r["uri"]) for r in csv.DictReader(f)]
     assert ("'-", "'" + exportgen.URI_A) in hosts_uris
@@ -184,14 +194,31 @@ def test_cli_analyze_output_uses_export(sources: list[Path], tmp_path: Path) -> 
 
     with redirect_stdout(io.StringIO()):
         # the older --format json still works and writes JSON Lines
-        assert _run("analyze", str(sources[-1]), "--json", "-o", str(tmp_path / "j"), "--format", "json") == 0
-        assert _run("analyze", str(sources[-1]), "--json", "-o", str(tmp_path / "z"), "--format", "zeek") == 0
-    assert (tmp_path / "j" / "http.jsonl").is_file() and (tmp_path / "j" / "manifest.json").is_file()
+        assert (
+            _run(
+                "analyze", str(sources[-1]), "--json", "-o", str(tmp_path / "j"), "--format", "json"
+            )
+            == 0
+        )
+        assert (
+            _run(
+                "analyze", str(sources[-1]), "--json", "-o", str(tmp_path / "z"), "--format", "zeek"
+            )
+            == 0
+        )
+    assert (tmp_path / "j" / "http.jsonl").is_file() and (
+        tmp_path / "j" / "manifest.json"
+    ).is_file()
     assert (tmp_path / "z" / "conn.log").is_file()
 
 
-def test_cli_safe_csv_misuse(sources: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["export", str(sources[-1]), "-o", str(tmp_path), "--format", "zeek", "--safe-csv"]) == 2
+def test_cli_safe_csv_misuse(
+    sources: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(["export", str(sources[-1]), "-o", str(tmp_path), "--format", "zeek", "--safe-csv"])
+        == 2
+    )
     assert "--safe-csv applies to --format csv only" in capsys.readouterr().err
     assert main(["analyze", str(sources[-1]), "--safe-csv"]) == 2
     assert "--safe-csv needs -o DIR" in capsys.readouterr().err

@@ -169,23 +169,28 @@ def test_crafted_rows_raw(logs: Path) -> None:
     _, cf, _, crow = strict_read(logs / "conn.log")
     conn = {int(r[cf.index("id.orig_p")]): dict(zip(cf, r, strict=True)) for r in crow}
     assert conn[exportgen.PORT_A]["ts"] == f"{exportgen.T0 + 0.001:.6f}"
-    assert conn[exportgen.PORT_A]["service"] == "http" and conn[exportgen.PORT_A]["conn_state"] == "SF"
+    assert (
+        conn[exportgen.PORT_A]["service"] == "http" and conn[exportgen.PORT_A]["conn_state"] == "SF"
+    )
 
 
-@pytest.mark.parametrize(("value", "kw", "expected"), [
-    ("", {}, "(empty)"),
-    ("-", {}, "\\x2d"),
-    ("(empty)", {}, "\\x28empty)"),
-    ("--", {}, "--"),
-    ("a\tb", {}, "a\\x09b"),
-    ("a\\b", {}, "a\\\\b"),
-    ("a\x00\x1f\x7fz", {}, "a\\x00\\x1f\\x7fz"),
-    ("\xff", {"latin1": True}, "\\xff"),
-    ("caf\xc3\xa9", {"latin1": True}, "café"),  # UTF-8 on the wire stays UTF-8
-    ("café", {}, "café"),
-    ("a,b", {}, "a,b"),
-    ("a,b", {"in_set": True}, "a\\x2cb"),
-])
+@pytest.mark.parametrize(
+    ("value", "kw", "expected"),
+    [
+        ("", {}, "(empty)"),
+        ("-", {}, "\\x2d"),
+        ("(empty)", {}, "\\x28empty)"),
+        ("--", {}, "--"),
+        ("a\tb", {}, "a\\x09b"),
+        ("a\\b", {}, "a\\\\b"),
+        ("a\x00\x1f\x7fz", {}, "a\\x00\\x1f\\x7fz"),
+        ("\xff", {"latin1": True}, "\\xff"),
+        ("caf\xc3\xa9", {"latin1": True}, "café"),  # UTF-8 on the wire stays UTF-8
+        ("café", {}, "café"),
+        ("a,b", {}, "a,b"),
+        ("a,b", {"in_set": True}, "a\\x2cb"),
+    ],
+)
 def test_escape(value: str, kw: dict[str, bool], expected: str) -> None:
     assert escape(value, **kw) == expected
 
@@ -194,7 +199,10 @@ def test_render_types() -> None:
     assert render(None, "string") == "-" and render(pd.NA, "count") == "-"
     assert render(pd.Timestamp(1_700_000_000_123_456_789, tz="UTC"), "time") == "1700000000.123457"
     assert render(0.5, "interval") == "0.500000" and render(True, "bool") == "T"
-    assert render([], "set[string]") == "(empty)" and render(["a", "b,c"], "vector[string]") == "a,b\\x2cc"
+    assert (
+        render([], "set[string]") == "(empty)"
+        and render(["a", "b,c"], "vector[string]") == "a,b\\x2cc"
+    )
 
 
 def _corpus_logs(path: str) -> list[Path]:
@@ -208,8 +216,11 @@ def _corpus_logs(path: str) -> list[Path]:
 
 def _header(p: Path) -> tuple[list[str], dict[str, str], list[str]]:
     # btest baselines start with a "###" note; multi-trace ones interleave "#file <trace>" lines
-    lines = [x for x in p.read_text(encoding="utf-8", errors="replace").splitlines()
-             if not x.startswith(("###", "#file "))]
+    lines = [
+        x
+        for x in p.read_text(encoding="utf-8", errors="replace").splitlines()
+        if not x.startswith(("###", "#file "))
+    ]
     fields = next(x for x in lines if x.startswith("#fields\t")).split("\t")[1:]
     types = next(x for x in lines if x.startswith("#types\t")).split("\t")[1:]
     return lines, dict(zip(fields, types, strict=True)), fields
@@ -242,7 +253,10 @@ def test_matches_real_zeek_logs(spec: ZeekLogSpec, logs: Path) -> None:
 
 @pytest.mark.corpus
 def test_open_stamp_like_real_zeek(logs: Path) -> None:
-    ja3 = CORPUS / "ja3/testing/Traces/ssl-chrome.pcap.gt/testing/Baseline/ja3-tests.chrome_test1/ssl.log"
+    ja3 = (
+        CORPUS
+        / "ja3/testing/Traces/ssl-chrome.pcap.gt/testing/Baseline/ja3-tests.chrome_test1/ssl.log"
+    )
     if not ja3.is_file():
         pytest.skip("../shared/corpus not present")
     real = ja3.read_text().splitlines()

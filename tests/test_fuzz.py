@@ -23,12 +23,25 @@ def _batch(frames: list[bytes], linktypes: list[int]) -> FrameBatch:
     offs = np.cumsum([0] + [len(f) for f in frames[:-1]]).astype(np.int64)
     lens = np.array([len(f) for f in frames], dtype=np.int64)
     n = len(frames)
-    return FrameBatch(data, offs, lens, lens, np.arange(n, dtype=np.int64) * 1000 + 10**18,
-                      np.array(linktypes, dtype=np.int32), np.arange(1, n + 1, dtype=np.int64))
+    return FrameBatch(
+        data,
+        offs,
+        lens,
+        lens,
+        np.arange(n, dtype=np.int64) * 1000 + 10**18,
+        np.array(linktypes, dtype=np.int32),
+        np.arange(1, n + 1, dtype=np.int64),
+    )
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.binary(min_size=0, max_size=120), st.sampled_from(LINKTYPES)), min_size=1, max_size=40))
+@given(
+    st.lists(
+        st.tuples(st.binary(min_size=0, max_size=120), st.sampled_from(LINKTYPES)),
+        min_size=1,
+        max_size=40,
+    )
+)
 def test_random_frames_never_raise(frames: list[tuple[bytes, int]]) -> None:
     an = Analyzer()
     an.feed(_batch([f for f, _ in frames], [lt for _, lt in frames]))

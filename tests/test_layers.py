@@ -13,15 +13,23 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parent.parent / "pcapan"
 
 RANK = {
-    "model": 0, "errors": 0, "config": 0,
+    "model": 0,
+    "errors": 0,
+    "config": 0,
     "io": 1,
     "decode": 2,
-    "flow": 3, "proto": 3,
+    "flow": 3,
+    "proto": 3,
     "analysis": 4,
     "frames": 5,
-    "export": 6, "plot": 6, "report": 6,
-    "api": 7, "live": 7, "render": 7,
-    "cli": 8, "__main__": 9,
+    "export": 6,
+    "plot": 6,
+    "report": 6,
+    "api": 7,
+    "live": 7,
+    "render": 7,
+    "cli": 8,
+    "__main__": 9,
 }
 
 
@@ -74,7 +82,9 @@ def test_imports_respect_layers() -> None:
             if theirs == mine or theirs not in RANK:
                 continue
             if RANK[theirs] >= RANK[mine]:
-                bad.append(f"{rel}:{line} ({mine}, rank {RANK[mine]}) imports {module} (rank {RANK[theirs]})")
+                bad.append(
+                    f"{rel}:{line} ({mine}, rank {RANK[mine]}) imports {module} (rank {RANK[theirs]})"
+                )
     assert not bad, "layering violations:\n" + "\n".join(bad)
 
 
@@ -84,5 +94,7 @@ def test_import_is_light() -> None:
     import sys
 
     code = "import sys, pcapan, pcapan.cli; print(','.join(m for m in ('pandas','matplotlib','scapy') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == ""

@@ -40,8 +40,12 @@ from .tcpgen import Conv, write
 
 ROOT = os.geteuid() == 0
 TOOLS = all(shutil.which(t) for t in ("nginx", "curl", "openssl"))
-needs_capture = pytest.mark.skipif(not ROOT, reason="live capture needs root (CAP_NET_RAW); CI runs as root")
-needs_tools = pytest.mark.skipif(not TOOLS, reason="needs nginx, curl and openssl (installed by .ci/run)")
+needs_capture = pytest.mark.skipif(
+    not ROOT, reason="live capture needs root (CAP_NET_RAW); CI runs as root"
+)
+needs_tools = pytest.mark.skipif(
+    not TOOLS, reason="needs nginx, curl and openssl (installed by .ci/run)"
+)
 
 TLS_NAME = "live.pcapan.test"
 FILES = {"a.txt": 1000, "b.txt": 2345, "c.txt": 70_000}  # c spans many segments
@@ -81,9 +85,30 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     for name, size in FILES.items():
         (www / name).write_bytes(bytes(i % 251 for i in range(size)))
     key, cert = tmp / "key.pem", tmp / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-days", "1", "-keyout", key, "-out", cert, "-subj", f"/CN={TLS_NAME}",
-                    "-addext", f"subjectAltName=DNS:{TLS_NAME}"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+            "-subj",
+            f"/CN={TLS_NAME}",
+            "-addext",
+            f"subjectAltName=DNS:{TLS_NAME}",
+        ],
+        check=True,
+        capture_output=True,
+    )
     http, https = _free_port(), _free_port()
     conf = tmp / "nginx.conf"
     conf.write_text(f"""
@@ -136,20 +161,32 @@ def test_live_capture_rows_and_identical_to_written_file(servers: Servers, tmp_p
     out = tmp_path / "out"
     cap = pcapan.LiveCapture("lo", bpf_filter=_filter(s), write=written, output=out, interval_s=0.2)
     snaps: list[pcapan.live.Snapshot] = []
-    thread = threading.Thread(target=lambda: cap.run(on_snapshot=snaps.append, handle_signals=False))
+    thread = threading.Thread(
+        target=lambda: cap.run(on_snapshot=snaps.append, handle_signals=False)
+    )
     thread.start()
     try:
         base = f"http://127.0.0.1:{s.http}"
         # One keep-alive connection with three requests, then one with a single request.
-        _curl("--http1.1", *(x for n in ("a.txt", "b.txt", "c.txt") for x in ("-o", os.devnull, f"{base}/{n}")))
+        _curl(
+            "--http1.1",
+            *(x for n in ("a.txt", "b.txt", "c.txt") for x in ("-o", os.devnull, f"{base}/{n}")),
+        )
         # Snapshots show the requests while the capture runs (within an interval and a feed).
         deadline = time.monotonic() + 5
         while not any(sn.result is not None and len(sn.result.http) >= 3 for sn in snaps):
             assert time.monotonic() < deadline, "no snapshot showed the first three requests"
             time.sleep(0.05)
         _curl("--http1.1", "-o", os.devnull, f"{base}/a.txt")
-        tls = ["--http1.1", "-k", "--resolve", f"{TLS_NAME}:{s.https}:127.0.0.1", "-o", os.devnull,
-               f"https://{TLS_NAME}:{s.https}/b.txt"]
+        tls = [
+            "--http1.1",
+            "-k",
+            "--resolve",
+            f"{TLS_NAME}:{s.https}:127.0.0.1",
+            "-o",
+            os.devnull,
+            f"https://{TLS_NAME}:{s.https}/b.txt",
+        ]
         _curl("--tlsv1.3", *tls)
         _curl("--tls-max", "1.2", *tls)
         time.sleep(0.3)  # the last FIN/ACKs reach the socket
@@ -177,7 +214,12 @@ def test_live_capture_rows_and_identical_to_written_file(servers: Servers, tmp_p
     assert http.uri.tolist() == ["/a.txt", "/b.txt", "/c.txt", "/a.txt"]
     assert http.trans_depth.tolist() == [1, 2, 3, 1]
     assert http.status_code.tolist() == [200] * 4
-    assert http.response_body_len.tolist() == [FILES["a.txt"], FILES["b.txt"], FILES["c.txt"], FILES["a.txt"]]
+    assert http.response_body_len.tolist() == [
+        FILES["a.txt"],
+        FILES["b.txt"],
+        FILES["c.txt"],
+        FILES["a.txt"],
+    ]
     assert http.uid.nunique() == 2
 
     tls_t = res.tls.sort_values("ts").reset_index(drop=True)
@@ -202,7 +244,12 @@ def test_live_capture_rows_and_identical_to_written_file(servers: Servers, tmp_p
 
     # The dashboard's figures at the end are the tables' (drawn by the dashboard's renderer).
     st = snaps[-1].stats
-    assert (st.packets, st.connections, st.http_requests, st.tls_handshakes) == (live["packets"], 4, 4, 2)
+    assert (st.packets, st.connections, st.http_requests, st.tls_handshakes) == (
+        live["packets"],
+        4,
+        4,
+        2,
+    )
     assert st.kernel_drops == 0 and st.open_connections == 0
     assert dict(st.tls_versions) == {"TLSv13": 1, "TLSv12": 1}
     assert dict((h, (r, t)) for h, r, t in st.top_hosts)[TLS_NAME] == (0, 2)
@@ -215,14 +262,26 @@ def test_live_capture_rows_and_identical_to_written_file(servers: Servers, tmp_p
     con = Console(record=True, width=120, color_system=None)
     con.print(render(st, _filter(s), final=True))
     text = con.export_text()
-    for want in (f"{live['packets']:,}", "TLSv13", "TLSv12", TLS_NAME, "kernel drops", "RTT p50 / p95", "(stopped)"):
+    for want in (
+        f"{live['packets']:,}",
+        "TLSv13",
+        "TLSv12",
+        TLS_NAME,
+        "kernel drops",
+        "RTT p50 / p95",
+        "(stopped)",
+    ):
         assert want in text, want
 
 
 def _start_cli(args: list[str]) -> subprocess.Popen[str]:
     """pcapan live in a subprocess, returned once its socket is open (its first stderr line)."""
-    proc = subprocess.Popen([sys.executable, "-m", "pcapan.cli", "live", "--no-dashboard", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pcapan.cli", "live", "--no-dashboard", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stderr is not None
     first = proc.stderr.readline()
     assert first.startswith("pcapan: capturing on lo"), first
@@ -231,12 +290,16 @@ def _start_cli(args: list[str]) -> subprocess.Popen[str]:
 
 @needs_capture
 @needs_tools
-def test_cli_count_stops_exactly_and_sigterm_writes_valid_files(servers: Servers, tmp_path: Path) -> None:
+def test_cli_count_stops_exactly_and_sigterm_writes_valid_files(
+    servers: Servers, tmp_path: Path
+) -> None:
     s = servers
     url = f"http://127.0.0.1:{s.http}/c.txt"
     # --count: a 70 kB download is far more than 5 packets; exactly 5 are kept.
     f5 = tmp_path / "five.pcap"
-    proc = _start_cli(["-i", "lo", "--filter", f"tcp port {s.http}", "--count", "5", "--write", str(f5)])
+    proc = _start_cli(
+        ["-i", "lo", "--filter", f"tcp port {s.http}", "--count", "5", "--write", str(f5)]
+    )
     _curl("-o", os.devnull, url)
     _out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
@@ -246,8 +309,22 @@ def test_cli_count_stops_exactly_and_sigterm_writes_valid_files(servers: Servers
     # SIGTERM: open flows flushed, exports written, the pcapng closed and valid.
     f = tmp_path / "term.pcapng"
     out = tmp_path / "out"
-    proc = _start_cli(["-i", "lo", "--filter", f"tcp port {s.http}", "--write", str(f), "-o", str(out),
-                       "--rotate", "1h", "--format", "jsonl"])
+    proc = _start_cli(
+        [
+            "-i",
+            "lo",
+            "--filter",
+            f"tcp port {s.http}",
+            "--write",
+            str(f),
+            "-o",
+            str(out),
+            "--rotate",
+            "1h",
+            "--format",
+            "jsonl",
+        ]
+    )
     _curl("-o", os.devnull, url)
     time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)
@@ -263,8 +340,12 @@ def test_cli_count_stops_exactly_and_sigterm_writes_valid_files(servers: Servers
     assert manifest["tables"]["connections"]["rows"] == 1
     # tshark reads the file too, interface statistics included.
     if shutil.which("tshark"):
-        n = subprocess.run(["tshark", "-r", str(f), "-T", "fields", "-e", "frame.number"],
-                           capture_output=True, text=True, check=True).stdout.split()
+        n = subprocess.run(
+            ["tshark", "-r", str(f), "-T", "fields", "-e", "frame.number"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
         assert len(n) == res.stats["frames"]
 
 
@@ -296,8 +377,15 @@ def _frames(path: Path) -> Iterator[FrameBatch]:
     for b in open_capture(path):
         for i in range(len(b)):
             sl = slice(i, i + 1)
-            yield FrameBatch(b.data, b.offset[sl], b.caplen[sl], b.wirelen[sl], b.ts_ns[sl], b.linktype[sl],
-                             b.frame_no[sl])
+            yield FrameBatch(
+                b.data,
+                b.offset[sl],
+                b.caplen[sl],
+                b.wirelen[sl],
+                b.ts_ns[sl],
+                b.linktype[sl],
+                b.frame_no[sl],
+            )
 
 
 def test_rotation_takes_finished_rows_and_parts_add_up(tmp_path: Path) -> None:

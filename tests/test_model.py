@@ -10,7 +10,9 @@ import pytest
 from pcapan.model import ConnRecord, HttpRecord, fast_maker, make_conn_record, make_http_record
 
 
-@pytest.mark.parametrize(("cls", "make"), [(HttpRecord, make_http_record), (ConnRecord, make_conn_record)])
+@pytest.mark.parametrize(
+    ("cls", "make"), [(HttpRecord, make_http_record), (ConnRecord, make_conn_record)]
+)
 def test_fast_maker_equals_init(cls: type, make) -> None:  # noqa: ANN001
     values = [f"v{i}" for i, _ in enumerate(dataclasses.fields(cls))]
     a, b = make(*values), cls(*values)
@@ -45,8 +47,13 @@ def test_conn_columns_round_trip() -> None:
     res = pcapan.analyze("samples/http-keepalive.pcap")
     base = list(res.connection_records)
     assert len(base) == 2
-    rows = [dataclasses.replace(base[0], ts_ns=base[1].ts_ns + 5, uid="Czzz", orig_mss=None, tunnel_parents="x"),
-            base[1], base[0]]
+    rows = [
+        dataclasses.replace(
+            base[0], ts_ns=base[1].ts_ns + 5, uid="Czzz", orig_mss=None, tunnel_parents="x"
+        ),
+        base[1],
+        base[0],
+    ]
     store = ConnColumns()
     for r in rows:
         store.append({f: getattr(r, f) for f in CONN_FIELDS})

@@ -56,7 +56,9 @@ def rtt_tls() -> pcapan.api.Result:
 
 def test_import_does_not_load_matplotlib() -> None:
     code = "import sys, pcapan.plot; print('matplotlib' in sys.modules)"
-    out = subprocess.run([__import__("sys").executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [__import__("sys").executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "False"
 
 
@@ -83,18 +85,30 @@ def test_rtt_cdf_histogram_and_handshake(rtt_http: pcapan.api.Result) -> None:
     for d, n in want.items():
         line = lines[f"{d} (n={n})"]
         assert len(line.get_xdata()) == n
-        assert np.allclose(np.sort(line.get_xdata()), np.sort(acks[acks.direction == d].rtt_s * 1e3))
+        assert np.allclose(
+            np.sort(line.get_xdata()), np.sort(acks[acks.direction == d].rtt_s * 1e3)
+        )
         assert line.get_ydata()[-1] == 1.0
     assert cdf.get_xlabel() == "RTT (ms)" and cdf.get_ylabel() == "fraction of samples"
     bars = _bars(hist)
     assert {k: int(sum(p.get_height() for p in v)) for k, v in bars.items()} == want
     assert hist.get_ylabel() == "samples"
     c = res.connections
-    points = {pc.get_label(): pc.get_offsets() for pc in hs.collections if isinstance(pc, PathCollection)}
-    assert len(points["orig"]) == int((c.rtt_syn_s.notna() & c.rtt_orig_median_s.notna()).sum()) == 2
-    assert len(points["resp"]) == int((c.rtt_synack_s.notna() & c.rtt_resp_median_s.notna()).sum()) == 2
+    points = {
+        pc.get_label(): pc.get_offsets() for pc in hs.collections if isinstance(pc, PathCollection)
+    }
+    assert (
+        len(points["orig"]) == int((c.rtt_syn_s.notna() & c.rtt_orig_median_s.notna()).sum()) == 2
+    )
+    assert (
+        len(points["resp"])
+        == int((c.rtt_synack_s.notna() & c.rtt_resp_median_s.notna()).sum())
+        == 2
+    )
     # the delay line: 50 ms to the server, 20 ms to the client (samples/rtt-facts.json)
-    assert np.all(np.abs(np.asarray(points["orig"]) - 50) < 5) and np.all(np.abs(np.asarray(points["resp"]) - 20) < 5)
+    assert np.all(np.abs(np.asarray(points["orig"]) - 50) < 5) and np.all(
+        np.abs(np.asarray(points["resp"]) - 20) < 5
+    )
     assert hs.get_xlabel() == "handshake RTT (ms)" and hs.get_ylabel() == "median data RTT (ms)"
 
 
@@ -102,10 +116,19 @@ def test_rtt_cdf_histogram_and_handshake(rtt_http: pcapan.api.Result) -> None:
 def test_rtt_handshake_points_match_tshark(rtt_http: pcapan.api.Result) -> None:
     """The handshake halves of the scatter add up to tshark's tcp.analysis.initial_rtt."""
     _, _, hs = rtt_http.plot.rtt().axes
-    pts = {pc.get_label(): np.asarray(pc.get_offsets()) for pc in hs.collections if isinstance(pc, PathCollection)}
-    total = sorted(round(float(a + b), 3) for a, b in zip(pts["orig"][:, 0], pts["resp"][:, 0], strict=True))
-    irtt = _tshark(SAMPLES / "rtt-http.pcap", "tcp.analysis.initial_rtt && tcp.flags.syn==0 && tcp.len==0 "
-                   "&& tcp.seq==1 && tcp.ack==1", "tcp.analysis.initial_rtt")
+    pts = {
+        pc.get_label(): np.asarray(pc.get_offsets())
+        for pc in hs.collections
+        if isinstance(pc, PathCollection)
+    }
+    total = sorted(
+        round(float(a + b), 3) for a, b in zip(pts["orig"][:, 0], pts["resp"][:, 0], strict=True)
+    )
+    irtt = _tshark(
+        SAMPLES / "rtt-http.pcap",
+        "tcp.analysis.initial_rtt && tcp.flags.syn==0 && tcp.len==0 && tcp.seq==1 && tcp.ack==1",
+        "tcp.analysis.initial_rtt",
+    )
     want = sorted(round(float(v) * 1e3, 3) for v in dict.fromkeys(irtt))
     assert total == want
 
@@ -115,7 +138,9 @@ def test_rtt_by_server() -> None:
     cdf = res.plot.rtt(by_server=True).axes[0]
     acks = res.rtt[res.rtt.kind == "ack"].merge(res.connections[["uid", "resp_p"]], on="uid")
     want = sorted(acks.groupby(["resp_p", "direction"]).size().tolist())
-    assert sorted(len(ln.get_xdata()) for ln in cdf.get_lines()) == want  # one line per server port and direction
+    assert (
+        sorted(len(ln.get_xdata()) for ln in cdf.get_lines()) == want
+    )  # one line per server port and direction
 
 
 # -- budget --------------------------------------------------------------------------------------
@@ -157,14 +182,19 @@ def test_reuse_histogram_and_open_connections(rtt_http: pcapan.api.Result) -> No
     pairs = res.servers
     lines = t_ax.get_lines()
     assert len(lines) == len(pairs) == 1
-    assert len(lines[0].get_xdata()) == 2 * int(pairs.connections.iloc[0])  # an open and a close each
+    assert len(lines[0].get_xdata()) == 2 * int(
+        pairs.connections.iloc[0]
+    )  # an open and a close each
     assert t_ax.get_ylabel() == "open connections"
 
 
 def test_reuse_marks_missed_reuse(tmp_path: Path) -> None:
     """Connection A stays open and idle after its response; B to the same server opens 1 s later:
     one missed-reuse marker, at 2 open connections (as tests/test_webperf.py builds it)."""
-    get, ok = b"GET /%d HTTP/1.1\r\nHost: example.test\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+    get, ok = (
+        b"GET /%d HTTP/1.1\r\nHost: example.test\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+    )
     t0 = 1_700_000_000.0
     a = Conv(cport=41000, t=t0)
     a.handshake()
@@ -210,7 +240,9 @@ def test_pipelining_depths_and_hol(name: str) -> None:
 
 # -- tls -----------------------------------------------------------------------------------------
 def test_tls_versions_ciphers_alpn_resumption() -> None:
-    res = pcapan.analyze([SAMPLES / "tls-versions.pcap", SAMPLES / "tls-alpn.pcap", SAMPLES / "tls-resume.pcap"])
+    res = pcapan.analyze(
+        [SAMPLES / "tls-versions.pcap", SAMPLES / "tls-alpn.pcap", SAMPLES / "tls-resume.pcap"]
+    )
     t = res.tls
     fig = res.plot.tls()
     v_ax, a_ax, r_ax, c_ax = fig.axes
@@ -219,23 +251,36 @@ def test_tls_versions_ciphers_alpn_resumption() -> None:
     assert [x.get_text() for x in v_ax.get_xticklabels()] == list(vc.index)
     assert [p.get_height() for p in vb] == list(vc)
     cb = _bars(c_ax)["handshakes"]
-    ciphers = t.dropna(subset=["cipher"]).groupby("cipher").agg(n=("uid", "size"), cls=("cipher_strength_class", "first"))
+    ciphers = (
+        t.dropna(subset=["cipher"])
+        .groupby("cipher")
+        .agg(n=("uid", "size"), cls=("cipher_strength_class", "first"))
+    )
     assert len(cb) == len(ciphers)
     names = [x.get_text() for x in c_ax.get_yticklabels()]
     assert sorted(names) == sorted(ciphers.index)
     for name, p in zip(names, cb, strict=True):
         assert p.get_width() == ciphers.loc[name, "n"]
         want = strength_color(ciphers.loc[name, "cls"])[0]
-        assert tuple(np.round(p.get_facecolor()[:3], 3)) == tuple(np.round(np.array(
-            [int(want[i:i + 2], 16) for i in (1, 3, 5)]) / 255, 3))
+        assert tuple(np.round(p.get_facecolor()[:3], 3)) == tuple(
+            np.round(np.array([int(want[i : i + 2], 16) for i in (1, 3, 5)]) / 255, 3)
+        )
     ab = _bars(a_ax)
     offered = t.alpn_offered.dropna().str.split(",").explode().value_counts()
     assert [p.get_height() for p in ab["offered"]] == [offered[k] for k in sorted(offered.index)]
     assert sum(p.get_height() for p in ab["selected"]) == t.next_protocol.notna().sum() == 2
     rb = _bars(r_ax)["handshakes"]
-    modes = dict(zip([x.get_text() for x in r_ax.get_xticklabels()], [p.get_height() for p in rb], strict=True))
+    modes = dict(
+        zip(
+            [x.get_text() for x in r_ax.get_xticklabels()],
+            [p.get_height() for p in rb],
+            strict=True,
+        )
+    )
     assert sum(modes.values()) == len(t)
-    assert {k: modes[k] for k in ("session_id", "ticket", "psk")} == t.resumption.value_counts().to_dict()
+    assert {
+        k: modes[k] for k in ("session_id", "ticket", "psk")
+    } == t.resumption.value_counts().to_dict()
     assert r_ax.get_xlabel() == "resumption mode" and c_ax.get_ylabel() == "cipher suite"
 
 
@@ -246,8 +291,16 @@ def test_tls_versions_match_tshark() -> None:
     path = SAMPLES / "tls-versions.pcap"
     res = pcapan.analyze(path)
     v_ax = res.plot.tls().axes[0]
-    got = {x.get_text(): p.get_height() for x, p in zip(v_ax.get_xticklabels(), _bars(v_ax)["handshakes"], strict=True)}
-    rows = _tshark(path, "tls.handshake.type==2", "tls.handshake.version", "tls.handshake.extensions.supported_version")
+    got = {
+        x.get_text(): p.get_height()
+        for x, p in zip(v_ax.get_xticklabels(), _bars(v_ax)["handshakes"], strict=True)
+    }
+    rows = _tshark(
+        path,
+        "tls.handshake.type==2",
+        "tls.handshake.version",
+        "tls.handshake.extensions.supported_version",
+    )
     names = {"0x0303": "TLSv12", "0x0304": "TLSv13"}
     want: dict[str, int] = {}
     for r in rows:
@@ -280,7 +333,9 @@ def test_waterfall_http(rtt_http: pcapan.api.Result) -> None:
     for phase in ("request", "wait", "download"):
         assert len(bars[phase]) == len(h)
     assert [p.get_width() for p in bars["wait"]] == pytest.approx(list(h.ttfb_s * 1e3), abs=1e-6)
-    assert sorted(p.get_width() for p in bars["TCP"]) == pytest.approx(sorted(res.connections.initial_rtt_s * 1e3))
+    assert sorted(p.get_width() for p in bars["TCP"]) == pytest.approx(
+        sorted(res.connections.initial_rtt_s * 1e3)
+    )
     dl = (h.ts_response_end - h.ts_response_start).dt.total_seconds() * 1e3
     assert [p.get_width() for p in bars["download"]] == pytest.approx(list(dl), abs=1e-6)
     assert [t.get_text() for t in ax.get_yticklabels()][0].startswith("GET ")
@@ -296,11 +351,21 @@ def test_waterfall_matches_tshark(rtt_http: pcapan.api.Result, rtt_tls: pcapan.a
     assert len(ax.get_yticklabels()) == len(_tshark(SAMPLES / "rtt-http.pcap", "http.request"))
     syns = _tshark(SAMPLES / "rtt-http.pcap", "tcp.flags.syn==1 && tcp.flags.ack==0")
     assert len(bars["TCP"]) == len(syns)
-    irtt = sorted({round(float(v) * 1e3, 3) for v in _tshark(SAMPLES / "rtt-http.pcap", "tcp.analysis.initial_rtt",
-                                                             "tcp.analysis.initial_rtt")})
+    irtt = sorted(
+        {
+            round(float(v) * 1e3, 3)
+            for v in _tshark(
+                SAMPLES / "rtt-http.pcap", "tcp.analysis.initial_rtt", "tcp.analysis.initial_rtt"
+            )
+        }
+    )
     assert sorted(round(p.get_width(), 3) for p in bars["TCP"]) == irtt
     (ax,) = rtt_tls.plot.waterfall().axes
-    assert len(_bars(ax)["TLS"]) == len(_tshark(SAMPLES / "rtt-tls.pcap", "tls.handshake.type==1")) == 2
+    assert (
+        len(_bars(ax)["TLS"])
+        == len(_tshark(SAMPLES / "rtt-tls.pcap", "tls.handshake.type==1"))
+        == 2
+    )
 
 
 def test_waterfall_https_limit_and_uid(rtt_tls: pcapan.api.Result) -> None:
@@ -311,8 +376,12 @@ def test_waterfall_https_limit_and_uid(rtt_tls: pcapan.api.Result) -> None:
     bars = _bars(ax)
     t = res.tls.sort_values("ts")
     assert [len(bars[p]) for p in ("TCP", "TLS", "wait", "download")] == [2, 2, 2, 2]
-    assert [p.get_width() for p in bars["TLS"]] == pytest.approx(list(t.handshake_s * 1e3), abs=1e-6)
-    assert [p.get_width() for p in bars["wait"]] == pytest.approx(list(res.connections.sort_values("ts").budget_ttfb_s * 1e3), abs=1e-6)
+    assert [p.get_width() for p in bars["TLS"]] == pytest.approx(
+        list(t.handshake_s * 1e3), abs=1e-6
+    )
+    assert [p.get_width() for p in bars["wait"]] == pytest.approx(
+        list(res.connections.sort_values("ts").budget_ttfb_s * 1e3), abs=1e-6
+    )
     (ax,) = res.plot.waterfall(limit=1).axes
     assert len(ax.get_yticklabels()) == 1 and len(_bars(ax)["TCP"]) == 1
     last = res.connections.sort_values("ts").uid.iloc[-1]
@@ -345,7 +414,9 @@ def test_timeseq_counts_match_tshark(name: str) -> None:
     spans = sorted((int(s[0, 1]), int(s[1, 1])) for s in segs.get_segments())
     want = sorted((int(s), int(s) + int(n)) for s, n in (r.split("\t") for r in data))
     assert spans == want  # tshark's relative sequence numbers
-    acks = _tshark(path, f"tcp.srcport=={row.orig_p} && tcp.dstport=={row.resp_p} && tcp.flags.ack==1")
+    acks = _tshark(
+        path, f"tcp.srcport=={row.orig_p} && tcp.dstport=={row.resp_p} && tcp.flags.ack==1"
+    )
     assert len(_lines(ax)["ACK"].get_xdata()) == len(acks)
     assert ax.get_ylabel() == "relative sequence number (bytes)"
 
@@ -358,7 +429,11 @@ def test_timeseq_marks_lossy_edits() -> None:
     res = pcapan.analyze(SAMPLES / "lossy.pcap")
     uid = res.connections.set_index("orig_p").loc[edits["connection"]["client_port"], "uid"]
     (ax,) = res.plot.timeseq(uid, direction="resp").axes
-    marks = {pc.get_label(): len(pc.get_offsets()) for pc in ax.collections if isinstance(pc, PathCollection)}
+    marks = {
+        pc.get_label(): len(pc.get_offsets())
+        for pc in ax.collections
+        if isinstance(pc, PathCollection)
+    }
     assert marks == {"retransmission": 1, "out of order": 1}
     (gap,) = _vlines(ax, "gap (never captured)")
     (seg,) = gap.get_segments()
@@ -391,8 +466,13 @@ def test_io_graph_sums_to_tshark_bytes(rtt_http: pcapan.api.Result) -> None:
     width, series = io_series(path, row.uid, result=rtt_http)
     lines = _lines(ax)
     assert set(lines) == set(series) == {"orig \u2192 resp", "resp \u2192 orig"}
-    for label, (sp, dp) in (("orig \u2192 resp", (row.orig_p, row.resp_p)), ("resp \u2192 orig", (row.resp_p, row.orig_p))):
-        want = sum(int(x) for x in _tshark(path, f"tcp.srcport=={sp} && tcp.dstport=={dp}", "tcp.len"))
+    for label, (sp, dp) in (
+        ("orig \u2192 resp", (row.orig_p, row.resp_p)),
+        ("resp \u2192 orig", (row.resp_p, row.orig_p)),
+    ):
+        want = sum(
+            int(x) for x in _tshark(path, f"tcp.srcport=={sp} && tcp.dstport=={dp}", "tcp.len")
+        )
         assert float(np.sum(lines[label].get_ydata()) * width) == pytest.approx(want)
     assert ax.get_ylabel() == "TCP payload (bytes/s)"
     (ax,) = rtt_http.plot.io().axes
@@ -433,21 +513,82 @@ def test_cli_writes_svg_and_options(tmp_path: Path, capsys: pytest.CaptureFixtur
     import xml.etree.ElementTree as ET
 
     out = tmp_path / "wf.svg"
-    assert main(["plot", str(SAMPLES / "rtt-tls.pcap"), "--kind", "waterfall", "--limit", "1", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "plot",
+                str(SAMPLES / "rtt-tls.pcap"),
+                "--kind",
+                "waterfall",
+                "--limit",
+                "1",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     root = ET.parse(out).getroot()
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
     assert "<dc:date>" not in out.read_text()  # no creation date: same capture, same file
     res = pcapan.analyze(SAMPLES / "rtt-tls.pcap")
     uid = res.connections.uid.iloc[1]
     out2 = tmp_path / "ts.svg"
-    assert main(["plot", str(SAMPLES / "rtt-tls.pcap"), "--kind", "timeseq", "--uid", uid, "--direction", "orig",
-                 "-o", str(out2)]) == 0
+    assert (
+        main(
+            [
+                "plot",
+                str(SAMPLES / "rtt-tls.pcap"),
+                "--kind",
+                "timeseq",
+                "--uid",
+                uid,
+                "--direction",
+                "orig",
+                "-o",
+                str(out2),
+            ]
+        )
+        == 0
+    )
     assert ET.parse(out2).getroot().tag.endswith("svg")
-    assert main(["plot", str(SAMPLES / "rtt-http.pcap"), "--kind", "rtt", "--by-server", "-o", str(tmp_path / "r.png")]) == 0
+    assert (
+        main(
+            [
+                "plot",
+                str(SAMPLES / "rtt-http.pcap"),
+                "--kind",
+                "rtt",
+                "--by-server",
+                "-o",
+                str(tmp_path / "r.png"),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
-    assert main(["plot", str(SAMPLES / "rtt-http.pcap"), "--kind", "io", "--limit", "3", "-o", str(tmp_path / "x.png")]) == 2
+    assert (
+        main(
+            [
+                "plot",
+                str(SAMPLES / "rtt-http.pcap"),
+                "--kind",
+                "io",
+                "--limit",
+                "3",
+                "-o",
+                str(tmp_path / "x.png"),
+            ]
+        )
+        == 2
+    )
     assert "--limit does not apply" in capsys.readouterr().err
-    assert main(["plot", str(SAMPLES / "rtt-http.pcap"), "--kind", "tls", "-o", str(tmp_path / "x.txt")]) == 2
+    assert (
+        main(
+            ["plot", str(SAMPLES / "rtt-http.pcap"), "--kind", "tls", "-o", str(tmp_path / "x.txt")]
+        )
+        == 2
+    )
     assert main(["plot", "-", "--kind", "timeseq", "-o", str(tmp_path / "x.png")]) == 2
     assert not (tmp_path / "x.png").exists()
 

@@ -29,7 +29,9 @@ def _big_capture(tmp_path: Path) -> Path:
         pos = 0
         while pos < len(body):
             sec, usec, cap, wire = struct.unpack_from("<IIII", body, pos)
-            out += struct.pack("<IIII", sec + shift, usec, cap, wire) + body[pos + 16 : pos + 16 + cap]
+            out += (
+                struct.pack("<IIII", sec + shift, usec, cap, wire) + body[pos + 16 : pos + 16 + cap]
+            )
             pos += 16 + cap
         shift += 1000
     p = tmp_path / "big.pcap"
@@ -41,8 +43,12 @@ def _big_capture(tmp_path: Path) -> Path:
 def test_progress_bar_on_terminal_stderr(tmp_path: Path) -> None:
     big = _big_capture(tmp_path)
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "pcapan.cli", "analyze", str(big), "--json"],
-                            stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pcapan.cli", "analyze", str(big), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        stdin=subprocess.DEVNULL,
+    )
     os.close(slave)
     seen = b""
     while True:

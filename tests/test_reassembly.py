@@ -33,8 +33,19 @@ MOD = 1 << 32
 KINDS = {"", "new", "ooo", "future", "retx", "partial", "after_fin", "keepalive", "before_start"}
 # Counters that depend on sequence numbers only: a sink-less reassembler must agree on them.
 SEQ_COUNTERS = (
-    "delivered", "gap_bytes", "gaps", "retransmitted", "out_of_order", "after_fin", "keepalives",
-    "before_start", "next_rel", "max_end", "fin_rel", "ended", "pending_bytes",
+    "delivered",
+    "gap_bytes",
+    "gaps",
+    "retransmitted",
+    "out_of_order",
+    "after_fin",
+    "keepalives",
+    "before_start",
+    "next_rel",
+    "max_end",
+    "fin_rel",
+    "ended",
+    "pending_bytes",
 )
 
 
@@ -118,10 +129,14 @@ class Both:
     def seq(self, off: int) -> int:
         return (self.isn + 1 + off) % MOD
 
-    def seg(self, off: int, payload: bytes, ts: int, fin: bool = False, length: int | None = None) -> str:
+    def seg(
+        self, off: int, payload: bytes, ts: int, fin: bool = False, length: int | None = None
+    ) -> str:
         return self.seg_seq(self.seq(off), payload, ts, fin, length)
 
-    def seg_seq(self, seq: int, payload: bytes, ts: int, fin: bool = False, length: int | None = None) -> str:
+    def seg_seq(
+        self, seq: int, payload: bytes, ts: int, fin: bool = False, length: int | None = None
+    ) -> str:
         n = len(payload) if length is None else length
         p = memoryview(payload) if self.memview else payload
         k = self.r.segment(seq, p, n, ts, fin=fin)
@@ -207,7 +222,9 @@ def scenarios(draw: st.DrawFn, *, drops: bool, early_junk: bool = True) -> Scena
     isn = draw(st.one_of(st.integers(0, MOD - 1), st.integers(max(0, MOD - 2 - n), MOD - 1)))
     items: list[Item] = []
     if n:
-        cuts = sorted(set(draw(st.lists(st.integers(1, max(1, n - 1)), max_size=40)))) if n > 1 else []
+        cuts = (
+            sorted(set(draw(st.lists(st.integers(1, max(1, n - 1)), max_size=40)))) if n > 1 else []
+        )
         bounds = [0, *cuts, n]
         base = list(zip(bounds, bounds[1:], strict=False))
         if drops:
@@ -217,7 +234,9 @@ def scenarios(draw: st.DrawFn, *, drops: bool, early_junk: bool = True) -> Scena
         # Duplicates of base segments, and segments with random start/end (overlaps).
         if base:
             spans += draw(st.lists(st.sampled_from(base), max_size=10))
-        for a, ln in draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(1, 4_000)), max_size=12)):
+        for a, ln in draw(
+            st.lists(st.tuples(st.integers(0, n - 1), st.integers(1, 4_000)), max_size=12)
+        ):
             b = min(n, a + ln)
             if drops and draw(st.booleans()):
                 continue  # in the lossy case, many extras are lost too
@@ -230,7 +249,9 @@ def scenarios(draw: st.DrawFn, *, drops: bool, early_junk: bool = True) -> Scena
             if it.b == n and draw(st.booleans()):
                 it.fin = True  # the last data segment carries the FIN
         items.append(Item(n, n, b"", fin=True))  # a pure FIN (also when the data carried one)
-        for off, ln in draw(st.lists(st.tuples(st.integers(0, 2_000), st.integers(1, 1_000)), max_size=4)):
+        for off, ln in draw(
+            st.lists(st.tuples(st.integers(0, 2_000), st.integers(1, 1_000)), max_size=4)
+        ):
             # Junk after the FIN, from one junk stream so that overlapping junk agrees.
             j = Item(n + off, n + off + ln, junk[off : off + ln], junk=True)
             # Junk right at the FIN's position, fed before the FIN, would simply be the stream's
@@ -284,7 +305,11 @@ def _runs(covered: np.ndarray, stream: bytes) -> list[tuple]:
     return out
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=250,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(scenarios(drops=False))
 def test_property_full_coverage_reassembles_original(sc: Scenario) -> None:
     b = _run(sc)
@@ -295,7 +320,11 @@ def test_property_full_coverage_reassembles_original(sc: Scenario) -> None:
     _check_timing_and_counters(sc, b)
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=250,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(scenarios(drops=True))
 def test_property_lost_ranges_become_exact_gaps(sc: Scenario) -> None:
     b = _run(sc)
@@ -339,7 +368,11 @@ def _check_timing_and_counters(sc: Scenario, b: Both) -> None:
         assert b.after_fin == 0
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(scenarios(drops=True, early_junk=False), st.integers(1, 6_000), st.integers(1, 8))
 def test_property_bounded_buffer(sc: Scenario, max_bytes: int, max_segs: int) -> None:
     """With tiny limits the buffer forces gaps, stays within them, and never invents bytes."""
@@ -382,7 +415,12 @@ def test_in_order_delivery_with_timestamp_of_each_packet(isn: int) -> None:
         assert _feed(b, segs) == ["new"] * len(segs)
         # Each segment is delivered at once, with its own timestamp.
         assert b.rec.events == [("data", p, 1 + i) for i, (_, p) in enumerate(segs)]
-        assert (b.delivered, b.retransmitted, b.out_of_order, b.next_rel) == (len(MSG), 0, 0, len(MSG) + 1)
+        assert (b.delivered, b.retransmitted, b.out_of_order, b.next_rel) == (
+            len(MSG),
+            0,
+            0,
+            len(MSG) + 1,
+        )
         b.finish(99)
         assert b.rec.events[-1] == ("end", 99) and b.gap_bytes == 0
 
@@ -675,7 +713,12 @@ def test_acked_around_buffered_data() -> None:
     b.seg(8, b"ij", 3)
     b.acked(12, 4)  # holes 2..3, 6..7 and 10..11 are gaps, buffered data goes out between them
     assert b.rec.merged() == [
-        ("data", b"ab"), ("gap", 2), ("data", b"ef"), ("gap", 2), ("data", b"ij"), ("gap", 2),
+        ("data", b"ab"),
+        ("gap", 2),
+        ("data", b"ef"),
+        ("gap", 2),
+        ("data", b"ij"),
+        ("gap", 2),
     ]
     assert [ev[2] for ev in b.rec.events[1:]] == [4] * 5
     assert b.gap_bytes == 6 and b.pending_bytes == 0
@@ -713,8 +756,15 @@ def test_bounded_buffer_by_bytes() -> None:
         assert b.seg(30, b"0123456789AB", 5) == "future"
         assert b.pending_bytes == 0
         assert b.rec.merged() == [
-            ("data", b"a"), ("gap", 4), ("data", b"fghi"), ("gap", 3), ("data", b"mnop"),
-            ("gap", 4), ("data", b"uvwx"), ("gap", 6), ("data", b"0123456789AB"),
+            ("data", b"a"),
+            ("gap", 4),
+            ("data", b"fghi"),
+            ("gap", 3),
+            ("data", b"mnop"),
+            ("gap", 4),
+            ("data", b"uvwx"),
+            ("gap", 6),
+            ("data", b"0123456789AB"),
         ]
         assert b.gap_bytes == 17 and b.delivered == 25
 
@@ -752,7 +802,17 @@ def test_classifications() -> None:
     assert b.seg(20, b"uv", 10) == "after_fin"
     assert b.seg(20, b"", 11) == ""  # an empty segment (a pure ACK)
     assert b.kinds == [
-        "new", "future", "future", "ooo", "ooo", "retx", "partial", "keepalive", "new", "after_fin", "",
+        "new",
+        "future",
+        "future",
+        "ooo",
+        "ooo",
+        "retx",
+        "partial",
+        "keepalive",
+        "new",
+        "after_fin",
+        "",
     ]
     assert (b.retransmitted, b.out_of_order, b.keepalives, b.after_fin) == (2, 2, 1, 1)
     assert b.rec.merged() == [("data", b"abcdefghijklmnopqrst"), ("end",)]
@@ -896,21 +956,46 @@ E2E = {
     # (a) r2 (100 response bytes) never captured; the client's ACKs cover it, so it is a gap of
     # exactly 100 bytes; r3 waited in the buffer and is neither a retransmission nor a hole
     # filler (it came after nothing higher).
-    "drop": dict(mutate=_drop("r2"), missed_bytes=len(RESP2), orig_retransmits=0,
-                 resp_retransmits=0, orig_out_of_order=0, resp_out_of_order=0),
+    "drop": dict(
+        mutate=_drop("r2"),
+        missed_bytes=len(RESP2),
+        orig_retransmits=0,
+        resp_retransmits=0,
+        orig_out_of_order=0,
+        resp_out_of_order=0,
+    ),
     # (b) the request's two segments swapped: req2 waits, req1 fills the hole below it and is
     # the one out-of-order segment; the service is still detected from "GET " (now delivered
     # with the second packet).
-    "swap": dict(mutate=_swap("req1", "req2"), missed_bytes=0, orig_retransmits=0,
-                 resp_retransmits=0, orig_out_of_order=1, resp_out_of_order=0),
+    "swap": dict(
+        mutate=_swap("req1", "req2"),
+        missed_bytes=0,
+        orig_retransmits=0,
+        resp_retransmits=0,
+        orig_out_of_order=1,
+        resp_out_of_order=0,
+    ),
     # (c) r2 sent again after r3: one retransmission by the responder, nothing else.
-    "dup": dict(mutate=_dup_after("r2", "r3"), missed_bytes=0, orig_retransmits=0,
-                resp_retransmits=1, orig_out_of_order=0, resp_out_of_order=0),
+    "dup": dict(
+        mutate=_dup_after("r2", "r3"),
+        missed_bytes=0,
+        orig_retransmits=0,
+        resp_retransmits=1,
+        orig_out_of_order=0,
+        resp_out_of_order=0,
+    ),
     # (d) both ISNs just below 2^32: the client's data starts at 2^32 - 4, so sequence numbers
     # wrap 4 bytes into req1; the server's at 2^32 - 40 - 30, so they wrap 30 bytes into r2.
     # Nothing is lost or repeated.
-    "wrap": dict(cisn=MOD - 5, sisn=MOD - 1 - len(RESP1) - 30, missed_bytes=0,
-                 orig_retransmits=0, resp_retransmits=0, orig_out_of_order=0, resp_out_of_order=0),
+    "wrap": dict(
+        cisn=MOD - 5,
+        sisn=MOD - 1 - len(RESP1) - 30,
+        missed_bytes=0,
+        orig_retransmits=0,
+        resp_retransmits=0,
+        orig_out_of_order=0,
+        resp_out_of_order=0,
+    ),
 }
 
 

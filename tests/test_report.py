@@ -29,8 +29,10 @@ from .tcpgen import Conv, write
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed "
-                                    "(Debian package chromium; .ci/run installs it)")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="headless Chromium not installed (Debian package chromium; .ci/run installs it)",
+)
 # Seconds a headless Chromium run may take (it starts a browser per call: ~1-3 s here).
 BROWSER_TIMEOUT_S = 120
 
@@ -60,8 +62,15 @@ def client_hello(sni: bytes) -> bytes:
     """TLS 1.2 ClientHello (RFC 5246 7.4.1.2) with one server_name (RFC 6066 3) and one suite."""
     name = b"\x00" + len(sni).to_bytes(2, "big") + sni
     exts = _ext(0, len(name).to_bytes(2, "big") + name)
-    body = (b"\x03\x03" + b"R" * 32 + b"\x00" + b"\x00\x02\xc0\x2f" + b"\x01\x00"
-            + len(exts).to_bytes(2, "big") + exts)
+    body = (
+        b"\x03\x03"
+        + b"R" * 32
+        + b"\x00"
+        + b"\x00\x02\xc0\x2f"
+        + b"\x01\x00"
+        + len(exts).to_bytes(2, "big")
+        + exts
+    )
     return _handshake(1, body)
 
 
@@ -76,12 +85,23 @@ def build_hostile(path: Path) -> Path:
     ServerHello, closed."""
     a = Conv(client=CLIENT, server=SERVER, cport=40000, sport=80)
     a.handshake()
-    a.send(True, "PA", b"GET " + URI_XSS.encode() + b" HTTP/1.1\r\nHost: " + HOST_XSS.encode()
-           + b"\r\nUser-Agent: " + UA.encode() + b"\r\n\r\n")
+    a.send(
+        True,
+        "PA",
+        b"GET "
+        + URI_XSS.encode()
+        + b" HTTP/1.1\r\nHost: "
+        + HOST_XSS.encode()
+        + b"\r\nUser-Agent: "
+        + UA.encode()
+        + b"\r\n\r\n",
+    )
     a.send(False, "PA", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
     a.send(True, "A")
     a.close()
-    b = Conv(client=CLIENT, server=SERVER, cport=40001, sport=443, t=a.t + 0.1, cisn=7000, sisn=9000)
+    b = Conv(
+        client=CLIENT, server=SERVER, cport=40001, sport=443, t=a.t + 0.1, cisn=7000, sisn=9000
+    )
     b.handshake()
     b.send(True, "PA", client_hello(SNI_XSS.encode()))
     b.send(False, "PA", server_hello())
@@ -103,7 +123,10 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> tuple[pcapan.Result, Pa
 def sample_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[pcapan.Result, Path, str]:
     """A report over samples with HTTP, pipelining, TLS and an anomaly."""
     d = tmp_path_factory.mktemp("sample")
-    files = [SAMPLES / n for n in ("rtt-pipelined.pcap", "tls-versions.pcap", "tls-alpn.pcap", "rst.pcap")]
+    files = [
+        SAMPLES / n
+        for n in ("rtt-pipelined.pcap", "tls-versions.pcap", "tls-alpn.pcap", "rst.pcap")
+    ]
     res = pcapan.analyze(files)
     out = res.report(d / "report.html")
     return res, out, out.read_text(encoding="utf-8")
@@ -169,8 +192,10 @@ class Page(HTMLParser):
 def frame_cells(df: pd.DataFrame, formats: page.Formats | None = None) -> list[list[str]]:
     """What page.table writes into the cells of ``df`` (text before HTML escaping)."""
     formats = formats or {}
-    return [[formats.get(c, facts.format_value)(v) for c, v in zip(df.columns, row, strict=True)]
-            for row in df.itertuples(index=False)]
+    return [
+        [formats.get(c, facts.format_value)(v) for c, v in zip(df.columns, row, strict=True)]
+        for row in df.itertuples(index=False)
+    ]
 
 
 # -- self-contained and inert -------------------------------------------------------------------
@@ -184,14 +209,20 @@ def test_self_contained(which: str, request: pytest.FixtureRequest) -> None:
     tags = {t for t, _ in p.tags}
     assert not tags & {"script", "link", "iframe", "object", "embed", "base", "form"}, tags
     for tag, attrs in p.tags:
-        assert attrs.get("src") is None or attrs["src"].startswith("data:image/svg+xml;base64,"), (tag, attrs)
+        assert attrs.get("src") is None or attrs["src"].startswith("data:image/svg+xml;base64,"), (
+            tag,
+            attrs,
+        )
         assert attrs.get("href") is None or attrs["href"].startswith("#"), (tag, attrs)
         assert not any(k.startswith("on") for k in attrs), (tag, attrs)  # no event handlers at all
-    style = text[text.index("<style>"): text.index("</style>")]
+    style = text[text.index("<style>") : text.index("</style>")]
     assert "url(" not in style and "@import" not in style
     csp = [a for t, a in p.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
     assert [a["content"] for a in csp] == [template.CONTENT_SECURITY_POLICY]
-    assert "default-src 'none'" in template.CONTENT_SECURITY_POLICY and "script-src" not in template.CONTENT_SECURITY_POLICY
+    assert (
+        "default-src 'none'" in template.CONTENT_SECURITY_POLICY
+        and "script-src" not in template.CONTENT_SECURITY_POLICY
+    )
 
 
 def test_captured_text_is_escaped(hostile: tuple[pcapan.Result, Path, str]) -> None:
@@ -205,7 +236,11 @@ def test_captured_text_is_escaped(hostile: tuple[pcapan.Result, Path, str]) -> N
     low = text.lower()
     assert "<script" not in low and "<svg" not in low and "<img src=x" not in low
     assert "onerror=" not in text.replace("onerror=&quot;", "")  # only inside escaped text
-    assert html_escaped(URI_XSS) in text and html_escaped(HOST_XSS) in text and html_escaped(SNI_XSS) in text
+    assert (
+        html_escaped(URI_XSS) in text
+        and html_escaped(HOST_XSS) in text
+        and html_escaped(SNI_XSS) in text
+    )
     assert "&lt;script&gt;document.title=&#x27;PWNED&#x27;&lt;/script&gt;" in text
     p = Page(text)
     _, slow = p.table("slowest requests")
@@ -227,7 +262,10 @@ def test_plot_svgs_escape_captured_text(hostile: tuple[pcapan.Result, Path, str]
     """The plots draw the Host/SNI as labels: inside the embedded SVGs (well-formed XML) no
     element other than SVG's own, no <script>, and the hostile text only escaped."""
     _, _, text = hostile
-    svgs = [base64.b64decode(m).decode() for m in re.findall(r'src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"', text)]
+    svgs = [
+        base64.b64decode(m).decode()
+        for m in re.findall(r'src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"', text)
+    ]
     assert svgs, "no plot embedded"
     labelled = 0
     for svg in svgs:
@@ -240,7 +278,9 @@ def test_plot_svgs_escape_captured_text(hostile: tuple[pcapan.Result, Path, str]
 
 
 # -- content --------------------------------------------------------------------------------------
-def test_summary_and_tables_match_the_result(sample_report: tuple[pcapan.Result, Path, str]) -> None:
+def test_summary_and_tables_match_the_result(
+    sample_report: tuple[pcapan.Result, Path, str],
+) -> None:
     res, _, text = sample_report
     p = Page(text)
     s = res.summary()
@@ -251,7 +291,9 @@ def test_summary_and_tables_match_the_result(sample_report: tuple[pcapan.Result,
     assert head == list(facts.SERVER_COLUMNS_REPORT.values())
     srv = res.servers.sort_values(["connections", "requests"], ascending=False, kind="stable")
     assert len(rows) == len(srv) < page.TOP_ROWS
-    assert [(r[0], int(r[2]), int(r[3])) for r in rows] == list(zip(srv.orig_h, srv.connections, srv.requests, strict=True))
+    assert [(r[0], int(r[2]), int(r[3])) for r in rows] == list(
+        zip(srv.orig_h, srv.connections, srv.requests, strict=True)
+    )
     # The TLS mix. tls-versions.pcap: tshark -Y tls.handshake.type==2 -e tls.handshake.version
     # -e tls.handshake.extensions.supported_version gives 0x0303 x3 and 0x0303 + 0x0304 once;
     # tls-alpn.pcap: two TLS 1.2 and one TLS 1.3 ServerHello. So TLSv12 5, TLSv13 2.
@@ -285,7 +327,9 @@ def test_every_plot_with_data_is_embedded(sample_report: tuple[pcapan.Result, Pa
     assert "skipped" not in text
 
 
-def test_plot_without_data_or_failing_is_a_note(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plot_without_data_or_failing_is_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """http-keepalive.pcap has no TLS and no pipelined request: those plots are notes saying so;
     a plot that raises becomes a note with the error, and the report is still written."""
     from pcapan.plot import Plotter
@@ -296,7 +340,11 @@ def test_plot_without_data_or_failing_is_a_note(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(Plotter, "rtt", boom)
     res = pcapan.analyze(SAMPLES / "http-keepalive.pcap")
     text = res.report(tmp_path / "r.html").read_text()
-    notes = {a["id"]: a for t, a in Page(text).tags if t == "p" and (a.get("id") or "").startswith("plot-")}
+    notes = {
+        a["id"]: a
+        for t, a in Page(text).tags
+        if t == "p" and (a.get("id") or "").startswith("plot-")
+    }
     assert set(notes) == {"plot-tls", "plot-pipelining", "plot-rtt"}
     assert "tls: skipped (no TLS handshakes)" in text
     assert "pipelining: skipped (no pipelined requests)" in text
@@ -308,13 +356,23 @@ def test_no_plots_and_stdin(tmp_path: Path) -> None:
     the capture and are skipped with that reason, the others drawn."""
     out = tmp_path / "a.html"
     cap = (SAMPLES / "http-pipelined.pcap").read_bytes()
-    p = subprocess.run([sys.executable, "-m", "pcapan.cli", "report", "-", "-o", str(out)], input=cap,
-                       capture_output=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-m", "pcapan.cli", "report", "-", "-o", str(out)],
+        input=cap,
+        capture_output=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr
     text = out.read_text()
     assert 'id="plot-io">io: skipped (' in text and "cannot be reopened" in text
     assert 'id="plot-waterfall"><img' in text
-    assert pcapan.analyze(SAMPLES / "http-pipelined.pcap").report(tmp_path / "b.html", plots=False).read_text().count("<img") == 0
+    assert (
+        pcapan.analyze(SAMPLES / "http-pipelined.pcap")
+        .report(tmp_path / "b.html", plots=False)
+        .read_text()
+        .count("<img")
+        == 0
+    )
 
 
 def test_deterministic(tmp_path: Path) -> None:
@@ -337,8 +395,23 @@ def test_empty_capture(tmp_path: Path) -> None:
 
 def test_cli_report_title_escaped(tmp_path: Path) -> None:
     out = tmp_path / "r.html"
-    p = subprocess.run([sys.executable, "-m", "pcapan.cli", "report", str(SAMPLES / "http-keepalive.pcap"),
-                        "-o", str(out), "--title", "<i>t</i>", "--no-plots"], capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pcapan.cli",
+            "report",
+            str(SAMPLES / "http-keepalive.pcap"),
+            "-o",
+            str(out),
+            "--title",
+            "<i>t</i>",
+            "--no-plots",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr
     assert f"wrote {out}" in p.stderr and p.stdout == ""
     text = out.read_text()
@@ -359,10 +432,26 @@ def chromium(tmp_path: Path, url: str, *args: str) -> subprocess.CompletedProces
     runs as root, where Chromium refuses its sandbox."""
     assert CHROMIUM is not None
     profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
-    cmd = [CHROMIUM, "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run", "--disable-extensions",
-           f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", *args, url]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=BROWSER_TIMEOUT_S,
-                          env={**os.environ, "HOME": str(tmp_path)})
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--disable-gpu",
+        "--no-sandbox",
+        "--no-first-run",
+        "--disable-extensions",
+        f"--user-data-dir={profile}",
+        "--enable-logging=stderr",
+        "--v=0",
+        *args,
+        url,
+    ]
+    return subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=BROWSER_TIMEOUT_S,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
 
 
 def console_messages(stderr: str) -> list[str]:
@@ -374,16 +463,19 @@ def test_browser_harness_sees_script_and_console(tmp_path: Path) -> None:
     """Control: without the report's protections, a script in a page does run (the dumped DOM
     shows its effect) and its console.error is logged. So the checks below can fail."""
     page_ = tmp_path / "control.html"
-    page_.write_text(f"<!DOCTYPE html><title>ok</title><script>document.title='{EFFECT}';"
-                     "console.error('control-error')</script><p>x</p>")
+    page_.write_text(
+        f"<!DOCTYPE html><title>ok</title><script>document.title='{EFFECT}';"
+        "console.error('control-error')</script><p>x</p>"
+    )
     p = chromium(tmp_path, page_.as_uri(), "--dump-dom")
     assert f"<title>{EFFECT}</title>" in p.stdout
     assert any("control-error" in m for m in console_messages(p.stderr)), p.stderr[-2000:]
 
 
 @needs_chromium
-def test_browser_renders_report_without_errors_and_scripts(hostile: tuple[pcapan.Result, Path, str],
-                                                           tmp_path: Path) -> None:
+def test_browser_renders_report_without_errors_and_scripts(
+    hostile: tuple[pcapan.Result, Path, str], tmp_path: Path
+) -> None:
     """Chromium loads the hostile report: no console message at all (no error, no CSP
     violation, no failed load), the title is the report's (no payload ran), the DOM holds no
     script/svg element and no element with an event handler, the payloads are visible text,
@@ -393,8 +485,9 @@ def test_browser_renders_report_without_errors_and_scripts(hostile: tuple[pcapan
     assert p.returncode == 0, p.stderr[-2000:]
     assert console_messages(p.stderr) == []
     dom = p.stdout
-    assert "<title>pcapan report</title>" in dom and EFFECT not in dom.replace("&#x27;PWNED&#x27;", "").replace(
-        "'PWNED'", "")
+    assert "<title>pcapan report</title>" in dom and EFFECT not in dom.replace(
+        "&#x27;PWNED&#x27;", ""
+    ).replace("'PWNED'", "")
     dp = Page(dom)
     assert not {t for t, _ in dp.tags} & {"script", "svg", "iframe"}
     assert not [a for _, a in dp.tags if any(k.startswith("on") for k in a)]
@@ -406,7 +499,9 @@ def test_browser_renders_report_without_errors_and_scripts(hostile: tuple[pcapan
 
 
 @needs_chromium
-def test_browser_renders_sample_report(sample_report: tuple[pcapan.Result, Path, str], tmp_path: Path) -> None:
+def test_browser_renders_sample_report(
+    sample_report: tuple[pcapan.Result, Path, str], tmp_path: Path
+) -> None:
     """The report of real samples: no console message, every plot image decoded (natural size
     non-zero, checked by the layout: an undecodable image would log nothing but show 0x0, so the
     screenshot of the first plot region must not be blank either)."""
@@ -415,14 +510,22 @@ def test_browser_renders_sample_report(sample_report: tuple[pcapan.Result, Path,
 
 
 @needs_chromium
-def test_csp_blocks_a_missed_escape(sample_report: tuple[pcapan.Result, Path, str], tmp_path: Path) -> None:
+def test_csp_blocks_a_missed_escape(
+    sample_report: tuple[pcapan.Result, Path, str], tmp_path: Path
+) -> None:
     """The second line of defence: the report with a raw <script> and an external image forced
     in (as a missed escape would) still runs nothing and fetches nothing; Chromium logs the CSP
     refusals."""
     _, report, text = sample_report
     bad = tmp_path / "bad.html"
-    bad.write_text(text.replace("<body>", f"<body><script>document.title='{EFFECT}'</script>"
-                                          '<img src="http://127.0.0.1:9/x.png">', 1))
+    bad.write_text(
+        text.replace(
+            "<body>",
+            f"<body><script>document.title='{EFFECT}'</script>"
+            '<img src="http://127.0.0.1:9/x.png">',
+            1,
+        )
+    )
     p = chromium(tmp_path, bad.as_uri(), "--dump-dom")
     assert "<title>pcapan report</title>" in p.stdout
     msgs = console_messages(p.stderr)
@@ -434,8 +537,13 @@ def assert_renders_cleanly(tmp_path: Path, report: Path) -> None:
     """Chromium screenshots the report: it exits cleanly, logs no console message, and the
     picture is not blank."""
     shot = tmp_path / "shot.png"
-    s = chromium(tmp_path, report.as_uri(), f"--screenshot={shot}", "--window-size=1280,2000",
-                 "--hide-scrollbars")
+    s = chromium(
+        tmp_path,
+        report.as_uri(),
+        f"--screenshot={shot}",
+        "--window-size=1280,2000",
+        "--hide-scrollbars",
+    )
     assert s.returncode == 0 and shot.is_file(), s.stderr[-2000:]
     assert console_messages(s.stderr) == []
     assert_picture(shot)

@@ -63,7 +63,11 @@ def test_handshake_and_data_rtt_by_construction(tmp_path: Path) -> None:
     # later: tcpgen spaces packets 1 ms apart by default); resp: the response (12 ms) and the
     # server's FIN (1 ms).
     assert sorted(zip(ack.direction, _us(ack.rtt_s), strict=True)) == [
-        ("orig", 1000), ("orig", 31000), ("resp", 1000), ("resp", 12000)]
+        ("orig", 1000),
+        ("orig", 31000),
+        ("resp", 1000),
+        ("resp", 12000),
+    ]
     row = conns.iloc[0]
     assert round(row.rtt_syn_s * 1e6) == 30000 and round(row.rtt_synack_s * 1e6) == 10000
     assert round(row.initial_rtt_s * 1e6) == 40000
@@ -161,14 +165,39 @@ def test_samples_cross_batches_and_fold_the_same(tmp_path: Path) -> None:
 
 
 # -- differential against tshark ----------------------------------------------------------------
-_FIELDS = ["frame.number", "frame.time_epoch", "tcp.stream", "tcp.srcport", "tcp.seq_raw", "tcp.len",
-           "tcp.flags.syn", "tcp.flags.fin", "tcp.analysis.ack_rtt", "tcp.analysis.acks_frame",
-           "tcp.analysis.retransmission", "tcp.analysis.fast_retransmission",
-           "tcp.analysis.spurious_retransmission", "tcp.analysis.keep_alive", "tcp.analysis.initial_rtt", "tcp.flags.ack"]
+_FIELDS = [
+    "frame.number",
+    "frame.time_epoch",
+    "tcp.stream",
+    "tcp.srcport",
+    "tcp.seq_raw",
+    "tcp.len",
+    "tcp.flags.syn",
+    "tcp.flags.fin",
+    "tcp.analysis.ack_rtt",
+    "tcp.analysis.acks_frame",
+    "tcp.analysis.retransmission",
+    "tcp.analysis.fast_retransmission",
+    "tcp.analysis.spurious_retransmission",
+    "tcp.analysis.keep_alive",
+    "tcp.analysis.initial_rtt",
+    "tcp.flags.ack",
+]
 
 
 def _tshark_frames(path: Path) -> dict[int, dict[str, str]]:
-    cmd = [TSHARK or "tshark", "-r", str(path), "-n", "-Y", "tcp", "-T", "fields", "-E", "separator=|"]
+    cmd = [
+        TSHARK or "tshark",
+        "-r",
+        str(path),
+        "-n",
+        "-Y",
+        "tcp",
+        "-T",
+        "fields",
+        "-E",
+        "separator=|",
+    ]
     for f in _FIELDS:
         cmd += ["-e", f]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -189,9 +218,19 @@ def tshark_ack_rtts(path: Path) -> Counter:
     from a keep-alive probe (all of which pcapan does not time); zero values are left out (tshark
     does not print them), negative ones (frames written out of time order) are kept by both."""
     frames = _tshark_frames(path)
-    retx = {n for n, v in frames.items()
-            if any(_flag(v[f]) for f in ("tcp.analysis.retransmission", "tcp.analysis.fast_retransmission",
-                                          "tcp.analysis.spurious_retransmission", "tcp.analysis.keep_alive"))}
+    retx = {
+        n
+        for n, v in frames.items()
+        if any(
+            _flag(v[f])
+            for f in (
+                "tcp.analysis.retransmission",
+                "tcp.analysis.fast_retransmission",
+                "tcp.analysis.spurious_retransmission",
+                "tcp.analysis.keep_alive",
+            )
+        )
+    }
 
     def rng(v: dict[str, str]) -> tuple[int, int]:
         s = int(v["tcp.seq_raw"] or 0)
@@ -206,10 +245,21 @@ def tshark_ack_rtts(path: Path) -> Counter:
             continue
         sv = frames[s]
         s0, s1 = rng(sv)
-        if any(s < r < n and frames[r]["tcp.stream"] == sv["tcp.stream"] and frames[r]["tcp.srcport"] == sv["tcp.srcport"]
-               and rng(frames[r])[0] < s1 and rng(frames[r])[1] > s0 for r in retx):
+        if any(
+            s < r < n
+            and frames[r]["tcp.stream"] == sv["tcp.stream"]
+            and frames[r]["tcp.srcport"] == sv["tcp.srcport"]
+            and rng(frames[r])[0] < s1
+            and rng(frames[r])[1] > s0
+            for r in retx
+        ):
             continue
-        out[(round(float(v["frame.time_epoch"]) * 1e6), round(float(v["tcp.analysis.ack_rtt"]) * 1e6))] += 1
+        out[
+            (
+                round(float(v["frame.time_epoch"]) * 1e6),
+                round(float(v["tcp.analysis.ack_rtt"]) * 1e6),
+            )
+        ] += 1
     return out
 
 
@@ -222,7 +272,7 @@ def pcapan_ack_rtts(path: Path) -> Counter:
 def _match(a: Counter, b: Counter) -> tuple[Counter, Counter]:
     """Pair samples within 1 us on time and value (tshark prints pcapng times as floats)."""
     a, b = Counter(a), Counter(b)
-    for (t, x) in list(b):
+    for t, x in list(b):
         for dt in (-1, 0, 1):
             for dx in (-1, 0, 1):
                 k = (t + dt, x + dx)
@@ -235,7 +285,11 @@ def _match(a: Counter, b: Counter) -> tuple[Counter, Counter]:
 def _captures() -> list[Path]:
     files = sorted(p for p in SAMPLES.glob("*.pcap*"))
     if CORPUS.is_dir():
-        files += sorted(p for p in CORPUS.rglob("*.pcap*") if ".gt" not in str(p) and p.is_file() and p.suffix != ".gz")
+        files += sorted(
+            p
+            for p in CORPUS.rglob("*.pcap*")
+            if ".gt" not in str(p) and p.is_file() and p.suffix != ".gz"
+        )
     return files
 
 
@@ -254,7 +308,9 @@ def test_ack_rtt_samples_match_tshark(path: Path) -> None:
     got = pcapan_ack_rtts(path)
     only_tshark, only_ours = _match(want, got)
     assert (sum(only_tshark.values()), sum(only_ours.values())) == KNOWN.get(path.name, (0, 0)), (
-        sorted(only_tshark)[:5], sorted(only_ours)[:5])
+        sorted(only_tshark)[:5],
+        sorted(only_ours)[:5],
+    )
 
 
 @needs_tshark
@@ -264,12 +320,17 @@ def test_initial_rtt_matches_tshark(path: Path) -> None:
     refused connection (SYN answered by RST-ACK) has no second half: pcapan leaves initial_rtt_s
     empty and gives the SYN's half (rtt_syn_s), which is the value tshark reports for it."""
     frames = _tshark_frames(path)
-    synack = {v["tcp.stream"] for v in frames.values() if _flag(v["tcp.flags.syn"]) and _flag(v["tcp.flags.ack"])}
+    synack = {
+        v["tcp.stream"]
+        for v in frames.values()
+        if _flag(v["tcp.flags.syn"]) and _flag(v["tcp.flags.ack"])
+    }
     full, refused = [], []
     for v in frames.values():
         if v["tcp.analysis.initial_rtt"]:
             (full if v["tcp.stream"] in synack else refused).append(
-                (v["tcp.stream"], round(float(v["tcp.analysis.initial_rtt"]) * 1e6)))
+                (v["tcp.stream"], round(float(v["tcp.analysis.initial_rtt"]) * 1e6))
+            )
     want_full = sorted(dict(full).values())
     want_refused = sorted(dict(refused).values())
     _, conns = _rtt(path)
@@ -278,7 +339,9 @@ def test_initial_rtt_matches_tshark(path: Path) -> None:
     assert sorted(round(x * 1e6) for x in rej.rtt_syn_s) == want_refused
 
 
-def test_rtt_state_slots_reused_across_many_connections(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rtt_state_slots_reused_across_many_connections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """300 connections one after another, 2 s apart, each closed: finalised connections give
     their RTT state slot to later ones, so the state follows the connections open at once, not
     all connections seen; a reused slot starts clean. By construction connection i has i % 4
@@ -321,7 +384,9 @@ def test_rtt_state_slots_reused_across_many_connections(tmp_path: Path, monkeypa
     assert slots <= 20
 
 
-@pytest.mark.parametrize("name", ["tls.pcap", "rtt-http.pcap", "lossy.pcap", "tls-resume.pcap", "http-pipelined.pcap"])
+@pytest.mark.parametrize(
+    "name", ["tls.pcap", "rtt-http.pcap", "lossy.pcap", "tls-resume.pcap", "http-pipelined.pcap"]
+)
 @pytest.mark.parametrize("size", [3, 16])
 def test_rtt_samples_do_not_depend_on_batch_boundaries(name: str, size: int) -> None:
     """The same capture fed as one batch and in batches of ``size`` frames (as live capture

@@ -67,11 +67,32 @@ SKIP = object()  # a value the capture does not determine: not compared
 
 # Columns compared by test_http_field (trans_depth is checked by test_rows_per_connection).
 FIELDS = [
-    "method", "host", "uri", "version", "response_version", "status_code", "status_msg",
-    "info_codes", "request_body_len", "response_body_len", "content_type", "content_length",
-    "transfer_encoding", "chunk_count", "trailer_names", "trailer_announced", "expect",
-    "upgrade_requested", "upgrade", "tunnel", "request_connection_header",
-    "response_connection_header", "keep_alive", "pipelined", "pipeline_depth", "partial",
+    "method",
+    "host",
+    "uri",
+    "version",
+    "response_version",
+    "status_code",
+    "status_msg",
+    "info_codes",
+    "request_body_len",
+    "response_body_len",
+    "content_type",
+    "content_length",
+    "transfer_encoding",
+    "chunk_count",
+    "trailer_names",
+    "trailer_announced",
+    "expect",
+    "upgrade_requested",
+    "upgrade",
+    "tunnel",
+    "request_connection_header",
+    "response_connection_header",
+    "keep_alive",
+    "pipelined",
+    "pipeline_depth",
+    "partial",
     "flags",
 ]
 
@@ -84,12 +105,26 @@ FIELDS = [
 # http.expect (none) / http.upgrade / http.connection / http.transfer_encoding columns, listed
 # per capture below, show the exceptions).
 DEFAULTS: dict[str, Any] = {
-    "version": "1.1", "response_version": "1.1", "status_msg": "OK", "info_codes": None,
-    "request_body_len": 0, "transfer_encoding": None, "chunk_count": None,
-    "trailer_names": None, "trailer_announced": None, "expect": None,
-    "upgrade_requested": None, "upgrade": None, "tunnel": None,
-    "request_connection_header": None, "response_connection_header": "keep-alive",
-    "keep_alive": True, "pipelined": False, "pipeline_depth": 1, "partial": False, "flags": None,
+    "version": "1.1",
+    "response_version": "1.1",
+    "status_msg": "OK",
+    "info_codes": None,
+    "request_body_len": 0,
+    "transfer_encoding": None,
+    "chunk_count": None,
+    "trailer_names": None,
+    "trailer_announced": None,
+    "expect": None,
+    "upgrade_requested": None,
+    "upgrade": None,
+    "tunnel": None,
+    "request_connection_header": None,
+    "response_connection_header": "keep-alive",
+    "keep_alive": True,
+    "pipelined": False,
+    "pipeline_depth": 1,
+    "partial": False,
+    "flags": None,
 }
 
 # nginx's static files (samples/README.md, "Served files"): size and Content-Type.
@@ -101,16 +136,31 @@ FILES = {
 }
 
 
-def row(method: str, uri: str, host: str, status: int, body: int | None = None,
-        ctype: str | None = None, **kw: Any) -> dict[str, Any]:
+def row(
+    method: str,
+    uri: str,
+    host: str,
+    status: int,
+    body: int | None = None,
+    ctype: str | None = None,
+    **kw: Any,
+) -> dict[str, Any]:
     """One expected row: DEFAULTS, then the request/response basics, then overrides.
 
     ``content_length`` defaults to the response body length (every non-chunked response with
     a body in the samples is framed by Content-Length)."""
     if body is None and uri in FILES:
         body, ctype = FILES[uri]
-    out = {**DEFAULTS, "method": method, "uri": uri, "host": host, "status_code": status,
-           "response_body_len": body, "content_type": ctype, "content_length": body}
+    out = {
+        **DEFAULTS,
+        "method": method,
+        "uri": uri,
+        "host": host,
+        "status_code": status,
+        "response_body_len": body,
+        "content_type": ctype,
+        "content_length": body,
+    }
     out.update(kw)
     return out
 
@@ -135,8 +185,12 @@ EXPECTED: dict[str, list[list[dict[str, Any]]]] = {}
 # header. Each request frame comes after the previous response's last frame (curl waits).
 _KA = "127.0.0.1:18080"
 EXPECTED["http-keepalive.pcap"] = [
-    [get("/index.html", _KA), get("/small.txt", _KA), get("/large.bin", _KA),
-     get("/medium.bin", _KA)],
+    [
+        get("/index.html", _KA),
+        get("/small.txt", _KA),
+        get("/large.bin", _KA),
+        get("/medium.bin", _KA),
+    ],
     [get("/small.txt", _KA), get("/index.html", _KA)],
 ]
 EXPECTED["http-keepalive.pcapng"] = EXPECTED["http-keepalive.pcap"]
@@ -152,8 +206,12 @@ EXPECTED["http-keepalive.pcapng"] = EXPECTED["http-keepalive.pcap"]
 # lossy.edits.json) lie inside that body. GET /medium.bin (frame 111, epoch .013464) comes
 # after the last /large.bin byte (frame 109, .013321): not pipelined.
 EXPECTED["lossy.pcap"] = [
-    [get("/index.html", _KA), get("/small.txt", _KA),
-     get("/large.bin", _KA, partial=True, flags="gap_in_body"), get("/medium.bin", _KA)],
+    [
+        get("/index.html", _KA),
+        get("/small.txt", _KA),
+        get("/large.bin", _KA, partial=True, flags="gap_in_body"),
+        get("/medium.bin", _KA),
+    ],
     [get("/small.txt", _KA), get("/index.html", _KA)],
 ]
 
@@ -163,14 +221,16 @@ EXPECTED["lossy.pcap"] = [
 # stream 3: GET /medium.bin HTTP/1.0 without Connection, answered HTTP/1.1 200/20000
 # application/octet-stream, Connection: close. So no exchange leaves the connection open.
 _CL = "127.0.0.1:18081"
-_close = {"request_connection_header": "close", "response_connection_header": "close",
-          "keep_alive": False}
+_close = {
+    "request_connection_header": "close",
+    "response_connection_header": "close",
+    "keep_alive": False,
+}
 EXPECTED["http-close.pcap"] = [
     [get("/index.html", _CL, **_close)],
     [get("/small.txt", _CL, **_close)],
     [row("GET", "/missing.html", _CL, 404, 146, "text/html", status_msg="Not Found", **_close)],
-    [get("/medium.bin", _CL, version="1.0", response_connection_header="close",
-         keep_alive=False)],
+    [get("/medium.bin", _CL, version="1.0", response_connection_header="close", keep_alive=False)],
 ]
 
 # http-pipelined.pcap: -d tcp.port==18082,http. Frame 4 carries all three requests (tshark:
@@ -179,12 +239,21 @@ EXPECTED["http-close.pcap"] = [
 # frame 10 200/20000 close. Requests 2 and 3 arrive (frame 4) before responses 1 and 2 end
 # (frames 6, 8): pipelined, with 2 and 3 requests outstanding (itself included).
 _PL = "127.0.0.1:18082"
-EXPECTED["http-pipelined.pcap"] = [[
-    get("/index.html", _PL),
-    get("/small.txt", _PL, pipelined=True, pipeline_depth=2),
-    get("/medium.bin", _PL, pipelined=True, pipeline_depth=3, request_connection_header="close",
-        response_connection_header="close", keep_alive=False),
-]]
+EXPECTED["http-pipelined.pcap"] = [
+    [
+        get("/index.html", _PL),
+        get("/small.txt", _PL, pipelined=True, pipeline_depth=2),
+        get(
+            "/medium.bin",
+            _PL,
+            pipelined=True,
+            pipeline_depth=3,
+            request_connection_header="close",
+            response_connection_header="close",
+            keep_alive=False,
+        ),
+    ]
+]
 
 # ipv6-http.pcap: -d tcp.port==18086,http. GET /index.html, /small.txt, Host [::1]:18086,
 # 200/178 and 200/1000, keep-alive.
@@ -207,8 +276,18 @@ EXPECTED["http-sll2.pcap"] = [
 # the exchange "leaves the connection open" is moot after a reset: keep_alive not compared.
 EXPECTED["rst.pcap"] = [
     [],
-    [get("/large.bin", "127.0.0.1:18088", body=22917, ctype="application/octet-stream",
-         content_length=131072, partial=True, flags="truncated", keep_alive=SKIP)],
+    [
+        get(
+            "/large.bin",
+            "127.0.0.1:18088",
+            body=22917,
+            ctype="application/octet-stream",
+            content_length=131072,
+            partial=True,
+            flags="truncated",
+            keep_alive=SKIP,
+        )
+    ],
 ]
 
 # http-methods.pcap: -d tcp.port==18090,http, desegment_body off, plus -e http.response.phrase:
@@ -239,8 +318,19 @@ EXPECTED["http-methods.pcap"] = [
         _m405("PURGE", "/index.html"),
         _m405("TRACE", "/", response_connection_header="close", keep_alive=False),
     ],
-    [row("OPTIONS", "*", _ME, 400, 150, "text/html", status_msg="Bad Request",
-         response_connection_header="close", keep_alive=False)],
+    [
+        row(
+            "OPTIONS",
+            "*",
+            _ME,
+            400,
+            150,
+            "text/html",
+            status_msg="Bad Request",
+            response_connection_header="close",
+            keep_alive=False,
+        )
+    ],
 ]
 
 # http-vhosts.pcap: -d tcp.port==18091,http. Stream 0: GET / Host a.pcapan.test:18091 ->
@@ -250,8 +340,10 @@ EXPECTED["http-methods.pcap"] = [
 EXPECTED["http-vhosts.pcap"] = [
     [row("GET", "/", "a.pcapan.test:18091", 200, 100, "text/html")],
     [row("GET", "/", "b.pcapan.test:18091", 200, 148, "text/html")],
-    [row("GET", "/", "a.pcapan.test", 200, 100, "text/html"),
-     row("GET", "/", "b.pcapan.test", 200, 148, "text/html")],
+    [
+        row("GET", "/", "a.pcapan.test", 200, 100, "text/html"),
+        row("GET", "/", "b.pcapan.test", 200, 148, "text/html"),
+    ],
 ]
 
 # http-chunked.pcap: -d tcp.port==18092,http (default desegmentation, so the chunks are
@@ -270,10 +362,20 @@ _CH = "127.0.0.1:18092"
 _py = {"response_connection_header": None}
 EXPECTED["http-chunked.pcap"] = [
     [
-        row("GET", "/chunked", _CH, 200, 1080, "text/plain", content_length=None,
-            transfer_encoding="chunked", chunk_count=3,
-            trailer_names="X-Checksum,X-Chunk-Count", trailer_announced="X-Checksum, X-Chunk-Count",
-            **_py),
+        row(
+            "GET",
+            "/chunked",
+            _CH,
+            200,
+            1080,
+            "text/plain",
+            content_length=None,
+            transfer_encoding="chunked",
+            chunk_count=3,
+            trailer_names="X-Checksum,X-Chunk-Count",
+            trailer_announced="X-Checksum, X-Chunk-Count",
+            **_py,
+        ),
         row("POST", "/upload", _CH, 200, 32, "text/plain", request_body_len=3000, **_py),
     ],
     [row("POST", "/upload", _CH, 200, 31, "text/plain", request_body_len=295, **_py)],
@@ -294,11 +396,34 @@ EXPECTED["http-chunked.pcap"] = [
 # same connection (keep-alive).
 _EX = "127.0.0.1:18093"
 EXPECTED["http-expect.pcap"] = [
-    [row("POST", "/upload", _EX, 200, 20, "text/plain", expect="100-continue", info_codes="100",
-         request_body_len=4000, **_py)],
     [
-        row("POST", "/reject", _EX, 417, 31, "text/plain", status_msg="Expectation Failed",
-            expect="100-continue", request_body_len=0, flags="expect_rejected", **_py),
+        row(
+            "POST",
+            "/upload",
+            _EX,
+            200,
+            20,
+            "text/plain",
+            expect="100-continue",
+            info_codes="100",
+            request_body_len=4000,
+            **_py,
+        )
+    ],
+    [
+        row(
+            "POST",
+            "/reject",
+            _EX,
+            417,
+            31,
+            "text/plain",
+            status_msg="Expectation Failed",
+            expect="100-continue",
+            request_body_len=0,
+            flags="expect_rejected",
+            **_py,
+        ),
         row("POST", "/upload", _EX, 200, 19, "text/plain", request_body_len=128, **_py),
     ],
 ]
@@ -318,14 +443,44 @@ EXPECTED["http-expect.pcap"] = [
 # another request.
 _UP = "127.0.0.1:18094"
 EXPECTED["http-upgrade.pcap"] = [
-    [row("GET", "/ws", _UP, 101, 0, None, content_length=None, status_msg="Switching Protocols",
-         upgrade_requested="websocket", upgrade="websocket",
-         request_connection_header="Upgrade", response_connection_header="Upgrade",
-         keep_alive=False)],
-    [row("GET", "/ws", _UP, 426, 40, "text/plain", status_msg="Upgrade Required",
-         response_connection_header="Upgrade", flags="upgrade_required")],
-    [get("/index.html", "127.0.0.1:18095", upgrade_requested="h2c",
-         request_connection_header="Upgrade, HTTP2-Settings")],
+    [
+        row(
+            "GET",
+            "/ws",
+            _UP,
+            101,
+            0,
+            None,
+            content_length=None,
+            status_msg="Switching Protocols",
+            upgrade_requested="websocket",
+            upgrade="websocket",
+            request_connection_header="Upgrade",
+            response_connection_header="Upgrade",
+            keep_alive=False,
+        )
+    ],
+    [
+        row(
+            "GET",
+            "/ws",
+            _UP,
+            426,
+            40,
+            "text/plain",
+            status_msg="Upgrade Required",
+            response_connection_header="Upgrade",
+            flags="upgrade_required",
+        )
+    ],
+    [
+        get(
+            "/index.html",
+            "127.0.0.1:18095",
+            upgrade_requested="h2c",
+            request_connection_header="Upgrade, HTTP2-Settings",
+        )
+    ],
 ]
 
 # http-connect.pcap: -d tcp.port==18096,http, desegment_body off:
@@ -337,11 +492,34 @@ EXPECTED["http-upgrade.pcap"] = [
 #  24  1  403 "Forbidden", Content-Length 41, text/plain, Connection: close
 # A tunnel never leaves the connection open for another HTTP request.
 EXPECTED["http-connect.pcap"] = [
-    [row("CONNECT", "pcapan.test:18444", "pcapan.test:18444", 200, 0, None, content_length=None,
-         status_msg="Connection established", tunnel="pcapan.test:18444",
-         response_connection_header=None, keep_alive=False)],
-    [row("CONNECT", "pcapan.test:25", "pcapan.test:25", 403, 41, "text/plain",
-         status_msg="Forbidden", response_connection_header="close", keep_alive=False)],
+    [
+        row(
+            "CONNECT",
+            "pcapan.test:18444",
+            "pcapan.test:18444",
+            200,
+            0,
+            None,
+            content_length=None,
+            status_msg="Connection established",
+            tunnel="pcapan.test:18444",
+            response_connection_header=None,
+            keep_alive=False,
+        )
+    ],
+    [
+        row(
+            "CONNECT",
+            "pcapan.test:25",
+            "pcapan.test:25",
+            403,
+            41,
+            "text/plain",
+            status_msg="Forbidden",
+            response_connection_header="close",
+            keep_alive=False,
+        )
+    ],
 ]
 
 # (capture, column) pairs where pcapan disagrees with the capture: xfail(strict) with reason.
@@ -393,8 +571,9 @@ ConnKey = frozenset  # {(ip, port), (ip, port)}
 def _pcapan_uids(name: str) -> dict[ConnKey, str]:
     conns = analysed(name).connections
     return {
-        frozenset({(_norm_ip(r["orig_h"]), int(r["orig_p"])),
-                   (_norm_ip(r["resp_h"]), int(r["resp_p"]))}): r["uid"]
+        frozenset(
+            {(_norm_ip(r["orig_h"]), int(r["orig_p"])), (_norm_ip(r["resp_h"]), int(r["resp_p"]))}
+        ): r["uid"]
         for r in conns.to_dict("records")
     }
 
@@ -428,7 +607,9 @@ def test_rows_per_connection(name: str) -> None:
 def test_http_field(name: str, column: str) -> None:
     got = pcapan_rows(name)
     want = EXPECTED[name]
-    assert [len(c) for c in got] == [len(c) for c in want], "rows differ: see test_rows_per_connection"
+    assert [len(c) for c in got] == [len(c) for c in want], (
+        "rows differ: see test_rows_per_connection"
+    )
     mismatches = []
     compared = 0
     for ci, (g_conn, w_conn) in enumerate(zip(got, want, strict=True)):
@@ -437,8 +618,10 @@ def test_http_field(name: str, column: str) -> None:
                 continue
             compared += 1
             if g[column] != w[column]:
-                mismatches.append(f"conn {ci} row {ri + 1} ({w['method']} {w['uri']}): "
-                                  f"expected {w[column]!r}, got {g[column]!r}")
+                mismatches.append(
+                    f"conn {ci} row {ri + 1} ({w['method']} {w['uri']}): "
+                    f"expected {w[column]!r}, got {g[column]!r}"
+                )
     assert compared > 0
     assert not mismatches, f"{name} {column}:\n" + "\n".join(mismatches)
 
@@ -449,7 +632,8 @@ def test_chunked_body_sha256_matches_trailer() -> None:
     # (the three chunks without framing), sent in the trailer of the same response.
     first = pcapan_rows("http-chunked.pcap")[0][0]
     assert first["resp_body_sha256"] == (
-        "8ea37b0b1277899cc33a25d1d665d3a9f6a487ee35463a45b8abf67de1a158cf")
+        "8ea37b0b1277899cc33a25d1d665d3a9f6a487ee35463a45b8abf67de1a158cf"
+    )
     # HEAD (http-methods.pcap frame 9) and the 101 (http-upgrade.pcap frame 6) carry no body.
     assert pcapan_rows("http-methods.pcap")[0][1]["resp_body_sha256"] is None
     assert pcapan_rows("http-upgrade.pcap")[0][0]["resp_body_sha256"] is None
@@ -459,8 +643,13 @@ def test_connect_tunnel_is_tls() -> None:
     # http-connect.pcap stream 0: after "200 Connection established" (frame 6) the client sends
     # a TLS ClientHello (frame 8; tshark with -d tcp.port==18096,http dissects it as TLS inside
     # the tunnel). Stream 1 (the 403) carries HTTP only.
-    svc = dict(zip(analysed("http-connect.pcap").connections["uid"],
-                   analysed("http-connect.pcap").connections["service"], strict=True))
+    svc = dict(
+        zip(
+            analysed("http-connect.pcap").connections["uid"],
+            analysed("http-connect.pcap").connections["service"],
+            strict=True,
+        )
+    )
     rows = pcapan_rows("http-connect.pcap")
     assert svc[rows[0][0]["uid"]] == "http,tls"
     assert svc[rows[1][0]["uid"]] == "http"
@@ -494,9 +683,18 @@ def test_upgrade_services() -> None:
 # * http-upgrade.pcap: 4/6 (the 101 ends HTTP), 20/22, 30/32.
 # * http-connect.pcap: 4/6 (the 200 opens the tunnel), 22/24.
 FRAMES: dict[str, list[list[tuple[int, int, int, int]]]] = {
-    "http-methods.pcap": [[(4, 4, 6, 6), (8, 8, 9, 9), (10, 10, 11, 11), (12, 12, 13, 13),
-                           (14, 14, 15, 15), (16, 16, 17, 17), (18, 18, 19, 19)],
-                          [(26, 26, 28, 28)]],
+    "http-methods.pcap": [
+        [
+            (4, 4, 6, 6),
+            (8, 8, 9, 9),
+            (10, 10, 11, 11),
+            (12, 12, 13, 13),
+            (14, 14, 15, 15),
+            (16, 16, 17, 17),
+            (18, 18, 19, 19),
+        ],
+        [(26, 26, 28, 28)],
+    ],
     "http-vhosts.pcap": [[(4, 4, 6, 6)], [(11, 11, 13, 13)], [(24, 24, 26, 26), (28, 28, 29, 29)]],
     "http-chunked.pcap": [[(4, 4, 6, 14), (16, 19, 20, 20)], [(27, 35, 37, 37)]],
     "http-expect.pcap": [[(4, 11, 12, 12)], [(19, 19, 21, 21), (23, 23, 24, 24)]],
@@ -551,8 +749,9 @@ def test_timestamps(name: str, column: str) -> None:
                     val = f"frame {hits[0]}" if hits else f"{val} ns"
                 exp = f"frame {exp}"
             if not ok:
-                mismatches.append(f"conn {ci} row {ri + 1} ({g['method']} {g['uri']}): "
-                                  f"expected {exp}, got {val}")
+                mismatches.append(
+                    f"conn {ci} row {ri + 1} ({g['method']} {g['uri']}): expected {exp}, got {val}"
+                )
     assert not mismatches, f"{name} {column}:\n" + "\n".join(mismatches)
 
 
@@ -584,9 +783,20 @@ TSHARK_FAULTS: dict[str, dict[str, Any]] = {
     "lossy.pcap": {"drop_last_response_of_stream": 0},
 }
 
-_TS_FIELDS = ["tcp.stream", "ip.src", "ipv6.src", "tcp.srcport", "ip.dst", "ipv6.dst",
-              "tcp.dstport", "http.request.method", "http.request.uri", "http.host",
-              "http.request.version", "http.response.code"]
+_TS_FIELDS = [
+    "tcp.stream",
+    "ip.src",
+    "ipv6.src",
+    "tcp.srcport",
+    "ip.dst",
+    "ipv6.dst",
+    "tcp.dstport",
+    "http.request.method",
+    "http.request.uri",
+    "http.host",
+    "http.request.version",
+    "http.response.code",
+]
 
 Seq = tuple[list[tuple[str, str, str, str]], list[int]]  # requests, response codes
 
@@ -594,12 +804,30 @@ Seq = tuple[list[tuple[str, str, str, str]], list[int]]  # requests, response co
 @functools.cache
 def tshark_http(name: str) -> dict[ConnKey, tuple[int, Seq]]:
     """Per connection: (tcp.stream, (requests as (method, uri, host, version), codes))."""
-    args = [TSHARK, "-r", str(SAMPLES / name), "-n",
-            "-o", "tcp.reassemble_out_of_order:TRUE", "-o", "http.desegment_body:FALSE"]
+    args = [
+        TSHARK,
+        "-r",
+        str(SAMPLES / name),
+        "-n",
+        "-o",
+        "tcp.reassemble_out_of_order:TRUE",
+        "-o",
+        "http.desegment_body:FALSE",
+    ]
     for port in PORTS[name]:
         args += ["-d", f"tcp.port=={port},http"]
-    args += ["-Y", "http.request || http.response", "-T", "fields", "-E", "separator=/t",
-             "-E", "occurrence=a", "-E", "aggregator=|"]
+    args += [
+        "-Y",
+        "http.request || http.response",
+        "-T",
+        "fields",
+        "-E",
+        "separator=/t",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=|",
+    ]
     for f in _TS_FIELDS:
         args += ["-e", f]
     r = subprocess.run(args, capture_output=True, text=True, timeout=60)
@@ -607,13 +835,24 @@ def tshark_http(name: str) -> dict[ConnKey, tuple[int, Seq]]:
     out: dict[ConnKey, tuple[int, Seq]] = {}
     for line in r.stdout.splitlines():
         v = dict(zip(_TS_FIELDS, line.split("\t"), strict=True))
-        key = frozenset({(_norm_ip(v["ip.src"] or v["ipv6.src"]), int(v["tcp.srcport"])),
-                         (_norm_ip(v["ip.dst"] or v["ipv6.dst"]), int(v["tcp.dstport"]))})
+        key = frozenset(
+            {
+                (_norm_ip(v["ip.src"] or v["ipv6.src"]), int(v["tcp.srcport"])),
+                (_norm_ip(v["ip.dst"] or v["ipv6.dst"]), int(v["tcp.dstport"])),
+            }
+        )
         stream, (reqs, codes) = out.setdefault(key, (int(v["tcp.stream"]), ([], [])))
         if v["http.request.method"]:
             # Several requests in one frame (http-pipelined.pcap frame 4): one value each.
-            cols = [v[f].split("|") for f in ("http.request.method", "http.request.uri",
-                                              "http.host", "http.request.version")]
+            cols = [
+                v[f].split("|")
+                for f in (
+                    "http.request.method",
+                    "http.request.uri",
+                    "http.host",
+                    "http.request.version",
+                )
+            ]
             reqs += list(zip(*cols, strict=True))
         if v["http.response.code"]:
             codes += [int(c) for c in v["http.response.code"].split("|")]
@@ -629,8 +868,11 @@ def pcapan_http(name: str) -> dict[ConnKey, tuple[int, Seq]]:
         if uid not in by_uid:
             continue
         i, rows = by_uid[uid]
-        reqs = [(r["method"], r["uri"], r["host"] or "", f"HTTP/{r['version']}")
-                for r in rows if r["method"]]
+        reqs = [
+            (r["method"], r["uri"], r["host"] or "", f"HTTP/{r['version']}")
+            for r in rows
+            if r["method"]
+        ]
         codes: list[int] = []
         for r in rows:
             if r["info_codes"]:

@@ -71,11 +71,17 @@ EXPECTED_STATES: dict[str, dict[str, int]] = {
     "plain-http-in-connect.pcap": {"SF": 1},
     "plain-h2c.pcap": {"SF": 1, "RSTO": 1},  # curl ends the h2c-upgraded connection with a RST
     # samples/README.md, the TLS feature captures: every connection ends with FIN both ways
-    "tls-versions.pcap": {"SF": 4}, "tls-hrr.pcap": {"SF": 1}, "tls-resume.pcap": {"SF": 6},
-    "tls-0rtt.pcap": {"SF": 3}, "tls-alpn.pcap": {"SF": 3}, "tls-alert.pcap": {"SF": 3},
+    "tls-versions.pcap": {"SF": 4},
+    "tls-hrr.pcap": {"SF": 1},
+    "tls-resume.pcap": {"SF": 6},
+    "tls-0rtt.pcap": {"SF": 3},
+    "tls-alpn.pcap": {"SF": 3},
+    "tls-alert.pcap": {"SF": 3},
     "tls-big-hello.pcap": {"SF": 2},
     # samples/README.md, the captures through the user-space delay: FIN both ways everywhere
-    "rtt-http.pcap": {"SF": 2}, "rtt-tls.pcap": {"SF": 2}, "rtt-pipelined.pcap": {"SF": 1},
+    "rtt-http.pcap": {"SF": 2},
+    "rtt-tls.pcap": {"SF": 2},
+    "rtt-pipelined.pcap": {"SF": 1},
     # samples/README.md: 2,000 scanned ports and 50 connect()s nothing answers, one late
     # handshake the client aborts with RST
     "synscan.pcap": {"S0": 2050, "RSTO": 1},
@@ -96,9 +102,23 @@ def tshark(*args: str) -> str:
 
 
 # --- tshark: per-packet fields --------------------------------------------------------------
-FIELDS = ["tcp.stream", "ip.src", "ipv6.src", "tcp.srcport", "ip.dst", "ipv6.dst", "tcp.dstport",
-          "ip.len", "ipv6.plen", "frame.len", "tcp.flags.syn", "tcp.flags.ack", "tcp.flags.fin",
-          "tcp.flags.reset", "tcp.len"]
+FIELDS = [
+    "tcp.stream",
+    "ip.src",
+    "ipv6.src",
+    "tcp.srcport",
+    "ip.dst",
+    "ipv6.dst",
+    "tcp.dstport",
+    "ip.len",
+    "ipv6.plen",
+    "frame.len",
+    "tcp.flags.syn",
+    "tcp.flags.ack",
+    "tcp.flags.fin",
+    "tcp.flags.reset",
+    "tcp.len",
+]
 
 
 def _flag(v: str) -> bool:
@@ -110,8 +130,8 @@ class Side:
     pkts: int = 0
     ip_bytes: int = 0
     frame_bytes: int = 0
-    syn: bool = False      # SYN without ACK
-    synack: bool = False   # SYN with ACK
+    syn: bool = False  # SYN without ACK
+    synack: bool = False  # SYN with ACK
     fin: bool = False
     rst: bool = False
     payload: int = 0
@@ -126,8 +146,19 @@ class Conn:
 
 @functools.cache
 def tshark_connections(path: Path) -> dict[Key, Conn]:
-    out = tshark("-r", str(path), "-Y", "tcp", "-T", "fields", "-E", "separator=/t",
-                 "-E", "occurrence=f", *[a for f in FIELDS for a in ("-e", f)])
+    out = tshark(
+        "-r",
+        str(path),
+        "-Y",
+        "tcp",
+        "-T",
+        "fields",
+        "-E",
+        "separator=/t",
+        "-E",
+        "occurrence=f",
+        *[a for f in FIELDS for a in ("-e", f)],
+    )
     packets: dict[str, list[dict[str, str]]] = {}
     for line in out.splitlines():
         row = dict(zip(FIELDS, line.split("\t"), strict=True))
@@ -135,8 +166,10 @@ def tshark_connections(path: Path) -> dict[Key, Conn]:
     conns: dict[Key, Conn] = {}
     for rows in packets.values():
         # Originator (Zeek): source of the first SYN without ACK; else of the first packet.
-        first = next((r for r in rows if _flag(r["tcp.flags.syn"])
-                      and not _flag(r["tcp.flags.ack"])), rows[0])
+        first = next(
+            (r for r in rows if _flag(r["tcp.flags.syn"]) and not _flag(r["tcp.flags.ack"])),
+            rows[0],
+        )
         o_h = norm_ip(first["ip.src"] or first["ipv6.src"])
         o_p = int(first["tcp.srcport"])
         r_h = norm_ip(first["ip.dst"] or first["ipv6.dst"])
@@ -218,12 +251,18 @@ def tshark_conv(path: Path) -> list[ConvRow]:
         if not m:
             continue
         g = m.groups()
-        rows.append(ConvRow(
-            a=(norm_ip(g[0]), int(g[1])), b=(norm_ip(g[2]), int(g[3])),
-            frames_to_a=int(g[4]), bytes_to_a=_size(g[5], g[6]),
-            frames_to_b=int(g[7]), bytes_to_b=_size(g[8], g[9]),
-            frames=int(g[10]), total_bytes=_size(g[11], g[12]),
-        ))
+        rows.append(
+            ConvRow(
+                a=(norm_ip(g[0]), int(g[1])),
+                b=(norm_ip(g[2]), int(g[3])),
+                frames_to_a=int(g[4]),
+                bytes_to_a=_size(g[5], g[6]),
+                frames_to_b=int(g[7]),
+                bytes_to_b=_size(g[8], g[9]),
+                frames=int(g[10]),
+                total_bytes=_size(g[11], g[12]),
+            )
+        )
     assert rows, f"no conversations parsed from conv,tcp of {path.name}"
     return rows
 
@@ -259,8 +298,12 @@ def pcapan_connections(path: Path) -> dict[Key, dict[str, object]]:
         df = df[df["proto"].astype(str).str.lower() == "tcp"]
     table: dict[Key, dict[str, object]] = {}
     for rec in df.to_dict("records"):
-        key = (norm_ip(rec["orig_h"]), int(rec["orig_p"]), norm_ip(rec["resp_h"]),
-               int(rec["resp_p"]))
+        key = (
+            norm_ip(rec["orig_h"]),
+            int(rec["orig_p"]),
+            norm_ip(rec["resp_h"]),
+            int(rec["resp_p"]),
+        )
         assert key not in table, f"{path.name}: pcapan reports {key} twice"
         table[key] = rec
     return table

@@ -37,8 +37,12 @@ def test_frames_follow_schema(capture: str) -> None:
 
 
 def test_schema_cli_prints_every_column() -> None:
-    out = subprocess.run([sys.executable, "-m", "pcapan.cli", "schema", "--format", "markdown"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "pcapan.cli", "schema", "--format", "markdown"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     for cols in TABLES.values():
         for c in cols:
             assert f"`{c.name}`" in out

@@ -73,9 +73,17 @@ def merge_turns(segs) -> list[tuple[bool, bytes]]:
 
 def observable(events: list) -> list:
     # Events minus timestamps: what must not depend on how the bytes were cut.
-    return [(type(e).__name__, getattr(e, "ja4", None), getattr(e, "ja3s", None),
-             getattr(e, "chain_len", None), getattr(e, "description", None)) for e in events
-            if not isinstance(e, TlsAnomaly) or e.kind != "tls_truncated"]
+    return [
+        (
+            type(e).__name__,
+            getattr(e, "ja4", None),
+            getattr(e, "ja3s", None),
+            getattr(e, "chain_len", None),
+            getattr(e, "description", None),
+        )
+        for e in events
+        if not isinstance(e, TlsAnomaly) or e.kind != "tls_truncated"
+    ]
 
 
 # --- the repo's own sample ------------------------------------------------------------------
@@ -113,9 +121,9 @@ def test_sample_every_split_point_and_bytewise() -> None:
     # Every split point of every turn (two data() calls for that turn, the rest whole).
     for k, (o, b) in enumerate(turns):
         for cut in range(1, len(b)):
-            t = turns[:k] + [(o, b[:cut]), (o, b[cut:])] + turns[k + 1:]
+            t = turns[:k] + [(o, b[:cut]), (o, b[cut:])] + turns[k + 1 :]
             assert observable(run(t)[0]) == observable(ref), (k, cut)
-    bytewise = [(o, b[i:i + 1]) for o, b in turns for i in range(len(b))]
+    bytewise = [(o, b[i : i + 1]) for o, b in turns for i in range(len(b))]
     assert observable(run(bytewise)[0]) == observable(ref)
 
 
@@ -143,12 +151,26 @@ def test_sample_tls13() -> None:
 
 
 # --- differential against tshark over captures ------------------------------------------------
-CAPTURES = [SAMPLE] + [ZEEK_TLS / n for n in (
-    "hrr.pcap", "tls13_psk_succesfull.pcap", "chrome-1250-tls-x25519-kyber.pcap",
-    "tls-fragmented-handshake.pcap.gz", "tls1.2.pcap", "tls1_1.pcap", "tls13-ech.pcap",
-    "chrome-34-google.pcap", "tls-conn-with-extensions.pcap", "signed_certificate_timestamp_tls1_0.pcap",
-    "tls13draft23-chrome67.0.3368.0-canary.pcap",
-)] + [CORPUS / "ja3" / "testing" / "Traces" / n for n in ("ssl-curl.pcap", "ssl-chrome.pcap")]
+CAPTURES = (
+    [SAMPLE]
+    + [
+        ZEEK_TLS / n
+        for n in (
+            "hrr.pcap",
+            "tls13_psk_succesfull.pcap",
+            "chrome-1250-tls-x25519-kyber.pcap",
+            "tls-fragmented-handshake.pcap.gz",
+            "tls1.2.pcap",
+            "tls1_1.pcap",
+            "tls13-ech.pcap",
+            "chrome-34-google.pcap",
+            "tls-conn-with-extensions.pcap",
+            "signed_certificate_timestamp_tls1_0.pcap",
+            "tls13draft23-chrome67.0.3368.0-canary.pcap",
+        )
+    ]
+    + [CORPUS / "ja3" / "testing" / "Traces" / n for n in ("ssl-curl.pcap", "ssl-chrome.pcap")]
+)
 
 
 def _ints(s: str) -> list[int]:
@@ -160,12 +182,29 @@ def test_against_tshark(path: Path) -> None:
     """Per stream, the first ClientHello and ServerHello agree with tshark's fields:
     SNI, offered suites, ALPN offered/selected, JA3/JA3S full strings, chosen suite, version."""
     need(path)
-    ch_rows = tshark_fields(path, "tls.handshake.type==1", [
-        "tcp.stream", "tls.handshake.extensions_server_name", "tls.handshake.ciphersuite",
-        "tls.handshake.extensions_alpn_str", "tls.handshake.ja3_full"])
-    sh_rows = tshark_fields(path, "tls.handshake.type==2", [
-        "tcp.stream", "tls.handshake.ciphersuite", "tls.handshake.extensions_alpn_str",
-        "tls.handshake.ja3s_full", "tls.handshake.extensions.supported_version", "tls.handshake.version"])
+    ch_rows = tshark_fields(
+        path,
+        "tls.handshake.type==1",
+        [
+            "tcp.stream",
+            "tls.handshake.extensions_server_name",
+            "tls.handshake.ciphersuite",
+            "tls.handshake.extensions_alpn_str",
+            "tls.handshake.ja3_full",
+        ],
+    )
+    sh_rows = tshark_fields(
+        path,
+        "tls.handshake.type==2",
+        [
+            "tcp.stream",
+            "tls.handshake.ciphersuite",
+            "tls.handshake.extensions_alpn_str",
+            "tls.handshake.ja3s_full",
+            "tls.handshake.extensions.supported_version",
+            "tls.handshake.version",
+        ],
+    )
     first_ch: dict[int, list[str]] = {}
     for r in ch_rows:
         first_ch.setdefault(int(r[0].split(",")[0]), r)
@@ -203,7 +242,9 @@ def test_bytewise_equals_whole(path: Path) -> None:
         ref = observable(run(segs)[0])
         turns = merge_turns(segs)
         assert observable(run(turns)[0]) == ref
-        assert observable(run([(o, b[i:i + 1]) for o, b in turns for i in range(len(b))])[0]) == ref
+        assert (
+            observable(run([(o, b[i : i + 1]) for o, b in turns for i in range(len(b))])[0]) == ref
+        )
 
 
 def test_hrr_and_pq_and_psk() -> None:
@@ -226,7 +267,9 @@ def test_fragmented_certificate() -> None:
     # Zeek's fragment test: a 332 KiB Certificate message fragmented over many records.
     ev, _ = run(segments(need(ZEEK_TLS / "tls-fragmented-handshake.pcap.gz"), 0))
     cert = by_type(ev, Certificate)[0]
-    assert cert.chain_len >= 1 and not [a for a in by_type(ev, TlsAnomaly) if a.kind != "tls_truncated"]
+    assert cert.chain_len >= 1 and not [
+        a for a in by_type(ev, TlsAnomaly) if a.kind != "tls_truncated"
+    ]
 
 
 # --- JA3 / JA4 ground truth -------------------------------------------------------------------
@@ -268,7 +311,11 @@ def test_ja3_zeek_baselines() -> None:
         cap = need(base / name)
         log = next((base / (name + ".gt")).rglob("ssl.log")).read_text().splitlines()
         fields = next(line for line in log if line.startswith("#fields")).split("\t")[1:]
-        rows = [dict(zip(fields, line.split("\t"), strict=True)) for line in log if not line.startswith("#")]
+        rows = [
+            dict(zip(fields, line.split("\t"), strict=True))
+            for line in log
+            if not line.startswith("#")
+        ]
         ours = set()
         for s in range(stream_count(cap)):
             for ch in by_type(run(segments(cap, s))[0], ClientHello):
@@ -281,7 +328,10 @@ def test_ja4_alpn_rules() -> None:
     # FoxIO spec examples: no ALPN -> "00"; non-alphanumeric ALPN -> first/last hex characters.
     assert ja4_fingerprint(0x0304, True, [0x1301], [0, 16], None, [])[0].startswith("t13d010200")
     assert ja4_fingerprint(0x0303, False, [], [], b"\xab\xcd", [])[0][8:10] == "ad"
-    assert ja4_fingerprint(0x0303, False, [], [], b"h2", [])[0] == "t12i0000h2_000000000000_000000000000"
+    assert (
+        ja4_fingerprint(0x0303, False, [], [], b"h2", [])[0]
+        == "t12i0000h2_000000000000_000000000000"
+    )
 
 
 # --- synthetic edge cases ---------------------------------------------------------------------
@@ -312,7 +362,12 @@ def test_sslv2_client_hello() -> None:
     c = TlsConnection()
     ev = c.data(True, bytes([0x80 | (len(msg) >> 8), len(msg) & 0xFF]) + msg, 1)
     ch = ev[0]
-    assert isinstance(ch, ClientHello) and ch.sslv2 and ch.ciphers == (0x2F,) and ch.legacy_version == 0x0301
+    assert (
+        isinstance(ch, ClientHello)
+        and ch.sslv2
+        and ch.ciphers == (0x2F,)
+        and ch.legacy_version == 0x0301
+    )
 
 
 def _ext(code: int, data: bytes) -> bytes:
@@ -334,12 +389,30 @@ def test_fizz_versions_are_tls13(version: int) -> None:
     binders = b"\x20" + b"B" * 32
     psk = len(ident).to_bytes(2, "big") + ident + len(binders).to_bytes(2, "big") + binders
     exts = _ext(43, b"\x04\x03\x04" + version.to_bytes(2, "big")) + _ext(41, psk)
-    ch_body = (b"\x03\x03" + b"R" * 32 + b"\x20" + sid + b"\x00\x02\x13\x01" + b"\x01\x00"
-               + len(exts).to_bytes(2, "big") + exts)
-    sh_exts = (_ext(43, version.to_bytes(2, "big")) + _ext(51, b"\x00\x1d\x00\x20" + b"K" * 32)
-               + _ext(41, b"\x00\x00"))
-    sh_body = (b"\x03\x03" + b"r" * 32 + b"\x20" + sid + b"\x13\x01\x00"
-               + len(sh_exts).to_bytes(2, "big") + sh_exts)
+    ch_body = (
+        b"\x03\x03"
+        + b"R" * 32
+        + b"\x20"
+        + sid
+        + b"\x00\x02\x13\x01"
+        + b"\x01\x00"
+        + len(exts).to_bytes(2, "big")
+        + exts
+    )
+    sh_exts = (
+        _ext(43, version.to_bytes(2, "big"))
+        + _ext(51, b"\x00\x1d\x00\x20" + b"K" * 32)
+        + _ext(41, b"\x00\x00")
+    )
+    sh_body = (
+        b"\x03\x03"
+        + b"r" * 32
+        + b"\x20"
+        + sid
+        + b"\x13\x01\x00"
+        + len(sh_exts).to_bytes(2, "big")
+        + sh_exts
+    )
     c = TlsConnection()
     ev = c.data(True, _hello(1, ch_body), 1)
     ev += c.data(False, _hello(2, sh_body) + _record(23, b"E" * 40), 2)  # encrypted extensions...
@@ -360,12 +433,22 @@ def test_fingerprints_of_the_first_client_hello_after_hrr(tmp_path: Path) -> Non
     from tests.tcpgen import Conv, write
 
     def client_hello(group: int, padding: bool) -> bytes:
-        exts = (_ext(0, b"\x00\x09\x00\x00\x06a.test") + _ext(43, b"\x02\x03\x04")
-                + _ext(13, b"\x00\x02\x04\x03") + _ext(51, b"\x00\x06" + group.to_bytes(2, "big")
-                                                         + b"\x00\x02KS")
-                + (_ext(21, b"\x00" * 8) if padding else b""))
-        body = (b"\x03\x03" + b"R" * 32 + b"\x00" + b"\x00\x04\x13\x01\x13\x02" + b"\x01\x00"
-                + len(exts).to_bytes(2, "big") + exts)
+        exts = (
+            _ext(0, b"\x00\x09\x00\x00\x06a.test")
+            + _ext(43, b"\x02\x03\x04")
+            + _ext(13, b"\x00\x02\x04\x03")
+            + _ext(51, b"\x00\x06" + group.to_bytes(2, "big") + b"\x00\x02KS")
+            + (_ext(21, b"\x00" * 8) if padding else b"")
+        )
+        body = (
+            b"\x03\x03"
+            + b"R" * 32
+            + b"\x00"
+            + b"\x00\x04\x13\x01\x13\x02"
+            + b"\x01\x00"
+            + len(exts).to_bytes(2, "big")
+            + exts
+        )
         return _hello(1, body)
 
     def server_hello(rnd: bytes, group: int, share: bool) -> bytes:
@@ -378,8 +461,15 @@ def test_fingerprints_of_the_first_client_hello_after_hrr(tmp_path: Path) -> Non
     c = Conv(sport=443)
     c.handshake()
     c.send(True, "PA", first)
-    c.send(False, "PA", server_hello(bytes.fromhex(
-        "CF21AD74E59A6111BE1D8C021E65B891C2A211167ABB8C5E079E09E2C8A8339C"), 0x0017, False))
+    c.send(
+        False,
+        "PA",
+        server_hello(
+            bytes.fromhex("CF21AD74E59A6111BE1D8C021E65B891C2A211167ABB8C5E079E09E2C8A8339C"),
+            0x0017,
+            False,
+        ),
+    )
     c.send(True, "PA", second)
     c.send(False, "PA", server_hello(b"r" * 32, 0x0017, True) + _record(23, b"E" * 60))
     c.send(True, "PA", _record(23, b"F" * 53))
@@ -388,7 +478,11 @@ def test_fingerprints_of_the_first_client_hello_after_hrr(tmp_path: Path) -> Non
     parsed = by_type(TlsConnection().data(True, first + second, 0), ClientHello)
     assert parsed[0].ja4 != parsed[1].ja4  # the retry differs (no padding)
     assert row["hello_retry_request"] and row["version"] == "TLSv13"
-    assert (row["ja4"], row["ja4_r"], row["ja3"]) == (parsed[0].ja4, parsed[0].ja4_r, parsed[0].ja3_hash)
+    assert (row["ja4"], row["ja4_r"], row["ja3"]) == (
+        parsed[0].ja4,
+        parsed[0].ja4_r,
+        parsed[0].ja3_hash,
+    )
     assert row["key_share_groups"] == "secp256r1"  # negotiated fields: the second hello
 
 
@@ -401,7 +495,9 @@ def _client_hello_record() -> bytes:
         if SAMPLE.exists() and TSHARK:
             _CH_BYTES = segments(SAMPLE, 0)[0][1]
         else:  # a minimal valid ClientHello when the sample cannot be read
-            body = b"\x03\x03" + b"R" * 32 + b"\x00" + b"\x00\x02\x13\x01" + b"\x01\x00" + b"\x00\x00"
+            body = (
+                b"\x03\x03" + b"R" * 32 + b"\x00" + b"\x00\x02\x13\x01" + b"\x01\x00" + b"\x00\x00"
+            )
             _CH_BYTES = _record(22, b"\x01" + len(body).to_bytes(3, "big") + body, b"\x03\x01")
     return _CH_BYTES
 
@@ -448,10 +544,29 @@ def test_zeek_ssl_log_baselines() -> None:
             continue
         log = logs[0].read_text().splitlines()
         fields = next(line for line in log if line.startswith("#fields")).split("\t")[1:]
-        rows = [dict(zip(fields, line.split("\t"), strict=True)) for line in log if not line.startswith("#")]
-        syns = subprocess.run([TSHARK, "-r", _readable(cap), "-Y", "tcp.flags.syn==1 && tcp.flags.ack==0",
-                               "-T", "fields", "-e", "tcp.stream", "-e", "tcp.srcport"],
-                              capture_output=True, text=True, check=True).stdout
+        rows = [
+            dict(zip(fields, line.split("\t"), strict=True))
+            for line in log
+            if not line.startswith("#")
+        ]
+        syns = subprocess.run(
+            [
+                TSHARK,
+                "-r",
+                _readable(cap),
+                "-Y",
+                "tcp.flags.syn==1 && tcp.flags.ack==0",
+                "-T",
+                "fields",
+                "-e",
+                "tcp.stream",
+                "-e",
+                "tcp.srcport",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         port2stream: dict[str, int] = {}
         for line in syns.splitlines():
             a = line.split("\t")

@@ -34,17 +34,40 @@ def test_draft_handshake_read_as_tls13(tmp_path: Path, version: int, name: str, 
     path = draft_capture(tmp_path / "d.pcap", version, old_format=old)
     if TSHARK:
         sh = subprocess.run(
-            [TSHARK, "-r", str(path), "-Y", "tls.handshake.type==2", "-T", "fields",
-             "-e", "tls.handshake.version", "-e", "tls.handshake.extensions.supported_version",
-             "-e", "tls.handshake.ciphersuite", "-e", "tls.handshake.extensions_key_share_group"],
-            capture_output=True, text=True, check=True, timeout=60).stdout.split("\t")
+            [
+                TSHARK,
+                "-r",
+                str(path),
+                "-Y",
+                "tls.handshake.type==2",
+                "-T",
+                "fields",
+                "-e",
+                "tls.handshake.version",
+                "-e",
+                "tls.handshake.extensions.supported_version",
+                "-e",
+                "tls.handshake.ciphersuite",
+                "-e",
+                "tls.handshake.extensions_key_share_group",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout.split("\t")
         want_legacy, want_sv = (f"0x{version:04x}", "") if old else ("0x0303", f"0x{version:04x}")
         assert [x.strip() for x in sh] == [want_legacy, want_sv, "0x1302", "29"]
     r = pcapan.analyze(path)
     assert len(r.tls) == 1
     row = r.tls.iloc[0]
     assert (row.version, row.cipher, row.curve, bool(row.established), row.handshake_rtts) == (
-        name, "TLS_AES_256_GCM_SHA384", "x25519", True, 1)
+        name,
+        "TLS_AES_256_GCM_SHA384",
+        "x25519",
+        True,
+        1,
+    )
     assert row.client_versions == f"{name},TLSv12,TLSv11,TLSv10"
     assert row.key_share_groups == "x25519" and row.server_name == "tls13.pcapan.test"
     assert r.tls.next_protocol.isna().all()  # in TLS 1.3 the selected ALPN is encrypted
@@ -61,6 +84,11 @@ def test_names_follow_wiresharks_draft_numbers(tmp_path: Path) -> None:
         pytest.skip("tshark not installed")
     for version, label in ((0x7F12, "TLS 1.3 (draft 18)"), (0xFB1A, "TLS 1.3 (Facebook draft 26)")):
         path = draft_capture(tmp_path / f"{version:x}.pcap", version, old_format=version < 0x7F16)
-        text = subprocess.run([TSHARK, "-r", str(path), "-V", "-Y", "tls.handshake.type==2"],
-                              capture_output=True, text=True, check=True, timeout=60).stdout
+        text = subprocess.run(
+            [TSHARK, "-r", str(path), "-V", "-Y", "tls.handshake.type==2"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
         assert f"{label} (0x{version:04x})" in text

@@ -27,21 +27,52 @@ needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark not installed")
 
 
 def tls_samples() -> list[Path]:
-    return sorted(p for p in SAMPLES.glob("*.pcap*") if p.name.startswith("tls") or p.name == "http-connect.pcap")
+    return sorted(
+        p
+        for p in SAMPLES.glob("*.pcap*")
+        if p.name.startswith("tls") or p.name == "http-connect.pcap"
+    )
 
 
 def _tshark_hellos(path: Path, ports: set[int]) -> dict[tuple[int, int], dict[str, str]]:
     """Per (client port, server port): what tshark reads in the hellos."""
-    cmd = [TSHARK or "tshark", "-r", str(path), "-n", "-o", "tls.desegment_ssl_records:TRUE",
-           "-o", "tcp.reassemble_out_of_order:TRUE"]
+    cmd = [
+        TSHARK or "tshark",
+        "-r",
+        str(path),
+        "-n",
+        "-o",
+        "tls.desegment_ssl_records:TRUE",
+        "-o",
+        "tcp.reassemble_out_of_order:TRUE",
+    ]
     for p in sorted(ports):
         cmd += ["-d", f"tcp.port=={p},tls"]
-    fields = ["tcp.srcport", "tcp.dstport", "tls.handshake.type", "tls.handshake.extensions_server_name",
-              "tls.handshake.extensions_alpn_str", "tls.handshake.ciphersuite",
-              "tls.handshake.extensions.supported_version", "tls.handshake.version", "tls.handshake.ja3",
-              "tls.handshake.ja3s", "tls.handshake.random"]
-    cmd += ["-Y", "tls.handshake.type==1 || tls.handshake.type==2", "-T", "fields", "-E", "separator=|",
-            "-E", "occurrence=a", "-E", "aggregator=;"]
+    fields = [
+        "tcp.srcport",
+        "tcp.dstport",
+        "tls.handshake.type",
+        "tls.handshake.extensions_server_name",
+        "tls.handshake.extensions_alpn_str",
+        "tls.handshake.ciphersuite",
+        "tls.handshake.extensions.supported_version",
+        "tls.handshake.version",
+        "tls.handshake.ja3",
+        "tls.handshake.ja3s",
+        "tls.handshake.random",
+    ]
+    cmd += [
+        "-Y",
+        "tls.handshake.type==1 || tls.handshake.type==2",
+        "-T",
+        "fields",
+        "-E",
+        "separator=|",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=;",
+    ]
     for f in fields:
         cmd += ["-e", f]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -53,18 +84,28 @@ def _tshark_hellos(path: Path, ports: set[int]) -> dict[tuple[int, int], dict[st
         if "1" in types:
             d = res.setdefault((sp, dp), {})
             # After a HelloRetryRequest the second ClientHello is the one negotiated.
-            d.update(sni=v["tls.handshake.extensions_server_name"], alpn=v["tls.handshake.extensions_alpn_str"],
-                     ja3=v["tls.handshake.ja3"])
+            d.update(
+                sni=v["tls.handshake.extensions_server_name"],
+                alpn=v["tls.handshake.extensions_alpn_str"],
+                ja3=v["tls.handshake.ja3"],
+            )
         if "2" in types:
             d = res.setdefault((dp, sp), {})
-            rnd = v["tls.handshake.random"].split(";")[types.index("2")] if v["tls.handshake.random"] else ""
+            rnd = (
+                v["tls.handshake.random"].split(";")[types.index("2")]
+                if v["tls.handshake.random"]
+                else ""
+            )
             if rnd.replace(":", "").lower().startswith("cf21ad74e59a6111be1d8c021e65b891"):
                 d["hrr"] = "1"
                 continue  # HelloRetryRequest: not the negotiating ServerHello
             sv = v["tls.handshake.extensions.supported_version"].split(";")
-            d.update(cipher=v["tls.handshake.ciphersuite"].split(";")[-1],
-                     version=sv[-1] if sv[-1] else v["tls.handshake.version"].split(";")[-1],
-                     alpn_sel=v["tls.handshake.extensions_alpn_str"], ja3s=v["tls.handshake.ja3s"])
+            d.update(
+                cipher=v["tls.handshake.ciphersuite"].split(";")[-1],
+                version=sv[-1] if sv[-1] else v["tls.handshake.version"].split(";")[-1],
+                alpn_sel=v["tls.handshake.extensions_alpn_str"],
+                ja3s=v["tls.handshake.ja3s"],
+            )
     return res
 
 
@@ -80,7 +121,9 @@ def test_tls_rows_match_tshark(path: Path) -> None:
         w = want[(int(r.orig_p), int(r.resp_p))]
         key = f"{path.name} {r.orig_p}->{r.resp_p}"
         assert (r.server_name if r.server_name is not pd.NA else "") == w.get("sni", ""), key
-        assert (r.alpn_offered if r.alpn_offered is not pd.NA else "") == w.get("alpn", "").replace(";", ","), key
+        assert (r.alpn_offered if r.alpn_offered is not pd.NA else "") == w.get("alpn", "").replace(
+            ";", ","
+        ), key
         assert r.ja3 == (w.get("ja3") or pd.NA) or r.ja3 == w.get("ja3"), key
         if "cipher" in w:
             assert r.cipher == cipher_name(int(w["cipher"], 16)), key
@@ -89,14 +132,22 @@ def test_tls_rows_match_tshark(path: Path) -> None:
             if r.version == "TLSv13":
                 assert r.next_protocol is pd.NA, key  # encrypted in 1.3: never guessed
             else:
-                assert (r.next_protocol if r.next_protocol is not pd.NA else "") == w.get("alpn_sel", ""), key
+                assert (r.next_protocol if r.next_protocol is not pd.NA else "") == w.get(
+                    "alpn_sel", ""
+                ), key
         else:
             assert r.version is pd.NA and r.cipher is pd.NA, key
         assert bool(r.hello_retry_request) == ("hrr" in w), key
 
 
-def _replay(tmp_path: Path, src: Path, stream: int, split: int | None = None, drop: int | None = None,
-            port: int = 4433) -> Path:
+def _replay(
+    tmp_path: Path,
+    src: Path,
+    stream: int,
+    split: int | None = None,
+    drop: int | None = None,
+    port: int = 4433,
+) -> Path:
     """Stream ``stream`` of ``src`` (its segments as tshark follows them) replayed over a fresh
     TCP connection; ``split``: each segment cut into pieces of at most that many bytes;
     ``drop``: the index of a client-to-server piece left out (a capture hole)."""
@@ -125,9 +176,30 @@ def _row(path: Path) -> pd.Series:
     return tls.iloc[0]
 
 
-STABLE = ["version", "cipher", "server_name", "alpn_offered", "next_protocol", "curve", "resumed", "resumption",
-          "ticket_issued", "established", "handshake_rtts", "cert_chain_len", "cert_subject_cn", "ja3", "ja3s",
-          "ja4", "orig_records", "resp_records", "orig_app_bytes", "resp_app_bytes", "alert", "flags"]
+STABLE = [
+    "version",
+    "cipher",
+    "server_name",
+    "alpn_offered",
+    "next_protocol",
+    "curve",
+    "resumed",
+    "resumption",
+    "ticket_issued",
+    "established",
+    "handshake_rtts",
+    "cert_chain_len",
+    "cert_subject_cn",
+    "ja3",
+    "ja3s",
+    "ja4",
+    "orig_records",
+    "resp_records",
+    "orig_app_bytes",
+    "resp_app_bytes",
+    "alert",
+    "flags",
+]
 
 
 @needs_tshark
@@ -149,7 +221,16 @@ def test_replay_agrees_with_the_sample(tmp_path: Path) -> None:
     src = SAMPLES / "tls.pcap"
     orig = pcapan.analyze(src).tls.iloc[0]
     rep = _row(_replay(tmp_path, src, 0))
-    for col in ("version", "cipher", "server_name", "ja3", "ja3s", "ja4", "handshake_rtts", "orig_app_bytes"):
+    for col in (
+        "version",
+        "cipher",
+        "server_name",
+        "ja3",
+        "ja3s",
+        "ja4",
+        "handshake_rtts",
+        "orig_app_bytes",
+    ):
         assert orig[col] == rep[col], col
 
 
@@ -216,13 +297,27 @@ def test_tls_sample_facts() -> None:
     t = pcapan.analyze(SAMPLES / "tls.pcap").tls.sort_values("orig_p")
     assert list(t.version) == ["TLSv12", "TLSv13", "TLSv12", "TLSv12", "TLSv12", "TLSv12"]
     assert list(t.resumption.fillna("-")) == ["-", "-", "-", "ticket", "-", "session_id"]
-    assert list(t.ticket_issued.astype(object).fillna("enc")) == [False, "enc", True, False, False, False]
+    assert list(t.ticket_issued.astype(object).fillna("enc")) == [
+        False,
+        "enc",
+        True,
+        False,
+        False,
+        False,
+    ]
     assert list(t.cert_chain_len.fillna(0)) == [1, 0, 1, 0, 1, 0]
     assert set(t.cert_subject_cn.dropna()) == {"pcapan.test"} and t.cert_self_signed.dropna().all()
     # Round trips the client waited before it could send the request: 2 for a full TLS 1.2
     # handshake, 1 for TLS 1.3 and for both abbreviated (resumed) ones.
     assert list(t.handshake_rtts) == [2, 1, 2, 1, 2, 1]
-    assert list(t.next_protocol.fillna("-")) == ["http/1.1", "-", "http/1.1", "http/1.1", "http/1.1", "http/1.1"]
+    assert list(t.next_protocol.fillna("-")) == [
+        "http/1.1",
+        "-",
+        "http/1.1",
+        "http/1.1",
+        "http/1.1",
+        "http/1.1",
+    ]
 
 
 def _facts() -> list[dict]:
@@ -242,7 +337,9 @@ def test_tls_feature_samples_match_their_facts() -> None:
         t = by_file.get(f["file"])
         if t is None:
             t = by_file[f["file"]] = pcapan.analyze(SAMPLES / f["file"]).tls.sort_values("ts")
-        same_port = [f2 for f2 in facts if f2["file"] == f["file"] and f2["server_port"] == f["server_port"]]
+        same_port = [
+            f2 for f2 in facts if f2["file"] == f["file"] and f2["server_port"] == f["server_port"]
+        ]
         rows = t[t.resp_p == f["server_port"]]
         assert len(rows) == len(same_port), f["case"]
         r = rows.iloc[sorted(f2["tcp_stream"] for f2 in same_port).index(f["tcp_stream"])]
@@ -253,7 +350,9 @@ def test_tls_feature_samples_match_their_facts() -> None:
             return None if v is pd.NA or (isinstance(v, float) and pd.isna(v)) else v
 
         assert val("server_name") == f["sni"], key
-        assert val("version") == (f["version"].replace("TLSv1.", "TLSv1") if f["version"] else None), key
+        assert val("version") == (
+            f["version"].replace("TLSv1.", "TLSv1") if f["version"] else None
+        ), key
         assert val("cipher") == f["cipher"], key
         assert (val("alpn_offered") or "") == ",".join(f["alpn_offered"]), key
         # In TLS 1.3 the selection travels encrypted: the table leaves it empty, never guesses.
@@ -280,18 +379,32 @@ def test_handshake_round_trips_of_the_feature_samples() -> None:
     resumed TLS 1.2 = 1, TLS 1.3 = 1 (full or PSK), HelloRetryRequest = 2, accepted 0-RTT = 0,
     and no value for a handshake that never completed."""
     want = {
-        "tls12-ecdhe": [2], "tls12-dhe": [2], "tls12-rsa": [2], "tls13": [1], "hrr": [2],
-        "resume-id": [2, 1], "resume-ticket": [2, 1], "resume-psk": [1, 1], "early-data": [1, 0, 1],
-        "alpn-h2": [2], "alpn-http11": [2], "alpn-h2-tls13": [1],
-        "alert-cipher": [None], "alert-version": [None], "alert-unknown-ca": [None],
-        "big-hello": [1], "split-hello": [1],
+        "tls12-ecdhe": [2],
+        "tls12-dhe": [2],
+        "tls12-rsa": [2],
+        "tls13": [1],
+        "hrr": [2],
+        "resume-id": [2, 1],
+        "resume-ticket": [2, 1],
+        "resume-psk": [1, 1],
+        "early-data": [1, 0, 1],
+        "alpn-h2": [2],
+        "alpn-http11": [2],
+        "alpn-h2-tls13": [1],
+        "alert-cipher": [None],
+        "alert-version": [None],
+        "alert-unknown-ca": [None],
+        "big-hello": [1],
+        "split-hello": [1],
     }
     seen: dict[str, list[object]] = {}
     for file in sorted({f["file"] for f in _facts()}):
         t = pcapan.analyze(SAMPLES / file).tls.sort_values("ts")
         for r in t.itertuples():
             case = r.server_name.split(".")[0]
-            seen.setdefault(case, []).append(None if r.handshake_rtts is pd.NA else int(r.handshake_rtts))
+            seen.setdefault(case, []).append(
+                None if r.handshake_rtts is pd.NA else int(r.handshake_rtts)
+            )
     assert seen == want
 
 
@@ -302,15 +415,44 @@ def test_record_counts_match_tshark(path: Path) -> None:
     (tls.record.content_type of every record, desegmented across TCP segments)."""
     tls = pcapan.analyze(path).tls
     ports = set(tls.resp_p.astype(int))
-    cmd = [TSHARK or "tshark", "-r", str(path), "-n", "-o", "tls.desegment_ssl_records:TRUE",
-           "-o", "tcp.reassemble_out_of_order:TRUE"]
+    cmd = [
+        TSHARK or "tshark",
+        "-r",
+        str(path),
+        "-n",
+        "-o",
+        "tls.desegment_ssl_records:TRUE",
+        "-o",
+        "tcp.reassemble_out_of_order:TRUE",
+    ]
     for p in sorted(ports):
         cmd += ["-d", f"tcp.port=={p},tls"]
-    cmd += ["-Y", "tls.record", "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,",
-            "-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "tls.record.content_type",
-            "-e", "tls.record.opaque_type"]  # TLS 1.3 encrypted records carry the outer type here
+    cmd += [
+        "-Y",
+        "tls.record",
+        "-T",
+        "fields",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=,",
+        "-e",
+        "tcp.srcport",
+        "-e",
+        "tcp.dstport",
+        "-e",
+        "tls.record.content_type",
+        "-e",
+        "tls.record.opaque_type",
+    ]  # TLS 1.3 encrypted records carry the outer type here
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    names = {20: "change_cipher_spec", 21: "alert", 22: "handshake", 23: "application_data", 24: "heartbeat"}
+    names = {
+        20: "change_cipher_spec",
+        21: "alert",
+        22: "handshake",
+        23: "application_data",
+        24: "heartbeat",
+    }
     want: dict[tuple[int, int], dict[str, int]] = {}
     for line in out.splitlines():
         sp, dp, types, opaque = line.split("\t")
@@ -322,6 +464,9 @@ def test_record_counts_match_tshark(path: Path) -> None:
     for r in tls.itertuples():
         if r.uid in in_tunnel:
             continue  # tshark does not decode TLS inside the CONNECT tunnel without help
-        for col, key in (("orig_record_types", (r.orig_p, r.resp_p)), ("resp_record_types", (r.resp_p, r.orig_p))):
+        for col, key in (
+            ("orig_record_types", (r.orig_p, r.resp_p)),
+            ("resp_record_types", (r.resp_p, r.orig_p)),
+        ):
             got = dict(kv.split("=") for kv in getattr(r, col).split(","))
             assert {k: int(v) for k, v in got.items()} == want[key], (path.name, col, key)

@@ -99,7 +99,9 @@ def test_missed_reuse_and_pairs(tmp_path: Path) -> None:
     res = pcapan.analyze(write(tmp_path / "reuse.pcap", [a, b, c]))
     conns = res.connections.set_index("orig_p")
     m = res.missed_reuse
-    assert list(m.uid) == [conns.loc[41001, "uid"]] and list(m.idle_uid) == [conns.loc[41000, "uid"]]
+    assert list(m.uid) == [conns.loc[41001, "uid"]] and list(m.idle_uid) == [
+        conns.loc[41000, "uid"]
+    ]
     srv = res.servers
     assert len(srv) == 1
     s = srv.iloc[0]
@@ -121,8 +123,10 @@ def test_rtt_samples_through_a_real_delay(fact: dict) -> None:
     res = pcapan.analyze(SAMPLES / fact["file"])
     client, server = fact["client"], fact["server"]
     conns = res.connections
-    r = conns[(conns.orig_h + ":" + conns.orig_p.astype(str) == client)
-              & (conns.resp_h + ":" + conns.resp_p.astype(str) == server)].iloc[0]
+    r = conns[
+        (conns.orig_h + ":" + conns.orig_p.astype(str) == client)
+        & (conns.resp_h + ":" + conns.resp_p.astype(str) == server)
+    ].iloc[0]
     assert round(r.rtt_syn_s, 6) == fact["syn_to_synack_s"]
     assert round(r.rtt_synack_s, 6) == fact["synack_to_ack_s"]
     assert abs(r.initial_rtt_s - fact["initial_rtt_s"]) < 1.5e-6
@@ -131,11 +135,17 @@ def test_rtt_samples_through_a_real_delay(fact: dict) -> None:
     samples = res.rtt[(res.rtt.uid == r.uid) & (res.rtt.kind != "ts")]
     for side, d in (("client_side", "resp"), ("server_side", "orig")):
         want = fact["ack_rtt"][side]
-        assert r[f"rtt_{d}_count"] == want["samples"] - 1  # tshark's count includes the handshake ACK
+        assert (
+            r[f"rtt_{d}_count"] == want["samples"] - 1
+        )  # tshark's count includes the handshake ACK
         tt = fact["tcptrace"][side]
         ms = samples[samples.direction == d].rtt_s * 1e3
         assert len(ms) == tt["rtt_samples"]
-        for ours, theirs in ((ms.min(), tt["rtt_min_ms"]), (ms.max(), tt["rtt_max_ms"]), (ms.mean(), tt["rtt_avg_ms"])):
+        for ours, theirs in (
+            (ms.min(), tt["rtt_min_ms"]),
+            (ms.max(), tt["rtt_max_ms"]),
+            (ms.mean(), tt["rtt_avg_ms"]),
+        ):
             assert abs(ours - theirs) <= 0.05 + 1e-9, (side, ours, theirs)
     # the configured delays: 20 ms to the client, 50 ms to the server (plus forwarding jitter)
     assert 0.020 <= r.rtt_synack_s < 0.0215 and 0.050 <= r.rtt_syn_s < 0.0515
@@ -151,7 +161,9 @@ def test_budget_through_a_real_delay() -> None:
     assert list(c.budget_label) == ["TCP+TLS1.2 full: 4 RTT", "TCP+TLS1.3 full: 3 RTT"]
     for r in c.itertuples():
         assert 0.070 <= r.budget_tcp_s < 0.073
-        assert r.budget_rtts * 0.070 - 0.020 <= r.budget_total_s < r.budget_rtts * 0.070 - 0.020 + 0.01
+        assert (
+            r.budget_rtts * 0.070 - 0.020 <= r.budget_total_s < r.budget_rtts * 0.070 - 0.020 + 0.01
+        )
 
 
 def _tcptrace(path: Path) -> list[dict]:
@@ -160,14 +172,22 @@ def _tcptrace(path: Path) -> list[dict]:
     import re
     import subprocess
 
-    out = subprocess.run(["tcptrace", "-l", "-r", "-n", str(path)], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        ["tcptrace", "-l", "-r", "-n", str(path)], capture_output=True, text=True, check=True
+    ).stdout
     conns: list[dict] = []
     for block in re.split(r"TCP connection \d+:", out)[1:]:
         hosts = re.findall(r"host \w+:\s+(\S+)", block)
         c: dict = {"a": hosts[0], "b": hosts[1]}
-        for key, name in (("RTT samples:", "n"), ("RTT min:", "min"), ("RTT max:", "max"), ("RTT avg:", "avg")):
-            m = re.search(re.escape(key) + r"\s+([\d.]+)[^\n]*?" + re.escape(key) + r"\s+([\d.]+)", block)
+        for key, name in (
+            ("RTT samples:", "n"),
+            ("RTT min:", "min"),
+            ("RTT max:", "max"),
+            ("RTT avg:", "avg"),
+        ):
+            m = re.search(
+                re.escape(key) + r"\s+([\d.]+)[^\n]*?" + re.escape(key) + r"\s+([\d.]+)", block
+            )
             c[name] = (float(m.group(1)), float(m.group(2)))
         conns.append(c)
     return conns
@@ -190,7 +210,13 @@ def test_rtt_statistics_match_tcptrace(name: str) -> None:
             ms = rtt[(rtt.uid == row.uid) & (rtt.direction == d)].rtt_s * 1e3
             assert len(ms) == t["n"][k]
             for ours, name_ in ((ms.min(), "min"), (ms.max(), "max"), (ms.mean(), "avg")):
-                assert abs(ours - t[name_][k]) <= 0.05 + 1e-9, (row.uid, d, name_, ours, t[name_][k])
+                assert abs(ours - t[name_][k]) <= 0.05 + 1e-9, (
+                    row.uid,
+                    d,
+                    name_,
+                    ours,
+                    t[name_][k],
+                )
 
 
 @pytest.mark.parametrize("kind", ["empty", "udp_only"])
@@ -205,7 +231,10 @@ def test_every_table_and_the_summary_on_a_capture_without_tcp(tmp_path: Path, ki
     from pcapan.frames.schema import TABLES
 
     path = tmp_path / f"{kind}.pcap"
-    wrpcap(str(path), [] if kind == "empty" else [Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP() / b"x"])
+    wrpcap(
+        str(path),
+        [] if kind == "empty" else [Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP() / b"x"],
+    )
     res = pcapan.analyze(path)
     for name, cols in TABLES.items():
         df = res.tables()[name]
@@ -232,13 +261,18 @@ def _pipelined_conv(cport: int, gaps: tuple[float, float]) -> Conv:
     return c
 
 
-@pytest.mark.parametrize(("gap", "serialised"), [
-    (0.0001, False),  # back to back: the server had the responses ready (parallel)
-    (0.010, False),  # a wait, but below half the first request's think time (31 ms / 2)
-    (0.020, True),  # above it: the server took about a think time per request, after the last
-    (0.031, True),  # one think time each: strictly one request at a time
-])
-def test_pipelining_serialised_by_construction(tmp_path: Path, gap: float, serialised: bool) -> None:
+@pytest.mark.parametrize(
+    ("gap", "serialised"),
+    [
+        (0.0001, False),  # back to back: the server had the responses ready (parallel)
+        (0.010, False),  # a wait, but below half the first request's think time (31 ms / 2)
+        (0.020, True),  # above it: the server took about a think time per request, after the last
+        (0.031, True),  # one think time each: strictly one request at a time
+    ],
+)
+def test_pipelining_serialised_by_construction(
+    tmp_path: Path, gap: float, serialised: bool
+) -> None:
     """The second and third responses start ``gap`` after the previous one ended. The rule:
     serialised when the median gap is >= 1 ms and >= half the think time of the non-pipelined
     first request (TTFB 32 ms - rtt_syn_s 1 ms = 31 ms, so the bar is 15.5 ms). A connection
@@ -247,7 +281,9 @@ def test_pipelining_serialised_by_construction(tmp_path: Path, gap: float, seria
     plain.handshake()
     _exchange(plain, 1, think=0.010)
     plain.close()
-    res = pcapan.analyze(write(tmp_path / "serial.pcap", [_pipelined_conv(42001, (gap, gap)), plain]))
+    res = pcapan.analyze(
+        write(tmp_path / "serial.pcap", [_pipelined_conv(42001, (gap, gap)), plain])
+    )
     conns = res.connections.set_index("orig_p")
     h = res.http[res.http.uid == conns.loc[42001, "uid"]].sort_values("trans_depth")
     assert pd.isna(h.resp_gap_s.iloc[0])
@@ -282,16 +318,19 @@ def test_pipelining_serialised_needs_the_request_at_the_server(tmp_path: Path) -
     assert r.pipelining_in_order == True and pd.isna(r.pipelining_serialised)  # noqa: E712
 
 
-@pytest.mark.parametrize(("name", "gaps"), [
-    # tshark -r F -T fields -e frame.number -e frame.time_relative -e tcp.len -e http.response.code,
-    # and each frame's payload searched for "HTTP/1.1 200" (tcp.payload | xxd -r -p | grep -b):
-    # rtt-pipelined: response 1 is all of frame 6 (0.120940); frame 7 (0.121010) holds response 2
-    # at offset 0 and response 3's status line at offset 1233: gaps 70 us and 0.
-    ("rtt-pipelined.pcap", [0.000070, 0.0]),
-    # http-pipelined: responses start frames 6 (0.000204, 408 bytes, all of response 1), 8
-    # (0.000260, 1233 bytes, all of response 2) and 10 (0.000292): gaps 56 us and 32 us.
-    ("http-pipelined.pcap", [0.000056, 0.000032]),
-])
+@pytest.mark.parametrize(
+    ("name", "gaps"),
+    [
+        # tshark -r F -T fields -e frame.number -e frame.time_relative -e tcp.len -e http.response.code,
+        # and each frame's payload searched for "HTTP/1.1 200" (tcp.payload | xxd -r -p | grep -b):
+        # rtt-pipelined: response 1 is all of frame 6 (0.120940); frame 7 (0.121010) holds response 2
+        # at offset 0 and response 3's status line at offset 1233: gaps 70 us and 0.
+        ("rtt-pipelined.pcap", [0.000070, 0.0]),
+        # http-pipelined: responses start frames 6 (0.000204, 408 bytes, all of response 1), 8
+        # (0.000260, 1233 bytes, all of response 2) and 10 (0.000292): gaps 56 us and 32 us.
+        ("http-pipelined.pcap", [0.000056, 0.000032]),
+    ],
+)
 def test_pipelining_of_nginx_samples(name: str, gaps: list[float]) -> None:
     """nginx reads pipelined requests one at a time (it serialises), but serving a static file
     takes it tens of microseconds, and its first request's think time is as small (TTFB minus
@@ -322,13 +361,21 @@ TLS_EXCHANGES = {
         40774: (0.006593, 0.006787, 0.006787),  # TLS 1.2: frames 10 (115) / 11 (432); client alert
         40788: (0.022821, 0.022955, 0.022955),  # TLS 1.3: 26 (107) / 27 (1250), after tickets 24-25
         40796: (0.082592, 0.082692, 0.082716),  # 41 / 42, server alert 43
-        40804: (0.135879, 0.135989, 0.136021),  # resumed: client Finished 54, request 55 / 57, alert 58
+        40804: (
+            0.135879,
+            0.135989,
+            0.136021,
+        ),  # resumed: client Finished 54, request 55 / 57, alert 58
         40812: (0.179971, 0.180051, 0.180072),
         40814: (0.231416, 0.231513, 0.231547),
     },
     "rtt-tls.pcap": {  # ports 18481, 18482, through the delay line
         48776: (0.216780, 0.267376, 0.267402),  # TLS 1.2: 10 (51) / 11 (89), alert 12
-        35776: (0.550739, 0.601256, 0.601259),  # TLS 1.3: 26 (44) / 27-29 (250, 250, 82), close 30 (19)
+        35776: (
+            0.550739,
+            0.601256,
+            0.601259,
+        ),  # TLS 1.3: 26 (44) / 27-29 (250, 250, 82), close 30 (19)
     },
     "tls-resume.pcap": {  # ports 18455-18457
         39950: (0.005192, 0.005281, 0.005298),
@@ -435,7 +482,11 @@ def test_tls_missed_reuse_while_idle(tmp_path: Path) -> None:
     want = [t0 + x for x in (0.1, 0.11, 0.2, 0.21, 2.0, 3.0)]
     assert all(abs(x / 1e9 - w) < 2e-6 for x, w in zip(times, want, strict=True))
     m = res.missed_reuse
-    assert list(m.uid) == [uid[41101]] and list(m.idle_uid) == [uid[41100]] and list(m.reason) == ["idle_tls"]
+    assert (
+        list(m.uid) == [uid[41101]]
+        and list(m.idle_uid) == [uid[41100]]
+        and list(m.reason) == ["idle_tls"]
+    )
     s = res.servers.iloc[0]
     assert s.connections == 3 and s.missed_reuse == 1 and s.tls_exchanges == 5 and s.requests == 0
 
@@ -463,26 +514,43 @@ def test_tls_missed_reuse_on_http2(tmp_path: Path) -> None:
     conns = res.connections.set_index("orig_p")
     assert set(res.tls.next_protocol) == {"h2"}
     m = res.missed_reuse
-    assert list(m.uid) == [conns.loc[41202, "uid"]] and list(m.idle_uid) == [conns.loc[41200, "uid"]]
+    assert list(m.uid) == [conns.loc[41202, "uid"]] and list(m.idle_uid) == [
+        conns.loc[41200, "uid"]
+    ]
     assert list(m.reason) == ["h2"]
 
 
-@pytest.mark.parametrize(("calls", "count", "times"), [
-    # In capture order: one exchange per request, exactly.
-    ([(True, 10, 10), (False, 11, 11), (True, 20, 20), (False, 21, 21)], 2, (10, 11, 20, 21)),
-    # Both directions of a batch handed over in one run each, the server's first: its run
-    # (answers at 21 and 31) stretches the first exchange, the client's (requests at 20 and 30)
-    # merges into it. Fewer exchanges, busy throughout [10, 31]: never idle while a request
-    # was in flight.
-    ([(True, 10, 10), (False, 11, 11), (False, 21, 31), (True, 20, 30), (True, 40, 40), (False, 41, 41)],
-     2, (10, 31, 40, 41)),
-    # A client run with two requests answered only up to the first (11 < 20): the next client
-    # flight (30) does not close the exchange, the request at 20 is still in flight.
-    ([(True, 10, 20), (False, 11, 11), (True, 30, 30), (False, 21, 31)], 1, (10, 31)),
-    # The last request never answered: kept with end -1 (in flight to the end), not counted.
-    ([(True, 10, 10), (False, 11, 11), (True, 20, 20)], 1, (10, 11, 20, -1)),
-])
-def test_tls_exchanges_from_runs(calls: list[tuple[bool, int, int]], count: int, times: tuple[int, ...]) -> None:
+@pytest.mark.parametrize(
+    ("calls", "count", "times"),
+    [
+        # In capture order: one exchange per request, exactly.
+        ([(True, 10, 10), (False, 11, 11), (True, 20, 20), (False, 21, 21)], 2, (10, 11, 20, 21)),
+        # Both directions of a batch handed over in one run each, the server's first: its run
+        # (answers at 21 and 31) stretches the first exchange, the client's (requests at 20 and 30)
+        # merges into it. Fewer exchanges, busy throughout [10, 31]: never idle while a request
+        # was in flight.
+        (
+            [
+                (True, 10, 10),
+                (False, 11, 11),
+                (False, 21, 31),
+                (True, 20, 30),
+                (True, 40, 40),
+                (False, 41, 41),
+            ],
+            2,
+            (10, 31, 40, 41),
+        ),
+        # A client run with two requests answered only up to the first (11 < 20): the next client
+        # flight (30) does not close the exchange, the request at 20 is still in flight.
+        ([(True, 10, 20), (False, 11, 11), (True, 30, 30), (False, 21, 31)], 1, (10, 31)),
+        # The last request never answered: kept with end -1 (in flight to the end), not counted.
+        ([(True, 10, 10), (False, 11, 11), (True, 20, 20)], 1, (10, 11, 20, -1)),
+    ],
+)
+def test_tls_exchanges_from_runs(
+    calls: list[tuple[bool, int, int]], count: int, times: tuple[int, ...]
+) -> None:
     """The driver's exchange bookkeeping, fed (direction, first ts, last ts) of runs carrying
     new application-data records (TLS 1.2, after the handshake)."""
     from pcapan.analysis.tls import TlsContext, TlsSession
@@ -525,13 +593,28 @@ def test_missed_reuse_many_connections_in_one_pair() -> None:
     t0 = np.arange(n, dtype=np.int64) * s
     uid = [f"C{i}" for i in range(n)]
     never = np.iinfo(np.int64).max
-    conns = pd.DataFrame({
-        "uid": uid, "pair": 0, "t0": t0, "t1": t0 + 3 * s // 2, "h2_ready": never,
-        "tls_exchanges": pd.array([pd.NA] * n, dtype="Int64"), "ts": pd.to_datetime(t0, utc=True),
-        "orig_h": "10.0.0.1", "resp_h": "10.0.0.2", "resp_p": 80, "server_name": "example",
-    })
-    http = pd.DataFrame({"uid": uid, "ts_request_start": pd.to_datetime(t0 + s // 10, utc=True),
-                         "ts_response_end": pd.to_datetime(t0 + s // 5, utc=True)})
+    conns = pd.DataFrame(
+        {
+            "uid": uid,
+            "pair": 0,
+            "t0": t0,
+            "t1": t0 + 3 * s // 2,
+            "h2_ready": never,
+            "tls_exchanges": pd.array([pd.NA] * n, dtype="Int64"),
+            "ts": pd.to_datetime(t0, utc=True),
+            "orig_h": "10.0.0.1",
+            "resp_h": "10.0.0.2",
+            "resp_p": 80,
+            "server_name": "example",
+        }
+    )
+    http = pd.DataFrame(
+        {
+            "uid": uid,
+            "ts_request_start": pd.to_datetime(t0 + s // 10, utc=True),
+            "ts_response_end": pd.to_datetime(t0 + s // 5, utc=True),
+        }
+    )
     missed = webperf.missed_reuse(conns, http)
     assert missed.uid.tolist() == uid[1:]
     assert missed.idle_uid.tolist() == uid[:-1]

@@ -73,12 +73,23 @@ def _server_hello(rec: bytes, version: int, old: bool) -> bytes:
     cipher = body[j : j + 2]
     exts = _exts(body[j + 3 + 2 :])
     if not old:
-        new = [(c, version.to_bytes(2, "big") if c == EXT_SUPPORTED_VERSIONS else d) for c, d in exts]
+        new = [
+            (c, version.to_bytes(2, "big") if c == EXT_SUPPORTED_VERSIONS else d) for c, d in exts
+        ]
         hs = body[: j + 3] + len(_join(new)).to_bytes(2, "big") + _join(new)
     else:
-        new = [(EXT_KEY_SHARE_OLD if c == EXT_KEY_SHARE else c, d) for c, d in exts
-               if c != EXT_SUPPORTED_VERSIONS]
-        hs = version.to_bytes(2, "big") + rnd + cipher + len(_join(new)).to_bytes(2, "big") + _join(new)
+        new = [
+            (EXT_KEY_SHARE_OLD if c == EXT_KEY_SHARE else c, d)
+            for c, d in exts
+            if c != EXT_SUPPORTED_VERSIONS
+        ]
+        hs = (
+            version.to_bytes(2, "big")
+            + rnd
+            + cipher
+            + len(_join(new)).to_bytes(2, "big")
+            + _join(new)
+        )
     msg = b"\x02" + len(hs).to_bytes(3, "big") + hs
     return rec[:3] + len(msg).to_bytes(2, "big") + msg
 

@@ -28,16 +28,32 @@ def _readable(path: Path) -> str:
 
 @lru_cache(maxsize=64)
 def stream_count(path: Path) -> int:
-    out = subprocess.run([TSHARK, "-r", _readable(path), "-T", "fields", "-e", "tcp.stream"],
-                         capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [TSHARK, "-r", _readable(path), "-T", "fields", "-e", "tcp.stream"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     return max((int(x) for x in out if x), default=-1) + 1
 
 
 @lru_cache(maxsize=256)
 def segments(path: Path, stream: int) -> tuple[tuple[bool, bytes], ...]:
-    out = subprocess.run([TSHARK, "-r", _readable(path), "-o", "tcp.reassemble_out_of_order:TRUE",
-                          "-q", "-z", f"follow,tcp,raw,{stream}"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            TSHARK,
+            "-r",
+            _readable(path),
+            "-o",
+            "tcp.reassemble_out_of_order:TRUE",
+            "-q",
+            "-z",
+            f"follow,tcp,raw,{stream}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     segs = []
     body = out.split("Node 1:", 1)[1].split("\n", 1)[1]
     for line in body.splitlines():
@@ -51,9 +67,25 @@ def segments(path: Path, stream: int) -> tuple[tuple[bool, bytes], ...]:
 
 def tshark_fields(path: Path, display_filter: str, fields: list[str]) -> list[list[str]]:
     """One row per matching packet, TLS records desegmented across TCP segments."""
-    cmd = [TSHARK, "-r", _readable(path), "-o", "tls.desegment_ssl_records:TRUE",
-           "-o", "tcp.reassemble_out_of_order:TRUE", "-Y", display_filter, "-T", "fields",
-           "-E", "separator=|", "-E", "occurrence=a", "-E", "aggregator=,"]
+    cmd = [
+        TSHARK,
+        "-r",
+        _readable(path),
+        "-o",
+        "tls.desegment_ssl_records:TRUE",
+        "-o",
+        "tcp.reassemble_out_of_order:TRUE",
+        "-Y",
+        display_filter,
+        "-T",
+        "fields",
+        "-E",
+        "separator=|",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=,",
+    ]
     for f in fields:
         cmd += ["-e", f]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout

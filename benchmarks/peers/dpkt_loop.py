@@ -42,7 +42,9 @@ def main() -> int:
     connections = {min((k[0], k[1], k[2], k[3]), (k[2], k[3], k[0], k[1])) for k in flows}
     packets = sum(c[0] for c in flows.values())
     nbytes = sum(c[1] for c in flows.values())
-    print(f"{len(connections)} connections, {len(flows)} 5-tuples, {packets} TCP packets, {nbytes} IP bytes")
+    print(
+        f"{len(connections)} connections, {len(flows)} 5-tuples, {packets} TCP packets, {nbytes} IP bytes"
+    )
     return 0
 
 

@@ -68,12 +68,17 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def _flow_hash(a_hi: np.ndarray, a_lo: np.ndarray, b_hi: np.ndarray, b_lo: np.ndarray, ports: np.ndarray) -> np.ndarray:
+def _flow_hash(
+    a_hi: np.ndarray, a_lo: np.ndarray, b_hi: np.ndarray, b_lo: np.ndarray, ports: np.ndarray
+) -> np.ndarray:
     """64-bit hash of the canonical flow key (groups are verified against the key itself)."""
     with np.errstate(over="ignore"):
         return (
-            _mix(a_hi) ^ _mix(a_lo + np.uint64(0x9E3779B97F4A7C15)) ^ _mix(b_hi * np.uint64(3))
-            ^ _mix(b_lo * np.uint64(7)) ^ _mix(ports + np.uint64(11))
+            _mix(a_hi)
+            ^ _mix(a_lo + np.uint64(0x9E3779B97F4A7C15))
+            ^ _mix(b_hi * np.uint64(3))
+            ^ _mix(b_lo * np.uint64(7))
+            ^ _mix(ports + np.uint64(11))
         )
 
 
@@ -84,7 +89,8 @@ def make_uid(key: FlowKey, start_ns: int, tag: bytes = b"") -> str:
     whose time goes backwards, e.g. the same file read twice); it is empty for all others, so
     their uids do not depend on it."""
     h = hashlib.blake2b(
-        b"%d|%b|%d|%b|%d|%d%b" % (key.ipver, key.orig_h, key.orig_p, key.resp_h, key.resp_p, start_ns, tag),
+        b"%d|%b|%d|%b|%d|%d%b"
+        % (key.ipver, key.orig_h, key.orig_p, key.resp_h, key.resp_p, start_ns, tag),
         digest_size=12,
     ).digest()
     n = int.from_bytes(h, "big")
@@ -162,7 +168,11 @@ class Analyzer:
         # end of the batch, once the packets folded per batch (pure ACKs, RTT counters) that
         # came before their end have been added to them.
         self._ended: list[tuple[Connection, str]] = []
-        self.openers: Openers = {HTTP: self.http_ctx.open, TLS: self.tls_ctx.open, HTTP2: self.h2_ctx.open}
+        self.openers: Openers = {
+            HTTP: self.http_ctx.open,
+            TLS: self.tls_ctx.open,
+            HTTP2: self.h2_ctx.open,
+        }
         self.http_ctx.tunnel_openers[TLS] = self.tls_ctx.open_in_tunnel
         self.http_ctx.tunnel_openers[HTTP2] = self.h2_ctx.open
         self.source = ""
@@ -207,7 +217,9 @@ class Analyzer:
                 self.first_ns = int(batch.ts_ns[0])
             self.last_ns = max(self.last_ns, int(batch.ts_ns[-1]))
         for a in self.decoder.anomalies[n_before:]:
-            self.anomalies.append(AnomalyRecord(a.ts_ns, "", a.frame_no, a.kind, a.detail, self.source))
+            self.anomalies.append(
+                AnomalyRecord(a.ts_ns, "", a.frame_no, a.kind, a.detail, self.source)
+            )
         del self.decoder.anomalies[n_before:]
         if len(tp):
             self._tcp(tp)
@@ -258,7 +270,9 @@ class Analyzer:
     def add_read_issues(self, issues: Iterable[ReadIssue]) -> None:
         for issue in issues:
             self.anomalies.append(
-                AnomalyRecord(self.last_ns, "", issue.frame_no, issue.kind, issue.detail, self.source)
+                AnomalyRecord(
+                    self.last_ns, "", issue.frame_no, issue.kind, issue.detail, self.source
+                )
             )
 
     # -- the batch ---------------------------------------------------------------------------
@@ -279,7 +293,10 @@ class Analyzer:
             i, n = self.shard
             keep = (h % np.uint64(n)) == np.uint64(i)
             if not keep.all():
-                tp = TcpPackets(tp.data, *[getattr(tp, f)[keep] for f in TcpPackets.__dataclass_fields__ if f != "data"])
+                tp = TcpPackets(
+                    tp.data,
+                    *[getattr(tp, f)[keep] for f in TcpPackets.__dataclass_fields__ if f != "data"],
+                )
                 a_is_src, a_hi, a_lo, b_hi, b_lo, a_p, b_p, h = (
                     x[keep] for x in (a_is_src, a_hi, a_lo, b_hi, b_lo, a_p, b_p, h)
                 )
@@ -295,11 +312,17 @@ class Analyzer:
         first = order[new_flow]
         rep = first[inv]
         if not (
-            np.array_equal(a_hi[rep], a_hi) and np.array_equal(a_lo[rep], a_lo) and np.array_equal(b_hi[rep], b_hi)
-            and np.array_equal(b_lo[rep], b_lo) and np.array_equal(a_p[rep], a_p) and np.array_equal(b_p[rep], b_p)
+            np.array_equal(a_hi[rep], a_hi)
+            and np.array_equal(a_lo[rep], a_lo)
+            and np.array_equal(b_hi[rep], b_hi)
+            and np.array_equal(b_lo[rep], b_lo)
+            and np.array_equal(a_p[rep], a_p)
+            and np.array_equal(b_p[rep], b_p)
         ):
             # A 64-bit hash collision inside one batch: group by the full key instead.
-            keys = np.stack([a_hi, a_lo, b_hi, b_lo, a_p.astype(np.uint64), b_p.astype(np.uint64)], axis=1)
+            keys = np.stack(
+                [a_hi, a_lo, b_hi, b_lo, a_p.astype(np.uint64), b_p.astype(np.uint64)], axis=1
+            )
             _, first, inv = np.unique(keys, axis=0, return_index=True, return_inverse=True)
             inv = inv.reshape(-1)
             order = np.argsort(inv, kind="stable")
@@ -319,14 +342,25 @@ class Analyzer:
 
         # Connections open at the start of the batch, one dict lookup per flow (not per packet).
         flows = self.flows
-        keys = list(zip(a_hi[first].tolist(), a_lo[first].tolist(), b_hi[first].tolist(),
-                        b_lo[first].tolist(), a_p[first].tolist(), b_p[first].tolist(), strict=True))
+        keys = list(
+            zip(
+                a_hi[first].tolist(),
+                a_lo[first].tolist(),
+                b_hi[first].tolist(),
+                b_lo[first].tolist(),
+                a_p[first].tolist(),
+                b_p[first].tolist(),
+                strict=True,
+            )
+        )
         if half_open:
             # SYN-only flows go to the compact table (the rest of the batch goes on without
             # them); flows it held that this batch continues become connections first.
             ho = self.half_open
             ho.next_n = self._n
-            keep, promote = ho.absorb(tp, keys, inv, first, a_is_src, self._frame_base, flows, self.idle_ns)
+            keep, promote = ho.absorb(
+                tp, keys, inv, first, a_is_src, self._frame_base, flows, self.idle_ns
+            )
             self._n = ho.next_n
             if promote:
                 self._replay(promote, "")
@@ -336,7 +370,10 @@ class Analyzer:
                     ho.note_evicted(gone)
                     self._replay(gone, CLOSE_EVICTED)
                 if keep.any():
-                    self._tcp(TcpPackets(tp.data, *[getattr(tp, f)[keep] for f in _TP_COLUMNS]), half_open=False)
+                    self._tcp(
+                        TcpPackets(tp.data, *[getattr(tp, f)[keep] for f in _TP_COLUMNS]),
+                        half_open=False,
+                    )
                 return
         cur: dict[int, Connection | None] = {}
         conns: list[Connection] = []
@@ -411,7 +448,10 @@ class Analyzer:
         # after an idle gap, ends the one open at the start): its parser starts from nothing,
         # whatever the connection it replaces had come to (TLS past its handshake, not ordered).
         parsed = np.array(
-            [c is None or _ordered(c.orig.stream.sink) or _ordered(c.resp.stream.sink) for c in cur.values()],
+            [
+                c is None or _ordered(c.orig.stream.sink) or _ordered(c.resp.stream.sink)
+                for c in cur.values()
+            ],
             dtype=bool,
         )
         restart = idle_first.copy()
@@ -426,7 +466,10 @@ class Analyzer:
         # come out as packet by packet. (Cheap: runs are cut only where both directions have
         # data; the hole machinery above stays for parsed flows.)
         inorder_l = [
-            p or (c is not None and (c.orig.stream.sink is not None or c.resp.stream.sink is not None))
+            p
+            or (
+                c is not None and (c.orig.stream.sink is not None or c.resp.stream.sink is not None)
+            )
             for p, c in zip(parsed_l, cur.values(), strict=True)
         ]
         # A parser must hear of a hole when the ACK that reveals it passes, not at the end of
@@ -438,11 +481,14 @@ class Analyzer:
         any_parsed = bool(parsed.any())
         early = np.zeros(n, dtype=bool)
         if any_parsed:
-            reveal = self._revealing_acks(tp, order, order_kd, kd, kd_s, starts_kd, inv, a_is_src, base_g, d, parsed)
+            reveal = self._revealing_acks(
+                tp, order, order_kd, kd, kd_s, starts_kd, inv, a_is_src, base_g, d, parsed
+            )
             if reveal is not None:
                 early |= reveal
-            early |= self._hole_windows(tp, order_kd, kd, kd_s, starts_kd, inv, a_is_src, cur, parsed_l,
-                                        restart.tolist())
+            early |= self._hole_windows(
+                tp, order_kd, kd, kd_s, starts_kd, inv, a_is_src, cur, parsed_l, restart.tolist()
+            )
             if early.any():
                 force |= early  # (data packets among them must not be folded either)
                 interesting = force | (plen_a > 0)
@@ -460,8 +506,22 @@ class Analyzer:
         idx = np.nonzero(interesting)[0]
         cols = [
             x[idx].tolist()
-            for x in (inv, a_is_src, flags, tp.seq, tp.ack, tp.win, plen_a, tp.payload_cap,
-                      tp.payload_off, tp.tcp_off, tp.thl, tp.ip_len, ts, tp.frame_no)
+            for x in (
+                inv,
+                a_is_src,
+                flags,
+                tp.seq,
+                tp.ack,
+                tp.win,
+                plen_a,
+                tp.payload_cap,
+                tp.payload_off,
+                tp.tcp_off,
+                tp.thl,
+                tp.ip_len,
+                ts,
+                tp.frame_no,
+            )
         ]
         data = tp.data
         mv = memoryview(data) if not isinstance(data, memoryview) else data
@@ -471,17 +531,42 @@ class Analyzer:
             rpos, rgrp, rpos2 = runs.where(idx)
         else:
             rpos = rgrp = rpos2 = [0] * idx.shape[0]
-        for i, k, ais, fl, seq, ack, win, plen, pcap, poff, toff, thl, iplen, t, fno, rp, rg, rp2 in zip(
-            idx.tolist(), *cols, rpos, rgrp, rpos2, strict=True
-        ):
+        for (
+            i,
+            k,
+            ais,
+            fl,
+            seq,
+            ack,
+            win,
+            plen,
+            pcap,
+            poff,
+            toff,
+            thl,
+            iplen,
+            t,
+            fno,
+            rp,
+            rg,
+            rp2,
+        ) in zip(idx.tolist(), *cols, rpos, rgrp, rpos2, strict=True):
             conn = cur[k]
             if conn is not None and runs is not None:
                 if inorder_l[k]:
                     runs.flush_ordered(k, i, conn, self)
                     runs.applied[rg] = rp + 1
                 else:
-                    runs.flush_before(rp, rg, rp2, k, ais, bool(fl & _CTRL) or t - conn.last_ns > idle or plen == 1,
-                                      conn, self)
+                    runs.flush_before(
+                        rp,
+                        rg,
+                        rp2,
+                        k,
+                        ais,
+                        bool(fl & _CTRL) or t - conn.last_ns > idle or plen == 1,
+                        conn,
+                        self,
+                    )
             if conn is not None and self._ends_before(conn, fl, seq, ais, t):
                 conn = None
             if conn is None:
@@ -506,7 +591,9 @@ class Analyzer:
                 if pst.started and (rel_ack := pst.rel(ack)) > pst.next_rel:
                     peer.ack_event(fb + fno, rel_ack)
                     conn.apply_acks(t)
-            conn.packet(is_orig, fl, seq, ack, win, plen, payload, options, iplen, t, fb + fno, caplen=pcap)
+            conn.packet(
+                is_orig, fl, seq, ack, win, plen, payload, options, iplen, t, fb + fno, caplen=pcap
+            )
             if fl & _CTRL and conn.close_reason and not conn.closed_ns:
                 conn.closed_ns = t
         if runs is not None:
@@ -528,7 +615,16 @@ class Analyzer:
             self._note_tunnels(conns, filled[tun], tp.tunnel[tun])
         pa = np.nonzero(~interesting & ~bulk)[0]
         if pa.shape[0]:
-            self._pure_acks(conns, filled[pa], a_is_src[pa], tp.ip_len[pa], ts[pa], tp.ack[pa], tp.frame_no[pa], fb)
+            self._pure_acks(
+                conns,
+                filled[pa],
+                a_is_src[pa],
+                tp.ip_len[pa],
+                ts[pa],
+                tp.ack[pa],
+                tp.frame_no[pa],
+                fb,
+            )
         self._mv = None  # the batch's bytes are not needed past the batch
         end_ts = int(ts[-1])
         for conn in conns:
@@ -538,7 +634,9 @@ class Analyzer:
             for conn, reason in ended:
                 self._finalise(conn, reason)
 
-    def _rtt(self, tp: TcpPackets, slot: np.ndarray, a_is_src: np.ndarray, conns: list[Connection]) -> None:
+    def _rtt(
+        self, tp: TcpPackets, slot: np.ndarray, a_is_src: np.ndarray, conns: list[Connection]
+    ) -> None:
         """Round-trip samples, duplicate ACKs and zero windows of the batch (pcapan.flow.rtt)."""
         if not conns:
             return
@@ -563,13 +661,33 @@ class Analyzer:
         ep = gid[slot] * 2 + (~is_orig).astype(np.int64)
         data = np.frombuffer(tp.data, dtype=np.uint8)
         ts_opt = rtt.timestamps(data, tp.tcp_off, tp.thl, tp.opt_cap)
-        rtt.batch(self.rtt_samples, st, sid, ep, tp.seq, tp.ack, tp.flags, tp.win, tp.payload_len, tp.ts_ns,
-                  ts_opt)
+        rtt.batch(
+            self.rtt_samples,
+            st,
+            sid,
+            ep,
+            tp.seq,
+            tp.ack,
+            tp.flags,
+            tp.win,
+            tp.payload_len,
+            tp.ts_ns,
+            ts_opt,
+        )
 
     @staticmethod
-    def _hole_windows(tp: TcpPackets, order_kd: np.ndarray, kd: np.ndarray, kd_s: np.ndarray, starts_kd: np.ndarray,
-                      inv: np.ndarray, a_is_src: np.ndarray, cur: dict[int, Connection | None],
-                      parsed_l: list[bool], restart_l: list[bool]) -> np.ndarray:
+    def _hole_windows(
+        tp: TcpPackets,
+        order_kd: np.ndarray,
+        kd: np.ndarray,
+        kd_s: np.ndarray,
+        starts_kd: np.ndarray,
+        inv: np.ndarray,
+        a_is_src: np.ndarray,
+        cur: dict[int, Connection | None],
+        parsed_l: list[bool],
+        restart_l: list[bool],
+    ) -> np.ndarray:
         """ACK-carrying packets of parsed flows sent while their peer's data has a hole open.
 
         Per (flow, direction), in capture order: a data segment starting beyond every byte
@@ -602,7 +720,9 @@ class Analyzer:
         anchors: list[int] = []
         opens: list[int] = []
         keep: list[bool] = []
-        for kdv, s_first, i_first in zip(gkd.tolist(), first_seq.tolist(), ds[gstart].tolist(), strict=True):
+        for kdv, s_first, i_first in zip(
+            gkd.tolist(), first_seq.tolist(), ds[gstart].tolist(), strict=True
+        ):
             k = kdv >> 1
             c = None if restart_l[k] else cur[k]  # (a new connection's stream starts at its SYN)
             if not parsed_l[k]:
@@ -665,9 +785,19 @@ class Analyzer:
         return out
 
     @staticmethod
-    def _revealing_acks(tp: TcpPackets, order: np.ndarray, order_kd: np.ndarray, kd: np.ndarray, kd_s: np.ndarray,
-                        starts_kd: np.ndarray, inv: np.ndarray, a_is_src: np.ndarray, base_g: np.ndarray,
-                        d: np.ndarray, parsed: np.ndarray) -> np.ndarray | None:
+    def _revealing_acks(
+        tp: TcpPackets,
+        order: np.ndarray,
+        order_kd: np.ndarray,
+        kd: np.ndarray,
+        kd_s: np.ndarray,
+        starts_kd: np.ndarray,
+        inv: np.ndarray,
+        a_is_src: np.ndarray,
+        base_g: np.ndarray,
+        d: np.ndarray,
+        parsed: np.ndarray,
+    ) -> np.ndarray | None:
         """Packets of parsed flows whose ACK is beyond every byte their peer sent so far.
 
         ``d`` holds each packet's sequence end relative to its direction's base (``base_g``),
@@ -681,7 +811,9 @@ class Analyzer:
             return None
         gvals = kd_s[starts_kd]  # the (flow, direction) of each group, sorted
         g_other = np.searchsorted(gvals, kd ^ 1)
-        has_other = (g_other < gvals.shape[0]) & (gvals[np.minimum(g_other, gvals.shape[0] - 1)] == (kd ^ 1))
+        has_other = (g_other < gvals.shape[0]) & (
+            gvals[np.minimum(g_other, gvals.shape[0] - 1)] == (kd ^ 1)
+        )
         cand = acking & has_other
         if not cand.any():
             return None
@@ -703,8 +835,15 @@ class Analyzer:
         dack = np.where(dack >= (1 << 31), dack - (1 << 32), dack)
         return cand & (dack > run)
 
-    def _bulk_candidates(self, tp: TcpPackets, order: np.ndarray, ctrl_s: np.ndarray, order_kd: np.ndarray,
-                         kd_s: np.ndarray, forced: np.ndarray) -> np.ndarray:
+    def _bulk_candidates(
+        self,
+        tp: TcpPackets,
+        order: np.ndarray,
+        ctrl_s: np.ndarray,
+        order_kd: np.ndarray,
+        kd_s: np.ndarray,
+        forced: np.ndarray,
+    ) -> np.ndarray:
         """Data segments that can be folded in without looking at them one by one.
 
         A segment qualifies when it carries data with ACK and no SYN/FIN/RST, a non-zero window,
@@ -720,7 +859,10 @@ class Analyzer:
         # one-byte segment may be a zero-window probe (counted against the peer's window as the
         # capture had it at that packet) or a keep-alive.
         cand = (
-            (plen > 1) & ((flags & (_CTRL | TCP_ACK)) == TCP_ACK) & (tp.win != 0) & (tp.payload_cap >= plen)
+            (plen > 1)
+            & ((flags & (_CTRL | TCP_ACK)) == TCP_ACK)
+            & (tp.win != 0)
+            & (tp.payload_cap >= plen)
             & ~forced
         )
         bt = self._b_time
@@ -758,11 +900,35 @@ class Analyzer:
         """Feed one segment of a bulk run through the per-packet path."""
         st = (conn.orig if is_orig else conn.resp).stream
         plen, poff, pcap, fl, seq, ack, win, iplen, t, fno = (
-            x.item(i) for x in (tp.payload_len, tp.payload_off, tp.payload_cap, tp.flags, tp.seq, tp.ack,
-                                tp.win, tp.ip_len, tp.ts_ns, tp.frame_no)
+            x.item(i)
+            for x in (
+                tp.payload_len,
+                tp.payload_off,
+                tp.payload_cap,
+                tp.flags,
+                tp.seq,
+                tp.ack,
+                tp.win,
+                tp.ip_len,
+                tp.ts_ns,
+                tp.frame_no,
+            )
         )
         payload = self._mv[poff : poff + pcap] if st.sink is not None else None
-        conn.packet(is_orig, fl, seq, ack, win, plen, payload, None, iplen, t, self._frame_base + fno, caplen=pcap)
+        conn.packet(
+            is_orig,
+            fl,
+            seq,
+            ack,
+            win,
+            plen,
+            payload,
+            None,
+            iplen,
+            t,
+            self._frame_base + fno,
+            caplen=pcap,
+        )
 
     def _pure_acks(self, conns, slots, ais, ip_len, ts, ack, fno, fb) -> None:  # noqa: ANN001
         orig_is_a = np.array([c.orig_is_a for c in conns], dtype=bool)
@@ -801,13 +967,29 @@ class Analyzer:
         # the ACK that revealed it, not on the first of the group.
         bounds = bounds_a.tolist()
         frames_g = fno[by_group] + fb
-        cols = zip(ug.tolist(), count.tolist(), nbytes.tolist(), ts[gfirst].tolist(), last.tolist(),
-                   mx.tolist(), fno[gfirst].tolist(), refs, strict=True)
+        cols = zip(
+            ug.tolist(),
+            count.tolist(),
+            nbytes.tolist(),
+            ts[gfirst].tolist(),
+            last.tolist(),
+            mx.tolist(),
+            fno[gfirst].tolist(),
+            refs,
+            strict=True,
+        )
         for j, (gv, cnt, nb, t0, t1, top, f0, ref) in enumerate(cols):
             lo, hi = bounds[j], bounds[j + 1]
             conns[gv >> 1].pure_acks(
-                bool(gv & 1), cnt, nb, t0, t1, top if ref[2] else 0, fb + f0,
-                frames=frames_g[lo:hi], acks=rel_g[lo:hi],
+                bool(gv & 1),
+                cnt,
+                nb,
+                t0,
+                t1,
+                top if ref[2] else 0,
+                fb + f0,
+                frames=frames_g[lo:hi],
+                acks=rel_g[lo:hi],
             )
 
     def _ends_before(self, conn: Connection, fl: int, seq: int, ais: bool, t: int) -> bool:
@@ -822,7 +1004,12 @@ class Analyzer:
                 return False  # a retransmitted SYN
             if conn.is_closed or (is_orig and ep.syn_seen):
                 if not conn.is_closed:
-                    conn.note(0, t, "active_connection_reuse", "new SYN with a different ISN on an open connection")
+                    conn.note(
+                        0,
+                        t,
+                        "active_connection_reuse",
+                        "new SYN with a different ISN on an open connection",
+                    )
                 self._end(conn, CLOSE_REUSE)
                 return True
         return False
@@ -835,7 +1022,9 @@ class Analyzer:
             del self.flows[fk]
         self._ended.append((conn, reason))
 
-    def _new_conn(self, tp: TcpPackets, i: int, fkey: tuple[int, ...], ais: bool, fl: int, t: int) -> Connection:
+    def _new_conn(
+        self, tp: TcpPackets, i: int, fkey: tuple[int, ...], ais: bool, fl: int, t: int
+    ) -> Connection:
         """A connection whose first packet is packet ``i`` (flow key ``fkey``, canonical order)."""
         partial = False
         syn, ack = fl & TCP_SYN, fl & TCP_ACK
@@ -862,7 +1051,13 @@ class Analyzer:
             key = FlowKey(ipver, s_b, sport, d_b, dport)
         else:
             key = FlowKey(ipver, d_b, dport, s_b, sport)
-        conn = Connection(make_uid(key, t, self._uid_tag(fkey, tp.frame_no.item(i), t)), key, orig_is_a, t, self._n)
+        conn = Connection(
+            make_uid(key, t, self._uid_tag(fkey, tp.frame_no.item(i), t)),
+            key,
+            orig_is_a,
+            t,
+            self._n,
+        )
         self._n += 1
         if tunnel := tp.tunnel.item(i):
             # (Also here: a connection that ends within its first batch is recorded before
@@ -892,7 +1087,17 @@ class Analyzer:
                 conn = None
                 for j in range(i, i + (1 if ho.last is None else 2)):
                     fl, seq, win, toff, thl, ipl, t, fno = (
-                        x.item(j) for x in (tp.flags, tp.seq, tp.win, tp.tcp_off, tp.thl, tp.ip_len, tp.ts_ns, tp.frame_no)
+                        x.item(j)
+                        for x in (
+                            tp.flags,
+                            tp.seq,
+                            tp.win,
+                            tp.tcp_off,
+                            tp.thl,
+                            tp.ip_len,
+                            tp.ts_ns,
+                            tp.frame_no,
+                        )
                     )
                     if conn is None:
                         conn = self._new_conn(tp, j, fk, ho.src_is_a, fl, t)
@@ -920,20 +1125,27 @@ class Analyzer:
     def _eviction_burst(self, burst: tuple[int, int, int] | None) -> None:
         if burst is not None:
             count, ts, fno = burst
-            self.anomalies.append(AnomalyRecord(
-                ts, "", fno & ((1 << 40) - 1), "half_open_evicted",
-                f"{count} half-open flows (SYN only) finalised early, oldest first: more than "
-                f"max_half_open={self.half_open.cap} at once (their rows have evicted set)",
-                self.source,
-            ))
+            self.anomalies.append(
+                AnomalyRecord(
+                    ts,
+                    "",
+                    fno & ((1 << 40) - 1),
+                    "half_open_evicted",
+                    f"{count} half-open flows (SYN only) finalised early, oldest first: more than "
+                    f"max_half_open={self.half_open.cap} at once (their rows have evicted set)",
+                    self.source,
+                )
+            )
 
     # -- finalisation ----------------------------------------------------------------------------
     def _sweep(self, now: int) -> None:
         self._last_sweep = now
         self._replay(self.half_open.idle(now, self.idle_ns), CLOSE_IDLE)
         done = [
-            c for c in self.flows.values()
-            if (c.close_reason and now - c.last_ns > self.linger_ns) or now - c.last_ns > self.idle_ns
+            c
+            for c in self.flows.values()
+            if (c.close_reason and now - c.last_ns > self.linger_ns)
+            or now - c.last_ns > self.idle_ns
         ]
         for c in done:
             self._finalise(c, CLOSE_IDLE)
@@ -951,17 +1163,33 @@ class Analyzer:
             p.owner = None  # type: ignore[union-attr]
         self.connections.append(self._record(conn))
         for fno, t, kind, detail in conn.anomalies:
-            self.anomalies.append(AnomalyRecord(t, conn.uid, fno & ((1 << 40) - 1), kind, detail, self.source))
+            self.anomalies.append(
+                AnomalyRecord(t, conn.uid, fno & ((1 << 40) - 1), kind, detail, self.source)
+            )
         for ep, side in ((conn.orig, "orig"), (conn.resp, "resp")):
             st = ep.stream
             if st.conflicts:
-                self.anomalies.append(AnomalyRecord(conn.start_ns, conn.uid, 0, "conflicting_overlap",
-                                                    f"{st.conflicts} retransmitted segment(s) from {side} differ from the first copy (first copy kept)",
-                                                    self.source))
+                self.anomalies.append(
+                    AnomalyRecord(
+                        conn.start_ns,
+                        conn.uid,
+                        0,
+                        "conflicting_overlap",
+                        f"{st.conflicts} retransmitted segment(s) from {side} differ from the first copy (first copy kept)",
+                        self.source,
+                    )
+                )
             if st.before_start:
-                self.anomalies.append(AnomalyRecord(conn.start_ns, conn.uid, 0, "seq_before_start",
-                                                    f"{st.before_start} segment(s) from {side} before the initial sequence number",
-                                                    self.source))
+                self.anomalies.append(
+                    AnomalyRecord(
+                        conn.start_ns,
+                        conn.uid,
+                        0,
+                        "seq_before_start",
+                        f"{st.before_start} segment(s) from {side} before the initial sequence number",
+                        self.source,
+                    )
+                )
         conn.release()
         if conn.rtt_id >= 0:
             self._rtt_done.append(conn.rtt_id)
@@ -1048,7 +1276,9 @@ class Analyzer:
         """End of input: finalise every open connection ("end of capture")."""
         self.decoder.flush()
         for a in self.decoder.anomalies:
-            self.anomalies.append(AnomalyRecord(a.ts_ns, "", a.frame_no, a.kind, a.detail, self.source))
+            self.anomalies.append(
+                AnomalyRecord(a.ts_ns, "", a.frame_no, a.kind, a.detail, self.source)
+            )
         self.decoder.anomalies.clear()
         self._replay(list(self.half_open.flows.items()), CLOSE_END)
         self.half_open.flows.clear()
@@ -1077,8 +1307,14 @@ class _BulkRuns:
     order (``flush_ordered``).
     """
 
-    def __init__(self, tp: TcpPackets, order_kd: np.ndarray, kd_s: np.ndarray, starts_kd: np.ndarray,
-                 bulk: np.ndarray) -> None:
+    def __init__(
+        self,
+        tp: TcpPackets,
+        order_kd: np.ndarray,
+        kd_s: np.ndarray,
+        starts_kd: np.ndarray,
+        bulk: np.ndarray,
+    ) -> None:
         self.tp = tp
         self.order_kd = order_kd
         n = order_kd.shape[0]
@@ -1151,8 +1387,17 @@ class _BulkRuns:
         other = np.searchsorted(composite, (self.kd_sorted[p] ^ 1) * n + idx)
         return p.tolist(), self.group[p].tolist(), other.tolist()
 
-    def flush_before(self, p: int, g: int, p2: int, k: int, ais: bool, both: bool, conn: Connection,
-                     eng: Analyzer) -> None:
+    def flush_before(
+        self,
+        p: int,
+        g: int,
+        p2: int,
+        k: int,
+        ais: bool,
+        both: bool,
+        conn: Connection,
+        eng: Analyzer,
+    ) -> None:
         """Fold the runs of flow ``k`` that precede the packet at sorted position ``p`` in group
         ``g``: its direction's, or both directions' (``p2``: its place in the other group)."""
         self._flush(g, p, conn, ais, eng)
@@ -1234,25 +1479,39 @@ class _BulkRuns:
             # sequence number beyond data the capture missed, the segment may count as a
             # retransmission, 'T' on its own frame: one by one until the run passes last_seq.)
             if (
-                st.fin_rel is None and st.started and ep.state != INACTIVE
-                and ((seqs[j] - ep.z_start - ep.z_last) & 0xFFFFFFFF) < 0x80000000  # (z_rel >= z_last)
+                st.fin_rel is None
+                and st.started
+                and ep.state != INACTIVE
+                and ((seqs[j] - ep.z_start - ep.z_last) & 0xFFFFFFFF)
+                < 0x80000000  # (z_rel >= z_last)
             ):
                 start = st.rel(seqs[j])
                 if start == st.next_rel and not st.pending_bytes:
                     if st.sink is not None:
                         # A parser reads this direction: hand it the run's bytes segment by
                         # segment, without the per-packet bookkeeping.
-                        st.deliver_run(eng._mv, self.bulk_off[j:b1], self.bulk_len[j:b1], self.bulk_ts[j:b1])
+                        st.deliver_run(
+                            eng._mv, self.bulk_off[j:b1], self.bulk_len[j:b1], self.bulk_ts[j:b1]
+                        )
                         delivered = True
                     break
-                if start > st.next_rel and start >= st.max_end and (not st._ooo or st._ooo[-1][1] <= start):
+                if (
+                    start > st.next_rel
+                    and start >= st.max_end
+                    and (not st._ooo or st._ooo[-1][1] <= start)
+                ):
                     # (max_end restarts with the sequence space when a SYN re-anchors it; bytes
                     # buffered before may lie beyond: then the segments go one by one.)
                     future = True  # the rest lies beyond a hole: buffered as one range
                     if st.sink is not None:
                         mv = eng._mv
                         run_bytes = b"".join(
-                            [mv[o : o + n] for o, n in zip(self.bulk_off[j:b1], self.bulk_len[j:b1], strict=True)]
+                            [
+                                mv[o : o + n]
+                                for o, n in zip(
+                                    self.bulk_off[j:b1], self.bulk_len[j:b1], strict=True
+                                )
+                            ]
                         )
                     break
             eng._slow_segment(conn, is_orig, self.bulk_idx[j], tp)
@@ -1297,4 +1556,6 @@ class _BulkRuns:
                 # (Often the peer's data is only folded later in the batch: apply_acks decides.)
                 fb = eng._frame_base
                 frames = [fb + f for f in self.bulk_frame[j:b1]]
-                peer.ack_event(frames[0], a, frames, [ps.rel(x) for x in tp.ack[self.bulk_idx[j:b1]].tolist()])
+                peer.ack_event(
+                    frames[0], a, frames, [ps.rel(x) for x in tp.ack[self.bulk_idx[j:b1]].tolist()]
+                )

@@ -32,8 +32,16 @@ from pcapan.proto.text import wire_text_latin1
 
 # Transaction flags that are also anomaly rows: framing disagreements are how request smuggling
 # works (RFC 9112 6.3, 11.2), so they must be visible without reading every row's flags.
-_ANOMALY_FLAGS = frozenset({"te_and_cl", "cl_mismatch", "cl_invalid", "te_not_chunked", "te_chunked_twice",
-                            "multiple_host"})
+_ANOMALY_FLAGS = frozenset(
+    {
+        "te_and_cl",
+        "cl_mismatch",
+        "cl_invalid",
+        "te_not_chunked",
+        "te_chunked_twice",
+        "multiple_host",
+    }
+)
 
 # on_body(uid, trans_depth, chunk): response body bytes, de-chunked, as they are parsed
 BodyHook = Callable[[str, int, bytes], None]
@@ -61,7 +69,9 @@ class HttpContext:
         ids = (ntop(k.orig_h), k.orig_p, ntop(k.resp_h), k.resp_p)
         return HttpSession(self, conn, transport, client_is_orig, ids, self.source).sinks()
 
-    def open_in_tunnel(self, transport: Transport, client_is_orig: bool) -> tuple[StreamSink, StreamSink]:
+    def open_in_tunnel(
+        self, transport: Transport, client_is_orig: bool
+    ) -> tuple[StreamSink, StreamSink]:
         """Dispatch opener for plain HTTP inside a CONNECT/Upgrade tunnel (``transport`` is the
         tunnel of the outer session): numbering continues after the outer transactions."""
         conn = transport.conn
@@ -69,7 +79,9 @@ class HttpContext:
         ids = (ntop(k.orig_h), k.orig_p, ntop(k.resp_h), k.resp_p)
         outer = transport.session if isinstance(transport, _Tunnel) else None
         depth = outer.parser.depth if outer is not None else 0
-        return HttpSession(self, conn, transport, client_is_orig, ids, self.source, depth, True).sinks()
+        return HttpSession(
+            self, conn, transport, client_is_orig, ids, self.source, depth, True
+        ).sinks()
 
 
 class _Direction:
@@ -132,10 +144,29 @@ class _Tunnel:
 class HttpSession:
     """Drives one connection's :class:`HttpConnection`."""
 
-    __slots__ = ("ctx", "conn", "transport", "client_is_orig", "parser", "tunnel", "ids", "source", "in_tunnel")
+    __slots__ = (
+        "ctx",
+        "conn",
+        "transport",
+        "client_is_orig",
+        "parser",
+        "tunnel",
+        "ids",
+        "source",
+        "in_tunnel",
+    )
 
-    def __init__(self, ctx: HttpContext, conn: Connection, transport: Transport, client_is_orig: bool,
-                 ids: tuple[str, int, str, int], source: str, depth: int = 0, in_tunnel: bool = False) -> None:
+    def __init__(
+        self,
+        ctx: HttpContext,
+        conn: Connection,
+        transport: Transport,
+        client_is_orig: bool,
+        ids: tuple[str, int, str, int],
+        source: str,
+        depth: int = 0,
+        in_tunnel: bool = False,
+    ) -> None:
         self.ctx = ctx
         self.conn = conn
         self.transport = transport
@@ -144,8 +175,10 @@ class HttpSession:
         self.source = source
         hook = ctx.on_body
         uid = conn.uid
-        self.parser = HttpConnection(on_body=(lambda depth, chunk: hook(uid, depth, chunk)) if hook else None,
-                                     first_depth=depth)
+        self.parser = HttpConnection(
+            on_body=(lambda depth, chunk: hook(uid, depth, chunk)) if hook else None,
+            first_depth=depth,
+        )
         self.tunnel: _Tunnel | None = None
         self.in_tunnel = in_tunnel
 
@@ -160,8 +193,12 @@ class HttpSession:
                 for f in ev.flags:
                     if f in _ANOMALY_FLAGS:
                         t = ev.ts_request_start or ev.ts_response_start or 0
-                        self.conn.note(0, t, "http_" + f,
-                                       f"HTTP transaction {ev.trans_depth}: {f.replace('_', ' ')}")
+                        self.conn.note(
+                            0,
+                            t,
+                            "http_" + f,
+                            f"HTTP transaction {ev.trans_depth}: {f.replace('_', ' ')}",
+                        )
             elif isinstance(ev, TunnelData):
                 self._tunnel_bytes(ev.is_orig, ev.chunk, 0, ev.ts_ns)
             elif isinstance(ev, TunnelGap):
@@ -220,7 +257,12 @@ class HttpSession:
 
     def _record(self, tx: HttpTransaction) -> HttpRecord:
         orig_h, orig_p, resp_h, resp_p = self.ids
-        t_rq0, t_rq1, t_rs0, t_rs1 = tx.ts_request_start, tx.ts_request_end, tx.ts_response_start, tx.ts_response_end
+        t_rq0, t_rq1, t_rs0, t_rs1 = (
+            tx.ts_request_start,
+            tx.ts_request_end,
+            tx.ts_response_start,
+            tx.ts_response_end,
+        )
         ts = t_rq0 if t_rq0 is not None else (t_rs0 if t_rs0 is not None else self.conn.start_ns)
         sh = self.ctx.shared.setdefault
         # Wire bytes (held as latin-1 by the parser) -> table text: the one rule for every table.
@@ -269,10 +311,13 @@ class HttpSession:
             t_rs0,  # ts_response_start
             t_rs1,  # ts_response_end
             (t_rs0 - t_rq1) / 1e9 if t_rs0 is not None and t_rq1 is not None else None,  # ttfb_s
-            (t_rs1 - t_rq0) / 1e9 if t_rs1 is not None and t_rq0 is not None else None,  # response_time_s
+            (t_rs1 - t_rq0) / 1e9
+            if t_rs1 is not None and t_rq0 is not None
+            else None,  # response_time_s
             tx.resp_body_sha256,  # resp_body_sha256
             tx.partial,  # partial
-            (",".join(tx.flags) if tx.flags else None) if not self.in_tunnel
+            (",".join(tx.flags) if tx.flags else None)
+            if not self.in_tunnel
             else ",".join(("in_tunnel", *tx.flags)),  # flags
             self.source,  # source
         )

@@ -79,11 +79,15 @@ class TlsContext:
         """Dispatch opener: a TLS session on a TCP connection."""
         return self._open(transport, client_is_orig, False)
 
-    def open_in_tunnel(self, transport: Transport, client_is_orig: bool) -> tuple[StreamSink, StreamSink]:
+    def open_in_tunnel(
+        self, transport: Transport, client_is_orig: bool
+    ) -> tuple[StreamSink, StreamSink]:
         """Dispatch opener for the inside of an HTTP CONNECT/Upgrade tunnel."""
         return self._open(transport, client_is_orig, True)
 
-    def _open(self, transport: Transport, client_is_orig: bool, in_tunnel: bool) -> tuple[StreamSink, StreamSink]:
+    def _open(
+        self, transport: Transport, client_is_orig: bool, in_tunnel: bool
+    ) -> tuple[StreamSink, StreamSink]:
         conn = transport.conn
         k = conn.key
         ids = (ntop(k.orig_h), k.orig_p, ntop(k.resp_h), k.resp_p)
@@ -192,7 +196,9 @@ class _Direction:
                 r = i  # the last header at or before the segment's start
                 while r >= 0 and marks[r][0] > pos:
                     r -= 1
-                inside = pos < at0 if r < 0 else marks[r][0] + 5 <= pos < marks[r][0] + 5 + marks[r][1]
+                inside = (
+                    pos < at0 if r < 0 else marks[r][0] + 5 <= pos < marks[r][0] + 5 + marks[r][1]
+                )
             if g > 0 or inside:
                 s.app_data(False, tss[k], tss[k], g, 1 if inside else 0)
                 break
@@ -219,14 +225,49 @@ class TlsSession:
     """Drives one connection's :class:`TlsConnection` and builds its row."""
 
     __slots__ = (
-        "ctx", "conn", "client_is_orig", "ids", "source", "in_tunnel", "parser", "first_ts",
-        "ch", "first_ch", "first_ch_ts", "ske", "cert", "cert_requested", "client_cert", "nst", "alert", "alert_from",
-        "done_ts", "rtts", "last_from_client", "ends", "flags", "emitted", "req_ts", "resp_ts",
-        "ex_start", "ex_client", "ex_end", "ex_count", "ex_times", "__weakref__",
+        "ctx",
+        "conn",
+        "client_is_orig",
+        "ids",
+        "source",
+        "in_tunnel",
+        "parser",
+        "first_ts",
+        "ch",
+        "first_ch",
+        "first_ch_ts",
+        "ske",
+        "cert",
+        "cert_requested",
+        "client_cert",
+        "nst",
+        "alert",
+        "alert_from",
+        "done_ts",
+        "rtts",
+        "last_from_client",
+        "ends",
+        "flags",
+        "emitted",
+        "req_ts",
+        "resp_ts",
+        "ex_start",
+        "ex_client",
+        "ex_end",
+        "ex_count",
+        "ex_times",
+        "__weakref__",
     )
 
-    def __init__(self, ctx: TlsContext, conn: Connection, client_is_orig: bool,
-                 ids: tuple[str, int, str, int], source: str, in_tunnel: bool) -> None:
+    def __init__(
+        self,
+        ctx: TlsContext,
+        conn: Connection,
+        client_is_orig: bool,
+        ids: tuple[str, int, str, int],
+        source: str,
+        in_tunnel: bool,
+    ) -> None:
         self.ctx = ctx
         self.conn = conn
         self.client_is_orig = client_is_orig
@@ -480,7 +521,9 @@ class TlsSession:
             resp_p,  # resp_p
             shared(version, version),  # version
             version_name(ch.legacy_version) if ch is not None else None,  # client_legacy_version
-            names(ch.supported_versions, version_name) if ch is not None else None,  # client_versions
+            names(ch.supported_versions, version_name)
+            if ch is not None
+            else None,  # client_versions
             cipher_name(code) if code is not None else None,  # cipher
             code,  # cipher_code
             cs.strength_bits if cs is not None else None,  # cipher_strength_bits
@@ -491,7 +534,9 @@ class TlsSession:
             cs.h2_blocklisted if cs is not None else None,  # cipher_h2_blocklisted
             cs.insecure if cs is not None else None,  # cipher_insecure
             names(ch.ciphers, cipher_name) if ch is not None else None,  # client_ciphers
-            sum(map(is_weak_cipher, ch.ciphers)) if ch is not None else None,  # weak_ciphers_offered
+            sum(map(is_weak_cipher, ch.ciphers))
+            if ch is not None
+            else None,  # weak_ciphers_offered
             ch.server_name if ch is not None else None,  # server_name
             names(ch.alpn, str) if ch is not None else None,  # alpn_offered
             None if tls13 or sh_ok is None else sh_ok.alpn,  # next_protocol
@@ -499,9 +544,13 @@ class TlsSession:
             self.ske.dh_prime_bits if self.ske is not None else None,  # dh_prime_bits
             names(ch.supported_groups, group_name) if ch is not None else None,  # supported_groups
             names(ch.key_share_groups, group_name) if ch is not None else None,  # key_share_groups
-            names(ch.signature_algorithms, sigscheme_name) if ch is not None else None,  # signature_algorithms
+            names(ch.signature_algorithms, sigscheme_name)
+            if ch is not None
+            else None,  # signature_algorithms
             names(ch.extensions, extension_name) if ch is not None else None,  # client_extensions
-            names(sh_ok.extensions, extension_name) if sh_ok is not None else None,  # server_extensions
+            names(sh_ok.extensions, extension_name)
+            if sh_ok is not None
+            else None,  # server_extensions
             len(ch.session_id) if ch is not None else None,  # session_id_len
             resumption is not None,  # resumed
             resumption,  # resumption
@@ -537,7 +586,9 @@ class TlsSession:
             sh_ok.ts_ns if sh_ok is not None else None,  # ts_server_hello
             t_done,  # ts_handshake_done
             rtts,  # handshake_rtts
-            (t_done - t_ch) / 1e9 if t_done is not None and t_ch is not None else None,  # handshake_s
+            (t_done - t_ch) / 1e9
+            if t_done is not None and t_ch is not None
+            else None,  # handshake_s
             self.req_ts,  # ts_first_request
             self.resp_ts,  # ts_first_response
             rec_c if orig_is_client else rec_s,  # orig_records
@@ -553,7 +604,6 @@ class TlsSession:
             exchange_times,  # app_exchange_times
         )
 
-
     def _types(self, is_client: bool) -> str | None:
         counts = self.parser.records(is_client)
         if not counts:
@@ -561,7 +611,9 @@ class TlsSession:
         key = tuple(sorted(counts.items()))
         text = self.ctx.lists.get(key)
         if text is None:
-            text = ",".join(f"{CONTENT_TYPES.get(t, 'sslv2' if t == 0 else str(t))}={n}" for t, n in key)
+            text = ",".join(
+                f"{CONTENT_TYPES.get(t, 'sslv2' if t == 0 else str(t))}={n}" for t, n in key
+            )
             self.ctx.lists[key] = text
         return text
 

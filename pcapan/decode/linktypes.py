@@ -30,7 +30,9 @@ PPP_FAMILY = frozenset({PPP, PPP_HDLC, PPP_ETHER})
 RAW_IP = frozenset({RAW_12, RAW_14, RAW, IPV4, IPV6})
 SUPPORTED = (
     frozenset({NULL, ETHERNET, LOOP, LINUX_SLL, LINUX_SLL2, NFLOG, C_HDLC, IPOIB})
-    | RAW_IP | WLAN | PPP_FAMILY
+    | RAW_IP
+    | WLAN
+    | PPP_FAMILY
 )
 
 NAMES = {

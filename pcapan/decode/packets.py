@@ -34,7 +34,15 @@ U64 = np.uint64
 V4_MAPPED_LO = np.uint64(0xFFFF00000000)
 
 TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK, TCP_URG, TCP_ECE, TCP_CWR, TCP_NS = (
-    0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0x100,
+    0x01,
+    0x02,
+    0x04,
+    0x08,
+    0x10,
+    0x20,
+    0x40,
+    0x80,
+    0x100,
 )
 _IPV6_EXT_SKIP = np.array([0, 43, 60, 135, 139, 140], dtype=I64)  # length in 8-octet units
 _IPV6_AH = 51
@@ -47,14 +55,31 @@ GENEVE_PORT = 6081  # IANA port for GENEVE (RFC 8926), as Zeek and Wireshark dec
 # Tunnel kinds (codes in the tunnel key; names as they appear in ``tunnel_parents``).
 T_VXLAN, T_GENEVE, T_GRE, T_ERSPAN1, T_ERSPAN2, T_ERSPAN3, T_IP4, T_IP6 = 1, 2, 3, 4, 5, 6, 7, 8
 _TUNNEL_NAMES = {
-    (T_VXLAN, 4): "vxlan", (T_VXLAN, 6): "vxlan", (T_GENEVE, 4): "geneve", (T_GENEVE, 6): "geneve",
-    (T_GRE, 4): "gre", (T_GRE, 6): "gre", (T_ERSPAN1, 4): "erspan1", (T_ERSPAN1, 6): "erspan1",
-    (T_ERSPAN2, 4): "erspan2", (T_ERSPAN2, 6): "erspan2", (T_ERSPAN3, 4): "erspan3",
+    (T_VXLAN, 4): "vxlan",
+    (T_VXLAN, 6): "vxlan",
+    (T_GENEVE, 4): "geneve",
+    (T_GENEVE, 6): "geneve",
+    (T_GRE, 4): "gre",
+    (T_GRE, 6): "gre",
+    (T_ERSPAN1, 4): "erspan1",
+    (T_ERSPAN1, 6): "erspan1",
+    (T_ERSPAN2, 4): "erspan2",
+    (T_ERSPAN2, 6): "erspan2",
+    (T_ERSPAN3, 4): "erspan3",
     (T_ERSPAN3, 6): "erspan3",
     # IP in IP: named by outer and inner version (ipip = 4 in 4, 6in4 = IPv6 in IPv4 ...)
-    (T_IP4, 4): "ipip", (T_IP4, 6): "4in6", (T_IP6, 4): "6in4", (T_IP6, 6): "ip6ip6",
+    (T_IP4, 4): "ipip",
+    (T_IP4, 6): "4in6",
+    (T_IP6, 4): "6in4",
+    (T_IP6, 6): "ip6ip6",
 }
-_TUNNEL_ID_LABEL = {T_VXLAN: "vni", T_GENEVE: "vni", T_GRE: "key", T_ERSPAN2: "session", T_ERSPAN3: "session"}
+_TUNNEL_ID_LABEL = {
+    T_VXLAN: "vni",
+    T_GENEVE: "vni",
+    T_GRE: "key",
+    T_ERSPAN2: "session",
+    T_ERSPAN3: "session",
+}
 
 # 802.11 frame control (IEEE 802.11-2020 9.2.4.1)
 _WLAN_TYPE_DATA = 2
@@ -166,7 +191,9 @@ def _kind_of(et: np.ndarray) -> np.ndarray:
 
 
 def _ppp_ethertype(proto: np.ndarray) -> np.ndarray:
-    return np.where(proto == lt.PPP_IPV4, lt.ETH_IPV4, np.where(proto == lt.PPP_IPV6, lt.ETH_IPV6, 0))
+    return np.where(
+        proto == lt.PPP_IPV4, lt.ETH_IPV4, np.where(proto == lt.PPP_IPV6, lt.ETH_IPV6, 0)
+    )
 
 
 def _be64(u8: np.ndarray, pos: np.ndarray) -> np.ndarray:
@@ -213,7 +240,11 @@ class Decoder:
             o = off[sel]
             e = end[sel]
             if linktype == lt.ETHERNET or linktype in (lt.LINUX_SLL, lt.LINUX_SLL2):
-                hlen, et_at = {lt.ETHERNET: (14, 12), lt.LINUX_SLL: (16, 14), lt.LINUX_SLL2: (20, 0)}[linktype]
+                hlen, et_at = {
+                    lt.ETHERNET: (14, 12),
+                    lt.LINUX_SLL: (16, 14),
+                    lt.LINUX_SLL2: (20, 0),
+                }[linktype]
                 ok = e >= o + hlen
                 safe = np.where(ok, o, 0)
                 et = np.where(ok, _be16(u8, safe + et_at), 0)
@@ -228,11 +259,17 @@ class Decoder:
                         # PPPoE session (RFC 2516): 6-byte header, then the PPP protocol.
                         room = e >= pos + 8
                         good = pppoe & room & (_u8(u8, np.where(pppoe & room, pos, 0)) == 0x11)
-                        self._malformed(batch, sel[pppoe & ~good], "bad_pppoe_header",
-                                        "PPPoE session header truncated or not version 1 type 1")
+                        self._malformed(
+                            batch,
+                            sel[pppoe & ~good],
+                            "bad_pppoe_header",
+                            "PPPoE session header truncated or not version 1 type 1",
+                        )
                         kind[sel[pppoe & ~good]] = -1
                         ok &= ~pppoe | good
-                        et = np.where(good, _ppp_ethertype(_be16(u8, np.where(good, pos + 6, 0))), et)
+                        et = np.where(
+                            good, _ppp_ethertype(_be16(u8, np.where(good, pos + 6, 0))), et
+                        )
                         pos = np.where(good, pos + 8, pos)
                         continue
                     room = e >= pos + 4
@@ -288,7 +325,8 @@ class Decoder:
                     self._warned_linktypes.add(linktype)
                     self.anomalies.append(
                         DecodeAnomaly(
-                            int(batch.frame_no[sel[0]]), int(batch.ts_ns[sel[0]]),
+                            int(batch.frame_no[sel[0]]),
+                            int(batch.ts_ns[sel[0]]),
                             "unsupported_linktype",
                             f"link type {linktype} is not decoded; its frames are counted only",
                         )
@@ -296,16 +334,31 @@ class Decoder:
         return l3, kind
 
     @staticmethod
-    def _set_l3(l3: np.ndarray, kind: np.ndarray, sel: np.ndarray, ok: np.ndarray, pos: np.ndarray,
-                et: np.ndarray) -> None:
+    def _set_l3(
+        l3: np.ndarray,
+        kind: np.ndarray,
+        sel: np.ndarray,
+        ok: np.ndarray,
+        pos: np.ndarray,
+        et: np.ndarray,
+    ) -> None:
         """Frames ``sel`` whose next header is ethertype ``et`` at ``pos`` (``ok`` False:
         malformed, already reported: kind -1, so they are not counted as non-IP as well)."""
         k = _kind_of(et)
         l3[sel] = np.where(ok & (k > 0), pos, -1)
         kind[sel] = np.where(ok, k, -1)
 
-    def _radio(self, u8: np.ndarray, batch: FrameBatch, sel: np.ndarray, o: np.ndarray, e: np.ndarray,
-               linktype: int, l3: np.ndarray, kind: np.ndarray) -> None:
+    def _radio(
+        self,
+        u8: np.ndarray,
+        batch: FrameBatch,
+        sel: np.ndarray,
+        o: np.ndarray,
+        e: np.ndarray,
+        linktype: int,
+        l3: np.ndarray,
+        kind: np.ndarray,
+    ) -> None:
         """A radio header in front of an 802.11 frame (or, for PPI, any link type): find where
         the frame starts and decode it as a sub-batch of its own link type."""
         ok = e >= o + 8
@@ -336,8 +389,12 @@ class Decoder:
         ok &= o + hlen <= e
         bad = ~ok
         if bad.any():
-            self._malformed(batch, sel[bad], f"bad_{name.lower()}_header",
-                            f"{name} header truncated or its length or version invalid")
+            self._malformed(
+                batch,
+                sel[bad],
+                f"bad_{name.lower()}_header",
+                f"{name} header truncated or its length or version invalid",
+            )
             kind[sel[bad]] = -1
         good = np.nonzero(ok)[0]
         if good.shape[0] == 0:
@@ -345,15 +402,21 @@ class Decoder:
         idx = sel[good]
         inner = (o + hlen)[good]
         sub = FrameBatch(
-            data=batch.data, offset=inner, caplen=e[good] - inner, wirelen=e[good] - inner,
-            ts_ns=batch.ts_ns[idx], linktype=inner_lt[good], frame_no=batch.frame_no[idx],
+            data=batch.data,
+            offset=inner,
+            caplen=e[good] - inner,
+            wirelen=e[good] - inner,
+            ts_ns=batch.ts_ns[idx],
+            linktype=inner_lt[good],
+            frame_no=batch.frame_no[idx],
         )
         sub_l3, sub_kind = self._link(u8, sub)
         l3[idx] = sub_l3
         kind[idx] = sub_kind
 
-    def _wlan(self, u8: np.ndarray, batch: FrameBatch, sel: np.ndarray, o: np.ndarray,
-              e: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _wlan(
+        self, u8: np.ndarray, batch: FrameBatch, sel: np.ndarray, o: np.ndarray, e: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """802.11 data frames (IEEE 802.11-2020 9.3.2.1) with an LLC/SNAP header -> (ok, l3
         offset, ethertype). Management, control and null-data frames (no payload) and protected
         frames (encrypted payload) are counted, not decoded, as Zeek and tcpdump do."""
@@ -380,12 +443,21 @@ class Decoder:
         if amsdu.any():
             self.stats.wlan_amsdu += int(np.count_nonzero(amsdu))
         p = np.where(payload, o + hlen, 0)
-        snap = payload & (((_u8(u8, p) << 16) | (_u8(u8, p + 1) << 8) | _u8(u8, p + 2)) == _LLC_SNAP)
+        snap = payload & (
+            ((_u8(u8, p) << 16) | (_u8(u8, p + 1) << 8) | _u8(u8, p + 2)) == _LLC_SNAP
+        )
         et = np.where(snap, _be16(u8, p + 6), 0)
         return ~bad, o + hlen + 8, et
 
-    def _serial(self, u8: np.ndarray, batch: FrameBatch, sel: np.ndarray, o: np.ndarray, e: np.ndarray,
-                linktype: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _serial(
+        self,
+        u8: np.ndarray,
+        batch: FrameBatch,
+        sel: np.ndarray,
+        o: np.ndarray,
+        e: np.ndarray,
+        linktype: int,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """PPP (RFC 1661, with or without RFC 1662 address/control and protocol compression),
         PPP in HDLC framing, PPPoE sessions without Ethernet, Cisco HDLC and Linux IPoIB ->
         (ok, l3 offset, ethertype)."""
@@ -403,8 +475,12 @@ class Decoder:
             return ok, o + 4, _be16(u8, safe + 2)
         if linktype == lt.PPP_ETHER:
             ok = (e >= o + 8) & (b0 == 0x11)
-            self._malformed(batch, sel[~ok], "bad_pppoe_header",
-                            "PPPoE session header truncated or not version 1 type 1")
+            self._malformed(
+                batch,
+                sel[~ok],
+                "bad_pppoe_header",
+                "PPPoE session header truncated or not version 1 type 1",
+            )
             return ok, o + 8, _ppp_ethertype(_be16(u8, np.where(ok, o + 6, 0)))
         chdlc = np.zeros(sel.shape[0], dtype=bool)
         if linktype == lt.PPP_HDLC:
@@ -479,13 +555,33 @@ class Decoder:
         self._count_ip(proto[ok & ~frag], tot[ok & ~frag])
         if frag.any() and extra is not None:
             self._fragments(batch, sel, p, e, ihl, tot, ffo, proto, src, dst, frag, extra, base)
-        self._ip_tunnels(u8, batch, sel, ok & ~frag, proto, p + ihl, p + tot, e, 4,
-                         (np.zeros(sel.shape[0], dtype=U64), src, np.zeros(sel.shape[0], dtype=U64), dst))
+        self._ip_tunnels(
+            u8,
+            batch,
+            sel,
+            ok & ~frag,
+            proto,
+            p + ihl,
+            p + tot,
+            e,
+            4,
+            (np.zeros(sel.shape[0], dtype=U64), src, np.zeros(sel.shape[0], dtype=U64), dst),
+        )
         tcp = ok & ~frag & (proto == 6)
         zeros = np.zeros(int(tcp.sum()), dtype=U64)
         return self._tcp(
-            u8, batch, sel[tcp], 4, zeros, src[tcp] | V4_MAPPED_LO, zeros, dst[tcp] | V4_MAPPED_LO,
-            (p + ihl)[tcp], (p + tot)[tcp], e[tcp], tot[tcp],
+            u8,
+            batch,
+            sel[tcp],
+            4,
+            zeros,
+            src[tcp] | V4_MAPPED_LO,
+            zeros,
+            dst[tcp] | V4_MAPPED_LO,
+            (p + ihl)[tcp],
+            (p + tot)[tcp],
+            e[tcp],
+            tot[tcp],
         )
 
     def _ipv6(self, u8, batch, sel, p, e, extra, base) -> dict[str, np.ndarray] | None:  # noqa: ANN001
@@ -511,7 +607,9 @@ class Decoder:
             ok &= ~ext | room
             q = np.where(ext & ok, l4, 0)
             nxt = _u8(u8, q)
-            hlen = np.where(skip, (_u8(u8, q + 1) + 1) * 8, np.where(ah, (_u8(u8, q + 1) + 2) * 4, 8))
+            hlen = np.where(
+                skip, (_u8(u8, q + 1) + 1) * 8, np.where(ah, (_u8(u8, q + 1) + 2) * 4, 8)
+            )
             fo_m = _be16(u8, q + 2)
             real_frag = fr & ok & ((fo_m & 0xFFF9) != 0)  # offset != 0 or M set (not atomic)
             frag |= real_frag
@@ -520,18 +618,34 @@ class Decoder:
             l4 = np.where(ext & ok, l4 + hlen, l4)
         ip_end = p + 40 + plen
         ok &= l4 <= ip_end
-        self._malformed(batch, sel[~ok], "bad_ipv6_header", "IPv6 header or extension chain invalid")
+        self._malformed(
+            batch, sel[~ok], "bad_ipv6_header", "IPv6 header or extension chain invalid"
+        )
         self._count_ip(nh[ok & ~frag], (plen + 40)[ok & ~frag])
         if frag.any() and extra is not None:
             self._v6_fragments(batch, sel, p, e, l4, ip_end, nh, frag_at, frag & ok, extra, base)
-        self._ip_tunnels(u8, batch, sel, ok & ~frag, nh, l4, ip_end, e, 6, (src_hi, src_lo, dst_hi, dst_lo))
+        self._ip_tunnels(
+            u8, batch, sel, ok & ~frag, nh, l4, ip_end, e, 6, (src_hi, src_lo, dst_hi, dst_lo)
+        )
         tcp = ok & ~frag & (nh == 6)
         return self._tcp(
-            u8, batch, sel[tcp], 6, src_hi[tcp], src_lo[tcp], dst_hi[tcp], dst_lo[tcp],
-            l4[tcp], ip_end[tcp], e[tcp], (plen + 40)[tcp],
+            u8,
+            batch,
+            sel[tcp],
+            6,
+            src_hi[tcp],
+            src_lo[tcp],
+            dst_hi[tcp],
+            dst_lo[tcp],
+            l4[tcp],
+            ip_end[tcp],
+            e[tcp],
+            (plen + 40)[tcp],
         )
 
-    def _tcp(self, u8, batch, sel, ver, shi, slo, dhi, dlo, t, ip_end, e, ip_len) -> dict[str, np.ndarray] | None:  # noqa: ANN001
+    def _tcp(
+        self, u8, batch, sel, ver, shi, slo, dhi, dlo, t, ip_end, e, ip_len
+    ) -> dict[str, np.ndarray] | None:  # noqa: ANN001
         if sel.shape[0] == 0:
             return None
         ok = (e >= t + 20) & (ip_end >= t + 20)
@@ -540,7 +654,9 @@ class Decoder:
         ok &= (thl >= 20) & (t + thl <= ip_end)
         bad = ~ok
         if bad.any():
-            self._malformed(batch, sel[bad], "bad_tcp_header", "TCP header truncated or data offset invalid")
+            self._malformed(
+                batch, sel[bad], "bad_tcp_header", "TCP header truncated or data offset invalid"
+            )
             keep = ok
             sel, shi, slo, dhi, dlo, t, ip_end, e, ip_len, ts, thl = (
                 a[keep] for a in (sel, shi, slo, dhi, dlo, t, ip_end, e, ip_len, ts, thl)
@@ -553,12 +669,20 @@ class Decoder:
             "frame_no": batch.frame_no[sel],
             "ts_ns": batch.ts_ns[sel],
             "ipver": np.full(sel.shape[0], ver, dtype=I64),
-            "src_hi": shi, "src_lo": slo, "dst_hi": dhi, "dst_lo": dlo,
-            "sport": _be16(u8, ts), "dport": _be16(u8, ts + 2),
-            "seq": _be32(u8, ts + 4), "ack": _be32(u8, ts + 8),
-            "flags": flags, "win": _be16(u8, ts + 14),
-            "tcp_off": t, "thl": thl,
-            "payload_off": pay_off, "payload_len": pay_len,
+            "src_hi": shi,
+            "src_lo": slo,
+            "dst_hi": dhi,
+            "dst_lo": dlo,
+            "sport": _be16(u8, ts),
+            "dport": _be16(u8, ts + 2),
+            "seq": _be32(u8, ts + 4),
+            "ack": _be32(u8, ts + 8),
+            "flags": flags,
+            "win": _be16(u8, ts + 14),
+            "tcp_off": t,
+            "thl": thl,
+            "payload_off": pay_off,
+            "payload_len": pay_len,
             "payload_cap": np.clip(np.minimum(ip_end, e) - pay_off, 0, None),
             "opt_cap": np.clip(np.minimum(e, pay_off) - (t + 20), 0, None),
             "ip_len": ip_len,
@@ -604,8 +728,12 @@ class Decoder:
                 start = l4 + 16 + (b8 & 0x3F) * 4
                 ptype = _be16(u8, q + 10)
                 good = gn & ((b8 >> 6) == 0) & (start <= ip_end)
-                self._malformed(batch, sel[gn & ~good], "bad_geneve_header",
-                                "GENEVE header: version not 0 or options past the datagram")
+                self._malformed(
+                    batch,
+                    sel[gn & ~good],
+                    "bad_geneve_header",
+                    "GENEVE header: version not 0 or options past the datagram",
+                )
                 eth = good & (ptype == lt.ETH_TEB)
                 ip = good & ((ptype == lt.ETH_IPV4) | (ptype == lt.ETH_IPV6))
                 inner = np.where(eth | ip, start, inner)
@@ -623,8 +751,12 @@ class Decoder:
             # Version 1 is PPTP's enhanced GRE (PPP inside, RFC 2637): not decoded, not malformed.
             v0 = gre & ((fl & 7) == 0)
             good = v0 & ((fl & 0x4000) == 0) & (start <= ip_end)  # no RFC 1701 source routing
-            self._malformed(batch, sel[v0 & ~good], "bad_gre_header",
-                            "GRE header: routing present or optional fields past the datagram")
+            self._malformed(
+                batch,
+                sel[v0 & ~good],
+                "bad_gre_header",
+                "GRE header: routing present or optional fields past the datagram",
+            )
             key = np.where(k_, _be32(u8, np.where(good & k_, l4 + 4 + 4 * c_.astype(I64), 0)), -1)
             ip = good & ((ptype == lt.ETH_IPV4) | (ptype == lt.ETH_IPV6))
             teb = good & (ptype == lt.ETH_TEB)
@@ -646,11 +778,17 @@ class Decoder:
                 o_bit = _u8(u8, h + 11) & 1
                 hl = np.where(typ2, 8, np.where(er3, 12 + 8 * o_bit, 0))
                 fine = typ1 | ((typ2 & (hver == 1)) | (er3 & (hver == 2))) & (start + hl <= ip_end)
-                self._malformed(batch, sel[(er2 | er3) & ~fine], "bad_erspan_header",
-                                "ERSPAN header: wrong version for its type or past the datagram")
+                self._malformed(
+                    batch,
+                    sel[(er2 | er3) & ~fine],
+                    "bad_erspan_header",
+                    "ERSPAN header: wrong version for its type or past the datagram",
+                )
                 inner = np.where(fine, start + hl, inner)
                 ltype = np.where(fine, lt.ETHERNET, ltype)
-                tkind = np.where(fine, np.where(typ1, T_ERSPAN1, np.where(typ2, T_ERSPAN2, T_ERSPAN3)), tkind)
+                tkind = np.where(
+                    fine, np.where(typ1, T_ERSPAN1, np.where(typ2, T_ERSPAN2, T_ERSPAN3)), tkind
+                )
                 tid = np.where(fine & ~typ1, session, np.where(fine, -1, tid))
 
         ipip = (proto == 4) | (proto == 41)
@@ -664,12 +802,28 @@ class Decoder:
         ids = self._tunnel_id(batch, sel[k], tkind[k], ver, [a[j[k]] for a in addrs], tid[k])
         self._tunnels.append((sel[k], inner[k], stop[k] - inner[k], ltype[k], ids))
 
-    def _tunnel_id(self, batch: FrameBatch, sel: np.ndarray, tkind: np.ndarray, ver: int, addrs: list[np.ndarray],
-                   tid: np.ndarray) -> np.ndarray:
+    def _tunnel_id(
+        self,
+        batch: FrameBatch,
+        sel: np.ndarray,
+        tkind: np.ndarray,
+        ver: int,
+        addrs: list[np.ndarray],
+        tid: np.ndarray,
+    ) -> np.ndarray:
         """Intern each packet's encapsulation (parent, kind, outer addresses, VNI/key/session)
         and return the ids; one Python step per distinct tunnel in the batch, not per packet."""
-        parent = self._cur_parent[sel] if self._cur_parent is not None else np.zeros(sel.shape[0], dtype=I64)
-        cols = [parent.astype(U64), tkind.astype(U64), *(a.astype(U64) for a in addrs), (tid + 1).astype(U64)]
+        parent = (
+            self._cur_parent[sel]
+            if self._cur_parent is not None
+            else np.zeros(sel.shape[0], dtype=I64)
+        )
+        cols = [
+            parent.astype(U64),
+            tkind.astype(U64),
+            *(a.astype(U64) for a in addrs),
+            (tid + 1).astype(U64),
+        ]
         keys = np.stack(cols, axis=1)
         uniq, inv = np.unique(keys, axis=0, return_inverse=True)
         out = np.empty(uniq.shape[0], dtype=I64)
@@ -685,7 +839,9 @@ class Decoder:
                 label = _TUNNEL_ID_LABEL.get(kd)
                 extra = f" {label}={tv - 1}" if label and tv else ""
                 t = len(self._tunnel_layers)
-                self._tunnel_layers.append((par, name, _addr_text(ver, shi, slo), _addr_text(ver, dhi, dlo), extra))
+                self._tunnel_layers.append(
+                    (par, name, _addr_text(ver, shi, slo), _addr_text(ver, dhi, dlo), extra)
+                )
                 self._tunnel_ids[key] = t
             out[r] = t
         return out[inv.reshape(-1)]
@@ -697,13 +853,19 @@ class Decoder:
         t = self._overflow_ids.get(key)
         if t is None:
             if not self._overflow_ids:
-                self.anomalies.append(DecodeAnomaly(
-                    frame, ts, "tunnel_table_full",
-                    f"more than {self.max_tunnels} distinct tunnels (MAX_TUNNELS): further new ones "
-                    "are named by kind only in tunnel_parents",
-                ))
+                self.anomalies.append(
+                    DecodeAnomaly(
+                        frame,
+                        ts,
+                        "tunnel_table_full",
+                        f"more than {self.max_tunnels} distinct tunnels (MAX_TUNNELS): further new ones "
+                        "are named by kind only in tunnel_parents",
+                    )
+                )
             t = len(self._tunnel_layers)
-            self._tunnel_layers.append((0, name, "?", "?", f" (more than {self.max_tunnels} tunnels)"))
+            self._tunnel_layers.append(
+                (0, name, "?", "?", f" (more than {self.max_tunnels} tunnels)")
+            )
             self._overflow_ids[key] = t
         return t
 
@@ -719,8 +881,12 @@ class Decoder:
             tunnel = parent
         return " / ".join(reversed(layers))
 
-    def _decode_tunnels(self, u8: np.ndarray, batch: FrameBatch, data: bytes | bytearray | memoryview,
-                        ) -> list[dict[str, np.ndarray]]:
+    def _decode_tunnels(
+        self,
+        u8: np.ndarray,
+        batch: FrameBatch,
+        data: bytes | bytearray | memoryview,
+    ) -> list[dict[str, np.ndarray]]:
         """Decode the inner frames noted by ``_ip_tunnels`` as frames of their link type."""
         found, self._tunnels = self._tunnels, []
         idx = np.concatenate([f[0] for f in found])
@@ -729,8 +895,13 @@ class Decoder:
         ltype = np.concatenate([f[3] for f in found])
         tids = np.concatenate([f[4] for f in found])
         sub = FrameBatch(
-            data=data, offset=off, caplen=length, wirelen=length, ts_ns=batch.ts_ns[idx],
-            linktype=ltype, frame_no=batch.frame_no[idx],
+            data=data,
+            offset=off,
+            caplen=length,
+            wirelen=length,
+            ts_ns=batch.ts_ns[idx],
+            linktype=ltype,
+            frame_no=batch.frame_no[idx],
         )
         self.stats.tunnelled += idx.shape[0]
         self._cur_parent = tids
@@ -778,7 +949,9 @@ class Decoder:
                 DecodeAnomaly(int(batch.frame_no[i]), int(batch.ts_ns[i]), kind, detail)
             )
 
-    def _fragments(self, batch, sel, p, e, ihl, tot, ffo, proto, src, dst, frag, extra, base) -> None:  # noqa: ANN001
+    def _fragments(
+        self, batch, sel, p, e, ihl, tot, ffo, proto, src, dst, frag, extra, base
+    ) -> None:  # noqa: ANN001
         data = batch.data
         for j in np.nonzero(frag)[0].tolist():
             i = int(sel[j])
@@ -786,11 +959,20 @@ class Decoder:
             start = int(p[j] + ihl[j])
             stop = int(min(p[j] + tot[j], e[j]))
             ip_id = (data[int(p[j]) + 4] << 8) | data[int(p[j]) + 5]
-            key = (int(src[j]).to_bytes(4, "big"), int(dst[j]).to_bytes(4, "big"), int(proto[j]), ip_id)
+            key = (
+                int(src[j]).to_bytes(4, "big"),
+                int(dst[j]).to_bytes(4, "big"),
+                int(proto[j]),
+                ip_id,
+            )
             ts = float(batch.ts_ns[i]) / 1e9
             self.defrag.expire(ts)
             whole = self.defrag.add(
-                key, int(ffo[j] & 0x1FFF) * 8, bool(ffo[j] & 0x2000), bytes(data[start:stop]), ts,
+                key,
+                int(ffo[j] & 0x1FFF) * 8,
+                bool(ffo[j] & 0x2000),
+                bytes(data[start:stop]),
+                ts,
                 int(batch.frame_no[i]),
             )
             self._drain_frag_anomalies()
@@ -811,11 +993,20 @@ class Decoder:
             fo_m = (data[fa + 2] << 8) | data[fa + 3]
             ident = bytes(data[fa + 4 : fa + 8])
             pj = int(p[j])
-            key = (bytes(data[pj + 8 : pj + 24]), bytes(data[pj + 24 : pj + 40]), data[fa], int.from_bytes(ident, "big"))
+            key = (
+                bytes(data[pj + 8 : pj + 24]),
+                bytes(data[pj + 24 : pj + 40]),
+                data[fa],
+                int.from_bytes(ident, "big"),
+            )
             ts = float(batch.ts_ns[i]) / 1e9
             self.defrag.expire(ts)
             whole = self.defrag.add(
-                key, (fo_m & 0xFFF8), bool(fo_m & 1), bytes(data[fa + 8 : int(min(ip_end[j], e[j]))]), ts,
+                key,
+                (fo_m & 0xFFF8),
+                bool(fo_m & 1),
+                bytes(data[fa + 8 : int(min(ip_end[j], e[j]))]),
+                ts,
                 int(batch.frame_no[i]),
             )
             self._drain_frag_anomalies()
@@ -866,7 +1057,9 @@ class Decoder:
                 r["frame_idx"] = idx[r["frame_idx"]]
                 out.append(r)
             # Tunnels in reassembled datagrams index into ``sub``: map them to the batch.
-            self._tunnels[before:] = [(idx[i], o, n, t, ti) for i, o, n, t, ti in self._tunnels[before:]]
+            self._tunnels[before:] = [
+                (idx[i], o, n, t, ti) for i, o, n, t, ti in self._tunnels[before:]
+            ]
         return out
 
 
@@ -893,10 +1086,14 @@ def _nflog_payload(data: bytes | bytearray | memoryview, start: int, end: int) -
     return -1, 0
 
 
-def _assemble(data: bytes | bytearray | memoryview, rows: list[dict[str, np.ndarray]]) -> TcpPackets:
+def _assemble(
+    data: bytes | bytearray | memoryview, rows: list[dict[str, np.ndarray]]
+) -> TcpPackets:
     names = [f for f in TcpPackets.__dataclass_fields__ if f != "data"]
     if not rows:
-        return TcpPackets(data, *[np.zeros(0, dtype=U64 if n.endswith(("_hi", "_lo")) else I64) for n in names])
+        return TcpPackets(
+            data, *[np.zeros(0, dtype=U64 if n.endswith(("_hi", "_lo")) else I64) for n in names]
+        )
     if len(rows) == 1:
         r = rows[0]
         return TcpPackets(data, *[r[n] for n in names])

@@ -25,15 +25,22 @@ if TYPE_CHECKING:
     from pcapan.api import Result
 
 # format name -> file extension; "json" is the older name of "jsonl" (same files).
-FORMATS = {"csv": ".csv", "parquet": ".parquet", "jsonl": ".jsonl", "json": ".jsonl", "zeek": ".log"}
+FORMATS = {
+    "csv": ".csv",
+    "parquet": ".parquet",
+    "jsonl": ".jsonl",
+    "json": ".jsonl",
+    "zeek": ".log",
+}
 MANIFEST = "manifest.json"
 HASH_BLOCK_BYTES = 1 << 20
 # Source names that are not files on disk (standard input).
 _NOT_FILES = ("-", "<stdin>")
 
 
-def write_tables(result: Result, directory: str | os.PathLike[str], fmt: str, *,
-                 safe_csv: bool = False) -> list[Path]:
+def write_tables(
+    result: Result, directory: str | os.PathLike[str], fmt: str, *, safe_csv: bool = False
+) -> list[Path]:
     """Write every table of ``result`` into ``directory`` in format ``fmt``, then manifest.json.
     Returns the paths written (the manifest last)."""
     if fmt not in FORMATS:
@@ -119,8 +126,9 @@ def describe_source(name: str) -> dict[str, Any]:
     return entry
 
 
-def build_manifest(result: Result, fmt: str, entries: dict[str, dict[str, Any]], *,
-                   safe_csv: bool = False) -> dict[str, Any]:
+def build_manifest(
+    result: Result, fmt: str, entries: dict[str, dict[str, Any]], *, safe_csv: bool = False
+) -> dict[str, Any]:
     return {
         "pcapan_version": __version__,
         "schema_version": SCHEMA_VERSION,

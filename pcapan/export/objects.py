@@ -31,17 +31,46 @@ DECODE_CHUNK_BYTES = 1 << 20
 MAX_DECODED_BYTES = 1 << 30
 
 _EXTENSIONS = {
-    "text/html": ".html", "text/plain": ".txt", "text/css": ".css", "text/javascript": ".js",
-    "application/javascript": ".js", "application/json": ".json", "application/xml": ".xml",
-    "text/xml": ".xml", "image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif",
-    "image/webp": ".webp", "image/svg+xml": ".svg", "image/x-icon": ".ico",
-    "image/vnd.microsoft.icon": ".ico", "application/pdf": ".pdf", "application/zip": ".zip",
-    "application/gzip": ".gz", "font/woff": ".woff", "font/woff2": ".woff2",
-    "application/octet-stream": ".bin", "video/mp4": ".mp4", "audio/mpeg": ".mp3",
+    "text/html": ".html",
+    "text/plain": ".txt",
+    "text/css": ".css",
+    "text/javascript": ".js",
+    "application/javascript": ".js",
+    "application/json": ".json",
+    "application/xml": ".xml",
+    "text/xml": ".xml",
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/gif": ".gif",
+    "image/webp": ".webp",
+    "image/svg+xml": ".svg",
+    "image/x-icon": ".ico",
+    "image/vnd.microsoft.icon": ".ico",
+    "application/pdf": ".pdf",
+    "application/zip": ".zip",
+    "application/gzip": ".gz",
+    "font/woff": ".woff",
+    "font/woff2": ".woff2",
+    "application/octet-stream": ".bin",
+    "video/mp4": ".mp4",
+    "audio/mpeg": ".mp3",
 }
 MANIFEST_FIELDS = (
-    "file", "uid", "trans_depth", "method", "host", "uri", "status_code", "content_type",
-    "content_encoding", "size", "sha256", "body_sha256", "decoded", "partial", "note",
+    "file",
+    "uid",
+    "trans_depth",
+    "method",
+    "host",
+    "uri",
+    "status_code",
+    "content_type",
+    "content_encoding",
+    "size",
+    "sha256",
+    "body_sha256",
+    "decoded",
+    "partial",
+    "note",
 )
 
 
@@ -60,7 +89,9 @@ class BodyWriter:
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ExportError(f"{self.dir}: cannot create output directory ({exc.strerror})") from None
+            raise ExportError(
+                f"{self.dir}: cannot create output directory ({exc.strerror})"
+            ) from None
         self._open: OrderedDict[tuple[str, int], IO[bytes]] = OrderedDict()
         self.parts: dict[tuple[str, int], Path] = {}
 
@@ -86,7 +117,9 @@ class BodyWriter:
             f.close()
         self._open.clear()
 
-    def finish(self, http: pd.DataFrame, *, decode: bool = False, safe_csv: bool = False) -> list[dict[str, object]]:
+    def finish(
+        self, http: pd.DataFrame, *, decode: bool = False, safe_csv: bool = False
+    ) -> list[dict[str, object]]:
         """Name the files after the http table's rows, optionally decode, write manifest.csv.
 
         ``safe_csv`` writes manifest.csv as ``--safe-csv`` writes the tables (captured text with
@@ -112,21 +145,39 @@ class BodyWriter:
             else:
                 part.unlink()
             size, digest = _digest(dest)
-            rows.append({
-                "file": name, "uid": key[0], "trans_depth": key[1], "method": _s(r.method),
-                "host": _s(r.host), "uri": _s(r.uri), "status_code": _s(r.status_code),
-                "content_type": _s(r.content_type), "content_encoding": _s(r.content_encoding),
-                "size": size, "sha256": digest, "body_sha256": _s(r.resp_body_sha256),
-                "decoded": decoded, "partial": bool(r.partial), "note": note,
-            })
+            rows.append(
+                {
+                    "file": name,
+                    "uid": key[0],
+                    "trans_depth": key[1],
+                    "method": _s(r.method),
+                    "host": _s(r.host),
+                    "uri": _s(r.uri),
+                    "status_code": _s(r.status_code),
+                    "content_type": _s(r.content_type),
+                    "content_encoding": _s(r.content_encoding),
+                    "size": size,
+                    "sha256": digest,
+                    "body_sha256": _s(r.resp_body_sha256),
+                    "decoded": decoded,
+                    "partial": bool(r.partial),
+                    "note": note,
+                }
+            )
         for leftover in self.parts.values():  # bodies of rows not in the table (none expected)
             leftover.unlink(missing_ok=True)
         self.parts.clear()
         with open(self.dir / "manifest.csv", "w", newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS)
             w.writeheader()
-            w.writerows(rows if not safe_csv else (
-                {k: safe_text(v) if isinstance(v, str) else v for k, v in r.items()} for r in rows))
+            w.writerows(
+                rows
+                if not safe_csv
+                else (
+                    {k: safe_text(v) if isinstance(v, str) else v for k, v in r.items()}
+                    for r in rows
+                )
+            )
         return rows
 
 

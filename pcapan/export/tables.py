@@ -71,11 +71,17 @@ def _cells(s: pd.Series, dtype: str, safe: bool) -> pd.Series:
         ns = pd.to_datetime(s, utc=True).dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
         text = np.char.add(np.datetime_as_string(ns, unit="ns"), "Z").astype(object)
     elif dtype == FLOAT:
-        text = np.array([repr(float(v)) for v in s.to_numpy(dtype="float64", na_value=np.nan)], dtype=object)
+        text = np.array(
+            [repr(float(v)) for v in s.to_numpy(dtype="float64", na_value=np.nan)], dtype=object
+        )
     elif dtype == INT:
-        text = np.array([str(v) for v in s.astype("Int64").fillna(0).to_numpy(dtype="int64")], dtype=object)
+        text = np.array(
+            [str(v) for v in s.astype("Int64").fillna(0).to_numpy(dtype="int64")], dtype=object
+        )
     elif dtype == BOOL:
-        text = np.where(s.astype("boolean").fillna(False).to_numpy(dtype=bool), "True", "False").astype(object)
+        text = np.where(
+            s.astype("boolean").fillna(False).to_numpy(dtype=bool), "True", "False"
+        ).astype(object)
     else:
         t = s.astype("string").fillna("")
         if safe:
@@ -92,7 +98,9 @@ def safe_text(value: str) -> str:
     return SAFE_PREFIX + text if text.startswith(SAFE_TRIGGERS) else text
 
 
-def write_csv(df: pd.DataFrame, path: str | os.PathLike[str], table: str, *, safe: bool = False) -> None:
+def write_csv(
+    df: pd.DataFrame, path: str | os.PathLike[str], table: str, *, safe: bool = False
+) -> None:
     """Write one table as CSV (see the module doc for the cell format)."""
     cols = columns_of(table)
     cells = [_cells(df[c.name], c.dtype, safe).tolist() for c in cols]
@@ -140,12 +148,16 @@ def read_csv(path: str | os.PathLike[str], table: str, *, safe: bool = False) ->
         elif c.dtype == FLOAT:
             out[c.name] = pd.Series(text.where(~na, "nan").to_numpy(dtype=object).astype("float64"))
         elif c.dtype == INT:
-            out[c.name] = pd.Series(pd.array([None if v is None else int(v) for v in text], dtype=INT))
+            out[c.name] = pd.Series(
+                pd.array([None if v is None else int(v) for v in text], dtype=INT)
+            )
         elif c.dtype == BOOL:
-            out[c.name] = pd.Series(pd.array(text.map({"True": True, "False": False}).where(~na, None), dtype=BOOL))
+            out[c.name] = pd.Series(
+                pd.array(text.map({"True": True, "False": False}).where(~na, None), dtype=BOOL)
+            )
         else:
             s = text
             if safe:
-                s = s.where(~s.str.startswith(SAFE_PREFIX, na=False), s.str[len(SAFE_PREFIX):])
+                s = s.where(~s.str.startswith(SAFE_PREFIX, na=False), s.str[len(SAFE_PREFIX) :])
             out[c.name] = pd.Series(pd.array(s.where(~na, None), dtype=STR))
     return pd.DataFrame(out, columns=[c.name for c in cols]).reset_index(drop=True)

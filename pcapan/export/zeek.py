@@ -77,82 +77,121 @@ _ID = (
 )
 _UNSET = "unset (pcapan does not compute it)"
 
-CONN = ZeekLogSpec("conn", "connections", (
-    *_ID,
-    _copy("proto", "enum", "proto"),
-    ZeekField("service", "string", "service, with tls spelled ssl as Zeek does; unset when none"),
-    ZeekField("duration", "interval", "duration_s; unset (with orig_bytes, resp_bytes) when 0, as Zeek"),
-    _copy("orig_bytes", "count", "orig_bytes"),
-    _copy("resp_bytes", "count", "resp_bytes"),
-    _copy("conn_state", "string", "conn_state"),
-    ZeekField("local_orig", "bool", "unset (Zeek sets it only with Site::local_nets)"),
-    ZeekField("local_resp", "bool", "unset (Zeek sets it only with Site::local_nets)"),
-    _copy("missed_bytes", "count", "missed_bytes"),
-    _copy("history", "string", "history"),
-    _copy("orig_pkts", "count", "orig_pkts"),
-    _copy("orig_ip_bytes", "count", "orig_ip_bytes"),
-    _copy("resp_pkts", "count", "resp_pkts"),
-    _copy("resp_ip_bytes", "count", "resp_ip_bytes"),
-    ZeekField("tunnel_parents", "set[string]", "tunnel_parents: the tunnels as described there (pcapan has no rows for the tunnels themselves, so no uids); unset when none"),
-    ZeekField("ip_proto", "count", "6 (TCP)"),
-    ZeekField("community_id", "string", "community_id (Zeek's policy/protocols/conn/community-id-logging)", "community_id"),
-), latin1=False)
+CONN = ZeekLogSpec(
+    "conn",
+    "connections",
+    (
+        *_ID,
+        _copy("proto", "enum", "proto"),
+        ZeekField(
+            "service", "string", "service, with tls spelled ssl as Zeek does; unset when none"
+        ),
+        ZeekField(
+            "duration",
+            "interval",
+            "duration_s; unset (with orig_bytes, resp_bytes) when 0, as Zeek",
+        ),
+        _copy("orig_bytes", "count", "orig_bytes"),
+        _copy("resp_bytes", "count", "resp_bytes"),
+        _copy("conn_state", "string", "conn_state"),
+        ZeekField("local_orig", "bool", "unset (Zeek sets it only with Site::local_nets)"),
+        ZeekField("local_resp", "bool", "unset (Zeek sets it only with Site::local_nets)"),
+        _copy("missed_bytes", "count", "missed_bytes"),
+        _copy("history", "string", "history"),
+        _copy("orig_pkts", "count", "orig_pkts"),
+        _copy("orig_ip_bytes", "count", "orig_ip_bytes"),
+        _copy("resp_pkts", "count", "resp_pkts"),
+        _copy("resp_ip_bytes", "count", "resp_ip_bytes"),
+        ZeekField(
+            "tunnel_parents",
+            "set[string]",
+            "tunnel_parents: the tunnels as described there (pcapan has no rows for the tunnels themselves, so no uids); unset when none",
+        ),
+        ZeekField("ip_proto", "count", "6 (TCP)"),
+        ZeekField(
+            "community_id",
+            "string",
+            "community_id (Zeek's policy/protocols/conn/community-id-logging)",
+            "community_id",
+        ),
+    ),
+    latin1=False,
+)
 
-HTTP = ZeekLogSpec("http", "http", (
-    *_ID,
-    _copy("trans_depth", "count", "trans_depth"),
-    _copy("method", "string", "method"),
-    _copy("host", "string", "host"),
-    _copy("uri", "string", "uri"),
-    _copy("referrer", "string", "referrer"),
-    _copy("version", "string", "version"),
-    _copy("user_agent", "string", "user_agent"),
-    ZeekField("origin", "string", _UNSET),
-    _copy("request_body_len", "count", "request_body_len"),
-    _copy("response_body_len", "count", "response_body_len"),
-    _copy("status_code", "count", "status_code"),
-    _copy("status_msg", "string", "status_msg"),
-    ZeekField("info_code", "count", "the last of info_codes"),
-    ZeekField("info_msg", "string", _UNSET),
-    ZeekField("tags", "set[enum]", "always empty"),
-    ZeekField("username", "string", _UNSET),
-    ZeekField("password", "string", _UNSET),
-    ZeekField("proxied", "set[string]", _UNSET),
-    ZeekField("orig_fuids", "vector[string]", _UNSET),
-    ZeekField("orig_filenames", "vector[string]", _UNSET),
-    ZeekField("orig_mime_types", "vector[string]", _UNSET),
-    ZeekField("resp_fuids", "vector[string]", _UNSET),
-    ZeekField("resp_filenames", "vector[string]", _UNSET),
-    ZeekField("resp_mime_types", "vector[string]", _UNSET),
-), latin1=False)
+HTTP = ZeekLogSpec(
+    "http",
+    "http",
+    (
+        *_ID,
+        _copy("trans_depth", "count", "trans_depth"),
+        _copy("method", "string", "method"),
+        _copy("host", "string", "host"),
+        _copy("uri", "string", "uri"),
+        _copy("referrer", "string", "referrer"),
+        _copy("version", "string", "version"),
+        _copy("user_agent", "string", "user_agent"),
+        ZeekField("origin", "string", _UNSET),
+        _copy("request_body_len", "count", "request_body_len"),
+        _copy("response_body_len", "count", "response_body_len"),
+        _copy("status_code", "count", "status_code"),
+        _copy("status_msg", "string", "status_msg"),
+        ZeekField("info_code", "count", "the last of info_codes"),
+        ZeekField("info_msg", "string", _UNSET),
+        ZeekField("tags", "set[enum]", "always empty"),
+        ZeekField("username", "string", _UNSET),
+        ZeekField("password", "string", _UNSET),
+        ZeekField("proxied", "set[string]", _UNSET),
+        ZeekField("orig_fuids", "vector[string]", _UNSET),
+        ZeekField("orig_filenames", "vector[string]", _UNSET),
+        ZeekField("orig_mime_types", "vector[string]", _UNSET),
+        ZeekField("resp_fuids", "vector[string]", _UNSET),
+        ZeekField("resp_filenames", "vector[string]", _UNSET),
+        ZeekField("resp_mime_types", "vector[string]", _UNSET),
+    ),
+    latin1=False,
+)
 
-SSL = ZeekLogSpec("ssl", "tls", (
-    *_ID,
-    _copy("version", "string", "version"),
-    _copy("cipher", "string", "cipher"),
-    _copy("curve", "string", "curve"),
-    _copy("server_name", "string", "server_name"),
-    ZeekField("resumed", "bool", "resumed (F when unknown, Zeek's default)"),
-    ZeekField("last_alert", "string", "the description part of alert (the first alert seen; unset when encrypted)"),
-    _copy("next_protocol", "string", "next_protocol"),
-    ZeekField("established", "bool", "established (F when unknown, Zeek's default)"),
-    ZeekField("ssl_history", "string", _UNSET),
-    ZeekField("cert_chain_fps", "vector[string]", _UNSET),
-    ZeekField("client_cert_chain_fps", "vector[string]", _UNSET),
-    ZeekField("sni_matches_cert", "bool", _UNSET),
-    ZeekField("ja3", "string", "ja3 (the salesforce/ja3 Zeek package's field)", "ja3"),
-    ZeekField("ja3s", "string", "ja3s (the salesforce/ja3 Zeek package's field)", "ja3s"),
-    ZeekField("ja4", "string", "ja4 (the FoxIO JA4 Zeek package's field)", "ja4"),
-), latin1=False)
+SSL = ZeekLogSpec(
+    "ssl",
+    "tls",
+    (
+        *_ID,
+        _copy("version", "string", "version"),
+        _copy("cipher", "string", "cipher"),
+        _copy("curve", "string", "curve"),
+        _copy("server_name", "string", "server_name"),
+        ZeekField("resumed", "bool", "resumed (F when unknown, Zeek's default)"),
+        ZeekField(
+            "last_alert",
+            "string",
+            "the description part of alert (the first alert seen; unset when encrypted)",
+        ),
+        _copy("next_protocol", "string", "next_protocol"),
+        ZeekField("established", "bool", "established (F when unknown, Zeek's default)"),
+        ZeekField("ssl_history", "string", _UNSET),
+        ZeekField("cert_chain_fps", "vector[string]", _UNSET),
+        ZeekField("client_cert_chain_fps", "vector[string]", _UNSET),
+        ZeekField("sni_matches_cert", "bool", _UNSET),
+        ZeekField("ja3", "string", "ja3 (the salesforce/ja3 Zeek package's field)", "ja3"),
+        ZeekField("ja3s", "string", "ja3s (the salesforce/ja3 Zeek package's field)", "ja3s"),
+        ZeekField("ja4", "string", "ja4 (the FoxIO JA4 Zeek package's field)", "ja4"),
+    ),
+    latin1=False,
+)
 
-WEIRD = ZeekLogSpec("weird", "anomalies", (
-    *_ID,
-    _copy("name", "string", "name"),
-    _copy("addl", "string", "addl"),
-    ZeekField("notice", "bool", "F"),
-    ZeekField("peer", "string", _UNSET),
-    ZeekField("source", "string", _UNSET),
-), latin1=False)
+WEIRD = ZeekLogSpec(
+    "weird",
+    "anomalies",
+    (
+        *_ID,
+        _copy("name", "string", "name"),
+        _copy("addl", "string", "addl"),
+        ZeekField("notice", "bool", "F"),
+        ZeekField("peer", "string", _UNSET),
+        ZeekField("source", "string", _UNSET),
+    ),
+    latin1=False,
+)
 
 LOGS: tuple[ZeekLogSpec, ...] = (CONN, HTTP, SSL, WEIRD)
 
@@ -215,7 +254,9 @@ def render(value: Any, ztype: str, *, latin1: bool = False) -> str:
         if not items:
             return EMPTY_FIELD
         return SET_SEPARATOR.join(
-            escape(str(v), latin1=latin1, in_set=True) if inner in ("string", "enum") else render(v, inner)
+            escape(str(v), latin1=latin1, in_set=True)
+            if inner in ("string", "enum")
+            else render(v, inner)
             for v in items
         )
     if ztype == "time":
@@ -245,29 +286,56 @@ def _conn_values(df: pd.DataFrame, _: dict[str, pd.DataFrame]) -> dict[str, list
     n = len(df)
     dur = _col(df, "duration_s")
     positive = [not _is_na(d) and d > 0 for d in dur]
-    service = [None if _is_na(s) or s == "" else ",".join(ZEEK_SERVICE.get(p, p) for p in str(s).split(","))
-               for s in _col(df, "service")]
+    service = [
+        None
+        if _is_na(s) or s == ""
+        else ",".join(ZEEK_SERVICE.get(p, p) for p in str(s).split(","))
+        for s in _col(df, "service")
+    ]
     out = {f.name: _col(df, f.column) for f in CONN.fields if f.column is not None}
-    out.update({
-        "service": service,
-        "duration": [d if p else None for d, p in zip(dur, positive, strict=True)],
-        "orig_bytes": [v if p else None for v, p in zip(_col(df, "orig_bytes"), positive, strict=True)],
-        "resp_bytes": [v if p else None for v, p in zip(_col(df, "resp_bytes"), positive, strict=True)],
-        "local_orig": _none(n), "local_resp": _none(n),
-        "tunnel_parents": [None if _is_na(t) or not t else str(t).split(",") for t in _col(df, "tunnel_parents")],
-        "ip_proto": [IP_PROTO_TCP] * n,
-    })
+    out.update(
+        {
+            "service": service,
+            "duration": [d if p else None for d, p in zip(dur, positive, strict=True)],
+            "orig_bytes": [
+                v if p else None for v, p in zip(_col(df, "orig_bytes"), positive, strict=True)
+            ],
+            "resp_bytes": [
+                v if p else None for v, p in zip(_col(df, "resp_bytes"), positive, strict=True)
+            ],
+            "local_orig": _none(n),
+            "local_resp": _none(n),
+            "tunnel_parents": [
+                None if _is_na(t) or not t else str(t).split(",")
+                for t in _col(df, "tunnel_parents")
+            ],
+            "ip_proto": [IP_PROTO_TCP] * n,
+        }
+    )
     return out
 
 
 def _http_values(df: pd.DataFrame, _: dict[str, pd.DataFrame]) -> dict[str, list[Any]]:
     n = len(df)
     out = {f.name: _col(df, f.column) for f in HTTP.fields if f.column is not None}
-    out["info_code"] = [None if _is_na(s) or not str(s).strip() else int(str(s).split(",")[-1])
-                        for s in _col(df, "info_codes")]
+    out["info_code"] = [
+        None if _is_na(s) or not str(s).strip() else int(str(s).split(",")[-1])
+        for s in _col(df, "info_codes")
+    ]
     out["tags"] = [[] for _ in range(n)]
-    for name in ("origin", "info_msg", "username", "password", "proxied", "orig_fuids", "orig_filenames",
-                 "orig_mime_types", "resp_fuids", "resp_filenames", "resp_mime_types"):
+    for name in (
+        "origin",
+        "info_msg",
+        "username",
+        "password",
+        "proxied",
+        "orig_fuids",
+        "orig_filenames",
+        "orig_mime_types",
+        "resp_fuids",
+        "resp_filenames",
+        "resp_mime_types",
+    ):
         out[name] = _none(n)
     return out
 
@@ -277,8 +345,10 @@ def _ssl_values(df: pd.DataFrame, _: dict[str, pd.DataFrame]) -> dict[str, list[
     out = {f.name: _col(df, f.column) for f in SSL.fields if f.column is not None}
     out["resumed"] = [False if _is_na(v) else bool(v) for v in _col(df, "resumed")]
     out["established"] = [False if _is_na(v) else bool(v) for v in _col(df, "established")]
-    out["last_alert"] = [None if _is_na(a) or a == "encrypted" else str(a).split(":", 1)[-1]
-                         for a in _col(df, "alert")]
+    out["last_alert"] = [
+        None if _is_na(a) or a == "encrypted" else str(a).split(":", 1)[-1]
+        for a in _col(df, "alert")
+    ]
     for name in ("ssl_history", "cert_chain_fps", "client_cert_chain_fps", "sni_matches_cert"):
         out[name] = _none(n)
     return out
@@ -288,8 +358,18 @@ def _weird_values(df: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> dict[str
     n = len(df)
     conn = tables["connections"].drop_duplicates("uid").set_index("uid")
     uids = _col(df, "uid")
-    out: dict[str, list[Any]] = {"ts": _col(df, "ts"), "uid": uids, "name": _col(df, "name"), "addl": _col(df, "addl")}
-    for zname, col in (("id.orig_h", "orig_h"), ("id.orig_p", "orig_p"), ("id.resp_h", "resp_h"), ("id.resp_p", "resp_p")):
+    out: dict[str, list[Any]] = {
+        "ts": _col(df, "ts"),
+        "uid": uids,
+        "name": _col(df, "name"),
+        "addl": _col(df, "addl"),
+    }
+    for zname, col in (
+        ("id.orig_h", "orig_h"),
+        ("id.orig_p", "orig_p"),
+        ("id.resp_h", "resp_h"),
+        ("id.resp_p", "resp_p"),
+    ):
         m = conn[col].astype(object).to_dict()
         out[zname] = [None if _is_na(u) else m.get(u) for u in uids]
     out["notice"] = [False] * n
@@ -299,7 +379,10 @@ def _weird_values(df: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> dict[str
 
 
 _VALUES: dict[str, Callable[[pd.DataFrame, dict[str, pd.DataFrame]], dict[str, list[Any]]]] = {
-    "conn": _conn_values, "http": _http_values, "ssl": _ssl_values, "weird": _weird_values,
+    "conn": _conn_values,
+    "http": _http_values,
+    "ssl": _ssl_values,
+    "weird": _weird_values,
 }
 
 
@@ -322,8 +405,13 @@ def header_lines(spec: ZeekLogSpec, open_ns: int | None) -> list[str]:
     ]
 
 
-def write_log(spec: ZeekLogSpec, tables: dict[str, pd.DataFrame], path: str | os.PathLike[str],
-              open_ns: int | None, close_ns: int | None) -> int:
+def write_log(
+    spec: ZeekLogSpec,
+    tables: dict[str, pd.DataFrame],
+    path: str | os.PathLike[str],
+    open_ns: int | None,
+    close_ns: int | None,
+) -> int:
     """Write one Zeek log; returns the number of rows."""
     df = tables[spec.table]
     values = _VALUES[spec.path](df, tables)
@@ -333,8 +421,13 @@ def write_log(spec: ZeekLogSpec, tables: dict[str, pd.DataFrame], path: str | os
             for line in header_lines(spec, open_ns):
                 f.write(line + "\n")
             for row in zip(*columns, strict=True):
-                f.write(SEPARATOR.join(render(v, fld.type, latin1=spec.latin1)
-                                       for v, fld in zip(row, spec.fields, strict=True)) + "\n")
+                f.write(
+                    SEPARATOR.join(
+                        render(v, fld.type, latin1=spec.latin1)
+                        for v, fld in zip(row, spec.fields, strict=True)
+                    )
+                    + "\n"
+                )
             f.write(f"#close{SEPARATOR}{_stamp(close_ns)}\n")
     except OSError as exc:
         raise ExportError(f"{path}: cannot write ({exc.strerror})") from None
@@ -343,4 +436,3 @@ def write_log(spec: ZeekLogSpec, tables: dict[str, pd.DataFrame], path: str | os
 
 def file_name(spec: ZeekLogSpec) -> str:
     return f"{spec.path}.log"
-

@@ -31,7 +31,14 @@ FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 
 # History bits as in Zeek (one per letter and direction; the resp bits are shifted by 16).
 _H_SYN, _H_SYN_ACK, _H_FIN, _H_RST, _H_DATA, _H_ACK, _H_MULTI, _H_FIN_RST = (
-    1, 2, 4, 8, 16, 32, 64, 128,
+    1,
+    2,
+    4,
+    8,
+    16,
+    32,
+    64,
+    128,
 )
 _RSTOS0 = re.compile(r"^\^?S[^HAFGIQ]*R.*")
 
@@ -70,11 +77,40 @@ class Endpoint:
     """
 
     __slots__ = (
-        "state", "prev_state", "stream", "fin_cnt", "rst_cnt", "pkts", "ip_bytes", "mss",
-        "wscale", "sack_ok", "ts_ok", "window", "did_close", "hist_last_syn", "hist_last_fin",
-        "hist_last_rst", "rxmt_cnt", "rxmt_thresh", "zw_cnt", "zw_thresh", "gap_cnt", "gap_thresh",
-        "max_ack_rel", "syn_seen", "first_ts", "last_ts", "zero_window_probes", "peer",
-        "z_start", "z_last", "z_ack", "acks", "ack_front", "ack_hi",
+        "state",
+        "prev_state",
+        "stream",
+        "fin_cnt",
+        "rst_cnt",
+        "pkts",
+        "ip_bytes",
+        "mss",
+        "wscale",
+        "sack_ok",
+        "ts_ok",
+        "window",
+        "did_close",
+        "hist_last_syn",
+        "hist_last_fin",
+        "hist_last_rst",
+        "rxmt_cnt",
+        "rxmt_thresh",
+        "zw_cnt",
+        "zw_thresh",
+        "gap_cnt",
+        "gap_thresh",
+        "max_ack_rel",
+        "syn_seen",
+        "first_ts",
+        "last_ts",
+        "zero_window_probes",
+        "peer",
+        "z_start",
+        "z_last",
+        "z_ack",
+        "acks",
+        "ack_front",
+        "ack_hi",
     )
 
     def __init__(self) -> None:
@@ -120,7 +156,9 @@ class Endpoint:
         self.acks.clear()
         self.ack_front = self.ack_hi = 0
 
-    def ack_event(self, frame_no: int, ack_rel: int, frames: object = None, acks: object = None) -> None:
+    def ack_event(
+        self, frame_no: int, ack_rel: int, frames: object = None, acks: object = None
+    ) -> None:
         # Kept even when a later frame already acked as much: packets folded in per batch come
         # out of capture order, and a gap belongs to the first ACK that revealed it.
         if ack_rel > self.ack_front:
@@ -161,8 +199,10 @@ class Endpoint:
             return 0
         ack = self.z_ack_top()
         if (
-            self.prev_state == SYN_SENT and self.state == RESET
-            and self.peer.state == INACTIVE and ack not in (0, 1)
+            self.prev_state == SYN_SENT
+            and self.state == RESET
+            and self.peer.state == INACTIVE
+            and ack not in (0, 1)
         ):
             return 0  # a half-open connection discovered and aborted
         size = max(self.z_last, ack)
@@ -192,11 +232,33 @@ class Connection:
     """A TCP connection between two endpoints, from first packet to finalisation."""
 
     __slots__ = (
-        "uid", "key", "orig", "resp", "orig_is_a", "start_ns", "last_ns", "history",
-        "_hist_seen", "_hist_pos", "flipped", "partial", "close_reason", "closed_ns", "anomalies",
-        "first_close_ns", "first_close_by", "first_close_flag",
-        "service", "n", "_fkey", "missed_bytes", "_z_partial", "_first_seen",
-        "_last_frame", "_clean_log", "rtt_id",
+        "uid",
+        "key",
+        "orig",
+        "resp",
+        "orig_is_a",
+        "start_ns",
+        "last_ns",
+        "history",
+        "_hist_seen",
+        "_hist_pos",
+        "flipped",
+        "partial",
+        "close_reason",
+        "closed_ns",
+        "anomalies",
+        "first_close_ns",
+        "first_close_by",
+        "first_close_flag",
+        "service",
+        "n",
+        "_fkey",
+        "missed_bytes",
+        "_z_partial",
+        "_first_seen",
+        "_last_frame",
+        "_clean_log",
+        "rtt_id",
     )
 
     def __init__(self, uid: str, key: FlowKey, orig_is_a: bool, start_ns: int, n: int) -> None:
@@ -316,8 +378,10 @@ class Connection:
         # The reassembler's sequence space (what the parsers see).
         st = ep.stream
         if syn:
-            if not st.started or (ep.state in (INACTIVE, ESTABLISHED, PARTIAL) and st.rel(seq) != 0) or (
-                ep.state == RESET and ep.prev_state == INACTIVE
+            if (
+                not st.started
+                or (ep.state in (INACTIVE, ESTABLISHED, PARTIAL) and st.rel(seq) != 0)
+                or (ep.state == RESET and ep.prev_state == INACTIVE)
             ):
                 ep.reanchor(seq)
             ep.syn_seen = True
@@ -338,7 +402,9 @@ class Connection:
         ):
             ep.z_init(seq, seg_len)
         z_last = ep.z_last
-        rel_seq = z_last + ((seq - ep.z_start - z_last + _HALF) & _M32) - _HALF  # ep.z_rel(seq, z_last)
+        rel_seq = (
+            z_last + ((seq - ep.z_start - z_last + _HALF) & _M32) - _HALF
+        )  # ep.z_rel(seq, z_last)
         # History (Zeek's update_history).
         bits = (1 if syn else 0) + (1 if fin else 0) + (1 if rst else 0)
         if bits > 1:
@@ -349,11 +415,17 @@ class Connection:
         elif bits == 1:
             if syn:
                 code = "H" if has_ack else "S"
-                if self._check(frame_no, _H_SYN_ACK if has_ack else _H_SYN, code, is_orig) and rel_seq != ep.hist_last_syn:
+                if (
+                    self._check(frame_no, _H_SYN_ACK if has_ack else _H_SYN, code, is_orig)
+                    and rel_seq != ep.hist_last_syn
+                ):
                     self._add(frame_no, code, is_orig)
                 ep.hist_last_syn = rel_seq
             if fin:
-                if self._check(frame_no, _H_FIN, "F", is_orig) and rel_seq + length != ep.hist_last_fin:
+                if (
+                    self._check(frame_no, _H_FIN, "F", is_orig)
+                    and rel_seq + length != ep.hist_last_fin
+                ):
                     self._add(frame_no, "F", is_orig)
                 ep.hist_last_fin = rel_seq + length
             if rst:
@@ -436,9 +508,20 @@ class Connection:
             if fin:
                 st.segment((data_seq + data_len) & _M32, None, 0, ts_ns, fin=True)
         elif data_len or fin:
-            kind = st.segment(data_seq, payload if (payload is not None and st.sink is not None) else None, data_len, ts_ns, fin=bool(fin))
+            kind = st.segment(
+                data_seq,
+                payload if (payload is not None and st.sink is not None) else None,
+                data_len,
+                ts_ns,
+                fin=bool(fin),
+            )
         if kind == "after_fin":
-            self.note(frame_no, ts_ns, "data_after_fin", f"{data_len} bytes after the FIN's sequence number")
+            self.note(
+                frame_no,
+                ts_ns,
+                "data_after_fin",
+                f"{data_len} bytes after the FIN's sequence number",
+            )
         if flags & (SYN | FIN | RST) or ep.state == INACTIVE:
             # Only these can change a state (Zeek's UpdateStateMachine).
             self._state(ep, peer, is_orig, flags, length, seq, frame_no)
@@ -463,7 +546,10 @@ class Connection:
         at the end of a batch because the engine folds some packets in out of capture order.
         """
         o, r = self.orig, self.resp
-        if max(o.ack_hi, o.max_ack_rel) <= o.stream.next_rel and max(r.ack_hi, r.max_ack_rel) <= r.stream.next_rel:
+        if (
+            max(o.ack_hi, o.max_ack_rel) <= o.stream.next_rel
+            and max(r.ack_hi, r.max_ack_rel) <= r.stream.next_rel
+        ):
             # Nothing acknowledged that the reassemblers do not have: no gap.
             for ep in (o, r):
                 if ep.acks:
@@ -472,7 +558,11 @@ class Connection:
             return
         for ep in (o, r):
             # Acks the engine folded straight into max_ack_rel (runs of in-order segments).
-            if ep.state != INACTIVE and ep.stream.started and ep.max_ack_rel > max(ep.ack_front, ep.ack_hi):
+            if (
+                ep.state != INACTIVE
+                and ep.stream.started
+                and ep.max_ack_rel > max(ep.ack_front, ep.ack_hi)
+            ):
                 ep.ack_event(self._last_frame, ep.max_ack_rel)
         events = sorted(
             [(e[0], 0, e) for e in self.orig.acks] + [(e[0], 1, e) for e in self.resp.acks],
@@ -502,7 +592,16 @@ class Connection:
                 for _ in range(n):
                     self._scaled(frame_no, ep, "gap", "G", side == 0)
 
-    def _state(self, ep: Endpoint, peer: Endpoint, is_orig: bool, flags: int, length: int, seq: int, frame_no: int) -> None:
+    def _state(
+        self,
+        ep: Endpoint,
+        peer: Endpoint,
+        is_orig: bool,
+        flags: int,
+        length: int,
+        seq: int,
+        frame_no: int,
+    ) -> None:
         """Zeek's UpdateStateMachine, without the events."""
         syn, fin, rst, has_ack = flags & SYN, flags & FIN, flags & RST, flags & ACK
         s = ep.state
@@ -566,8 +665,16 @@ class Connection:
         return o == RESET or r == RESET or (o == CLOSED and r == CLOSED)
 
     def pure_acks(
-        self, is_orig: bool, count: int, ip_bytes: int, first_ts: int, last_ts: int, max_ack: int,
-        first_frame: int, frames: object | None = None, acks: object | None = None,
+        self,
+        is_orig: bool,
+        count: int,
+        ip_bytes: int,
+        first_ts: int,
+        last_ts: int,
+        max_ack: int,
+        first_frame: int,
+        frames: object | None = None,
+        acks: object | None = None,
     ) -> None:
         """Fold in pure ACKs (no SYN/FIN/RST, no payload, non-zero window) seen in one batch.
 
@@ -603,9 +710,22 @@ class Connection:
             peer.max_ack_rel = max_ack
         peer.ack_event(first_frame, max_ack, frames, acks)
 
-    def bulk_data(self, is_orig: bool, *, count: int, nbytes: int, ip_bytes: int, last_ts: int,
-                  last_win: int, first_frame: int, first_seq: int, future: bool = False, ts_ns: int = 0,
-                  delivered: bool = False, payload: bytes | None = None) -> None:
+    def bulk_data(
+        self,
+        is_orig: bool,
+        *,
+        count: int,
+        nbytes: int,
+        ip_bytes: int,
+        last_ts: int,
+        last_win: int,
+        first_frame: int,
+        first_seq: int,
+        future: bool = False,
+        ts_ns: int = 0,
+        delivered: bool = False,
+        payload: bytes | None = None,
+    ) -> None:
         """Fold in a run of contiguous data segments (ACK set, no SYN/FIN/RST, non-zero window)
         starting at ``first_seq``: either exactly where the stream stands, or (``future``)
         beyond a hole and beyond everything seen; the engine checked which. ``delivered``: the
@@ -663,7 +783,9 @@ class Connection:
         o_inactive = os_ in (INACTIVE, PARTIAL)
         r_inactive = rs in (INACTIVE, PARTIAL)
         if rs == RESET:
-            if os_ in (SYN_SENT, SYN_ACK_SENT) or (os_ == RESET and self.orig.size() == 0 and self.resp.size() == 0):
+            if os_ in (SYN_SENT, SYN_ACK_SENT) or (
+                os_ == RESET and self.orig.size() == 0 and self.resp.size() == 0
+            ):
                 return "REJ"
             return "RSTRH" if o_inactive else "RSTR"
         if os_ == RESET:

@@ -257,7 +257,9 @@ def replay_packets(items: list[tuple[FlowKeyTuple, HalfOpen]]) -> TcpPackets:
             toff = len(buf)
             buf += bytes(20)  # (the fixed header: its fields are in the columns)
             buf += syn[_SYN.size :]
-            rows.append((fno, t, ho.ipver, *ports, seq, fl, win, toff, thl, toff + thl, ocap, ipl, tun))
+            rows.append(
+                (fno, t, ho.ipver, *ports, seq, fl, win, toff, thl, toff + thl, ocap, ipl, tun)
+            )
             addrs.append(addr)
     c = np.ascontiguousarray(np.array(rows, dtype=np.int64).reshape(-1, 14).T)
     h = np.ascontiguousarray(np.array(addrs, dtype=np.uint64).reshape(-1, 4).T)

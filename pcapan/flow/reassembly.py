@@ -130,7 +130,14 @@ class Reassembler:
         self._ref_rel = self.next_rel
 
     # -- input ---------------------------------------------------------------------------------
-    def segment(self, seq: int, payload: bytes | memoryview | None, length: int, ts_ns: int, fin: bool = False) -> str:
+    def segment(
+        self,
+        seq: int,
+        payload: bytes | memoryview | None,
+        length: int,
+        ts_ns: int,
+        fin: bool = False,
+    ) -> str:
         """Add a segment carrying ``length`` bytes starting at 32-bit ``seq``.
 
         ``payload`` is ``None`` in sequence-only mode (no sink). Returns how the segment was
@@ -181,7 +188,11 @@ class Reassembler:
             return "retx"
         conflict = False
         if start < self.next_rel:
-            conflict = self._compare_tail(start, self.next_rel, payload[: self.next_rel - start] if payload is not None else None)
+            conflict = self._compare_tail(
+                start,
+                self.next_rel,
+                payload[: self.next_rel - start] if payload is not None else None,
+            )
             if payload is not None:
                 payload = payload[self.next_rel - start :]
             start = self.next_rel
@@ -230,7 +241,9 @@ class Reassembler:
         if nbytes <= 0:
             return
         if self.sink is not None or self._ooo or self.fin_rel is not None or not self.started:
-            raise ValueError("advance() needs a started, sink-less stream with nothing buffered and no FIN")
+            raise ValueError(
+                "advance() needs a started, sink-less stream with nothing buffered and no FIN"
+            )
         self._deliver(self.next_rel, self.next_rel + nbytes, None, 0)
         if self.next_rel > self.max_end:
             self.max_end = self.next_rel
@@ -243,7 +256,9 @@ class Reassembler:
         come in one call per group of whole segments, with the last one's timestamp. The sink
         may detach itself on the way."""
         if self._ooo or self.fin_rel is not None or not self.started:
-            raise ValueError("deliver_run() needs a started stream with nothing buffered and no FIN")
+            raise ValueError(
+                "deliver_run() needs a started stream with nothing buffered and no FIN"
+            )
         pos = self.next_rel
         self.delivered += sum(lens)
         i, count = 0, len(offs)
@@ -352,7 +367,9 @@ class Reassembler:
             self.sink.end(ts_ns)
 
     # -- internals -----------------------------------------------------------------------------
-    def _deliver(self, start: int, end: int, payload: bytes | memoryview | None, ts_ns: int) -> None:
+    def _deliver(
+        self, start: int, end: int, payload: bytes | memoryview | None, ts_ns: int
+    ) -> None:
         self.next_rel = end
         self.delivered += end - start
         sink = self.sink
@@ -367,7 +384,11 @@ class Reassembler:
                 if self.sink is not None:  # the data callback may have detached the sink
                     self.sink.gap(missing, ts_ns)
             else:
-                self._tail = (self._tail + chunk)[-RETX_COMPARE_TAIL_BYTES:] if RETX_COMPARE_TAIL_BYTES else b""
+                self._tail = (
+                    (self._tail + chunk)[-RETX_COMPARE_TAIL_BYTES:]
+                    if RETX_COMPARE_TAIL_BYTES
+                    else b""
+                )
         else:
             # Bytes we did not keep: the tail must always end at next_rel, so start it afresh.
             self._tail = b""
@@ -396,7 +417,9 @@ class Reassembler:
                 p = p[self.next_rel - s :]
             self._deliver(max(s, self.next_rel), e, p, ts_ns)
 
-    def _buffer(self, start: int, end: int, payload: bytes | memoryview | None) -> tuple[bool, bool]:
+    def _buffer(
+        self, start: int, end: int, payload: bytes | memoryview | None
+    ) -> tuple[bool, bool]:
         """Insert the parts of [start, end) not already buffered.
 
         Returns (any byte was new, some already-buffered byte differs from this copy).
@@ -450,7 +473,9 @@ class Reassembler:
             return
         insort(ooo, (s, e, chunk, pieces), key=lambda t: t[0])
 
-    def extend_future(self, start: int, end: int, ts_ns: int, segments: int = 1, payload: bytes | None = None) -> None:
+    def extend_future(
+        self, start: int, end: int, ts_ns: int, segments: int = 1, payload: bytes | None = None
+    ) -> None:
         """Fast path: a contiguous run of segments [start, end) beyond everything seen so far
         (``start >= max_end``, past a hole), with its bytes (``payload``) when there is a sink.
 
@@ -458,11 +483,16 @@ class Reassembler:
         segment, which changes no counter; they are buffered as one range.
         """
         if (
-            (self.sink is not None) != (payload is not None) or self.fin_rel is not None or not self.started
-            or start < self.max_end or start <= self.next_rel
+            (self.sink is not None) != (payload is not None)
+            or self.fin_rel is not None
+            or not self.started
+            or start < self.max_end
+            or start <= self.next_rel
             or (payload is not None and len(payload) != end - start)
         ):
-            raise ValueError("extend_future() needs no FIN, a run beyond a hole, and its bytes if there is a sink")
+            raise ValueError(
+                "extend_future() needs no FIN, a run beyond a hole, and its bytes if there is a sink"
+            )
         self._insert(start, end, payload, segments)
         self.max_end = end
         self._enforce_limits(ts_ns)
@@ -491,7 +521,8 @@ class Reassembler:
 
     def _enforce_limits(self, ts_ns: int) -> None:
         while self._ooo and (
-            self._ooo_bytes > MAX_OOO_BYTES_PER_DIRECTION or self._ooo_pieces > MAX_OOO_SEGMENTS_PER_DIRECTION
+            self._ooo_bytes > MAX_OOO_BYTES_PER_DIRECTION
+            or self._ooo_pieces > MAX_OOO_SEGMENTS_PER_DIRECTION
         ):
             s = self._ooo[0][0]
             if s > self.next_rel:
@@ -506,7 +537,9 @@ class Reassembler:
         lo = max(start, tail_start)
         if lo >= end:
             return False
-        return _differs(payload[lo - start : end - start], self._tail[lo - tail_start : end - tail_start])
+        return _differs(
+            payload[lo - start : end - start], self._tail[lo - tail_start : end - tail_start]
+        )
 
     def _maybe_end(self, ts_ns: int) -> None:
         if (

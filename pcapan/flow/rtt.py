@@ -53,13 +53,26 @@ class RttState:
     state is then a handful of array operations, not loops. Slots of finalised connections are
     reused, so the arrays follow the number of open connections, not of all connections seen."""
 
-    _INT_FIELDS = ("base", "max_ack", "hi_end", "last_ack", "last_win", "dup_acks", "zero_windows", "ts_echoed")
+    _INT_FIELDS = (
+        "base",
+        "max_ack",
+        "hi_end",
+        "last_ack",
+        "last_win",
+        "dup_acks",
+        "zero_windows",
+        "ts_echoed",
+    )
     _INITIAL = {"max_ack": -1, "last_ack": -1, "last_win": -1, "ts_echoed": -1}
 
     def __init__(self) -> None:
         self.known = np.zeros(0, dtype=bool)  # the endpoint has sent a packet (base is set)
-        self.base = np.zeros(0, dtype=np.int64)  # sequence number that relative position 0 stands for
-        self.max_ack = np.zeros(0, dtype=np.int64)  # highest relative acknowledgement of its data seen
+        self.base = np.zeros(
+            0, dtype=np.int64
+        )  # sequence number that relative position 0 stands for
+        self.max_ack = np.zeros(
+            0, dtype=np.int64
+        )  # highest relative acknowledgement of its data seen
         self.hi_end = np.zeros(0, dtype=np.int64)  # highest relative segment end sent
         self.last_ack = np.zeros(0, dtype=np.int64)  # its own last acknowledgement number (32-bit)
         self.last_win = np.zeros(0, dtype=np.int64)  # and window
@@ -68,11 +81,21 @@ class RttState:
         self.ts_echoed = np.zeros(0, dtype=np.int64)  # the last of its TSvals the peer echoed
         # Segments not acknowledged yet (endpoint, relative start and end, time, kind,
         # retransmitted), at most RTT_MAX_PENDING_SEGMENTS per endpoint, in sending order.
-        self.pend: tuple[np.ndarray, ...] = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64),
-                                             np.empty(0, np.int64), np.empty(0, np.int8), np.empty(0, bool))
+        self.pend: tuple[np.ndarray, ...] = (
+            np.empty(0, np.int64),
+            np.empty(0, np.int64),
+            np.empty(0, np.int64),
+            np.empty(0, np.int64),
+            np.empty(0, np.int8),
+            np.empty(0, bool),
+        )
         # TSvals sent and not echoed yet (endpoint, value, time first sent), ascending per
         # endpoint, at most RTT_MAX_PENDING_TSVALS per endpoint.
-        self.tsp: tuple[np.ndarray, ...] = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64))
+        self.tsp: tuple[np.ndarray, ...] = (
+            np.empty(0, np.int64),
+            np.empty(0, np.int64),
+            np.empty(0, np.int64),
+        )
         self._free: list[int] = []  # slots of finalised connections, to reuse
         self._slots = 0  # slots handed out so far
 
@@ -114,8 +137,12 @@ class RttState:
         if conn < 0 or 2 * conn >= self.known.shape[0]:
             return 0, 0, 0, 0
         e = 2 * conn
-        return (int(self.dup_acks[e]), int(self.dup_acks[e + 1]), int(self.zero_windows[e]),
-                int(self.zero_windows[e + 1]))
+        return (
+            int(self.dup_acks[e]),
+            int(self.dup_acks[e + 1]),
+            int(self.zero_windows[e]),
+            int(self.zero_windows[e + 1]),
+        )
 
 
 @dataclass(slots=True)
@@ -142,8 +169,14 @@ class RttSamples:
             out.append(i)
         return np.array(out, dtype=np.int32)
 
-    def add(self, conn: np.ndarray, is_orig: np.ndarray, kind: np.ndarray, ts_ns: np.ndarray,
-            rtt_ns: np.ndarray) -> None:
+    def add(
+        self,
+        conn: np.ndarray,
+        is_orig: np.ndarray,
+        kind: np.ndarray,
+        ts_ns: np.ndarray,
+        rtt_ns: np.ndarray,
+    ) -> None:
         if conn.shape[0]:
             self.conn.append(conn)
             self.is_orig.append(is_orig)
@@ -151,12 +184,22 @@ class RttSamples:
             self.ts_ns.append(ts_ns)
             self.rtt_ns.append(rtt_ns)
 
-    _DTYPES = {"conn": np.int32, "is_orig": bool, "kind": np.int8, "ts_ns": np.int64, "rtt_ns": np.int64}
+    _DTYPES = {
+        "conn": np.int32,
+        "is_orig": bool,
+        "kind": np.int8,
+        "ts_ns": np.int64,
+        "rtt_ns": np.int64,
+    }
 
     def columns(self, names: tuple[str, ...] = tuple(_DTYPES)) -> dict[str, np.ndarray]:
         """The samples as whole columns (only ``names``: each is one copy of every sample)."""
-        return {n: np.concatenate(getattr(self, n)) if getattr(self, n) else np.empty(0, dtype=self._DTYPES[n])
-                for n in names}
+        return {
+            n: np.concatenate(getattr(self, n))
+            if getattr(self, n)
+            else np.empty(0, dtype=self._DTYPES[n])
+            for n in names
+        }
 
     @staticmethod
     def merge(parts: list[RttSamples]) -> RttSamples:
@@ -178,7 +221,9 @@ def _groups(keys: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return starts, np.cumsum(starts) - 1, k[starts]
 
 
-def _exclusive_cummax(values: np.ndarray, group: np.ndarray, starts: np.ndarray, first: np.ndarray) -> np.ndarray:
+def _exclusive_cummax(
+    values: np.ndarray, group: np.ndarray, starts: np.ndarray, first: np.ndarray
+) -> np.ndarray:
     """Per group (sorted, contiguous), the maximum of the values before each element, starting
     from ``first`` (one per group). Values must be below 2**40."""
     offs = group.astype(np.int64) << 41
@@ -189,8 +234,9 @@ def _exclusive_cummax(values: np.ndarray, group: np.ndarray, starts: np.ndarray,
     return prev
 
 
-def timestamps(data: np.ndarray, tcp_off: np.ndarray, thl: np.ndarray,
-               opt_cap: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def timestamps(
+    data: np.ndarray, tcp_off: np.ndarray, thl: np.ndarray, opt_cap: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(present, TSval, TSecr) per segment, for the layouts senders use: NOP NOP TS at the start
     of the options (Linux, BSD, Windows on every non-SYN segment) or TS first. Other layouts are
     read option by option (SYNs mostly). Options cut by the snap length are not read."""
@@ -236,8 +282,12 @@ def timestamps(data: np.ndarray, tcp_off: np.ndarray, thl: np.ndarray,
 
 
 def _u32(data: np.ndarray, p: np.ndarray) -> np.ndarray:
-    return ((data[p].astype(np.int64) << 24) | (data[p + 1].astype(np.int64) << 16)
-            | (data[p + 2].astype(np.int64) << 8) | data[p + 3].astype(np.int64))
+    return (
+        (data[p].astype(np.int64) << 24)
+        | (data[p + 1].astype(np.int64) << 16)
+        | (data[p + 2].astype(np.int64) << 8)
+        | data[p + 3].astype(np.int64)
+    )
 
 
 def _last_per_group(keys: np.ndarray, limit: int) -> np.ndarray:
@@ -250,9 +300,19 @@ def _last_per_group(keys: np.ndarray, limit: int) -> np.ndarray:
     return group_end - np.arange(n) <= limit
 
 
-def batch(samples: RttSamples, state: RttState, sid: np.ndarray, ep: np.ndarray, seq: np.ndarray,
-          ack: np.ndarray, flags: np.ndarray, win: np.ndarray, plen: np.ndarray, ts: np.ndarray,
-          ts_opt: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+def batch(
+    samples: RttSamples,
+    state: RttState,
+    sid: np.ndarray,
+    ep: np.ndarray,
+    seq: np.ndarray,
+    ack: np.ndarray,
+    flags: np.ndarray,
+    win: np.ndarray,
+    plen: np.ndarray,
+    ts: np.ndarray,
+    ts_opt: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> None:
     """One batch, in capture order. ``ep`` is each packet's sending endpoint id (its connection's
     slot in ``state`` times two, plus one for the responder); ``state`` (sized for every slot by
     :meth:`RttState.alloc`) carries every endpoint's bookkeeping from batch to batch; ``sid[slot]``
@@ -313,7 +373,9 @@ def batch(samples: RttSamples, state: RttState, sid: np.ndarray, ep: np.ndarray,
     retx = a_start < prev_hi[:n_a]
     retx[:n_p] = p_retx
     if order.shape[0]:
-        state.hi_end[ug] = np.maximum.reduceat(np.maximum(m_val[order], hi0[group]), np.nonzero(starts)[0])
+        state.hi_end[ug] = np.maximum.reduceat(
+            np.maximum(m_val[order], hi0[group]), np.nonzero(starts)[0]
+        )
 
     # -- acknowledgements ---------------------------------------------------------------------
     tgt_all = ep ^ 1
@@ -325,10 +387,14 @@ def batch(samples: RttSamples, state: RttState, sid: np.ndarray, ep: np.ndarray,
     a_starts, a_group, a_ug = _groups(tgt, a_order)
     max0 = state.max_ack[a_ug]
     prev_max = np.empty(ai.shape[0], dtype=np.int64)
-    prev_max[a_order] = _exclusive_cummax(ack_rel[a_order], a_group, a_starts, max0) if ai.shape[0] else max0[:0]
+    prev_max[a_order] = (
+        _exclusive_cummax(ack_rel[a_order], a_group, a_starts, max0) if ai.shape[0] else max0[:0]
+    )
     new = ack_rel > prev_max
     if ai.shape[0]:
-        state.max_ack[a_ug] = np.maximum.reduceat(np.maximum(ack_rel[a_order], max0[a_group]), np.nonzero(a_starts)[0])
+        state.max_ack[a_ug] = np.maximum.reduceat(
+            np.maximum(ack_rel[a_order], max0[a_group]), np.nonzero(a_starts)[0]
+        )
 
     # Each new acknowledgement looks up the segment of its endpoint ending exactly there.
     comp = (a_ep << _KEY_SHIFT) | a_end
@@ -342,7 +408,9 @@ def batch(samples: RttSamples, state: RttState, sid: np.ndarray, ep: np.ndarray,
     # Equal ends sit in capture order: the first was sent before the acknowledgement and no
     # other one was (a copy sent after it, e.g. a spurious retransmission, does not matter).
     nxt = by_comp[np.minimum(lo + 1, comp_s.shape[0] - 1)] if comp_s.shape[0] else lo
-    one = ((hi - lo) == 1) | (((hi - lo) >= 2) & (a_idx[nxt] > ai[ni]) if comp_s.shape[0] else False)
+    one = ((hi - lo) == 1) | (
+        ((hi - lo) >= 2) & (a_idx[nxt] > ai[ni]) if comp_s.shape[0] else False
+    )
     ok = one & (a_idx[cand] < ai[ni]) if comp_s.shape[0] else one
     ok &= ~retx[cand] if comp_s.shape[0] else ok
     # Karn, the other half: a retransmission of the segment's bytes sent before this
@@ -358,7 +426,9 @@ def batch(samples: RttSamples, state: RttState, sid: np.ndarray, ep: np.ndarray,
             lo_e = int(np.searchsorted(ep_sorted, e, "left"))
             hi_e = int(np.searchsorted(ep_sorted, e, "right"))
             # Segments are at most 64 KiB + a few (TSO captures aside): start the scan there.
-            lo_s = lo_e + int(np.searchsorted(start_sorted[lo_e:hi_e], rs - _MAX_SEGMENT_SPAN, "left"))
+            lo_s = lo_e + int(
+                np.searchsorted(start_sorted[lo_e:hi_e], rs - _MAX_SEGMENT_SPAN, "left")
+            )
             hi_s = lo_e + int(np.searchsorted(start_sorted[lo_e:hi_e], re_, "left"))
             near = s_ord[lo_s:hi_s]
             hit = near[(a_end[near] > rs) & (a_idx[near] < ri)]
@@ -370,22 +440,33 @@ def batch(samples: RttSamples, state: RttState, sid: np.ndarray, ep: np.ndarray,
     if m.shape[0]:
         a_pk = ai[m]
         e_data = tgt[m]
-        samples.add(sid[e_data >> 1], (e_data & 1) == 0, a_kind[c_ok], ts[a_pk], ts[a_pk] - a_ts[c_ok])
+        samples.add(
+            sid[e_data >> 1], (e_data & 1) == 0, a_kind[c_ok], ts[a_pk], ts[a_pk] - a_ts[c_ok]
+        )
 
     # What stays unacknowledged goes on to the next batch (the newest, per endpoint).
     keep = a_end > state.max_ack[a_ep]
     kidx = np.nonzero(keep)[0]
     kidx = kidx[np.argsort(a_ep[kidx], kind="stable")]
     kidx = kidx[_last_per_group(a_ep[kidx], RTT_MAX_PENDING_SEGMENTS)]
-    state.pend = tuple(np.concatenate([r, x[kidx]]) for r, x in zip(rest, (a_ep, a_start, a_end, a_ts, a_kind, retx),
-                                                                     strict=True))
+    state.pend = tuple(
+        np.concatenate([r, x[kidx]])
+        for r, x in zip(rest, (a_ep, a_start, a_end, a_ts, a_kind, retx), strict=True)
+    )
 
     _dup_and_zero(state, ep, ack, flags, win, plen, idx)
     _ts_samples(samples, state, sid, in_batch, ep, ts, flags, ts_opt)
 
 
-def _dup_and_zero(state: RttState, ep: np.ndarray, ack: np.ndarray, flags: np.ndarray, win: np.ndarray,
-                  plen: np.ndarray, idx: np.ndarray) -> None:
+def _dup_and_zero(
+    state: RttState,
+    ep: np.ndarray,
+    ack: np.ndarray,
+    flags: np.ndarray,
+    win: np.ndarray,
+    plen: np.ndarray,
+    idx: np.ndarray,
+) -> None:
     """Wireshark's duplicate ACK (no data, no SYN/FIN/RST, same acknowledgement and window as the
     endpoint's previous ACK, while the peer has data outstanding) and zero window (a window of 0
     outside SYN/FIN/RST)."""
@@ -428,8 +509,16 @@ def _after(value: np.ndarray, mark: np.ndarray) -> np.ndarray:
     return (d >= 1) & (d < (1 << 31))
 
 
-def _ts_samples(samples: RttSamples, state: RttState, sid: np.ndarray, in_batch: np.ndarray, ep: np.ndarray,
-                ts: np.ndarray, flags: np.ndarray, ts_opt: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+def _ts_samples(
+    samples: RttSamples,
+    state: RttState,
+    sid: np.ndarray,
+    in_batch: np.ndarray,
+    ep: np.ndarray,
+    ts: np.ndarray,
+    flags: np.ndarray,
+    ts_opt: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> None:
     """TSval first sent by an endpoint -> the first segment of its peer echoing it in TSecr."""
     present, tsval, tsecr = ts_opt
     pi = np.nonzero(present)[0]
@@ -464,12 +553,21 @@ def _ts_samples(samples: RttSamples, state: RttState, sid: np.ndarray, in_batch:
         ue, efirst = np.unique((tgt[ei] << _KEY_SHIFT) | w[ei], return_index=True)
         echo_at = ei[efirst]
         pos = np.minimum(np.searchsorted(sent, ue), max(sent.shape[0] - 1, 0))
-        ok = (sent[pos] == ue) & (sent_at[pos] < echo_at) if sent.shape[0] else np.zeros(ue.shape[0], bool)
+        ok = (
+            (sent[pos] == ue) & (sent_at[pos] < echo_at)
+            if sent.shape[0]
+            else np.zeros(ue.shape[0], bool)
+        )
         if ok.any():
             data_ep = ue[ok] >> _KEY_SHIFT
             at = t[echo_at[ok]]
-            samples.add(sid[data_ep >> 1], (data_ep & 1) == 0,
-                        np.full(data_ep.shape[0], KIND_TS, dtype=np.int8), at, at - sent_ts[pos[ok]])
+            samples.add(
+                sid[data_ep >> 1],
+                (data_ep & 1) == 0,
+                np.full(data_ep.shape[0], KIND_TS, dtype=np.int8),
+                at,
+                at - sent_ts[pos[ok]],
+            )
         # The last value each endpoint's peer echoed, in capture order.
         te = tgt[ei]
         by_ep = np.argsort(te, kind="stable")
@@ -482,4 +580,6 @@ def _ts_samples(samples: RttSamples, state: RttState, sid: np.ndarray, in_batch:
     pending = (mark[s_ep] < 0) | _after(s_val, mark[s_ep])
     s_ep, s_val, s_ts = s_ep[pending], s_val[pending], sent_ts[pending]
     lastn = _last_per_group(s_ep, RTT_MAX_PENDING_TSVALS)
-    state.tsp = tuple(np.concatenate([r, x[lastn]]) for r, x in zip(rest, (s_ep, s_val, s_ts), strict=True))
+    state.tsp = tuple(
+        np.concatenate([r, x[lastn]]) for r, x in zip(rest, (s_ep, s_val, s_ts), strict=True)
+    )

@@ -26,13 +26,17 @@ def column_array(values: list[Any], dtype: str) -> Any:
     """
     try:
         if dtype == STR:
-            return pd.arrays.ArrowStringArray(pa.chunked_array([pa.array(values, type=pa.large_string())]))
+            return pd.arrays.ArrowStringArray(
+                pa.chunked_array([pa.array(values, type=pa.large_string())])
+            )
         if dtype == INT:
             a = pa.array(values, type=pa.int64())
             return pd.arrays.IntegerArray(a.fill_null(0).to_numpy(), _nulls(a))
         if dtype == BOOL:
             a = pa.array(values, type=pa.bool_())
-            return pd.arrays.BooleanArray(a.fill_null(False).to_numpy(zero_copy_only=False), _nulls(a))
+            return pd.arrays.BooleanArray(
+                a.fill_null(False).to_numpy(zero_copy_only=False), _nulls(a)
+            )
         if dtype == FLOAT:
             return np.array(values, dtype=np.float64)  # None becomes NaN
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
@@ -58,7 +62,9 @@ def to_frame(records: Sequence[Any], columns: tuple[Column, ...]) -> pd.DataFram
             a = pa.array(values, type=pa.int64())
             if a.null_count:
                 # Optional timestamps (an orphan's missing side): NaT where absent.
-                out[col.name] = pd.to_datetime(a.fill_null(_NAT).to_numpy().view("datetime64[ns]"), utc=True)
+                out[col.name] = pd.to_datetime(
+                    a.fill_null(_NAT).to_numpy().view("datetime64[ns]"), utc=True
+                )
             else:
                 out[col.name] = pd.to_datetime(a.to_numpy(), unit="ns", utc=True)
         else:
@@ -78,8 +84,9 @@ def conn_frame(store: ConnColumns, columns: tuple[Column, ...]) -> tuple[pd.Data
     uids = _text_array(*store.buffer("uid"), n)
     ts = np.frombuffer(store.buffer("ts_ns")[0], dtype=np.int64)
     # Stable, as sorted() on (ts_ns, uid) was: equal keys keep their order of finalisation.
-    order = pc.sort_indices(pa.table({"t": pa.array(ts), "u": uids}),
-                            sort_keys=[("t", "ascending"), ("u", "ascending")]).to_numpy()
+    order = pc.sort_indices(
+        pa.table({"t": pa.array(ts), "u": uids}), sort_keys=[("t", "ascending"), ("u", "ascending")]
+    ).to_numpy()
     del ts
     # Often already in order (a SYN scan's flows end as they began): then each buffer becomes
     # its column as it is, without a copy (the store gives them up: ConnColumns.release).
@@ -99,12 +106,17 @@ def conn_frame(store: ConnColumns, columns: tuple[Column, ...]) -> tuple[pd.Data
                 del codes
             if not same:
                 arr = arr.take(order)
-            out[col.name] = (pd.arrays.ArrowStringArray(pa.chunked_array([arr])) if col.dtype == STR
-                             else column_array(arr.to_pylist(), col.dtype))
+            out[col.name] = (
+                pd.arrays.ArrowStringArray(pa.chunked_array([arr]))
+                if col.dtype == STR
+                else column_array(arr.to_pylist(), col.dtype)
+            )
             del arr
         else:
             mask = np.frombuffer(aux, dtype=np.int8).astype(bool) if kind == "q?" else no_nulls
-            vals = np.frombuffer(main, dtype={"q": np.int64, "d": np.float64, "b": np.int8}[kind[0]])
+            vals = np.frombuffer(
+                main, dtype={"q": np.int64, "d": np.float64, "b": np.int8}[kind[0]]
+            )
             if not same:
                 mask, vals = mask[order], vals[order]
             if col.dtype == TS:

@@ -13,13 +13,22 @@ def alpn_counts(tls: pd.DataFrame) -> pd.DataFrame:
     offered = offered[offered != ""].value_counts()
     selected = tls.next_protocol.dropna().astype(str).value_counts()
     names = sorted(set(offered.index) | set(selected.index))
-    return pd.DataFrame({"protocol": names, "offered": [int(offered.get(n, 0)) for n in names],
-                         "selected": [int(selected.get(n, 0)) for n in names]})
+    return pd.DataFrame(
+        {
+            "protocol": names,
+            "offered": [int(offered.get(n, 0)) for n in names],
+            "selected": [int(selected.get(n, 0)) for n in names],
+        }
+    )
 
 
 def resumption_modes(tls: pd.DataFrame) -> pd.Series:
     """Each handshake's mode: its resumption (session_id, ticket, psk), else 'full' when it was
     established and 'not established' for the rest."""
     est = tls.established.fillna(False).astype(bool).to_numpy()
-    mode = np.where(tls.resumption.notna(), tls.resumption.astype(object), np.where(est, "full", "not established"))
+    mode = np.where(
+        tls.resumption.notna(),
+        tls.resumption.astype(object),
+        np.where(est, "full", "not established"),
+    )
     return pd.Series(mode, dtype=object)

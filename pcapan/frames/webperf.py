@@ -31,8 +31,13 @@ from pcapan.frames.schema import CLIENTS, SERVERS
 
 # Expected round trips to the first response byte (the issue's table, RFC 8446 / RFC 5246).
 EXPECTED_RTTS = {
-    "TCP": 2, "TCP+TLS1.2 full": 4, "TCP+TLS1.2 resumed": 3, "TCP+TLS1.3 full": 3, "TCP+TLS1.3 PSK": 3,
-    "TCP+TLS1.3 HRR": 4, "TCP+TLS1.3 0-RTT": 2,
+    "TCP": 2,
+    "TCP+TLS1.2 full": 4,
+    "TCP+TLS1.2 resumed": 3,
+    "TCP+TLS1.3 full": 3,
+    "TCP+TLS1.3 PSK": 3,
+    "TCP+TLS1.3 HRR": 4,
+    "TCP+TLS1.3 0-RTT": 2,
 }
 _NS = 1e9
 
@@ -42,7 +47,9 @@ def _tls_mode(t: pd.DataFrame) -> pd.Series:
     v13 = t.version.fillna("").str.startswith("TLSv13")
     v12 = t.version.fillna("").isin(["TLSv12", "TLSv11", "TLSv10", "SSLv3"])
     mode = pd.Series(pd.NA, index=t.index, dtype="string")
-    mode[v12] = np.where(t.resumed[v12].fillna(False).astype(bool), "TCP+TLS1.2 resumed", "TCP+TLS1.2 full")
+    mode[v12] = np.where(
+        t.resumed[v12].fillna(False).astype(bool), "TCP+TLS1.2 resumed", "TCP+TLS1.2 full"
+    )
     mode[v13] = "TCP+TLS1.3 full"
     mode[v13 & (t.resumption == "psk").fillna(False)] = "TCP+TLS1.3 PSK"
     mode[v13 & t.hello_retry_request.fillna(False).astype(bool)] = "TCP+TLS1.3 HRR"
@@ -90,13 +97,33 @@ def http_columns(http: pd.DataFrame, conns: pd.DataFrame) -> pd.DataFrame:
 
 
 # The http columns the derived timing columns read: the sorted copy holds only these.
-_TIMING = ["uid", "trans_depth", "ts_request_start", "ts_request_end", "ts_response_start", "ts_response_end",
-           "pipelined", "ttfb_s", "status_code"]
+_TIMING = [
+    "uid",
+    "trans_depth",
+    "ts_request_start",
+    "ts_request_end",
+    "ts_response_start",
+    "ts_response_end",
+    "pipelined",
+    "ttfb_s",
+    "status_code",
+]
 
 
 # (and those of the tls and request rows connection_columns reads; copies hold only these)
-_TLS_USED = ["uid", "version", "resumed", "resumption", "hello_retry_request", "early_data_accepted", "handshake_rtts",
-             "ts_client_hello", "ts_handshake_done", "ts_first_request", "ts_first_response"]
+_TLS_USED = [
+    "uid",
+    "version",
+    "resumed",
+    "resumption",
+    "hello_retry_request",
+    "early_data_accepted",
+    "handshake_rtts",
+    "ts_client_hello",
+    "ts_handshake_done",
+    "ts_first_request",
+    "ts_first_response",
+]
 _REQ_USED = ["uid", "pipelined", "pipeline_depth", "request_connection_header"]
 
 
@@ -109,19 +136,31 @@ def connection_columns(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFram
     """The connections table with the budget, reuse and pipelining columns (schema CONN_WEB)."""
     out = conns.copy(deep=False)
     uid = out.uid
-    t = tls.loc[~tls.in_tunnel.fillna(False).astype(bool), _TLS_USED].drop_duplicates("uid").set_index("uid")
+    t = (
+        tls.loc[~tls.in_tunnel.fillna(False).astype(bool), _TLS_USED]
+        .drop_duplicates("uid")
+        .set_index("uid")
+    )
     req = http.loc[http.method.notna(), _REQ_USED]
     g = req.groupby("uid")
     out["requests"] = pd.array(uid.map(g.size()).fillna(0).astype(np.int64), dtype="Int64")
-    first = http.loc[http.trans_depth == 1, ["uid", "ttfb_s", "ts_response_start"]].drop_duplicates("uid").set_index("uid")
+    first = (
+        http.loc[http.trans_depth == 1, ["uid", "ttfb_s", "ts_response_start"]]
+        .drop_duplicates("uid")
+        .set_index("uid")
+    )
 
     # -- the budget ---------------------------------------------------------------------------
     has_tcp = out.initial_rtt_s.notna()
     mode = uid.map(_tls_mode(t)) if len(t) else pd.Series(pd.NA, index=out.index, dtype="string")
     is_tls = _isin(uid, t.index)
-    mode = mode.astype("string").where(is_tls, pd.Series("TCP", index=out.index, dtype="string").where(_isin(uid, first.index)))
+    mode = mode.astype("string").where(
+        is_tls, pd.Series("TCP", index=out.index, dtype="string").where(_isin(uid, first.index))
+    )
     tls_rtts = uid.map(t.handshake_rtts) if len(t) else pd.Series(pd.NA, index=out.index)
-    tls_s = uid.map((t.ts_handshake_done - t.ts_client_hello).dt.total_seconds()) if len(t) else np.nan
+    tls_s = (
+        uid.map((t.ts_handshake_done - t.ts_client_hello).dt.total_seconds()) if len(t) else np.nan
+    )
     # First request and its response: the http row of depth 1, or the TLS application data.
     ttfb_http = uid.map(first.ttfb_s) if len(first) else pd.Series(np.nan, index=out.index)
     nat = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns, UTC]")
@@ -143,13 +182,19 @@ def connection_columns(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFram
     out["budget_rtts"] = n.where(complete, pd.NA).astype("Int64")
     out["budget_expected_rtts"] = mode.map(EXPECTED_RTTS).astype("Int64").where(complete, pd.NA)
     out["budget_tcp_s"] = out.initial_rtt_s.where(complete)
-    out["budget_tls_s"] = pd.Series(tls_s, index=out.index, dtype="float64").where(complete & is_tls)
+    out["budget_tls_s"] = pd.Series(tls_s, index=out.index, dtype="float64").where(
+        complete & is_tls
+    )
     out["budget_ttfb_s"] = ttfb.where(complete)
     out["budget_think_s"] = (ttfb - out.initial_rtt_s).where(complete)
-    out["budget_total_s"] = (resp_start - out.ts).dt.total_seconds().where(complete).astype("float64")
+    out["budget_total_s"] = (
+        (resp_start - out.ts).dt.total_seconds().where(complete).astype("float64")
+    )
     label = mode + ": " + out.budget_rtts.astype("string") + " RTT"
     differs = complete & out.budget_rtts.ne(out.budget_expected_rtts).fillna(False)
-    label = label.where(~differs, label + " (expected " + out.budget_expected_rtts.astype("string") + ")")
+    label = label.where(
+        ~differs, label + " (expected " + out.budget_expected_rtts.astype("string") + ")"
+    )
     out["budget_label"] = label.where(complete).astype("string")
 
     # -- reuse: idle gaps, who closed, how long after the last response -----------------------
@@ -159,27 +204,45 @@ def connection_columns(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFram
     gi = idle.groupby(h.uid)
     out["idle_gap_mean_s"] = uid.map(gi.mean()).astype("float64")
     out["idle_gap_max_s"] = uid.map(gi.max()).astype("float64")
-    last_end = pd.to_datetime(uid.map(h.groupby("uid").ts_response_end.max()), utc=True) if len(h) else nat
-    out["close_after_last_response_s"] = (out.ts_close - last_end).dt.total_seconds().astype("float64")
+    last_end = (
+        pd.to_datetime(uid.map(h.groupby("uid").ts_response_end.max()), utc=True) if len(h) else nat
+    )
+    out["close_after_last_response_s"] = (
+        (out.ts_close - last_end).dt.total_seconds().astype("float64")
+    )
     req_close = req.request_connection_header.fillna("").str.lower().str.contains("close")
     resp_close = http.response_connection_header.fillna("").str.lower().str.contains("close")
     asked_client = _isin(uid, req.uid[req_close])
     asked_server = _isin(uid, http.uid[resp_close])
     cause = pd.Series(pd.NA, index=out.index, dtype="string")
-    flag_by = out.close_flag.astype("string") + "_" + out.closed_by.map({"orig": "client", "resp": "server"}).astype("string")
+    flag_by = (
+        out.close_flag.astype("string")
+        + "_"
+        + out.closed_by.map({"orig": "client", "resp": "server"}).astype("string")
+    )
     cause = cause.where(out.closed_by.isna(), flag_by)
     cause = cause.where(~asked_server, "connection_close_server")
     cause = cause.where(~asked_client, "connection_close_client")
-    cause = cause.where(out.closed_by.notna() | ~out.close_reason.isin(["idle_timeout", "end_of_capture", "evicted"]),
-                        out.close_reason.astype("string"))
+    cause = cause.where(
+        out.closed_by.notna()
+        | ~out.close_reason.isin(["idle_timeout", "end_of_capture", "evicted"]),
+        out.close_reason.astype("string"),
+    )
     out["close_cause"] = cause
 
     # -- pipelining ------------------------------------------------------------------------------
     pipe = req[req.pipelined.fillna(False).astype(bool)]
-    out["pipelined_requests"] = pd.array(uid.map(pipe.groupby("uid").size()).fillna(0).astype(np.int64), dtype="Int64")
+    out["pipelined_requests"] = pd.array(
+        uid.map(pipe.groupby("uid").size()).fillna(0).astype(np.int64), dtype="Int64"
+    )
     out["max_pipeline_depth"] = pd.array(uid.map(g.pipeline_depth.max()), dtype="Int64")
     prev_end = h.ts_response_end.shift().where(same)
-    hol = (prev_end - h.ts_request_end).dt.total_seconds().clip(lower=0).where(h.pipelined.fillna(False).astype(bool) & same)
+    hol = (
+        (prev_end - h.ts_request_end)
+        .dt.total_seconds()
+        .clip(lower=0)
+        .where(h.pipelined.fillna(False).astype(bool) & same)
+    )
     gh = hol.groupby(h.uid)
     out["hol_wait_total_s"] = uid.map(gh.sum(min_count=1)).astype("float64")
     out["hol_wait_max_s"] = uid.map(gh.max()).astype("float64")
@@ -189,7 +252,9 @@ def connection_columns(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFram
     return out
 
 
-def _pipelining(h: pd.DataFrame, same: pd.Series, prev_end: pd.Series, conns: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+def _pipelining(
+    h: pd.DataFrame, same: pd.Series, prev_end: pd.Series, conns: pd.DataFrame
+) -> tuple[pd.Series, pd.Series]:
     """Per connection with answered pipelined requests (``h``: the http rows sorted by uid and
     depth, ``prev_end``: the previous response's end on the same connection):
 
@@ -208,7 +273,11 @@ def _pipelining(h: pd.DataFrame, same: pd.Series, prev_end: pd.Series, conns: pd
     """
     piped = h.pipelined.fillna(False).astype(bool) & same
     gap = (h.ts_response_start - prev_end).dt.total_seconds().where(piped)
-    rsyn = h.uid.map(pd.Series(conns.rtt_syn_s.to_numpy(), index=conns.uid.to_numpy())).astype("float64").fillna(0.0)
+    rsyn = (
+        h.uid.map(pd.Series(conns.rtt_syn_s.to_numpy(), index=conns.uid.to_numpy()))
+        .astype("float64")
+        .fillna(0.0)
+    )
     held = ((prev_end - h.ts_request_end).dt.total_seconds() >= rsyn).fillna(False)
     solo = ~h.pipelined.fillna(False).astype(bool)
     think = (h.ttfb_s - rsyn).clip(lower=0).where(solo)
@@ -228,7 +297,9 @@ def _server_name(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFrame) -> 
     return name.where(name.notna(), conns.uid.map(sni).astype("string")).fillna("")
 
 
-def _max_open_per_group(code: np.ndarray, starts: np.ndarray, ends: np.ndarray, n_groups: int) -> np.ndarray:
+def _max_open_per_group(
+    code: np.ndarray, starts: np.ndarray, ends: np.ndarray, n_groups: int
+) -> np.ndarray:
     """Per group, the most of its intervals open at once (a sweep over starts and ends, an end
     before a start at the same instant)."""
     out = np.zeros(n_groups, dtype=np.int64)
@@ -241,7 +312,9 @@ def _max_open_per_group(code: np.ndarray, starts: np.ndarray, ends: np.ndarray, 
     g, d = g[order], d[order]
     run = np.cumsum(d)
     first = np.r_[True, g[1:] != g[:-1]]
-    base = np.maximum.accumulate(np.where(first, np.r_[0, run[:-1]], 0))  # running total before each group
+    base = np.maximum.accumulate(
+        np.where(first, np.r_[0, run[:-1]], 0)
+    )  # running total before each group
     # (base is right because every group's running sum returns to zero at its end)
     level = run - base
     out[g[first]] = np.maximum.reduceat(level, np.nonzero(first)[0])
@@ -258,7 +331,11 @@ def pairs(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFrame) -> pd.Data
     # HTTPS: application-data exchanges (an estimate of the requests) and, for ALPN h2, when the
     # handshake completed (from then on the client knew it could multiplex; never otherwise).
     t = tls[~tls.in_tunnel.fillna(False).astype(bool)].drop_duplicates("uid").set_index("uid")
-    c["tls_exchanges"] = pd.array(c.uid.map(t.app_exchanges), dtype="Int64") if len(t) else pd.array([pd.NA] * len(c), dtype="Int64")
+    c["tls_exchanges"] = (
+        pd.array(c.uid.map(t.app_exchanges), dtype="Int64")
+        if len(t)
+        else pd.array([pd.NA] * len(c), dtype="Int64")
+    )
     never = np.iinfo(np.int64).max
     if len(t):
         h2 = t.ts_handshake_done[t.next_protocol.eq("h2").fillna(False).astype(bool)].dropna()
@@ -266,11 +343,15 @@ def pairs(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFrame) -> pd.Data
         c["h2_ready"] = np.append(h2.astype("int64").to_numpy(), never)[at]
     else:
         c["h2_ready"] = np.full(len(c), never, dtype=np.int64)
-    c["pair"] = c.groupby(["orig_h", "resp_h", "resp_p", "server_name"], sort=True, dropna=False).ngroup()
+    c["pair"] = c.groupby(
+        ["orig_h", "resp_h", "resp_p", "server_name"], sort=True, dropna=False
+    ).ngroup()
     return c
 
 
-def missed_reuse(c: pd.DataFrame, http: pd.DataFrame, exchanges: Mapping[str, tuple[int, ...]] | None = None) -> pd.DataFrame:
+def missed_reuse(
+    c: pd.DataFrame, http: pd.DataFrame, exchanges: Mapping[str, tuple[int, ...]] | None = None
+) -> pd.DataFrame:
     """New connections opened while another connection from the same client to the same server
     (address, port and name) was open and could have carried the request. One row per such new
     connection, with the open one it could have used and why (``reason``):
@@ -295,13 +376,24 @@ def missed_reuse(c: pd.DataFrame, http: pd.DataFrame, exchanges: Mapping[str, tu
     ex = http[http.ts_request_start.notna() & _isin(http.uid, c.uid)].sort_values("uid")
     ex_uid = ex.uid.to_numpy()
     ex_s = ex.ts_request_start.astype("int64").to_numpy()
-    ex_e = np.where(ex.ts_response_end.isna().to_numpy(), never, ex.ts_response_end.astype("int64").to_numpy())
-    bounds = np.r_[0, np.nonzero(ex_uid[1:] != ex_uid[:-1])[0] + 1, ex_uid.shape[0]] if ex_uid.shape[0] else []
+    ex_e = np.where(
+        ex.ts_response_end.isna().to_numpy(), never, ex.ts_response_end.astype("int64").to_numpy()
+    )
+    bounds = (
+        np.r_[0, np.nonzero(ex_uid[1:] != ex_uid[:-1])[0] + 1, ex_uid.shape[0]]
+        if ex_uid.shape[0]
+        else []
+    )
     busy: dict[str, tuple[np.ndarray, np.ndarray, int, str]] = {}
     for b0, b1 in zip(bounds[:-1], bounds[1:], strict=False):
         e = ex_e[b0:b1]
         answered = e[e != never]
-        busy[ex_uid[b0]] = (ex_s[b0:b1], e, int(answered.min()) if answered.shape[0] else never, "idle")
+        busy[ex_uid[b0]] = (
+            ex_s[b0:b1],
+            e,
+            int(answered.min()) if answered.shape[0] else never,
+            "idle",
+        )
     for u in c.uid[c.tls_exchanges.notna()] if exchanges else ():
         times = exchanges.get(u) if exchanges is not None else None
         if u in busy or not times:
@@ -337,10 +429,18 @@ def missed_reuse(c: pd.DataFrame, http: pd.DataFrame, exchanges: Mapping[str, tu
     if not hits:
         return pd.DataFrame(columns=cols)
     rows = c.iloc[[i for i, _, _ in hits]]
-    return pd.DataFrame({"ts": rows.ts.to_numpy(), "uid": rows.uid.to_numpy(), "idle_uid": [u for _, u, _ in hits],
-                         "reason": [r for _, _, r in hits],
-                         "orig_h": rows.orig_h.to_numpy(), "resp_h": rows.resp_h.to_numpy(),
-                         "resp_p": rows.resp_p.to_numpy(), "server_name": rows.server_name.to_numpy()})[cols]
+    return pd.DataFrame(
+        {
+            "ts": rows.ts.to_numpy(),
+            "uid": rows.uid.to_numpy(),
+            "idle_uid": [u for _, u, _ in hits],
+            "reason": [r for _, _, r in hits],
+            "orig_h": rows.orig_h.to_numpy(),
+            "resp_h": rows.resp_h.to_numpy(),
+            "resp_p": rows.resp_p.to_numpy(),
+            "server_name": rows.server_name.to_numpy(),
+        }
+    )[cols]
 
 
 def servers(c: pd.DataFrame, missed: pd.DataFrame) -> pd.DataFrame:
@@ -348,20 +448,34 @@ def servers(c: pd.DataFrame, missed: pd.DataFrame) -> pd.DataFrame:
     missed reuse, budget."""
     if not len(c):
         return pd.DataFrame(columns=[col.name for col in SERVERS])
-    c = c.assign(used=(c.requests > 0).astype(np.int64), req=c.requests.astype(np.int64),
-                 b_rtts=c.budget_rtts.astype("float64"), tls_ex=c.tls_exchanges.fillna(0).astype(np.int64))
+    c = c.assign(
+        used=(c.requests > 0).astype(np.int64),
+        req=c.requests.astype(np.int64),
+        b_rtts=c.budget_rtts.astype("float64"),
+        tls_ex=c.tls_exchanges.fillna(0).astype(np.int64),
+    )
     g = c.groupby("pair", sort=True)
     first = g.first()
-    out = pd.DataFrame({
-        "orig_h": first.orig_h, "resp_h": first.resp_h, "resp_p": first.resp_p, "server_name": first.server_name,
-        "connections": g.size(), "requests": g.req.sum(),
-    })
+    out = pd.DataFrame(
+        {
+            "orig_h": first.orig_h,
+            "resp_h": first.resp_h,
+            "resp_p": first.resp_p,
+            "server_name": first.server_name,
+            "connections": g.size(),
+            "requests": g.req.sum(),
+        }
+    )
     used = g.used.sum()
     out["requests_per_conn_mean"] = (out.requests / used.where(used > 0)).astype("float64")
     out["requests_per_conn_max"] = g.req.max()
-    out["reuse_ratio"] = ((out.requests - used) / out.requests.where(out.requests > 0)).astype("float64")
+    out["reuse_ratio"] = ((out.requests - used) / out.requests.where(out.requests > 0)).astype(
+        "float64"
+    )
     n = int(c.pair.max()) + 1
-    out["max_open_connections"] = _max_open_per_group(c.pair.to_numpy(), c.t0.to_numpy(), c.t1.to_numpy(), n)[out.index]
+    out["max_open_connections"] = _max_open_per_group(
+        c.pair.to_numpy(), c.t0.to_numpy(), c.t1.to_numpy(), n
+    )[out.index]
     # Missed reuse per pair: the new connections' pairs, counted.
     per_pair = c.set_index("uid").pair
     miss = missed.uid.map(per_pair).value_counts() if len(missed) else pd.Series(dtype=np.int64)
@@ -379,16 +493,29 @@ def clients(conns: pd.DataFrame, srv: pd.DataFrame) -> pd.DataFrame:
     reuse, parallelism."""
     if not len(conns):
         return pd.DataFrame(columns=[c.name for c in CLIENTS])
-    c = conns.assign(used=(conns.requests > 0).astype(np.int64), req=conns.requests.astype(np.int64),
-                     tls_ex=conns.tls_exchanges.fillna(0).astype(np.int64))
+    c = conns.assign(
+        used=(conns.requests > 0).astype(np.int64),
+        req=conns.requests.astype(np.int64),
+        tls_ex=conns.tls_exchanges.fillna(0).astype(np.int64),
+    )
     c["client"] = c.groupby("orig_h", sort=True).ngroup()
     g = c.groupby("client", sort=True)
-    out = pd.DataFrame({"orig_h": g.orig_h.first(), "connections": g.size(), "requests": g.req.sum(),
-                        "tls_exchanges": g.tls_ex.sum()})
+    out = pd.DataFrame(
+        {
+            "orig_h": g.orig_h.first(),
+            "connections": g.size(),
+            "requests": g.req.sum(),
+            "tls_exchanges": g.tls_ex.sum(),
+        }
+    )
     used = g.used.sum()
-    out["reuse_ratio"] = ((out.requests - used) / out.requests.where(out.requests > 0)).astype("float64")
+    out["reuse_ratio"] = ((out.requests - used) / out.requests.where(out.requests > 0)).astype(
+        "float64"
+    )
     n = int(c.client.max()) + 1
-    out["max_open_connections"] = _max_open_per_group(c.client.to_numpy(), c.t0.to_numpy(), c.t1.to_numpy(), n)[out.index]
+    out["max_open_connections"] = _max_open_per_group(
+        c.client.to_numpy(), c.t0.to_numpy(), c.t1.to_numpy(), n
+    )[out.index]
     pairs = srv.groupby("orig_h").size() if len(srv) else pd.Series(dtype=np.int64)
     miss = srv.groupby("orig_h").missed_reuse.sum() if len(srv) else pd.Series(dtype=np.int64)
     out["servers"] = out.orig_h.map(pairs).fillna(0).astype(np.int64)

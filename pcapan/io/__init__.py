@@ -27,7 +27,13 @@ class CaptureReader(Protocol):
 class OpenedCapture:
     """A reader plus what a progress bar needs (bytes consumed of the file on disk)."""
 
-    def __init__(self, reader: CaptureReader, counter: CountingReader | None, total: int | None, stream: BinaryIO) -> None:
+    def __init__(
+        self,
+        reader: CaptureReader,
+        counter: CountingReader | None,
+        total: int | None,
+        stream: BinaryIO,
+    ) -> None:
         self.reader = reader
         self.counter = counter
         self.total_bytes = total

@@ -45,7 +45,9 @@ def _peekable(raw: BinaryIO) -> io.BufferedReader:
     return raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
 
 
-def open_stream(source: str | os.PathLike[str] | BinaryIO) -> tuple[BinaryIO, CountingReader | None, int | None, str]:
+def open_stream(
+    source: str | os.PathLike[str] | BinaryIO,
+) -> tuple[BinaryIO, CountingReader | None, int | None, str]:
     """Return ``(stream, counter, total_bytes, name)``.
 
     ``stream`` yields the decompressed capture bytes. ``counter.consumed`` / ``total_bytes``
@@ -173,7 +175,9 @@ def read_chunk(
                     break
                 got += k
         except OSError as exc:
-            raise DecompressError(f"{name}: read failed ({exc.strerror or exc})", bytes(view[lc:got])) from None
+            raise DecompressError(
+                f"{name}: read failed ({exc.strerror or exc})", bytes(view[lc:got])
+            ) from None
         # A heap buffer, not an anonymous mapping: a fresh mapping per chunk costs a page fault
         # per 4 KiB (measured: 0.4 s more per GB read).
         return view[:got]

@@ -43,8 +43,18 @@ def live(
     (pcapng, or pcap for a ``.pcap`` name) so that ``pcapan.analyze(write)`` gives the same
     tables; ``output`` writes them as ``fmt`` when the capture ends (or in parts, ``rotate``).
     Other options: ``safe_csv``, ``idle_timeout_s``, ``max_half_open``, ``promisc``, ``analyzer``."""
-    cap = LiveCapture(iface, bpf_filter=bpf_filter, duration_s=duration_s, count=count, write=write,
-                      output=output, fmt=fmt, interval_s=interval_s, rotate=rotate, **options)
+    cap = LiveCapture(
+        iface,
+        bpf_filter=bpf_filter,
+        duration_s=duration_s,
+        count=count,
+        write=write,
+        output=output,
+        fmt=fmt,
+        interval_s=interval_s,
+        rotate=rotate,
+        **options,
+    )
     return cap.run(on_snapshot=on_snapshot, dashboard=dashboard)
 
 

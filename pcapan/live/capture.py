@@ -47,7 +47,9 @@ LINKTYPE_ETHERNET = 1
 _ANC_BYTES = socket.CMSG_SPACE(16) + socket.CMSG_SPACE(20)
 _TIMESPEC = struct.Struct("@qq")
 _AUXDATA = struct.Struct("@IIIHHHH")
-_EPB_HEAD = struct.Struct("<IIIIIII")  # type, total length, interface, ts high, ts low, caplen, wirelen
+_EPB_HEAD = struct.Struct(
+    "<IIIIIII"
+)  # type, total length, interface, ts high, ts low, caplen, wirelen
 _PCAP_HEAD = struct.Struct("<IIII")  # ts seconds, ts nanoseconds, caplen, wirelen
 _U32 = struct.Struct("<I")
 
@@ -99,16 +101,25 @@ class PacketSource:
     written to a capture file as is.
     """
 
-    def __init__(self, iface: str, bpf_filter: str | None = None, *, layout: str = "pcapng",
-                 snaplen: int = LIVE_SNAPLEN, promisc: bool = True) -> None:
+    def __init__(
+        self,
+        iface: str,
+        bpf_filter: str | None = None,
+        *,
+        layout: str = "pcapng",
+        snaplen: int = LIVE_SNAPLEN,
+        promisc: bool = True,
+    ) -> None:
         self.iface = iface
         self.bpf_filter = bpf_filter
         self.snaplen = snaplen
         self.layout = layout
         hatype = interface_type(iface)
         if hatype not in ARPHRD_TO_LINKTYPE:
-            raise LiveError(f"{iface}: hardware type {hatype} is not supported for live capture "
-                            f"(Ethernet, loopback and tun-style raw IP interfaces are)")
+            raise LiveError(
+                f"{iface}: hardware type {hatype} is not supported for live capture "
+                f"(Ethernet, loopback and tun-style raw IP interfaces are)"
+            )
         self.linktype = ARPHRD_TO_LINKTYPE[hatype]
         # On loopback every packet passes the socket twice, once going out and once coming in;
         # like libpcap, keep only the incoming copy (here in the kernel: the BPF "inbound").
@@ -119,7 +130,10 @@ class PacketSource:
         self._sock_wrapper = self._open(kernel_filter, promisc)
         self.sock: socket.socket = self._sock_wrapper.ins
         self.sock.setblocking(False)
-        for opt in (SO_RCVBUFFORCE, socket.SO_RCVBUF):  # FORCE ignores rmem_max (needs CAP_NET_ADMIN)
+        for opt in (
+            SO_RCVBUFFORCE,
+            socket.SO_RCVBUF,
+        ):  # FORCE ignores rmem_max (needs CAP_NET_ADMIN)
             try:
                 self.sock.setsockopt(socket.SOL_SOCKET, opt, LIVE_SOCKET_BUFFER_BYTES)
                 break
@@ -164,7 +178,9 @@ class PacketSource:
         its counters on every read, so they are summed here."""
         if not self._closed:
             with contextlib.suppress(OSError):
-                packets, drops = struct.unpack("II", self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+                packets, drops = struct.unpack(
+                    "II", self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)
+                )
                 self._packets += packets
                 self._drops += drops
         return KernelStats(self._packets, self._drops)
@@ -195,7 +211,9 @@ class PacketSource:
         while got < max_frames and pos <= limit:
             start = pos + hdr
             try:
-                n, anc, _flags, addr = recv([mv[start : start + snap]], _ANC_BYTES, socket.MSG_TRUNC)
+                n, anc, _flags, addr = recv(
+                    [mv[start : start + snap]], _ANC_BYTES, socket.MSG_TRUNC
+                )
             except (BlockingIOError, InterruptedError):
                 break
             if loopback and addr[2] == PACKET_OUTGOING:
@@ -213,7 +231,9 @@ class PacketSource:
                     if status & TP_STATUS_VLAN_VALID and vlan_ok and caplen >= 12:
                         # The NIC stripped an 802.1Q tag into metadata; put it back where it was
                         # on the wire (as libpcap does), so VLAN decoding sees it.
-                        tag = struct.pack(">HH", tpid if status & TP_STATUS_VLAN_TPID_VALID else ETH_P_8021Q, tci)
+                        tag = struct.pack(
+                            ">HH", tpid if status & TP_STATUS_VLAN_TPID_VALID else ETH_P_8021Q, tci
+                        )
                         mv[start + 16 : start + caplen + 4] = mv[start + 12 : start + caplen]
                         mv[start + 12 : start + 16] = tag
                         caplen += 4
@@ -237,7 +257,9 @@ class PacketSource:
 class BatchBuilder:
     """One batch being filled: a buffer of file records plus per-frame arrays."""
 
-    def __init__(self, layout: str, linktype: int, first_frame_no: int, capacity: int = LIVE_BATCH_BYTES) -> None:
+    def __init__(
+        self, layout: str, linktype: int, first_frame_no: int, capacity: int = LIVE_BATCH_BYTES
+    ) -> None:
         self.layout = layout
         self.header_len = _EPB_HEAD.size if layout == "pcapng" else _PCAP_HEAD.size
         self.capacity = capacity
@@ -292,4 +314,3 @@ class BatchBuilder:
             frame_no=np.arange(self.first_frame_no, self.first_frame_no + n, dtype=np.int64),
         )
         return batch, self.view[: self.pos]
-

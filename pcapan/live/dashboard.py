@@ -27,20 +27,34 @@ def render(stats: LiveStats, bpf_filter: str | None, *, final: bool = False) -> 
 
     s = stats
     head = Text.assemble(
-        ("pcapan live ", "bold"), (s.interface, "cyan"),
+        ("pcapan live ", "bold"),
+        (s.interface, "cyan"),
         (f"  filter: {bpf_filter}" if bpf_filter else "", "dim"),
-        (f"  {s.elapsed_s:,.0f} s", ""), ("  (stopped)" if final else "  Ctrl-C to stop", "dim"),
+        (f"  {s.elapsed_s:,.0f} s", ""),
+        ("  (stopped)" if final else "  Ctrl-C to stop", "dim"),
     )
     figures = Table.grid(padding=(0, 3))
     for _ in range(4):
         figures.add_column()
     drops = Text(f"{s.kernel_drops:,}", style="bold red" if s.kernel_drops else "green")
-    figures.add_row("packets", f"{s.packets:,} ({_rate(s.packets_per_s, 'pkt/s')})",
-                    "bytes", f"{s.bytes:,} ({_rate(s.bytes_per_s * 8, 'bit/s')})")
-    figures.add_row("open connections", f"{s.open_connections:,}", "finished connections", f"{s.connections:,}")
-    figures.add_row("HTTP requests", f"{s.http_requests:,} ({s.requests_per_s:.1f}/s)",
-                    "TLS handshakes", f"{s.tls_handshakes:,}")
-    figures.add_row("RTT p50 / p95", f"{_ms(s.rtt_p50_s)} / {_ms(s.rtt_p95_s)}", "kernel drops", drops)
+    figures.add_row(
+        "packets",
+        f"{s.packets:,} ({_rate(s.packets_per_s, 'pkt/s')})",
+        "bytes",
+        f"{s.bytes:,} ({_rate(s.bytes_per_s * 8, 'bit/s')})",
+    )
+    figures.add_row(
+        "open connections", f"{s.open_connections:,}", "finished connections", f"{s.connections:,}"
+    )
+    figures.add_row(
+        "HTTP requests",
+        f"{s.http_requests:,} ({s.requests_per_s:.1f}/s)",
+        "TLS handshakes",
+        f"{s.tls_handshakes:,}",
+    )
+    figures.add_row(
+        "RTT p50 / p95", f"{_ms(s.rtt_p50_s)} / {_ms(s.rtt_p95_s)}", "kernel drops", drops
+    )
     if s.parts_written:
         figures.add_row("parts written", f"{s.parts_written:,}", "", "")
 
@@ -59,7 +73,9 @@ def render(stats: LiveStats, bpf_filter: str | None, *, final: bool = False) -> 
     for i in range(rows):
         v = s.tls_versions[i] if i < len(s.tls_versions) else ("", "")
         a = s.alpn[i] if i < len(s.alpn) else ("", "")
-        tls.add_row(v[0], f"{v[1]:,}" if v[1] != "" else "", a[0], f"{a[1]:,}" if a[1] != "" else "")
+        tls.add_row(
+            v[0], f"{v[1]:,}" if v[1] != "" else "", a[0], f"{a[1]:,}" if a[1] != "" else ""
+        )
     side = Table.grid(padding=(0, 4))
     side.add_row(hosts, tls)
     return Group(head, figures, side)

@@ -69,7 +69,9 @@ class RotateSpec:
                 return RotateSpec(seconds=seconds)
         elif (m := _ROTATE_ROWS.match(t)) and int(m.group(1)) > 0:
             return RotateSpec(rows=int(m.group(1)))
-        raise LiveError(f"--rotate {text!r}: expected a time such as 30s, 10m, 1h or a row count such as 100000rows")
+        raise LiveError(
+            f"--rotate {text!r}: expected a time such as 30s, 10m, 1h or a row count such as 100000rows"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,19 +127,26 @@ class _Tally:
         self._seen = {"conn": 0, "http": 0, "tls": 0, "rtt": 0}
 
     def update(self, eng: Any) -> None:
-        conns, http, tls, rtt_kind = eng.connections, eng.http_ctx.records, eng.tls_ctx.records, eng.rtt_samples.kind
+        conns, http, tls, rtt_kind = (
+            eng.connections,
+            eng.http_ctx.records,
+            eng.tls_ctx.records,
+            eng.rtt_samples.kind,
+        )
         seen = self._seen
         self.connections += len(conns) - seen["conn"]
-        for h in http[seen["http"]:]:
+        for h in http[seen["http"] :]:
             if h.method is not None:
                 self.requests += 1
                 self.hosts[h.host or h.resp_h] += 1
-        for t in tls[seen["tls"]:]:
+        for t in tls[seen["tls"] :]:
             self.handshakes += 1
             self.tls_hosts[t.server_name or t.resp_h] += 1
             self.versions[t.version or "?"] += 1
             self.alpn[t.next_protocol or "?"] += 1
-        for kind, rtt_ns in zip(rtt_kind[seen["rtt"]:], eng.rtt_samples.rtt_ns[seen["rtt"]:], strict=True):
+        for kind, rtt_ns in zip(
+            rtt_kind[seen["rtt"] :], eng.rtt_samples.rtt_ns[seen["rtt"] :], strict=True
+        ):
             acks = rtt_ns[kind == 1]
             if acks.shape[0]:
                 self.rtt.append(acks[-LIVE_RTT_WINDOW_SAMPLES:])
@@ -153,8 +162,12 @@ class _Tally:
 
     def mark(self, eng: Any) -> None:
         """Everything in the engine's lists now counts as seen (also after --rotate took rows)."""
-        self._seen = {"conn": len(eng.connections), "http": len(eng.http_ctx.records),
-                      "tls": len(eng.tls_ctx.records), "rtt": len(eng.rtt_samples.kind)}
+        self._seen = {
+            "conn": len(eng.connections),
+            "http": len(eng.http_ctx.records),
+            "tls": len(eng.tls_ctx.records),
+            "rtt": len(eng.rtt_samples.kind),
+        }
 
     def rtt_percentiles(self) -> tuple[float | None, float | None]:
         if not self.rtt:
@@ -165,7 +178,9 @@ class _Tally:
 
     def top_hosts(self) -> tuple[tuple[str, int, int], ...]:
         names = set(self.hosts) | set(self.tls_hosts)
-        ranked = sorted(names, key=lambda n: (-(self.hosts[n] + self.tls_hosts[n]), n))[:LIVE_TOP_HOSTS]
+        ranked = sorted(names, key=lambda n: (-(self.hosts[n] + self.tls_hosts[n]), n))[
+            :LIVE_TOP_HOSTS
+        ]
         return tuple((n, self.hosts[n], self.tls_hosts[n]) for n in ranked)
 
 
@@ -240,8 +255,12 @@ class LiveCapture:
         self.writer: CaptureWriter | None = None
         try:
             if write is not None:
-                self.writer = CaptureWriter(write, layout, self.source.linktype, self.source.snaplen, iface, bpf_filter)
-            self.analyzer = analyzer if analyzer is not None else _new_analyzer(idle_timeout_s, max_half_open)
+                self.writer = CaptureWriter(
+                    write, layout, self.source.linktype, self.source.snaplen, iface, bpf_filter
+                )
+            self.analyzer = (
+                analyzer if analyzer is not None else _new_analyzer(idle_timeout_s, max_half_open)
+            )
         except BaseException:
             self.source.close()
             raise
@@ -264,8 +283,13 @@ class LiveCapture:
             self.stop_reason = reason
         self._stop.set()
 
-    def run(self, *, on_snapshot: Callable[[Snapshot], None] | None = None, dashboard: bool = False,
-            handle_signals: bool = True) -> Result:
+    def run(
+        self,
+        *,
+        on_snapshot: Callable[[Snapshot], None] | None = None,
+        dashboard: bool = False,
+        handle_signals: bool = True,
+    ) -> Result:
         """Capture until stopped; returns the finished Result (the tables of every connection,
         open ones flushed). ``on_snapshot`` gets a :class:`Snapshot` with tables every
         ``interval_s``; ``dashboard`` draws the live terminal view on stdout."""
@@ -275,7 +299,9 @@ class LiveCapture:
 
             live_view = Dashboard(self.bpf_filter)
         try:
-            for snap in self.snapshots(tables=on_snapshot is not None, handle_signals=handle_signals):
+            for snap in self.snapshots(
+                tables=on_snapshot is not None, handle_signals=handle_signals
+            ):
                 if live_view is not None:
                     live_view.update(snap.stats, final=snap.final)
                 if on_snapshot is not None:
@@ -291,6 +317,7 @@ class LiveCapture:
         the loop early (break) stops the capture and closes the socket and the file."""
         restore: dict[int, Any] = {}
         if handle_signals and threading.current_thread() is threading.main_thread():
+
             def on_signal(signum: int, _frame: FrameType | None) -> None:
                 self.stop("signal" if signum == signal.SIGINT else "sigterm")
 
@@ -325,7 +352,11 @@ class LiveCapture:
         self.analyzer.feed(fb)
         eng = self.analyzer.engine
         self._tally.update(eng)
-        if self.rotate is not None and self.rotate.rows is not None and len(eng.connections) >= self.rotate.rows:
+        if (
+            self.rotate is not None
+            and self.rotate.rows is not None
+            and len(eng.connections) >= self.rotate.rows
+        ):
             self._write_part(self.analyzer.snapshot(take=True))
         return self._new_batch()
 
@@ -348,16 +379,27 @@ class LiveCapture:
             if self.count is not None and self._frames + len(batch) >= self.count:
                 self.stop("count")
                 break
-            due = min(next_tick, deadline, batch.started + LIVE_FEED_INTERVAL_S if len(batch) else math.inf)
+            due = min(
+                next_tick,
+                deadline,
+                batch.started + LIVE_FEED_INTERVAL_S if len(batch) else math.inf,
+            )
             if src.wait(min(LIVE_POLL_S, due - now)):
                 src.read(batch, self._room(batch))
             now = time.monotonic()
-            if (len(batch) >= LIVE_BATCH_FRAMES or batch.full(src.snaplen)
-                    or (len(batch) and now - batch.started >= LIVE_FEED_INTERVAL_S)):
+            if (
+                len(batch) >= LIVE_BATCH_FRAMES
+                or batch.full(src.snaplen)
+                or (len(batch) and now - batch.started >= LIVE_FEED_INTERVAL_S)
+            ):
                 batch = self._feed(batch)
             if now >= next_tick:
                 batch = self._feed(batch)
-                if self.rotate is not None and self.rotate.seconds is not None and now - part_started >= self.rotate.seconds:
+                if (
+                    self.rotate is not None
+                    and self.rotate.seconds is not None
+                    and now - part_started >= self.rotate.seconds
+                ):
                     self._write_part(self.analyzer.snapshot(take=True))
                     part_started = now
                 yield Snapshot(self._stats(now), self.analyzer.snapshot() if tables else None)
@@ -393,8 +435,10 @@ class LiveCapture:
             "write": os.fspath(self.write_path) if self.write_path is not None else None,
         }
         if kernel.drops:
-            res.warnings.append(f"the kernel dropped {kernel.drops} packet(s) on {self.iface} "
-                                "(the capture could not keep up): the tables miss them")
+            res.warnings.append(
+                f"the kernel dropped {kernel.drops} packet(s) on {self.iface} "
+                "(the capture could not keep up): the tables miss them"
+            )
         if self.rotate is not None:
             if len(res.connection_records) or len(res.anomaly_records) or not self.parts:
                 self._write_part(res)
@@ -422,7 +466,9 @@ class LiveCapture:
             self._exporter = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
         while len(self._pending) >= LIVE_MAX_PENDING_PARTS:
             self._pending.pop(0).result()  # back-pressure; an export error ends the capture here
-        self._pending.append(self._exporter.submit(_export_part, part, directory, self.fmt, self.safe_csv))
+        self._pending.append(
+            self._exporter.submit(_export_part, part, directory, self.fmt, self.safe_csv)
+        )
         for f in [f for f in self._pending if f.done()]:
             self._pending.remove(f)
             f.result()
@@ -446,7 +492,9 @@ class LiveCapture:
             bytes=self._bytes,
             packets_per_s=(self._frames - last_p) / dt,
             bytes_per_s=(self._bytes - last_b) / dt,
-            open_connections=sum(1 for c in self.analyzer.engine.flows.values() if not c.close_reason)
+            open_connections=sum(
+                1 for c in self.analyzer.engine.flows.values() if not c.close_reason
+            )
             + len(self.analyzer.engine.half_open),
             connections=t.connections,
             http_requests=t.requests,

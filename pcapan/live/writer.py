@@ -46,16 +46,28 @@ def pcapng_statistics(ts_ns: int, start_ns: int, received: int, dropped: int) ->
     def ts(v: int) -> bytes:
         return struct.pack("<II", v >> 32, v & 0xFFFFFFFF)
 
-    opts = (_option(2, ts(start_ns)) + _option(3, ts(ts_ns)) + _option(4, struct.pack("<Q", received))
-            + _option(5, struct.pack("<Q", dropped)) + _option(0, b""))
+    opts = (
+        _option(2, ts(start_ns))
+        + _option(3, ts(ts_ns))
+        + _option(4, struct.pack("<Q", received))
+        + _option(5, struct.pack("<Q", dropped))
+        + _option(0, b"")
+    )
     return _block(5, struct.pack("<I", 0) + ts(ts_ns) + opts)
 
 
 class CaptureWriter:
     """Writes the frames of every batch, in order, to one file."""
 
-    def __init__(self, path: str | os.PathLike[str], fmt: str, linktype: int, snaplen: int, iface: str,
-                 bpf_filter: str | None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        fmt: str,
+        linktype: int,
+        snaplen: int,
+        iface: str,
+        bpf_filter: str | None,
+    ) -> None:
         self.path = Path(path)
         self.format = fmt
         self.start_ns = time.time_ns()

@@ -21,8 +21,20 @@ if TYPE_CHECKING:
 
     from pcapan.api import Result
 
-__all__ = ["KINDS", "PACKET_KINDS", "WATERFALL_CONNECTIONS", "Plotter", "budget", "io_graph", "pipelining",
-           "reuse", "rtt", "timeseq", "tls", "waterfall"]
+__all__ = [
+    "KINDS",
+    "PACKET_KINDS",
+    "WATERFALL_CONNECTIONS",
+    "Plotter",
+    "budget",
+    "io_graph",
+    "pipelining",
+    "reuse",
+    "rtt",
+    "timeseq",
+    "tls",
+    "waterfall",
+]
 
 # Plots drawn from the tables, and plots that re-read the capture.
 TABLE_KINDS = ("rtt", "budget", "reuse", "pipelining", "tls", "waterfall")
@@ -69,15 +81,23 @@ class Plotter:
 
     def timeseq(self, uid: str, *, source: Sources | None = None, **options: Any) -> Figure:
         """See :func:`pcapan.plot.packets.timeseq` (direction)."""
-        return timeseq(source if source is not None else self._sources(), uid, result=self._result, **options)
+        return timeseq(
+            source if source is not None else self._sources(), uid, result=self._result, **options
+        )
 
-    def io(self, uid: str | None = None, *, source: Sources | None = None, **options: Any) -> Figure:
+    def io(
+        self, uid: str | None = None, *, source: Sources | None = None, **options: Any
+    ) -> Figure:
         """See :func:`pcapan.plot.packets.io_graph` (bin_s)."""
-        return io_graph(source if source is not None else self._sources(), uid, result=self._result, **options)
+        return io_graph(
+            source if source is not None else self._sources(), uid, result=self._result, **options
+        )
 
     def _sources(self) -> list[str]:
         names = list(self._result.stats.get("sources", []))
         if not names or any(n == "-" or not os.path.exists(n) for n in names):
-            raise PcapanError("packet plots re-read the capture: pass source= (the result's sources "
-                              f"{names or 'are unknown'} cannot be reopened)")
+            raise PcapanError(
+                "packet plots re-read the capture: pass source= (the result's sources "
+                f"{names or 'are unknown'} cannot be reopened)"
+            )
         return names

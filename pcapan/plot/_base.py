@@ -21,22 +21,31 @@ ROW_HEIGHT_IN = 3.6
 MAX_LABEL_CHARS = 48
 # Colours of the round-trip phases, close to a browser's network panel (Chrome DevTools).
 PHASE_COLORS = {
-    "TCP": "#f39c12",       # connection: orange
-    "TLS": "#9b59b6",       # SSL: purple
-    "request": "#1abc9c",   # request sent: teal
-    "wait": "#27ae60",      # waiting (TTFB): green
+    "TCP": "#f39c12",  # connection: orange
+    "TLS": "#9b59b6",  # SSL: purple
+    "request": "#1abc9c",  # request sent: teal
+    "wait": "#27ae60",  # waiting (TTFB): green
     "download": "#2e86de",  # content download: blue
 }
 NO_DATA_TEXT = "no data"
 
 
-def new_figure(nrows: int = 1, ncols: int = 1, *, height: float | None = None,
-               width: float = FIG_WIDTH_IN, title: str | None = None) -> tuple[Figure, list[Axes]]:
+def new_figure(
+    nrows: int = 1,
+    ncols: int = 1,
+    *,
+    height: float | None = None,
+    width: float = FIG_WIDTH_IN,
+    title: str | None = None,
+) -> tuple[Figure, list[Axes]]:
     """A Figure on the Agg canvas with ``nrows x ncols`` axes (flattened, row by row)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height if height is not None else ROW_HEIGHT_IN * nrows), layout="constrained")
+    fig = Figure(
+        figsize=(width, height if height is not None else ROW_HEIGHT_IN * nrows),
+        layout="constrained",
+    )
     FigureCanvasAgg(fig)
     axes = list(fig.subplots(nrows, ncols, squeeze=False).ravel())
     if title:
@@ -44,8 +53,9 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, height: float | None = None,
     return fig, axes
 
 
-def two_row_figure(top: int, *, height: float, width: float = FIG_WIDTH_IN,
-                   title: str | None = None) -> tuple[Figure, list[Axes], Axes]:
+def two_row_figure(
+    top: int, *, height: float, width: float = FIG_WIDTH_IN, title: str | None = None
+) -> tuple[Figure, list[Axes], Axes]:
     """A Figure on the Agg canvas: ``top`` axes side by side above one wide axes, each row laid
     out on its own (long tick labels below do not squeeze the row above)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -91,7 +91,9 @@ def read_tcp(sources: Sources, select: Callable[[TcpPackets], np.ndarray]) -> di
     return {n: np.concatenate(v) if v else np.zeros(0, dtype=np.int64) for n, v in parts.items()}
 
 
-def find_connection(sources: Sources, uid: str, result: Result | None = None) -> tuple[ConnRecord, int | None]:
+def find_connection(
+    sources: Sources, uid: str, result: Result | None = None
+) -> tuple[ConnRecord, int | None]:
     """The connection record of ``uid`` and the start (ns) of the next connection on the same
     5-tuple, if any: from ``result`` when given, else by analysing the capture (the uid is a
     hash of the 5-tuple and first packet time, not invertible)."""
@@ -112,8 +114,15 @@ def find_connection(sources: Sources, uid: str, result: Result | None = None) ->
     mine = next((r for r in recs if r.uid == uid), None)
     if mine is None:
         raise PcapanError(f"no connection with uid {uid!r} (see 'pcapan connections')")
-    key = {(mine.orig_h, mine.orig_p, mine.resp_h, mine.resp_p), (mine.resp_h, mine.resp_p, mine.orig_h, mine.orig_p)}
-    later = [r.ts_ns for r in recs if r.ts_ns > mine.ts_ns and (r.orig_h, r.orig_p, r.resp_h, r.resp_p) in key]
+    key = {
+        (mine.orig_h, mine.orig_p, mine.resp_h, mine.resp_p),
+        (mine.resp_h, mine.resp_p, mine.orig_h, mine.orig_p),
+    }
+    later = [
+        r.ts_ns
+        for r in recs
+        if r.ts_ns > mine.ts_ns and (r.orig_h, r.orig_p, r.resp_h, r.resp_p) in key
+    ]
     return mine, min(later) if later else None
 
 
@@ -130,18 +139,34 @@ def connection_packets(sources: Sources, uid: str, *, result: Result | None = No
     t1 = nxt if nxt is not None else np.iinfo(np.int64).max
 
     def select(tp: TcpPackets) -> np.ndarray:
-        fwd = ((tp.src_hi == o_hi) & (tp.src_lo == o_lo) & (tp.sport == rec.orig_p)
-               & (tp.dst_hi == r_hi) & (tp.dst_lo == r_lo) & (tp.dport == rec.resp_p))
-        rev = ((tp.src_hi == r_hi) & (tp.src_lo == r_lo) & (tp.sport == rec.resp_p)
-               & (tp.dst_hi == o_hi) & (tp.dst_lo == o_lo) & (tp.dport == rec.orig_p))
+        fwd = (
+            (tp.src_hi == o_hi)
+            & (tp.src_lo == o_lo)
+            & (tp.sport == rec.orig_p)
+            & (tp.dst_hi == r_hi)
+            & (tp.dst_lo == r_lo)
+            & (tp.dport == rec.resp_p)
+        )
+        rev = (
+            (tp.src_hi == r_hi)
+            & (tp.src_lo == r_lo)
+            & (tp.sport == rec.resp_p)
+            & (tp.dst_hi == o_hi)
+            & (tp.dst_lo == o_lo)
+            & (tp.dport == rec.orig_p)
+        )
         return (fwd | rev) & (tp.ts_ns >= t0) & (tp.ts_ns < t1)
 
     cols = read_tcp(sources, select)
-    from_orig = ((cols["src_hi"] == o_hi) & (cols["src_lo"] == o_lo) & (cols["sport"] == rec.orig_p)).astype(bool)
+    from_orig = (
+        (cols["src_hi"] == o_hi) & (cols["src_lo"] == o_lo) & (cols["sport"] == rec.orig_p)
+    ).astype(bool)
     return ConnPackets(rec, from_orig, *(cols[n].astype(np.int64) for n in FIELDS))
 
 
-def classify_segments(start: np.ndarray, end: np.ndarray, first: int) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, int]]]:
+def classify_segments(
+    start: np.ndarray, end: np.ndarray, first: int
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, int]]]:
     """Data segments in capture order, as relative [start, end) sequence ranges, where the
     stream's first byte is ``first``. Returns (retransmission mask, out-of-order mask, gaps).
 
@@ -239,12 +264,23 @@ def time_sequence(cp: ConnPackets, direction: str = "auto") -> TimeSeq:
     if rec.orig_wscale is not None and rec.resp_wscale is not None:
         shift = int(rec.orig_wscale if direction == "resp" else rec.resp_wscale)
     scaled = np.where((cp.flags[acking] & TCP_SYN) != 0, cp.win[acking], cp.win[acking] << shift)
-    return TimeSeq(direction, dt, ds, de, retrans, ooo,
-                   [(float(dt[i]), lo, hi) for i, lo, hi in holes],
-                   ((cp.ts_ns[acking] - t0) / 1e9)[keep], ar[keep], (ar + scaled)[keep])
+    return TimeSeq(
+        direction,
+        dt,
+        ds,
+        de,
+        retrans,
+        ooo,
+        [(float(dt[i]), lo, hi) for i, lo, hi in holes],
+        ((cp.ts_ns[acking] - t0) / 1e9)[keep],
+        ar[keep],
+        (ar + scaled)[keep],
+    )
 
 
-def timeseq(sources: Sources, uid: str, *, result: Result | None = None, direction: str = "auto") -> Figure:
+def timeseq(
+    sources: Sources, uid: str, *, result: Result | None = None, direction: str = "auto"
+) -> Figure:
     """tcptrace-style time-sequence graph of connection ``uid``: each data segment of one
     direction as a vertical line from its first to its last sequence number (relative to the
     sender's ISN) at its capture time, the receiver's ACK line and receive-window line (ACK +
@@ -257,26 +293,69 @@ def timeseq(sources: Sources, uid: str, *, result: Result | None = None, directi
     cp = connection_packets(sources, uid, result=result)
     ts = time_sequence(cp, direction)
     rec = cp.record
-    snd, rcv = ((rec.orig_h, rec.orig_p), (rec.resp_h, rec.resp_p))[:: 1 if ts.direction == "orig" else -1]
-    fig, (ax,) = new_figure(1, 1, height=5.5, title=f"Time-sequence graph of {uid} ({ts.direction}: "
-                            f"{snd[0]}:{snd[1]} \u2192 {rcv[0]}:{rcv[1]})")
+    snd, rcv = ((rec.orig_h, rec.orig_p), (rec.resp_h, rec.resp_p))[
+        :: 1 if ts.direction == "orig" else -1
+    ]
+    fig, (ax,) = new_figure(
+        1,
+        1,
+        height=5.5,
+        title=f"Time-sequence graph of {uid} ({ts.direction}: "
+        f"{snd[0]}:{snd[1]} \u2192 {rcv[0]}:{rcv[1]})",
+    )
     if not ts.data_t.shape[0] and not ts.ack_t.shape[0]:
         no_data(ax, "no data segments and no ACKs in this direction")
         return fig
     if ts.ack_t.shape[0]:
-        ax.plot(ts.ack_t, ts.window, drawstyle="steps-post", color="#d4ac0d", linewidth=1, label="receive window")
+        ax.plot(
+            ts.ack_t,
+            ts.window,
+            drawstyle="steps-post",
+            color="#d4ac0d",
+            linewidth=1,
+            label="receive window",
+        )
         ax.plot(ts.ack_t, ts.ack, drawstyle="steps-post", color="#27ae60", linewidth=1, label="ACK")
     if ts.data_t.shape[0]:
-        ax.vlines(ts.data_t, ts.data_start, ts.data_end, color="#1f618d", linewidth=1.5, label="data segments")
+        ax.vlines(
+            ts.data_t,
+            ts.data_start,
+            ts.data_end,
+            color="#1f618d",
+            linewidth=1.5,
+            label="data segments",
+        )
     if ts.retrans.any():
-        ax.scatter(ts.data_t[ts.retrans], ts.data_end[ts.retrans], marker="x", color="#c0392b", s=40, zorder=3,
-                   label="retransmission")
+        ax.scatter(
+            ts.data_t[ts.retrans],
+            ts.data_end[ts.retrans],
+            marker="x",
+            color="#c0392b",
+            s=40,
+            zorder=3,
+            label="retransmission",
+        )
     if ts.out_of_order.any():
-        ax.scatter(ts.data_t[ts.out_of_order], ts.data_end[ts.out_of_order], marker="o", facecolors="none",
-                   edgecolors="#e67e22", s=40, zorder=3, label="out of order")
+        ax.scatter(
+            ts.data_t[ts.out_of_order],
+            ts.data_end[ts.out_of_order],
+            marker="o",
+            facecolors="none",
+            edgecolors="#e67e22",
+            s=40,
+            zorder=3,
+            label="out of order",
+        )
     if ts.gaps:
-        ax.vlines([g[0] for g in ts.gaps], [g[1] for g in ts.gaps], [g[2] for g in ts.gaps],
-                  color="#e74c3c", linewidth=5, alpha=0.6, label="gap (never captured)")
+        ax.vlines(
+            [g[0] for g in ts.gaps],
+            [g[1] for g in ts.gaps],
+            [g[2] for g in ts.gaps],
+            color="#e74c3c",
+            linewidth=5,
+            alpha=0.6,
+            label="gap (never captured)",
+        )
     ax.set_xlabel("time since the connection's first packet (s)")
     ax.set_ylabel("relative sequence number (bytes)")
     ax.grid(alpha=0.3)
@@ -296,8 +375,13 @@ def nice_bin(span_s: float) -> float:
     return 10 * p
 
 
-def io_series(sources: Sources, uid: str | None = None, *, result: Result | None = None,
-              bin_s: float | None = None) -> tuple[float, dict[str, tuple[np.ndarray, np.ndarray]]]:
+def io_series(
+    sources: Sources,
+    uid: str | None = None,
+    *,
+    result: Result | None = None,
+    bin_s: float | None = None,
+) -> tuple[float, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """(bin width, {label: (bin start times in s, payload bytes per second)}). With ``uid``:
     one series per direction of that connection, time from its first packet; without: all TCP
     payload of the capture, time from the first TCP packet."""
@@ -321,16 +405,25 @@ def io_series(sources: Sources, uid: str | None = None, *, result: Result | None
     idx = np.floor(rel / width).astype(np.int64)
     nb = int(idx.max()) + 1
     x = np.arange(nb) * width
-    return width, {k: (x, np.bincount(idx[m], weights=ln[m], minlength=nb) / width) for k, m in groups.items()}
+    return width, {
+        k: (x, np.bincount(idx[m], weights=ln[m], minlength=nb) / width) for k, m in groups.items()
+    }
 
 
-def io_graph(sources: Sources, uid: str | None = None, *, result: Result | None = None,
-             bin_s: float | None = None) -> Figure:
+def io_graph(
+    sources: Sources,
+    uid: str | None = None,
+    *,
+    result: Result | None = None,
+    bin_s: float | None = None,
+) -> Figure:
     """IO graph: TCP payload bytes per second over time, per direction of connection ``uid``, or
     of all TCP traffic in the capture without one. ``bin_s``: bin width (default: a 1-2-5 width
     giving about 200 bins, at least 1 ms)."""
     width, series = io_series(sources, uid, result=result, bin_s=bin_s)
-    fig, (ax,) = new_figure(1, 1, height=4.0, title="IO graph" + (f" of {uid}" if uid else " (all TCP)"))
+    fig, (ax,) = new_figure(
+        1, 1, height=4.0, title="IO graph" + (f" of {uid}" if uid else " (all TCP)")
+    )
     if not series:
         no_data(ax, "no TCP packets")
         return fig

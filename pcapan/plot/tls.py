@@ -43,7 +43,9 @@ def version_counts(result: Result) -> pd.Series:
 def cipher_counts(result: Result, limit: int | None = MAX_CIPHERS) -> pd.DataFrame:
     """Selected suites: cipher, strength class and handshakes, most used first (``limit``)."""
     t = result.tls[result.tls.cipher.notna()]
-    g = t.groupby("cipher", sort=True).agg(n=("uid", "size"), strength=("cipher_strength_class", "first"))
+    g = t.groupby("cipher", sort=True).agg(
+        n=("uid", "size"), strength=("cipher_strength_class", "first")
+    )
     g = g.reset_index().sort_values(["n", "cipher"], ascending=[False, True], kind="stable")
     return g.head(limit if limit is not None else len(g)).reset_index(drop=True)
 
@@ -95,8 +97,12 @@ def tls(result: Result, *, limit: int | None = MAX_CIPHERS) -> Figure:
         integer_ticks(c_ax, "x")
         c_ax.set_ylabel("cipher suite")
         seen = dict.fromkeys(styles)
-        c_ax.legend(handles=[Patch(color=col, label=name) for col, name in seen], fontsize="small",
-                    title="strength", title_fontsize="small")
+        c_ax.legend(
+            handles=[Patch(color=col, label=name) for col, name in seen],
+            fontsize="small",
+            title="strength",
+            title_fontsize="small",
+        )
 
     a = alpn_counts(result)
     if not len(a):

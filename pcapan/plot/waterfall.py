@@ -24,7 +24,9 @@ MAX_HEIGHT_IN = 60.0
 PHASES = ("TCP", "TLS", "request", "wait", "download")
 
 
-def waterfall_rows(result: Result, *, limit: int | None = WATERFALL_CONNECTIONS, uid: str | None = None) -> pd.DataFrame:
+def waterfall_rows(
+    result: Result, *, limit: int | None = WATERFALL_CONNECTIONS, uid: str | None = None
+) -> pd.DataFrame:
     """The rows the waterfall draws, top to bottom: ``label``, ``uid`` and for each phase
     ``<phase>_start``/``<phase>_end`` timestamps (NaT when the row has no such bar).
 
@@ -54,20 +56,34 @@ def waterfall_rows(result: Result, *, limit: int | None = WATERFALL_CONNECTIONS,
     hello = c.uid.map(tls.ts_client_hello) if len(tls) else nat
     done = c.uid.map(tls.ts_handshake_done) if len(tls) else nat
     sni = c.uid.map(tls.server_name) if len(tls) else pd.Series(None, index=c.index, dtype=object)
-    conn = pd.DataFrame({
-        "uid": c.uid, "order": range(len(c)),
-        "TCP_start": c.ts, "TCP_end": c.ts + pd.to_timedelta(c.initial_rtt_s, unit="s"),
-        "TLS_start": hello, "TLS_end": done,
-    })
+    conn = pd.DataFrame(
+        {
+            "uid": c.uid,
+            "order": range(len(c)),
+            "TCP_start": c.ts,
+            "TCP_end": c.ts + pd.to_timedelta(c.initial_rtt_s, unit="s"),
+            "TLS_start": hello,
+            "TLS_end": done,
+        }
+    )
     conn.loc[conn.TLS_end.isna(), ["TLS_start", "TLS_end"]] = pd.NaT
     h = result.http[result.http.uid.isin(c.uid)].sort_values(["uid", "trans_depth"], kind="stable")
-    req = pd.DataFrame({
-        "uid": h.uid, "depth": h.trans_depth.astype("float64"),
-        "label": [_request_label(m, host, u) for m, host, u in zip(h.method, h.host, h.uri, strict=True)],
-        "request_start": h.ts_request_start, "request_end": h.ts_request_end,
-        "wait_start": h.ts_request_end, "wait_end": h.ts_response_start,
-        "download_start": h.ts_response_start, "download_end": h.ts_response_end,
-    })
+    req = pd.DataFrame(
+        {
+            "uid": h.uid,
+            "depth": h.trans_depth.astype("float64"),
+            "label": [
+                _request_label(m, host, u)
+                for m, host, u in zip(h.method, h.host, h.uri, strict=True)
+            ],
+            "request_start": h.ts_request_start,
+            "request_end": h.ts_request_end,
+            "wait_start": h.ts_request_end,
+            "wait_end": h.ts_response_start,
+            "download_start": h.ts_response_start,
+            "download_end": h.ts_response_end,
+        }
+    )
     req.loc[req.wait_end.isna(), ["wait_start", "wait_end"]] = pd.NaT
     first = ~req.uid.duplicated()
     req = req.merge(conn, on="uid", how="left")
@@ -82,7 +98,10 @@ def waterfall_rows(result: Result, *, limit: int | None = WATERFALL_CONNECTIONS,
     r["wait_start"], r["wait_end"] = tr.where(tf.notna()), tf.where(tr.notna())
     r["download_start"], r["download_end"] = tf, end[rest.index].where(tf.notna())
     r["label"] = [
-        short(("TLS " if pd.notna(s) else "") + server_label(x.resp_h, x.resp_p, s if pd.notna(s) else None))
+        short(
+            ("TLS " if pd.notna(s) else "")
+            + server_label(x.resp_h, x.resp_p, s if pd.notna(s) else None)
+        )
         for x, s in zip(rest.itertuples(), sni[rest.index], strict=True)
     ]
     out = pd.concat([req, r], ignore_index=True).sort_values(["order", "depth"], kind="stable")
@@ -97,7 +116,9 @@ def _request_label(method: object, host: object, uri: object) -> str:
     return short(f"{m} {h}{u}")
 
 
-def waterfall(result: Result, *, limit: int | None = WATERFALL_CONNECTIONS, uid: str | None = None) -> Figure:
+def waterfall(
+    result: Result, *, limit: int | None = WATERFALL_CONNECTIONS, uid: str | None = None
+) -> Figure:
     """Waterfall of the first ``limit`` connections (or of one connection, ``uid``): per
     request, horizontal bars for TCP handshake, TLS handshake, request, wait (TTFB) and download,
     in milliseconds since the first connection started (see :func:`waterfall_rows`)."""
@@ -105,8 +126,12 @@ def waterfall(result: Result, *, limit: int | None = WATERFALL_CONNECTIONS, uid:
 
     rows = waterfall_rows(result, limit=limit, uid=uid)
     n = len(rows)
-    fig, (ax,) = new_figure(1, 1, height=min(MAX_HEIGHT_IN, 1.6 + ROW_IN * max(n, 3)),
-                            title="Waterfall" + (f" of {uid}" if uid else ""))
+    fig, (ax,) = new_figure(
+        1,
+        1,
+        height=min(MAX_HEIGHT_IN, 1.6 + ROW_IN * max(n, 3)),
+        title="Waterfall" + (f" of {uid}" if uid else ""),
+    )
     if not n:
         no_data(ax, "no TCP connections")
         return fig

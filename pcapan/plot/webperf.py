@@ -45,8 +45,14 @@ def _server_names(result: Result) -> pd.DataFrame:
 
 
 # -- RTT ------------------------------------------------------------------------------------------
-def rtt(result: Result, *, kind: str = "ack", by_server: bool = False, limit: int | None = MAX_SERVERS,
-        bins: int = RTT_HIST_BINS) -> Figure:
+def rtt(
+    result: Result,
+    *,
+    kind: str = "ack",
+    by_server: bool = False,
+    limit: int | None = MAX_SERVERS,
+    bins: int = RTT_HIST_BINS,
+) -> Figure:
     """RTT samples: CDF and histogram per direction (``orig``: the originator's data timed to the
     responder and back; ``resp``: the other way), optionally per server; and per connection the
     handshake RTT against the median data (ack) RTT of the same direction.
@@ -67,7 +73,12 @@ def rtt(result: Result, *, kind: str = "ack", by_server: bool = False, limit: in
         values = [v * 1e3 for v in groups.values()]
         for label, v in zip(groups, values, strict=True):
             x = np.sort(v)
-            cdf.plot(x, np.arange(1, x.shape[0] + 1) / x.shape[0], drawstyle="steps-post", label=f"{label} (n={x.shape[0]})")
+            cdf.plot(
+                x,
+                np.arange(1, x.shape[0] + 1) / x.shape[0],
+                drawstyle="steps-post",
+                label=f"{label} (n={x.shape[0]})",
+            )
         cdf.set_xlabel("RTT (ms)")
         cdf.set_ylabel("fraction of samples")
         cdf.set_ylim(0, 1.02)
@@ -87,7 +98,9 @@ def rtt(result: Result, *, kind: str = "ack", by_server: bool = False, limit: in
         for d, sub in pts.groupby("direction", sort=True):
             hs.scatter(sub.handshake_s * 1e3, sub.data_s * 1e3, label=str(d), s=24)
         top = float(max(pts.handshake_s.max(), pts.data_s.max()) * 1e3) * 1.1
-        hs.plot([0, top], [0, top], color="0.6", linestyle="--", linewidth=1, label="data = handshake")
+        hs.plot(
+            [0, top], [0, top], color="0.6", linestyle="--", linewidth=1, label="data = handshake"
+        )
         hs.set_xlabel("handshake RTT (ms)")
         hs.set_ylabel("median data RTT (ms)")
         hs.set_title("per connection and direction", fontsize="medium")
@@ -95,8 +108,9 @@ def rtt(result: Result, *, kind: str = "ack", by_server: bool = False, limit: in
     return fig
 
 
-def rtt_groups(result: Result, *, kind: str = "ack", by_server: bool = False,
-               limit: int | None = MAX_SERVERS) -> dict[str, object]:
+def rtt_groups(
+    result: Result, *, kind: str = "ack", by_server: bool = False, limit: int | None = MAX_SERVERS
+) -> dict[str, object]:
     """The sample arrays (seconds) the RTT CDF and histogram draw, by label, in drawing order."""
     r = result.rtt
     if kind != "all":
@@ -106,11 +120,18 @@ def rtt_groups(result: Result, *, kind: str = "ack", by_server: bool = False,
     if not by_server:
         return {str(d): g.rtt_s.to_numpy() for d, g in r.groupby("direction", sort=True)}
     c = _server_names(result)
-    label = c.apply(lambda x: server_label(x.resp_h, x.resp_p, x.server_name), axis=1) if len(c) else c.uid
+    label = (
+        c.apply(lambda x: server_label(x.resp_h, x.resp_p, x.server_name), axis=1)
+        if len(c)
+        else c.uid
+    )
     r = r.assign(server=r.uid.map(dict(zip(c.uid, label, strict=True))))
     top = r.server.value_counts().index[: limit if limit is not None else None]
     r = r[r.server.isin(top)]
-    return {f"{s} {d}": g.rtt_s.to_numpy() for (s, d), g in r.groupby(["server", "direction"], sort=True)}
+    return {
+        f"{s} {d}": g.rtt_s.to_numpy()
+        for (s, d), g in r.groupby(["server", "direction"], sort=True)
+    }
 
 
 def handshake_vs_data(result: Result) -> pd.DataFrame:
@@ -121,7 +142,10 @@ def handshake_vs_data(result: Result) -> pd.DataFrame:
     c = result.connections
     parts = [
         pd.DataFrame({"uid": c.uid, "direction": d, "handshake_s": c[h], "data_s": c[m]})
-        for d, h, m in (("orig", "rtt_syn_s", "rtt_orig_median_s"), ("resp", "rtt_synack_s", "rtt_resp_median_s"))
+        for d, h, m in (
+            ("orig", "rtt_syn_s", "rtt_orig_median_s"),
+            ("resp", "rtt_synack_s", "rtt_resp_median_s"),
+        )
     ]
     out = pd.concat(parts, ignore_index=True)
     return out[out.handshake_s.notna() & out.data_s.notna()].reset_index(drop=True)
@@ -158,8 +182,13 @@ def budget(result: Result, *, limit: int | None = MAX_SERVERS) -> Figure:
     import numpy as np
 
     limit = check_limit(limit)
-    fig, axes = new_figure(1, 2, height=4.6, title="Round-trip budget: SYN to first response byte (mean per group)")
-    for ax, by, title in ((axes[0], "server", "per server"), (axes[1], "label", "per budget label")):
+    fig, axes = new_figure(
+        1, 2, height=4.6, title="Round-trip budget: SYN to first response byte (mean per group)"
+    )
+    for ax, by, title in (
+        (axes[0], "server", "per server"),
+        (axes[1], "label", "per budget label"),
+    ):
         df = budget_by(result, by, limit)
         if not len(df):
             no_data(ax, "no connection reached a first response byte")
@@ -170,8 +199,10 @@ def budget(result: Result, *, limit: int | None = MAX_SERVERS) -> Figure:
             h = df[col].to_numpy(dtype=float) * 1e3
             ax.bar(x, h, bottom=bottom, label=name, color=PHASE_COLORS[name], width=0.6)
             bottom += h
-        ticks = ["\n".join(short(part.rstrip(")"), 28) for part in str(lab).split(" (")) + f"\nn={n}"
-                 for lab, n in zip(df.label, df.n, strict=True)]
+        ticks = [
+            "\n".join(short(part.rstrip(")"), 28) for part in str(lab).split(" (")) + f"\nn={n}"
+            for lab, n in zip(df.label, df.n, strict=True)
+        ]
         ax.set_xticks(x, ticks, fontsize="small")
         ax.set_ylabel("time (ms)")
         ax.set_title(title, fontsize="medium")
@@ -183,11 +214,16 @@ def budget(result: Result, *, limit: int | None = MAX_SERVERS) -> Figure:
 def requests_per_connection(result: Result) -> pd.Series:
     """Number of HTTP connections (service http) per count of requests they carried."""
     c = result.connections
-    http = c[c.service.fillna("").str.split(",").apply(lambda s: "http" in s) | (c.requests.fillna(0) > 0)]
+    http = c[
+        c.service.fillna("").str.split(",").apply(lambda s: "http" in s)
+        | (c.requests.fillna(0) > 0)
+    ]
     return http.requests.fillna(0).astype(int).value_counts().sort_index()
 
 
-def open_connections(result: Result, limit: int | None = MAX_REUSE_PAIRS) -> dict[str, tuple[object, object]]:
+def open_connections(
+    result: Result, limit: int | None = MAX_REUSE_PAIRS
+) -> dict[str, tuple[object, object]]:
     """Per client-server pair (client, server address, port, name; the ``limit`` pairs with most
     connections): the step function of its open connections, as (times in ns, count after each
     time). A connection is open from its first packet to its first FIN/RST (or last packet), as
@@ -220,8 +256,13 @@ def reuse(result: Result, *, limit: int | None = MAX_REUSE_PAIRS) -> Figure:
 
     limit = check_limit(limit)
     fig, (h_ax, t_ax) = new_figure(1, 2, title="Connection reuse")
-    count_bars(h_ax, requests_per_connection(result), xlabel="requests per connection", ylabel="connections",
-               empty="no HTTP connections")
+    count_bars(
+        h_ax,
+        requests_per_connection(result),
+        xlabel="requests per connection",
+        ylabel="connections",
+        empty="no HTTP connections",
+    )
     steps = open_connections(result, limit)
     if not steps:
         no_data(t_ax, "no TCP connections")
@@ -267,7 +308,9 @@ def pipeline_depths(result: Result) -> pd.Series:
 def hol_waits(result: Result, limit: int | None = MAX_HOL_BARS) -> pd.DataFrame:
     """Pipelined requests (hol_wait_s known), in capture order, the first ``limit``."""
     h = result.http
-    h = h[h.pipelined.fillna(False).astype(bool) & h.hol_wait_s.notna()].sort_values(["ts", "uid", "trans_depth"])
+    h = h[h.pipelined.fillna(False).astype(bool) & h.hol_wait_s.notna()].sort_values(
+        ["ts", "uid", "trans_depth"]
+    )
     return h.head(limit if limit is not None else len(h)).reset_index(drop=True)
 
 
@@ -279,15 +322,23 @@ def pipelining(result: Result, *, limit: int | None = MAX_HOL_BARS) -> Figure:
 
     limit = check_limit(limit)
     fig, (d_ax, w_ax) = new_figure(1, 2, title="HTTP pipelining")
-    count_bars(d_ax, pipeline_depths(result), xlabel="pipeline depth (requests outstanding)", ylabel="requests",
-               empty="no HTTP requests")
+    count_bars(
+        d_ax,
+        pipeline_depths(result),
+        xlabel="pipeline depth (requests outstanding)",
+        ylabel="requests",
+        empty="no HTTP requests",
+    )
     w = hol_waits(result, limit)
     if not len(w):
         no_data(w_ax, "no pipelined requests")
         return fig
     y = np.arange(len(w))
     w_ax.barh(y, w.hol_wait_s.to_numpy(dtype=float) * 1e3, color="#c0392b", label="HOL wait")
-    labels = [short(f"#{d} {m or ''} {u or ''}", 32) for d, m, u in zip(w.trans_depth, w.method, w.uri, strict=True)]
+    labels = [
+        short(f"#{d} {m or ''} {u or ''}", 32)
+        for d, m, u in zip(w.trans_depth, w.method, w.uri, strict=True)
+    ]
     w_ax.set_yticks(y, labels, fontsize="small")
     w_ax.invert_yaxis()
     w_ax.set_xlabel("head-of-line wait (ms)")

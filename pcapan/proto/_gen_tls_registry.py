@@ -61,7 +61,9 @@ _KX_AUTH: dict[str, tuple[str, str]] = {
 }
 
 # Suites that only exist in TLS 1.3 although some have a "_WITH_" name (RFC 9367 GOST suites).
-_TLS13_ONLY = {0x00C6, 0x00C7, 0xC0B4, 0xC0B5, 0xC103, 0xC104, 0xC105, 0xC106} | set(range(0x1301, 0x1308))
+_TLS13_ONLY = {0x00C6, 0x00C7, 0xC0B4, 0xC0B5, 0xC103, 0xC104, 0xC105, 0xC106} | set(
+    range(0x1301, 0x1308)
+)
 
 # Ephemeral key exchanges: the session keys do not follow from a long-term key (forward secrecy).
 # ECCPWD (RFC 8492) derives keys from ephemeral values too.
@@ -89,8 +91,18 @@ _CIPHERS: list[tuple[str, str, int, str]] = [
     (r"28147_CNT", "GOST28147", 256, "CNT"),
 ]
 
-_MACS = {"SHA": "SHA1", "SHA256": "SHA256", "SHA384": "SHA384", "MD5": "MD5", "NULL": "NULL",
-         "SM3": "SM3", "OMAC": "OMAC", "IMIT": "IMIT", "L": "", "S": ""}
+_MACS = {
+    "SHA": "SHA1",
+    "SHA256": "SHA256",
+    "SHA384": "SHA384",
+    "MD5": "MD5",
+    "NULL": "NULL",
+    "SM3": "SM3",
+    "OMAC": "OMAC",
+    "IMIT": "IMIT",
+    "L": "",
+    "S": "",
+}
 
 # Security levels (bits) a suite can be classed in; below 64 is class 0 (broken).
 STRENGTH_LEVELS = (64, 80, 96, 112, 128, 256)
@@ -102,7 +114,7 @@ def _parse_cipher(spec: str) -> tuple[str, int, str, str]:
         m = re.match(pattern + r"(?:_|$)", spec)
         if not m:
             continue
-        rest = spec[m.end():]
+        rest = spec[m.end() :]
         if pattern.startswith("(AES"):
             cipher, bits, mode = m.group(1), int(m.group(2)), m.group(3)
         elif cipher == "RC4":
@@ -131,10 +143,19 @@ def strength_class(bits: int) -> int:
 # them), from OpenSSL 1.0.2's ssl/s3_lib.c; needed for Mozilla's "old" list (DES-CBC3-SHA) and
 # for reading older captures.
 _OPENSSL_LEGACY_NAMES = {
-    0x0003: "EXP-RC4-MD5", 0x0004: "RC4-MD5", 0x0005: "RC4-SHA", 0x0007: "IDEA-CBC-SHA",
-    0x0008: "EXP-DES-CBC-SHA", 0x0009: "DES-CBC-SHA", 0x000A: "DES-CBC3-SHA",
-    0x0013: "EDH-DSS-DES-CBC3-SHA", 0x0015: "EDH-RSA-DES-CBC-SHA", 0x0016: "EDH-RSA-DES-CBC3-SHA",
-    0xC007: "ECDHE-ECDSA-RC4-SHA", 0xC008: "ECDHE-ECDSA-DES-CBC3-SHA", 0xC011: "ECDHE-RSA-RC4-SHA",
+    0x0003: "EXP-RC4-MD5",
+    0x0004: "RC4-MD5",
+    0x0005: "RC4-SHA",
+    0x0007: "IDEA-CBC-SHA",
+    0x0008: "EXP-DES-CBC-SHA",
+    0x0009: "DES-CBC-SHA",
+    0x000A: "DES-CBC3-SHA",
+    0x0013: "EDH-DSS-DES-CBC3-SHA",
+    0x0015: "EDH-RSA-DES-CBC-SHA",
+    0x0016: "EDH-RSA-DES-CBC3-SHA",
+    0xC007: "ECDHE-ECDSA-RC4-SHA",
+    0xC008: "ECDHE-ECDSA-DES-CBC3-SHA",
+    0xC011: "ECDHE-RSA-RC4-SHA",
     0xC012: "ECDHE-RSA-DES-CBC3-SHA",
 }
 
@@ -187,7 +208,10 @@ def cipher_rows() -> list[tuple]:
                 sec = min(sec, 40 if cipher != "DES" or bits <= 40 else 56)
             h2_block = not tls13 and not (kx in ("DHE", "ECDHE") and aead)
             insecure = (not scsv) and (
-                cipher in ("NULL", "RC4", "DES", "3DES", "RC2") or export or auth == "anon" or mac == "MD5"
+                cipher in ("NULL", "RC4", "DES", "3DES", "RC2")
+                or export
+                or auth == "anon"
+                or mac == "MD5"
             )
             ossl_name = ossl.get(code, name if tls13 else "")
             if name in moz["modern"]:
@@ -198,10 +222,30 @@ def cipher_rows() -> list[tuple]:
                 level = "old"
             else:
                 level = "none"
-            rows.append((
-                code, name, ossl_name, kx, auth, cipher, bits, mode, mac, aead, fs, tls13,
-                sec, strength_class(sec), h2_block, level, insecure, export, scsv, recommended,
-            ))
+            rows.append(
+                (
+                    code,
+                    name,
+                    ossl_name,
+                    kx,
+                    auth,
+                    cipher,
+                    bits,
+                    mode,
+                    mac,
+                    aead,
+                    fs,
+                    tls13,
+                    sec,
+                    strength_class(sec),
+                    h2_block,
+                    level,
+                    insecure,
+                    export,
+                    scsv,
+                    recommended,
+                )
+            )
     return rows
 
 
@@ -244,15 +288,21 @@ def render() -> str:
             alpn.append((rec["Identification Sequence"], rec["Protocol"]))
 
     lines = [TEMPLATE_HEAD]
-    lines.append("# code, IANA name, OpenSSL name, kx, auth, cipher, key bits, mode, mac, aead, forward secrecy,")
-    lines.append("# TLS 1.3 only, security bits, strength class, HTTP/2 blocklisted, Mozilla level, insecure,")
+    lines.append(
+        "# code, IANA name, OpenSSL name, kx, auth, cipher, key bits, mode, mac, aead, forward secrecy,"
+    )
+    lines.append(
+        "# TLS 1.3 only, security bits, strength class, HTTP/2 blocklisted, Mozilla level, insecure,"
+    )
     lines.append("# export, SCSV, IANA recommended")
     lines.append("_CIPHER_ROWS: tuple[tuple, ...] = (")
     for r in ciphers:
         lines.append(f"    (0x{r[0]:04X}, {repr(r[1:])[1:-1]}),")
     lines.append(")\n")
 
-    def table(name: str, doc: str, items: list[tuple[int, str]] | dict[int, str], hexfmt: bool) -> None:
+    def table(
+        name: str, doc: str, items: list[tuple[int, str]] | dict[int, str], hexfmt: bool
+    ) -> None:
         lines.append(f"# {doc}")
         lines.append(f"{name}: dict[int, str] = {{")
         for k, v in sorted(dict(items).items()):
@@ -261,8 +311,18 @@ def render() -> str:
         lines.append("}\n")
 
     table("NAMED_GROUPS", "IANA TLS Supported Groups (tls-parameters-8).", groups, False)
-    table("SIGNATURE_SCHEMES", "IANA TLS SignatureScheme, plus named TLS 1.2 hash/signature pairs.", sigs, True)
-    table("EXTENSION_TYPES", "IANA TLS ExtensionType Values, plus a few common unregistered ones.", exts, False)
+    table(
+        "SIGNATURE_SCHEMES",
+        "IANA TLS SignatureScheme, plus named TLS 1.2 hash/signature pairs.",
+        sigs,
+        True,
+    )
+    table(
+        "EXTENSION_TYPES",
+        "IANA TLS ExtensionType Values, plus a few common unregistered ones.",
+        exts,
+        False,
+    )
     table("ALERT_DESCRIPTIONS", "IANA TLS Alerts (tls-parameters-6).", alerts, False)
     lines.append("# IANA TLS ALPN Protocol IDs: identification sequence -> protocol.")
     lines.append("ALPN_PROTOCOLS: dict[str, str] = {")

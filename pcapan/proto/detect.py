@@ -19,9 +19,25 @@ _METHOD = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,24} [^ \r\n]")
 _REQUEST_LINE = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,24} [^ \r\n]+ HTTP/\d\.\d\r?\n")
 _STATUS = re.compile(rb"^HTTP/\d\.\d [0-9]{3}")
 _KNOWN_METHODS = (
-    b"GET ", b"POST ", b"HEAD ", b"PUT ", b"DELETE ", b"OPTIONS ", b"TRACE ", b"CONNECT ",
-    b"PATCH ", b"PROPFIND ", b"PROPPATCH ", b"MKCOL ", b"COPY ", b"MOVE ", b"LOCK ", b"UNLOCK ",
-    b"REPORT ", b"SEARCH ", b"PURGE ",
+    b"GET ",
+    b"POST ",
+    b"HEAD ",
+    b"PUT ",
+    b"DELETE ",
+    b"OPTIONS ",
+    b"TRACE ",
+    b"CONNECT ",
+    b"PATCH ",
+    b"PROPFIND ",
+    b"PROPPATCH ",
+    b"MKCOL ",
+    b"COPY ",
+    b"MOVE ",
+    b"LOCK ",
+    b"UNLOCK ",
+    b"REPORT ",
+    b"SEARCH ",
+    b"PURGE ",
 )
 
 
@@ -36,8 +52,12 @@ def is_h2_settings(head: bytes) -> bool:
     """An HTTP/2 frame header of a SETTINGS frame (RFC 9113 6.5) on stream 0, no ACK flag,
     payload a multiple of 6 bytes: what an h2 server sends first (its connection preface,
     RFC 9113 3.4). ``head`` holds at least the 9-byte frame header."""
-    return (head[3] == 4 and head[4] == 0 and head[5:9] == b"\0\0\0\0"
-            and int.from_bytes(head[:3], "big") % 6 == 0)
+    return (
+        head[3] == 4
+        and head[4] == 0
+        and head[5:9] == b"\0\0\0\0"
+        and int.from_bytes(head[:3], "big") % 6 == 0
+    )
 
 
 def detect(head: bytes) -> str | None:
@@ -67,7 +87,11 @@ def detect(head: bytes) -> str | None:
         if len(head) < 5:
             return None
         length = ((b0 & 0x7F) << 8) | head[1]
-        if length >= 9 and head[2] == 1 and ((head[3] == 0 and head[4] == 2) or (head[3] == 3 and head[4] <= 4)):
+        if (
+            length >= 9
+            and head[2] == 1
+            and ((head[3] == 0 and head[4] == 2) or (head[3] == 3 and head[4] <= 4))
+        ):
             return TLS
         return ""
     if b0 == 10 or b0 == 13:

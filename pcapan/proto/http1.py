@@ -360,8 +360,12 @@ def _parse_lines(raw: bytes, blank_bare: bool, flags: list[str]) -> list[bytes]:
     """Split a header section into lines, accepting (and flagging) bare LF and bare CR."""
     # Fast path, the normal case: every line ends in CRLF (``raw`` stops before the last LF).
     n_crlf = raw.count(b"\r\n")
-    if (not blank_bare and raw.endswith(b"\r") and raw.count(b"\n") == n_crlf
-            and raw.count(b"\r") == n_crlf + 1):
+    if (
+        not blank_bare
+        and raw.endswith(b"\r")
+        and raw.count(b"\n") == n_crlf
+        and raw.count(b"\r") == n_crlf + 1
+    ):
         return raw[:-1].split(b"\r\n")
     lines = raw.split(b"\n")
     bare = blank_bare
@@ -420,8 +424,9 @@ def _parse_fields(lines: Sequence[bytes], flags: list[str]) -> list[tuple[str, s
     return fields
 
 
-def _parse_head(raw: bytes, blank_bare: bool,
-                flags: list[str]) -> tuple[bytes, list[tuple[str, str]]]:
+def _parse_head(
+    raw: bytes, blank_bare: bool, flags: list[str]
+) -> tuple[bytes, list[tuple[str, str]]]:
     """A header section (without its final LF) -> start line and fields."""
     if not blank_bare and raw.endswith(b"\r"):
         # Fast path, the normal case: CRLF everywhere and only well-formed field lines, checked
@@ -433,8 +438,12 @@ def _parse_head(raw: bytes, blank_bare: bool,
         pairs = _FIELD_PAIRS_S.findall(text)
         # Each match starts at a line start and ends with its CRLF, so as many matches as
         # lines means every line is a well-formed field line.
-        if (b"\r" not in start and b"\n" not in start and len(pairs) == text.count("\n")
-                and len(pairs) <= HTTP_MAX_HEADER_FIELDS):
+        if (
+            b"\r" not in start
+            and b"\n" not in start
+            and len(pairs) == text.count("\n")
+            and len(pairs) <= HTTP_MAX_HEADER_FIELDS
+        ):
             if " \r" in text or "\t\r" in text:
                 pairs = [(n, v.rstrip(" \t")) for n, v in pairs]
             return start, pairs
@@ -462,7 +471,9 @@ def _persistent(version: tuple[int, int], connection: str | None) -> bool:
         return False
     if version >= (1, 1):
         return True
-    return "keep-alive" in low and "keep-alive" in {t.strip() for t in low.split(",")}  # RFC 9112 C.2.2
+    return "keep-alive" in low and "keep-alive" in {
+        t.strip() for t in low.split(",")
+    }  # RFC 9112 C.2.2
 
 
 # --- per-connection state ---------------------------------------------------------------------
@@ -491,12 +502,40 @@ class _Tx:
     """Mutable transaction under construction (frozen into :class:`HttpTransaction`)."""
 
     __slots__ = (
-        "depth", "method", "uri", "target_form", "host", "req_version", "resp_version",
-        "req_headers", "resp_headers", "req_body_len", "resp_body_len", "status", "reason",
-        "info", "content_length", "chunk_count", "trailers", "upgrade", "tunnel", "pipelined",
-        "pipeline_depth", "ts_req_start", "ts_req_end", "ts_resp_start", "ts_resp_end",
-        "hasher", "partial", "flags", "req_done", "resp_done", "resp_close", "has_request",
-        "req_idx", "resp_idx",
+        "depth",
+        "method",
+        "uri",
+        "target_form",
+        "host",
+        "req_version",
+        "resp_version",
+        "req_headers",
+        "resp_headers",
+        "req_body_len",
+        "resp_body_len",
+        "status",
+        "reason",
+        "info",
+        "content_length",
+        "chunk_count",
+        "trailers",
+        "upgrade",
+        "tunnel",
+        "pipelined",
+        "pipeline_depth",
+        "ts_req_start",
+        "ts_req_end",
+        "ts_resp_start",
+        "ts_resp_end",
+        "hasher",
+        "partial",
+        "flags",
+        "req_done",
+        "resp_done",
+        "resp_close",
+        "has_request",
+        "req_idx",
+        "resp_idx",
     )
 
     def __init__(self, depth: int) -> None:
@@ -564,7 +603,12 @@ class _Tx:
         v = self.req_version
         rv = self.resp_version
         ua, ref, ex, upr = rqg("user-agent"), rqg("referer"), rqg("expect"), rqg("upgrade")
-        ct, te, ce, tra = rsg("content-type"), rsg("transfer-encoding"), rsg("content-encoding"), rsg("trailer")
+        ct, te, ce, tra = (
+            rsg("content-type"),
+            rsg("transfer-encoding"),
+            rsg("content-encoding"),
+            rsg("trailer"),
+        )
         # positional, in field order (cheaper than 39 keywords; the unit tests check every value)
         return _make_transaction(
             self.depth,  # trans_depth
@@ -613,9 +657,24 @@ class _Side:
     """One direction's parser state."""
 
     __slots__ = (
-        "is_orig", "buf", "state", "remaining", "scan", "started", "msg_ts", "outstanding",
-        "tx", "last_ts", "ended", "resynced", "msg_flags", "checked", "paused_for", "midline",
-        "early_ts", "first_line",
+        "is_orig",
+        "buf",
+        "state",
+        "remaining",
+        "scan",
+        "started",
+        "msg_ts",
+        "outstanding",
+        "tx",
+        "last_ts",
+        "ended",
+        "resynced",
+        "msg_flags",
+        "checked",
+        "paused_for",
+        "midline",
+        "early_ts",
+        "first_line",
     )
 
     def __init__(self, is_orig: bool) -> None:
@@ -650,7 +709,9 @@ class HttpConnection:
     # connection holds no reference cycle and is freed without the cyclic GC.
     _STEPS: tuple[Callable[[HttpConnection, _Side, int], bool], ...] = ()
 
-    def __init__(self, on_body: Callable[[int, bytes], None] | None = None, first_depth: int = 0) -> None:
+    def __init__(
+        self, on_body: Callable[[int, bytes], None] | None = None, first_depth: int = 0
+    ) -> None:
         """``on_body(trans_depth, chunk)`` receives each response's body bytes as they are
         decoded (chunk framing removed), for extraction; bodies are otherwise never kept.
         ``first_depth``: transactions are numbered from ``first_depth + 1`` (HTTP inside a
@@ -909,7 +970,11 @@ class HttpConnection:
 
     def _answers_http09(self) -> bool:
         """The next response answers an HTTP/0.9 simple-request (and no 1xx is in progress)."""
-        return self._resp.tx is None and bool(self._awaiting) and self._awaiting[0].req_version == (0, 9)
+        return (
+            self._resp.tx is None
+            and bool(self._awaiting)
+            and self._awaiting[0].req_version == (0, 9)
+        )
 
     def _decide_http09(self, side: _Side, ts: int, final: bool = False) -> bool:
         """Start the HTTP/0.9 reply to a simple-request, once its first bytes say whether the
@@ -943,9 +1008,13 @@ class HttpConnection:
         tx.flag("http09")
         if status_line is not None:
             tx.flag("http09_status_line")
-            self._anomaly(side, "http09_status_line",
-                          "an HTTP/0.9 request answered with a status line, read as HTTP/0.9 "
-                          f"body: {status_line.decode('latin-1')!r}", side.early_ts or ts)
+            self._anomaly(
+                side,
+                "http09_status_line",
+                "an HTTP/0.9 request answered with a status line, read as HTTP/0.9 "
+                f"body: {status_line.decode('latin-1')!r}",
+                side.early_ts or ts,
+            )
         tx.ts_resp_start = ts if side.early_ts is None else side.early_ts
         side.early_ts = None
         tx.resp_body_len = 0
@@ -1007,9 +1076,11 @@ class HttpConnection:
             old.flag("pending_overflow")
             old.resp_done = True
             self._anomaly(
-                side, "too_many_pending",
+                side,
+                "too_many_pending",
                 f"more than {HTTP_MAX_PENDING_REQUESTS} requests unanswered; "
-                f"request {old.depth} reported unanswered", side.msg_ts,
+                f"request {old.depth} reported unanswered",
+                side.msg_ts,
             )
         return tx
 
@@ -1024,12 +1095,23 @@ class HttpConnection:
         self._txs.append(tx)
         return tx
 
-    def _request_head(self, side: _Side, start: bytes, fields: list[tuple[str, str]],
-                      flags: list[str], ts: int, parsed: RequestLine | None = None) -> None:
+    def _request_head(
+        self,
+        side: _Side,
+        start: bytes,
+        fields: list[tuple[str, str]],
+        flags: list[str],
+        ts: int,
+        parsed: RequestLine | None = None,
+    ) -> None:
         if parsed is None:
             cached = side.first_line
             side.first_line = None
-            parsed = cached[1] if cached is not None and cached[0] == start else _parse_request_line(start)
+            parsed = (
+                cached[1]
+                if cached is not None and cached[0] == start
+                else _parse_request_line(start)
+            )
             if parsed is None:
                 raise ParserError("bad_request_line", repr(start[:80]))
         method_b, target_b, version, line_flags = parsed
@@ -1076,8 +1158,15 @@ class HttpConnection:
         side.tx = tx
         self._begin_body(side, tx, framing, ts)
 
-    def _response_head(self, side: _Side, start: bytes, fields: list[tuple[str, str]],
-                       flags: list[str], ts: int, status: tuple[bytes, ...] | None = None) -> None:
+    def _response_head(
+        self,
+        side: _Side,
+        start: bytes,
+        fields: list[tuple[str, str]],
+        flags: list[str],
+        ts: int,
+        status: tuple[bytes, ...] | None = None,
+    ) -> None:
         """``status``: the status line's (major, minor, code, reason) when already parsed."""
         if status is None:
             m = _STATUS_LINE.fullmatch(start)
@@ -1122,8 +1211,13 @@ class HttpConnection:
         if code == 426:
             tx.flag("upgrade_required")
         req = self._req
-        if code == 417 and req.tx is tx and req.state in (_State.BODY_LEN, _State.CHUNK_SIZE) \
-                and not tx.req_body_len and not req.buf:
+        if (
+            code == 417
+            and req.tx is tx
+            and req.state in (_State.BODY_LEN, _State.CHUNK_SIZE)
+            and not tx.req_body_len
+            and not req.buf
+        ):
             # Expectation failed: the client does not send the body it announced (RFC 9110
             # 10.1.1), so the request ends here and the next request starts on the next byte.
             tx.flag("expect_rejected")
@@ -1308,9 +1402,11 @@ class HttpConnection:
     def _paused(self, side: _Side, ts: int) -> bool:
         if len(side.buf) > HTTP_MAX_PAUSED_BYTES:
             self._anomaly(
-                side, "paused_overflow",
+                side,
+                "paused_overflow",
                 f"{len(side.buf)} bytes after an Upgrade/CONNECT request without a response; "
-                "parsing them as HTTP", ts,
+                "parsing them as HTTP",
+                ts,
             )
             side.state = _State.START
             return True
@@ -1364,8 +1460,13 @@ class HttpConnection:
         # Bytes still buffered come before the gap: consume what the current state can.
         self._run(side, ts)
         st = side.state
-        if st == _State.START and not side.started and side.buf and not side.is_orig \
-                and self._answers_http09():
+        if (
+            st == _State.START
+            and not side.started
+            and side.buf
+            and not side.is_orig
+            and self._answers_http09()
+        ):
             # An undecided reply to a simple-request: HTTP/0.9, and the gap is in its body.
             self._decide_http09(side, ts, final=True)
             self._run(side, ts)
@@ -1411,8 +1512,10 @@ class HttpConnection:
         else:
             what = f"in state {_STATE_NAMES[st]}"
         self._anomaly(
-            side, "gap_resync",
-            f"{n} bytes missing {what}; resynchronising at the next message start", ts,
+            side,
+            "gap_resync",
+            f"{n} bytes missing {what}; resynchronising at the next message start",
+            ts,
         )
         self._break(side, "gap", ts)
         side.buf.clear()
@@ -1437,8 +1540,13 @@ class HttpConnection:
                 tx.resp_done = True
                 tx.ts_resp_end = side.last_ts
             side.tx = None
-        elif st in (_State.BODY_LEN, _State.CHUNK_SIZE, _State.CHUNK_DATA, _State.CHUNK_CRLF,
-                    _State.TRAILERS) or (st == _State.START and side.started):
+        elif st in (
+            _State.BODY_LEN,
+            _State.CHUNK_SIZE,
+            _State.CHUNK_DATA,
+            _State.CHUNK_CRLF,
+            _State.TRAILERS,
+        ) or (st == _State.START and side.started):
             self._anomaly(side, "truncated", f"stream ended in state {_STATE_NAMES[st]}", ts)
             self._break(side, "truncated", ts)
         side.ended = True
@@ -1495,8 +1603,15 @@ class HttpConnection:
 
 
 HttpConnection._STEPS = (
-    HttpConnection._start, HttpConnection._body_len, HttpConnection._chunk_size,
-    HttpConnection._body_len, HttpConnection._chunk_crlf, HttpConnection._trailers,
-    HttpConnection._body_close, HttpConnection._paused, HttpConnection._tunnel_data,
-    HttpConnection._resync, HttpConnection._dead,
+    HttpConnection._start,
+    HttpConnection._body_len,
+    HttpConnection._chunk_size,
+    HttpConnection._body_len,
+    HttpConnection._chunk_crlf,
+    HttpConnection._trailers,
+    HttpConnection._body_close,
+    HttpConnection._paused,
+    HttpConnection._tunnel_data,
+    HttpConnection._resync,
+    HttpConnection._dead,
 )

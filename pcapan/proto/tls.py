@@ -40,8 +40,13 @@ from pcapan.proto.tls_registry import CIPHER_SUITES, is_grease
 
 # Record content types (RFC 8446 B.1; 24 = heartbeat, RFC 6520).
 CCS, ALERT, HANDSHAKE, APPLICATION_DATA, HEARTBEAT = 20, 21, 22, 23, 24
-CONTENT_TYPES = {CCS: "change_cipher_spec", ALERT: "alert", HANDSHAKE: "handshake",
-                 APPLICATION_DATA: "application_data", HEARTBEAT: "heartbeat"}
+CONTENT_TYPES = {
+    CCS: "change_cipher_spec",
+    ALERT: "alert",
+    HANDSHAKE: "handshake",
+    APPLICATION_DATA: "application_data",
+    HEARTBEAT: "heartbeat",
+}
 
 # Handshake message types (RFC 8446 4, RFC 5246 7.4).
 HS_CLIENT_HELLO = 1
@@ -91,10 +96,22 @@ TLS13 = 0x0304
 _GREASE = frozenset(0x0A0A + 0x1010 * i for i in range(16))
 
 # ClientHello extensions whose content is decoded (the others are only listed).
-_CH_DECODED = frozenset({EXT_SERVER_NAME, EXT_ALPN, EXT_SUPPORTED_VERSIONS, EXT_SUPPORTED_GROUPS, EXT_KEY_SHARE,
-                         EXT_KEY_SHARE_OLD,
-                         EXT_SIGNATURE_ALGORITHMS, EXT_EC_POINT_FORMATS, EXT_PRE_SHARED_KEY,
-                         EXT_PSK_KEY_EXCHANGE_MODES, EXT_RECORD_SIZE_LIMIT, EXT_COMPRESS_CERTIFICATE})
+_CH_DECODED = frozenset(
+    {
+        EXT_SERVER_NAME,
+        EXT_ALPN,
+        EXT_SUPPORTED_VERSIONS,
+        EXT_SUPPORTED_GROUPS,
+        EXT_KEY_SHARE,
+        EXT_KEY_SHARE_OLD,
+        EXT_SIGNATURE_ALGORITHMS,
+        EXT_EC_POINT_FORMATS,
+        EXT_PRE_SHARED_KEY,
+        EXT_PSK_KEY_EXCHANGE_MODES,
+        EXT_RECORD_SIZE_LIMIT,
+        EXT_COMPRESS_CERTIFICATE,
+    }
+)
 # Facebook's Fizz variants of TLS 1.3 drafts 23 and 26 (fizz/record/Types.h: tls_1_3_23_fb,
 # tls_1_3_26_fb; Wireshark: "TLS 1.3 (Facebook draft 23/26)"): TLS 1.3 on the wire, only the
 # version number differs.
@@ -113,6 +130,7 @@ def is_draft_before_22(version: int) -> bool:
 def is_tls13(version: int) -> bool:
     """TLS 1.3, one of its drafts (0x7fNN), a BoringSSL experiment (0x7eNN) or a Fizz variant."""
     return version == TLS13 or (version >> 8) in (0x7F, 0x7E) or version in TLS13_FIZZ
+
 
 # opaque_bytes() of a direction no longer parsed: every byte that comes is skipped.
 _UNBOUNDED = 1 << 62
@@ -286,8 +304,20 @@ class TlsAnomaly:
     detail: str
 
 
-Event = (ClientHello | ServerHello | Certificate | ServerKeyExchange | HandshakeMessage
-         | NewSessionTicket | Finished | ChangeCipherSpec | Alert | Resumed | HandshakeDone | TlsAnomaly)
+Event = (
+    ClientHello
+    | ServerHello
+    | Certificate
+    | ServerKeyExchange
+    | HandshakeMessage
+    | NewSessionTicket
+    | Finished
+    | ChangeCipherSpec
+    | Alert
+    | Resumed
+    | HandshakeDone
+    | TlsAnomaly
+)
 
 
 # --- byte reader ------------------------------------------------------------------------------
@@ -309,7 +339,7 @@ class _R:
         if n > self.end - i:
             raise ParserError(f"need {n} bytes, {self.end - i} left")
         self.i = i + n
-        return bytes(self.b[i:i + n])
+        return bytes(self.b[i : i + n])
 
     # The integer readers index the buffer directly: a ClientHello makes ~70 reads, and a
     # bytes object per read was most of its parsing time.
@@ -356,16 +386,32 @@ def _u16_list(data: bytes) -> list[int]:
 
 # --- fingerprints -----------------------------------------------------------------------------
 def _ja4_version(v: int) -> str:
-    return {0x0304: "13", 0x0303: "12", 0x0302: "11", 0x0301: "10", 0x0300: "s3",
-            0x0002: "s2", 0xFEFF: "d1", 0xFEFD: "d2", 0xFEFC: "d3"}.get(v, "00")
+    return {
+        0x0304: "13",
+        0x0303: "12",
+        0x0302: "11",
+        0x0301: "10",
+        0x0300: "s3",
+        0x0002: "s2",
+        0xFEFF: "d1",
+        0xFEFD: "d2",
+        0xFEFC: "d3",
+    }.get(v, "00")
 
 
 def _isalnum(c: int) -> bool:
     return 0x30 <= c <= 0x39 or 0x41 <= c <= 0x5A or 0x61 <= c <= 0x7A
 
 
-def ja4_fingerprint(version: int, sni: bool, ciphers: list[int], exts: list[int],
-                    first_alpn: bytes | None, sigalgs: list[int], quic: bool = False) -> tuple[str, str]:
+def ja4_fingerprint(
+    version: int,
+    sni: bool,
+    ciphers: list[int],
+    exts: list[int],
+    first_alpn: bytes | None,
+    sigalgs: list[int],
+    quic: bool = False,
+) -> tuple[str, str]:
     """JA4 and JA4_r (raw) per the FoxIO JA4 specification (BSD-3-Clause part).
 
     ``ciphers``, ``exts`` and ``sigalgs`` must already be free of GREASE; ``version`` is the
@@ -377,8 +423,14 @@ def ja4_fingerprint(version: int, sni: bool, ciphers: list[int], exts: list[int]
     else:  # non-alphanumeric: first and last character of the hex of the value
         h = first_alpn.hex()
         alpn = h[0] + h[-1]
-    a = (("q" if quic else "t") + _ja4_version(version) + ("d" if sni else "i")
-         + f"{min(len(ciphers), 99):02d}" + f"{min(len(exts), 99):02d}" + alpn)
+    a = (
+        ("q" if quic else "t")
+        + _ja4_version(version)
+        + ("d" if sni else "i")
+        + f"{min(len(ciphers), 99):02d}"
+        + f"{min(len(exts), 99):02d}"
+        + alpn
+    )
     cs = ",".join(sorted(f"{c:04x}" for c in ciphers))
     es = ",".join(sorted(f"{e:04x}" for e in exts if e not in (EXT_SERVER_NAME, EXT_ALPN)))
     sa = ",".join(f"{s:04x}" for s in sigalgs)
@@ -393,14 +445,29 @@ def ja4_fingerprint(version: int, sni: bool, ciphers: list[int], exts: list[int]
 
 
 @functools.lru_cache(maxsize=FINGERPRINT_CACHE_SIZE)
-def _fingerprints(ver: int, ciphers: tuple[int, ...], exts: tuple[int, ...], groups: tuple[int, ...],
-                  pf: tuple[int, ...], max_ver: int, sni: bool, first_alpn: bytes | None,
-                  sigalgs: tuple[int, ...]) -> tuple[str, str, str]:
+def _fingerprints(
+    ver: int,
+    ciphers: tuple[int, ...],
+    exts: tuple[int, ...],
+    groups: tuple[int, ...],
+    pf: tuple[int, ...],
+    max_ver: int,
+    sni: bool,
+    first_alpn: bytes | None,
+    sigalgs: tuple[int, ...],
+) -> tuple[str, str, str]:
     """(JA3 string, JA4, JA4_r) of a ClientHello. Cached: the clients of a capture send the same
     few hellos over and over (only randoms, session ids and key shares differ), and the hashing
     and sorting were a fifth of a ClientHello's parsing time."""
-    ja3 = ",".join([str(ver), "-".join(map(str, ciphers)), "-".join(map(str, exts)),
-                    "-".join(map(str, groups)), "-".join(map(str, pf))])
+    ja3 = ",".join(
+        [
+            str(ver),
+            "-".join(map(str, ciphers)),
+            "-".join(map(str, exts)),
+            "-".join(map(str, groups)),
+            "-".join(map(str, pf)),
+        ]
+    )
     ja4, ja4_r = ja4_fingerprint(max_ver, sni, list(ciphers), list(exts), first_alpn, list(sigalgs))
     return ja3, ja4, ja4_r
 
@@ -446,9 +513,16 @@ def parse_certificate(der: bytes) -> CertInfo | None:
         except Exception:  # noqa: BLE001
             sig = None
         return CertInfo(
-            subject_cn=cn, subject=cert.subject.rfc4514_string(), issuer=cert.issuer.rfc4514_string(),
-            san=san, not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc,
-            key_type=kt, key_bits=kb, signature_algorithm=sig, self_signed=cert.subject == cert.issuer,
+            subject_cn=cn,
+            subject=cert.subject.rfc4514_string(),
+            issuer=cert.issuer.rfc4514_string(),
+            san=san,
+            not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc,
+            key_type=kt,
+            key_bits=kb,
+            signature_algorithm=sig,
+            self_signed=cert.subject == cert.issuer,
         )
     except Exception:  # cryptography raises ValueError and others on malformed DER  # noqa: BLE001
         return None
@@ -521,8 +595,9 @@ class TlsConnection:
         d.skip -= nbytes
         d.bytes_seen += nbytes
 
-    def skim(self, is_orig: bool, mv: memoryview, offs: list[int], lens: list[int],
-             tss: list[int]) -> list[Event] | None:
+    def skim(
+        self, is_orig: bool, mv: memoryview, offs: list[int], lens: list[int], tss: list[int]
+    ) -> list[Event] | None:
         """Count the records of a run of segments (``mv[off:off+len]`` each, in stream order,
         ``tss`` their timestamps) by walking their headers only, when nothing in this direction
         needs reading any more (encrypted, no partial header pending): one step per record, not
@@ -575,9 +650,14 @@ class TlsConnection:
                 marks.append((at, -1, -1, kh))  # (framing lost here)
                 d.stopped = True
                 d.buf.clear()
-                self._anomaly(ts_ns, is_orig, "tls_bad_record",
-                              f"not a TLS record header: {bytes(hdr).hex()}" if ctype not in CONTENT_TYPES
-                              or hdr[1] != 3 or hdr[2] > 4 else f"record length {ln} > {MAX_TLS_RECORD_BYTES}")
+                self._anomaly(
+                    ts_ns,
+                    is_orig,
+                    "tls_bad_record",
+                    f"not a TLS record header: {bytes(hdr).hex()}"
+                    if ctype not in CONTENT_TYPES or hdr[1] != 3 or hdr[2] > 4
+                    else f"record length {ln} > {MAX_TLS_RECORD_BYTES}",
+                )
                 return self._take_out()
             d.records[ctype] = d.records.get(ctype, 0) + 1
             if ctype == APPLICATION_DATA:
@@ -624,15 +704,25 @@ class TlsConnection:
         d.stopped = True
         d.buf.clear()
         d.hs.clear()
-        return [TlsAnomaly(ts_ns, is_orig, "tls_gap", f"{nbytes} bytes missing; direction no longer parsed")]
+        return [
+            TlsAnomaly(
+                ts_ns, is_orig, "tls_gap", f"{nbytes} bytes missing; direction no longer parsed"
+            )
+        ]
 
     def end(self, is_orig: bool, ts_ns: int) -> list[Event]:
         d = self._d[is_orig]
         out: list[Event] = []
         if not d.stopped and (d.buf or d.skip or d.hs):
-            out.append(TlsAnomaly(ts_ns, is_orig, "tls_truncated",
-                                  f"stream ended inside a record ({len(d.buf) + d.skip} bytes short"
-                                  f" or pending, {len(d.hs)} handshake bytes pending)"))
+            out.append(
+                TlsAnomaly(
+                    ts_ns,
+                    is_orig,
+                    "tls_truncated",
+                    f"stream ended inside a record ({len(d.buf) + d.skip} bytes short"
+                    f" or pending, {len(d.hs)} handshake bytes pending)",
+                )
+            )
         d.stopped = True
         d.buf.clear()
         d.hs.clear()
@@ -662,7 +752,7 @@ class TlsConnection:
                     if n - pos < 2 + ln:
                         break
                     d.first = False
-                    self._sslv2_hello(bytes(buf[pos + 2:pos + 2 + ln]), is_orig, ts)
+                    self._sslv2_hello(bytes(buf[pos + 2 : pos + 2 + ln]), is_orig, ts)
                     d.records[0] = d.records.get(0, 0) + 1
                     pos += 2 + ln
                     continue
@@ -693,7 +783,7 @@ class TlsConnection:
             if n - pos - 5 < ln:
                 d.records[ctype] -= 1  # counted again when complete
                 break
-            body = bytes(buf[pos + 5:pos + 5 + ln])
+            body = bytes(buf[pos + 5 : pos + 5 + ln])
             pos += 5 + ln
             if ctype == HANDSHAKE:
                 d.hs += body
@@ -765,16 +855,47 @@ class TlsConnection:
         except ParserError as e:
             self._anomaly(ts, is_orig, "tls_bad_sslv2_hello", str(e))
             return
-        ciphers = [int.from_bytes(specs[i + 1:i + 3], "big") for i in range(0, len(specs) - 2, 3)
-                   if specs[i] == 0]  # 3-byte specs with a zero first byte are TLS suites
+        ciphers = [
+            int.from_bytes(specs[i + 1 : i + 3], "big")
+            for i in range(0, len(specs) - 2, 3)
+            if specs[i] == 0
+        ]  # 3-byte specs with a zero first byte are TLS suites
         grease = any(is_grease(c) for c in ciphers)
         ciphers = [c for c in ciphers if not is_grease(c)]
         ja3 = f"{ver},{'-'.join(map(str, ciphers))},,,"
         ja4, ja4_r = ja4_fingerprint(ver, False, ciphers, [], None, [])
         ch = ClientHello(
-            ts, ver, challenge.rjust(32, b"\0")[-32:], sid, tuple(ciphers), (0,), (), None, (), (), (),
-            (), (), (), None, 0, (), False, False, False, False, False, None, (), False, None, grease,
-            True, ja3, ja4, ja4_r,
+            ts,
+            ver,
+            challenge.rjust(32, b"\0")[-32:],
+            sid,
+            tuple(ciphers),
+            (0,),
+            (),
+            None,
+            (),
+            (),
+            (),
+            (),
+            (),
+            (),
+            None,
+            0,
+            (),
+            False,
+            False,
+            False,
+            False,
+            False,
+            None,
+            (),
+            False,
+            None,
+            grease,
+            True,
+            ja3,
+            ja4,
+            ja4_r,
         )
         self.client_hello = ch
         self._out.append(ch)
@@ -785,15 +906,19 @@ class TlsConnection:
         pos = 0
         while len(hs) - pos >= 4 and not d.hs_stopped:
             mtype = hs[pos]
-            ln = int.from_bytes(hs[pos + 1:pos + 4], "big")
+            ln = int.from_bytes(hs[pos + 1 : pos + 4], "big")
             if ln > MAX_TLS_HANDSHAKE_MESSAGE_BYTES:
-                self._anomaly(ts, is_orig, "tls_handshake_too_large",
-                              f"handshake type {mtype} of {ln} bytes > {MAX_TLS_HANDSHAKE_MESSAGE_BYTES}")
+                self._anomaly(
+                    ts,
+                    is_orig,
+                    "tls_handshake_too_large",
+                    f"handshake type {mtype} of {ln} bytes > {MAX_TLS_HANDSHAKE_MESSAGE_BYTES}",
+                )
                 d.hs_stopped = True
                 break
             if len(hs) - pos - 4 < ln:
                 break
-            body = bytes(hs[pos + 4:pos + 4 + ln])
+            body = bytes(hs[pos + 4 : pos + 4 + ln])
             pos += 4 + ln
             try:
                 self._message(d, is_orig, mtype, body, ts)
@@ -837,7 +962,9 @@ class TlsConnection:
                 self._server_cert_seen = True  # a full handshake, even without a certificate
             self._out.append(HandshakeMessage(ts, is_orig, mtype, len(body)))
         else:
-            self._anomaly(ts, is_orig, "tls_unknown_handshake_type", f"type {mtype}, {len(body)} bytes")
+            self._anomaly(
+                ts, is_orig, "tls_unknown_handshake_type", f"type {mtype}, {len(body)} bytes"
+            )
 
     def _extensions(self, r: _R) -> list[tuple[int, bytes]]:
         if not r.left():
@@ -872,8 +999,14 @@ class TlsConnection:
         ticket = None
         psk_ids = 0
         psk_modes: tuple[int, ...] = ()
-        flags = {EXT_EARLY_DATA: False, EXT_EXTENDED_MASTER_SECRET: False, EXT_RENEGOTIATION_INFO: False,
-                 EXT_ENCRYPT_THEN_MAC: False, EXT_STATUS_REQUEST: False, EXT_ECH: False}
+        flags = {
+            EXT_EARLY_DATA: False,
+            EXT_EXTENDED_MASTER_SECRET: False,
+            EXT_RENEGOTIATION_INFO: False,
+            EXT_ENCRYPT_THEN_MAC: False,
+            EXT_STATUS_REQUEST: False,
+            EXT_ECH: False,
+        }
         rsl = None
         ccert: list[int] = []
         padding = None
@@ -934,19 +1067,57 @@ class TlsConnection:
                 ccert = _u16_list(x.vec(1))
             elif code == EXT_PADDING:
                 padding = len(data)
-        ja3, ja4, ja4_r = _fingerprints(ver, tuple(ciphers), tuple(ext_codes), tuple(groups), tuple(pf),
-                                        max(sv) if sv else ver, sni is not None, alpn[0] if alpn else None,
-                                        tuple(sigalgs))
+        ja3, ja4, ja4_r = _fingerprints(
+            ver,
+            tuple(ciphers),
+            tuple(ext_codes),
+            tuple(groups),
+            tuple(pf),
+            max(sv) if sv else ver,
+            sni is not None,
+            alpn[0] if alpn else None,
+            tuple(sigalgs),
+        )
         ch = _make_client_hello(
-            ts, ver, rnd, sid, tuple(ciphers), comp, tuple(ext_codes), sni,
-            tuple(wire_text(a) for a in alpn), tuple(sv), tuple(groups),
-            tuple(ks_groups), tuple(sigalgs), tuple(pf), ticket, psk_ids, psk_modes,
-            flags[EXT_EARLY_DATA], flags[EXT_EXTENDED_MASTER_SECRET], flags[EXT_RENEGOTIATION_INFO],
-            flags[EXT_ENCRYPT_THEN_MAC], flags[EXT_STATUS_REQUEST], rsl, tuple(ccert), flags[EXT_ECH],
-            padding, grease, False, ja3, ja4, ja4_r,
+            ts,
+            ver,
+            rnd,
+            sid,
+            tuple(ciphers),
+            comp,
+            tuple(ext_codes),
+            sni,
+            tuple(wire_text(a) for a in alpn),
+            tuple(sv),
+            tuple(groups),
+            tuple(ks_groups),
+            tuple(sigalgs),
+            tuple(pf),
+            ticket,
+            psk_ids,
+            psk_modes,
+            flags[EXT_EARLY_DATA],
+            flags[EXT_EXTENDED_MASTER_SECRET],
+            flags[EXT_RENEGOTIATION_INFO],
+            flags[EXT_ENCRYPT_THEN_MAC],
+            flags[EXT_STATUS_REQUEST],
+            rsl,
+            tuple(ccert),
+            flags[EXT_ECH],
+            padding,
+            grease,
+            False,
+            ja3,
+            ja4,
+            ja4_r,
         )
         if self.client_hello is not None and not self.hello_retry:
-            self._anomaly(ts, True, "tls_repeated_client_hello", "a second ClientHello without a HelloRetryRequest")
+            self._anomaly(
+                ts,
+                True,
+                "tls_repeated_client_hello",
+                "a second ClientHello without a HelloRetryRequest",
+            )
         self.client_hello = ch
         self._out.append(ch)
 
@@ -965,8 +1136,12 @@ class TlsConnection:
         alpn = None
         ks = None
         psk = None
-        flags = {EXT_EXTENDED_MASTER_SECRET: False, EXT_RENEGOTIATION_INFO: False,
-                 EXT_ENCRYPT_THEN_MAC: False, EXT_SESSION_TICKET: False}
+        flags = {
+            EXT_EXTENDED_MASTER_SECRET: False,
+            EXT_RENEGOTIATION_INFO: False,
+            EXT_ENCRYPT_THEN_MAC: False,
+            EXT_SESSION_TICKET: False,
+        }
         codes: list[int] = []
         for code, data in exts:
             codes.append(code)
@@ -986,9 +1161,23 @@ class TlsConnection:
         hrr = rnd == HRR_RANDOM
         ja3s = f"{ver},{cipher},{'-'.join(map(str, codes))}"
         sh = ServerHello(
-            ts, ver, negotiated, rnd, sid, cipher, comp, tuple(codes), alpn, ks, psk,
-            flags[EXT_EXTENDED_MASTER_SECRET], flags[EXT_RENEGOTIATION_INFO], flags[EXT_ENCRYPT_THEN_MAC],
-            flags[EXT_SESSION_TICKET], hrr, ja3s,
+            ts,
+            ver,
+            negotiated,
+            rnd,
+            sid,
+            cipher,
+            comp,
+            tuple(codes),
+            alpn,
+            ks,
+            psk,
+            flags[EXT_EXTENDED_MASTER_SECRET],
+            flags[EXT_RENEGOTIATION_INFO],
+            flags[EXT_ENCRYPT_THEN_MAC],
+            flags[EXT_SESSION_TICKET],
+            hrr,
+            ja3s,
         )
         self._out.append(sh)
         if hrr:
@@ -1023,7 +1212,9 @@ class TlsConnection:
         r = _R(body)
         if kx in ("DHE", "DH"):
             p = r.vec(2)
-            self._out.append(ServerKeyExchange(ts, "DHE", int.from_bytes(p, "big").bit_length(), None))
+            self._out.append(
+                ServerKeyExchange(ts, "DHE", int.from_bytes(p, "big").bit_length(), None)
+            )
         elif kx in ("ECDHE", "ECDH"):
             curve_type = r.u8()
             group = r.u16() if curve_type == 3 else None  # 3 = named_curve (RFC 8422 5.4)

@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 __all__ = ["render", "write_report"]
 
 
-def write_report(result: Result, path: str | os.PathLike[str], *, title: str | None = None,
-                 plots: bool = True) -> Path:
+def write_report(
+    result: Result, path: str | os.PathLike[str], *, title: str | None = None, plots: bool = True
+) -> Path:
     """Write the report of ``result`` to ``path`` (UTF-8 HTML); returns the path.
     ``plots=False`` leaves the plots out (faster; no matplotlib needed)."""
     out = Path(path)

@@ -23,19 +23,36 @@ SUMMARY_BUDGET_LABELS = 6
 # The servers view: column (of the servers table, or "server": name and address) -> title.
 # Compact for the terminal (a row must fit 80 columns), fuller for the HTML report.
 SERVER_COLUMNS_TERMINAL = {
-    "orig_h": "client", "server": "server", "connections": "conns", "requests": "reqs",
-    "reuse_ratio": "reuse", "max_open_connections": "open", "missed_reuse": "missed",
+    "orig_h": "client",
+    "server": "server",
+    "connections": "conns",
+    "requests": "reqs",
+    "reuse_ratio": "reuse",
+    "max_open_connections": "open",
+    "missed_reuse": "missed",
     "budget_total_median_s": "budget",
 }
 SERVER_COLUMNS_REPORT = {
-    "orig_h": "client", "server": "server", "connections": "connections", "requests": "requests",
-    "requests_per_conn_max": "max requests/conn", "reuse_ratio": "reuse", "max_open_connections": "max open",
-    "missed_reuse": "missed reuse", "budget_rtts_median": "budget RTTs (median)",
-    "budget_total_median_s": "budget (median)", "initial_rtt_median_s": "initial RTT (median)",
+    "orig_h": "client",
+    "server": "server",
+    "connections": "connections",
+    "requests": "requests",
+    "requests_per_conn_max": "max requests/conn",
+    "reuse_ratio": "reuse",
+    "max_open_connections": "max open",
+    "missed_reuse": "missed reuse",
+    "budget_rtts_median": "budget RTTs (median)",
+    "budget_total_median_s": "budget (median)",
+    "initial_rtt_median_s": "initial RTT (median)",
 }
 CLIENT_COLUMNS = {
-    "orig_h": "client", "servers": "servers", "connections": "connections", "requests": "requests",
-    "reuse_ratio": "reuse", "max_open_connections": "max open", "missed_reuse": "missed reuse",
+    "orig_h": "client",
+    "servers": "servers",
+    "connections": "connections",
+    "requests": "requests",
+    "reuse_ratio": "reuse",
+    "max_open_connections": "max open",
+    "missed_reuse": "missed reuse",
 }
 
 
@@ -77,19 +94,37 @@ def summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
         ("retransmitted segments", f"{s['retransmits']:,}"),
     ]
     if s.get("http_requests") or s.get("http_responses"):
-        rows.append(("HTTP requests / responses", f"{s['http_requests']:,} / {s['http_responses']:,}"))
+        rows.append(
+            ("HTTP requests / responses", f"{s['http_requests']:,} / {s['http_responses']:,}")
+        )
     if s.get("reuse_ratio") is not None:
-        rows.append(("requests per connection / reuse", f"{s['requests_per_connection']} / {s['reuse_ratio']:.1%}"))
+        rows.append(
+            (
+                "requests per connection / reuse",
+                f"{s['requests_per_connection']} / {s['reuse_ratio']:.1%}",
+            )
+        )
         rows.append(("missed reuse", f"{s['missed_reuse']:,}"))
     if s.get("pipelined_share"):
-        rows.append(("pipelined requests / max depth", f"{s['pipelined_share']:.1%} / {s['max_pipeline_depth']}"))
+        rows.append(
+            (
+                "pipelined requests / max depth",
+                f"{s['pipelined_share']:.1%} / {s['max_pipeline_depth']}",
+            )
+        )
     if s.get("rtt_p50_s") is not None:
-        rows.append(("ack RTT p50 / p95", f"{s['rtt_p50_s'] * 1e3:.3f} ms / {s['rtt_p95_s'] * 1e3:.3f} ms"))
+        rows.append(
+            ("ack RTT p50 / p95", f"{s['rtt_p50_s'] * 1e3:.3f} ms / {s['rtt_p95_s'] * 1e3:.3f} ms")
+        )
     for label, n in list(s.get("budget_labels", {}).items())[:SUMMARY_BUDGET_LABELS]:
         rows.append((f"budget {label}", f"{n:,}"))
     if s.get("http2_connections"):
-        rows.append(("cleartext HTTP/2 connections / streams / frames",
-                     f"{s['http2_connections']:,} / {s['http2_streams']:,} / {s['http2_frames']:,}"))
+        rows.append(
+            (
+                "cleartext HTTP/2 connections / streams / frames",
+                f"{s['http2_connections']:,} / {s['http2_streams']:,} / {s['http2_frames']:,}",
+            )
+        )
     if s.get("tls_handshakes"):
         versions = ", ".join(f"{v} {n:,}" for v, n in s["tls_versions"].items())
         rows.append(("TLS handshakes", f"{s['tls_handshakes']:,} ({versions})"))
@@ -125,11 +160,21 @@ def server_labels(df: pd.DataFrame) -> pd.Series:
     IPv6 addresses in brackets."""
     import pandas as pd
 
-    addr = [f"[{h}]:{p}" if ":" in str(h) else f"{h}:{p}" for h, p in zip(df.resp_h, df.resp_p, strict=True)]
-    names = [None if n is None or n is pd.NA or (isinstance(n, float) and n != n) or str(n) in ("", a) else str(n)
-             for n, a in zip(df.server_name, addr, strict=True)]
-    return pd.Series([a if n is None else f"{n} ({a})" for n, a in zip(names, addr, strict=True)],
-                     index=df.index, dtype=object)
+    addr = [
+        f"[{h}]:{p}" if ":" in str(h) else f"{h}:{p}"
+        for h, p in zip(df.resp_h, df.resp_p, strict=True)
+    ]
+    names = [
+        None
+        if n is None or n is pd.NA or (isinstance(n, float) and n != n) or str(n) in ("", a)
+        else str(n)
+        for n, a in zip(df.server_name, addr, strict=True)
+    ]
+    return pd.Series(
+        [a if n is None else f"{n} ({a})" for n, a in zip(names, addr, strict=True)],
+        index=df.index,
+        dtype=object,
+    )
 
 
 def view(df: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
@@ -160,7 +205,12 @@ def status_counts(res: Result) -> pd.DataFrame:
 
 def tls_server_names(res: Result, limit: int | None) -> pd.DataFrame:
     """Handshakes per SNI server name, most frequent first (``(none)``: no SNI sent)."""
-    df = _counted(res.tls.server_name.fillna("(none)").astype(object), "server_name", "handshakes", by_count=True)
+    df = _counted(
+        res.tls.server_name.fillna("(none)").astype(object),
+        "server_name",
+        "handshakes",
+        by_count=True,
+    )
     return df.head(limit) if limit is not None else df
 
 
@@ -176,7 +226,11 @@ def tls_ciphers(res: Result, limit: int | None) -> pd.DataFrame:
     t = res.tls[res.tls.cipher.notna()]
     if not len(t):
         return pd.DataFrame({"cipher": [], "strength bits": [], "handshakes": []})
-    g = t.groupby("cipher", sort=True).agg(bits=("cipher_strength_bits", "first"), n=("uid", "size")).reset_index()
+    g = (
+        t.groupby("cipher", sort=True)
+        .agg(bits=("cipher_strength_bits", "first"), n=("uid", "size"))
+        .reset_index()
+    )
     g = g.sort_values(["n", "cipher"], ascending=[False, True], kind="stable")
     if limit is not None:
         g = g.head(limit)

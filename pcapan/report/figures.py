@@ -20,14 +20,32 @@ if TYPE_CHECKING:
 
 # The plots in the report, in order, with what each shows (the figure caption).
 PLOTS: tuple[tuple[str, str], ...] = (
-    ("waterfall", "Waterfall: TCP and TLS handshakes, request, wait (TTFB) and download per request, "
-                  "like a browser's network panel (the first connections)."),
-    ("budget", "Round-trip budget: TCP, TLS and wait to the first response byte, mean per server and per budget label."),
-    ("rtt", "Round-trip times: CDF and histogram per direction; handshake RTT against the median data RTT."),
-    ("reuse", "Connection reuse: requests per connection; open connections over time per client-server pair, "
-              "missed reuse marked."),
-    ("pipelining", "HTTP pipelining: requests per pipeline depth; head-of-line wait per pipelined response."),
-    ("tls", "TLS: versions, selected cipher suites by strength, ALPN offered vs selected, resumption modes."),
+    (
+        "waterfall",
+        "Waterfall: TCP and TLS handshakes, request, wait (TTFB) and download per request, "
+        "like a browser's network panel (the first connections).",
+    ),
+    (
+        "budget",
+        "Round-trip budget: TCP, TLS and wait to the first response byte, mean per server and per budget label.",
+    ),
+    (
+        "rtt",
+        "Round-trip times: CDF and histogram per direction; handshake RTT against the median data RTT.",
+    ),
+    (
+        "reuse",
+        "Connection reuse: requests per connection; open connections over time per client-server pair, "
+        "missed reuse marked.",
+    ),
+    (
+        "pipelining",
+        "HTTP pipelining: requests per pipeline depth; head-of-line wait per pipelined response.",
+    ),
+    (
+        "tls",
+        "TLS: versions, selected cipher suites by strength, ALPN offered vs selected, resumption modes.",
+    ),
     ("io", "IO graph: TCP payload bytes per second over the whole capture."),
     ("timeseq", "Time-sequence graph of the connection with the most payload (tcptrace style)."),
 )

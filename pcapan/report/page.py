@@ -18,12 +18,12 @@ if TYPE_CHECKING:
 
 # Rows per table in the report. A report is read by people: past these the table is a log,
 # which the exports (CSV, Parquet, Zeek) serve better; each cut table says how many rows it had.
-TOP_ROWS = 25             # servers and clients, by connections
-SLOWEST_REQUESTS = 25     # HTTP requests by TTFB
-TLS_CIPHERS = 20          # cipher suites (as the tls plot's MAX_CIPHERS)
-TLS_SERVER_NAMES = 25     # SNI names
-MISSED_REUSE_ROWS = 50    # missed-reuse events
-ANOMALY_ROWS = 100        # anomaly rows (the counts by kind are always complete)
+TOP_ROWS = 25  # servers and clients, by connections
+SLOWEST_REQUESTS = 25  # HTTP requests by TTFB
+TLS_CIPHERS = 20  # cipher suites (as the tls plot's MAX_CIPHERS)
+TLS_SERVER_NAMES = 25  # SNI names
+MISSED_REUSE_ROWS = 50  # missed-reuse events
+ANOMALY_ROWS = 100  # anomaly rows (the counts by kind are always complete)
 DEFAULT_TITLE = "pcapan report"
 
 Formats = dict[str, Callable[[Any], str]]
@@ -47,13 +47,19 @@ def _g(v: Any) -> str:
     return "-" if facts.format_value(v) == "-" else f"{float(v):g}"
 
 
-SERVER_FORMATS: Formats = {"reuse": _pct, "budget RTTs (median)": _g, "budget (median)": _ms,
-                           "initial RTT (median)": _ms}
+SERVER_FORMATS: Formats = {
+    "reuse": _pct,
+    "budget RTTs (median)": _g,
+    "budget (median)": _ms,
+    "initial RTT (median)": _ms,
+}
 CLIENT_FORMATS: Formats = {"reuse": _pct}
 REQUEST_FORMATS: Formats = {"ttfb_s": _ms}
 
 
-def table(df: pd.DataFrame, caption: str, formats: Formats | None = None, *, total: int | None = None) -> str:
+def table(
+    df: pd.DataFrame, caption: str, formats: Formats | None = None, *, total: int | None = None
+) -> str:
     """``df`` as an HTML table; ``total``: the rows before the cut, named in the caption."""
     formats = formats or {}
     if total is not None and total > len(df):
@@ -67,12 +73,18 @@ def table(df: pd.DataFrame, caption: str, formats: Formats | None = None, *, tot
             text = formats.get(c, facts.format_value)(v)
             cells.append(f'<td class="num">{esc(text)}</td>' if num else f"<td>{esc(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return (f"<table><caption>{esc(caption)}</caption><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>\n")
+    return (
+        f"<table><caption>{esc(caption)}</caption><thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table>\n"
+    )
 
 
-def _rows_table(rows: Iterable[tuple[str, ...]], caption: str, header: tuple[str, ...] | None = None) -> str:
-    head = f"<thead><tr>{''.join(f'<th>{esc(h)}</th>' for h in header)}</tr></thead>" if header else ""
+def _rows_table(
+    rows: Iterable[tuple[str, ...]], caption: str, header: tuple[str, ...] | None = None
+) -> str:
+    head = (
+        f"<thead><tr>{''.join(f'<th>{esc(h)}</th>' for h in header)}</tr></thead>" if header else ""
+    )
     body = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in r) + "</tr>" for r in rows)
     return f"<table><caption>{esc(caption)}</caption>{head}<tbody>{body}</tbody></table>\n"
 
@@ -98,17 +110,32 @@ def _header(res: Result, s: dict[str, Any], title: str) -> str:
         first = pd.Timestamp(s.get("first_ts_ns", 0), unit="ns", tz="UTC")
         last = pd.Timestamp(s.get("last_ts_ns", 0), unit="ns", tz="UTC")
         span = f" \u2014 {first:%Y-%m-%d %H:%M:%S} to {last:%Y-%m-%d %H:%M:%S} UTC"
-    nav = "".join(f'<a href="#{a}">{esc(t)}</a>' for a, t in (
-        ("summary", "Summary"), ("plots", "Plots"), ("servers", "Servers"), ("http", "HTTP"), ("tls", "TLS"),
-        ("reuse", "Missed reuse"), ("anomalies", "Anomalies")))
-    return f'<h1>{esc(title)}</h1>\n<p class="sub">{esc(sources)}{esc(span)}</p>\n<nav>{nav}</nav>\n'
+    nav = "".join(
+        f'<a href="#{a}">{esc(t)}</a>'
+        for a, t in (
+            ("summary", "Summary"),
+            ("plots", "Plots"),
+            ("servers", "Servers"),
+            ("http", "HTTP"),
+            ("tls", "TLS"),
+            ("reuse", "Missed reuse"),
+            ("anomalies", "Anomalies"),
+        )
+    )
+    return (
+        f'<h1>{esc(title)}</h1>\n<p class="sub">{esc(sources)}{esc(span)}</p>\n<nav>{nav}</nav>\n'
+    )
 
 
 def _summary(s: dict[str, Any]) -> str:
     parts = [_rows_table(facts.summary_rows(s), "capture")]
     states = facts.state_rows(s)
     if states:
-        parts.append(_rows_table(states, "connection states / services", ("conn_state", "count", "service", "count")))
+        parts.append(
+            _rows_table(
+                states, "connection states / services", ("conn_state", "count", "service", "count")
+            )
+        )
     warn = "".join(f'<li class="warn">{esc(w)}</li>' for w in s.get("warnings", []))
     return _section("summary", "Summary", _tables(*parts), f"<ul>{warn}</ul>\n" if warn else "")
 
@@ -118,10 +145,14 @@ def _plots(plots: list[figures.Plot]) -> str:
     for p in plots:
         if p.data_uri is not None:
             # The URI is base64 from svg_data_uri; escaping it changes nothing and keeps the rule.
-            parts.append(f'<figure id="plot-{esc(p.kind)}"><img alt="{esc(p.kind)} plot" src="{esc(p.data_uri)}">'
-                         f"<figcaption>{esc(p.caption)}</figcaption></figure>\n")
+            parts.append(
+                f'<figure id="plot-{esc(p.kind)}"><img alt="{esc(p.kind)} plot" src="{esc(p.data_uri)}">'
+                f"<figcaption>{esc(p.caption)}</figcaption></figure>\n"
+            )
         else:
-            parts.append(f'<p class="note" id="plot-{esc(p.kind)}">{esc(p.kind)}: skipped ({esc(p.skipped)})</p>\n')
+            parts.append(
+                f'<p class="note" id="plot-{esc(p.kind)}">{esc(p.kind)}: skipped ({esc(p.skipped)})</p>\n'
+            )
     return _section("plots", "Plots", *parts)
 
 
@@ -129,11 +160,20 @@ def _servers(res: Result) -> str:
     if not len(res.servers):
         return _section("servers", "Servers and clients", _note("no TCP connections"))
     return _section(
-        "servers", "Servers and clients",
-        table(facts.view(facts.top_servers(res, TOP_ROWS), facts.SERVER_COLUMNS_REPORT),
-              "servers (client-server pairs) by connections", SERVER_FORMATS, total=len(res.servers)),
-        table(facts.view(facts.top_clients(res, TOP_ROWS), facts.CLIENT_COLUMNS), "clients by connections",
-              CLIENT_FORMATS, total=len(res.clients)),
+        "servers",
+        "Servers and clients",
+        table(
+            facts.view(facts.top_servers(res, TOP_ROWS), facts.SERVER_COLUMNS_REPORT),
+            "servers (client-server pairs) by connections",
+            SERVER_FORMATS,
+            total=len(res.servers),
+        ),
+        table(
+            facts.view(facts.top_clients(res, TOP_ROWS), facts.CLIENT_COLUMNS),
+            "clients by connections",
+            CLIENT_FORMATS,
+            total=len(res.clients),
+        ),
     )
 
 
@@ -142,10 +182,15 @@ def _http(res: Result) -> str:
         return _section("http", "HTTP", _note("no HTTP requests"))
     answered = int(res.http.ttfb_s.notna().sum())
     return _section(
-        "http", "HTTP",
+        "http",
+        "HTTP",
         table(facts.status_counts(res), "responses by status code"),
-        table(facts.slowest_requests(res, SLOWEST_REQUESTS), "slowest requests (time to first byte)",
-              REQUEST_FORMATS, total=answered),
+        table(
+            facts.slowest_requests(res, SLOWEST_REQUESTS),
+            "slowest requests (time to first byte)",
+            REQUEST_FORMATS,
+            total=answered,
+        ),
     )
 
 
@@ -155,11 +200,17 @@ def _tls(res: Result) -> str:
     ciphers = int(res.tls.cipher.nunique())
     names = int(res.tls.server_name.fillna("(none)").nunique())
     return _section(
-        "tls", "TLS",
-        _tables(table(facts.tls_versions(res), "versions"), table(facts.tls_resumption(res), "resumption"),
-                _alpn(res)),
-        _tables(table(facts.tls_ciphers(res, TLS_CIPHERS), "selected cipher suites", total=ciphers),
-                table(facts.tls_server_names(res, TLS_SERVER_NAMES), "server names (SNI)", total=names)),
+        "tls",
+        "TLS",
+        _tables(
+            table(facts.tls_versions(res), "versions"),
+            table(facts.tls_resumption(res), "resumption"),
+            _alpn(res),
+        ),
+        _tables(
+            table(facts.tls_ciphers(res, TLS_CIPHERS), "selected cipher suites", total=ciphers),
+            table(facts.tls_server_names(res, TLS_SERVER_NAMES), "server names (SNI)", total=names),
+        ),
     )
 
 
@@ -173,20 +224,32 @@ def _alpn(res: Result) -> str:
 def _missed(res: Result) -> str:
     m = res.missed_reuse
     if not len(m):
-        return _section("reuse", "Missed reuse", _note("none: no new connection opened while an idle one "
-                                                       "to the same server was open"))
-    return _section("reuse", "Missed reuse",
-                    table(m.head(MISSED_REUSE_ROWS), f"{len(m):,} new connections an open one could have carried",
-                          total=len(m)))
+        return _section(
+            "reuse",
+            "Missed reuse",
+            _note("none: no new connection opened while an idle one to the same server was open"),
+        )
+    return _section(
+        "reuse",
+        "Missed reuse",
+        table(
+            m.head(MISSED_REUSE_ROWS),
+            f"{len(m):,} new connections an open one could have carried",
+            total=len(m),
+        ),
+    )
 
 
 def _anomalies(res: Result) -> str:
     a = res.anomalies
     if not len(a):
         return _section("anomalies", "Anomalies", _note("none"))
-    return _section("anomalies", "Anomalies",
-                    table(facts.anomaly_counts(res), "by kind"),
-                    table(a.head(ANOMALY_ROWS), "rows", total=len(a)))
+    return _section(
+        "anomalies",
+        "Anomalies",
+        table(facts.anomaly_counts(res), "by kind"),
+        table(a.head(ANOMALY_ROWS), "rows", total=len(a)),
+    )
 
 
 def render(res: Result, *, title: str | None = None, plots: bool = True) -> str:
@@ -197,8 +260,12 @@ def render(res: Result, *, title: str | None = None, plots: bool = True) -> str:
     title = title or DEFAULT_TITLE
     drawn = figures.draw_all(res) if plots else []
     parts = [
-        template.HEAD.format(csp=esc(template.CONTENT_SECURITY_POLICY), version=esc(__version__), title=esc(title),
-                             style=template.STYLE),
+        template.HEAD.format(
+            csp=esc(template.CONTENT_SECURITY_POLICY),
+            version=esc(__version__),
+            title=esc(title),
+            style=template.STYLE,
+        ),
         _header(res, s, title),
         _summary(s),
         _plots(drawn) if plots else _section("plots", "Plots", _note("not drawn (--no-plots)")),

@@ -7,9 +7,7 @@ from __future__ import annotations
 # styles only from the inline <style>. No script-src, so no script runs at all, even one that
 # a missed escape let through; base-uri and form-action closed as well (they are not covered by
 # default-src). Put in a <meta> tag, since a file opened from disk has no HTTP headers.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
-)
+CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
 STYLE = """
 body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
