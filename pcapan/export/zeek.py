@@ -59,7 +59,6 @@ class ZeekLogSpec:
     path: str  # Zeek's log path: conn, http, ssl, weird
     table: str  # the pcapan table it is made from
     fields: tuple[ZeekField, ...]
-    latin1: bool  # text is wire bytes kept as latin-1; else table text (pcapan.proto.text)
 
 
 def _copy(name: str, ztype: str, column: str) -> ZeekField:
@@ -115,7 +114,6 @@ CONN = ZeekLogSpec(
             "community_id",
         ),
     ),
-    latin1=False,
 )
 
 HTTP = ZeekLogSpec(
@@ -148,7 +146,6 @@ HTTP = ZeekLogSpec(
         ZeekField("resp_filenames", "vector[string]", _UNSET),
         ZeekField("resp_mime_types", "vector[string]", _UNSET),
     ),
-    latin1=False,
 )
 
 SSL = ZeekLogSpec(
@@ -176,7 +173,6 @@ SSL = ZeekLogSpec(
         ZeekField("ja3s", "string", "ja3s (the salesforce/ja3 Zeek package's field)", "ja3s"),
         ZeekField("ja4", "string", "ja4 (the FoxIO JA4 Zeek package's field)", "ja4"),
     ),
-    latin1=False,
 )
 
 WEIRD = ZeekLogSpec(
@@ -190,7 +186,6 @@ WEIRD = ZeekLogSpec(
         ZeekField("peer", "string", _UNSET),
         ZeekField("source", "string", _UNSET),
     ),
-    latin1=False,
 )
 
 LOGS: tuple[ZeekLogSpec, ...] = (CONN, HTTP, SSL, WEIRD)
@@ -217,21 +212,14 @@ def _escape_char(m: re.Match[str]) -> str:
     return f"\\x{code - 0xDC00 if code >= 0xDC80 else code:02x}"
 
 
-def escape(value: str, *, latin1: bool = False, in_set: bool = False) -> str:
+def escape(value: str, *, in_set: bool = False) -> str:
     """A string cell as Zeek's ASCII writer renders it."""
     if value == "":
         return EMPTY_FIELD
-    if latin1:
-        try:
-            raw = value.encode("latin-1")
-        except UnicodeEncodeError:
-            raw = value.encode("utf-8", "surrogateescape")
-        text = raw.decode("utf-8", "surrogateescape")
-    else:
-        # Table text holds a byte that is not valid UTF-8 as the four characters \xNN
-        # (pcapan.proto.text); turned back into that byte here, it is written \xNN as Zeek
-        # writes it, and not as \\xNN (an escaped backslash).
-        text = _WIRE_ESCAPE.sub(_wire_byte, value) if "\\x" in value else value
+    # Table text holds a byte that is not valid UTF-8 as the four characters \xNN
+    # (pcapan.proto.text); turned back into that byte here, it is written \xNN as Zeek
+    # writes it, and not as \\xNN (an escaped backslash).
+    text = _WIRE_ESCAPE.sub(_wire_byte, value) if "\\x" in value else value
     head = ""
     if text in (UNSET_FIELD, EMPTY_FIELD):
         head, text = f"\\x{ord(text[0]):02x}", text[1:]
@@ -244,7 +232,7 @@ def _is_na(v: object) -> bool:
     return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v)
 
 
-def render(value: Any, ztype: str, *, latin1: bool = False) -> str:
+def render(value: Any, ztype: str) -> str:
     """One cell: ``value`` (None/NA = unset) rendered for Zeek type ``ztype``."""
     if _is_na(value):
         return UNSET_FIELD
@@ -254,9 +242,7 @@ def render(value: Any, ztype: str, *, latin1: bool = False) -> str:
         if not items:
             return EMPTY_FIELD
         return SET_SEPARATOR.join(
-            escape(str(v), latin1=latin1, in_set=True)
-            if inner in ("string", "enum")
-            else render(v, inner)
+            escape(str(v), in_set=True) if inner in ("string", "enum") else render(v, inner)
             for v in items
         )
     if ztype == "time":
@@ -271,7 +257,7 @@ def render(value: Any, ztype: str, *, latin1: bool = False) -> str:
         return "T" if bool(value) else "F"
     if ztype == "addr":
         return str(value)
-    return escape(str(value), latin1=latin1)
+    return escape(str(value))
 
 
 def _col(df: pd.DataFrame, name: str) -> list[Any]:
@@ -423,8 +409,7 @@ def write_log(
             for row in zip(*columns, strict=True):
                 f.write(
                     SEPARATOR.join(
-                        render(v, fld.type, latin1=spec.latin1)
-                        for v, fld in zip(row, spec.fields, strict=True)
+                        render(v, fld.type) for v, fld in zip(row, spec.fields, strict=True)
                     )
                     + "\n"
                 )
