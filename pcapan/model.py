@@ -285,6 +285,9 @@ class ConnColumns:
         self.cols: dict[str, Any] = {}
         self.aux: dict[str, Any] = {}
         self._source: Callable[[str], list[Any]] | None = None
+        # Per string column, its values in code order (codes are given in first-seen order, so
+        # the list only grows): made when read, extended when the dictionary has grown.
+        self._keys: dict[str, list[Any]] = {}
         for name, kind in CONN_KINDS.items():
             if kind == "s":
                 self.cols[name], self.aux[name] = array("i"), {}
@@ -340,11 +343,18 @@ class ConnColumns:
         if kind == "q?":
             return [None if m else v for v, m in zip(main, aux, strict=True)]
         if kind == "s":
-            keys = list(aux)
+            keys = self._codes(name)
             return [keys[c] for c in main]
         if kind == "t":
             return [main[a:b].decode() for a, b in zip(aux[:-1], aux[1:], strict=True)]
         return list(main)
+
+    def _codes(self, name: str) -> list[Any]:
+        """String column ``name``'s values by code."""
+        values, keys = self.aux[name], self._keys.get(name)
+        if keys is None or len(keys) != len(values):
+            keys = self._keys[name] = list(values)
+        return keys
 
     def _value(self, name: str, i: int) -> Any:
         main, aux, kind = self.cols[name], self.aux[name], CONN_KINDS[name]
@@ -353,7 +363,7 @@ class ConnColumns:
         if kind == "q?":
             return None if aux[i] else main[i]
         if kind == "s":
-            return list(aux)[main[i]]
+            return self._codes(name)[main[i]]
         if kind == "t":
             return main[aux[i] : aux[i + 1]].decode()
         return main[i]
@@ -386,10 +396,11 @@ class ConnColumns:
     def drop(self, name: str) -> None:
         """Free one column's buffers (the table now holds the column; see :meth:`release`)."""
         self.cols[name] = self.aux[name] = None
+        self._keys.pop(name, None)
 
     def release(self, source: Callable[[str], list[Any]]) -> None:
         """The buffers are gone into a table: columns are read back with ``source(name)``."""
-        self.cols, self.aux = {}, {}
+        self.cols, self.aux, self._keys = {}, {}, {}
         self._append = _released
         self._source = source
 
