@@ -35,12 +35,7 @@ CI_FRACTIONS = Fractions(
 # Failure signatures the campaign finds in today's code, each with its reproducer under
 # /work/captures/fuzz-repro/ and in the fuzz report; remove an entry when its fix lands (the test
 # then also fails if the fix regresses).
-KNOWN: dict[str, str] = {
-    # Folded runs (Analyzer.fold_bulk) and the packet-by-packet path disagree; minimal captures in
-    # tests/fuzz/repro (README.txt there says what differs):
-    "fold:connections.orig_bytes": "fold-conn-orig-bytes-2.pcap (ACK fields that jump; both modes wrap)",
-    "fold:anomalies.addl": "fold-anomaly-addl-2.pcapng (tls_gap size after a corrupt sequence number)",
-}
+KNOWN: dict[str, str] = {}
 
 
 def test_campaign_finds_nothing_new(tmp_path: Path) -> None:

@@ -59,6 +59,11 @@ _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # Ports at or above this are ephemeral (IANA 49152; Linux starts at 32768, so use that).
 _EPHEMERAL_MIN = 32768
+# Acks of one direction more than this apart (a corrupt field, or a peer restarted without a
+# SYN in the capture) go one by one: Zeek takes each ack relative to the one before it
+# (update_ack_seq, so jumps under 2**31 add up), a folded run takes its highest; the two agree
+# while every ack lies within a quarter of the sequence space of the first.
+_ACK_JUMP_LIMIT = 1 << 30
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -434,6 +439,7 @@ class Analyzer:
         ahead = pure & (d > prev)
         ahead &= ~starts_kd | g_known[group_kd]
         force[order_kd[ahead]] = True
+        force |= _wild_acks(tp, order_kd, starts_kd)
 
         inv_s = inv[order]
         same = inv_s[1:] == inv_s[:-1]
@@ -1559,3 +1565,30 @@ class _BulkRuns:
                 peer.ack_event(
                     frames[0], a, frames, [ps.rel(x) for x in tp.ack[self.bulk_idx[j:b1]].tolist()]
                 )
+
+
+def _wild_acks(tp: TcpPackets, order_kd: np.ndarray, starts_kd: np.ndarray) -> np.ndarray:
+    """Packets of a (flow, direction) whose acks jump by more than :data:`_ACK_JUMP_LIMIT`.
+
+    A direction's acks are compared with its first ack, afresh from each of its SYNs (a new
+    connection on the 5-tuple acks a new ISN). Every packet of such a stretch is returned, so
+    that all its acks are taken in capture order.
+    """
+    n = order_kd.shape[0]
+    out = np.zeros(n, dtype=bool)
+    fl = tp.flags[order_kd]
+    acked = np.nonzero((fl & (TCP_ACK | TCP_RST)) == TCP_ACK)[0]
+    if acked.shape[0] < 2:
+        return out
+    sub = np.cumsum(starts_kd | ((fl & TCP_SYN) != 0))
+    sa = sub[acked]
+    a = tp.ack[order_kd[acked]].astype(np.int64)
+    firsts = np.ones(sa.shape[0], dtype=bool)
+    firsts[1:] = sa[1:] != sa[:-1]
+    ref = np.zeros(int(sub[-1]) + 1, dtype=np.int64)
+    ref[sa[firsts]] = a[firsts]
+    d = (a - ref[sa]) % (1 << 32)
+    far = (d > _ACK_JUMP_LIMIT) & (d < (1 << 32) - _ACK_JUMP_LIMIT)
+    if far.any():
+        out[order_kd[np.isin(sub, sa[far])]] = True
+    return out
