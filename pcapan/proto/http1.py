@@ -328,7 +328,8 @@ def _framing(idx: Index, request_method: str | None, status_code: int | None) ->
     te = [t.lower() for t in _list_values(idx, "transfer-encoding")]
     cls = _list_values(idx, "content-length")
     if te:
-        flags = ("te_and_cl",) if cls else ()  # request-smuggling indicator (RFC 9112 6.3 #3)
+        # request-smuggling indicator (RFC 9112 6.3 #3)
+        flags: tuple[str, ...] = ("te_and_cl",) if cls else ()
         if te[-1] == "chunked":
             if te.count("chunked") > 1:
                 flags += ("te_chunked_twice",)
@@ -582,10 +583,9 @@ class _Tx:
     def freeze(self) -> HttpTransaction:
         rqg, rsg = self.req_idx.get, self.resp_idx.get
         # (lookups inlined: _first is vals[0], _joined ", ".join(vals), for a present field)
-        rq_conn = rqg("connection")
-        rq_conn = ", ".join(rq_conn) if rq_conn else None
-        rs_conn = rsg("connection")
-        rs_conn = ", ".join(rs_conn) if rs_conn else None
+        rq_vals, rs_vals = rqg("connection"), rsg("connection")
+        rq_conn = ", ".join(rq_vals) if rq_vals else None
+        rs_conn = ", ".join(rs_vals) if rs_vals else None
         keep: bool | None = None
         if self.upgrade is not None or self.tunnel is not None:
             keep = False  # the connection no longer carries HTTP

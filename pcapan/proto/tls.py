@@ -625,6 +625,7 @@ class TlsConnection:
             while starts[k + 1] <= at:
                 k += 1
             o = offs[k] + at - starts[k]
+            hdr: memoryview | bytes
             if at + 5 <= starts[k + 1]:
                 hdr = mv[o : o + 5]
                 kh = k  # the segment that completes the header
@@ -1017,7 +1018,13 @@ class TlsConnection:
             ext_codes.append(code)
             if code in flags:
                 flags[code] = True
-            x = _R(data) if code in _CH_DECODED else None  # type: ignore[assignment]
+            if code not in _CH_DECODED:  # only listed, or kept whole (no reader needed)
+                if code == EXT_SESSION_TICKET:
+                    ticket = data
+                elif code == EXT_PADDING:
+                    padding = len(data)
+                continue
+            x = _R(data)
             if code == EXT_SERVER_NAME and data:
                 names = x.sub(2)
                 while names.left():
@@ -1051,8 +1058,6 @@ class TlsConnection:
                 sigalgs = [s for s in sa if not is_grease(s)]
             elif code == EXT_EC_POINT_FORMATS:
                 pf = list(x.vec(1))
-            elif code == EXT_SESSION_TICKET:
-                ticket = data
             elif code == EXT_PRE_SHARED_KEY:
                 ids = x.sub(2)
                 while ids.left():
@@ -1065,8 +1070,6 @@ class TlsConnection:
                 rsl = x.u16()
             elif code == EXT_COMPRESS_CERTIFICATE:
                 ccert = _u16_list(x.vec(1))
-            elif code == EXT_PADDING:
-                padding = len(data)
         ja3, ja4, ja4_r = _fingerprints(
             ver,
             tuple(ciphers),
