@@ -1029,6 +1029,7 @@ class Decoder:
     def _decode_extra(self, data: bytes) -> list[dict[str, np.ndarray]]:
         """Decode reassembled datagrams (appended after the batch's bytes) as raw IP packets."""
         batch = self._batch
+        assert batch is not None  # set by decode(), the only caller, for the batch's duration
         rows_in, self._extra_rows = self._extra_rows, []
         idx = np.array([r[0] for r in rows_in], dtype=I64)
         sub = FrameBatch(

@@ -55,7 +55,9 @@ class PcapReader:
         # The file's byte order is the machine's: lengths can be read through a cast memoryview.
         self._native = (order == "<") == (sys.byteorder == "little")
 
-    def _plausible(self, buf: bytes, pos: int, last_sec: int, strict: bool = True) -> bool:
+    def _plausible(
+        self, buf: bytes | memoryview, pos: int, last_sec: int, strict: bool = True
+    ) -> bool:
         """Whether a record header may begin at ``pos``. ``strict=False`` accepts a captured
         length above the original length or the snaplen (kept when the next header is good)."""
         if pos + RECORD_HEADER_LEN > len(buf):
@@ -69,7 +71,7 @@ class PcapReader:
             return False
         return not (last_sec and abs(sec - last_sec) > _RESYNC_MAX_TS_JUMP_S)
 
-    def _resync(self, buf: bytes, start: int, last_sec: int) -> int:
+    def _resync(self, buf: bytes | memoryview, start: int, last_sec: int) -> int:
         """Find the next offset where two consecutive plausible record headers begin, or -1."""
         end = min(len(buf) - RECORD_HEADER_LEN, start + RESYNC_WINDOW_BYTES)
         for pos in range(start, end):
@@ -186,7 +188,9 @@ class PcapReader:
             )
             del buf
 
-    def _walk(self, buf: bytes, pos: int, n: int, eof: bool) -> tuple[list[int], int, bool]:
+    def _walk(
+        self, buf: bytes | memoryview, pos: int, n: int, eof: bool
+    ) -> tuple[list[int], int, bool]:
         """Walk record headers from ``pos`` as fast as Python allows, then check the lengths
         for the whole run at once.
 
@@ -245,7 +249,7 @@ class PcapReader:
             return offsets[:-1], offsets[-1], False
         return offsets, pos, False
 
-    def _batch(self, buf: bytes, offsets: list[int], frame_no: int) -> FrameBatch:
+    def _batch(self, buf: bytes | memoryview, offsets: list[int], frame_no: int) -> FrameBatch:
         off = np.asarray(offsets, dtype=np.int64)
         dt = np.dtype(self._order + "u4")
         words = np.frombuffer(buf, dtype=np.uint8)
