@@ -50,7 +50,9 @@ class Probe:
     __slots__ = ("owner", "is_orig", "chunks", "size", "verdict", "head", "detached", "ended")
 
     def __init__(self, owner: Dispatch, is_orig: bool) -> None:
-        self.owner = owner
+        # None once the engine unlinks a finished connection's probes (after their end()):
+        # no bytes come after that.
+        self.owner: Dispatch | None = owner
         self.is_orig = is_orig
         self.chunks: list[tuple[bytes, int]] = []
         self.size = 0
@@ -69,16 +71,19 @@ class Probe:
         verdict = detect(self.head)
         if verdict is None and len(self.head) < DETECT_BYTES:
             return
+        assert self.owner is not None  # (attached: the stream has not ended)
         self.owner.decided(self, verdict or "")
 
     def gap(self, nbytes: int, ts_ns: int) -> None:
         if self.verdict is None:
+            assert self.owner is not None  # (attached: the stream has not ended)
             self.owner.decided(self, "")
 
     def end(self, ts_ns: int) -> None:
         # Remembered so that a protocol recognised from now on still hears of it (replay).
         self.ended = ts_ns
         if self.verdict is None:
+            assert self.owner is not None  # (unlinked only after this call)
             self.owner.decided(self, detect(self.head) or "")
 
 

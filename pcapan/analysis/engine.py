@@ -325,10 +325,10 @@ class Analyzer:
             and np.array_equal(b_p[rep], b_p)
         ):
             # A 64-bit hash collision inside one batch: group by the full key instead.
-            keys = np.stack(
+            full_keys = np.stack(
                 [a_hi, a_lo, b_hi, b_lo, a_p.astype(np.uint64), b_p.astype(np.uint64)], axis=1
             )
-            _, first, inv = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+            _, first, inv = np.unique(full_keys, axis=0, return_index=True, return_inverse=True)
             inv = inv.reshape(-1)
             order = np.argsort(inv, kind="stable")
         n = len(tp)
@@ -631,7 +631,9 @@ class Analyzer:
                 tp.frame_no[pa],
                 fb,
             )
-        self._mv = None  # the batch's bytes are not needed past the batch
+        # The batch's bytes are not needed past the batch. (ignore: _mv is read only while a
+        # batch is processed, which sets it first; a None type on it would need a check per read.)
+        self._mv = None  # type: ignore[assignment]
         end_ts = int(ts[-1])
         for conn in conns:
             conn.apply_acks(end_ts)
@@ -785,8 +787,8 @@ class Analyzer:
             sl = slice(start, stop)
             # Only an ACK beyond the hole's start can reveal it: duplicate ACKs (the receiver
             # is missing the bytes too) reveal nothing and stay folded.
-            beyond = ((tp.ack[sl] - hole_seq) % (1 << 32)).astype(np.int64)
-            beyond = (beyond > 0) & (beyond < (1 << 31))
+            ahead = ((tp.ack[sl] - hole_seq) % (1 << 32)).astype(np.int64)
+            beyond = (ahead > 0) & (ahead < (1 << 31))
             out[sl] |= acking[sl] & (kd[sl] == (kdv ^ 1)) & beyond
         return out
 
@@ -1163,10 +1165,10 @@ class Analyzer:
         # Protocol probes still attached point at their Dispatch and it at them (and at the
         # connection): unlinked once the streams end, the connection is freed at once instead of
         # by the cyclic collector (a SYN scan's flows otherwise pile up between collections).
-        probes = [ep.stream.sink for ep in (conn.orig, conn.resp) if type(ep.stream.sink) is Probe]
+        probes = [s for ep in (conn.orig, conn.resp) if type(s := ep.stream.sink) is Probe]
         conn.finish(reason, conn.last_ns)
         for p in probes:
-            p.owner = None  # type: ignore[union-attr]
+            p.owner = None
         self.connections.append(self._record(conn))
         for fno, t, kind, detail in conn.anomalies:
             self.anomalies.append(

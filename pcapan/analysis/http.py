@@ -214,7 +214,9 @@ class HttpSession:
                     # the preface, the server with SETTINGS); no detection needed.
                     tun = self.tunnel = _Tunnel(self)
                     self.transport.service(HTTP2)
-                    orig, resp = h2(tun, self.client_is_orig)
+                    sinks = h2(tun, self.client_is_orig)
+                    assert sinks is not None  # H2Context.open never declines (Openers allow it)
+                    orig, resp = sinks
                     tun.sinks = [resp, orig]
                 elif ev.kind == "upgrade" and not proto.startswith("tls"):
                     # WebSocket frames and HTTP/2 are not parsed (WebSocket payload is masked,

@@ -22,6 +22,9 @@ the handshake, so the exchanges are those of the packet-by-packet path.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from pcapan.analysis.dispatch import Transport
 from pcapan.config import MAX_TLS_APP_EXCHANGES
 from pcapan.flow.conn import Connection, ntop
@@ -71,7 +74,9 @@ class TlsContext:
     def __init__(self) -> None:
         self.records: list[TlsRecord] = []
         self.shared: dict[str | None, str | None] = {}  # one copy of each repeated text value
-        self.lists: dict[tuple[object, tuple], str] = {}  # offered lists, named once each
+        # Offered lists, named once each: keyed by (naming function, list), and record-type
+        # counts by their sorted (type, count) pairs.
+        self.lists: dict[tuple[object, ...], str] = {}
         self.source = ""
         self.open_sessions: set[TlsSession] = set()
 
@@ -457,7 +462,7 @@ class TlsSession:
 
         lists = self.ctx.lists
 
-        def names(vals: tuple[int, ...] | None, fn) -> str | None:  # type: ignore[no-untyped-def]
+        def names(vals: tuple[object, ...] | None, fn: Callable[[Any], str]) -> str | None:
             # Clients repeat the same lists on every connection: name each list once.
             if not vals:
                 return None

@@ -23,6 +23,7 @@ once a flow is gone (a row with history ``^h``, flipped). Zeek keeps every flow,
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -98,7 +99,7 @@ class HalfOpenTable:
         first: np.ndarray,
         a_is_src: np.ndarray,
         frame_base: int,
-        skip: dict[FlowKeyTuple, object],
+        skip: Mapping[FlowKeyTuple, object],
         idle_ns: int,
     ) -> tuple[np.ndarray | None, list[tuple[FlowKeyTuple, HalfOpen]]]:
         """Take the batch's packets of flows that are (still) SYN-only into the table.
