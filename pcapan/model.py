@@ -26,7 +26,8 @@ def fast_maker(cls: type[T]) -> Callable[..., T]:
         eq=False,
         repr=False,
     )
-    if twin.__slots__ != cls.__slots__:  # pragma: no cover - a dataclass change would show here
+    # (getattr: T is any class to the checker; a class without slots fails here too)
+    if twin.__slots__ != getattr(cls, "__slots__", None):  # pragma: no cover - a dataclass change
         raise TypeError(f"{cls.__name__}: slots differ from its maker's")
 
     def make(*values: object) -> T:

@@ -250,7 +250,7 @@ class LiveCapture:
         # The source name is what pcapan.analyze() would call the --write file (its path as
         # given), so the live tables and the file's tables agree in every column.
         self.source_name = os.fspath(write) if write is not None else f"live:{iface}"
-        layout = file_format(write) if write is not None else "pcap"
+        layout = file_format(self.write_path) if self.write_path is not None else "pcap"
         self.source = PacketSource(iface, bpf_filter, layout=layout, promisc=promisc)
         self.writer: CaptureWriter | None = None
         try:
@@ -315,7 +315,7 @@ class LiveCapture:
     def snapshots(self, *, tables: bool = True, handle_signals: bool = True) -> Iterator[Snapshot]:
         """Capture, yielding a :class:`Snapshot` every ``interval_s`` and a final one. Leaving
         the loop early (break) stops the capture and closes the socket and the file."""
-        restore: dict[int, Any] = {}
+        restore: dict[signal.Signals, Any] = {}
         if handle_signals and threading.current_thread() is threading.main_thread():
 
             def on_signal(signum: int, _frame: FrameType | None) -> None:
