@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pcapan import _build
+
+# Before any other pcapan module loads: the compiled core, or the source when told to
+# (PCAPAN_PURE=1) or when a compiled module's source changed since it was built.
+_build.select()
+
 __version__ = "0.1.0"
 __all__ = [
     "Analyzer",

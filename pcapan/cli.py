@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pcapan import __version__
+from pcapan import __version__, _build
 from pcapan.errors import PcapanError, PcapanWarning
 
 if TYPE_CHECKING:
@@ -36,7 +36,12 @@ def _parser() -> argparse.ArgumentParser:
         prog="pcapan",
         description="Analyse packet captures: TCP connections, HTTP/1.1 reuse and pipelining, TLS, round trips.",
     )
-    p.add_argument("--version", action="version", version=f"pcapan {__version__}")
+    p.add_argument(
+        "--version",
+        action="version",
+        version=f"pcapan {__version__} ({_build.describe()})",
+        help="print the version and the build (compiled core or pure Python) and exit",
+    )
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     a = sub.add_parser(
