@@ -16,6 +16,7 @@ RANK = {
     "model": 0,
     "errors": 0,
     "config": 0,
+    "_build": 0,
     "io": 1,
     "decode": 2,
     "flow": 3,

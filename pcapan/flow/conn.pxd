@@ -1,3 +1,4 @@
+cimport cython
 # cython: language_level=3
 from pcapan.flow.reassembly cimport Reassembler
 
@@ -72,4 +73,25 @@ cdef class Connection:
     cdef public long long rtt_id
 
     cpdef bint _check(self, long long frame_no, long long bit, str letter, bint is_orig)
+    @cython.locals(
+        ep=Endpoint, peer=Endpoint, st=Reassembler, ps=Reassembler,
+        syn=bint, fin=bint, rst=bint, has_ack=bint,
+        seg_len="long long", one_past="long long", s="long long", z_last="long long",
+        rel_seq="long long", bits="long long", scale="long long", rel_ack="long long",
+        d="long long", a="long long", d_last="long long", new_last="long long",
+        data_len="long long", data_seq="long long",
+    )
+    cpdef str packet(self, bint is_orig, long long flags, long long seq, long long ack, long long win, long long length, object payload, object options, long long ip_len, long long ts_ns, long long frame_no, object caplen=*)
     cpdef void _add(self, long long frame_no, str letter, bint is_orig)
+
+# Module constants as C values (none is imported by another module; INACTIVE is, so the code
+# uses its C twin _INACTIVE).
+cdef long long _INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET
+cdef long long FIN, SYN, RST, ACK
+cdef long long _H_SYN, _H_SYN_ACK, _H_FIN, _H_RST, _H_DATA, _H_ACK, _H_MULTI, _H_FIN_RST
+cdef long long _M32, _HALF, _TOO_LARGE_SEQ_DELTA
+
+cpdef long long _delta(long long a, long long b)
+cpdef long long _abs_seq(Reassembler st, long long rel)
+cpdef bint _stream_empty(Reassembler st)
+cpdef bint _is_clean(Endpoint e)

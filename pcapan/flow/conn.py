@@ -22,10 +22,12 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 
-from pcapan.decode.tcp_options import parse_tcp_options
+from pcapan.decode.tcp_options import MAX_WSCALE, parse_tcp_options
 from pcapan.flow.reassembly import Reassembler, StreamSink
 
 INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = range(7)
+# (the same, C-typed in the compiled build: other modules import INACTIVE)
+_INACTIVE = INACTIVE
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 
@@ -114,8 +116,8 @@ class Endpoint:
     )
 
     def __init__(self) -> None:
-        self.state = INACTIVE
-        self.prev_state = INACTIVE
+        self.state = _INACTIVE
+        self.prev_state = _INACTIVE
         self.stream = Reassembler()
         self.fin_cnt = 0
         self.rst_cnt = 0
@@ -193,7 +195,7 @@ class Endpoint:
 
     def size(self) -> int:
         """Bytes sent, from sequence numbers (Zeek's TCP_Endpoint::Size)."""
-        if self.state == INACTIVE:
+        if self.state == _INACTIVE:
             # Zeek re-initialises an inactive endpoint's sequence space on every packet it
             # sends and every ACK its peer sends, so its size is always 0.
             return 0
@@ -201,7 +203,7 @@ class Endpoint:
         if (
             self.prev_state == SYN_SENT
             and self.state == RESET
-            and self.peer.state == INACTIVE
+            and self.peer.state == _INACTIVE
             and ack not in (0, 1)
         ):
             return 0  # a half-open connection discovered and aborted
@@ -380,17 +382,17 @@ class Connection:
         if syn:
             if (
                 not st.started
-                or (ep.state in (INACTIVE, ESTABLISHED, PARTIAL) and st.rel(seq) != 0)
-                or (ep.state == RESET and ep.prev_state == INACTIVE)
+                or (ep.state in (_INACTIVE, ESTABLISHED, PARTIAL) and st.rel(seq) != 0)
+                or (ep.state == RESET and ep.prev_state == _INACTIVE)
             ):
                 ep.reanchor(seq)
             ep.syn_seen = True
-        elif not st.started or (ep.state == INACTIVE and _stream_empty(st)):
+        elif not st.started or (ep.state == _INACTIVE and _stream_empty(st)):
             # Picked up mid-stream (re-anchored while this side has sent nothing, as Zeek does).
             ep.reanchor(seq - 1)
         # Zeek's init_endpoint.
         s = ep.state
-        if s == INACTIVE:
+        if s == _INACTIVE:
             if syn:
                 ep.z_init(seq, seg_len)
             else:
@@ -398,7 +400,7 @@ class Connection:
         elif syn and (
             (s in (SYN_SENT, SYN_ACK_SENT) and seq != ep.z_start)
             or s in (ESTABLISHED, PARTIAL)
-            or (s == RESET and ep.prev_state == INACTIVE)
+            or (s == RESET and ep.prev_state == _INACTIVE)
         ):
             ep.z_init(seq, seg_len)
         z_last = ep.z_last
@@ -438,7 +440,7 @@ class Connection:
             self._check(frame_no, _H_ACK, "A", is_orig)
         # Window (Zeek's update_window: zero windows are boring with or after RST, after peer FIN;
         # Zeek looks at SYNs too).
-        scale = ep.wscale or 0
+        scale = min(ep.wscale or 0, MAX_WSCALE)  # (RFC 7323 2.3; also keeps the shift in 64 bits)
         if win == 0 and not rst and peer.state != CLOSED and ep.state != RESET:
             self._scaled(frame_no, ep, "zw", "W", is_orig)
         if not (self.orig.did_close and self.resp.did_close) and ts_ns > self.last_ns:
@@ -462,7 +464,7 @@ class Connection:
         rel_ack = 0
         if has_ack:
             ps = peer.stream
-            if peer.state == INACTIVE:
+            if peer.state == _INACTIVE:
                 # Zeek starts (and restarts) the silent peer's numbering at every ACK.
                 rel_ack = 1
                 peer.z_init(ack - 1, 0)
@@ -476,7 +478,7 @@ class Connection:
                     d = rel_ack - peer.z_ack
                     if d > 0 and not (ack == 0 and d > _TOO_LARGE_SEQ_DELTA):
                         peer.z_ack = rel_ack
-            if not rst and ps.started and peer.state != INACTIVE:
+            if not rst and ps.started and peer.state != _INACTIVE:
                 a = ps.rel(ack)
                 if a > peer.max_ack_rel:
                     peer.max_ack_rel = a
@@ -522,7 +524,7 @@ class Connection:
                 "data_after_fin",
                 f"{data_len} bytes after the FIN's sequence number",
             )
-        if flags & (SYN | FIN | RST) or ep.state == INACTIVE:
+        if flags & (SYN | FIN | RST) or ep.state == _INACTIVE:
             # Only these can change a state (Zeek's UpdateStateMachine).
             self._state(ep, peer, is_orig, flags, length, seq, frame_no)
             clean = _is_clean(self.orig) and _is_clean(self.resp)
@@ -559,7 +561,7 @@ class Connection:
         for ep in (o, r):
             # Acks the engine folded straight into max_ack_rel (runs of in-order segments).
             if (
-                ep.state != INACTIVE
+                ep.state != _INACTIVE
                 and ep.stream.started
                 and ep.max_ack_rel > max(ep.ack_front, ep.ack_hi)
             ):
@@ -605,7 +607,7 @@ class Connection:
         """Zeek's UpdateStateMachine, without the events."""
         syn, fin, rst, has_ack = flags & SYN, flags & FIN, flags & RST, flags & ACK
         s = ep.state
-        if s == INACTIVE:
+        if s == _INACTIVE:
             if syn:
                 if is_orig:
                     ep.set_state(SYN_ACK_SENT if has_ack else SYN_SENT)
@@ -622,7 +624,7 @@ class Connection:
             if rst:
                 ep.set_state(RESET)
                 self._closed(ep, peer)
-            if ep.state == INACTIVE:
+            if ep.state == _INACTIVE:
                 if not is_orig and length == 0 and self.orig.state == SYN_SENT:
                     pass  # an ACK of the SYN before the SYN-ACK does not make a partial connection
                 elif has_ack and peer.state == ESTABLISHED:
@@ -638,7 +640,7 @@ class Connection:
                 ep.set_state(RESET)
                 self._closed(ep, peer)
         elif s in (ESTABLISHED, PARTIAL):
-            if syn and s == PARTIAL and peer.state == INACTIVE and not has_ack:
+            if syn and s == PARTIAL and peer.state == _INACTIVE and not has_ack:
                 ep.set_state(SYN_SENT)
             if fin and not rst:
                 ep.set_state(CLOSED)
@@ -696,7 +698,7 @@ class Connection:
         ps = peer.stream
         if not ps.started:
             return
-        if peer.state == INACTIVE:
+        if peer.state == _INACTIVE:
             # Zeek's init_peer at every ACK while the peer is silent.
             a = _abs_seq(ps, max_ack)
             peer.z_init(a - 1, 0)
@@ -739,7 +741,7 @@ class Connection:
         if last_ts > self.last_ns and not (self.orig.did_close and self.resp.did_close):
             self.last_ns = last_ts
         scaled = ep.wscale is not None and peer.wscale is not None
-        ep.window = last_win << (ep.wscale or 0) if scaled else last_win
+        ep.window = last_win << min(ep.wscale or 0, MAX_WSCALE) if scaled else last_win
         self._check(first_frame, _H_DATA, "D", is_orig)
         if first_frame > self._last_frame:
             self._last_frame = first_frame
@@ -780,8 +782,8 @@ class Connection:
     # -- Zeek's conn_state ---------------------------------------------------------------
     def conn_state(self) -> str:
         os_, rs = self.orig.state, self.resp.state
-        o_inactive = os_ in (INACTIVE, PARTIAL)
-        r_inactive = rs in (INACTIVE, PARTIAL)
+        o_inactive = os_ in (_INACTIVE, PARTIAL)
+        r_inactive = rs in (_INACTIVE, PARTIAL)
         if rs == RESET:
             if os_ in (SYN_SENT, SYN_ACK_SENT) or (
                 os_ == RESET and self.orig.size() == 0 and self.resp.size() == 0
@@ -798,7 +800,7 @@ class Connection:
             return "SH" if r_inactive else "S2"
         if rs == CLOSED:
             return "SHR" if o_inactive else "S3"
-        if os_ == SYN_SENT and rs == INACTIVE:
+        if os_ == SYN_SENT and rs == _INACTIVE:
             return "S0"
         if os_ == ESTABLISHED and rs == ESTABLISHED:
             return "S1"

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
+from pcapan.decode.tcp_options import MAX_WSCALE
 from pcapan.errors import PcapanError
 from pcapan.plot._base import new_figure, no_data
 
@@ -262,7 +263,7 @@ def time_sequence(cp: ConnPackets, direction: str = "auto") -> TimeSeq:
     rec = cp.record
     shift = 0
     if rec.orig_wscale is not None and rec.resp_wscale is not None:
-        shift = int(rec.orig_wscale if direction == "resp" else rec.resp_wscale)
+        shift = min(int(rec.orig_wscale if direction == "resp" else rec.resp_wscale), MAX_WSCALE)
     scaled = np.where((cp.flags[acking] & TCP_SYN) != 0, cp.win[acking], cp.win[acking] << shift)
     return TimeSeq(
         direction,
