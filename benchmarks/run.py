@@ -120,7 +120,7 @@ def peers(real: bool = False) -> list[Peer]:
         ),
         Peer(
             "dpkt",
-            "dpkt loop: Ethernet/IP/TCP decode + per-5-tuple counters",
+            "dpkt loop: Ethernet/IP(v4, v6)/TCP decode + per-5-tuple counters",
             [py, str(PEERS_DIR / "dpkt_loop.py"), "{pcap}"],
         ),
         Peer(
