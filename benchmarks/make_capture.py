@@ -18,7 +18,11 @@ web servers (documentation address ranges) on ports 80 and 443:
 * about 0.5 % of data segments are lost before the tap (the retransmission shows up later, after
   duplicate ACKs with SACK blocks) and about 0.5 % are swapped with their neighbour;
 * most connections end with FIN/ACK, some with RST; connections overlap in time (hundreds open at
-  once) because they arrive at a fixed rate, so a capture twice as long has the same concurrency.
+  once) because they arrive at a fixed rate, so a capture twice as long has the same concurrency;
+* ``--mix short`` is web traffic of short connections (1-3 exchanges each, most ending with
+  ``Connection: close`` and a server FIN right after the last response), about 23 packets per
+  connection as on real web links, where the long keep-alive connections of the default mix have
+  over 100.
 
 Everything is drawn from one seeded ``random.Random``, so the same arguments give the same bytes.
 Packets are built from ``struct`` templates with arithmetic checksums (IP and TCP checksums are
@@ -62,14 +66,24 @@ INITIAL_CWND = 10
 MAX_CWND = 256
 WSCALE = 7
 CHUNK_RECORDS = 32_768  # records joined per write() call
+# --mix short: exchanges per connection (1-3, as curl's short connections in the real capture)
+# and the share of connections whose last exchange carries Connection: close (asked for by the
+# client's request, or announced by the server in its response); the server then closes at once.
+SHORT_MAX_EXCHANGES = 3
+SHORT_CLOSE = 0.70
+SHORT_CLIENT_CLOSE = 0.35  # of which the client asks (the rest: the server announces it)
+# Bodies of the short mix are this share of the web mix's sizes (same draws, scaled): short
+# connections carry API calls, small objects and redirects, and with the web mix's sizes a
+# connection would have ~45 packets, where real web traffic has 20-30.
+SHORT_SIZE_SCALE = 0.3
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 C, S = 0, 1  # sides: client, server
 
 # Tag bits on a packet: what it completes, so statistics count only what was actually written
 # (the capture is cut at exactly --packets, mid-connection for the ones still open).
-T_SYN_HTTP, T_SYN_TLS, T_REQ, T_RESP, T_CH, T_SH, T_RETX, T_REORD, T_RST = (
-    1 << i for i in range(9)
+T_SYN_HTTP, T_SYN_TLS, T_REQ, T_RESP, T_CH, T_SH, T_RETX, T_REORD, T_RST, T_CLOSE = (
+    1 << i for i in range(10)
 )
 _TAG_NAMES = (
     (T_SYN_HTTP, "http_connections"),
@@ -81,6 +95,7 @@ _TAG_NAMES = (
     (T_RETX, "retransmissions"),
     (T_REORD, "reordered_segments"),
     (T_RST, "resets"),
+    (T_CLOSE, "http_connection_close"),
 )
 
 _GLOBAL_HDR = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)  # usec, Ethernet
@@ -111,7 +126,9 @@ class CaptureStats:
     retransmissions: int = 0
     reordered_segments: int = 0
     resets: int = 0
+    http_connection_close: int = 0  # responses with a Connection: close header
     max_open_connections: int = 0
+    packets_per_connection: float = 0.0  # packets / connections (SYNs written)
     duration_s: float = 0.0
     seed: int = DEFAULT_SEED
     generator_version: int = GENERATOR_VERSION
@@ -840,32 +857,38 @@ class _Conn:
         if r < 0.88:
             client_closes = r < 0.68
             closer = C if client_closes else S
-            other = 1 - closer
             idle = (
                 int(min(rng.expovariate(1 / 1_500_000), 20_000_000))
                 if client_closes
                 else srv.keepalive_us
             )
             tf = t + idle + rng.randrange(0, 2000)
-            if closer_alert:  # TLS close_notify (encrypted alert) precedes the FIN
-                self.flush(closer, tf)
-                tf = self.send(closer, closer_alert, tf) + 50
-            self.flush(closer, tf)
-            self.emit(tf, closer, FIN | ACK, self.snd[closer], self.snd[other])
-            self.snd[closer] += 1
-            # The other side's application closes promptly: FIN and ACK in one segment.
-            t2 = tf + (self.rtt if closer == C else self.ack_delay + rng.randrange(50, 3000))
-            self.flush(other, t2)
-            self.emit(t2, other, FIN | ACK, self.snd[other], self.snd[closer])
-            self.snd[other] += 1
-            t3 = t2 + (self.ack_delay if closer == C else self.rtt)
-            self.emit(t3, closer, ACK, self.snd[closer], self.snd[other])
+            self.fin(tf, closer, closer_alert)
         else:
             side = C if rng.random() < 0.6 else S
             tr = t + int(rng.expovariate(1 / 800_000))
             self.flush(1 - side, tr)
             self.flush(side, tr)
             self.emit(tr, side, RST | ACK, self.snd[side], self.snd[1 - side], tag=T_RST)
+
+    def fin(self, tf: int, closer: int, alert: bytes | None) -> None:
+        """`closer` sends (its TLS close_notify, then) a FIN at `tf`; the other side answers with
+        FIN/ACK and the closer ACKs that."""
+        rng = self.rng
+        other = 1 - closer
+        if alert:  # TLS close_notify (encrypted alert) precedes the FIN
+            self.flush(closer, tf)
+            tf = self.send(closer, alert, tf) + 50
+        self.flush(closer, tf)
+        self.emit(tf, closer, FIN | ACK, self.snd[closer], self.snd[other])
+        self.snd[closer] += 1
+        # The other side's application closes promptly: FIN and ACK in one segment.
+        t2 = tf + (self.rtt if closer == C else self.ack_delay + rng.randrange(50, 3000))
+        self.flush(other, t2)
+        self.emit(t2, other, FIN | ACK, self.snd[other], self.snd[closer])
+        self.snd[other] += 1
+        t3 = t2 + (self.ack_delay if closer == C else self.rtt)
+        self.emit(t3, closer, ACK, self.snd[closer], self.snd[other])
 
 
 # --------------------------------------------------------------------------------------------
@@ -877,6 +900,7 @@ class _Generator:
         self, seed: int, n_clients: int = 300, n_servers: int = 40, mix: str = "web"
     ) -> None:
         self.rng = rng = random.Random(seed)
+        self.mix = mix
         self.clients = [_Client(rng, i) for i in range(n_clients)]
         self.servers = [_Server(rng, i, mix) for i in range(n_servers)]
         # Popularity is skewed (a few busy clients and big sites), as in real traffic.
@@ -909,7 +933,10 @@ class _Generator:
 
     def _size(self, kind: str) -> int:
         median, sigma, cap = _SIZES[kind]
-        return max(64, min(cap, int(self.rng.lognormvariate(0.0, sigma) * median)))
+        size = min(cap, int(self.rng.lognormvariate(0.0, sigma) * median))
+        if self.mix == "short":
+            size = int(size * SHORT_SIZE_SCALE)
+        return max(64, size)
 
     def _body(self, kind: str, size: int) -> bytes:
         rng = self.rng
@@ -929,9 +956,10 @@ class _Generator:
         return _HTML_HEAD + body if kind == "html" else body
 
     def http_exchange(
-        self, cl: _Client, srv: _Server, t: int, first: bool
+        self, cl: _Client, srv: _Server, t: int, first: bool, close: str | None = None
     ) -> tuple[bytes, bytes, int]:
-        """One request, its response and the server's think time (us)."""
+        """One request, its response and the server's think time (us). `close`: "client" puts
+        Connection: close in the request and the response, "server" in the response only."""
         rng = self.rng
         kind = "html" if first and rng.random() < 0.7 else rng.choices(self.kinds, self.kind_w)[0]
         n = rng.randrange(1, 100_000)
@@ -985,7 +1013,7 @@ class _Generator:
             )
             lines[0] = f"POST {path} HTTP/1.1"
             lines += ["Content-Type: application/json", f"Content-Length: {len(req_body)}"]
-        lines.append("Connection: keep-alive")
+        lines.append("Connection: close" if close == "client" else "Connection: keep-alive")
         request = ("\r\n".join(lines) + "\r\n\r\n").encode() + req_body
 
         date = _http_date(t // 1_000_000)
@@ -1025,7 +1053,10 @@ class _Generator:
             body = b"".join(pieces)
         elif not status.startswith(("304", "204")):
             resp.append(f"Content-Length: {len(body)}")
-        resp += ["Connection: keep-alive", "Vary: Accept-Encoding"]
+        resp += [
+            "Connection: close" if close else "Connection: keep-alive",
+            "Vary: Accept-Encoding",
+        ]
         head = f"HTTP/1.1 {status}\r\n" + "\r\n".join(resp) + "\r\n\r\n"
         return request, head.encode() + body, think
 
@@ -1103,13 +1134,25 @@ class _Generator:
                 self.used_tuples.add(key)
                 break
         conn = _Conn(rng, cl, srv, sport, dport)
+        # Short mix: who asks for Connection: close on the last exchange; None keeps the
+        # connection alive and ends it as the web mix does (idle client FIN, server timeout, RST).
+        close_by = None
+        if self.mix == "short":
+            r = rng.random()
+            if r < SHORT_CLOSE:
+                close_by = "client" if r < SHORT_CLIENT_CLOSE else "server"
         if dport == 80:
             t = conn.handshake(t0, T_SYN_HTTP)
-            t = self._http(conn, cl, srv, t)
-            conn.close(t, None, srv)
+            t = self._http(conn, cl, srv, t, close_by)
+            alert = None
         else:
             t = conn.handshake(t0, T_SYN_TLS)
             t, alert = self._tls(conn, cl, srv, t)
+        if close_by:
+            # The server closes right after writing the last response (nginx on Connection:
+            # close; over TLS, close_notify first), and the client's FIN/ACK follows.
+            conn.fin(t + rng.randrange(20, 300), S, alert)
+        else:
             conn.close(t, alert, srv)
         conn.out.sort()
         return conn.out
@@ -1117,6 +1160,10 @@ class _Generator:
     def _n_exchanges(self) -> int:
         rng = self.rng
         n = 1
+        if self.mix == "short":  # 1, 2, 3 with probabilities 1/2, 1/4, 1/4
+            while n < SHORT_MAX_EXCHANGES and rng.random() < 0.5:
+                n += 1
+            return n
         while n < 40 and rng.random() < 0.8:
             n += 1
         return n
@@ -1127,7 +1174,11 @@ class _Generator:
             return int(rng.uniform(1_000_000, 4_000_000))  # the user reads the page
         return int(rng.expovariate(1 / 150_000))
 
-    def _http(self, conn: _Conn, cl: _Client, srv: _Server, t: int) -> int:
+    def _http(
+        self, conn: _Conn, cl: _Client, srv: _Server, t: int, close_by: str | None = None
+    ) -> int:
+        """The exchanges of one HTTP connection; the last one carries Connection: close when
+        `close_by` ("client": in the request and the response; "server": in the response)."""
         rng = self.rng
         total = self._n_exchanges()
         pipelining = rng.random() < 0.03
@@ -1135,7 +1186,12 @@ class _Generator:
         t += rng.randrange(30, 400)
         while done < total:
             k = min(total - done, rng.randrange(2, 5)) if pipelining and done else 1
-            pairs = [self.http_exchange(cl, srv, t, done + j == 0) for j in range(k)]
+            pairs = [
+                self.http_exchange(
+                    cl, srv, t, done + j == 0, close_by if done + j == total - 1 else None
+                )
+                for j in range(k)
+            ]
             req_done = []
             tq = t
             for req, _, _ in pairs:
@@ -1146,7 +1202,8 @@ class _Generator:
             for j, (_, resp, think) in enumerate(pairs):
                 tr = max(req_done[j] + conn.rtt + think, server_free + 30)
                 conn.flush(S, tr)
-                server_free = conn.send(S, resp, tr, T_RESP)
+                last = close_by is not None and done + j == total - 1
+                server_free = conn.send(S, resp, tr, T_RESP | (T_CLOSE if last else 0))
             done += k
             t = server_free + self._think() if done < total else server_free
         return t
@@ -1256,7 +1313,7 @@ class _Generator:
         return t, alert
 
 
-MIXES = ("web", "http", "tls")
+MIXES = ("web", "http", "tls", "short")
 
 
 def write_capture(
@@ -1269,7 +1326,8 @@ def write_capture(
 
     ``mix``: "web" (HTTP on port 80 and TLS on 443, as servers offer them) or "http" (every
     server plain HTTP on port 80: the HTTP-heavy capture of the benchmark's HTTP phase) or "tls"
-    (every server on 443 only)."""
+    (every server on 443 only) or "short" (servers as in "web", 1-3 exchanges per connection,
+    most ending with Connection: close)."""
     gen = _Generator(seed, mix=mix)
     stats = CaptureStats(seed=seed)
     counts = dict.fromkeys((name for _, name in _TAG_NAMES), 0)
@@ -1325,6 +1383,7 @@ def write_capture(
     stats.packets = written
     stats.bytes = nbytes
     stats.connections = stats.http_connections + stats.tls_connections
+    stats.packets_per_connection = round(written / max(1, stats.connections), 2)
     stats.duration_s = round((last_ts - first_ts) / 1e6, 6)
     return stats
 
@@ -1350,7 +1409,8 @@ def main(argv: list[str] | None = None) -> int:
         "--mix",
         choices=MIXES,
         default="web",
-        help="web: HTTP and TLS (default); http: HTTP only; tls: TLS only (every server on 443)",
+        help="web: HTTP and TLS (default); http: HTTP only; tls: TLS only (every server on 443); "
+        "short: as web with 1-3 exchanges per connection, most ending with Connection: close",
     )
     args = ap.parse_args(argv)
     packets = int(args.packets * args.scale)

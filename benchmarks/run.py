@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Side-by-side benchmark: pcapan against the tools users would otherwise reach for.
 
-    python benchmarks/run.py [--packets N] [--keep] [--smoke] [--strict]
+    python benchmarks/run.py [--packets N] [--mix web|short] [--real PATH | --no-real]
+                             [--keep] [--smoke] [--strict]
 
 Generates (or reuses) the deterministic capture from make_capture.py in benchmarks/out/, then
 runs each peer as its own subprocess on that same file, one after another, pinned to one CPU,
-under ``/usr/bin/time -v`` (peak RSS) with wall-clock timing. Prints packets/s, how pcapan's
-speed compares with each peer, peak RSS, and the memory check (pcapan's peak RSS on a capture
-twice as long, divided by its peak RSS on the normal one). Results also go to
+under ``/usr/bin/time -v`` (peak RSS) with wall-clock timing. Then the same peers run on the real
+short-connection capture of make_real_capture.py (pcapan with its connections, http, tls and rtt
+tables). Prints pcapan's build (``pcapan --version``), one table per capture with packets/s, how
+pcapan's speed compares with each peer and peak RSS, and the memory check (pcapan's peak RSS on
+a synthetic capture twice as long, divided by its peak RSS on the normal one). Results also go to
 benchmarks/out/results.json. Figures are ratios from one run on one machine; see README.md.
 """
 
@@ -20,6 +23,7 @@ import os
 import platform
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -45,6 +49,18 @@ PCAPAN_HTTP_SNIPPET = (
 )
 HTTP_PACKETS = 500_000  # the HTTP phase's capture (HTTP only); tshark's HTTP dissection is slow
 SMOKE_HTTP_PACKETS = 10_000
+# The real capture: every table pcapan makes is built (the tables are made on first access), as
+# a user of connections, http, tls and rtt would have them.
+PCAPAN_REAL_SNIPPET = (
+    "import sys, pcapan; r = pcapan.analyze(sys.argv[1]); "
+    "print(len(r.connections), len(r.http), len(r.tls), len(r.rtt))"
+)
+# Where a real capture is looked for when --real is not given: run.py's own output directory, then
+# make_real_capture.py's default --out. A missing one is recorded into the first (root only) and
+# kept: recording takes about a minute and is not byte-for-byte repeatable.
+REAL_OUT = OUT / "real-short.pcap"
+REAL_DEFAULTS = (REAL_OUT, HERE / "real-short.pcap")
+SYNTHETIC_MIXES = ("web", "short")
 
 
 @dataclass
@@ -74,10 +90,21 @@ class Run:
     all_wall_s: list[float] = field(default_factory=list)  # every run's wall time (--repeat)
 
 
-def peers() -> list[Peer]:
+def peers(real: bool = False) -> list[Peer]:
+    """The peers of the main tables; on the real capture pcapan also builds http, tls and rtt."""
     py = sys.executable
+    if real:
+        pcapan = Peer(
+            "pcapan",
+            "pcapan.analyze(): the full analysis, connections/http/tls/rtt tables built",
+            [py, "-c", PCAPAN_REAL_SNIPPET, "{pcap}"],
+        )
+    else:
+        pcapan = Peer(
+            "pcapan", "pcapan.analyze(): the full analysis", [py, "-c", PCAPAN_SNIPPET, "{pcap}"]
+        )
     return [
-        Peer("pcapan", "pcapan.analyze(): the full analysis", [py, "-c", PCAPAN_SNIPPET, "{pcap}"]),
+        pcapan,
         Peer(
             "tshark",
             "tshark -q -z conv,tcp: full dissection + TCP conversation table",
@@ -93,7 +120,7 @@ def peers() -> list[Peer]:
         ),
         Peer(
             "dpkt",
-            "dpkt loop: Ethernet/IP/TCP decode + per-5-tuple counters",
+            "dpkt loop: Ethernet/IP(v4, v6)/TCP decode + per-5-tuple counters",
             [py, str(PEERS_DIR / "dpkt_loop.py"), "{pcap}"],
         ),
         Peer(
@@ -217,6 +244,9 @@ def summarise(peer: str, stdout: str) -> str:
     if peer == "tshark":
         return f"{sum('<->' in ln for ln in lines)} conversations"
     if peer == "pcapan" and lines:
+        counts = lines[-1].split()
+        if len(counts) == 4:  # the real capture's snippet: rows of four tables
+            return "{} connections, {} http, {} tls, {} rtt rows".format(*counts)
         return f"{lines[-1].strip()} connections"
     if peer == "pcapan-http" and lines:
         req, resp = lines[-1].split()
@@ -227,6 +257,101 @@ def summarise(peer: str, stdout: str) -> str:
         resp = sum(1 for c in cols if len(c) > 4 and c[4])
         return f"{req} requests, {resp} responses"
     return lines[-1].strip()[:80] if lines else ""
+
+
+def repo_env() -> dict[str, str]:
+    """The environment of every subprocess: this checkout's pcapan first on the path."""
+    return dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    )
+
+
+def build_line() -> str:
+    """pcapan's own account of its build, from ``pcapan --version`` in a subprocess (the line
+    names the compiled core, or says the pure-Python build runs and why)."""
+    try:
+        res = subprocess.run(
+            [sys.executable, "-m", "pcapan.cli", "--version"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env=repo_env(),
+            timeout=120,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"unknown (pcapan --version: {e})"
+    lines = (res.stdout or res.stderr).strip().splitlines()
+    if res.returncode != 0 or not lines:
+        return f"unknown (pcapan --version: exit {res.returncode})"
+    return lines[0].strip()
+
+
+def count_packets(path: Path) -> int:
+    """Records in a capture: a walk over classic pcap record headers (no packet is decoded),
+    capinfos for anything else (pcapng)."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+        magic = head[:4]
+        order = {b"\xd4\xc3\xb2\xa1": "<", b"\x4d\x3c\xb2\xa1": "<"}.get(magic) or {
+            b"\xa1\xb2\xc3\xd4": ">",
+            b"\xa1\xb2\x3c\x4d": ">",
+        }.get(magic)
+        if order is not None and len(head) == 24:
+            rec = struct.Struct(order + "IIII")
+            count = 0
+            while True:
+                hdr = f.read(16)
+                if len(hdr) < 16:
+                    return count
+                f.seek(rec.unpack(hdr)[2], os.SEEK_CUR)
+                count += 1
+    if shutil.which("capinfos") is None:
+        raise SystemExit(f"{path}: not a classic pcap, and capinfos (to count pcapng) is missing")
+    res = subprocess.run(
+        ["capinfos", "-M", "-c", "-T", "-r", str(path)], capture_output=True, text=True, check=False
+    )
+    try:
+        return int(res.stdout.split("\t")[-1])
+    except ValueError:
+        raise SystemExit(f"{path}: capinfos cannot count it: {res.stderr.strip()}") from None
+
+
+def find_real_capture(args: argparse.Namespace) -> tuple[Path | None, str]:
+    """The real capture to run on, or None and the reason there is none (one line)."""
+    if not args.real_enabled:
+        return None, "skipped (--no-real)"
+    if args.real:
+        # Absolute: the peers run with the checkout as their working directory.
+        return Path(args.real).resolve(), ""
+    if args.smoke:
+        # CI's smoke run stays fast; give --real to have the table in a smoke run.
+        return None, "skipped in --smoke (give --real PATH to run on one)"
+    for path in REAL_DEFAULTS:
+        if path.exists():
+            return path, ""
+    where = " or ".join(str(p.relative_to(REPO)) for p in REAL_DEFAULTS)
+    if os.geteuid() != 0:
+        return None, (
+            f"skipped: no real capture at {where}, and recording one "
+            "(benchmarks/make_real_capture.py) needs root; give --real PATH"
+        )
+    print(
+        f"recording the real capture into {REAL_OUT.relative_to(REPO)} (about a minute) ...",
+        flush=True,
+    )
+    OUT.mkdir(parents=True, exist_ok=True)
+    res = subprocess.run(
+        [sys.executable, str(HERE / "make_real_capture.py"), "--out", str(REAL_OUT)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if res.returncode != 0 or not REAL_OUT.exists():
+        tail = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        return None, f"skipped: make_real_capture.py failed: {tail[-1] if tail else res.returncode}"
+    return REAL_OUT, ""
 
 
 def run_peer(peer: Peer, pcap: Path, packets: int, cpu: int | None, timeout: float) -> Run:
@@ -245,10 +370,7 @@ def run_peer(peer: Peer, pcap: Path, packets: int, cpu: int | None, timeout: flo
             cmd = [TIME_BIN, "-v", "-o", str(time_file), *cmd]
         if cpu is not None and shutil.which("taskset"):
             cmd = ["taskset", "-c", str(cpu), *cmd]
-        env = dict(
-            os.environ,
-            PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        )
+        env = repo_env()
         with open(out_file, "wb") as out, open(err_file, "wb") as err:
             stdout = subprocess.DEVNULL if peer.stdout_to_null else out
             started = time.perf_counter()
@@ -381,9 +503,10 @@ def set_ratios(runs: list[Run], base_name: str) -> Run | None:
     return base
 
 
-def print_table(runs: list[Run], packets: int) -> None:
+def print_table(runs: list[Run], packets: int, title: str = "") -> None:
     print(
-        f"\n{packets} packets, one core each, fastest of the runs per peer; "
+        (f"\n{title}" if title else "")
+        + f"\n{packets} packets, one core each, fastest of the runs per peer; "
         "ratio = pcapan packets/s / peer packets/s (>1: pcapan faster)\n"
     )
     header = (
@@ -431,6 +554,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
     ap.add_argument(
+        "--mix",
+        choices=SYNTHETIC_MIXES,
+        default="web",
+        help="the synthetic capture's traffic: web (long keep-alive connections, ~130 packets "
+        "each; default) or short (1-3 exchanges per connection, ~23 packets each)",
+    )
+    ap.add_argument(
+        "--real",
+        metavar="PATH",
+        default=None,
+        help="the real capture to run every peer on as well (default: "
+        + " or ".join(str(p.relative_to(REPO)) for p in REAL_DEFAULTS)
+        + ", recorded with make_real_capture.py when missing and root; not in --smoke)",
+    )
+    ap.add_argument(
+        "--no-real",
+        dest="real_enabled",
+        action="store_false",
+        help="skip the real capture's table",
+    )
+    ap.add_argument(
         "--peers",
         default=None,
         help="comma-separated subset of: " + ",".join(p.name for p in peers() + http_peers()),
@@ -447,9 +591,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         help=f"skip the HTTP phase (pcapan's http table vs tshark's HTTP fields on a {HTTP_PACKETS}-packet HTTP-only capture)",
     )
+    ap.add_argument(
+        "--results",
+        metavar="PATH",
+        type=Path,
+        default=OUT / "results.json",
+        help="where the JSON results go (default benchmarks/out/results.json)",
+    )
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds before a peer is killed")
     ap.add_argument(
-        "--strict", action="store_true", help="exit 1 if pcapan fails or misses the memory target"
+        "--strict",
+        action="store_true",
+        help="exit 1 if pcapan fails (on either capture) or misses the memory target",
     )
     ap.add_argument(
         "--repeat",
@@ -460,6 +613,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     packets = args.packets or (SMOKE_PACKETS if args.smoke else 1_000_000)
+    if args.real and not args.real_enabled:
+        ap.error("--real and --no-real contradict each other")
+    if args.real and not Path(args.real).is_file():
+        ap.error(f"--real {args.real}: no such file")
+    build = build_line()
+    print(f"build: {build}", flush=True)
 
     selected = peers()
     wanted: set[str] = set()
@@ -469,6 +628,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             ap.error(f"unknown peers: {', '.join(sorted(unknown))}")
         selected = [p for p in selected if p.name in wanted]
+    real_selected = [p for p in peers(real=True) if p.name in {q.name for q in selected}]
     cpu = pinned_cpu()
     load_at_start = os.getloadavg()[0]
     if load_at_start > 0.5:
@@ -490,13 +650,13 @@ def main(argv: list[str] | None = None) -> int:
     compileall.compile_dir(str(REPO / "pcapan"), quiet=1)
 
     generated: list[Path] = []
-    cap1, meta1, new = ensure_capture(packets, args.seed)
+    cap1, meta1, new = ensure_capture(packets, args.seed, args.mix)
     if new:
         generated.append(cap1)
     cap2 = meta2 = None
     pcapan_peer = next((p for p in selected if p.name == "pcapan"), None)
     if args.two_x and pcapan_peer:
-        cap2, meta2, new = ensure_capture(2 * packets, args.seed)
+        cap2, meta2, new = ensure_capture(2 * packets, args.seed, args.mix)
         if new:
             generated.append(cap2)
 
@@ -510,8 +670,21 @@ def main(argv: list[str] | None = None) -> int:
         if new:
             generated.append(cap_h)
 
+    cap_r: Path | None = None
+    real_note = "skipped (no peer of the main table selected)"
+    real_packets = 0
+    if real_selected:
+        cap_r, real_note = find_real_capture(args)
+        if cap_r is not None:
+            real_packets = count_packets(cap_r)
+
     try:
         runs = run_interleaved(selected, cap1, packets, args.repeat, cpu, args.timeout)
+        real_runs = (
+            run_interleaved(real_selected, cap_r, real_packets, args.repeat, cpu, args.timeout)
+            if cap_r is not None
+            else []
+        )
         http_runs = (
             run_interleaved(http_selected, cap_h, http_packets, args.repeat, cpu, args.timeout)
             if cap_h
@@ -530,7 +703,39 @@ def main(argv: list[str] | None = None) -> int:
 
     base = set_ratios(runs, "pcapan")
     if runs:
-        print_table(runs, packets)
+        ppc = meta1.get("packets_per_connection")
+        print_table(
+            runs,
+            packets,
+            f"synthetic capture ({args.mix} mix): {cap1.name}, {meta1['connections']} connections"
+            + (f", {ppc} packets per connection" if ppc else ""),
+        )
+    set_ratios(real_runs, "pcapan")
+    real_meta: dict = {}
+    if cap_r is not None:
+        meta_file = Path(str(cap_r) + ".meta.json")
+        if meta_file.exists():
+            try:
+                real_meta = json.loads(meta_file.read_text())
+            except (OSError, ValueError):
+                real_meta = {}
+        facts = ", ".join(
+            f"{real_meta[k]:,} {label}"
+            for k, label in (
+                ("tcp_connections", "TCP connections"),
+                ("http_requests", "HTTP requests"),
+                ("tls_client_hellos", "TLS handshakes"),
+                ("mean_packets_per_connection", "packets per connection"),
+            )
+            if isinstance(real_meta.get(k), int | float)
+        )
+        print_table(
+            real_runs,
+            real_packets,
+            f"real capture: {cap_r}" + (f" ({facts})" if facts else ""),
+        )
+    elif runs:
+        print(f"\nreal capture: {real_note}")
     if http_runs:
         set_ratios(http_runs, "pcapan-http")
         print("\nHTTP phase: an HTTP-only capture (every request and response parsed)")
@@ -573,11 +778,23 @@ def main(argv: list[str] | None = None) -> int:
         "capture_http": {"file": cap_h.name, **meta_h} if cap_h is not None and meta_h else None,
         "http_runs": [asdict(r) for r in http_runs],
         "memory": memory,
+        "build": build,
+        "real": (
+            {
+                "capture": {**real_meta, "file": str(cap_r), "packets": real_packets},
+                "runs": [asdict(r) for r in real_runs],
+            }
+            if cap_r is not None
+            else {"skipped": real_note}
+        ),
     }
-    results = OUT / "results.json"
+    results = args.results.resolve()
+    results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"\nresults: {results.relative_to(REPO)}")
-    if args.strict and (base is None or memory.get("ok") is False):
+    shown = results.relative_to(REPO) if results.is_relative_to(REPO) else results
+    print(f"\nresults: {shown}")
+    real_failed = any(r.peer == "pcapan" and r.status != "ok" for r in real_runs)
+    if args.strict and (base is None or real_failed or memory.get("ok") is False):
         return 1
     return 0
 

@@ -174,3 +174,76 @@ def test_pcapan_finds_the_http_requests_and_responses(capture: tuple[Path, objec
     assert stats.http_requests > 0
     assert int(h.method.notna().sum()) == stats.http_requests
     assert int((h.ts_response_end.notna() & ~h.partial).sum()) == stats.http_responses
+
+
+# ---- the short mix: 1-3 exchanges per connection, most ending with Connection: close ----------
+
+N_SHORT = 3000
+
+
+@pytest.fixture(scope="module")
+def short_capture(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    path = tmp_path_factory.mktemp("bench") / "short.pcap"
+    stats = make_capture.write_capture(path, N_SHORT, mix="short")
+    return path, stats
+
+
+def test_short_mix_is_deterministic_and_leaves_the_other_mixes_alone(
+    tmp_path: Path, short_capture: tuple[Path, object], capture: tuple[Path, object]
+) -> None:
+    path, _ = short_capture
+    again = tmp_path / "again.pcap"
+    make_capture.write_capture(again, N_SHORT, mix="short")
+    assert _sha256(again) == _sha256(path)
+    # The web capture of the same seed is another file: the mix changed what was drawn.
+    assert _sha256(capture[0]) != _sha256(path)
+
+
+@needs_tshark
+def test_short_mix_per_tshark(short_capture: tuple[Path, object]) -> None:
+    """tshark, not the generator, counts connections (a SYN without ACK), requests per connection
+    and Connection: close headers. On the 3,000-packet capture (seed 20231114) tshark finds 176
+    SYNs (74 to port 80), 107 requests on 72 connections (47 with one request, 15 with two, 10
+    with three: the last connections are cut before their first request) and 46 responses with
+    Connection: close (22 requests carry it too), as counted by hand with
+    `tshark -Y http.request -T fields -e tcp.stream | sort | uniq -c`."""
+    path, stats = short_capture
+    bad = _tshark(
+        path, "-Y", "_ws.malformed || _ws.expert.severity == error || tcp.checksum.status == 0"
+    )
+    assert bad.strip() == ""
+
+    syns = [
+        ln.split("\t")
+        for ln in _tshark(
+            path, "-Y", "tcp.flags.syn==1 && tcp.flags.ack==0", "-T", "fields",
+            "-e", "tcp.stream", "-e", "tcp.dstport",
+        ).splitlines()
+    ]  # fmt: skip
+    assert len(syns) == stats.connections
+    http_streams = {s for s, port in syns if port == "80"}
+    assert len(http_streams) == stats.http_connections > 30
+    # Short connections: the real-traffic shape (under 30 packets per connection on average).
+    assert N_SHORT / len(syns) < 30
+    assert stats.packets_per_connection == round(N_SHORT / len(syns), 2)
+
+    per_stream: dict[str, int] = {}
+    for stream in _tshark(path, "-Y", "http.request", "-T", "fields", "-e", "tcp.stream").split():
+        per_stream[stream] = per_stream.get(stream, 0) + 1
+    assert sum(per_stream.values()) == stats.http_requests
+    assert set(per_stream) <= http_streams
+    assert set(per_stream.values()) == {1, 2, 3}  # 1-3 requests, and each count occurs
+    # Only the connections still opening when the capture is cut have no request yet.
+    assert len(per_stream) >= 0.9 * len(http_streams)
+
+    closing = _tshark(
+        path, "-Y", 'http.connection == "close"', "-T", "fields",
+        "-e", "tcp.stream", "-e", "http.response.code",
+    ).splitlines()  # fmt: skip
+    responses = [ln.split("\t")[0] for ln in closing if ln.split("\t")[1]]
+    requests = [ln.split("\t")[0] for ln in closing if not ln.split("\t")[1]]
+    assert len(responses) == stats.http_connection_close
+    assert len(set(responses)) == len(responses)  # only the last exchange of a connection
+    assert requests and set(requests) <= set(responses)  # client-asked closes are answered
+    # Most connections end with Connection: close (70 % by design; a few are cut before it).
+    assert len(set(responses)) > 0.5 * len(per_stream)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The script people write with dpkt: decode Ethernet/IP/TCP for every packet and count
+"""The script people write with dpkt: decode Ethernet/IP(v4 or v6)/TCP for every packet and count
 packets and IP bytes per 5-tuple.
 
 Deliberately the plain idiom (``dpkt.pcap.Reader`` plus one ``Ethernet(buf)`` per packet, which
@@ -22,18 +22,24 @@ def count(path: str) -> dict[FlowKey, list[int]]:
         for _ts, buf in dpkt.pcap.Reader(f):
             eth = dpkt.ethernet.Ethernet(buf)
             ip = eth.data
-            if not isinstance(ip, dpkt.ip.IP):
+            # IPv6 too: the real capture has IPv6 connections, and a peer that skipped them
+            # would do less work than pcapan on the same file.
+            if isinstance(ip, dpkt.ip.IP):
+                length = ip.len
+            elif isinstance(ip, dpkt.ip6.IP6):
+                length = 40 + ip.plen
+            else:
                 continue
             tcp = ip.data
             if not isinstance(tcp, dpkt.tcp.TCP):
                 continue
-            key = (ip.src, tcp.sport, ip.dst, tcp.dport, ip.p)
+            key = (ip.src, tcp.sport, ip.dst, tcp.dport, 6)
             counters = flows.get(key)
             if counters is None:
-                flows[key] = [1, ip.len]
+                flows[key] = [1, length]
             else:
                 counters[0] += 1
-                counters[1] += ip.len
+                counters[1] += length
     return flows
 
 
