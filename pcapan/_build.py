@@ -24,7 +24,11 @@ from types import ModuleType
 from typing import Any
 
 # Modules compiled by setup.py, as paths relative to the repository root.
-COMPILED = ("pcapan/flow/reassembly.py", "pcapan/flow/conn.py")
+COMPILED = (
+    "pcapan/flow/reassembly.py",
+    "pcapan/flow/conn.py",
+    "pcapan/analysis/packet_loop.py",
+)
 # Written by setup.py next to this file: {"cython": version, "sources": {path: sha256}}.
 RECORD = "_compiled.json"
 _PKG = Path(__file__).resolve().parent

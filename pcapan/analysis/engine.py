@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from pcapan.analysis import packet_loop
 from pcapan.analysis.dispatch import Dispatch, Openers, Probe
 from pcapan.analysis.http import BodyHook, HttpContext
 from pcapan.analysis.http2 import H2Context
@@ -537,71 +538,24 @@ class Analyzer:
             rpos, rgrp, rpos2 = runs.where(idx)
         else:
             rpos = rgrp = rpos2 = [0] * idx.shape[0]
-        for (
-            i,
-            k,
-            ais,
-            fl,
-            seq,
-            ack,
-            win,
-            plen,
-            pcap,
-            poff,
-            toff,
-            thl,
-            iplen,
-            t,
-            fno,
-            rp,
-            rg,
-            rp2,
-        ) in zip(idx.tolist(), *cols, rpos, rgrp, rpos2, strict=True):
-            conn = cur[k]
-            if conn is not None and runs is not None:
-                if inorder_l[k]:
-                    runs.flush_ordered(k, i, conn, self)
-                    runs.applied[rg] = rp + 1
-                else:
-                    runs.flush_before(
-                        rp,
-                        rg,
-                        rp2,
-                        k,
-                        ais,
-                        bool(fl & _CTRL) or t - conn.last_ns > idle or plen == 1,
-                        conn,
-                        self,
-                    )
-            if conn is not None and self._ends_before(conn, fl, seq, ais, t):
-                conn = None
-            if conn is None:
-                conn = self._new_conn(tp, i, keys[k], ais, fl, t)
-                flows[conn._fkey] = conn  # type: ignore[attr-defined]
-                cur[k] = conn
-            s = slot_of.get(id(conn))
-            if s is None:
-                s = slot_of[id(conn)] = len(conns)
-                conns.append(conn)
-            slot[i] = s
-            is_orig = ais == conn.orig_is_a
-            ep_stream = (conn.orig if is_orig else conn.resp).stream
-            payload = mv[poff : poff + pcap] if (plen and ep_stream.sink is not None) else None
-            options = mv[toff + 20 : toff + thl] if (fl & TCP_SYN and thl > 20) else None
-            if early_l[i] and fl & TCP_ACK:
-                # An acknowledgement beyond what the peer's stream holds reveals a hole: the
-                # parser gets the gap now, before this packet's own data (sent after the
-                # acknowledged bytes arrived), not at the end of the batch.
-                peer = conn.resp if is_orig else conn.orig
-                pst = peer.stream
-                if pst.started and (rel_ack := pst.rel(ack)) > pst.next_rel:
-                    peer.ack_event(fb + fno, rel_ack)
-                    conn.apply_acks(t)
-            conn.packet(
-                is_orig, fl, seq, ack, win, plen, payload, options, iplen, t, fb + fno, caplen=pcap
-            )
-            if fl & _CTRL and conn.close_reason and not conn.closed_ns:
-                conn.closed_ns = t
+        packet_loop.run(
+            self,
+            tp,
+            idx,
+            cols,
+            rpos,
+            rgrp,
+            rpos2,
+            cur,
+            runs,
+            inorder_l,
+            early_l,
+            keys,
+            slot_of,
+            conns,
+            slot,
+            mv,
+        )
         if runs is not None:
             for k2, conn2 in cur.items():
                 if conn2 is not None:
