@@ -111,6 +111,10 @@ CASES = [
         "fold:connections.orig_bytes",  # (fixed: a direction whose acks jump goes one by one)
     ),
     pytest.param(
+        "fold-anomaly-rows-split-gap.pcap",
+        "fold:anomalies.rows",  # (fixed: a folded run's acks are applied one by one)
+    ),
+    pytest.param(
         "fold-anomaly-addl-2.pcapng",
         "fold:anomalies.addl",  # (fixed: the same)
     ),

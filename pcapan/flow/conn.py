@@ -566,26 +566,34 @@ class Connection:
                 and ep.max_ack_rel > max(ep.ack_front, ep.ack_hi)
             ):
                 ep.ack_event(self._last_frame, ep.max_ack_rel)
-        events = sorted(
-            [(e[0], 0, e) for e in self.orig.acks] + [(e[0], 1, e) for e in self.resp.acks],
-            key=lambda x: (x[0], x[1]),
-        )
+        # A folded run's event lists its packets' acks: each ack higher than those before it
+        # is an event of its own frame, as when the packets come one by one (two acks that
+        # each reveal part of a hole give two gaps, not one).
+        events: list[tuple[int, int, int]] = []
+        for side, ep in ((0, self.orig), (1, self.resp)):
+            for frame_no, a, frames, acks in ep.acks:
+                if frames is None or acks is None:
+                    events.append((frame_no, side, a))
+                    continue
+                top = ep.ack_front
+                # (numpy slices from the engine's pure-ACK groups: as ints)
+                fs = frames.tolist() if hasattr(frames, "tolist") else frames
+                xs = acks.tolist() if hasattr(acks, "tolist") else acks
+                for f, x in zip(fs, xs, strict=True):  # type: ignore[arg-type]
+                    if x > top:
+                        events.append((f, side, x))
+                        top = x
+        events.sort(key=lambda x: (x[0], x[1]))
         for ep in (self.orig, self.resp):
             ep.ack_front = max(ep.ack_front, ep.ack_hi)
             ep.acks.clear()
-        for frame_no, side, (_, a, frames, acks) in events:
+        for frame_no, side, a in events:
             ep = self.resp if side else self.orig
             st = ep.stream
             if a <= st.next_rel or (self._z_partial and a <= 2):
                 # Nothing missing; or Zeek ignoring the first octets of a partial connection's
                 # faked-up numbering.
                 continue
-            if frames is not None and acks is not None:
-                import numpy as np
-
-                hit = np.asarray(acks) > st.next_rel
-                if hit.any():
-                    frame_no = int(np.asarray(frames)[int(np.argmax(hit))])
             b0, n0 = st.gap_bytes, st.gaps
             st.acked(a, ts_ns)
             n = st.gaps - n0
