@@ -1297,13 +1297,13 @@ class Analyzer:
         self.tls_ctx.close_all()
 
 
-def _ordered(sink: object) -> bool:
+def _ordered(sink: StreamSink | None) -> bool:
     """A parser reads this stream and needs the two directions' bytes in capture order.
 
-    A sink may say it no longer does (``ordered`` False): TLS after its handshake only counts
-    records per direction, so its flow needs no hole signalled early (its runs still fold in
-    capture order, see ``inorder_l`` in ``_tcp``)."""
-    return sink is not None and getattr(sink, "ordered", True)
+    A sink may say it no longer does (``StreamSink.ordered`` False): TLS after its handshake
+    only counts records per direction, so its flow needs no hole signalled early (its runs
+    still fold in capture order, see ``inorder_l`` in ``_tcp``)."""
+    return sink is not None and sink.ordered
 
 
 class _BulkRuns:
