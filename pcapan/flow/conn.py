@@ -57,7 +57,12 @@ CLOSE_REUSE = "reused"
 
 
 def _delta(a: int, b: int) -> int:
-    """Zeek's seq_delta: the signed 32-bit distance from ``b`` to ``a``."""
+    """Zeek's seq_delta: the signed 32-bit distance from ``b`` to ``a``.
+
+    :func:`pcapan.flow.seqspace.signed_delta32`, kept here as a C function of the compiled core
+    (conn.pxd), as are the inline ``((x + _HALF) & _M32) - _HALF`` in :meth:`Connection.packet`
+    (a Python call there would cost the compiled build its gain; tests/test_seqspace.py checks
+    them against it)."""
     d = (a - b) & _M32
     return d - (1 << 32) if d >= _HALF else d
 

@@ -173,6 +173,7 @@ class Reassembler:
 
     def rel(self, seq: int) -> int:
         """Relative 64-bit position of a 32-bit sequence number (nearest to the reference)."""
+        # (seqspace.signed_delta32 inline: C-typed in the compiled build, see reassembly.pxd)
         d = (seq - self._ref_seq) % _MOD
         if d >= _HALF:
             d -= _MOD
