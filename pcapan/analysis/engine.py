@@ -56,7 +56,6 @@ _CTRL = TCP_SYN | TCP_FIN | TCP_RST
 _TP_COLUMNS = tuple(f for f in TcpPackets.__dataclass_fields__ if f != "data")
 # Half-open flows made connections at once (bounds the transient memory of a mass eviction).
 _REPLAY_CHUNK = 4096
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # Ports at or above this are ephemeral (IANA 49152; Linux starts at 32768, so use that).
 _EPHEMERAL_MIN = 32768

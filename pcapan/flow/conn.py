@@ -88,7 +88,6 @@ class Endpoint:
         "prev_state",
         "stream",
         "fin_cnt",
-        "rst_cnt",
         "pkts",
         "ip_bytes",
         "mss",
@@ -125,7 +124,6 @@ class Endpoint:
         self.prev_state = _INACTIVE
         self.stream = Reassembler()
         self.fin_cnt = 0
-        self.rst_cnt = 0
         self.pkts = 0
         self.ip_bytes = 0
         self.mss: int | None = None
@@ -463,8 +461,6 @@ class Connection:
             ep.window = win << scale if ep.wscale is not None and peer.wscale is not None else win
         if fin:
             ep.fin_cnt += 1
-        if rst:
-            ep.rst_cnt += 1
         # Acknowledgements (Zeek's init_peer / get_relative_seq / update_ack_seq).
         rel_ack = 0
         if has_ack:
