@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pcapan import __version__, _build
+from pcapan.config import LIVE_DASHBOARD_REFRESH_S
 from pcapan.errors import PcapanError, PcapanWarning
 
 if TYPE_CHECKING:
@@ -267,9 +268,9 @@ def _parser() -> argparse.ArgumentParser:
     lv.add_argument(
         "--interval",
         type=float,
-        default=1.0,
+        default=LIVE_DASHBOARD_REFRESH_S,
         metavar="S",
-        help="seconds between dashboard refreshes (default 1)",
+        help=f"seconds between dashboard refreshes (default {LIVE_DASHBOARD_REFRESH_S:g})",
     )
     lv.add_argument(
         "--no-dashboard",

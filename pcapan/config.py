@@ -190,7 +190,8 @@ LIVE_POLL_S = 0.1
 # On stop, frames the kernel had already queued are still read for at most this long (they
 # were on the wire before the stop); a flood cannot delay the exit beyond it.
 LIVE_STOP_DRAIN_S = 1.0
-# Dashboard redraws per second: once a second is readable and costs nothing measurable.
+# Seconds between dashboard redraws and snapshots (the default of ``pcapan live --interval`` and
+# of ``interval_s``): once a second is readable and costs nothing measurable.
 LIVE_DASHBOARD_REFRESH_S = 1.0
 # RTT percentiles on the dashboard are over the most recent samples only, so they follow the
 # network's current state and memory does not grow with the run.

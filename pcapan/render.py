@@ -63,13 +63,6 @@ def print_frame(df: pd.DataFrame, title: str = "") -> None:
     _console().print(t)
 
 
-def print_summary(res: Result) -> None:
-    """The capture summary and the connection states/services (``Result.summary()``)."""
-    con = _console()
-    s = res.summary()
-    _print_summary(con, s)
-
-
 def _print_summary(con: Console, s: dict[str, Any]) -> None:
     t = Table(title="capture", show_header=False)
     t.add_column("what", overflow="fold")

@@ -44,7 +44,7 @@ class Transport(Protocol):
 Openers = dict[str, Callable[[Transport, bool], tuple[StreamSink, StreamSink] | None]]
 
 
-class Probe:
+class Probe(StreamSink):
     """One direction's bytes until the protocol is known."""
 
     __slots__ = ("owner", "is_orig", "chunks", "size", "verdict", "head", "detached", "ended")

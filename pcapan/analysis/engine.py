@@ -48,6 +48,7 @@ from pcapan.flow.halfopen import (
     replay_packets,
 )
 from pcapan.flow.reassembly import StreamSink
+from pcapan.flow.seqspace import segmented_cummax, signed_delta
 from pcapan.io.batch import FrameBatch, ReadIssue
 from pcapan.model import AnomalyRecord, ConnColumns, ConnRecord
 from pcapan.proto.detect import HTTP, HTTP2, TLS
@@ -56,7 +57,6 @@ _CTRL = TCP_SYN | TCP_FIN | TCP_RST
 _TP_COLUMNS = tuple(f for f in TcpPackets.__dataclass_fields__ if f != "data")
 # Half-open flows made connections at once (bounds the transient memory of a mass eviction).
 _REPLAY_CHUNK = 4096
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # Ports at or above this are ephemeral (IANA 49152; Linux starts at 32768, so use that).
 _EPHEMERAL_MIN = 32768
@@ -428,10 +428,8 @@ class Analyzer:
         seg_end = tp.seq + plen_a + ((flags & TCP_SYN) != 0) + ((flags & TCP_FIN) != 0)
         s_end = seg_end[order_kd]
         group_kd = np.cumsum(starts_kd) - 1
-        d = (s_end - base_g[group_kd]) % (1 << 32)
-        d = np.where(d >= (1 << 31), d - (1 << 32), d)
-        offs = group_kd.astype(np.int64) * (1 << 36)
-        run = np.maximum.accumulate(d + offs) - offs
+        d = signed_delta(s_end, base_g[group_kd])
+        run = segmented_cummax(d, group_kd)
         prev = np.empty(n, dtype=np.int64)
         prev[0] = 0
         prev[1:] = run[:-1]
@@ -710,11 +708,9 @@ class Analyzer:
             opens.append(0 if (st.pending_bytes or s_first != anchor) else -1)
             keep.append(True)
         group = np.cumsum(gfirst) - 1
-        rs = (seqs - np.asarray(anchors, dtype=np.int64)[group]) % (1 << 32)
-        rs = np.where(rs >= (1 << 31), rs - (1 << 32), rs)
+        rs = signed_delta(seqs, np.asarray(anchors, dtype=np.int64)[group])
         re = np.maximum(rs + plen[ds], 0)
-        offs = group.astype(np.int64) * (1 << 40)
-        reach = np.maximum.accumulate(re + offs) - offs
+        reach = segmented_cummax(re, group)
         prev_reach = np.empty_like(reach)
         prev_reach[0] = 0
         prev_reach[1:] = reach[:-1]
@@ -741,8 +737,7 @@ class Analyzer:
             sl = slice(start, stop)
             # Only an ACK beyond the hole's start can reveal it: duplicate ACKs (the receiver
             # is missing the bytes too) reveal nothing and stay folded.
-            ahead = ((tp.ack[sl] - hole_seq) % (1 << 32)).astype(np.int64)
-            beyond = (ahead > 0) & (ahead < (1 << 31))
+            beyond = signed_delta(tp.ack[sl], hole_seq) > 0
             out[sl] |= acking[sl] & (kd[sl] == (kdv ^ 1)) & beyond
         return out
 
@@ -782,19 +777,17 @@ class Analyzer:
         d_pkt = np.empty(n, dtype=np.int64)
         d_pkt[order_kd] = d
         adv = (tp.payload_len > 0) | ((flags & (TCP_SYN | TCP_FIN)) != 0)
-        inv_o = inv[order].astype(np.int64)
-        offs = inv_o * (1 << 40)
+        inv_o = inv[order]
         seen: dict[bool, np.ndarray] = {}
         for side in (False, True):
-            vals = np.where(adv[order] & (a_is_src[order] == side), d_pkt[order], -(1 << 35)) + offs
-            seen[side] = np.maximum(np.maximum.accumulate(vals) - offs, 0)
+            vals = np.where(adv[order] & (a_is_src[order] == side), d_pkt[order], -(1 << 35))
+            seen[side] = np.maximum(segmented_cummax(vals, inv_o), 0)
         run = np.empty(n, dtype=np.int64)
         other_side = ~a_is_src[order]
         run_o = np.where(other_side, seen[True], seen[False])
         run[order] = run_o
         gi = np.minimum(g_other, gvals.shape[0] - 1)
-        dack = (tp.ack - base_g[gi]) % (1 << 32)
-        dack = np.where(dack >= (1 << 31), dack - (1 << 32), dack)
+        dack = signed_delta(tp.ack, base_g[gi])
         return cand & (dack > run)
 
     def _bulk_candidates(
@@ -920,9 +913,7 @@ class Analyzer:
             refs.append((st._ref_seq, st._ref_rel, st.started))
         ref_seq = np.array([r[0] for r in refs], dtype=np.int64)
         ref_rel = np.array([r[1] for r in refs], dtype=np.int64)
-        d = (ack - ref_seq[ginv]) % (1 << 32)
-        d = np.where(d >= (1 << 31), d - (1 << 32), d)
-        rel = ref_rel[ginv] + d
+        rel = ref_rel[ginv] + signed_delta(ack, ref_seq[ginv])
         rel_g = rel[by_group]
         mx = np.maximum.reduceat(rel_g, gstart)
         # Per group, its ACKs in capture order (frame, relative ack): a content gap is pinned on
@@ -1251,13 +1242,13 @@ class Analyzer:
         self.tls_ctx.close_all()
 
 
-def _ordered(sink: object) -> bool:
+def _ordered(sink: StreamSink | None) -> bool:
     """A parser reads this stream and needs the two directions' bytes in capture order.
 
-    A sink may say it no longer does (``ordered`` False): TLS after its handshake only counts
-    records per direction, so its flow needs no hole signalled early (its runs still fold in
-    capture order, see ``inorder_l`` in ``_tcp``)."""
-    return sink is not None and getattr(sink, "ordered", True)
+    A sink may say it no longer does (``StreamSink.ordered`` False): TLS after its handshake
+    only counts records per direction, so its flow needs no hole signalled early (its runs
+    still fold in capture order, see ``inorder_l`` in ``_tcp``)."""
+    return sink is not None and sink.ordered
 
 
 class _BulkRuns:
@@ -1308,11 +1299,8 @@ class _BulkRuns:
             first_b[1:] = gb[1:] != gb[:-1]
             g_ack[gb[first_b]] = ack[bp[first_b]]
         first_ack = g_ack[group]
-        d = (ack - first_ack) % (1 << 32)
-        d = np.where(d >= (1 << 31), d - (1 << 32), d)
-        d = np.where(b, d, -(1 << 36))
-        offs = group.astype(np.int64) * (1 << 40)
-        run_max = np.maximum.accumulate(d + offs) - offs
+        d = np.where(b, signed_delta(ack, first_ack), -(1 << 36))
+        run_max = segmented_cummax(d, group)
         self.dmax = run_max.tolist()
         # Where that running max was reached: a run that starts after it (the acks went back,
         # e.g. a new connection on the 5-tuple) must take its own maximum, not the group's.
@@ -1445,7 +1433,7 @@ class _BulkRuns:
                 and st.started
                 and ep.state != INACTIVE
                 and ((seqs[j] - ep.z_start - ep.z_last) & 0xFFFFFFFF)
-                < 0x80000000  # (z_rel >= z_last)
+                < 0x80000000  # (z_rel >= z_last: signed_delta32(seq - z_start, z_last) >= 0, inline)
             ):
                 start = st.rel(seqs[j])
                 if start == st.next_rel and not st.pending_bytes:
@@ -1543,8 +1531,7 @@ def _wild_acks(tp: TcpPackets, order_kd: np.ndarray, starts_kd: np.ndarray) -> n
     firsts[1:] = sa[1:] != sa[:-1]
     ref = np.zeros(int(sub[-1]) + 1, dtype=np.int64)
     ref[sa[firsts]] = a[firsts]
-    d = (a - ref[sa]) % (1 << 32)
-    far = (d > _ACK_JUMP_LIMIT) & (d < (1 << 32) - _ACK_JUMP_LIMIT)
+    far = np.abs(signed_delta(a, ref[sa])) > _ACK_JUMP_LIMIT
     if far.any():
         out[order_kd[np.isin(sub, sa[far])]] = True
     return out

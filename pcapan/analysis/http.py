@@ -84,8 +84,8 @@ class HttpContext:
         ).sinks()
 
 
-class _Direction:
-    """A stream sink for one TCP direction of an HTTP connection."""
+class _Direction(StreamSink):
+    """A stream sink for one TCP direction of an HTTP connection (body bytes are opaque)."""
 
     __slots__ = ("session", "is_client")
 

@@ -48,7 +48,7 @@ class _Session:
             self.conn.note(0, ev.ts_ns, ev.kind, ev.detail)
 
 
-class _Direction:
+class _Direction(StreamSink):
     """A stream sink for one direction of an h2 connection."""
 
     __slots__ = ("session", "is_client")

@@ -107,8 +107,9 @@ class TlsContext:
         self.open_sessions.clear()
 
 
-class _Direction:
-    """A stream sink for one TCP direction of a TLS connection."""
+class _Direction(StreamSink):
+    """A stream sink for one TCP direction of a TLS connection (record bodies are opaque;
+    after the handshake, runs are skimmed)."""
 
     __slots__ = ("session", "is_client")
 

@@ -28,36 +28,6 @@ WLAN = frozenset({IEEE802_11, PRISM, RADIOTAP, AVS, PPI})
 PPP_FAMILY = frozenset({PPP, PPP_HDLC, PPP_ETHER})
 
 RAW_IP = frozenset({RAW_12, RAW_14, RAW, IPV4, IPV6})
-SUPPORTED = (
-    frozenset({NULL, ETHERNET, LOOP, LINUX_SLL, LINUX_SLL2, NFLOG, C_HDLC, IPOIB})
-    | RAW_IP
-    | WLAN
-    | PPP_FAMILY
-)
-
-NAMES = {
-    NULL: "null",
-    ETHERNET: "ethernet",
-    RAW_12: "raw",
-    RAW_14: "raw",
-    RAW: "raw",
-    LOOP: "loop",
-    LINUX_SLL: "linux-sll",
-    LINUX_SLL2: "linux-sll2",
-    NFLOG: "nflog",
-    IPV4: "ipv4",
-    IPV6: "ipv6",
-    PPP: "ppp",
-    PPP_HDLC: "ppp-hdlc",
-    PPP_ETHER: "ppp-ether",
-    C_HDLC: "c-hdlc",
-    IEEE802_11: "ieee802.11",
-    PRISM: "prism",
-    RADIOTAP: "radiotap",
-    AVS: "avs",
-    PPI: "ppi",
-    IPOIB: "ipoib",
-}
 
 # BSD address families for IPv6 differ by OS (Linux 10, NetBSD/OpenBSD 24, FreeBSD 28, Darwin 30).
 AF_INET = 2

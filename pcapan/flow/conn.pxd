@@ -7,7 +7,6 @@ cdef class Endpoint:
     cdef public int prev_state
     cdef public Reassembler stream
     cdef public long long fin_cnt
-    cdef public long long rst_cnt
     cdef public long long pkts
     cdef public long long ip_bytes
     cdef public object mss

@@ -57,7 +57,12 @@ CLOSE_REUSE = "reused"
 
 
 def _delta(a: int, b: int) -> int:
-    """Zeek's seq_delta: the signed 32-bit distance from ``b`` to ``a``."""
+    """Zeek's seq_delta: the signed 32-bit distance from ``b`` to ``a``.
+
+    :func:`pcapan.flow.seqspace.signed_delta32`, kept here as a C function of the compiled core
+    (conn.pxd), as are the inline ``((x + _HALF) & _M32) - _HALF`` in :meth:`Connection.packet`
+    (a Python call there would cost the compiled build its gain; tests/test_seqspace.py checks
+    them against it)."""
     d = (a - b) & _M32
     return d - (1 << 32) if d >= _HALF else d
 
@@ -83,7 +88,6 @@ class Endpoint:
         "prev_state",
         "stream",
         "fin_cnt",
-        "rst_cnt",
         "pkts",
         "ip_bytes",
         "mss",
@@ -120,7 +124,6 @@ class Endpoint:
         self.prev_state = _INACTIVE
         self.stream = Reassembler()
         self.fin_cnt = 0
-        self.rst_cnt = 0
         self.pkts = 0
         self.ip_bytes = 0
         self.mss: int | None = None
@@ -458,8 +461,6 @@ class Connection:
             ep.window = win << scale if ep.wscale is not None and peer.wscale is not None else win
         if fin:
             ep.fin_cnt += 1
-        if rst:
-            ep.rst_cnt += 1
         # Acknowledgements (Zeek's init_peer / get_relative_seq / update_ack_seq).
         rel_ack = 0
         if has_ack:

@@ -25,8 +25,9 @@ cheap.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from bisect import bisect_left, insort
-from typing import Protocol
+from typing import Any, ClassVar
 
 from pcapan.config import (
     MAX_OOO_BYTES_PER_DIRECTION,
@@ -38,21 +39,75 @@ _MOD = 1 << 32
 _HALF = 1 << 31
 
 
-class StreamSink(Protocol):
-    """What a protocol parser sees of one direction of a connection.
+class StreamSink(ABC):
+    """What a protocol parser sees of one direction of a connection: the stream contract.
 
-    A sink may also define ``opaque() -> int``: how many of the next bytes it will take without
-    looking at their structure or at when each arrived (an HTTP body of known length), so that
-    in-order segments can be handed over joined; and ``opaque_views(views, tss)`` to take
-    them as memoryviews it must not keep past the call (no copy at all), with each segment's
-    timestamp.
+    Every consumer handed to a :class:`Reassembler` (and through it by the engine) derives from
+    this class. It must implement :meth:`data`, :meth:`gap` and :meth:`end`; the other members
+    are optional capabilities with neutral defaults, overridden by sinks that can do better:
+
+    - :meth:`opaque` and :meth:`opaque_views`: bytes the sink takes without looking at their
+      structure or at when each arrived (an HTTP body of known length, a TLS record body), so
+      that in-order segments can be handed over joined, or as views with no copy at all;
+    - :meth:`skim`: a whole run of in-order segments in one call, for a sink that needs only
+      sparse bytes of it (TLS record headers after the handshake);
+    - :attr:`ordered`: whether the sink needs the two directions' bytes in capture order.
+
+    Whether a class overrides :meth:`skim` or :meth:`opaque` is computed once per class
+    (``has_skim``, ``has_opaque``), so that the reassembler's fast path costs a sink without
+    them no call per segment.
     """
 
-    def data(self, chunk: bytes, ts_ns: int) -> None: ...
+    __slots__ = ()
 
-    def gap(self, nbytes: int, ts_ns: int) -> None: ...
+    # Set for each subclass by __init_subclass__: it overrides skim() / opaque().
+    has_skim: ClassVar[bool] = False
+    has_opaque: ClassVar[bool] = False
 
-    def end(self, ts_ns: int) -> None: ...
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.has_skim = cls.skim is not StreamSink.skim
+        cls.has_opaque = cls.opaque is not StreamSink.opaque
+
+    @abstractmethod
+    def data(self, chunk: bytes, ts_ns: int) -> None:
+        """The next bytes of the stream, in order (never empty); ``ts_ns`` is the capture time
+        of the segment that completed them."""
+
+    @abstractmethod
+    def gap(self, nbytes: int, ts_ns: int) -> None:
+        """The next ``nbytes`` (> 0) of the stream were never captured."""
+
+    @abstractmethod
+    def end(self, ts_ns: int) -> None:
+        """The stream ended (FIN reached, or the connection was finalised); called once, with
+        nothing after it."""
+
+    @property
+    def ordered(self) -> bool:
+        """A parser reads this stream and needs both directions' bytes in capture order, with
+        holes signalled as soon as they are known. A sink that only counts per direction (HTTP/2
+        frames, TLS records after the handshake) says False, and its flow's runs may fold in
+        bulk. Read by the engine once per flow and batch."""
+        return True
+
+    def opaque(self) -> int:
+        """How many of the next bytes the sink will take without looking at their structure or
+        at when each arrived (0: none). Called before each in-order segment of a folded run
+        (only if the class overrides it); segments that fit wholly go to :meth:`opaque_views`."""
+        return 0
+
+    def opaque_views(self, views: list[memoryview], tss: list[int]) -> None:
+        """Take the next bytes, declared opaque, as memoryviews of the batch (one per segment,
+        with its timestamp in ``tss``), which must not be kept past the call. By default they
+        are joined and given to :meth:`data` with the last segment's timestamp."""
+        self.data(b"".join(views), tss[-1])
+
+    def skim(self, mv: memoryview, offs: list[int], lens: list[int], tss: list[int]) -> bool:
+        """Take a whole run of in-order segments (``mv[off:off+len]`` each, with their
+        timestamps) in one call, returning True; or False to get them the ordinary way, one
+        :meth:`data` per segment (the default). Views must not be kept past the call."""
+        return False
 
 
 class Reassembler:
@@ -118,6 +173,7 @@ class Reassembler:
 
     def rel(self, seq: int) -> int:
         """Relative 64-bit position of a 32-bit sequence number (nearest to the reference)."""
+        # (seqspace.signed_delta32 inline: C-typed in the compiled build, see reassembly.pxd)
         d = (seq - self._ref_seq) % _MOD
         if d >= _HALF:
             d -= _MOD
@@ -252,9 +308,9 @@ class Reassembler:
         """Fast path with a sink: in-order segments that continue the stream exactly, with all
         their bytes captured (``mv[off:off+len]`` each), nothing buffered out of order and no FIN
         known. The sink gets one ``data`` per segment with its own timestamp, exactly as
-        :meth:`segment` would give it, except for bytes it declares opaque (``opaque()``): those
-        come in one call per group of whole segments, with the last one's timestamp. The sink
-        may detach itself on the way."""
+        :meth:`segment` would give it, except for a run it skims (``StreamSink.skim``) and bytes
+        it declares opaque (``StreamSink.opaque``): those come in one ``opaque_views`` call per
+        group of whole segments. The sink may detach itself on the way."""
         if self._ooo or self.fin_rel is not None or not self.started:
             raise ValueError(
                 "deliver_run() needs a started stream with nothing buffered and no FIN"
@@ -262,15 +318,16 @@ class Reassembler:
         pos = self.next_rel
         self.delivered += sum(lens)
         i, count = 0, len(offs)
-        opaque_of = None
         # A sink that needs only sparse bytes of the run (TLS record headers after the
         # handshake) may take the whole run in one call.
-        skim = getattr(self.sink, "skim", None)
-        if skim is not None and skim(mv, offs, lens, tss):
+        sink = self.sink
+        if sink is not None and sink.has_skim and sink.skim(mv, offs, lens, tss):
             i = count
             pos += sum(lens)
             self.next_rel = pos
         kept = True  # every segment went to a sink (as in _deliver, which keeps its tail)
+        has_opaque_of = None
+        has_opaque = False
         while i < count:
             sink = self.sink
             if sink is None:
@@ -278,14 +335,13 @@ class Reassembler:
                 self.next_rel = pos
                 kept = False
                 break
-            if opaque_of is not sink:
-                opaque = getattr(sink, "opaque", None)
-                opaque_views = getattr(sink, "opaque_views", None)
-                opaque_of = sink
+            if has_opaque_of is not sink:
+                has_opaque = sink.has_opaque
+                has_opaque_of = sink
             # Bytes the sink takes as opaque (an HTTP body) go in one call: the segments that
             # fit wholly, as views of the batch (no copy), with the timestamp of the last (where
             # such a body would end).
-            room = opaque() if opaque is not None else 0
+            room = sink.opaque() if has_opaque else 0
             j, took = i, 0
             while j < count and took + lens[j] <= room:
                 took += lens[j]
@@ -294,10 +350,7 @@ class Reassembler:
                 pos += took
                 self.next_rel = pos
                 views = [mv[o : o + n] for o, n in zip(offs[i:j], lens[i:j], strict=True)]
-                if opaque_views is not None:
-                    opaque_views(views, tss[i:j])
-                else:
-                    sink.data(b"".join(views), tss[j - 1])
+                sink.opaque_views(views, tss[i:j])
                 i = j
                 continue
             off, n = offs[i], lens[i]

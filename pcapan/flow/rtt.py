@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pcapan.config import RTT_MAX_PENDING_SEGMENTS, RTT_MAX_PENDING_TSVALS
+from pcapan.flow.seqspace import segmented_cummax, signed_delta
 
 KIND_HANDSHAKE, KIND_ACK, KIND_TS = 0, 1, 2
 KINDS = ("handshake", "ack", "ts")
@@ -225,9 +226,8 @@ def _exclusive_cummax(
     values: np.ndarray, group: np.ndarray, starts: np.ndarray, first: np.ndarray
 ) -> np.ndarray:
     """Per group (sorted, contiguous), the maximum of the values before each element, starting
-    from ``first`` (one per group). Values must be below 2**40."""
-    offs = group.astype(np.int64) << 41
-    run = np.maximum.accumulate(np.maximum(values, first[group]) + offs) - offs
+    from ``first`` (one per group). Values must be in [0, 2**40) (see segmented_cummax)."""
+    run = segmented_cummax(np.maximum(values, first[group]), group)
     prev = np.empty_like(run)
     prev[1:] = run[:-1]
     prev[starts] = first[group[starts]]
@@ -505,8 +505,7 @@ def _after(value: np.ndarray, mark: np.ndarray) -> np.ndarray:
     """``value`` is later than ``mark`` in 32-bit serial arithmetic (RFC 1982): 1 to 2**31 - 1
     ahead. The same value is not later: an echo of the value already echoed (in an earlier
     batch) is no new sample, so the samples do not depend on where batches end."""
-    d = (value - mark) & _M32
-    return (d >= 1) & (d < (1 << 31))
+    return signed_delta(value, mark) > 0
 
 
 def _ts_samples(

@@ -15,6 +15,7 @@ import types
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from pcapan.config import LIVE_DASHBOARD_REFRESH_S
 from pcapan.live.session import LiveCapture, LiveStats, RotateSpec, Snapshot
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ def live(
     write: str | os.PathLike[str] | None = None,
     output: str | os.PathLike[str] | None = None,
     fmt: str = "csv",
-    interval_s: float = 1.0,
+    interval_s: float = LIVE_DASHBOARD_REFRESH_S,
     rotate: str | RotateSpec | None = None,
     on_snapshot: Callable[[Snapshot], None] | None = None,
     dashboard: bool = False,

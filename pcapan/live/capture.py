@@ -53,8 +53,6 @@ _EPB_HEAD = struct.Struct(
 _PCAP_HEAD = struct.Struct("<IIII")  # ts seconds, ts nanoseconds, caplen, wirelen
 _U32 = struct.Struct("<I")
 
-FILE_FORMATS = ("pcapng", "pcap")
-
 
 def file_format(path: str | Path) -> str:
     """``pcap`` for a ``.pcap`` name, else ``pcapng`` (the richer format: it keeps the

@@ -29,6 +29,7 @@ import numpy as np
 
 from pcapan.config import (
     LIVE_BATCH_FRAMES,
+    LIVE_DASHBOARD_REFRESH_S,
     LIVE_FEED_INTERVAL_S,
     LIVE_MAX_PENDING_PARTS,
     LIVE_MAX_TRACKED_HOSTS,
@@ -218,7 +219,7 @@ class LiveCapture:
         output: str | os.PathLike[str] | None = None,
         fmt: str = "csv",
         safe_csv: bool = False,
-        interval_s: float = 1.0,
+        interval_s: float = LIVE_DASHBOARD_REFRESH_S,
         rotate: str | RotateSpec | None = None,
         idle_timeout_s: float | None = None,
         max_half_open: int | None = None,

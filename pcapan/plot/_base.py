@@ -115,8 +115,3 @@ def check_limit(limit: int | None) -> int | None:
     if limit is not None and limit < 1:
         raise PcapanError(f"limit must be at least 1 (got {limit})")
     return limit
-
-
-def ms_since(ts: pd.Series, t0: pd.Timestamp) -> pd.Series:
-    """Milliseconds from ``t0`` (float; NaN where ``ts`` is missing)."""
-    return (ts - t0).dt.total_seconds() * 1e3
