@@ -497,7 +497,7 @@ def _tls(rng: random.Random, pl: bytes) -> bytes | None:
         if offs:
             o = rng.choice(offs)
             _put(d, o, ">H", _near(rng, struct.unpack_from(">H", d, o)[0], INTERESTING_16))
-    elif what == 6:
+    elif what == 6 and len(d) > 5:  # (a bare 5-byte record header has no body to flip)
         for _ in range(rng.randint(1, 6)):
             d[rng.randrange(5, len(d))] = rng.choice([*INTERESTING_8, rng.randrange(256)])
     else:
