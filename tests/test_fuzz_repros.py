@@ -115,6 +115,10 @@ CASES = [
         "fold:anomalies.rows",  # (fixed: a folded run's acks are applied one by one)
     ),
     pytest.param(
+        "fold-tls-orig-records-ccs-split.pcapng",
+        "fold:tls.orig_records",  # (fixed: the skim leaves a CCS cut by the run's end to data())
+    ),
+    pytest.param(
         "fold-anomaly-addl-2.pcapng",
         "fold:anomalies.addl",  # (fixed: the same)
     ),

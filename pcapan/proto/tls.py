@@ -660,6 +660,17 @@ class TlsConnection:
                     else f"record length {ln} > {MAX_TLS_RECORD_BYTES}",
                 )
                 return self._take_out()
+            if ctype == CCS and at + 5 + ln > total:
+                # A ChangeCipherSpec is read whole (data() counts it once its last byte is in):
+                # its header and the body bytes so far wait there, so that a gap before the
+                # rest is a gap in the record, as when the segments come one by one.
+                j = k
+                while j < len(lens):
+                    lo = max(at, starts[j]) - starts[j]
+                    d.buf += mv[offs[j] + lo : offs[j] + lens[j]]
+                    j += 1
+                d.skip = 0
+                return self._take_out()
             d.records[ctype] = d.records.get(ctype, 0) + 1
             if ctype == APPLICATION_DATA:
                 d.app_bytes += ln
