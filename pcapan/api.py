@@ -307,7 +307,8 @@ def _distinct_uids(parts: Sequence[Result]) -> list[Result]:
     """``parts`` with every connection uid that an earlier part already has replaced (see merge)."""
     import copy
     import dataclasses
-    import hashlib
+
+    from pcapan.flow.table import uid_from_bytes
 
     seen: set[str] = set()
     out: list[Result] = []
@@ -320,14 +321,7 @@ def _distinct_uids(parts: Sequence[Result]) -> list[Result]:
             continue
         new: dict[str, str] = {}
         for u in sorted(clash):
-            n = int.from_bytes(
-                hashlib.blake2b(b"%s|part%d" % (u.encode(), j), digest_size=12).digest(), "big"
-            )
-            digits = []
-            for _ in range(17):
-                n, r = divmod(n, 62)
-                digits.append(_UID_ALPHABET[r])
-            new[u] = "C" + "".join(digits)
+            new[u] = uid_from_bytes(b"%s|part%d" % (u.encode(), j))
         seen |= set(new.values())
 
         def moved(records: list[Any], new: dict[str, str] = new) -> list[Any]:
@@ -348,9 +342,6 @@ def _distinct_uids(parts: Sequence[Result]) -> list[Result]:
             )
         )
     return out
-
-
-_UID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def _typed(df: pd.DataFrame, columns: tuple[Column, ...]) -> pd.DataFrame:

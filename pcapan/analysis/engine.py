@@ -8,7 +8,6 @@ bulk of any bulk transfer, are folded into their connection per batch with vecto
 
 from __future__ import annotations
 
-import hashlib
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -32,12 +31,10 @@ from pcapan.flow.community_id import community_id
 from pcapan.flow.conn import (
     CLOSE_END,
     CLOSE_IDLE,
-    CLOSE_REUSE,
     INACTIVE,
     Connection,
-    FlowKey,
-    _stream_empty,
     ntop,
+    stream_empty,
 )
 from pcapan.flow.halfopen import (
     CLOSE_EVICTED,
@@ -49,6 +46,7 @@ from pcapan.flow.halfopen import (
 )
 from pcapan.flow.reassembly import StreamSink
 from pcapan.flow.seqspace import segmented_cummax, signed_delta
+from pcapan.flow.table import FlowTable
 from pcapan.io.batch import FrameBatch, ReadIssue
 from pcapan.model import AnomalyRecord, ConnColumns, ConnRecord
 from pcapan.proto.detect import HTTP, HTTP2, TLS
@@ -57,9 +55,6 @@ _CTRL = TCP_SYN | TCP_FIN | TCP_RST
 _TP_COLUMNS = tuple(f for f in TcpPackets.__dataclass_fields__ if f != "data")
 # Half-open flows made connections at once (bounds the transient memory of a mass eviction).
 _REPLAY_CHUNK = 4096
-_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-# Ports at or above this are ephemeral (IANA 49152; Linux starts at 32768, so use that).
-_EPHEMERAL_MIN = 32768
 # Acks of one direction more than this apart (a corrupt field, or a peer restarted without a
 # SYN in the capture) go one by one: Zeek takes each ack relative to the one before it
 # (update_ack_seq, so jumps under 2**31 add up), a folded run takes its highest; the two agree
@@ -86,31 +81,6 @@ def _flow_hash(
             ^ _mix(b_lo * np.uint64(7))
             ^ _mix(ports + np.uint64(11))
         )
-
-
-def make_uid(key: FlowKey, start_ns: int, tag: bytes = b"") -> str:
-    """Deterministic Zeek-style uid: same capture, same uids (also live vs. the file it wrote).
-
-    ``tag`` tells apart connections of one 5-tuple that start at the same instant (a capture
-    whose time goes backwards, e.g. the same file read twice); it is empty for all others, so
-    their uids do not depend on it."""
-    h = hashlib.blake2b(
-        b"%d|%b|%d|%b|%d|%d%b"
-        % (key.ipver, key.orig_h, key.orig_p, key.resp_h, key.resp_p, start_ns, tag),
-        digest_size=12,
-    ).digest()
-    n = int.from_bytes(h, "big")
-    out = []
-    for _ in range(17):
-        n, r = divmod(n, 62)
-        out.append(_ALPHABET[r])
-    return "C" + "".join(out)
-
-
-def addr_bytes(hi: int, lo: int, ipver: int) -> bytes:
-    if ipver == 4:
-        return (lo & 0xFFFFFFFF).to_bytes(4, "big")
-    return hi.to_bytes(8, "big") + lo.to_bytes(8, "big")
 
 
 class _TcpTransport:
@@ -157,7 +127,8 @@ class Analyzer:
         self.idle_ns = int(idle_timeout_s * 1e9)
         self.linger_ns = int(TCP_CLOSE_LINGER_S * 1e9)
         self.sweep_ns = int(SWEEP_INTERVAL_S * 1e9)
-        self.flows: dict[tuple[int, int, int, int, int, int], Connection] = {}
+        # Open connections by flow key: orientation, uids, 5-tuple reuse, timeouts.
+        self.table = FlowTable(self.idle_ns, self.linger_ns)
         # Flows that have only seen SYNs, kept compact and bounded (pcapan.flow.halfopen).
         self.half_open = HalfOpenTable(max_half_open)
         self.connections = ConnColumns()  # finished connections' rows, by column
@@ -170,10 +141,6 @@ class Analyzer:
         self.rtt_state = rtt.RttState()
         self._rtt_done: list[int] = []  # finalised connections whose carried RTT state can go
         self.h2_ctx = H2Context()
-        # Connections that a packet of the batch ended (5-tuple reused, idle): finalised at the
-        # end of the batch, once the packets folded per batch (pure ACKs, RTT counters) that
-        # came before their end have been added to them.
-        self._ended: list[tuple[Connection, str]] = []
         self.openers: Openers = {
             HTTP: self.http_ctx.open,
             TLS: self.tls_ctx.open,
@@ -182,7 +149,6 @@ class Analyzer:
         self.http_ctx.tunnel_openers[TLS] = self.tls_ctx.open_in_tunnel
         self.http_ctx.tunnel_openers[HTTP2] = self.h2_ctx.open
         self.source = ""
-        self._n = 0
         self._frame_base = 0
         self._last_sweep = 0
         # Fold in-order data runs per batch (False: every data segment one by one; the two must
@@ -194,15 +160,11 @@ class Analyzer:
         self._tunnels_of: dict[int, set[int]] = {}
         self.first_ns = 0
         self.last_ns = 0
-        # Uid uniqueness (see _uid_tag), from every frame in capture order, before the shard
-        # filter, so that shards and the whole agree: the latest timestamp so far, the number
-        # of frames so far whose time went backwards, and for the batch being fed, per frame,
-        # the latest timestamp before it and that count (None while time has only gone on).
-        self._ts_max = -(1 << 63)
-        self._backs = 0
-        self._b_time: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        self._tie_t = 0
-        self._tie: dict[tuple[int, ...], int] = {}  # flow key -> connections started at _tie_t
+
+    @property
+    def flows(self) -> dict[FlowKeyTuple, Connection]:
+        """The open connections by flow key (the flow table's)."""
+        return self.table.open
 
     # -- input -------------------------------------------------------------------------------
     def start_source(self, name: str) -> None:
@@ -214,7 +176,7 @@ class Analyzer:
         self.tls_ctx.source = name
 
     def feed(self, batch: FrameBatch) -> None:
-        self._clock(batch)
+        self.table.clock(batch.frame_no, batch.ts_ns)
         n_before = len(self.decoder.anomalies)
         tp = self.decoder.decode(batch)
         self.packets += len(batch)
@@ -232,46 +194,6 @@ class Analyzer:
         if self.last_ns - self._last_sweep >= self.sweep_ns:
             self._sweep(self.last_ns)
         self._eviction_burst(self.half_open.end_of_batch())
-
-    def _clock(self, batch: FrameBatch) -> None:
-        """Per frame of the batch: the latest timestamp before it, and whether it goes back."""
-        ts = batch.ts_ns
-        self._b_time = None
-        if not len(ts):
-            return
-        run = np.maximum.accumulate(ts)
-        if ts[0] >= self._ts_max and (run == ts).all():
-            self._ts_max = int(ts[-1])  # the usual case: time only went on
-            return
-        before = np.empty_like(ts)
-        before[0] = self._ts_max
-        np.maximum(run[:-1], self._ts_max, out=before[1:])
-        backs = self._backs + np.cumsum(ts < before)
-        self._b_time = (batch.frame_no, before, backs)
-        self._ts_max = max(self._ts_max, int(run[-1]))
-        self._backs = int(backs[-1])
-
-    def _uid_tag(self, fkey: tuple[int, ...], fno: int, t: int) -> bytes:
-        """What makes a new connection's uid unique when its 5-tuple and start time are not.
-
-        Two connections of one flow key can start at the same instant only if time stood still
-        between them or went back. A connection whose first frame is not older than every frame
-        before it is counted among those of its flow key starting at that instant (the n-th
-        gets tag n, the first none); those start times never decrease, so one instant is kept.
-        A connection starting back in time gets the number of frames that went back so far,
-        its own included, which no earlier connection can have."""
-        bt = self._b_time
-        if bt is not None:  # (else no frame of the batch went back)
-            frames, before, backs = bt
-            j = min(int(np.searchsorted(frames, fno)), frames.shape[0] - 1)
-            if t < before.item(j):
-                return b"|b%d" % backs.item(j)
-        if t != self._tie_t:
-            self._tie.clear()
-            self._tie_t = t
-        n = self._tie.get(fkey, 0)
-        self._tie[fkey] = n + 1
-        return b"|n%d" % n if n else b""
 
     def add_read_issues(self, issues: Iterable[ReadIssue]) -> None:
         for issue in issues:
@@ -363,11 +285,11 @@ class Analyzer:
             # SYN-only flows go to the compact table (the rest of the batch goes on without
             # them); flows it held that this batch continues become connections first.
             ho = self.half_open
-            ho.next_n = self._n
+            ho.next_n = self.table.next_n
             keep, promote = ho.absorb(
                 tp, keys, inv, first, a_is_src, self._frame_base, flows, self.idle_ns
             )
-            self._n = ho.next_n
+            self.table.next_n = ho.next_n
             if promote:
                 self._replay(promote, "")
             if keep is not None:
@@ -589,10 +511,8 @@ class Analyzer:
         end_ts = int(ts[-1])
         for conn in conns:
             conn.apply_acks(end_ts)
-        if self._ended:
-            ended, self._ended = self._ended, []
-            for conn, reason in ended:
-                self._finalise(conn, reason)
+        for conn, reason in self.table.take_ended():
+            self._finalise(conn, reason)
 
     def _rtt(
         self, tp: TcpPackets, slot: np.ndarray, a_is_src: np.ndarray, conns: list[Connection]
@@ -703,7 +623,7 @@ class Analyzer:
                 opens.append(-1)
                 keep.append(False)
                 continue
-            anchor = (st._ref_seq + st.next_rel - st._ref_rel) % (1 << 32)
+            anchor = st.seq_of(st.next_rel)
             anchors.append(anchor)
             opens.append(0 if (st.pending_bytes or s_first != anchor) else -1)
             keep.append(True)
@@ -820,13 +740,11 @@ class Analyzer:
             & (tp.payload_cap >= plen)
             & ~forced
         )
-        bt = self._b_time
-        if bt is not None:
+        older = self.table.older_than_before(tp.frame_no, tp.ts_ns)
+        if older is not None:
             # Time went back in this batch: a segment older than a frame before it goes one by
             # one (a run takes its last segment's time as the latest, its first as the earliest).
-            frames, before, _ = bt
-            j = np.minimum(np.searchsorted(frames, tp.frame_no), frames.shape[0] - 1)
-            cand &= tp.ts_ns >= before[j]
+            cand &= ~older
         # running count of control packets per flow key, in time order
         cc_sorted = np.cumsum(ctrl_s)
         cc = np.empty(n, dtype=np.int64)
@@ -910,7 +828,7 @@ class Analyzer:
             c = conns[gv >> 1]
             peer = c.resp if gv & 1 else c.orig
             st = peer.stream
-            refs.append((st._ref_seq, st._ref_rel, st.started))
+            refs.append((*st.reference(), st.started))
         ref_seq = np.array([r[0] for r in refs], dtype=np.int64)
         ref_rel = np.array([r[1] for r in refs], dtype=np.int64)
         rel = ref_rel[ginv] + signed_delta(ack, ref_seq[ginv])
@@ -945,82 +863,16 @@ class Analyzer:
                 acks=rel_g[lo:hi],
             )
 
-    def _ends_before(self, conn: Connection, fl: int, seq: int, ais: bool, t: int) -> bool:
-        """Does this packet start a new connection on the same 5-tuple (Zeek's IsReuse)?"""
-        if t - conn.last_ns > self.idle_ns:
-            self._end(conn, CLOSE_IDLE)
-            return True
-        if fl & TCP_SYN and not fl & TCP_ACK:
-            is_orig = ais == conn.orig_is_a
-            ep = conn.orig if is_orig else conn.resp
-            if ep.syn_seen and ep.stream.rel(seq) == 0:
-                return False  # a retransmitted SYN
-            if conn.is_closed or (is_orig and ep.syn_seen):
-                if not conn.is_closed:
-                    conn.note(
-                        0,
-                        t,
-                        "active_connection_reuse",
-                        "new SYN with a different ISN on an open connection",
-                    )
-                self._end(conn, CLOSE_REUSE)
-                return True
-        return False
-
-    def _end(self, conn: Connection, reason: str) -> None:
-        """Take ``conn`` out of the flow table now (a packet of the batch starts its successor)
-        and finalise it at the end of the batch (``_ended``)."""
-        fk = conn._fkey  # type: ignore[attr-defined]
-        if self.flows.get(fk) is conn:
-            del self.flows[fk]
-        self._ended.append((conn, reason))
-
     def _new_conn(
-        self, tp: TcpPackets, i: int, fkey: tuple[int, ...], ais: bool, fl: int, t: int
+        self, tp: TcpPackets, i: int, fkey: FlowKeyTuple, ais: bool, fl: int, t: int
     ) -> Connection:
-        """A connection whose first packet is packet ``i`` (flow key ``fkey``, canonical order)."""
-        partial = False
-        syn, ack = fl & TCP_SYN, fl & TCP_ACK
-        sport, dport = tp.sport.item(i), tp.dport.item(i)
-        if syn and not ack:
-            src_is_orig = True
-        elif syn and ack:
-            src_is_orig = False  # a SYN-ACK comes from the responder
-        else:
-            partial = True
-            src_is_orig = True
-            # Picked up mid-stream. Heuristic (stated in the README): the side on a port below
-            # 1024, or the non-ephemeral side when exactly one port is ephemeral, is the server;
-            # otherwise the sender of the first packet seen is the originator.
-            if (sport < 1024) != (dport < 1024):
-                src_is_orig = dport < 1024
-            elif (sport >= _EPHEMERAL_MIN) != (dport >= _EPHEMERAL_MIN):
-                src_is_orig = sport >= _EPHEMERAL_MIN
-        orig_is_a = ais if src_is_orig else not ais
-        ipver = tp.ipver.item(i)
-        s_b = addr_bytes(tp.src_hi.item(i), tp.src_lo.item(i), ipver)
-        d_b = addr_bytes(tp.dst_hi.item(i), tp.dst_lo.item(i), ipver)
-        if src_is_orig:
-            key = FlowKey(ipver, s_b, sport, d_b, dport)
-        else:
-            key = FlowKey(ipver, d_b, dport, s_b, sport)
-        conn = Connection(
-            make_uid(key, t, self._uid_tag(fkey, tp.frame_no.item(i), t)),
-            key,
-            orig_is_a,
-            t,
-            self._n,
-        )
-        self._n += 1
+        """A connection whose first packet is packet ``i`` (flow key ``fkey``, canonical order),
+        with its content dispatch."""
+        conn = self.table.new_connection(tp, i, fkey, ais, fl, t)
         if tunnel := tp.tunnel.item(i):
             # (Also here: a connection that ends within its first batch is recorded before
             # the batch's tunnels are noted.)
             self._tunnels_of[conn.n] = {tunnel}
-        conn.partial = partial
-        if not src_is_orig:
-            conn.flipped = True
-            conn.history.append((0, -1, "^"))
-        conn._fkey = fkey  # type: ignore[attr-defined]
         Dispatch(_TcpTransport(conn), self.openers)
         return conn
 
@@ -1070,7 +922,7 @@ class Analyzer:
             else:
                 # (Their SYNs go into the round-trip state: the handshake is timed from them.)
                 for conn in conns:
-                    self.flows[conn._fkey] = conn  # type: ignore[attr-defined]
+                    self.table.add(conn)
                 ais = np.array([ho.src_is_a for _fk, ho in chunk], dtype=bool)
                 slot = np.asarray(slots, dtype=np.int64)
                 self._rtt(tp, slot, ais[slot], conns)
@@ -1094,19 +946,11 @@ class Analyzer:
     def _sweep(self, now: int) -> None:
         self._last_sweep = now
         self._replay(self.half_open.idle(now, self.idle_ns), CLOSE_IDLE)
-        done = [
-            c
-            for c in self.flows.values()
-            if (c.close_reason and now - c.last_ns > self.linger_ns)
-            or now - c.last_ns > self.idle_ns
-        ]
-        for c in done:
+        for c in self.table.expired(now):
             self._finalise(c, CLOSE_IDLE)
 
     def _finalise(self, conn: Connection, reason: str) -> None:
-        fk = conn._fkey  # type: ignore[attr-defined]
-        if self.flows.get(fk) is conn:
-            del self.flows[fk]
+        self.table.remove(conn)
         # Protocol probes still attached point at their Dispatch and it at them (and at the
         # connection): unlinked once the streams end, the connection is freed at once instead of
         # by the cyclic collector (a SYN scan's flows otherwise pile up between collections).
@@ -1445,11 +1289,7 @@ class _BulkRuns:
                         )
                         delivered = True
                     break
-                if (
-                    start > st.next_rel
-                    and start >= st.max_end
-                    and (not st._ooo or st._ooo[-1][1] <= start)
-                ):
+                if start > st.next_rel and start >= st.max_end and not st.buffered_beyond(start):
                     # (max_end restarts with the sequence space when a SYN re-anchors it; bytes
                     # buffered before may lie beyond: then the segments go one by one.)
                     future = True  # the rest lies beyond a hole: buffered as one range
@@ -1491,7 +1331,7 @@ class _BulkRuns:
             # the last segment's ACK stands.
             top = tp.ack.item(self.bulk_idx[last]) - 1
             peer.z_init(top, 0)
-            if not ps.started or _stream_empty(ps):
+            if not ps.started or stream_empty(ps):
                 peer.reanchor(top)
         elif ps.started:
             if self.dmax_at.item(hi - 1) >= p0:

@@ -44,7 +44,8 @@ def run(
     :meth:`Analyzer._tcp` lists them) to their connections; folded runs of bulk segments that
     precede a packet are applied first (``runs``). New connections start here; ``slot`` gets
     each packet's index in ``conns``."""
-    flows = eng.flows
+    table = eng.table
+    flows = table.open
     idle = eng.idle_ns
     fb = eng._frame_base
     slots: list[int] = []
@@ -91,11 +92,11 @@ def run(
                     conn,
                     eng,
                 )
-        if conn is not None and eng._ends_before(conn, fl, seq, ais, t):
+        if conn is not None and table.ends_before(conn, fl, seq, ais, t):
             conn = None
         if conn is None:
             conn = eng._new_conn(tp, i, keys[k], ais, fl, t)
-            flows[conn._fkey] = conn
+            flows[conn.fkey] = conn
             cur[k] = conn
         s = slot_of.get(id(conn))
         if s is None:

@@ -63,7 +63,7 @@ cdef class Connection:
     cdef public object first_close_flag
     cdef public object service
     cdef public long long n
-    cdef public object _fkey
+    cdef public object fkey
     cdef public long long missed_bytes
     cdef public bint _z_partial
     cdef public long long _first_seen
@@ -92,5 +92,5 @@ cdef long long _M32, _HALF, _TOO_LARGE_SEQ_DELTA
 
 cpdef long long _delta(long long a, long long b)
 cpdef long long _abs_seq(Reassembler st, long long rel)
-cpdef bint _stream_empty(Reassembler st)
+cpdef bint stream_empty(Reassembler st)
 cpdef bint _is_clean(Endpoint e)

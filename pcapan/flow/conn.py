@@ -25,6 +25,9 @@ from functools import lru_cache
 from pcapan.decode.tcp_options import MAX_WSCALE, parse_tcp_options
 from pcapan.flow.reassembly import Reassembler, StreamSink
 
+# A canonical flow key: both endpoints in a fixed order, so both directions share it.
+FlowKeyTuple = tuple[int, int, int, int, int, int]  # a_hi, a_lo, b_hi, b_lo, a_p, b_p
+
 INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = range(7)
 # (the same, C-typed in the compiled build: other modules import INACTIVE)
 _INACTIVE = INACTIVE
@@ -72,7 +75,7 @@ def _abs_seq(st: Reassembler, rel: int) -> int:
     return (st._ref_seq + rel - st._ref_rel) & _M32
 
 
-def _stream_empty(st: Reassembler) -> bool:
+def stream_empty(st: Reassembler) -> bool:
     return st.delivered == 0 and st.gap_bytes == 0 and not st.pending_bytes and st.fin_rel is None
 
 
@@ -257,7 +260,7 @@ class Connection:
         "first_close_flag",
         "service",
         "n",
-        "_fkey",
+        "fkey",
         "missed_bytes",
         "_z_partial",
         "_first_seen",
@@ -290,6 +293,7 @@ class Connection:
         self.anomalies: list[tuple[int, int, str, str]] = []  # (frame_no, ts_ns, kind, detail)
         self.service = ""
         self.n = n  # creation order, for deterministic output
+        self.fkey: FlowKeyTuple = (0, 0, 0, 0, 0, 0)  # set by the flow table
         # Zeek's missed_bytes: content gaps revealed by acknowledgements while both sides were
         # established or cleanly closing (the content_gap events base/protocols/conn sums).
         self.missed_bytes = 0
@@ -390,7 +394,7 @@ class Connection:
             ):
                 ep.reanchor(seq)
             ep.syn_seen = True
-        elif not st.started or (ep.state == _INACTIVE and _stream_empty(st)):
+        elif not st.started or (ep.state == _INACTIVE and stream_empty(st)):
             # Picked up mid-stream (re-anchored while this side has sent nothing, as Zeek does).
             ep.reanchor(seq - 1)
         # Zeek's init_endpoint.
@@ -469,7 +473,7 @@ class Connection:
                 # Zeek starts (and restarts) the silent peer's numbering at every ACK.
                 rel_ack = 1
                 peer.z_init(ack - 1, 0)
-                if not ps.started or _stream_empty(ps):
+                if not ps.started or stream_empty(ps):
                     peer.reanchor(ack - 1)
             else:
                 rel_ack = peer.z_ack + ((ack - peer.z_start - peer.z_ack + _HALF) & _M32) - _HALF
@@ -711,7 +715,7 @@ class Connection:
             # Zeek's init_peer at every ACK while the peer is silent.
             a = _abs_seq(ps, max_ack)
             peer.z_init(a - 1, 0)
-            if _stream_empty(ps):
+            if stream_empty(ps):
                 peer.reanchor(a - 1)
             return
         z = peer.z_rel(_abs_seq(ps, max_ack), peer.z_ack)

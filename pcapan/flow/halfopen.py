@@ -29,8 +29,7 @@ import numpy as np
 
 from pcapan.config import HALF_OPEN_MIN_BATCH
 from pcapan.decode.packets import TcpPackets
-
-FlowKeyTuple = tuple[int, int, int, int, int, int]  # a_hi, a_lo, b_hi, b_lo, a_p, b_p (canonical)
+from pcapan.flow.conn import FlowKeyTuple
 
 # One kept SYN: absolute frame number, time, sequence number, flags, window, IP total length,
 # TCP header length, captured option bytes, tunnel id (0: none); the options follow.

@@ -24,6 +24,9 @@ cdef class Reassembler:
 
     cpdef void init_isn(self, long long isn)
     cpdef long long rel(self, long long seq)
+    cpdef long long seq_of(self, long long rel)
+    cpdef tuple reference(self)
+    cpdef bint buffered_beyond(self, long long pos)
     cdef void _move_ref(self)
     cpdef void _deliver(self, long long start, long long end, object payload, long long ts_ns)
     cpdef void _gap(self, long long n, long long ts_ns)

@@ -179,6 +179,19 @@ class Reassembler:
             d -= _MOD
         return self._ref_rel + d
 
+    def seq_of(self, rel: int) -> int:
+        """The 32-bit sequence number of relative position ``rel`` (the inverse of :meth:`rel`)."""
+        return (self._ref_seq + rel - self._ref_rel) % _MOD
+
+    def reference(self) -> tuple[int, int]:
+        """(32-bit sequence number, relative position it stands for): the anchor :meth:`rel`
+        measures from, for callers that map many sequence numbers at once (numpy)."""
+        return self._ref_seq, self._ref_rel
+
+    def buffered_beyond(self, pos: int) -> bool:
+        """Do bytes held out of order (beyond a hole) reach past relative position ``pos``?"""
+        return bool(self._ooo) and self._ooo[-1][1] > pos
+
     def _move_ref(self) -> None:
         # Keep the reference near the stream head so the +-2^31 window follows wrap-around.
         delta = self.next_rel - self._ref_rel
