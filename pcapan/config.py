@@ -212,3 +212,20 @@ LIVE_MAX_PENDING_PARTS = 2
 # memory instead of adding to it (peak 452 -> under 400 MB). A full collection costs ~50 ms, not
 # worth it for a small table (it would be 1% of a 12,000-connection capture's analysis).
 GC_BEFORE_TABLE_ROWS = 50_000
+
+# --- plot and report ------------------------------------------------------------------------
+# Requests (rows) the waterfall draws by default. At 0.28 in per row a 60-row figure is ~18 in
+# tall, about two laptop screens: more rows than that are scrolled past, not read (issue 15: a
+# 23,050-request capture drawn whole was one black block of ~10,000 overprinted rows).
+WATERFALL_REQUESTS = 60
+# The most rows a waterfall draws even when asked for more: past this the figure is taller than
+# an image viewer or a browser shows usefully (~60 in) and its labels would have to overprint.
+WATERFALL_MAX_ROWS = 200
+# A pause longer than this between the captures given to one analysis (files read years apart,
+# or an hour apart) is cut out of time axes and marked, rather than drawn as empty axis: a
+# minute of silence inside one capture is still drawn to scale.
+CAPTURE_GAP_S = 60.0
+# The HTML report: rows per table shown in the page (the full tables go to CSV files beside it),
+# and the most RTT samples or points one plot draws before it is rasterised (PNG) rather than
+# embedded as vectors (an SVG of 200,000 points is megabytes).
+REPORT_MAX_BYTES = 5 * 1024 * 1024

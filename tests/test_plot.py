@@ -339,7 +339,7 @@ def test_waterfall_http(rtt_http: pcapan.api.Result) -> None:
     dl = (h.ts_response_end - h.ts_response_start).dt.total_seconds() * 1e3
     assert [p.get_width() for p in bars["download"]] == pytest.approx(list(dl), abs=1e-6)
     assert [t.get_text() for t in ax.get_yticklabels()][0].startswith("GET ")
-    assert ax.get_xlabel() == "time since first connection start (ms)"
+    assert ax.get_xlabel() == "time since the capture's start (ms)"
 
 
 @needs_tshark
