@@ -114,13 +114,19 @@ class Result:
         return Plotter(self)
 
     def report(
-        self, path: str | os.PathLike[str], *, title: str | None = None, plots: bool = True
+        self,
+        path: str | os.PathLike[str],
+        *,
+        title: str | None = None,
+        plots: bool = True,
+        tables: bool = True,
     ) -> Path:
         """Write the self-contained HTML report (summary, plots, servers, TLS, anomalies) to
-        ``path``; see pcapan.report."""
+        ``path``, and with ``tables`` every table as CSV into ``<name>_files/`` beside it; see
+        pcapan.report."""
         from pcapan.report import write_report
 
-        return write_report(self, path, title=title, plots=plots)
+        return write_report(self, path, title=title, plots=plots, tables=tables)
 
     def _table(self, name: str) -> pd.DataFrame:
         if name not in self._frames:

@@ -243,6 +243,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--title", help="the page's title (default: pcapan report)")
     r.add_argument("--no-plots", action="store_true", help="leave the plots out (faster)")
+    # the full tables beside the page
+    r.add_argument(
+        "--no-tables",
+        action="store_true",
+        help="do not write every table as CSV into OUT_files/ beside the page (the page then shows the top rows only, without links)",
+    )
     r.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
     _max_half_open_option(r)
 
@@ -635,7 +641,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     res = _progress_analyze(args.files, not args.no_progress, **_engine_kw(args))
     for w in res.warnings:
         print(f"pcapan: warning: {w}", file=sys.stderr)
-    out = write_report(res, args.output, title=args.title, plots=not args.no_plots)
+    out = write_report(
+        res, args.output, title=args.title, plots=not args.no_plots, tables=not args.no_tables
+    )
     print(f"wrote {out}", file=sys.stderr)
     return 0
 

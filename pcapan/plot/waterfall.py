@@ -71,6 +71,7 @@ def all_rows(result: Result) -> pd.DataFrame:
     HTTPS and other connections without visible requests: one row with TCP and TLS; for TLS,
     wait is ts_first_request..ts_first_response and download runs from ts_first_response to the
     first FIN/RST (else the last packet): the encrypted response's end is not visible."""
+    import numpy as np
     import pandas as pd
 
     c = result.connections.sort_values(["ts", "uid"], kind="stable").reset_index(drop=True)
@@ -97,7 +98,11 @@ def all_rows(result: Result) -> pd.DataFrame:
         }
     )
     conn.loc[conn.TLS_end.isna(), ["TLS_start", "TLS_end"]] = pd.NaT
-    h = result.http[result.http.uid.isin(c.uid)].sort_values(["uid", "trans_depth"], kind="stable")
+    # membership through Python sets: isin on Arrow-backed strings walks them one by one
+    conn_uids = set(c.uid.tolist())
+    hu = result.http.uid.tolist()
+    h = result.http[np.fromiter((u in conn_uids for u in hu), dtype=bool, count=len(hu))]
+    h = h.sort_values(["uid", "trans_depth"], kind="stable")
     req = pd.DataFrame(
         {
             "uid": h.uid,
@@ -118,8 +123,10 @@ def all_rows(result: Result) -> pd.DataFrame:
     req = req.merge(conn, on="uid", how="left")
     req.loc[~first.to_numpy(), ["TCP_start", "TCP_end", "TLS_start", "TLS_end"]] = pd.NaT
     # connections without a visible request: one row each
-    rest = c[~c.uid.isin(h.uid)]
-    r = conn[conn.uid.isin(rest.uid)].copy()
+    with_requests = set(h.uid.tolist())
+    no_req = np.fromiter((u not in with_requests for u in c.uid.tolist()), dtype=bool, count=len(c))
+    rest = c[no_req]
+    r = conn[no_req].copy()
     r["depth"] = 0.0
     tr = rest.uid.map(tls.ts_first_request) if len(tls) else nat[rest.index]
     tf = rest.uid.map(tls.ts_first_response) if len(tls) else nat[rest.index]
