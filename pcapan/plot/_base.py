@@ -126,7 +126,7 @@ def count_bars(ax: Axes, counts: pd.Series, *, xlabel: str, ylabel: str, empty: 
         ax.set_xscale("symlog", linthresh=1.0, linscale=0.5)
         left = np.where(x > 0, x / LOG_BAR_FACTOR, x - 0.3)
         right = np.where(x > 0, x * LOG_BAR_FACTOR, x + 0.3)
-        ax.bar(left, right - left, align="edge", color="#2e86de", label=ylabel)
+        ax.bar(left, h, width=right - left, align="edge", color="#2e86de", label=ylabel)
     else:
         ax.bar(x, h, width=0.8, color="#2e86de", label=ylabel)
         if len(x) <= MAX_CATEGORY_TICKS and x.max() - x.min() <= 2 * MAX_CATEGORY_TICKS:

@@ -230,9 +230,25 @@ def _per_file(res: Result, s: dict[str, Any]) -> str:
     if len(spans) < 2:
         return ""
 
+    import numpy as np
+
+    bounds = sorted((int(p["first_ts_ns"]), int(p["last_ts_ns"])) for p in spans)
+    disjoint = all(a[1] < b[0] for a, b in zip(bounds, bounds[1:], strict=False))
+
     def per_source(df: pd.DataFrame) -> dict[str, int]:
-        if not len(df) or "source" not in df:
+        """Rows per file: by first timestamp within the file's span when the files do not
+        overlap in time (the connections table's source is the file being read when the
+        connection ended, which after a FIN's linger can be the next file), else by source."""
+        if not len(df):
             return {}
+        if disjoint:
+            ts = pd.to_datetime(df.ts, utc=True).astype("int64").to_numpy()
+            return {
+                str(p["source"]): int(
+                    np.count_nonzero((ts >= int(p["first_ts_ns"])) & (ts <= int(p["last_ts_ns"])))
+                )
+                for p in spans
+            }
         return {str(k): int(v) for k, v in df.source.value_counts().items()}
 
     conns, reqs, hs = per_source(res.connections), per_source(res.http), per_source(res.tls)
