@@ -225,7 +225,10 @@ WATERFALL_MAX_ROWS = 200
 # or an hour apart) is cut out of time axes and marked, rather than drawn as empty axis: a
 # minute of silence inside one capture is still drawn to scale.
 CAPTURE_GAP_S = 60.0
-# The HTML report: rows per table shown in the page (the full tables go to CSV files beside it),
-# and the most RTT samples or points one plot draws before it is rasterised (PNG) rather than
-# embedded as vectors (an SVG of 200,000 points is megabytes).
+# The HTML report's size bound (issue 15: a file to attach to a ticket or a mail; mail servers
+# commonly refuse 10-25 MB). What keeps it there: tables cut to their top rows (the full tables
+# go to CSV files beside it), cells cut at REPORT_CELL_CHARS, dense plots as PNG.
 REPORT_MAX_BYTES = 5 * 1024 * 1024
+# Characters of one table cell in the report page (a URI or an anomaly's detail can be 64 KB of
+# captured text); the cut cell ends with an ellipsis and the CSV beside the page has all of it.
+REPORT_CELL_CHARS = 300

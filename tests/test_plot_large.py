@@ -406,3 +406,24 @@ def test_large_report_in_chromium(large_report: dict[str, Any], tmp_path: Path) 
     assert p.returncode == 0 and shot.is_file(), p.stderr[-2000:]
     assert console_messages(p.stderr) == []
     assert_picture(shot)
+
+
+def test_report_cells_are_cut(tmp_path: Path) -> None:
+    """A 5,000-character URI (built here, so its length is known) is cut to REPORT_CELL_CHARS in
+    the page, with an ellipsis; the CSV beside it has it whole."""
+    from pcapan.config import REPORT_CELL_CHARS
+
+    from .tcpgen import Conv, write
+
+    uri = "/" + "a" * 4999
+    cv = Conv(cport=40100, t=1_700_000_000.0)
+    cv.handshake()
+    cv.send(True, "PA", f"GET {uri} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+    cv.send(False, "PA", b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx", dt=0.01)
+    cv.send(True, "A")
+    cv.close()
+    res = pcapan.analyze(write(tmp_path / "long.pcap", [cv]))
+    path = res.report(tmp_path / "r.html")
+    _, rows = Page(path.read_text()).table("slowest requests")
+    assert rows[0][4] == uri[: REPORT_CELL_CHARS - 1] + "\u2026"
+    assert uri in (tmp_path / "r_files" / "http.csv").read_text()

@@ -9,6 +9,7 @@ import html
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from pcapan.config import REPORT_CELL_CHARS
 from pcapan.report import facts, figures, template
 
 if TYPE_CHECKING:
@@ -81,13 +82,20 @@ def table(
     for row in df.itertuples(index=False):
         cells = []
         for c, v, num in zip(df.columns, row, numeric, strict=True):
-            text = formats.get(c, facts.format_value)(v)
+            text = _cut(formats.get(c, facts.format_value)(v))
             cells.append(f'<td class="num">{esc(text)}</td>' if num else f"<td>{esc(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (
         f"<table><caption>{esc(caption)}{link}</caption><thead><tr>{head}</tr></thead>"
         f"<tbody>{''.join(body)}</tbody></table>\n"
     )
+
+
+def _cut(text: str) -> str:
+    """A cell's text, at most REPORT_CELL_CHARS (the CSV beside the page has it whole)."""
+    if len(text) <= REPORT_CELL_CHARS:
+        return text
+    return text[: REPORT_CELL_CHARS - 1] + "\u2026"
 
 
 def _rows_table(
