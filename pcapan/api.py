@@ -114,13 +114,19 @@ class Result:
         return Plotter(self)
 
     def report(
-        self, path: str | os.PathLike[str], *, title: str | None = None, plots: bool = True
+        self,
+        path: str | os.PathLike[str],
+        *,
+        title: str | None = None,
+        plots: bool = True,
+        tables: bool = True,
     ) -> Path:
         """Write the self-contained HTML report (summary, plots, servers, TLS, anomalies) to
-        ``path``; see pcapan.report."""
+        ``path``, and with ``tables`` every table as CSV into ``<name>_files/`` beside it; see
+        pcapan.report."""
         from pcapan.report import write_report
 
-        return write_report(self, path, title=title, plots=plots)
+        return write_report(self, path, title=title, plots=plots, tables=tables)
 
     def _table(self, name: str) -> pd.DataFrame:
         if name not in self._frames:
@@ -547,6 +553,9 @@ class Analyzer:
         self._engine = _Engine(**kwargs)
         self._warnings: list[str] = []
         self._sources: list[str] = []
+        # Per capture file read by feed_source: its name, first/last timestamp and frames (the
+        # summary's duration counts captured time, not the pause between files read years apart).
+        self._spans: list[dict[str, Any]] = []
         self._registry = SourceRegistry()
 
     def start_source(self, name: str) -> None:
@@ -571,12 +580,22 @@ class Analyzer:
             warnings.warn(msg, DuplicateSourceWarning, stacklevel=3)
         self.start_source(opened.name)
         unsupported = dict(self._engine.decoder.stats.unsupported_linktype_frames)
+        lo, hi, frames = None, None, 0
         with _quiet_gc():
             for batch in opened:
+                if len(batch):
+                    b_lo, b_hi = int(batch.ts_ns.min()), int(batch.ts_ns.max())
+                    lo = b_lo if lo is None else min(lo, b_lo)
+                    hi = b_hi if hi is None else max(hi, b_hi)
+                    frames += len(batch)
                 self._engine.feed(batch)
                 del batch  # let the reader reuse the chunk buffer
                 if progress is not None:
                     progress(opened.name, opened.consumed_bytes, opened.total_bytes)
+        if lo is not None:
+            self._spans.append(
+                {"source": opened.name, "first_ts_ns": lo, "last_ts_ns": hi, "frames": frames}
+            )
         self._engine.add_read_issues(opened.report.issues)
         for issue in opened.report.issues:
             if issue.fatal:
@@ -603,6 +622,7 @@ class Analyzer:
             "frame_bytes": st.frame_bytes,
             "first_ts_ns": eng.first_ns,
             "last_ts_ns": eng.last_ns,
+            "source_spans": list(self._spans),
             "ip_packets": dict(st.ip_packets),
             "ip_bytes": dict(st.ip_bytes),
             "non_ip_frames": st.non_ip_frames,

@@ -189,7 +189,28 @@ def _parser() -> argparse.ArgumentParser:
         "--limit",
         type=int,
         metavar="N",
-        help="waterfall: first N connections (default 50); budget, rtt --by-server: N servers; reuse: N client-server pairs; pipelining: N responses; tls: N cipher suites",
+        help="waterfall: N requests (default 60, at most 200); budget, rtt --by-server: N servers; reuse: N client-server pairs; pipelining: N responses; tls: N cipher suites",
+    )
+    # waterfall: which requests to draw (default: the slowest, when not all fit)
+    g.add_argument(
+        "--since",
+        metavar="T",
+        help="waterfall: requests that start at or after T (seconds since the capture's start, or a date-time such as 2026-01-02T03:04:05, UTC unless a zone is given)",
+    )
+    g.add_argument(
+        "--until",
+        metavar="T",
+        help="waterfall: requests that start before T (as --since)",
+    )
+    g.add_argument(
+        "--server",
+        metavar="NAME",
+        help="waterfall: requests to this server (Host, SNI, address or address:port)",
+    )
+    g.add_argument(
+        "--order",
+        choices=["slowest", "time"],
+        help="waterfall: slowest first (each row from its own start) or in time order (default: slowest when not all requests fit and no --since/--until/--server/--uid is given)",
     )
     g.add_argument(
         "--direction",
@@ -222,6 +243,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--title", help="the page's title (default: pcapan report)")
     r.add_argument("--no-plots", action="store_true", help="leave the plots out (faster)")
+    # the full tables beside the page
+    r.add_argument(
+        "--no-tables",
+        action="store_true",
+        help="do not write every table as CSV into OUT_files/ beside the page (the page then shows the top rows only, without links)",
+    )
     r.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
     _max_half_open_option(r)
 
@@ -559,6 +586,10 @@ def _cmd_plot(args: argparse.Namespace) -> int:
             ("--uid", args.uid is not None, ("waterfall", "timeseq", "io")),
             ("--direction", args.direction is not None, ("timeseq",)),
             ("--by-server", args.by_server, ("rtt",)),
+            *(
+                (f"--{o}", getattr(args, o) is not None, ("waterfall",))
+                for o in ("since", "until", "server", "order")
+            ),
         )
         if given and kind not in kinds
     ]
@@ -576,6 +607,9 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         opts["by_server"] = True
     if args.direction is not None:
         opts["direction"] = args.direction
+    for o in ("since", "until", "server", "order"):
+        if getattr(args, o) is not None:
+            opts[o] = getattr(args, o)
     if kind in PACKET_KINDS:
         opts["source"] = args.files
     uid = args.uid
@@ -607,7 +641,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     res = _progress_analyze(args.files, not args.no_progress, **_engine_kw(args))
     for w in res.warnings:
         print(f"pcapan: warning: {w}", file=sys.stderr)
-    out = write_report(res, args.output, title=args.title, plots=not args.no_plots)
+    out = write_report(
+        res, args.output, title=args.title, plots=not args.no_plots, tables=not args.no_tables
+    )
     print(f"wrote {out}", file=sys.stderr)
     return 0
 

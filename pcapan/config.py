@@ -212,3 +212,23 @@ LIVE_MAX_PENDING_PARTS = 2
 # memory instead of adding to it (peak 452 -> under 400 MB). A full collection costs ~50 ms, not
 # worth it for a small table (it would be 1% of a 12,000-connection capture's analysis).
 GC_BEFORE_TABLE_ROWS = 50_000
+
+# --- plot and report ------------------------------------------------------------------------
+# Requests (rows) the waterfall draws by default. At 0.28 in per row a 60-row figure is ~18 in
+# tall, about two laptop screens: more rows than that are scrolled past, not read (issue 15: a
+# 23,050-request capture drawn whole was one black block of ~10,000 overprinted rows).
+WATERFALL_REQUESTS = 60
+# The most rows a waterfall draws even when asked for more: past this the figure is taller than
+# an image viewer or a browser shows usefully (~60 in) and its labels would have to overprint.
+WATERFALL_MAX_ROWS = 200
+# A pause longer than this between the captures given to one analysis (files read years apart,
+# or an hour apart) is cut out of time axes and marked, rather than drawn as empty axis: a
+# minute of silence inside one capture is still drawn to scale.
+CAPTURE_GAP_S = 60.0
+# The HTML report's size bound (issue 15: a file to attach to a ticket or a mail; mail servers
+# commonly refuse 10-25 MB). What keeps it there: tables cut to their top rows (the full tables
+# go to CSV files beside it), cells cut at REPORT_CELL_CHARS, dense plots as PNG.
+REPORT_MAX_BYTES = 5 * 1024 * 1024
+# Characters of one table cell in the report page (a URI or an anomaly's detail can be 64 KB of
+# captured text); the cut cell ends with an ellipsis and the CSV beside the page has all of it.
+REPORT_CELL_CHARS = 300

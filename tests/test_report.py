@@ -209,11 +209,13 @@ def test_self_contained(which: str, request: pytest.FixtureRequest) -> None:
     tags = {t for t, _ in p.tags}
     assert not tags & {"script", "link", "iframe", "object", "embed", "base", "form"}, tags
     for tag, attrs in p.tags:
-        assert attrs.get("src") is None or attrs["src"].startswith("data:image/svg+xml;base64,"), (
-            tag,
-            attrs,
-        )
-        assert attrs.get("href") is None or attrs["href"].startswith("#"), (tag, attrs)
+        assert attrs.get("src") is None or attrs["src"].startswith(
+            ("data:image/svg+xml;base64,", "data:image/png;base64,")
+        ), (tag, attrs)
+        # anchors in the page, or links (navigation, not loads) into the CSV folder beside it
+        assert attrs.get("href") is None or re.fullmatch(
+            r"#[\w-]+|[\w.-]+_files/(\w+\.csv)?", attrs["href"]
+        ), (tag, attrs)
         assert not any(k.startswith("on") for k in attrs), (tag, attrs)  # no event handlers at all
     style = text[text.index("<style>") : text.index("</style>")]
     assert "url(" not in style and "@import" not in style
@@ -314,7 +316,7 @@ def test_summary_and_tables_match_the_result(
 
 def test_every_plot_with_data_is_embedded(sample_report: tuple[pcapan.Result, Path, str]) -> None:
     """These samples have HTTP, pipelining, TLS and RTT samples and are files on disk: all eight
-    plots are drawn, each a well-formed SVG with the title its kind draws."""
+    plots are drawn, each a well-formed SVG or PNG."""
     _, _, text = sample_report
     p = Page(text)
     figs = {a["id"]: a for t, a in p.tags if t == "figure"}
@@ -322,8 +324,11 @@ def test_every_plot_with_data_is_embedded(sample_report: tuple[pcapan.Result, Pa
     imgs = [a["src"] for t, a in p.tags if t == "img"]
     assert len(imgs) == len(PLOTS)
     for src in imgs:
-        root = ET.fromstring(base64.b64decode(src.split(",", 1)[1]))
-        assert root.tag.endswith("svg")
+        data = base64.b64decode(src.split(",", 1)[1])
+        if src.startswith("data:image/png;"):
+            assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        else:
+            assert ET.fromstring(data).tag.endswith("svg")
     assert "skipped" not in text
 
 
@@ -377,8 +382,10 @@ def test_no_plots_and_stdin(tmp_path: Path) -> None:
 
 def test_deterministic(tmp_path: Path) -> None:
     """The same capture gives the same file (no dates in the SVGs, fixed SVG ids)."""
-    a = pcapan.analyze(SAMPLES / "http-pipelined.pcap").report(tmp_path / "a.html")
-    b = pcapan.analyze(SAMPLES / "http-pipelined.pcap").report(tmp_path / "b.html")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = pcapan.analyze(SAMPLES / "http-pipelined.pcap").report(tmp_path / "a" / "r.html")
+    b = pcapan.analyze(SAMPLES / "http-pipelined.pcap").report(tmp_path / "b" / "r.html")
     assert a.read_bytes() == b.read_bytes()
 
 

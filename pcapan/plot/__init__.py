@@ -76,7 +76,7 @@ class Plotter:
         return tls(self._result, **options)
 
     def waterfall(self, **options: Any) -> Figure:
-        """See :func:`pcapan.plot.waterfall.waterfall` (limit, uid)."""
+        """See :func:`pcapan.plot.waterfall.waterfall` (limit, uid, server, since, until, order)."""
         return waterfall(self._result, **options)
 
     def timeseq(self, uid: str, *, source: Sources | None = None, **options: Any) -> Figure:

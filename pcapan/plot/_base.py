@@ -28,6 +28,18 @@ PHASE_COLORS = {
     "download": "#2e86de",  # content download: blue
 }
 NO_DATA_TEXT = "no data"
+# Values (or counts) whose largest is this many times the smallest span decades: drawn on a
+# log axis, where a bar at 1 and one at 5,000 (or 5,000 connections and 3) are both visible.
+LOG_SPAN = 50.0
+# A bar on a log axis spans value / factor .. value * factor: the same width on the page for
+# every value, narrow enough that neighbours (1 and 2) do not touch.
+LOG_BAR_FACTOR = 1.2
+# Most integer values that each get a tick of their own on a count axis; past it a few
+# whole-number ticks are chosen (30 ticks of "5000" would overprint).
+MAX_CATEGORY_TICKS = 20
+# Width of one character of a "small" (8.3 pt) tick label in inches, a little generous: used to
+# decide before drawing whether category labels fit level or must be turned.
+CHAR_IN = 0.075
 
 
 def new_figure(
@@ -48,6 +60,22 @@ def new_figure(
     )
     FigureCanvasAgg(fig)
     axes = list(fig.subplots(nrows, ncols, squeeze=False).ravel())
+    if title:
+        fig.suptitle(title)
+    return fig, axes
+
+
+def rows_figure(
+    ratios: list[float], *, height: float, width: float = FIG_WIDTH_IN, title: str | None = None
+) -> tuple[Figure, list[Axes]]:
+    """A Figure on the Agg canvas with one full-width axes per row, row heights in ``ratios``
+    (rows of bars grow with their number of bars, so their labels never overprint)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = list(fig.subplots(len(ratios), 1, squeeze=False, height_ratios=ratios).ravel())
     if title:
         fig.suptitle(title)
     return fig, axes
@@ -79,15 +107,57 @@ def integer_ticks(ax: Axes, axis: str = "y") -> None:
 
 def count_bars(ax: Axes, counts: pd.Series, *, xlabel: str, ylabel: str, empty: str) -> None:
     """A bar per integer value in ``counts`` (index: the value, e.g. requests per connection;
-    values: how many), each value a tick; ``empty`` is said when there is none."""
+    values: how many), ``empty`` said when there is none. Readable at any size: a tick per value
+    only while they fit (else a few whole-number ticks); a log x axis when the values span
+    decades (bars at 1 and 5,000 both visible, each as wide on the page), a log y axis when the
+    counts do."""
+    import numpy as np
+
     if not len(counts):
         no_data(ax, empty)
         return
-    ax.bar(counts.index.to_numpy(), counts.to_numpy(), width=0.8, color="#2e86de", label=ylabel)
-    ax.set_xticks(counts.index.to_numpy())
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    integer_ticks(ax)
+    x = counts.index.to_numpy(dtype=float)
+    h = counts.to_numpy(dtype=float)
+    pos = x[x > 0]
+    log_x = len(pos) > 1 and pos.max() / pos.min() >= LOG_SPAN
+    if log_x:
+        # symlog: a linear stretch below 1 keeps a 0 value on the axis; widths are a fixed
+        # factor of the value, so every bar has the same width on the page.
+        ax.set_xscale("symlog", linthresh=1.0, linscale=0.5)
+        left = np.where(x > 0, x / LOG_BAR_FACTOR, x - 0.3)
+        right = np.where(x > 0, x * LOG_BAR_FACTOR, x + 0.3)
+        ax.bar(left, h, width=right - left, align="edge", color="#2e86de", label=ylabel)
+    else:
+        ax.bar(x, h, width=0.8, color="#2e86de", label=ylabel)
+        if len(x) <= MAX_CATEGORY_TICKS and x.max() - x.min() <= 2 * MAX_CATEGORY_TICKS:
+            ax.set_xticks(x)
+        else:
+            integer_ticks(ax, "x")
+    nz = h[h > 0]
+    if len(nz) and nz.max() / nz.min() >= LOG_SPAN:
+        ax.set_yscale("log")
+    else:
+        integer_ticks(ax)
+    ax.set_xlabel(xlabel + (" (log scale)" if log_x else ""))
+    ax.set_ylabel(ylabel + (" (log scale)" if ax.get_yscale() == "log" else ""))
+
+
+def category_ticks(ax: Axes, labels: list[str], *, axis: str = "x", share: float = 1.0) -> None:
+    """Tick labels for bars at 0..n-1 that never overprint: kept level while the longest fits
+    its slot (``share``: the axes' part of the figure width), else turned 90 degrees (each label
+    then needs only a line's height)."""
+    import numpy as np
+
+    pos = np.arange(len(labels))
+    if axis == "y":
+        ax.set_yticks(pos, labels, fontsize="small")
+        return
+    slot_in = FIG_WIDTH_IN * share * 0.8 / max(len(labels), 1)
+    longest = max((len(t) for t in labels), default=0)
+    if longest * CHAR_IN <= slot_in:
+        ax.set_xticks(pos, labels, fontsize="small")
+    else:
+        ax.set_xticks(pos, labels, fontsize="small", rotation=90)
 
 
 def no_data(ax: Axes, what: str = NO_DATA_TEXT) -> None:
@@ -95,6 +165,16 @@ def no_data(ax: Axes, what: str = NO_DATA_TEXT) -> None:
     ax.text(0.5, 0.5, what, ha="center", va="center", transform=ax.transAxes, color="0.4")
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+def empty_figure(title: str, note: str, *, height: float = 2.4) -> Figure:
+    """One axes with one clear note, frame hidden: a plot with nothing to show for this capture
+    says so once, instead of drawing panels that are all empty."""
+    fig, (ax,) = new_figure(1, 1, height=height, title=title)
+    no_data(ax, note)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    return fig
 
 
 def short(text: object, limit: int = MAX_LABEL_CHARS) -> str:

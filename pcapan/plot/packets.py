@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from pcapan.decode.tcp_options import MAX_WSCALE
 from pcapan.errors import PcapanError
 from pcapan.plot._base import new_figure, no_data
+from pcapan.plot._clock import CaptureClock
 
 if TYPE_CHECKING:
     import numpy as np
@@ -400,6 +401,10 @@ def io_series(
         return bin_s or IO_MIN_BIN_S, {}
     t0 = int(ts.min())
     rel = (ts - t0) / 1e9
+    if uid is None and result is not None:
+        # the whole capture: seconds since each capture's start, pauses between files cut out
+        rel = CaptureClock.of(result).seconds(ts)
+        rel = rel - min(0.0, float(rel.min()))  # (a packet before the first span's start)
     width = bin_s if bin_s is not None else nice_bin(float(rel.max()))
     if width <= 0:
         raise PcapanError(f"bin_s must be positive (got {width})")
@@ -430,6 +435,8 @@ def io_graph(
         return fig
     for label, (x, y) in series.items():
         ax.plot(x, y, drawstyle="steps-post", label=label)
+    if uid is None and result is not None:
+        CaptureClock.of(result).mark(ax)
     ax.set_xlabel(f"time (s, bins of {width * 1e3:g} ms)")
     ax.set_ylabel("TCP payload (bytes/s)")
     ax.grid(alpha=0.3)

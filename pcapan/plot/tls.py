@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pcapan.plot._base import check_limit, integer_ticks, no_data, short, two_row_figure
+from pcapan.plot._base import (
+    category_ticks,
+    check_limit,
+    empty_figure,
+    integer_ticks,
+    no_data,
+    short,
+    two_row_figure,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,14 +80,12 @@ def tls(result: Result, *, limit: int | None = MAX_CIPHERS) -> Figure:
     from matplotlib.patches import Patch
 
     limit = check_limit(limit)
-    fig, (v_ax, a_ax, r_ax), c_ax = two_row_figure(3, height=8.0, title="TLS handshakes")
     if not len(result.tls):
-        for ax in (v_ax, c_ax, a_ax, r_ax):
-            no_data(ax, "no TLS handshakes")
-        return fig
+        return empty_figure("TLS handshakes", "no TLS handshakes in this capture")
+    fig, (v_ax, a_ax, r_ax), c_ax = two_row_figure(3, height=8.0, title="TLS handshakes")
     v = version_counts(result)
     v_ax.bar(np.arange(len(v)), v.to_numpy(), color="#2e86de", label="handshakes")
-    v_ax.set_xticks(np.arange(len(v)), list(v.index))
+    category_ticks(v_ax, [short(x, 16) for x in v.index], share=1 / 3)
     v_ax.set_xlabel("version")
     v_ax.set_ylabel("handshakes")
     integer_ticks(v_ax)
@@ -111,7 +117,7 @@ def tls(result: Result, *, limit: int | None = MAX_CIPHERS) -> Figure:
         x = np.arange(len(a))
         a_ax.bar(x - 0.2, a.offered.to_numpy(), width=0.4, label="offered", color="#85c1e9")
         a_ax.bar(x + 0.2, a.selected.to_numpy(), width=0.4, label="selected", color="#1f618d")
-        a_ax.set_xticks(x, [short(p, 20) for p in a.protocol])
+        category_ticks(a_ax, [short(p, 20) for p in a.protocol], share=1 / 3)
         a_ax.set_xlabel("ALPN protocol")
         a_ax.set_ylabel("handshakes")
         integer_ticks(a_ax)
@@ -119,7 +125,7 @@ def tls(result: Result, *, limit: int | None = MAX_CIPHERS) -> Figure:
 
     r = resumption_counts(result)
     r_ax.bar(np.arange(len(r)), r.to_numpy(), color="#9b59b6", label="handshakes")
-    r_ax.set_xticks(np.arange(len(r)), list(r.index), rotation=20, ha="right")
+    category_ticks(r_ax, list(r.index), share=1 / 3)
     r_ax.set_xlabel("resumption mode")
     r_ax.set_ylabel("handshakes")
     integer_ticks(r_ax)

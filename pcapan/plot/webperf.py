@@ -6,15 +6,18 @@ from typing import TYPE_CHECKING
 
 from pcapan.errors import PcapanError
 from pcapan.plot._base import (
+    LOG_SPAN,
     PHASE_COLORS,
     check_limit,
     count_bars,
     integer_ticks,
     new_figure,
     no_data,
+    rows_figure,
     server_label,
     short,
 )
+from pcapan.plot._clock import CaptureClock
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,6 +29,10 @@ RTT_KINDS = ("ack", "ts", "handshake", "all")
 # Histogram bins shared by every group of the RTT histogram (enough to show a bimodal
 # distribution, few enough that a dozen samples still form visible bars).
 RTT_HIST_BINS = 40
+# The RTT axes end at this quantile of the samples when the largest is far beyond it (outliers
+# counted in the last bin and said), and a CDF draws at most CDF_POINTS steps.
+RTT_AXIS_QUANTILE = 0.995
+CDF_POINTS = 2000
 # Servers shown by the per-server RTT and budget plots, busiest first: more legend entries or
 # bar labels than this cannot be read.
 MAX_SERVERS = 12
@@ -33,6 +40,10 @@ MAX_SERVERS = 12
 MAX_REUSE_PAIRS = 12
 # Bars in the head-of-line wait plot (one per pipelined response), first ones first.
 MAX_HOL_BARS = 60
+# Height per head-of-line bar in inches: a line of small text with room between.
+HOL_ROW_IN = 0.22
+# Height per bar of the budget plot in inches (a line of small text with room between).
+BUDGET_ROW_IN = 0.3
 BUDGET_PARTS = (("TCP", "budget_tcp_s"), ("TLS", "budget_tls_s"), ("wait", "budget_ttfb_s"))
 
 
@@ -71,25 +82,46 @@ def rtt(
         no_data(hist, "no RTT samples")
     else:
         values = [v * 1e3 for v in groups.values()]
+        allv = np.concatenate(values)
+        # Axes from the data's robust range: one 30 s stall must not squeeze every other sample
+        # into the first bin; what lies beyond is counted in the last bin and said.
+        hi = float(np.quantile(allv, RTT_AXIS_QUANTILE))
+        beyond = int((allv > hi).sum()) if float(allv.max()) > hi * 1.5 else 0
         for label, v in zip(groups, values, strict=True):
             x = np.sort(v)
+            n = x.shape[0]
+            # At most CDF_POINTS steps: the same curve at screen resolution, not 200,000 vertices.
+            at = np.unique(np.linspace(0, n - 1, min(n, CDF_POINTS)).round().astype(np.int64))
             cdf.plot(
-                x,
-                np.arange(1, x.shape[0] + 1) / x.shape[0],
+                x[at],
+                (at + 1) / n,
                 drawstyle="steps-post",
-                label=f"{label} (n={x.shape[0]})",
+                label=f"{label} (n={n})",
             )
         cdf.set_xlabel("RTT (ms)")
         cdf.set_ylabel("fraction of samples")
         cdf.set_ylim(0, 1.02)
         cdf.grid(alpha=0.3)
         cdf.legend(fontsize="small")
-        edges = np.histogram_bin_edges(np.concatenate(values), bins=bins)
+        top = hi if beyond else float(allv.max())
+        edges = np.histogram_bin_edges(np.clip(allv, None, top), bins=bins)
         for label, v in zip(groups, values, strict=True):
-            _, _, bars = hist.hist(v, bins=edges, alpha=0.6, label=label)
-            bars.set_label(label)  # the BarContainer too, not only its first bar
+            # label on the BarContainer only: the legend lists each series once
+            _, _, bars = hist.hist(np.clip(v, None, top), bins=edges, alpha=0.6)
+            bars.set_label(label)
+        if beyond:
+            cdf.set_xlim(left=min(0.0, float(allv.min())), right=top * 1.05)
+            hist.set_title(
+                f"axis to the {RTT_AXIS_QUANTILE:.1%} quantile; {beyond:,} samples beyond "
+                "in the last bin",
+                fontsize="small",
+            )
+        counts = np.concatenate([np.asarray(p.datavalues) for p in hist.containers])
+        nz = counts[counts > 0]
+        if len(nz) and nz.max() / nz.min() >= LOG_SPAN:
+            hist.set_yscale("log")
         hist.set_xlabel("RTT (ms)")
-        hist.set_ylabel("samples")
+        hist.set_ylabel("samples" + (" (log scale)" if hist.get_yscale() == "log" else ""))
         hist.legend(fontsize="small")
     pts = handshake_vs_data(result)
     if not len(pts):
@@ -176,37 +208,43 @@ def budget_by(result: Result, by: str, limit: int | None = MAX_SERVERS) -> pd.Da
 
 
 def budget(result: Result, *, limit: int | None = MAX_SERVERS) -> Figure:
-    """Round-trip budget as stacked bars (TCP handshake, TLS handshake, wait for the first byte):
-    the mean per server (left, the ``limit`` servers with most connections) and per budget label
-    (right, e.g. 'TCP+TLS1.2 full: 4 RTT')."""
+    """Round-trip budget as stacked horizontal bars (TCP handshake, TLS handshake, wait for the
+    first byte): the mean per server (top, the ``limit`` servers with most connections) and per
+    budget label (below, e.g. 'TCP+TLS1.2 full: 4 RTT'). Horizontal, so that the group names
+    read level at any length (truncated with an ellipsis past MAX_LABEL_CHARS)."""
     import numpy as np
 
     limit = check_limit(limit)
-    fig, axes = new_figure(
-        1, 2, height=4.6, title="Round-trip budget: SYN to first response byte (mean per group)"
+    groups = [
+        (by, title, budget_by(result, by, None))
+        for by, title in (("server", "per server"), ("label", "per budget label"))
+    ]
+    sizes = [max(min(len(df), limit or len(df)), 1) for _, _, df in groups]
+    fig, axes = rows_figure(
+        [s + 2 for s in sizes],
+        height=1.6 + BUDGET_ROW_IN * sum(s + 2 for s in sizes),
+        title="Round-trip budget: SYN to first response byte (mean per group)",
     )
-    for ax, by, title in (
-        (axes[0], "server", "per server"),
-        (axes[1], "label", "per budget label"),
-    ):
-        df = budget_by(result, by, limit)
-        if not len(df):
+    for ax, (_, title, df) in zip(axes, groups, strict=True):
+        total = len(df)
+        if not total:
             no_data(ax, "no connection reached a first response byte")
             continue
-        x = np.arange(len(df))
-        bottom = np.zeros(len(df))
+        df = df.head(limit if limit is not None else total)
+        y = np.arange(len(df))
+        left = np.zeros(len(df))
         for name, col in BUDGET_PARTS:
-            h = df[col].to_numpy(dtype=float) * 1e3
-            ax.bar(x, h, bottom=bottom, label=name, color=PHASE_COLORS[name], width=0.6)
-            bottom += h
-        ticks = [
-            "\n".join(short(part.rstrip(")"), 28) for part in str(lab).split(" (")) + f"\nn={n}"
-            for lab, n in zip(df.label, df.n, strict=True)
-        ]
-        ax.set_xticks(x, ticks, fontsize="small")
-        ax.set_ylabel("time (ms)")
-        ax.set_title(title, fontsize="medium")
-        ax.legend(fontsize="small")
+            w = df[col].to_numpy(dtype=float) * 1e3
+            ax.barh(y, w, left=left, label=name, color=PHASE_COLORS[name], height=0.6)
+            left += w
+        ticks = [f"{short(lab)} (n={n:,})" for lab, n in zip(df.label, df.n, strict=True)]
+        ax.set_yticks(y, ticks, fontsize="small")
+        ax.set_ylim(len(df) - 0.5, -0.5)
+        ax.set_xlabel("time (ms)")
+        cut = f", {len(df):,} of {total:,} with most connections" if total > len(df) else ""
+        ax.set_title(title + cut, fontsize="medium")
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(fontsize="small", loc="lower right")
     return fig
 
 
@@ -255,7 +293,7 @@ def reuse(result: Result, *, limit: int | None = MAX_REUSE_PAIRS) -> Figure:
     import pandas as pd
 
     limit = check_limit(limit)
-    fig, (h_ax, t_ax) = new_figure(1, 2, title="Connection reuse")
+    fig, (h_ax, t_ax) = new_figure(1, 2, height=5.2, title="Connection reuse")
     count_bars(
         h_ax,
         requests_per_connection(result),
@@ -267,9 +305,9 @@ def reuse(result: Result, *, limit: int | None = MAX_REUSE_PAIRS) -> Figure:
     if not steps:
         no_data(t_ax, "no TCP connections")
         return fig
-    t0 = min(int(t[0]) for t, _ in steps.values())
+    clock = CaptureClock.of(result)
     for label, (t, n) in steps.items():
-        t_ax.plot((t - t0) / 1e9, n, drawstyle="steps-post", label=short(label, 40))
+        t_ax.plot(clock.seconds(t), n, drawstyle="steps-post", label=short(label, 40))
     m = result.missed_reuse
     if len(m):
         c = _server_names(result).set_index("uid")
@@ -280,14 +318,16 @@ def reuse(result: Result, *, limit: int | None = MAX_REUSE_PAIRS) -> Figure:
                 continue  # its pair is beyond the limit
             t, n = step
             i = int(np.searchsorted(t, ts, side="right")) - 1  # open count just after it opened
-            xs.append((ts - t0) / 1e9)
+            xs.append(float(clock.seconds(np.array([ts]))[0]))
             ys.append(int(n[i]) if i >= 0 else 0)
         if xs:
             t_ax.scatter(xs, ys, marker="v", color="#c0392b", s=60, zorder=3, label="missed reuse")
-    t_ax.set_xlabel("time since first connection (s)")
+    clock.mark(t_ax)
+    t_ax.set_xlabel("time since the capture's start (s)")
     t_ax.set_ylabel("open connections")
     integer_ticks(t_ax)
-    t_ax.legend(fontsize="small")
+    # below the axes, not on the lines: a dozen pairs' names would cover what they label
+    t_ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2)
     return fig
 
 
@@ -315,13 +355,22 @@ def hol_waits(result: Result, limit: int | None = MAX_HOL_BARS) -> pd.DataFrame:
 
 
 def pipelining(result: Result, *, limit: int | None = MAX_HOL_BARS) -> Figure:
-    """HTTP pipelining: the pipeline depth of every request (bars per depth), and the head-of-
-    line wait of every pipelined response (one bar each, at most ``limit``): how long it waited
-    behind the previous response after its request was complete."""
+    """HTTP pipelining: the pipeline depth of every request (bars per depth, above), and the
+    head-of-line wait of every pipelined response (one horizontal bar each, the first ``limit``
+    in capture order, below; the figure grows with the bars so that their labels never
+    overprint): how long it waited behind the previous response after its request was
+    complete."""
     import numpy as np
 
     limit = check_limit(limit)
-    fig, (d_ax, w_ax) = new_figure(1, 2, title="HTTP pipelining")
+    h = result.http
+    total = int((h.pipelined.fillna(False).astype(bool) & h.hol_wait_s.notna()).sum())
+    w = hol_waits(result, limit)
+    fig, (d_ax, w_ax) = rows_figure(
+        [3.0, HOL_ROW_IN * max(len(w), 4) + 1.0],
+        height=4.6 + HOL_ROW_IN * max(len(w), 4),
+        title="HTTP pipelining",
+    )
     count_bars(
         d_ax,
         pipeline_depths(result),
@@ -329,18 +378,20 @@ def pipelining(result: Result, *, limit: int | None = MAX_HOL_BARS) -> Figure:
         ylabel="requests",
         empty="no HTTP requests",
     )
-    w = hol_waits(result, limit)
     if not len(w):
         no_data(w_ax, "no pipelined requests")
         return fig
     y = np.arange(len(w))
     w_ax.barh(y, w.hol_wait_s.to_numpy(dtype=float) * 1e3, color="#c0392b", label="HOL wait")
     labels = [
-        short(f"#{d} {m or ''} {u or ''}", 32)
+        short(f"#{d} {m or ''} {u or ''}")
         for d, m, u in zip(w.trans_depth, w.method, w.uri, strict=True)
     ]
     w_ax.set_yticks(y, labels, fontsize="small")
-    w_ax.invert_yaxis()
+    w_ax.set_ylim(len(w) - 0.5, -0.5)
     w_ax.set_xlabel("head-of-line wait (ms)")
     w_ax.set_ylabel("pipelined response")
+    w_ax.set_title(
+        f"{len(w):,} of {total:,} pipelined responses, in capture order", fontsize="medium"
+    )
     return fig

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pcapan.config import CAPTURE_GAP_S
 from pcapan.frames.text import printable
 
 if TYPE_CHECKING:
@@ -71,7 +72,30 @@ def format_value(v: Any) -> str:
 
 
 def _duration_s(s: dict[str, Any]) -> float:
-    return (s.get("last_ts_ns", 0) - s.get("first_ts_ns", 0)) / 1e9
+    """Captured time: the union of the capture files' spans (two files read years apart last as
+    long as their two captures, not the years between), else first to last packet."""
+    spans = sorted(
+        (int(p["first_ts_ns"]), int(p["last_ts_ns"])) for p in s.get("source_spans") or []
+    )
+    if not spans:
+        return (s.get("last_ts_ns", 0) - s.get("first_ts_ns", 0)) / 1e9
+    total, (lo, hi) = 0, spans[0]
+    for a, b in spans[1:]:
+        if a > hi:
+            total += hi - lo
+            lo, hi = a, b
+        else:
+            hi = max(hi, b)
+    return (total + hi - lo) / 1e9
+
+
+def _duration_text(s: dict[str, Any]) -> str:
+    d = _duration_s(s)
+    span = (s.get("last_ts_ns", 0) - s.get("first_ts_ns", 0)) / 1e9
+    if span > d + CAPTURE_GAP_S:
+        n = len(s.get("source_spans") or [])
+        return f"{d:.3f} s captured in {n} files (first to last packet {span:,.0f} s)"
+    return f"{d:.3f} s"
 
 
 def summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
@@ -80,7 +104,7 @@ def summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
         ("files", ", ".join(printable(x) for x in s.get("sources", []))),
         ("frames", f"{s.get('frames', 0):,}"),
         ("bytes", f"{s.get('frame_bytes', 0):,}"),
-        ("duration", f"{_duration_s(s):.3f} s"),
+        ("duration", _duration_text(s)),
     ]
     rows += [(f"{proto} packets", f"{n:,}") for proto, n in s.get("ip_packets", {}).items()]
     if s.get("non_ip_frames"):

@@ -1,5 +1,7 @@
 """The report's plots: drawn through ``Result.plot`` (pcapan.plot is a sibling layer, reached
-through the result, not imported), saved as SVG and embedded as ``data:image/svg+xml`` images.
+through the result, not imported) and embedded as data: URIs: SVG when the figure is small
+(few elements, a file under SVG_MAX_BYTES), else rasterised to PNG, so that a plot of 200,000
+RTT samples or 60 waterfall rows costs a bounded ~100-300 KB, not tens of megabytes.
 
 An SVG shown through <img> is an image document: browsers never run script in it, whatever its
 text says, and matplotlib escapes its text anyway (``&lt;`` in comments and <text>). A plot that
@@ -23,7 +25,7 @@ PLOTS: tuple[tuple[str, str], ...] = (
     (
         "waterfall",
         "Waterfall: TCP and TLS handshakes, request, wait (TTFB) and download per request, "
-        "like a browser's network panel (the first connections).",
+        "like a browser's network panel (the slowest requests when not all fit: see its title).",
     ),
     (
         "budget",
@@ -52,11 +54,19 @@ PLOTS: tuple[tuple[str, str], ...] = (
 # matplotlib settings while saving: text as paths (no font needed by the viewer, so nothing to
 # fetch) and a fixed hash salt (same capture, same element ids, same file).
 SVG_RC = {"svg.fonttype": "path", "svg.hashsalt": "pcapan-report"}
+# A figure with at most this many drawn elements (bars, markers, line vertices) is tried as SVG
+# (sharp at any zoom); an SVG above SVG_MAX_BYTES, or a denser figure, is a PNG instead.
+SVG_MAX_ELEMENTS = 1500
+SVG_MAX_BYTES = 200_000
+TEXT_WEIGHT = 20
+# Resolution of the PNGs: 100 dpi gives 1000 px across at the plots' 10 in width, the width of
+# the report's column; a PNG of 60 waterfall rows is ~150 KB.
+PNG_DPI = 100
 
 
 @dataclass(frozen=True)
 class Plot:
-    """One plot of the report: an SVG data URI, or the reason it is not there."""
+    """One plot of the report: an SVG or PNG data URI, or the reason it is not there."""
 
     kind: str
     caption: str
@@ -105,6 +115,36 @@ def svg_data_uri(fig: Any) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def png_data_uri(fig: Any, dpi: int = PNG_DPI) -> str:
+    """A matplotlib Figure as a base64 ``data:image/png`` URI (no software/date metadata)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def elements(fig: Any) -> int:
+    """How many things the figure draws: tick labels, patches (bars), line vertices and
+    collection members (scatter points, vlines): what an SVG's size grows with."""
+    n = 0
+    for ax in fig.axes:
+        # a tick label's glyphs (SVG text as paths) weigh about as much as TEXT_WEIGHT bars
+        n += TEXT_WEIGHT * (len(ax.get_xticklabels()) + len(ax.get_yticklabels()))
+        n += len(ax.patches)
+        n += sum(len(line.get_xdata()) for line in ax.get_lines())
+        for c in ax.collections:
+            n += max(len(c.get_offsets()), len(c.get_paths()))
+    return n
+
+
+def image_data_uri(fig: Any) -> str:
+    """SVG when the figure is small enough to stay sharp and light, else PNG."""
+    if elements(fig) <= SVG_MAX_ELEMENTS:
+        uri = svg_data_uri(fig)
+        if len(uri) * 3 // 4 <= SVG_MAX_BYTES:
+            return uri
+    return png_data_uri(fig)
+
+
 def draw(res: Result, kind: str, caption: str) -> Plot:
     """One plot for the report; never raises (a failure becomes the skip reason)."""
     reason = missing_data(res, kind)
@@ -112,7 +152,7 @@ def draw(res: Result, kind: str, caption: str) -> Plot:
         return Plot(kind, caption, skipped=reason)
     try:
         fig = res.plot.timeseq(_biggest_uid(res) or "") if kind == "timeseq" else res.plot(kind)
-        return Plot(kind, caption, data_uri=svg_data_uri(fig))
+        return Plot(kind, caption, data_uri=image_data_uri(fig))
     except PcapanError as exc:  # e.g. io/timeseq cannot re-read standard input
         return Plot(kind, caption, skipped=str(exc))
     except Exception as exc:  # a plot's bug must not cost the whole report

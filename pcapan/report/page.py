@@ -9,6 +9,7 @@ import html
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from pcapan.config import REPORT_CELL_CHARS
 from pcapan.report import facts, figures, template
 
 if TYPE_CHECKING:
@@ -58,25 +59,43 @@ REQUEST_FORMATS: Formats = {"ttfb_s": _ms}
 
 
 def table(
-    df: pd.DataFrame, caption: str, formats: Formats | None = None, *, total: int | None = None
+    df: pd.DataFrame,
+    caption: str,
+    formats: Formats | None = None,
+    *,
+    total: int | None = None,
+    csv: str | None = None,
 ) -> str:
-    """``df`` as an HTML table; ``total``: the rows before the cut, named in the caption."""
+    """``df`` as an HTML table; ``total``: the rows before the cut, named in the caption ("top
+    25 of 12,345"); ``csv``: the relative link to the full table's CSV file, put in the caption."""
     formats = formats or {}
+    link = ""
     if total is not None and total > len(df):
-        caption = f"{caption} (first {len(df):,} of {total:,})"
+        caption = f"{caption} (top {len(df):,} of {total:,})"
+        if csv:
+            link = f' <a class="csv" href="{esc(csv)}">all {total:,} rows (CSV)</a>'
+    elif csv:
+        link = f' <a class="csv" href="{esc(csv)}">CSV</a>'
     head = "".join(f"<th>{esc(c)}</th>" for c in df.columns)
     numeric = [df[c].dtype.kind in "iuf" or c in formats for c in df.columns]
     body = []
     for row in df.itertuples(index=False):
         cells = []
         for c, v, num in zip(df.columns, row, numeric, strict=True):
-            text = formats.get(c, facts.format_value)(v)
+            text = _cut(formats.get(c, facts.format_value)(v))
             cells.append(f'<td class="num">{esc(text)}</td>' if num else f"<td>{esc(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (
-        f"<table><caption>{esc(caption)}</caption><thead><tr>{head}</tr></thead>"
+        f"<table><caption>{esc(caption)}{link}</caption><thead><tr>{head}</tr></thead>"
         f"<tbody>{''.join(body)}</tbody></table>\n"
     )
+
+
+def _cut(text: str) -> str:
+    """A cell's text, at most REPORT_CELL_CHARS (the CSV beside the page has it whole)."""
+    if len(text) <= REPORT_CELL_CHARS:
+        return text
+    return text[: REPORT_CELL_CHARS - 1] + "\u2026"
 
 
 def _rows_table(
@@ -101,7 +120,7 @@ def _tables(*parts: str) -> str:
     return f'<div class="tables">{"".join(parts)}</div>\n'
 
 
-def _header(res: Result, s: dict[str, Any], title: str) -> str:
+def _header(res: Result, s: dict[str, Any], title: str, *, findings: bool = False) -> str:
     import pandas as pd
 
     sources = ", ".join(str(x) for x in s.get("sources", [])) or "(no source)"
@@ -113,6 +132,7 @@ def _header(res: Result, s: dict[str, Any], title: str) -> str:
     nav = "".join(
         f'<a href="#{a}">{esc(t)}</a>'
         for a, t in (
+            *((("findings", "Findings"),) if findings else ()),
             ("summary", "Summary"),
             ("plots", "Plots"),
             ("servers", "Servers"),
@@ -127,7 +147,7 @@ def _header(res: Result, s: dict[str, Any], title: str) -> str:
     )
 
 
-def _summary(s: dict[str, Any]) -> str:
+def _summary(res: Result, s: dict[str, Any], files: str | None = None) -> str:
     parts = [_rows_table(facts.summary_rows(s), "capture")]
     states = facts.state_rows(s)
     if states:
@@ -137,14 +157,27 @@ def _summary(s: dict[str, Any]) -> str:
             )
         )
     warn = "".join(f'<li class="warn">{esc(w)}</li>' for w in s.get("warnings", []))
-    return _section("summary", "Summary", _tables(*parts), f"<ul>{warn}</ul>\n" if warn else "")
+    full = (
+        f'<p class="note">Every table in full, as CSV: <a href="{esc(files)}/">{esc(files)}/</a> '
+        "(the page shows the top rows of each).</p>\n"
+        if files
+        else ""
+    )
+    return _section(
+        "summary",
+        "Summary",
+        _tables(*parts),
+        _per_file(res, s),
+        f"<ul>{warn}</ul>\n" if warn else "",
+        full,
+    )
 
 
 def _plots(plots: list[figures.Plot]) -> str:
     parts = []
     for p in plots:
         if p.data_uri is not None:
-            # The URI is base64 from svg_data_uri; escaping it changes nothing and keeps the rule.
+            # The URI is base64 from image_data_uri; escaping it changes nothing and keeps the rule.
             parts.append(
                 f'<figure id="plot-{esc(p.kind)}"><img alt="{esc(p.kind)} plot" src="{esc(p.data_uri)}">'
                 f"<figcaption>{esc(p.caption)}</figcaption></figure>\n"
@@ -156,7 +189,112 @@ def _plots(plots: list[figures.Plot]) -> str:
     return _section("plots", "Plots", *parts)
 
 
-def _servers(res: Result) -> str:
+def _csv(files: str | None, table_name: str) -> str | None:
+    """The relative link to a full table's CSV in the folder beside the page, if written."""
+    return f"{files}/{table_name}.csv" if files else None
+
+
+# -- findings (issue 18) ----------------------------------------------------------------------
+# HOOK: issue 18 adds ``Result.findings`` (what is wrong, most severe first). Until then the
+# attribute does not exist and this section is left out; once it does, its rows are the first
+# thing on the page. A DataFrame is shown as a table (top FINDINGS_ROWS), anything else iterable
+# as a list of its items' text.
+FINDINGS_ROWS = 50
+
+
+def _findings(res: Result, files: str | None) -> str:
+    import pandas as pd
+
+    found = getattr(res, "findings", None)
+    if found is None:
+        return ""
+    if isinstance(found, pd.DataFrame):
+        if not len(found):
+            return _section("findings", "Findings", _note("none"))
+        return _section(
+            "findings",
+            "Findings",
+            table(
+                found.head(FINDINGS_ROWS),
+                "findings",
+                total=len(found),
+                csv=_csv(files, "findings"),
+            ),
+        )
+    items = list(found)
+    if not items:
+        return _section("findings", "Findings", _note("none"))
+    lis = "".join(f"<li>{esc(x)}</li>" for x in items[:FINDINGS_ROWS])
+    more = _note(f"top {FINDINGS_ROWS} of {len(items):,}") if len(items) > FINDINGS_ROWS else ""
+    return _section("findings", "Findings", f"<ul>{lis}</ul>\n", more)
+
+
+def _per_file(res: Result, s: dict[str, Any]) -> str:
+    """One row per capture file when several were analysed together: its span, frames, and the
+    connections, HTTP requests and TLS handshakes read from it (the tables' source column)."""
+    import pandas as pd
+
+    spans = s.get("source_spans") or []
+    if len(spans) < 2:
+        return ""
+
+    import numpy as np
+
+    bounds = sorted((int(p["first_ts_ns"]), int(p["last_ts_ns"])) for p in spans)
+    disjoint = all(a[1] < b[0] for a, b in zip(bounds, bounds[1:], strict=False))
+
+    def per_source(df: pd.DataFrame) -> dict[str, int]:
+        """Rows per file: by first timestamp within the file's span when the files do not
+        overlap in time (the connections table's source is the file being read when the
+        connection ended, which after a FIN's linger can be the next file), else by source."""
+        if not len(df):
+            return {}
+        if disjoint:
+            ts = pd.to_datetime(df.ts, utc=True).astype("int64").to_numpy()
+            return {
+                str(p["source"]): int(
+                    np.count_nonzero((ts >= int(p["first_ts_ns"])) & (ts <= int(p["last_ts_ns"])))
+                )
+                for p in spans
+            }
+        return {str(k): int(v) for k, v in df.source.value_counts().items()}
+
+    conns, reqs, hs = per_source(res.connections), per_source(res.http), per_source(res.tls)
+    rows = []
+    for p in spans:
+        name = str(p["source"])
+        a = pd.Timestamp(int(p["first_ts_ns"]), unit="ns", tz="UTC")
+        b = pd.Timestamp(int(p["last_ts_ns"]), unit="ns", tz="UTC")
+        rows.append(
+            (
+                name,
+                f"{a:%Y-%m-%d %H:%M:%S}",
+                f"{b:%Y-%m-%d %H:%M:%S}",
+                f"{(int(p['last_ts_ns']) - int(p['first_ts_ns'])) / 1e9:.3f} s",
+                f"{int(p.get('frames', 0)):,}",
+                f"{conns.get(name, 0):,}",
+                f"{reqs.get(name, 0):,}",
+                f"{hs.get(name, 0):,}",
+            )
+        )
+    return _rows_table(
+        rows,
+        "per capture file (time axes count each file's own time; pauses between files are cut "
+        "out and marked)",
+        (
+            "file",
+            "first packet (UTC)",
+            "last packet (UTC)",
+            "duration",
+            "frames",
+            "connections",
+            "HTTP requests",
+            "TLS handshakes",
+        ),
+    )
+
+
+def _servers(res: Result, files: str | None = None) -> str:
     if not len(res.servers):
         return _section("servers", "Servers and clients", _note("no TCP connections"))
     return _section(
@@ -167,17 +305,19 @@ def _servers(res: Result) -> str:
             "servers (client-server pairs) by connections",
             SERVER_FORMATS,
             total=len(res.servers),
+            csv=_csv(files, "servers"),
         ),
         table(
             facts.view(facts.top_clients(res, TOP_ROWS), facts.CLIENT_COLUMNS),
             "clients by connections",
             CLIENT_FORMATS,
             total=len(res.clients),
+            csv=_csv(files, "clients"),
         ),
     )
 
 
-def _http(res: Result) -> str:
+def _http(res: Result, files: str | None = None) -> str:
     if not len(res.http):
         return _section("http", "HTTP", _note("no HTTP requests"))
     answered = int(res.http.ttfb_s.notna().sum())
@@ -190,11 +330,12 @@ def _http(res: Result) -> str:
             "slowest requests (time to first byte)",
             REQUEST_FORMATS,
             total=answered,
+            csv=_csv(files, "http"),
         ),
     )
 
 
-def _tls(res: Result) -> str:
+def _tls(res: Result, files: str | None = None) -> str:
     if not len(res.tls):
         return _section("tls", "TLS", _note("no TLS handshakes"))
     ciphers = int(res.tls.cipher.nunique())
@@ -208,8 +349,18 @@ def _tls(res: Result) -> str:
             _alpn(res),
         ),
         _tables(
-            table(facts.tls_ciphers(res, TLS_CIPHERS), "selected cipher suites", total=ciphers),
-            table(facts.tls_server_names(res, TLS_SERVER_NAMES), "server names (SNI)", total=names),
+            table(
+                facts.tls_ciphers(res, TLS_CIPHERS),
+                "selected cipher suites",
+                total=ciphers,
+                csv=_csv(files, "tls"),
+            ),
+            table(
+                facts.tls_server_names(res, TLS_SERVER_NAMES),
+                "server names (SNI)",
+                total=names,
+                csv=_csv(files, "tls"),
+            ),
         ),
     )
 
@@ -221,7 +372,7 @@ def _alpn(res: Result) -> str:
     return table(alpn, "ALPN (offered / selected)")
 
 
-def _missed(res: Result) -> str:
+def _missed(res: Result, files: str | None = None) -> str:
     m = res.missed_reuse
     if not len(m):
         return _section(
@@ -236,11 +387,12 @@ def _missed(res: Result) -> str:
             m.head(MISSED_REUSE_ROWS),
             f"{len(m):,} new connections an open one could have carried",
             total=len(m),
+            csv=_csv(files, "missed_reuse"),
         ),
     )
 
 
-def _anomalies(res: Result) -> str:
+def _anomalies(res: Result, files: str | None = None) -> str:
     a = res.anomalies
     if not len(a):
         return _section("anomalies", "Anomalies", _note("none"))
@@ -248,12 +400,15 @@ def _anomalies(res: Result) -> str:
         "anomalies",
         "Anomalies",
         table(facts.anomaly_counts(res), "by kind"),
-        table(a.head(ANOMALY_ROWS), "rows", total=len(a)),
+        table(a.head(ANOMALY_ROWS), "rows", total=len(a), csv=_csv(files, "anomalies")),
     )
 
 
-def render(res: Result, *, title: str | None = None, plots: bool = True) -> str:
-    """The report of ``res`` as one HTML document (a str)."""
+def render(
+    res: Result, *, title: str | None = None, plots: bool = True, files: str | None = None
+) -> str:
+    """The report of ``res`` as one HTML document (a str). ``files``: the folder beside the page
+    (relative name) holding every table as CSV, linked from the cut tables; None: no links."""
     from pcapan import __version__
 
     s = res.summary()
@@ -266,14 +421,15 @@ def render(res: Result, *, title: str | None = None, plots: bool = True) -> str:
             title=esc(title),
             style=template.STYLE,
         ),
-        _header(res, s, title),
-        _summary(s),
+        _header(res, s, title, findings=getattr(res, "findings", None) is not None),
+        _findings(res, files),
+        _summary(res, s, files),
         _plots(drawn) if plots else _section("plots", "Plots", _note("not drawn (--no-plots)")),
-        _servers(res),
-        _http(res),
-        _tls(res),
-        _missed(res),
-        _anomalies(res),
+        _servers(res, files),
+        _http(res, files),
+        _tls(res, files),
+        _missed(res, files),
+        _anomalies(res, files),
         template.FOOT.format(version=esc(__version__)),
     ]
     return "".join(parts)
