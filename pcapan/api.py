@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pcapan.analysis.engine import Analyzer as _Engine
 from pcapan.analysis.http import BodyHook
-from pcapan.config import GC_BEFORE_TABLE_ROWS
+from pcapan.config import GC_BEFORE_TABLE_ROWS, REUSE_IDLE_FLOOR_S, REUSE_IDLE_RTTS
 from pcapan.errors import DuplicateSourceWarning
 from pcapan.flow.rtt import KINDS, RttSamples
 from pcapan.frames.schema import (
@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from pcapan.plot import Plotter
 
 Source = str | os.PathLike[str] | BinaryIO
+# What the missed_reuse count means, shown beside the number (summary, report, terminal).
+MISSED_REUSE_RULE = f"idle > {REUSE_IDLE_RTTS:g} RTT, at least {REUSE_IDLE_FLOOR_S * 1e3:g} ms"
 Progress = Callable[[str, int, int | None], None]
 
 
@@ -192,7 +194,9 @@ class Result:
         srv = webperf.servers(pairs, missed)
         self._frames["servers"] = _typed(srv, SERVERS)
         self._frames["clients"] = _typed(webperf.clients(pairs, srv), CLIENTS)
-        self._frames["missed_reuse"] = _typed(missed, MISSED_REUSE)
+        # The table lists the strict rows only; the loose ones are counted in missed_reuse_loose.
+        strict = missed[missed.strict.astype(bool)] if len(missed) else missed
+        self._frames["missed_reuse"] = _typed(strict, MISSED_REUSE)
 
     def summary(self) -> dict[str, Any]:
         """Headline numbers: what was read, what was found, what went wrong."""
@@ -232,6 +236,8 @@ class Result:
             "requests_per_connection": round(reqs / used, 3) if used else None,
             "reuse_ratio": round((reqs - used) / reqs, 4) if reqs else None,
             "missed_reuse": len(self.missed_reuse),
+            "missed_reuse_loose": int(self.servers.missed_reuse_loose.sum()),
+            "missed_reuse_rule": MISSED_REUSE_RULE,
             "pipelined_share": round(float(http.pipelined.fillna(False).mean()), 4)
             if len(http)
             else None,

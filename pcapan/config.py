@@ -148,6 +148,19 @@ PIPELINE_SERIAL_MIN_GAP_S = 0.001
 # between them; one that worked on them in parallel puts none. Half a think time splits the two.
 PIPELINE_SERIAL_THINK_SHARE = 0.5
 
+# Missed reuse (frames/webperf.missed_reuse) counts an open connection as available to a new one
+# only when it had been idle at least max(REUSE_IDLE_RTTS x its handshake RTT, REUSE_IDLE_FLOOR_S)
+# when the new one opened (and stayed idle until the new one's first request). The owner of a
+# keep-alive connection sends its next request about one round trip after the previous response
+# ended as seen from a capture point near the server (the response's last byte must reach the
+# client and the request come back): 2 RTTs leaves room for that plus the client's own work.
+REUSE_IDLE_RTTS = 2.0
+# On a LAN or loopback the RTT is microseconds, but a client's gap between two back-to-back
+# requests is its own processing time: a median of 4 ms (curl jobs, issue 18's capture), tens of
+# ms for a browser parsing a page. 100 ms is longer than those gaps and shorter than the idle time
+# of a connection that really waited (a user's next click, a page's later resources: seconds).
+REUSE_IDLE_FLOOR_S = 0.1
+
 # Tunnels inside tunnels: decoded up to this depth (a VXLAN packet carrying VXLAN ...); deeper
 # nesting is unheard of in practice and would let one crafted frame cost unbounded work.
 MAX_TUNNEL_DEPTH = 3

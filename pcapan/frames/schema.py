@@ -614,7 +614,13 @@ SERVERS: tuple[Column, ...] = (
         "missed_reuse",
         INT,
         "connections",
-        "New connections opened while another one to the server was open and idle, or while an HTTP/2 one was open (see the missed_reuse table).",
+        "New connections opened while another one to the server was open and available: idle for longer than max(REUSE_IDLE_RTTS (2) x its handshake RTT, REUSE_IDLE_FLOOR_S (0.1 s)) and still idle and open when the new one's first request went out, or an HTTP/2 one still open then (the rows of the missed_reuse table).",
+    ),
+    Column(
+        "missed_reuse_loose",
+        INT,
+        "connections",
+        "Low confidence: new connections opened while another one to the server was open with no request in flight at that instant, however briefly (counts the gaps between back-to-back requests of another process's connection, which it could not have used); includes missed_reuse.",
     ),
     Column(
         "tls_exchanges",
@@ -638,7 +644,13 @@ CLIENTS: tuple[Column, ...] = (
         "missed_reuse",
         INT,
         "connections",
-        "Its new connections that an idle open one (or an open HTTP/2 one) could have carried.",
+        "Its new connections that an available open one could have carried (the servers table's missed_reuse, summed).",
+    ),
+    Column(
+        "missed_reuse_loose",
+        INT,
+        "connections",
+        "Low confidence: the servers table's missed_reuse_loose, summed (an open connection with no request in flight at the instant, however briefly).",
     ),
     Column(
         "tls_exchanges",
@@ -654,7 +666,7 @@ MISSED_REUSE: tuple[Column, ...] = (
         "idle_uid",
         STR,
         "",
-        "An open, idle connection to the same server it could have reused (or an open HTTP/2 one, busy or not: it multiplexes).",
+        "An open connection to the same server it could have reused: idle for at least threshold_s when the new one opened and until its first request went out (or an open HTTP/2 one, busy or not: it multiplexes).",
     ),
     Column(
         "reason",
@@ -666,6 +678,18 @@ MISSED_REUSE: tuple[Column, ...] = (
     Column("resp_h", STR, "", "Server address."),
     Column("resp_p", INT, "", "Server port."),
     Column("server_name", STR, "", "Host/SNI of the pair."),
+    Column(
+        "idle_s",
+        FLOAT,
+        "s",
+        "How long idle_uid had been idle (since its last response ended) when the new connection opened; empty for h2.",
+    ),
+    Column(
+        "threshold_s",
+        FLOAT,
+        "s",
+        "The idle time idle_uid needed to count: max(REUSE_IDLE_RTTS (2) x its initial_rtt_s, REUSE_IDLE_FLOOR_S (0.1 s)).",
+    ),
 )
 
 TLS: tuple[Column, ...] = (
