@@ -23,6 +23,7 @@ from pcapan.frames.schema import (
     CONN_RECORD_COLUMNS,
     CONN_RTT,
     CONNECTIONS,
+    FINDINGS,
     HTTP,
     HTTP_RECORD_COLUMNS,
     MISSED_REUSE,
@@ -109,6 +110,30 @@ class Result:
         return self._table("missed_reuse")
 
     @property
+    def findings(self) -> pd.DataFrame:
+        """What a performance and security review would point at, each with its evidence rows
+        (see ``pcapan schema findings``), with the default thresholds."""
+        return self._table("findings")
+
+    def findings_with(
+        self, thresholds: dict[str, float] | None = None, **more: float
+    ) -> pd.DataFrame:
+        """The findings with thresholds overridden by name (pcapan.frames.findings.THRESHOLDS:
+        the FINDINGS_* constants of pcapan.config in lower case without the prefix)."""
+        from pcapan.frames import findings
+
+        return _typed(
+            findings.findings(self._finding_tables(), {**(thresholds or {}), **more}), FINDINGS
+        )
+
+    def _finding_tables(self) -> Any:
+        from pcapan.frames import findings
+
+        return findings.Tables(
+            self.connections, self.http, self.tls, self.servers, self.missed_reuse
+        )
+
+    @property
     def plot(self) -> Plotter:
         """Figures: ``res.plot.waterfall()``, ``res.plot.tls()`` ... (see pcapan.plot)."""
         from pcapan.plot import Plotter
@@ -132,6 +157,8 @@ class Result:
                 self._web_tables()
             elif name in ("servers", "clients", "missed_reuse"):
                 self._pair_tables()
+            elif name == "findings":
+                self._frames[name] = self.findings_with()
             elif name == "rtt":
                 self._frames[name] = _rtt_frame(self.rtt_samples)
             elif name == "tls":

@@ -974,6 +974,63 @@ TLS: tuple[Column, ...] = (
     Column("source", STR, "", "Capture file."),
 )
 
+FINDINGS: tuple[Column, ...] = (
+    Column(
+        "kind",
+        STR,
+        "",
+        "What was found: no_keep_alive, missed_reuse, pipelining_hol, slow_server, tls_resumption_missed, expect_100_continue, expect_417, parallel_connections, slow_start_stall, retransmissions (performance); trace_enabled, connect_non_443, upgrade_tls, tls_old_version, tls_insecure_cipher, tls_h2_blocklisted_cipher, tls_no_forward_secrecy, tls_weak_ciphers_offered, tls_weak_dh, cert_expired, cert_not_yet_valid, cert_self_signed, cert_name_mismatch, request_smuggling (security); see the README.",
+    ),
+    Column("category", STR, "", "performance or security."),
+    Column("severity", STR, "", "info, low, medium or high (rows are ordered most severe first)."),
+    Column("uid", STR, "", "The connection, when the finding rests on exactly one."),
+    Column("server", STR, "", "Server address:port the finding is about ([v6]:port)."),
+    Column("server_name", STR, "", "Host header of the connections' first requests, else the SNI."),
+    Column(
+        "client",
+        STR,
+        "",
+        "Client address, for findings about one client and server (empty: all clients).",
+    ),
+    Column(
+        "count",
+        INT,
+        "",
+        "How many: exchanges, connections, handshakes or segments, as the summary says.",
+    ),
+    Column(
+        "cost_s",
+        FLOAT,
+        "s",
+        "Time it cost where computable (set-up of extra connections, waits, round trips times the RTT); empty otherwise.",
+    ),
+    Column(
+        "cost_rtts",
+        FLOAT,
+        "RTTs",
+        "Round trips it cost where computable (e.g. budget_rtts - 1 per extra connection); empty otherwise.",
+    ),
+    Column(
+        "evidence_table",
+        STR,
+        "",
+        "The table whose rows show it (connections, http, tls, missed_reuse): filter it by uid.",
+    ),
+    Column(
+        "evidence",
+        STR,
+        "",
+        "Comma-separated uids of those rows (at most MAX_FINDING_EVIDENCE, 1,000; count has them all).",
+    ),
+    Column("summary", STR, "", "One plain sentence with the numbers."),
+    Column(
+        "advice",
+        STR,
+        "",
+        "One sentence on what to do, with its reference (RFC section or Mozilla guideline).",
+    ),
+)
+
 TABLES: dict[str, tuple[Column, ...]] = {
     "connections": CONNECTIONS,
     "http": HTTP,
@@ -983,4 +1040,5 @@ TABLES: dict[str, tuple[Column, ...]] = {
     "clients": CLIENTS,
     "missed_reuse": MISSED_REUSE,
     "anomalies": ANOMALIES,
+    "findings": FINDINGS,
 }

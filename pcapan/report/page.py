@@ -113,6 +113,7 @@ def _header(res: Result, s: dict[str, Any], title: str) -> str:
     nav = "".join(
         f'<a href="#{a}">{esc(t)}</a>'
         for a, t in (
+            ("findings", "Findings"),
             ("summary", "Summary"),
             ("plots", "Plots"),
             ("servers", "Servers"),
@@ -240,6 +241,33 @@ def _missed(res: Result) -> str:
     )
 
 
+# The findings table's columns the report shows (evidence uids are for the exports).
+FINDING_COLUMNS = [
+    "severity",
+    "kind",
+    "server",
+    "client",
+    "count",
+    "cost_s",
+    "cost_rtts",
+    "summary",
+    "advice",
+]
+
+
+def _findings(res: Result) -> str:
+    """The findings first: what is wrong, before the tables that show it (issue 18)."""
+    from pcapan.frames.findings import severity_counts
+
+    f = res.findings
+    if not len(f):
+        return _section("findings", "Findings", _note("none at the default thresholds"))
+    counts = ", ".join(f"{n:,} {sev}" for sev, n in severity_counts(f).items())
+    return _section(
+        "findings", "Findings", table(f[FINDING_COLUMNS], f"{len(f):,} findings: {counts}")
+    )
+
+
 def _anomalies(res: Result) -> str:
     a = res.anomalies
     if not len(a):
@@ -267,6 +295,7 @@ def render(res: Result, *, title: str | None = None, plots: bool = True) -> str:
             style=template.STYLE,
         ),
         _header(res, s, title),
+        _findings(res),
         _summary(s),
         _plots(drawn) if plots else _section("plots", "Plots", _note("not drawn (--no-plots)")),
         _servers(res),
