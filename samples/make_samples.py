@@ -111,6 +111,9 @@ REUSE_BUSY_REQUESTS = 100  # on the busy connection, one every 10 ms (curl --rat
 REUSE_BUSY_RATE = "100/s"
 REUSE_NEW_CONNECTIONS = 8  # one curl process each, during the busy second
 REUSE_IDLE_WAIT_S = 0.5  # the idle connection's idle time before the new one opens
+# http-credentials.pcap (issue 18): credentials over plain HTTP to nginx (curl -u --basic, a
+# Digest Authorization header, a Cookie).
+PORT_CREDENTIALS = 18101
 VHOSTS = ("a.pcapan.test", "b.pcapan.test")
 
 # Served files: name -> size in bytes. large.bin spans ~91 full-size segments.
@@ -196,6 +199,8 @@ CAPTURES = [
     "rtt-pipelined.pcap",
     # missed reuse (issue 18)
     "http-reuse.pcap",
+    # credentials over plain HTTP (issue 18)
+    "http-credentials.pcap",
 ]
 
 CMD_TIMEOUT_S = 60
@@ -417,6 +422,7 @@ def nginx_conf(tmp: Path, docroot: Path, key: Path, cert: Path) -> Path:
             PORT_METHODS,
             PORT_H2C,
             PORT_REUSE,
+            PORT_CREDENTIALS,
         )
     ]
     plain.append(f"127.0.0.1:{PORT_H2_PRIOR} http2")  # h2c with prior knowledge
@@ -1249,6 +1255,24 @@ def sc_reuse(procs: Procs, out: Path) -> None:
         raise RuntimeError(f"unexpected reuse scenario: {new}")
     if (status_a, status_b) != (200, 200):
         raise RuntimeError(f"unexpected statuses {status_a}, {status_b}")
+
+
+def sc_credentials(procs: Procs, out: Path) -> None:
+    """http-credentials.pcap: credentials in the clear (issue 18). curl sends Basic credentials
+    (-u --basic), a Digest Authorization header (curl only answers a Digest challenge, which
+    nginx's static server never sends, so the header is given with -H: the bytes a Digest
+    client sends after the challenge) and a Cookie (-b). nginx serves the file to all three."""
+    url = f"http://127.0.0.1:{PORT_CREDENTIALS}/small.txt"
+    digest = (
+        'Authorization: Digest username="user", realm="pcapan", nonce="dcd98b7102dd2f0e", '
+        'uri="/small.txt", response="6629fae49393a05397450978507c4ef1"'
+    )
+    with capture(procs, out / "http-credentials.pcap", f"tcp port {PORT_CREDENTIALS}"):
+        rows = curl([url], "--http1.1", "--basic", "-u", "user:secret")
+        rows += curl([url], "--http1.1", "-H", digest)
+        rows += curl([url], "--http1.1", "-b", "session=0123456789abcdef")
+    if [r[0] for r in rows] != [200, 200, 200]:
+        raise RuntimeError(f"unexpected credentials scenario: {rows}")
 
 
 def sc_pipelined(procs: Procs, out: Path) -> None:
@@ -3659,6 +3683,7 @@ SCENARIOS: dict[str, list[str]] = {
     "tls-alert": ["tls-alert.pcap"],
     "tls-big-hello": ["tls-big-hello.pcap"],
     "reuse": ["http-reuse.pcap"],
+    "credentials": ["http-credentials.pcap"],
     # RTT captures through the delay line (three namespaces, run from the host namespace);
     # each also rewrites its entries of rtt-facts.json
     "rtt-http": ["rtt-http.pcap"],
@@ -3710,6 +3735,7 @@ def inside(out: Path, netns: bool, only: list[str]) -> None:
             PORT_TLS_TUNNEL,
             PORT_H2_PRIOR,
             PORT_REUSE,
+            PORT_CREDENTIALS,
         ):
             wait_port("127.0.0.1", port)
         wait_port("::1", PORT_IPV6)
@@ -3744,6 +3770,7 @@ def inside(out: Path, netns: bool, only: list[str]) -> None:
             "tls-alert": lambda: sc_tls_alert(procs, out, tmp),
             "tls-big-hello": lambda: sc_tls_big_hello(procs, out, tmp),
             "reuse": lambda: sc_reuse(procs, out),
+            "credentials": lambda: sc_credentials(procs, out),
         }
         assert list(steps) == [n for n in SCENARIOS if n not in RTT_SCENARIOS]
         for name, step in steps.items():

@@ -340,6 +340,26 @@ def test_upgrade_tls(tmp_path: Path) -> None:
     assert _kind(up.findings, "upgrade_tls").empty
 
 
+@needs_tshark
+def test_cleartext_credentials() -> None:
+    """http-credentials.pcap: tshark shows http.authorization Basic (stream 0) and Digest
+    (stream 1) and an http.cookie (stream 2), all on plain HTTP. http-keepalive.pcap sends none;
+    tls.pcap's requests are encrypted (no http rows)."""
+    path = SAMPLES / "http-credentials.pcap"
+    rows = _tshark(
+        path, "-Y", "http.request", "-T", "fields", "-e", "http.authorization", "-e", "http.cookie"
+    )
+    assert [a.split(" ")[0] for a, _ in rows] == ["Basic", "Digest", ""] and rows[2][1]
+    res = _res("http-credentials.pcap")
+    assert res.http["flags"].tolist() == ["auth_basic", "auth_digest", "cookie"]
+    f = _kind(res.findings, "cleartext_credentials")
+    assert len(f) == 1 and f.iloc[0]["count"] == 3 and f.iloc[0].severity == "high"
+    assert set(f.iloc[0].evidence.split(",")) == set(res.connections.uid)
+    assert "Basic credentials, Digest credentials and cookies" in f.iloc[0].summary
+    assert _kind(_res("http-keepalive.pcap").findings, "cleartext_credentials").empty
+    assert _kind(_res("tls.pcap").findings, "cleartext_credentials").empty
+
+
 def test_request_smuggling(tmp_path: Path) -> None:
     """Crafted: real clients do not send both Content-Length and Transfer-Encoding. One POST
     with both (te_and_cl), one response with two differing Content-Lengths (cl_mismatch).

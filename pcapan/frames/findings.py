@@ -120,6 +120,10 @@ def _dur(secs: float) -> str:
     return f"{secs:.3f} s" if secs >= 1 else f"{secs * 1e3:.3g} ms"
 
 
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
 def _plural(n: float, word: str) -> str:
     return f"{n:,g} {word}" if n == 1 else f"{n:,g} {word}s"
 
@@ -770,6 +774,44 @@ def certificates(t: Tables, th: Mapping[str, float]) -> list[Row]:
     return out
 
 
+# http flags (pcapan/analysis/http.py) for credentials a request carried -> what they are.
+CREDENTIAL_FLAGS = {
+    "auth_basic": "Basic credentials",
+    "auth_digest": "Digest credentials",
+    "cookie": "cookies",
+}
+
+
+def cleartext_credentials(t: Tables, th: Mapping[str, float]) -> list[Row]:
+    """Requests with Authorization Basic/Digest or a Cookie on connections without TLS (plain
+    HTTP: anyone on the path reads them; Basic's password is only base64)."""
+    flags = t.http["flags"].fillna("").astype(str).str.split(",")
+    hit = flags.map(lambda fs: [f for f in fs if f in CREDENTIAL_FLAGS])
+    mask = hit.map(bool).astype(bool) & ~t.http.uid.isin(t.tls.uid).astype(bool)
+    if not mask.any():
+        return []
+    h = t.http[mask].assign(found=hit[mask])
+    out = []
+    for scope, g in _per_server(_with_names(h, t)):
+        found = [f for f in CREDENTIAL_FLAGS if any(f in fs for fs in g.found)]
+        out.append(
+            _row(
+                "cleartext_credentials",
+                "security",
+                "high" if "auth_basic" in found else "medium",
+                g.uid,
+                f"{_plural(len(g), 'request')} to {scope['server']} sent "
+                f"{_and([CREDENTIAL_FLAGS[f] for f in found])} over plain HTTP.",
+                "Serve the site over HTTPS only (Basic sends the password in the clear, RFC 7617 "
+                "section 4; cookies: the Secure attribute, RFC 6265 section 4.1.2.5).",
+                table="http",
+                count=len(g),
+                **scope,
+            )
+        )
+    return out
+
+
 # http flags (pcapan/proto/http1.py) that are request-smuggling indicators (RFC 9112 6.3).
 SMUGGLING_FLAGS = {
     "te_and_cl": "both Content-Length and Transfer-Encoding",
@@ -822,6 +864,7 @@ KINDS: tuple[Kind, ...] = (
     trace_enabled,
     connect_port,
     upgrade_tls,
+    cleartext_credentials,
     tls_version,
     tls_cipher,
     weak_ciphers_offered,

@@ -552,7 +552,7 @@ HTTP: tuple[Column, ...] = (
         "flags",
         STR,
         "",
-        "Comma-separated notes on this exchange (bare_lf, obs_fold, te_and_cl, cl_mismatch, orphan_response, in_tunnel, ...); see the README.",
+        "Comma-separated notes on this exchange (bare_lf, obs_fold, te_and_cl, cl_mismatch, orphan_response, in_tunnel, ...; auth_basic, auth_digest, cookie: credentials the request carried); see the README.",
     ),
     Column("source", STR, "", "Capture file."),
 )
@@ -979,7 +979,7 @@ FINDINGS: tuple[Column, ...] = (
         "kind",
         STR,
         "",
-        "What was found: no_keep_alive, missed_reuse, pipelining_hol, slow_server, tls_resumption_missed, expect_100_continue, expect_417, parallel_connections, slow_start_stall, retransmissions (performance); trace_enabled, connect_non_443, upgrade_tls, tls_old_version, tls_insecure_cipher, tls_h2_blocklisted_cipher, tls_no_forward_secrecy, tls_weak_ciphers_offered, tls_weak_dh, cert_expired, cert_not_yet_valid, cert_self_signed, cert_name_mismatch, request_smuggling (security); see the README.",
+        "What was found: no_keep_alive, missed_reuse, pipelining_hol, slow_server, tls_resumption_missed, expect_100_continue, expect_417, parallel_connections, slow_start_stall, retransmissions (performance); trace_enabled, connect_non_443, upgrade_tls, cleartext_credentials, tls_old_version, tls_insecure_cipher, tls_h2_blocklisted_cipher, tls_no_forward_secrecy, tls_weak_ciphers_offered, tls_weak_dh, cert_expired, cert_not_yet_valid, cert_self_signed, cert_name_mismatch, request_smuggling (security); see the README.",
     ),
     Column("category", STR, "", "performance or security."),
     Column("severity", STR, "", "info, low, medium or high (rows are ordered most severe first)."),
