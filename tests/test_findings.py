@@ -406,6 +406,16 @@ def test_tls_old_version_insecure_cipher_weak_offer() -> None:
             assert _kind(f, kind).empty, (name, kind)
 
 
+def test_sslv3_is_high() -> None:
+    """Crafted column: no client or server here speaks SSLv3 (OpenSSL 3 has no SSLv3) and the
+    corpus's SSLv3 trace is not among its files; the tls table with version SSLv3 gives the
+    high-severity row, TLSv12 none."""
+    res = _res("tls-versions.pcap")
+    f = _kind(fmod.findings(_tables(res, version="SSLv3")), "tls_old_version")
+    assert len(f) == res.tls.server_name.nunique() and set(f.severity) == {"high"}
+    assert _kind(fmod.findings(_tables(res, version="TLSv12")), "tls_old_version").empty
+
+
 def test_no_forward_secrecy_sample() -> None:
     """tls-versions.pcap's third connection is TLS 1.2 with RSA key exchange (s_server
     -cipher AES128-GCM-SHA256; samples/tls-facts.json); tls-resume.pcap uses ECDHE only."""
@@ -548,3 +558,23 @@ def test_report_findings_first(tmp_path: Path) -> None:
     assert "tls_no_forward_secrecy" in html and "cert_name_mismatch" in html
     none = _res("http-keepalive.pcap").report(tmp_path / "k.html", plots=False).read_text()
     assert "none at the default thresholds" in none
+
+
+def test_browser_shows_findings_first(tmp_path: Path) -> None:
+    """Headless Chromium (as tests/test_report.py) loads a report with findings: no console
+    message, and the rendered DOM's findings section comes before the summary and holds each
+    finding's summary sentence as text."""
+    from .test_report import CHROMIUM, chromium, console_messages
+
+    if CHROMIUM is None:
+        pytest.skip("headless Chromium not installed")
+    res = _res("tls-versions.pcap")
+    report = res.report(tmp_path / "r.html", plots=False)
+    p = chromium(tmp_path, report.as_uri(), "--dump-dom")
+    assert p.returncode == 0 and console_messages(p.stderr) == []
+    dom = p.stdout
+    assert 0 <= dom.index('id="findings"') < dom.index('id="summary"')
+    section = dom[dom.index('id="findings"') : dom.index('id="summary"')]
+    assert f"{len(res.findings)} findings" in section
+    for sentence in res.findings.summary:
+        assert sentence in section.replace("&amp;", "&")
