@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,18 @@ class Tables:
     tls: pd.DataFrame
     servers: pd.DataFrame
     missed_reuse: pd.DataFrame
+
+    @cached_property
+    def server_names(self) -> pd.Series:
+        """uid -> Host of the connection's first request, else the SNI (as the servers table);
+        once per Tables, every kind reads it."""
+        h = self.http[["uid", "trans_depth", "host"]].sort_values("trans_depth")
+        host = h.drop_duplicates("uid").set_index("uid").host
+        sni = self.tls[["uid", "server_name"]].drop_duplicates("uid").set_index("uid").server_name
+        uid = self.connections.uid
+        out = _at(uid, host).astype("string")
+        out = out.where(out.notna(), _at(uid, sni).astype("string")).fillna("")
+        return pd.Series(out.to_numpy(), index=uid.to_numpy())
 
 
 Row = dict[str, Any]
@@ -147,15 +160,6 @@ def _per_server(df: pd.DataFrame, *, client: bool = False) -> Iterable[tuple[dic
         )
 
 
-def _server_names(t: Tables) -> pd.Series:
-    """uid -> Host of the connection's first request, else the SNI (as the servers table)."""
-    host = t.http.sort_values("trans_depth").drop_duplicates("uid").set_index("uid").host
-    sni = t.tls.drop_duplicates("uid").set_index("uid").server_name
-    out = t.connections.uid.map(host).astype("string")
-    out = out.where(out.notna(), t.connections.uid.map(sni).astype("string")).fillna("")
-    return pd.Series(out.to_numpy(), index=t.connections.uid.to_numpy())
-
-
 def _at(uids: pd.Series, values: pd.Series) -> pd.Series:
     """``values`` (indexed by uid) looked up for each of ``uids``, on ``uids``' index (Series.map
     on an Arrow string column keeps the Arrow string type; this keeps the values' dtype)."""
@@ -169,7 +173,7 @@ def _conn(t: Tables, col: str) -> pd.Series:
 
 
 def _with_names(df: pd.DataFrame, t: Tables) -> pd.DataFrame:
-    return df.assign(server_name=_at(df.uid, _server_names(t)).fillna(""))
+    return df.assign(server_name=_at(df.uid, t.server_names).fillna(""))
 
 
 def _conn_cost(t: Tables, uids: Iterable[str]) -> tuple[float, float]:
@@ -774,6 +778,16 @@ def certificates(t: Tables, th: Mapping[str, float]) -> list[Row]:
     return out
 
 
+def _flagged(http: pd.DataFrame, names: Mapping[str, str]) -> pd.DataFrame:
+    """The http rows whose flags include any of ``names``, with ``found``: those flags (a
+    vectorised match first; only matching rows are split in Python)."""
+    pattern = "(?:^|,)(?:" + "|".join(names) + ")(?:,|$)"
+    mask = http["flags"].str.contains(pattern, regex=True).fillna(False).astype(bool)
+    h = http[mask.to_numpy()]
+    found = [[f for f in str(v).split(",") if f in names] for v in h["flags"]]
+    return h.assign(found=pd.Series(found, index=h.index, dtype=object))
+
+
 # http flags (pcapan/analysis/http.py) for credentials a request carried -> what they are.
 CREDENTIAL_FLAGS = {
     "auth_basic": "Basic credentials",
@@ -785,12 +799,10 @@ CREDENTIAL_FLAGS = {
 def cleartext_credentials(t: Tables, th: Mapping[str, float]) -> list[Row]:
     """Requests with Authorization Basic/Digest or a Cookie on connections without TLS (plain
     HTTP: anyone on the path reads them; Basic's password is only base64)."""
-    flags = t.http["flags"].fillna("").astype(str).str.split(",")
-    hit = flags.map(lambda fs: [f for f in fs if f in CREDENTIAL_FLAGS])
-    mask = hit.map(bool).astype(bool) & ~t.http.uid.isin(t.tls.uid).astype(bool)
-    if not mask.any():
+    h = _flagged(t.http, CREDENTIAL_FLAGS)
+    h = h[~h.uid.isin(t.tls.uid).astype(bool)]
+    if not len(h):
         return []
-    h = t.http[mask].assign(found=hit[mask])
     out = []
     for scope, g in _per_server(_with_names(h, t)):
         found = [f for f in CREDENTIAL_FLAGS if any(f in fs for fs in g.found)]
@@ -823,12 +835,9 @@ SMUGGLING_FLAGS = {
 
 
 def smuggling(t: Tables, th: Mapping[str, float]) -> list[Row]:
-    flags = t.http["flags"].fillna("").astype(str).str.split(",")
-    hit = flags.map(lambda fs: [f for f in fs if f in SMUGGLING_FLAGS])
-    mask = hit.map(bool).astype(bool)
-    if not mask.any():
+    h = _flagged(t.http, SMUGGLING_FLAGS)
+    if not len(h):
         return []
-    h = t.http[mask].assign(found=hit[mask])
     out = []
     for scope, g in _per_server(_with_names(h, t)):
         found = sorted({f for fs in g.found for f in fs})
