@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pcapan.analysis.engine import Analyzer as _Engine
 from pcapan.analysis.http import BodyHook
-from pcapan.config import GC_BEFORE_TABLE_ROWS
+from pcapan.config import GC_BEFORE_TABLE_ROWS, REUSE_IDLE_FLOOR_S, REUSE_IDLE_RTTS
 from pcapan.errors import DuplicateSourceWarning
 from pcapan.flow.rtt import KINDS, RttSamples
 from pcapan.frames.schema import (
@@ -23,6 +23,7 @@ from pcapan.frames.schema import (
     CONN_RECORD_COLUMNS,
     CONN_RTT,
     CONNECTIONS,
+    FINDINGS,
     HTTP,
     HTTP_RECORD_COLUMNS,
     MISSED_REUSE,
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
     from pcapan.plot import Plotter
 
 Source = str | os.PathLike[str] | BinaryIO
+# What the missed_reuse count means, shown beside the number (summary, report, terminal).
+MISSED_REUSE_RULE = f"idle > {REUSE_IDLE_RTTS:g} RTT, at least {REUSE_IDLE_FLOOR_S * 1e3:g} ms"
 Progress = Callable[[str, int, int | None], None]
 
 
@@ -107,6 +110,30 @@ class Result:
         return self._table("missed_reuse")
 
     @property
+    def findings(self) -> pd.DataFrame:
+        """What a performance and security review would point at, each with its evidence rows
+        (see ``pcapan schema findings``), with the default thresholds."""
+        return self._table("findings")
+
+    def findings_with(
+        self, thresholds: dict[str, float] | None = None, **more: float
+    ) -> pd.DataFrame:
+        """The findings with thresholds overridden by name (pcapan.frames.findings.THRESHOLDS:
+        the FINDINGS_* constants of pcapan.config in lower case without the prefix)."""
+        from pcapan.frames import findings
+
+        return _typed(
+            findings.findings(self._finding_tables(), {**(thresholds or {}), **more}), FINDINGS
+        )
+
+    def _finding_tables(self) -> Any:
+        from pcapan.frames import findings
+
+        return findings.Tables(
+            self.connections, self.http, self.tls, self.servers, self.missed_reuse
+        )
+
+    @property
     def plot(self) -> Plotter:
         """Figures: ``res.plot.waterfall()``, ``res.plot.tls()`` ... (see pcapan.plot)."""
         from pcapan.plot import Plotter
@@ -136,6 +163,8 @@ class Result:
                 self._web_tables()
             elif name in ("servers", "clients", "missed_reuse"):
                 self._pair_tables()
+            elif name == "findings":
+                self._frames[name] = self.findings_with()
             elif name == "rtt":
                 self._frames[name] = _rtt_frame(self.rtt_samples)
             elif name == "tls":
@@ -198,7 +227,9 @@ class Result:
         srv = webperf.servers(pairs, missed)
         self._frames["servers"] = _typed(srv, SERVERS)
         self._frames["clients"] = _typed(webperf.clients(pairs, srv), CLIENTS)
-        self._frames["missed_reuse"] = _typed(missed, MISSED_REUSE)
+        # The table lists the strict rows only; the loose ones are counted in missed_reuse_loose.
+        strict = missed[missed.strict.astype(bool)] if len(missed) else missed
+        self._frames["missed_reuse"] = _typed(strict, MISSED_REUSE)
 
     def summary(self) -> dict[str, Any]:
         """Headline numbers: what was read, what was found, what went wrong."""
@@ -238,6 +269,8 @@ class Result:
             "requests_per_connection": round(reqs / used, 3) if used else None,
             "reuse_ratio": round((reqs - used) / reqs, 4) if reqs else None,
             "missed_reuse": len(self.missed_reuse),
+            "missed_reuse_loose": int(self.servers.missed_reuse_loose.sum()),
+            "missed_reuse_rule": MISSED_REUSE_RULE,
             "pipelined_share": round(float(http.pipelined.fillna(False).mean()), 4)
             if len(http)
             else None,

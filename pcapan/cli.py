@@ -95,6 +95,11 @@ def _parser() -> argparse.ArgumentParser:
         ),
         ("rtt", "the rtt table (one row per round-trip sample)", "every column"),
         ("servers", "the servers table (one row per client-server pair)", "every column"),
+        (
+            "findings",
+            "the findings table (what a performance and security review would point at)",
+            "severity, kind, server, count, summary",
+        ),
     ):
         c = sub.add_parser(verb, help=f"print {what}")
         c.add_argument("files", nargs="+", metavar="FILE", help="capture files ('-' reads stdin)")
@@ -110,6 +115,14 @@ def _parser() -> argparse.ArgumentParser:
             help=f"comma-separated columns to show (default: {default})",
         )
         c.add_argument("--limit", type=int, metavar="N", help="show at most N rows")
+        if verb == "findings":
+            c.add_argument(
+                "--threshold",
+                action="append",
+                default=[],
+                metavar="NAME=VALUE",
+                help="override a threshold, repeatable (names: FINDINGS_* in pcapan/config.py, lower case without the prefix, e.g. think_time_s=0.2)",
+            )
         _max_half_open_option(c)
 
     e = sub.add_parser(
@@ -493,6 +506,7 @@ DEFAULT_COLUMNS = {
     "connections": DEFAULT_CONN_COLUMNS,
     "http": DEFAULT_HTTP_COLUMNS,
     "tls": DEFAULT_TLS_COLUMNS,
+    "findings": ["severity", "kind", "server", "count", "summary"],
 }
 # (rtt and servers show every column by default)
 
@@ -507,6 +521,14 @@ def _cmd_table(args: argparse.Namespace) -> int:
         print(f"pcapan: warning: {w}", file=sys.stderr)
     name = args.verb
     df = getattr(res, name)  # only this table (and what it is built from), not every table
+    if getattr(args, "threshold", None):
+        from pcapan.frames.findings import parse_thresholds
+
+        try:
+            df = res.findings_with(parse_thresholds(args.threshold))
+        except ValueError as exc:
+            raise PcapanError(str(exc)) from None
+    total = len(df)
     if args.columns:
         cols = [c.strip() for c in args.columns.split(",") if c.strip()]
         unknown = [c for c in cols if c not in df.columns]
@@ -543,7 +565,7 @@ def _cmd_table(args: argparse.Namespace) -> int:
     else:
         from pcapan.render import print_frame
 
-        print_frame(df, title=f"{name} ({len(getattr(res, name))})")
+        print_frame(df, title=f"{name} ({total})")
     return 0
 
 
@@ -736,6 +758,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "tls": _cmd_table,
         "rtt": _cmd_table,
         "servers": _cmd_table,
+        "findings": _cmd_table,
         "extract": _cmd_extract,
         "export": _cmd_export,
         "plot": _cmd_plot,

@@ -148,6 +148,61 @@ PIPELINE_SERIAL_MIN_GAP_S = 0.001
 # between them; one that worked on them in parallel puts none. Half a think time splits the two.
 PIPELINE_SERIAL_THINK_SHARE = 0.5
 
+# Missed reuse (frames/webperf.missed_reuse) counts an open connection as available to a new one
+# only when it had been idle at least max(REUSE_IDLE_RTTS x its handshake RTT, REUSE_IDLE_FLOOR_S)
+# when the new one opened (and stayed idle until the new one's first request). The owner of a
+# keep-alive connection sends its next request about one round trip after the previous response
+# ended as seen from a capture point near the server (the response's last byte must reach the
+# client and the request come back): 2 RTTs leaves room for that plus the client's own work.
+REUSE_IDLE_RTTS = 2.0
+# On a LAN or loopback the RTT is microseconds, but a client's gap between two back-to-back
+# requests is its own processing time: a median of 4 ms (curl jobs, issue 18's capture), tens of
+# ms for a browser parsing a page. 100 ms is longer than those gaps and shorter than the idle time
+# of a connection that really waited (a user's next click, a page's later resources: seconds).
+REUSE_IDLE_FLOOR_S = 0.1
+
+# --- findings (frames/findings): what an expert would point at -------------------------------
+# Each is a default of ``findings(thresholds=...)`` / ``--threshold NAME=VALUE`` (the name is the
+# constant's lower-case name without FINDINGS_).
+# No keep-alive: a server with at least this share of its exchanges ending the connection
+# (Connection: close or HTTP/1.0). "Most exchanges", as the issue puts it: more than half.
+FINDINGS_NO_KEEP_ALIVE_SHARE = 0.5
+# ... over at least this many connections (one closed exchange alone costs nothing extra).
+FINDINGS_NO_KEEP_ALIVE_MIN_CONNECTIONS = 2
+# Missed reuse: reported per client-server pair from this many (strict) cases: one new
+# connection beside an idle one already costs a handshake.
+FINDINGS_MISSED_REUSE_MIN = 1
+# Pipelining head-of-line wait: a pipelined request whose response waited this long behind
+# earlier ones. 100 ms is the scale a user notices (the RAIL model's response budget) and far
+# above the sender's own scheduling gaps (under 1 ms, see PIPELINE_SERIAL_MIN_GAP_S).
+FINDINGS_HOL_WAIT_S = 0.1
+# Slow server think time: TTFB minus the network RTT (capture point to server and back) above
+# this. Lighthouse's server-response-time audit flags a document's TTFB over 600 ms.
+FINDINGS_THINK_TIME_S = 0.6
+# Many parallel connections: more open at once to one server than browsers allow per host
+# (6 in Chrome and Firefox; RFC 9112 section 9.4 asks clients to limit them).
+FINDINGS_PARALLEL_CONNECTIONS = 6
+# Retransmissions: a server whose retransmitted segments exceed this share of its packets. At
+# 1% loss a TCP flow's throughput is already a tenth of the loss-free one at common RTTs
+# (the Mathis et al. model: rate ~ MSS / (RTT sqrt(p))).
+FINDINGS_RETRANSMIT_RATE = 0.01
+# ... judged only from this many server packets (one retransmission in a handful is noise).
+FINDINGS_RETRANSMIT_MIN_PACKETS = 100
+# Slow start: initial congestion window assumed (RFC 6928: 10 segments, Linux's default).
+FINDINGS_INITIAL_WINDOW_SEGMENTS = 10
+# A response taking this many more round trips than slow start from that window needs is a
+# stall. Measured on samples/rtt-http.pcap (Linux to Linux, IW10, 50 ms RTT): a 200 KiB response
+# takes 1 round more than the doubling model (receive-window growth, delayed ACKs), so 2.
+FINDINGS_SLOW_START_EXTRA_RTTS = 2.0
+# Slow start is judged only on connections whose RTT is at least this long: on a LAN or
+# loopback the transfer time is serialisation, not round trips.
+FINDINGS_SLOW_START_MIN_RTT_S = 0.005
+# DHE groups smaller than this many bits (RFC 9325 section 4.1, Mozilla intermediate: 2048).
+FINDINGS_DH_MIN_BITS = 2048
+# Rows of evidence (uids) kept per finding; more are counted in ``count`` but not listed, so a
+# capture of a million connections to one server does not make one cell megabytes long.
+MAX_FINDING_EVIDENCE = 1000
+
 # Tunnels inside tunnels: decoded up to this depth (a VXLAN packet carrying VXLAN ...); deeper
 # nesting is unheard of in practice and would let one crafted frame cost unbounded work.
 MAX_TUNNEL_DEPTH = 3

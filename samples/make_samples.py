@@ -102,6 +102,18 @@ H2_BODY = b"hello over h2c from hypercorn\n"
 # (PORT_KEEPALIVE), the tunnel's first bytes a stray LF (RFC 9112 2.2), and a CRLF between the
 # two keep-alive requests.
 PORT_PROXY_PLAIN = 18099
+# http-reuse.pcap (issue 18): nginx; one curl process keeps a keep-alive connection busy with
+# back-to-back requests while another opens new connections (not missed reuse: the busy one is
+# idle only between its owner's requests), then a connection left idle and a new one beside it
+# (missed reuse).
+PORT_REUSE = 18100
+REUSE_BUSY_REQUESTS = 100  # on the busy connection, one every 10 ms (curl --rate 100/s): 1 s
+REUSE_BUSY_RATE = "100/s"
+REUSE_NEW_CONNECTIONS = 8  # one curl process each, during the busy second
+REUSE_IDLE_WAIT_S = 0.5  # the idle connection's idle time before the new one opens
+# http-credentials.pcap (issue 18): credentials over plain HTTP to nginx (curl -u --basic, a
+# Digest Authorization header, a Cookie).
+PORT_CREDENTIALS = 18101
 VHOSTS = ("a.pcapan.test", "b.pcapan.test")
 
 # Served files: name -> size in bytes. large.bin spans ~91 full-size segments.
@@ -185,6 +197,10 @@ CAPTURES = [
     "rtt-http.pcap",
     "rtt-tls.pcap",
     "rtt-pipelined.pcap",
+    # missed reuse (issue 18)
+    "http-reuse.pcap",
+    # credentials over plain HTTP (issue 18)
+    "http-credentials.pcap",
 ]
 
 CMD_TIMEOUT_S = 60
@@ -405,6 +421,8 @@ def nginx_conf(tmp: Path, docroot: Path, key: Path, cert: Path) -> Path:
             PORT_RST,
             PORT_METHODS,
             PORT_H2C,
+            PORT_REUSE,
+            PORT_CREDENTIALS,
         )
     ]
     plain.append(f"127.0.0.1:{PORT_H2_PRIOR} http2")  # h2c with prior knowledge
@@ -1185,6 +1203,76 @@ def sc_close(procs: Procs, out: Path) -> None:
         r2 = curl([f"{base}/medium.bin"], "--http1.0")
     if [r[0] for r in r1 + r2] != [200, 200, 404, 200] or any(r[1] != 1 for r in r1 + r2):
         raise RuntimeError(f"unexpected close scenario: {r1 + r2}")
+
+
+def sc_reuse(procs: Procs, out: Path) -> None:
+    """http-reuse.pcap: what missed reuse must and must not count (issue 18).
+
+    1. Busy: one curl process sends REUSE_BUSY_REQUESTS GETs on one keep-alive connection, one
+       every 10 ms (``--rate``); meanwhile REUSE_NEW_CONNECTIONS other curl processes open a new
+       connection each (every other one with ``Connection: close``). The busy connection is
+       idle only in the ~10 ms between its owner's requests: no other process could use it.
+    2. Idle: a Python client's keep-alive connection answers one GET and stays open;
+       REUSE_IDLE_WAIT_S later a second connection to the same server opens and sends a GET,
+       then both close. That one is missed reuse.
+    """
+    base = f"http://127.0.0.1:{PORT_REUSE}"
+    host = f"127.0.0.1:{PORT_REUSE}"
+    busy: list[tuple[int, int, int, str]] = []
+    new: list[tuple[int, int, int, str]] = []
+    with capture(procs, out / "http-reuse.pcap", f"tcp port {PORT_REUSE}"):
+        owner = threading.Thread(
+            target=lambda: busy.extend(
+                curl(
+                    [f"{base}/small.txt"] * REUSE_BUSY_REQUESTS,
+                    "--http1.1",
+                    "--rate",
+                    REUSE_BUSY_RATE,
+                )
+            )
+        )
+        owner.start()
+        time.sleep(0.2)  # the busy connection is open and in its rhythm
+        for k in range(REUSE_NEW_CONNECTIONS):
+            extra = ["-H", "Connection: close"] if k % 2 else []
+            new += curl([f"{base}/index.html"], "--http1.1", *extra)
+            time.sleep(0.02)
+        owner.join()
+        time.sleep(0.3)
+        a = client_socket(PORT_REUSE)
+        a.sendall(http_request("/small.txt", host))
+        status_a = read_response(SockReader(a), "GET")[0]
+        time.sleep(REUSE_IDLE_WAIT_S)
+        b = client_socket(PORT_REUSE)
+        b.sendall(http_request("/index.html", host))
+        status_b = read_response(SockReader(b), "GET")[0]
+        b.close()
+        time.sleep(0.1)
+        a.close()
+    if [r[1] for r in busy] != [1] + [0] * (REUSE_BUSY_REQUESTS - 1):
+        raise RuntimeError(f"the busy curl did not keep one connection: {busy}")
+    if any(r[1] != 1 for r in new) or any(r[0] != 200 for r in busy + new):
+        raise RuntimeError(f"unexpected reuse scenario: {new}")
+    if (status_a, status_b) != (200, 200):
+        raise RuntimeError(f"unexpected statuses {status_a}, {status_b}")
+
+
+def sc_credentials(procs: Procs, out: Path) -> None:
+    """http-credentials.pcap: credentials in the clear (issue 18). curl sends Basic credentials
+    (-u --basic), a Digest Authorization header (curl only answers a Digest challenge, which
+    nginx's static server never sends, so the header is given with -H: the bytes a Digest
+    client sends after the challenge) and a Cookie (-b). nginx serves the file to all three."""
+    url = f"http://127.0.0.1:{PORT_CREDENTIALS}/small.txt"
+    digest = (
+        'Authorization: Digest username="user", realm="pcapan", nonce="dcd98b7102dd2f0e", '
+        'uri="/small.txt", response="6629fae49393a05397450978507c4ef1"'
+    )
+    with capture(procs, out / "http-credentials.pcap", f"tcp port {PORT_CREDENTIALS}"):
+        rows = curl([url], "--http1.1", "--basic", "-u", "user:secret")
+        rows += curl([url], "--http1.1", "-H", digest)
+        rows += curl([url], "--http1.1", "-b", "session=0123456789abcdef")
+    if [r[0] for r in rows] != [200, 200, 200]:
+        raise RuntimeError(f"unexpected credentials scenario: {rows}")
 
 
 def sc_pipelined(procs: Procs, out: Path) -> None:
@@ -3594,6 +3682,8 @@ SCENARIOS: dict[str, list[str]] = {
     "tls-alpn": ["tls-alpn.pcap"],
     "tls-alert": ["tls-alert.pcap"],
     "tls-big-hello": ["tls-big-hello.pcap"],
+    "reuse": ["http-reuse.pcap"],
+    "credentials": ["http-credentials.pcap"],
     # RTT captures through the delay line (three namespaces, run from the host namespace);
     # each also rewrites its entries of rtt-facts.json
     "rtt-http": ["rtt-http.pcap"],
@@ -3644,6 +3734,8 @@ def inside(out: Path, netns: bool, only: list[str]) -> None:
             PORT_H2C,
             PORT_TLS_TUNNEL,
             PORT_H2_PRIOR,
+            PORT_REUSE,
+            PORT_CREDENTIALS,
         ):
             wait_port("127.0.0.1", port)
         wait_port("::1", PORT_IPV6)
@@ -3677,6 +3769,8 @@ def inside(out: Path, netns: bool, only: list[str]) -> None:
             "tls-alpn": lambda: sc_tls_alpn(procs, out, tmp),
             "tls-alert": lambda: sc_tls_alert(procs, out, tmp),
             "tls-big-hello": lambda: sc_tls_big_hello(procs, out, tmp),
+            "reuse": lambda: sc_reuse(procs, out),
+            "credentials": lambda: sc_credentials(procs, out),
         }
         assert list(steps) == [n for n in SCENARIOS if n not in RTT_SCENARIOS]
         for name, step in steps.items():
@@ -3702,7 +3796,8 @@ def netns_pids(ns: str) -> list[int]:
 
 
 def outside(out: Path, only: list[str]) -> None:
-    ns = f"pcapan-samples-{os.getpid()}"
+    # PCAPAN_SAMPLES_NETNS: the namespace name's prefix (when several people make samples at once)
+    ns = f"{os.environ.get('PCAPAN_SAMPLES_NETNS', 'pcapan-samples')}-{os.getpid()}"
     run(["ip", "netns", "add", ns])
     try:
         cmd = [

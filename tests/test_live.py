@@ -257,11 +257,16 @@ def test_live_capture_rows_and_identical_to_written_file(servers: Servers, tmp_p
     assert st.rtt_p50_s is not None and acks.min() <= st.rtt_p50_s <= acks.max()
     from rich.console import Console
 
+    # Findings by severity on the final snapshot: the live result's findings table, counted
+    # (the servers' self-signed certificate is one at least).
+    from pcapan.frames.findings import severity_counts
     from pcapan.live.dashboard import render
 
+    assert st.findings == tuple(severity_counts(res.findings).items()) and st.findings
     con = Console(record=True, width=120, color_system=None)
     con.print(render(st, _filter(s), final=True))
     text = con.export_text()
+    assert "findings" in text and f"{st.findings[0][0]} {st.findings[0][1]:,}" in text
     for want in (
         f"{live['packets']:,}",
         "TLSv13",

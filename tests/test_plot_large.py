@@ -367,16 +367,7 @@ def test_report_tables_cut_and_linked(large_report: dict[str, Any]) -> None:
         assert sum(1 for _ in f) == m + 1  # header + rows (no newline inside server cells)
     links = set(re.findall(r'href="(r_files/[^"]+)"', text))
     assert links and all((path.parent / link).exists() for link in links)
-    assert 'id="findings"' not in text  # no res.findings yet (issue 18)
-
-
-def test_report_findings_hook(tmp_path: Path) -> None:
-    """Once Result has ``findings`` (issue 18), they come first on the page."""
-    res = pcapan.analyze(SAMPLES / "rtt-http.pcap")
-    res.findings = pd.DataFrame({"severity": ["high"], "finding": ["<b>slow</b> server"]})  # type: ignore[attr-defined]
-    text = res.report(tmp_path / "r.html", tables=False).read_text()
-    assert text.index('id="findings"') < text.index('id="summary"')
-    assert "&lt;b&gt;slow&lt;/b&gt; server" in text
+    assert text.index('id="findings"') < text.index('id="summary"')  # findings come first
 
 
 def test_report_per_file_summary(tmp_path: Path) -> None:

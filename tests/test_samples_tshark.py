@@ -82,6 +82,9 @@ EXPECTED_STATES: dict[str, dict[str, int]] = {
     "rtt-http.pcap": {"SF": 2},
     "rtt-tls.pcap": {"SF": 2},
     "rtt-pipelined.pcap": {"SF": 1},
+    # samples/README.md: every connection of the missed-reuse capture ends with FIN both ways
+    "http-reuse.pcap": {"SF": 11},
+    "http-credentials.pcap": {"SF": 3},
     # samples/README.md: 2,000 scanned ports and 50 connect()s nothing answers, one late
     # handshake the client aborts with RST
     "synscan.pcap": {"S0": 2050, "RSTO": 1},

@@ -47,6 +47,29 @@ _ANOMALY_FLAGS = frozenset(
 BodyHook = Callable[[str, int, bytes], None]
 
 
+# Request headers that carry credentials (issue 18: in the clear on plain HTTP): header (lower
+# case) -> flag, for Authorization by its scheme.
+_AUTH_SCHEMES = {"basic": "auth_basic", "digest": "auth_digest"}
+_AUTH_HEADERS = frozenset({"authorization", "proxy-authorization"})
+
+
+def _flags(tx: HttpTransaction, in_tunnel: bool) -> str | None:
+    """The row's flags: the parser's, ``in_tunnel`` first inside a tunnel, and credentials the
+    request carried (auth_basic / auth_digest: an Authorization or Proxy-Authorization of that
+    scheme; cookie: a Cookie header) for the findings' cleartext_credentials."""
+    extra: list[str] = []
+    for name, value in tx.request_headers:
+        n = name.lower()
+        if n in _AUTH_HEADERS:
+            f = _AUTH_SCHEMES.get(value.strip().split(" ", 1)[0].lower())
+            if f is not None and f not in extra:
+                extra.append(f)
+        elif n == "cookie" and "cookie" not in extra:
+            extra.append("cookie")
+    flags = (*(("in_tunnel",) if in_tunnel else ()), *tx.flags, *extra)
+    return ",".join(flags) if flags else None
+
+
 class HttpContext:
     """What every HTTP session of one analysis shares: where rows go, and the body hook."""
 
@@ -318,8 +341,6 @@ class HttpSession:
             else None,  # response_time_s
             tx.resp_body_sha256,  # resp_body_sha256
             tx.partial,  # partial
-            (",".join(tx.flags) if tx.flags else None)
-            if not self.in_tunnel
-            else ",".join(("in_tunnel", *tx.flags)),  # flags
+            _flags(tx, self.in_tunnel),  # flags
             self.source,  # source
         )

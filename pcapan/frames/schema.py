@@ -552,7 +552,7 @@ HTTP: tuple[Column, ...] = (
         "flags",
         STR,
         "",
-        "Comma-separated notes on this exchange (bare_lf, obs_fold, te_and_cl, cl_mismatch, orphan_response, in_tunnel, ...); see the README.",
+        "Comma-separated notes on this exchange (bare_lf, obs_fold, te_and_cl, cl_mismatch, orphan_response, in_tunnel, ...; auth_basic, auth_digest, cookie: credentials the request carried); see the README.",
     ),
     Column("source", STR, "", "Capture file."),
 )
@@ -614,7 +614,13 @@ SERVERS: tuple[Column, ...] = (
         "missed_reuse",
         INT,
         "connections",
-        "New connections opened while another one to the server was open and idle, or while an HTTP/2 one was open (see the missed_reuse table).",
+        "New connections opened while another one to the server was open and available: idle for longer than max(REUSE_IDLE_RTTS (2) x its handshake RTT, REUSE_IDLE_FLOOR_S (0.1 s)) and still idle and open when the new one's first request went out, or an HTTP/2 one still open then (the rows of the missed_reuse table).",
+    ),
+    Column(
+        "missed_reuse_loose",
+        INT,
+        "connections",
+        "Low confidence: new connections opened while another one to the server was open with no request in flight at that instant, however briefly (counts the gaps between back-to-back requests of another process's connection, which it could not have used); includes missed_reuse.",
     ),
     Column(
         "tls_exchanges",
@@ -638,7 +644,13 @@ CLIENTS: tuple[Column, ...] = (
         "missed_reuse",
         INT,
         "connections",
-        "Its new connections that an idle open one (or an open HTTP/2 one) could have carried.",
+        "Its new connections that an available open one could have carried (the servers table's missed_reuse, summed).",
+    ),
+    Column(
+        "missed_reuse_loose",
+        INT,
+        "connections",
+        "Low confidence: the servers table's missed_reuse_loose, summed (an open connection with no request in flight at the instant, however briefly).",
     ),
     Column(
         "tls_exchanges",
@@ -654,7 +666,7 @@ MISSED_REUSE: tuple[Column, ...] = (
         "idle_uid",
         STR,
         "",
-        "An open, idle connection to the same server it could have reused (or an open HTTP/2 one, busy or not: it multiplexes).",
+        "An open connection to the same server it could have reused: idle for at least threshold_s when the new one opened and until its first request went out (or an open HTTP/2 one, busy or not: it multiplexes).",
     ),
     Column(
         "reason",
@@ -666,6 +678,18 @@ MISSED_REUSE: tuple[Column, ...] = (
     Column("resp_h", STR, "", "Server address."),
     Column("resp_p", INT, "", "Server port."),
     Column("server_name", STR, "", "Host/SNI of the pair."),
+    Column(
+        "idle_s",
+        FLOAT,
+        "s",
+        "How long idle_uid had been idle (since its last response ended) when the new connection opened; empty for h2.",
+    ),
+    Column(
+        "threshold_s",
+        FLOAT,
+        "s",
+        "The idle time idle_uid needed to count: max(REUSE_IDLE_RTTS (2) x its initial_rtt_s, REUSE_IDLE_FLOOR_S (0.1 s)).",
+    ),
 )
 
 TLS: tuple[Column, ...] = (
@@ -950,6 +974,63 @@ TLS: tuple[Column, ...] = (
     Column("source", STR, "", "Capture file."),
 )
 
+FINDINGS: tuple[Column, ...] = (
+    Column(
+        "kind",
+        STR,
+        "",
+        "What was found: no_keep_alive, missed_reuse, pipelining_hol, slow_server, tls_resumption_missed, expect_100_continue, expect_417, parallel_connections, slow_start_stall, retransmissions (performance); trace_enabled, connect_non_443, upgrade_tls, cleartext_credentials, tls_old_version, tls_insecure_cipher, tls_h2_blocklisted_cipher, tls_no_forward_secrecy, tls_weak_ciphers_offered, tls_weak_dh, cert_expired, cert_not_yet_valid, cert_self_signed, cert_name_mismatch, request_smuggling (security); see the README.",
+    ),
+    Column("category", STR, "", "performance or security."),
+    Column("severity", STR, "", "info, low, medium or high (rows are ordered most severe first)."),
+    Column("uid", STR, "", "The connection, when the finding rests on exactly one."),
+    Column("server", STR, "", "Server address:port the finding is about ([v6]:port)."),
+    Column("server_name", STR, "", "Host header of the connections' first requests, else the SNI."),
+    Column(
+        "client",
+        STR,
+        "",
+        "Client address, for findings about one client and server (empty: all clients).",
+    ),
+    Column(
+        "count",
+        INT,
+        "",
+        "How many: exchanges, connections, handshakes or segments, as the summary says.",
+    ),
+    Column(
+        "cost_s",
+        FLOAT,
+        "s",
+        "Time it cost where computable (set-up of extra connections, waits, round trips times the RTT); empty otherwise.",
+    ),
+    Column(
+        "cost_rtts",
+        FLOAT,
+        "RTTs",
+        "Round trips it cost where computable (e.g. budget_rtts - 1 per extra connection); empty otherwise.",
+    ),
+    Column(
+        "evidence_table",
+        STR,
+        "",
+        "The table whose rows show it (connections, http, tls, missed_reuse): filter it by uid.",
+    ),
+    Column(
+        "evidence",
+        STR,
+        "",
+        "Comma-separated uids of those rows (at most MAX_FINDING_EVIDENCE, 1,000; count has them all).",
+    ),
+    Column("summary", STR, "", "One plain sentence with the numbers."),
+    Column(
+        "advice",
+        STR,
+        "",
+        "One sentence on what to do, with its reference (RFC section or Mozilla guideline).",
+    ),
+)
+
 TABLES: dict[str, tuple[Column, ...]] = {
     "connections": CONNECTIONS,
     "http": HTTP,
@@ -959,4 +1040,5 @@ TABLES: dict[str, tuple[Column, ...]] = {
     "clients": CLIENTS,
     "missed_reuse": MISSED_REUSE,
     "anomalies": ANOMALIES,
+    "findings": FINDINGS,
 }

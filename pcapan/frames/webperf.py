@@ -12,7 +12,9 @@
 * Per client-server pair (``servers``) and per client (``clients``): connections, requests,
   reuse, the most connections open at once, and missed reuse: a new connection opened while
   another one from the same client to the same server was open and idle (HTTP, or HTTPS judged
-  by its application-data exchanges), or while an HTTP/2 one was open.
+  by its application-data exchanges), or while an HTTP/2 one was open. The count is strict
+  (idle longer than a threshold tied to the connection's RTT, and still idle when the new
+  connection's request went out: see :func:`missed_reuse`); the loose count is kept apart.
 
 Everything here is vectorised over the tables or loops over connections, never packets.
 """
@@ -26,7 +28,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pcapan.config import PIPELINE_SERIAL_MIN_GAP_S, PIPELINE_SERIAL_THINK_SHARE
+from pcapan.config import (
+    PIPELINE_SERIAL_MIN_GAP_S,
+    PIPELINE_SERIAL_THINK_SHARE,
+    REUSE_IDLE_FLOOR_S,
+    REUSE_IDLE_RTTS,
+)
 from pcapan.frames.schema import CLIENTS, SERVERS
 
 # Expected round trips to the first response byte (the issue's table, RFC 8446 / RFC 5246).
@@ -350,7 +357,12 @@ def pairs(conns: pd.DataFrame, http: pd.DataFrame, tls: pd.DataFrame) -> pd.Data
 
 
 def missed_reuse(
-    c: pd.DataFrame, http: pd.DataFrame, exchanges: Mapping[str, tuple[int, ...]] | None = None
+    c: pd.DataFrame,
+    http: pd.DataFrame,
+    exchanges: Mapping[str, tuple[int, ...]] | None = None,
+    *,
+    idle_rtts: float = REUSE_IDLE_RTTS,
+    idle_floor_s: float = REUSE_IDLE_FLOOR_S,
 ) -> pd.DataFrame:
     """New connections opened while another connection from the same client to the same server
     (address, port and name) was open and could have carried the request. One row per such new
@@ -365,15 +377,41 @@ def missed_reuse(
       the new connection started). HTTP/2 multiplexes requests on one connection, so any new
       connection to the same server while it is open is missed reuse, busy or not. TLS 1.3
       encrypts the selected ALPN: such connections are judged by their exchanges.
+
+    ``strict`` says whether the open connection was really available (the count the tables and
+    the summary report): idle for at least its threshold (``threshold_s``: ``idle_rtts`` times
+    its handshake RTT ``initial_rtt_s``, at least ``idle_floor_s``) when the new connection
+    opened, and still idle and open until the new connection's first request went out (its
+    first HTTP request, or its first application-data exchange on HTTPS; its opening when it
+    sent none). Without that, the "idle" connection is usually another process's keep-alive
+    connection between two back-to-back requests of its owner (gaps of microseconds to a few
+    ms), which no other process could have used: the loose rows are a low-confidence count only.
+    An HTTP/2 connection is strict when it is still open at the new connection's first request.
+    For each new connection a strict candidate is preferred; ``idle_s`` is how long the chosen
+    one had been idle when the new connection opened (empty for h2).
     """
-    cols = ["ts", "uid", "idle_uid", "reason", "orig_h", "resp_h", "resp_p", "server_name"]
+    cols = [
+        "ts",
+        "uid",
+        "idle_uid",
+        "reason",
+        "orig_h",
+        "resp_h",
+        "resp_p",
+        "server_name",
+        "idle_s",
+        "threshold_s",
+        "strict",
+    ]
     sizes = c.pair.map(c.pair.value_counts())
     c = c[sizes >= 2].sort_values(["pair", "t0"])
     if not len(c):
         return pd.DataFrame(columns=cols)
     # Each connection's exchanges as arrays: request starts, response ends (never: in flight).
     never = np.iinfo(np.int64).max
-    ex = http[http.ts_request_start.notna() & _isin(http.uid, c.uid)].sort_values("uid")
+    ex = http[http.ts_request_start.notna() & _isin(http.uid, c.uid)].sort_values(
+        ["uid", "ts_request_start"]
+    )
     ex_uid = ex.uid.to_numpy()
     ex_s = ex.ts_request_start.astype("int64").to_numpy()
     ex_e = np.where(
@@ -403,42 +441,67 @@ def missed_reuse(
         answered = e[e != never]
         busy[u] = (pairs_[:, 0], e, int(answered.min()) if answered.shape[0] else never, "idle_tls")
     uid, pair = c.uid.to_numpy(), c.pair.to_numpy()
-    t0, t1, h2 = c.t0.tolist(), c.t1.tolist(), c.h2_ready.tolist()
+    t0, t1, h2_list = c.t0.tolist(), c.t1.tolist(), c.h2_ready.tolist()
+    rtt = (
+        c["initial_rtt_s"].astype("float64").fillna(0.0).to_numpy()
+        if "initial_rtt_s" in c
+        else np.zeros(len(c))
+    )
+    thr = np.maximum(idle_rtts * rtt, idle_floor_s)
+    thr_ns = (thr * _NS).astype(np.int64).tolist()
+    # When each new connection's first request went out (its opening when none is visible).
+    first_req = [int(busy[u][0].min()) if u in busy else t for u, t in zip(uid, t0, strict=True)]
     gb = np.r_[0, np.nonzero(pair[1:] != pair[:-1])[0] + 1, pair.shape[0]]
-    hits: list[tuple[int, str, str]] = []
+    hits: list[tuple[int, int, str, float, bool]] = []
     for b0, b1 in zip(gb[:-1].tolist(), gb[1:].tolist(), strict=True):
         # A sweep in opening order: the connections still open when connection i opens are the
         # only candidates (a pair may hold thousands of connections, a few open at once).
         open_: list[int] = []
         for i in range(b0, b1):
-            ti = t0[i]
+            ti, ri = t0[i], first_req[i]
             open_ = [j for j in open_ if t1[j] > ti]
+            loose: tuple[int, int, str, float, bool] | None = None
             for j in open_:
                 if not t0[j] < ti:
                     continue  # opened at the same instant
-                if h2[j] < ti:
-                    hits.append((i, uid[j], "h2"))
+                if h2_list[j] < ti:
+                    cand = (i, j, "h2", float("nan"), t1[j] >= ri)
+                else:
+                    b = busy.get(uid[j])
+                    if b is None or b[2] > ti:
+                        continue  # exchanges not visible, or it had not answered anything yet
+                    s_, e_ = b[0], b[1]
+                    if ((s_ <= ti) & (e_ >= ti)).any():
+                        continue  # a request in flight
+                    done = e_[e_ <= ti]
+                    idle_ns = ti - int(done.max())
+                    used_before = bool(((s_ > ti) & (s_ <= ri)).any())
+                    ok = idle_ns >= thr_ns[j] and not used_before and t1[j] >= ri
+                    cand = (i, j, b[3], idle_ns / _NS, ok)
+                if cand[4]:
+                    loose = cand
                     break
-                b = busy.get(uid[j])
-                if b is None or b[2] > ti:
-                    continue  # exchanges not visible, or it had not answered anything yet
-                if not ((b[0] <= ti) & (b[1] >= ti)).any():
-                    hits.append((i, uid[j], b[3]))
-                    break
+                if loose is None:
+                    loose = cand
+            if loose is not None:
+                hits.append(loose)
             open_.append(i)
     if not hits:
         return pd.DataFrame(columns=cols)
-    rows = c.iloc[[i for i, _, _ in hits]]
+    rows = c.iloc[[h[0] for h in hits]]
     return pd.DataFrame(
         {
             "ts": rows.ts.to_numpy(),
             "uid": rows.uid.to_numpy(),
-            "idle_uid": [u for _, u, _ in hits],
-            "reason": [r for _, _, r in hits],
+            "idle_uid": [uid[h[1]] for h in hits],
+            "reason": [h[2] for h in hits],
             "orig_h": rows.orig_h.to_numpy(),
             "resp_h": rows.resp_h.to_numpy(),
             "resp_p": rows.resp_p.to_numpy(),
             "server_name": rows.server_name.to_numpy(),
+            "idle_s": np.array([h[3] for h in hits], dtype=np.float64),
+            "threshold_s": np.array([thr[h[1]] for h in hits], dtype=np.float64),
+            "strict": np.array([h[4] for h in hits], dtype=bool),
         }
     )[cols]
 
@@ -478,8 +541,12 @@ def servers(c: pd.DataFrame, missed: pd.DataFrame) -> pd.DataFrame:
     )[out.index]
     # Missed reuse per pair: the new connections' pairs, counted.
     per_pair = c.set_index("uid").pair
-    miss = missed.uid.map(per_pair).value_counts() if len(missed) else pd.Series(dtype=np.int64)
-    out["missed_reuse"] = out.index.map(miss).fillna(0).astype(np.int64)
+    strict = (
+        missed.strict.astype(bool) if "strict" in missed else pd.Series(True, index=missed.index)
+    )
+    for col, rows in (("missed_reuse", missed[strict]), ("missed_reuse_loose", missed)):
+        miss = rows.uid.map(per_pair).value_counts() if len(rows) else pd.Series(dtype=np.int64)
+        out[col] = out.index.map(miss).fillna(0).astype(np.int64)
     out["tls_exchanges"] = g.tls_ex.sum()
     out["budget_rtts_median"] = g.b_rtts.median()
     out["budget_total_median_s"] = g.budget_total_s.median()
@@ -517,7 +584,8 @@ def clients(conns: pd.DataFrame, srv: pd.DataFrame) -> pd.DataFrame:
         c.client.to_numpy(), c.t0.to_numpy(), c.t1.to_numpy(), n
     )[out.index]
     pairs = srv.groupby("orig_h").size() if len(srv) else pd.Series(dtype=np.int64)
-    miss = srv.groupby("orig_h").missed_reuse.sum() if len(srv) else pd.Series(dtype=np.int64)
     out["servers"] = out.orig_h.map(pairs).fillna(0).astype(np.int64)
-    out["missed_reuse"] = out.orig_h.map(miss).fillna(0).astype(np.int64)
+    for col in ("missed_reuse", "missed_reuse_loose"):
+        miss = srv.groupby("orig_h")[col].sum() if len(srv) else pd.Series(dtype=np.int64)
+        out[col] = out.orig_h.map(miss).fillna(0).astype(np.int64)
     return out.reset_index(drop=True)[[c.name for c in CLIENTS]]

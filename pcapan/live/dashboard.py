@@ -57,6 +57,9 @@ def render(stats: LiveStats, bpf_filter: str | None, *, final: bool = False) -> 
     )
     if s.parts_written:
         figures.add_row("parts written", f"{s.parts_written:,}", "", "")
+    if final:
+        found = ", ".join(f"{sev} {n:,}" for sev, n in s.findings) or "none"
+        figures.add_row("findings", found, "", "")
 
     hosts = Table(title="top hosts (Host / SNI)", title_justify="left", expand=False)
     hosts.add_column("host")

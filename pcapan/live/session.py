@@ -10,6 +10,7 @@ half-analysed and the capture file always ends on a whole record.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import multiprocessing
 import os
@@ -98,6 +99,9 @@ class LiveStats:
     kernel_packets: int  # PACKET_STATISTICS tp_packets (includes the drops)
     kernel_drops: int  # PACKET_STATISTICS tp_drops
     parts_written: int  # --rotate parts written so far
+    # Findings by severity, most severe first: on the final snapshot only (they are derived from
+    # the tables, built once at the end; with --rotate, those of the last part).
+    findings: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,7 +452,13 @@ class LiveCapture:
         elif self.output is not None:
             res.export(self.output, self.fmt, safe_csv=self.safe_csv)
         self.result = res
-        return Snapshot(self._stats(time.monotonic(), kernel), res, final=True)
+        from pcapan.frames.findings import severity_counts
+
+        stats = dataclasses.replace(
+            self._stats(time.monotonic(), kernel),
+            findings=tuple(severity_counts(res.findings).items()),
+        )
+        return Snapshot(stats, res, final=True)
 
     def _write_part(self, part: Result) -> None:
         """One --rotate part: every table of the connections finished since the last part."""

@@ -128,7 +128,13 @@ def summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
                 f"{s['requests_per_connection']} / {s['reuse_ratio']:.1%}",
             )
         )
-        rows.append(("missed reuse", f"{s['missed_reuse']:,}"))
+        rows.append(
+            (
+                "missed reuse",
+                f"{s['missed_reuse']:,} ({s.get('missed_reuse_rule', '')}; loose count "
+                f"{s.get('missed_reuse_loose', 0):,}, low confidence)",
+            )
+        )
     if s.get("pipelined_share"):
         rows.append(
             (

@@ -194,39 +194,9 @@ def _csv(files: str | None, table_name: str) -> str | None:
     return f"{files}/{table_name}.csv" if files else None
 
 
-# -- findings (issue 18) ----------------------------------------------------------------------
-# HOOK: issue 18 adds ``Result.findings`` (what is wrong, most severe first). Until then the
-# attribute does not exist and this section is left out; once it does, its rows are the first
-# thing on the page. A DataFrame is shown as a table (top FINDINGS_ROWS), anything else iterable
-# as a list of its items' text.
+# -- findings --------------------------------------------------------------------------------
+# The findings table comes first on the page, its top rows (the whole of it in the CSV folder).
 FINDINGS_ROWS = 50
-
-
-def _findings(res: Result, files: str | None) -> str:
-    import pandas as pd
-
-    found = getattr(res, "findings", None)
-    if found is None:
-        return ""
-    if isinstance(found, pd.DataFrame):
-        if not len(found):
-            return _section("findings", "Findings", _note("none"))
-        return _section(
-            "findings",
-            "Findings",
-            table(
-                found.head(FINDINGS_ROWS),
-                "findings",
-                total=len(found),
-                csv=_csv(files, "findings"),
-            ),
-        )
-    items = list(found)
-    if not items:
-        return _section("findings", "Findings", _note("none"))
-    lis = "".join(f"<li>{esc(x)}</li>" for x in items[:FINDINGS_ROWS])
-    more = _note(f"top {FINDINGS_ROWS} of {len(items):,}") if len(items) > FINDINGS_ROWS else ""
-    return _section("findings", "Findings", f"<ul>{lis}</ul>\n", more)
 
 
 def _per_file(res: Result, s: dict[str, Any]) -> str:
@@ -392,6 +362,40 @@ def _missed(res: Result, files: str | None = None) -> str:
     )
 
 
+# The findings table's columns the report shows (evidence uids are for the exports).
+FINDING_COLUMNS = [
+    "severity",
+    "kind",
+    "server",
+    "client",
+    "count",
+    "cost_s",
+    "cost_rtts",
+    "summary",
+    "advice",
+]
+
+
+def _findings(res: Result, files: str | None = None) -> str:
+    """The findings first: what is wrong, before the tables that show it (issue 18)."""
+    from pcapan.frames.findings import severity_counts
+
+    f = res.findings
+    if not len(f):
+        return _section("findings", "Findings", _note("none at the default thresholds"))
+    counts = ", ".join(f"{n:,} {sev}" for sev, n in severity_counts(f).items())
+    return _section(
+        "findings",
+        "Findings",
+        table(
+            f[FINDING_COLUMNS].head(FINDINGS_ROWS),
+            f"{len(f):,} findings: {counts}",
+            total=len(f),
+            csv=_csv(files, "findings"),
+        ),
+    )
+
+
 def _anomalies(res: Result, files: str | None = None) -> str:
     a = res.anomalies
     if not len(a):
@@ -421,7 +425,7 @@ def render(
             title=esc(title),
             style=template.STYLE,
         ),
-        _header(res, s, title, findings=getattr(res, "findings", None) is not None),
+        _header(res, s, title, findings=True),
         _findings(res, files),
         _summary(res, s, files),
         _plots(drawn) if plots else _section("plots", "Plots", _note("not drawn (--no-plots)")),
