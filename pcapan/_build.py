@@ -77,10 +77,17 @@ def _stale() -> str | None:
     except (OSError, ValueError):
         return None  # no record: no compiled build (or an installed wheel without sources)
     root = _PKG.parent
-    for rel, digest in record.get("sources", {}).items():
+    sources = record.get("sources", {})
+    for rel, digest in sources.items():
         src = root / rel
         if src.exists() and source_digest(src) != digest:
             return f"{rel} changed since it was compiled (rebuild: pip install -e .)"
+    # An extension module left from an earlier build with another module list would shadow its
+    # source unchecked (the record only lists this build's).
+    for ext in _PKG.rglob("*.so"):
+        rel = ext.relative_to(root).as_posix().split(".", 1)[0] + ".py"
+        if rel not in sources:
+            return f"{rel} has a compiled module from another build (remove {ext.name})"
     return None
 
 

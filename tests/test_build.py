@@ -8,6 +8,7 @@ really is compiled (on a machine without a compiler the comparison has nothing t
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import subprocess
@@ -107,3 +108,28 @@ def test_compiled_and_pure_tables_identical(tmp_path: Path) -> None:
             pd.testing.assert_frame_equal(df, b[name], obj=f"{Path(f).name}: {name}")
             rows += len(df)
     assert rows > 1000  # the comparison saw real tables
+
+
+def test_stray_extension_module_means_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An extension module left by an earlier build with a longer module list (here
+    proto/http1) is not in this build's record: it would shadow its edited source unchecked,
+    so the package runs from source and says why. (This happened: a stale http1 .so hid a
+    parser change from the tests.)"""
+    pkg = tmp_path / "pcapan"
+    (pkg / "proto").mkdir(parents=True)
+    (pkg / "flow").mkdir()
+    (pkg / "flow" / "conn.py").write_text("x = 1\n")
+    record = {
+        "cython": "3",
+        "sources": {"pcapan/flow/conn.py": _build.source_digest(pkg / "flow" / "conn.py")},
+    }
+    (pkg / _build.RECORD).write_text(json.dumps(record))
+    monkeypatch.setattr(_build, "_PKG", pkg)
+    assert _build._stale() is None
+    (pkg / "flow" / "conn.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")
+    assert _build._stale() is None  # a module of this build
+    (pkg / "proto" / "http1.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")
+    why = _build._stale()
+    assert why is not None and "pcapan/proto/http1.py" in why
