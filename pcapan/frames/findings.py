@@ -141,6 +141,11 @@ def _plural(n: float, word: str) -> str:
     return f"{n:,g} {word}" if n == 1 else f"{n:,g} {word}s"
 
 
+# The columns _per_server groups by (a kind narrows a wide table to these and what it reads:
+# each group is a frame of its own, taken column by column).
+_KEYS = ["orig_h", "resp_h", "resp_p"]
+
+
 def _per_server(df: pd.DataFrame, *, client: bool = False) -> Iterable[tuple[dict, pd.DataFrame]]:
     """Groups of ``df`` by server (address, port, and server_name when present), and client
     address when ``client``; yields (scope, rows)."""
@@ -167,9 +172,14 @@ def _at(uids: pd.Series, values: pd.Series) -> pd.Series:
 
 
 def _conn(t: Tables, col: str) -> pd.Series:
-    """A numeric connections column indexed by uid."""
-    c = t.connections
-    return pd.Series(c[col].astype("float64").to_numpy(), index=c.uid.to_numpy())
+    """A numeric connections column indexed by uid (built once per Tables: kinds ask for the
+    same columns once per group)."""
+    cache = t.__dict__.setdefault("_conn_cols", {})
+    s = cache.get(col)
+    if s is None:
+        c = t.connections
+        s = cache[col] = pd.Series(c[col].astype("float64").to_numpy(), index=c.uid.to_numpy())
+    return s
 
 
 def _with_names(df: pd.DataFrame, t: Tables) -> pd.DataFrame:
@@ -179,17 +189,48 @@ def _with_names(df: pd.DataFrame, t: Tables) -> pd.DataFrame:
 def _conn_cost(t: Tables, uids: Iterable[str]) -> tuple[float, float]:
     """Round trips and seconds a connection's set-up cost before its first request could go out:
     budget_rtts - 1 (TCP, TLS) and budget_tcp_s + budget_tls_s, summed over ``uids``."""
-    u = pd.Series(list(uids), dtype=object)
-    rtts = (_at(u, _conn(t, "budget_rtts")) - 1).clip(lower=0).sum()
-    secs = _at(u, _conn(t, "budget_tcp_s")).fillna(0) + _at(u, _conn(t, "budget_tls_s")).fillna(0)
-    return float(rtts), float(secs.sum())
+    cache = t.__dict__.setdefault("_conn_cols", {})
+    costs = cache.get("_setup_cost")
+    if costs is None:
+        # uid -> (round trips, seconds), once per Tables: kinds ask per group, hundreds of times.
+        rtts_c = np.nan_to_num((_conn(t, "budget_rtts") - 1).clip(lower=0).to_numpy(), nan=0.0)
+        secs_c = np.nan_to_num(_conn(t, "budget_tcp_s").to_numpy(), nan=0.0) + np.nan_to_num(
+            _conn(t, "budget_tls_s").to_numpy(), nan=0.0
+        )
+        uid = t.connections.uid.tolist()
+        costs = cache["_setup_cost"] = dict(
+            zip(uid, zip(rtts_c.tolist(), secs_c.tolist(), strict=True), strict=True)
+        )
+    rtts = secs = 0.0
+    for u in uids:
+        c = costs.get(u)
+        if c is not None:
+            rtts += c[0]
+            secs += c[1]
+    return rtts, secs
+
+
+def _group_ids(df: pd.DataFrame, *, client: bool = False) -> np.ndarray:
+    """Each row's group number as :func:`_per_server` groups (to count per group at once and
+    hand _per_server only the rows of groups that have a finding)."""
+    keys = (["orig_h"] if client else []) + ["resp_h", "resp_p"]
+    if "server_name" in df:
+        keys.append("server_name")
+    return df.groupby(keys, sort=True, dropna=False).ngroup().to_numpy()
 
 
 # --- performance ----------------------------------------------------------------------------------
 def no_keep_alive(t: Tables, th: Mapping[str, float]) -> list[Row]:
-    h = t.http[t.http.status_code.notna()]
+    h = _with_names(t.http.loc[t.http.status_code.notna(), [*_KEYS, "uid", "ts", "keep_alive"]], t)
+    # Count per group first: only groups that can have the finding are taken apart.
+    if len(h):
+        gid = _group_ids(h, client=True)
+        closed_n = np.bincount(gid, weights=(~_bool(h.keep_alive)).to_numpy().astype(float))
+        size = np.bincount(gid)
+        cand = (closed_n > 0) & (closed_n > th["no_keep_alive_share"] * size)
+        h = h[cand[gid]]
     out = []
-    for scope, g in _per_server(_with_names(h, t), client=True):
+    for scope, g in _per_server(h, client=True):
         closed = g[~_bool(g.keep_alive)]
         conns = g.uid.nunique()
         if (
@@ -316,12 +357,19 @@ def tls_resumption_missed(t: Tables, th: Mapping[str, float]) -> list[Row]:
     issued it a session ticket in an earlier handshake (RFC 5077). Resumption saves one round
     trip (TLS 1.2 full: 2, abbreviated: 1); TLS 1.3's tickets are encrypted, so not judged."""
     tls = t.tls[t.tls.version.isin(["TLSv12", "TLSv11", "TLSv10", "SSLv3"]).fillna(False)]
-    tls = tls.sort_values("ts")
+    tls = tls[[*_KEYS, "server_name", "uid", "ts", "ticket_issued", "resumed", "established"]]
+    tls = tls.sort_values("ts", kind="stable")
     rtt = _conn(t, "initial_rtt_s")
     out = []
-    for scope, g in _per_server(tls, client=True):
-        issued = _bool(g.ticket_issued).cumsum().shift(fill_value=0) > 0
-        full = g[issued.to_numpy() & ~_bool(g.resumed).to_numpy() & _bool(g.established).to_numpy()]
+    if not len(tls):
+        return out
+    # Per row: had the group issued a ticket in an earlier handshake (a cumulative count per
+    # group, minus the row's own), for all groups at once.
+    ticket = _bool(tls.ticket_issued).to_numpy()
+    gid = _group_ids(tls, client=True)
+    before = pd.Series(ticket.astype(np.int64)).groupby(gid).cumsum().to_numpy() - ticket
+    full_rows = (before > 0) & ~_bool(tls.resumed).to_numpy() & _bool(tls.established).to_numpy()
+    for scope, full in _per_server(tls[full_rows], client=True):
         if not len(full):
             continue
         secs = float(_at(full.uid, rtt).fillna(0).sum())
