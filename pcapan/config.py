@@ -142,6 +142,9 @@ MAX_TLS_APP_EXCHANGES = 64
 # server accepts at most max_early_data_size bytes (OpenSSL's default 16 KiB, nginx's too); 256 KiB
 # is room for any real one while a stream that never gets a ServerHello cannot grow memory.
 MAX_TLS_DECRYPT_PENDING_BYTES = 256 * 1024
+# pcapan live --keylog: the key log file is read again when a connection's secrets are not in it
+# yet, at most this often (a busy capture would otherwise reread it for every new connection).
+KEYLOG_REREAD_S = 0.2
 
 # --- web performance (frames/webperf) ---------------------------------------------------------
 # Pipelined responses are called serialised when their median gap (this response's start after

@@ -181,7 +181,9 @@ class TlsDecryptor:
     def decrypted_records(self) -> int:
         return self._s[True].records + self._s[False].records
 
-    def set_secrets(self, secrets: Secrets | None, client_random: bytes, ts_ns: int) -> list:
+    def set_secrets(
+        self, secrets: Secrets | None, client_random: bytes, ts_ns: int
+    ) -> list[DecryptEvent]:
         """The ClientHello was seen: its random's secrets (None: not in the key log)."""
         self._out = []
         self._client_random = client_random
@@ -346,8 +348,9 @@ class TlsDecryptor:
             return
         ctype = hdr[0]
         if self.version is None:
-            if ctype == APPLICATION_DATA or (ctype == HANDSHAKE and not c):
-                # 0-RTT records before the ServerHello (or a server we only see from the middle)
+            # Before the suite is known (0-RTT records come before the ServerHello; a live key
+            # log may name the secrets only after the handshake): every record is held.
+            if True:
                 s.pending.append((hdr, body, ts))
                 s.pending_bytes += len(body)
                 if s.pending_bytes > MAX_TLS_DECRYPT_PENDING_BYTES:
