@@ -582,7 +582,7 @@ class Analyzer:
             kf = KeyLogFile(keylog)
             kf.poll()
             kl = kf.keylog
-            last = [time.monotonic()]
+            last = [0.0]
 
             def refresh() -> None:
                 now = time.monotonic()

@@ -419,8 +419,11 @@ def sc_h2(procs: Procs, tmp: Path, out: Path) -> None:
 
 def bench(procs: Procs, tmp: Path, dest: Path, n: int) -> None:
     """A bigger keyed capture for the speed comparison: ``n`` connections, TLS 1.3 and 1.2
-    alternating, each with 5 requests (index.html, small.txt x3, medium.bin)."""
+    alternating, each with 5 requests (index.html, small.txt x3, medium.bin); with a negative
+    ``n``, -n bulk connections instead, each downloading large.bin (128 KiB) 4 times."""
     paths = ["/index.html", "/small.txt", "/small.txt", "/small.txt", "/medium.bin"]
+    if n < 0:
+        n, paths = -n, ["/large.bin"] * 4
 
     def body(keys: Path) -> None:
         for i in range(n):

@@ -339,3 +339,92 @@ def test_cli_keylog_unreadable_is_one_line(tmp_path: Path) -> None:
     assert r.returncode != 0
     assert r.stderr.count("\n") == 1 and "cannot read key log" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("name", [*sorted(KEYED), "tls13-h2", "tls13-loss"])
+def test_folded_runs_and_packet_by_packet_agree(name: str) -> None:
+    """After the handshake a keyed connection's runs are skimmed and decrypted in one call
+    (``_Keyed.skim``); one segment at a time (the engine's fold_bulk off) must give the same
+    http and tls tables, timestamps included."""
+    tables = []
+    for fold in (True, False):
+        an = pcapan.Analyzer(keylog=D / f"{name}.keys")
+        an.engine.fold_bulk = fold
+        an.feed_source(D / f"{name}.pcap")
+        res = an.finish()
+        tables.append((res.http, res.tls, res.anomalies))
+    for a, b in zip(tables[0], tables[1], strict=True):
+        pd.testing.assert_frame_equal(a, b)
+
+
+def test_growing_key_log_secrets_after_the_client_hello(tmp_path: Path) -> None:
+    """pcapan live --keylog: a client logs its secrets once it has the ServerHello, so at the
+    ClientHello they may not be in the file yet. The connection's records are held, the file is
+    read again, and the connection is decrypted as with the whole file from the start."""
+    from pcapan.proto.tls_keylog import KeyLogFile
+
+    name = "tls13-aes128"
+    keys = tmp_path / "growing.keys"
+    keys.write_text("# SSL/TLS secrets log file\n")
+    an = pcapan.Analyzer()
+    an.use_keylog(keys, follow=True)
+    ctx = an.engine.tls_ctx
+    kf = KeyLogFile(keys, ctx.keylog)
+    calls = []
+
+    def refresh() -> None:  # the client writes its lines when the ServerHello is in
+        calls.append(1)
+        if ctx.keylog is not None and len(calls) == 2:
+            keys.write_text(keys.read_text() + (D / f"{name}.keys").read_text())
+        kf.poll()
+
+    ctx.keylog_refresh = refresh
+    an.feed_source(D / f"{name}.pcap")
+    res = an.finish()
+    whole = pcapan.analyze(D / f"{name}.pcap", keylog=D / f"{name}.keys")
+    assert len(calls) >= 2
+    cols = ["uri", "status_code", "response_body_len", "ts_request_start", "ts_response_end"]
+    pd.testing.assert_frame_equal(res.http[cols], whole.http[cols])
+    assert res.tls.decrypted.tolist() == [True] and not len(res.anomalies)
+    # and a key that never comes: said once the handshake is over, nothing decrypted
+    an = pcapan.Analyzer()
+    empty = tmp_path / "empty.keys"
+    empty.write_text("")
+    an.use_keylog(empty, follow=True)
+    an.feed_source(D / f"{name}.pcap")
+    res = an.finish()
+    assert res.tls.decrypt_error.tolist() == ["no_key"] and len(res.http) == 0
+    assert res.anomalies.name.tolist() == ["tls_decrypt_no_key"]
+
+
+def _ns(text: str) -> int:
+    s, _, frac = text.partition(".")
+    return int(s) * 1_000_000_000 + int((frac + "000000000")[:9])
+
+
+@needs_tshark
+@pytest.mark.parametrize("name", sorted(set(KEYED) - {"tls13-0rtt", "tls13-keyupdate"}))
+def test_response_times_are_those_of_the_segments(name: str) -> None:
+    """As on cleartext: a response starts with the first server segment after its request (a
+    record spanning segments gives its first byte the time of its first segment) and ends with
+    the segment that completed it (the one where tshark reassembles the response). Expected
+    times from tshark's frame list (given the keys, so that it can tell a session ticket's
+    segment from a response's). (0-RTT answers after the handshake, and in tls13-keyupdate
+    the server's KeyUpdate record comes before its response: left out.)"""
+    pcap, keys = D / f"{name}.pcap", D / f"{name}.keys"
+    rows = tshark(
+        pcap,
+        keys,
+        "tcp.len > 0",
+        ["frame.time_epoch", "tcp.srcport", "tcp.dstport", "http.response.code"]
+        + ["tls.handshake.type"],
+    )
+    # (frames that carry only a decrypted handshake message, TLS 1.3 session tickets sent
+    # after the client's first request, are no part of a response)
+    frames = [(_ns(t), int(sp), int(dp), code) for t, sp, dp, code, hs in rows if not hs]
+    res = pcapan.analyze(pcap, keylog=keys)
+    for r in res.http.itertuples():
+        end_rq = r.ts_request_end.value
+        server = [(t, code) for t, sp, dp, code in frames if dp == r.orig_p and t > end_rq]
+        assert r.ts_response_start.value == server[0][0]
+        assert r.ts_response_end.value == next(t for t, code in server if code)

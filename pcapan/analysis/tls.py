@@ -260,10 +260,21 @@ class _Keyed(_Direction):
 
     __slots__ = ()
 
-    # Back to the plain stream contract: StreamSink computes has_skim / has_opaque from these.
-    skim = StreamSink.skim  # type: ignore[assignment]
+    # No opaque record bodies (the decryptor reads them): StreamSink computes has_opaque from it.
     opaque = StreamSink.opaque  # type: ignore[assignment]
     opaque_views = StreamSink.opaque_views  # type: ignore[assignment]
+
+    def skim(self, mv: memoryview, offs: list[int], lens: list[int], tss: list[int]) -> bool:
+        """After the handshake a run is walked by record headers for the counts (as without
+        keys) and handed to the decryptor in one call."""
+        s = self.session
+        dec = s.dec
+        if dec is None or not dec.version or not super().skim(mv, offs, lens, tss):
+            return False
+        events = dec.data_run(self.is_client, mv, offs, lens, tss)
+        if events:
+            s.handle_decrypted(events)
+        return True
 
     @property
     def ordered(self) -> bool:
@@ -560,7 +571,7 @@ class TlsSession:
 
         for ev in events:
             if isinstance(ev, Plaintext):
-                self._plaintext(ev.is_orig, ev.data, ev.ts_ns)
+                self._plaintext(ev.is_orig, ev.data, ev.ts_ns, ev.ts_first_ns)
             elif isinstance(ev, EncryptedExtensions):
                 self.alpn13 = ev.alpn
             elif isinstance(ev, SessionTicket):
@@ -578,7 +589,7 @@ class TlsSession:
             else:
                 self.handle([ev])  # Certificate, HandshakeMessage: as in TLS 1.2
 
-    def _plaintext(self, is_client: bool, data: bytes, ts_ns: int) -> None:
+    def _plaintext(self, is_client: bool, data: bytes, ts_ns: int, ts_first_ns: int) -> None:
         plain = self.plain
         if plain is None:
             plain = self.plain = _Plain(self)
@@ -595,8 +606,17 @@ class TlsSession:
         d = is_client == self.client_is_orig
         plain.pos[d] += len(data)
         sink = plain.sinks[d]
-        if sink is not None:
-            sink.data(data, ts_ns)
+        if sink is None:
+            return
+        if ts_first_ns < ts_ns and len(data) > 1:
+            # A record spans segments: its first byte came with the first of them (a response's
+            # first byte, for TTFB), the rest when it was complete (a message's end).
+            sink.data(data[:1], ts_first_ns)
+            sink = plain.sinks[d]  # (detection may have replaced the sink)
+            if sink is None:
+                return
+            data = data[1:]
+        sink.data(data, ts_ns)
 
     def handle(self, events: list[Event]) -> None:
         for ev in events:

@@ -33,7 +33,9 @@ EndOfEarlyData) says it was accepted, and dropped when it was not, as the server
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from pcapan.config import (
     MAX_TLS_CERTS_PER_CHAIN,
@@ -81,9 +83,10 @@ OVERFLOW = "overflow"
 # --- events ---------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Plaintext:
-    ts_ns: int
+    ts_ns: int  # when the record that carried it was complete
     is_orig: bool  # True: the client's
     data: bytes
+    ts_first_ns: int  # when that record's first byte came (a response's first byte)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +148,9 @@ class _Side:
     buf: bytearray = field(default_factory=bytearray)
     first: bool = True
     stopped: bool = False
-    pending: list[tuple[bytes, bytes, int]] = field(default_factory=list)  # (header, body, ts)
+    # (header, body, time complete, time of the first byte)
+    pending: list[tuple[bytes, bytes, int, int]] = field(default_factory=list)
+    head_ts: int = 0  # time of the first byte of the record buffered incomplete
     pending_bytes: int = 0
     cipher: RecordCipher | None = None
     phase: str = "plain"  # plain | early | handshake | app (TLS 1.3); plain | on (TLS 1.2)
@@ -168,7 +173,8 @@ class TlsDecryptor:
         self._server_random = b""
         self._etm = False
         self._early_offered = False
-        self._early: list[tuple[bytes, int]] = []  # 0-RTT plaintext held (data, ts)
+        self._early: list[tuple[bytes, int, int]] = []  # 0-RTT plaintext held (data, ts, ts0)
+        self._rec_ts0 = 0  # first-byte time of the record being opened
         self._early_bytes = 0
         self._early_verdict: bool | None = None
         self._hs_cipher: dict[bool, RecordCipher | None] = {}  # TLS 1.3 handshake secrets
@@ -220,7 +226,8 @@ class TlsDecryptor:
         for c in (True, False):
             s = self._s[c]
             held, s.pending, s.pending_bytes = s.pending, [], 0
-            for hdr, body, ts in held:
+            for hdr, body, ts, ts0 in held:
+                self._rec_ts0 = ts0
                 self._record(s, c, hdr, body, ts)
         return self._take()
 
@@ -267,9 +274,36 @@ class TlsDecryptor:
         if s.stopped or self.keyed is False:
             return []
         self._out = []
-        s.buf += chunk
-        buf = s.buf
+        self._frame(s, is_orig, chunk, None, [ts_ns])
+        return self._take()
+
+    def data_run(
+        self, is_orig: bool, mv: memoryview, offs: list[int], lens: list[int], tss: list[int]
+    ) -> list[DecryptEvent]:
+        """A run of in-order segments (``mv[off:off+len]`` each, ``tss`` their times) in one
+        call: each record gets the time of the segment that completed it, as :meth:`data` per
+        segment would give it."""
+        s = self._s[is_orig]
+        if s.stopped or self.keyed is False:
+            return []
+        self._out = []
+        chunk = b"".join([mv[o : o + n] for o, n in zip(offs, lens, strict=True)])
+        self._frame(s, is_orig, chunk, list(accumulate(lens)), tss)
+        return self._take()
+
+    def _frame(
+        self, s: _Side, is_orig: bool, chunk: bytes, ends: list[int] | None, tss: list[int]
+    ) -> None:
+        """Records out of the direction's buffer plus ``chunk``; ``ends``: where each segment
+        of the chunk ends (None: one segment, time ``tss[0]``)."""
+        base = len(s.buf)  # chunk offset 0 is at this buffer position
+        if base:
+            s.buf += chunk
+            buf: bytes | bytearray = s.buf
+        else:
+            buf = chunk  # (no copy while whole records are in the chunk)
         pos, n = 0, len(buf)
+        ts_ns = tss[0]
         while n - pos >= 5 and not s.stopped:
             if s.first:
                 s.first = False
@@ -286,17 +320,34 @@ class TlsDecryptor:
                 # (the cleartext parser reports the framing; decryption just stops)
                 self._stop(s, is_orig, ts_ns, UNSUPPORTED, "record framing lost")
                 break
-            if n - pos - 5 < ln:
+            end = pos + 5 + ln
+            if end > n:
                 break
+            if ends is not None:
+                ts_ns = tss[min(bisect_left(ends, end - base), len(tss) - 1)]
+            self._rec_ts0 = self._start_ts(s, pos, base, ends, tss)
             hdr = bytes(buf[pos : pos + 5])
-            body = bytes(buf[pos + 5 : pos + 5 + ln])
-            pos += 5 + ln
+            body = bytes(buf[pos + 5 : end])
+            pos = end
             self._record(s, is_orig, hdr, body, ts_ns)
         if s.stopped:
             s.buf.clear()
-        else:
-            del buf[:pos]
-        return self._take()
+            return
+        if pos < n:
+            s.head_ts = self._start_ts(s, pos, base, ends, tss)
+        if base:
+            del s.buf[:pos]
+        elif pos < n:
+            s.buf += buf[pos:]
+
+    @staticmethod
+    def _start_ts(s: _Side, pos: int, base: int, ends: list[int] | None, tss: list[int]) -> int:
+        """Time of the segment holding buffer position ``pos`` (buffered earlier: head_ts)."""
+        if pos < base:
+            return s.head_ts
+        if ends is None:
+            return tss[0]
+        return tss[min(bisect_right(ends, pos - base), len(tss) - 1)]
 
     def gap(self, is_orig: bool, nbytes: int, ts_ns: int) -> list[DecryptEvent]:
         s = self._s[is_orig]
@@ -351,7 +402,7 @@ class TlsDecryptor:
             # Before the suite is known (0-RTT records come before the ServerHello; a live key
             # log may name the secrets only after the handshake): every record is held.
             if True:
-                s.pending.append((hdr, body, ts))
+                s.pending.append((hdr, body, ts, self._rec_ts0))
                 s.pending_bytes += len(body)
                 if s.pending_bytes > MAX_TLS_DECRYPT_PENDING_BYTES:
                     self._stop(s, c, ts, OVERFLOW, "records held for a ServerHello that never came")
@@ -458,7 +509,7 @@ class TlsDecryptor:
             if self.tls13 and c and s.phase == "early":
                 self._hold_early(pt, ts)
             else:
-                self._out.append(Plaintext(ts, c, pt))
+                self._out.append(Plaintext(ts, c, pt, self._rec_ts0))
         elif inner == HANDSHAKE:
             s.hs += pt
             self._handshake(s, c, ts)
@@ -469,11 +520,11 @@ class TlsDecryptor:
 
     def _hold_early(self, pt: bytes, ts: int) -> None:
         if self._early_verdict is True:
-            self._out.append(Plaintext(ts, True, pt))
+            self._out.append(Plaintext(ts, True, pt, self._rec_ts0))
             return
         if self._early_verdict is False:
             return
-        self._early.append((pt, ts))
+        self._early.append((pt, ts, self._rec_ts0))
         self._early_bytes += len(pt)
         if self._early_bytes > MAX_TLS_DECRYPT_PENDING_BYTES:
             self._stop(self._s[True], True, ts, OVERFLOW, "0-RTT data held past the bound")
@@ -485,7 +536,7 @@ class TlsDecryptor:
         held, self._early = self._early, []
         self._early_bytes = 0
         if accepted:
-            self._out.extend(Plaintext(t, True, d) for d, t in held)
+            self._out.extend(Plaintext(t, True, d, t0) for d, t, t0 in held)
 
     def _drop_early(self, ts: int) -> None:
         self._accept_early(False)
