@@ -65,6 +65,7 @@ NS_PREFIX = "tlsdec-keys-"
 PORT_MAIN = 19443
 PORT_NO_ETM = 19444
 PORT_H2 = 19445
+PORT_HRR = 19446  # only X25519: a client whose key share is for P-256 gets a HelloRetryRequest
 TLS13_SUITES = (
     "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:"
     "TLS_AES_128_CCM_SHA256"
@@ -122,6 +123,10 @@ http {{
     }}
     server {{
         listen 127.0.0.1:{PORT_H2} ssl http2;{common}
+    }}
+    server {{
+        listen 127.0.0.1:{PORT_HRR} ssl;{common}
+        ssl_ecdh_curve X25519;
     }}
 }}
 """
@@ -417,6 +422,27 @@ def sc_h2(procs: Procs, tmp: Path, out: Path) -> None:
     publish(out, pcap, keys)
 
 
+def sc_hrr(procs: Procs, tmp: Path, out: Path) -> None:
+    """s_client offers P-256 then X25519 with a key share for P-256 only; the server has only
+    X25519: HelloRetryRequest, a second ClientHello (same random), then the handshake."""
+
+    def body(keys: Path) -> None:
+        o = s_client(keys, PORT_HRR, "/index.html", "-tls1_3", "-groups", "P-256:X25519")
+        if "Server Temp Key: X25519" not in o:
+            raise RuntimeError(f"no X25519 after the retry:\n{o}")
+
+    pcap, keys = scenario(procs, tmp, "tls13-hrr", [PORT_HRR], body)
+    check(pcap, keys, [PORT_HRR], ["/index.html"])
+    r = subprocess.run(
+        ["tshark", "-r", str(pcap), "-d", f"tcp.port=={PORT_HRR},tls", "-Y",
+         "tls.handshake.type == 1", "-T", "fields", "-e", "frame.number"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    if len(r.stdout.split()) != 2:
+        raise RuntimeError(f"{pcap.name}: expected two ClientHellos (a retry), got {r.stdout}")
+    publish(out, pcap, keys)
+
+
 def bench(procs: Procs, tmp: Path, dest: Path, n: int) -> None:
     """A bigger keyed capture for the speed comparison: ``n`` connections, TLS 1.3 and 1.2
     alternating, each with 5 requests (index.html, small.txt x3, medium.bin); with a negative
@@ -445,6 +471,7 @@ SCENARIOS: dict[str, Callable[[Procs, Path, Path], None]] = {
     "tls13-0rtt": sc_0rtt,
     "tls13-keyupdate": sc_key_update,
     "tls13-h2": sc_h2,
+    "tls13-hrr": sc_hrr,
 }
 
 
@@ -464,7 +491,7 @@ def inside(out: Path, only: list[str], bench_to: tuple[Path, int] | None) -> Non
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for port in (PORT_MAIN, PORT_NO_ETM, PORT_H2):
+        for port in (PORT_MAIN, PORT_NO_ETM, PORT_H2, PORT_HRR):
             wait_port("127.0.0.1", port)
         if bench_to is not None:
             bench(procs, tmp, *bench_to)

@@ -22,7 +22,7 @@ import pytest
 import pcapan
 
 D = Path(__file__).resolve().parent.parent / "samples" / "tls-keys"
-PORTS = (19443, 19444, 19445)
+PORTS = (19443, 19444, 19445, 19446)
 SIZES = {"/index.html": 178, "/small.txt": 1000, "/medium.bin": 20000}
 # capture -> (URIs in order, every answer 200): samples/README.md, checked by make_tls_keys.py
 KEYED = {
@@ -36,6 +36,7 @@ KEYED = {
     "tls-resume": ["/index.html", "/small.txt", "/index.html", "/small.txt"],
     "tls13-0rtt": ["/index.html", "/small.txt"],
     "tls13-keyupdate": ["/index.html", "/small.txt"],
+    "tls13-hrr": ["/index.html"],
 }
 
 needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
@@ -428,3 +429,39 @@ def test_response_times_are_those_of_the_segments(name: str) -> None:
         server = [(t, code) for t, sp, dp, code in frames if dp == r.orig_p and t > end_rq]
         assert r.ts_response_start.value == server[0][0]
         assert r.ts_response_end.value == next(t for t, code in server if code)
+
+
+# Columns that decryption fills or changes; every other column of the tls and connections
+# tables is the same with and without the key log.
+_DECRYPT_COLUMNS = {
+    "next_protocol", "ticket_issued", "alert", "alert_from", "cert_requested", "client_cert",
+    "decrypted", "decrypt_error", "decrypted_records", "ticket_lifetime_s",
+    "ticket_max_early_data", "key_updates", "h2_frames", "h2_streams", "service",
+    # the connections' web metrics, computed from the http table: they now cover the HTTPS
+    "requests", "max_pipeline_depth", "budget_total_s", "budget_ttfb_s", "budget_think_s",
+    "close_cause", "close_after_last_response_s", "idle_gap_max_s", "idle_gap_mean_s",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", [*sorted(KEYED), "tls13-h2", "tls13-loss"])
+def test_everything_else_unchanged_by_the_key_log(name: str) -> None:
+    """The cleartext analysis (flights, round trips, record counts, resumption, the
+    HelloRetryRequest of tls13-hrr, connection states) is the same with the keys: decryption
+    only adds. TLS 1.2's certificate was visible already, so only TLS 1.3 rows may gain one."""
+    keyed = pcapan.analyze(D / f"{name}.pcap", keylog=D / f"{name}.keys")
+    plain = pcapan.analyze(D / f"{name}.pcap")
+    for table in ("tls", "connections"):
+        a, b = getattr(keyed, table), getattr(plain, table)
+        cols = [c for c in b.columns if c not in _DECRYPT_COLUMNS and not c.startswith("cert_")]
+        pd.testing.assert_frame_equal(a[cols], b[cols])
+    tls12 = keyed.tls.version == "TLSv12"
+    certs = [c for c in plain.tls.columns if c.startswith("cert_")]
+    pd.testing.assert_frame_equal(keyed.tls.loc[tls12, certs], plain.tls.loc[tls12, certs])
+    # the requests column counts the decrypted transactions (0 without keys)
+    counts = keyed.http.groupby("uid").size()
+    conn = keyed.connections.set_index("uid")
+    assert conn.requests.to_dict() == {u: counts.get(u, 0) for u in conn.index}
+    assert (conn.service == "tls,http").all() or name == "tls13-h2"
+    if name == "tls13-hrr":
+        assert keyed.tls.hello_retry_request.tolist() == [True]
+        assert keyed.tls.handshake_rtts.tolist() == [2]
