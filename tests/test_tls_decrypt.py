@@ -396,3 +396,71 @@ def test_pcapng_decryption_secrets_block_is_read() -> None:
     reader = opened.reader
     assert frames == 36
     assert reader.secrets == [(DSB_TLS_KEY_LOG, (d / "tls13-aes128.keys").read_bytes())]  # type: ignore[attr-defined]
+
+
+# --- robustness -----------------------------------------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_STREAMS = {
+    True: CLIENT_HELLO_RECORD + CLIENT_FINISHED_RECORD + CLIENT_DATA_RECORD + CLIENT_ALERT_RECORD,
+    False: SERVER_HELLO_RECORD + SERVER_FLIGHT_RECORD + SERVER_TICKET_RECORD + SERVER_DATA_RECORD,
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    flips=st.lists(st.tuples(st.booleans(), st.integers(0, 1100), st.integers(1, 255)), max_size=4),
+    cuts=st.lists(st.integers(1, 200), max_size=6),
+    gap_at=st.one_of(st.none(), st.tuples(st.booleans(), st.integers(0, 1100))),
+)
+def test_decryptor_on_mutated_streams_never_raises_nor_invents(flips, cuts, gap_at) -> None:
+    """RFC 8448's streams with flipped bytes, random segmentation and a hole: events or
+    anomalies only; a direction gives no plaintext after its first anomaly, and plaintext that
+    comes out is the RFC's (an AEAD tag guards every record, so a flipped ciphertext byte can
+    only stop a direction, never change what it says)."""
+    kl = KeyLog()
+    kl.add(RFC8448_KEYLOG)
+    streams = {c: bytearray(b) for c, b in _STREAMS.items()}
+    for c, i, x in flips:
+        if i < len(streams[c]):
+            streams[c][i] ^= x
+    p = TlsConnection()
+    d = TlsDecryptor()
+    out: list = []
+    pos = {True: 0, False: 0}
+    step = 0
+    order = [True, False, True, False, True, False, True, False]
+    while pos[True] < len(streams[True]) or pos[False] < len(streams[False]):
+        c = order[step % len(order)]
+        n = cuts[step % len(cuts)] if cuts else 300
+        step += 1
+        chunk = bytes(streams[c][pos[c] : pos[c] + n])
+        if not chunk:
+            continue
+        if gap_at is not None and gap_at[0] == c and pos[c] <= gap_at[1] < pos[c] + n:
+            out += d.gap(c, len(chunk), step)
+            p.gap(c, len(chunk), step)
+            pos[c] += n
+            continue
+        pos[c] += n
+        p.data(c, chunk, step)
+        ch = p.client_hello
+        if d.keyed is None and ch is not None:
+            out += d.set_secrets(kl.lookup(ch.random), ch.random, step)
+        sh = p.server_hello
+        if sh is not None and d.version is None and d.keyed:
+            out += d.hello(sh.version, sh.cipher, sh.random, sh.encrypt_then_mac, False, step)
+        out += d.data(c, chunk, step)
+    stopped = {True: False, False: False}
+    for ev in out:
+        if isinstance(ev, DecryptAnomaly):
+            if ev.kind in ("tls_decrypt_no_key", "tls_decrypt_unsupported") and not (
+                ev.detail.startswith(("client", "server"))
+            ):
+                stopped = {True: True, False: True}
+            else:
+                stopped[ev.is_orig] = True
+        elif isinstance(ev, Plaintext):
+            assert not stopped[ev.is_orig]
+            assert ev.data == PAYLOAD

@@ -465,3 +465,26 @@ def test_everything_else_unchanged_by_the_key_log(name: str) -> None:
     if name == "tls13-hrr":
         assert keyed.tls.hello_retry_request.tolist() == [True]
         assert keyed.tls.handshake_rtts.tolist() == [2]
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=st.sampled_from(["tls12-cbc", "tls12-gcm", "tls13-aes128", "tls13-0rtt"]),
+    flips=st.lists(st.tuples(st.floats(0.02, 1.0), st.integers(1, 255)), min_size=1, max_size=6),
+)
+def test_corrupt_captures_with_keys_never_crash(tmp_path_factory, name: str, flips) -> None:
+    """Bytes flipped anywhere past the pcap header of a keyed capture: the analysis finishes;
+    any decrypted HTTP row names one of the capture's real URIs (an AEAD tag or MAC guards each
+    record: corruption stops a direction, it does not make up requests)."""
+    data = bytearray((D / f"{name}.pcap").read_bytes())
+    for where, x in flips:
+        i = 24 + int(where * (len(data) - 25))
+        data[i] ^= x
+    path = tmp_path_factory.mktemp("fuzz") / f"{name}.pcap"
+    path.write_bytes(bytes(data))
+    res = pcapan.analyze(path, keylog=D / f"{name}.keys")
+    assert set(res.http.uri.dropna()) <= set(KEYED[name])
