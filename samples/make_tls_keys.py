@@ -72,7 +72,8 @@ TLS13_SUITES = (
 )
 TLS12_SUITES = (
     "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305:"
-    "ECDHE-RSA-AES128-SHA256:ECDHE-RSA-AES256-SHA384:ECDHE-RSA-AES128-SHA"
+    "ECDHE-RSA-AES128-SHA256:ECDHE-RSA-AES256-SHA384:ECDHE-RSA-AES128-SHA:"
+    "AES128-CCM:AES128-CCM8"
 )
 # The TLS 1.3 suite of each tls13-* capture.
 TLS13_CAPTURES = {
@@ -314,6 +315,21 @@ def sc_tls12_chacha(procs: Procs, tmp: Path, out: Path) -> None:
     publish(out, pcap, keys)
 
 
+def sc_tls12_ccm(procs: Procs, tmp: Path, out: Path) -> None:
+    """TLS 1.2 AES-CCM (RFC 6655): AES128-CCM (16-byte tag) and AES128-CCM8 (8-byte tag), RSA
+    key exchange (nginx offers DHE only with a dhparam file; with RSA the key log's master
+    secret is all it takes too)."""
+
+    def body(keys: Path) -> None:
+        curl(keys, PORT_MAIN, ["/index.html", "/small.txt"], *TLS12, "--ciphers",
+             "AES128-CCM")  # fmt: skip
+        curl(keys, PORT_MAIN, ["/medium.bin"], *TLS12, "--ciphers", "AES128-CCM8")
+
+    pcap, keys = scenario(procs, tmp, "tls12-ccm", [PORT_MAIN], body)
+    check(pcap, keys, [PORT_MAIN], ["/index.html", "/small.txt", "/medium.bin"])
+    publish(out, pcap, keys)
+
+
 def sc_tls12_cbc(procs: Procs, tmp: Path, out: Path) -> None:
     """curl negotiates encrypt-then-MAC (RFC 7366, both sides offer it by default); s_client
     -no_etm to the port where nginx has it off too gives MAC-then-encrypt, with SHA-384."""
@@ -466,6 +482,7 @@ SCENARIOS: dict[str, Callable[[Procs, Path, Path], None]] = {
     "tls12-gcm": sc_tls12_gcm,
     "tls12-chacha": sc_tls12_chacha,
     "tls12-cbc": sc_tls12_cbc,
+    "tls12-ccm": sc_tls12_ccm,
     **{n: (lambda p, t, o, n=n: sc_tls13(p, t, o, n)) for n in TLS13_CAPTURES},  # type: ignore[misc]
     "tls-resume": sc_resume,
     "tls13-0rtt": sc_0rtt,

@@ -29,6 +29,7 @@ KEYED = {
     "tls12-gcm": ["/index.html", "/small.txt", "/medium.bin"],
     "tls12-chacha": ["/index.html", "/small.txt"],
     "tls12-cbc": ["/index.html", "/small.txt", "/medium.bin", "/small.txt"],
+    "tls12-ccm": ["/index.html", "/small.txt", "/medium.bin"],
     "tls13-aes128": ["/index.html", "/medium.bin", "/small.txt"],
     "tls13-aes256": ["/index.html", "/medium.bin", "/small.txt"],
     "tls13-chacha": ["/index.html", "/medium.bin", "/small.txt"],
