@@ -10,11 +10,12 @@ What it does, following ``make_samples.py`` (whose capture and server helpers it
 * creates a private network namespace ``tlsdec-keys-<pid>`` (loopback MTU 1500, one segment per
   GSO packet, so captures show wire-sized segments) and re-executes itself inside it;
 * writes the docroot of ``make_samples.py`` (index.html, small.txt, medium.bin, large.bin with
-  fixed contents), a self-signed certificate for ``pcapan.test`` and an nginx config with three
+  fixed contents), a self-signed certificate for ``pcapan.test`` and an nginx config with five
   TLS servers: ``PORT_MAIN`` (TLS 1.2 and 1.3, every TLS 1.3 suite including CCM, the TLS 1.2
   suites the scenarios ask for, session tickets, ``ssl_early_data on``), ``PORT_NO_ETM`` (the
-  same with OpenSSL's encrypt-then-MAC option off) and ``PORT_H2`` (``listen ... http2``: ALPN
-  selects h2);
+  same with OpenSSL's encrypt-then-MAC option off), ``PORT_H2`` (``listen ... http2``: ALPN
+  selects h2), ``PORT_HRR`` (only X25519: a HelloRetryRequest for a P-256 key share) and
+  ``PORT_CERTREQ`` (asks for a client certificate);
 * per scenario: tcpdump on the scenario's port, real clients (curl with ``SSLKEYLOGFILE``,
   ``openssl s_client -keylogfile``) writing one key log per capture, then tshark reads the
   capture back with that key log and must find exactly the HTTP requests the clients made
@@ -66,6 +67,7 @@ PORT_MAIN = 19443
 PORT_NO_ETM = 19444
 PORT_H2 = 19445
 PORT_HRR = 19446  # only X25519: a client whose key share is for P-256 gets a HelloRetryRequest
+PORT_CERTREQ = 19447  # asks for a client certificate (ssl_verify_client optional_no_ca)
 TLS13_SUITES = (
     "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:"
     "TLS_AES_128_CCM_SHA256"
@@ -128,6 +130,10 @@ http {{
     server {{
         listen 127.0.0.1:{PORT_HRR} ssl;{common}
         ssl_ecdh_curve X25519;
+    }}
+    server {{
+        listen 127.0.0.1:{PORT_CERTREQ} ssl;{common}
+        ssl_verify_client optional_no_ca;
     }}
 }}
 """
@@ -459,6 +465,20 @@ def sc_hrr(procs: Procs, tmp: Path, out: Path) -> None:
     publish(out, pcap, keys)
 
 
+def sc_certreq(procs: Procs, tmp: Path, out: Path) -> None:
+    """TLS 1.3 CertificateRequest (encrypted): curl answers with an empty Certificate, then
+    s_client with a certificate (the server's own self-signed one, as a client certificate)."""
+    key, cert = tmp / "key.pem", tmp / "cert.pem"
+
+    def body(keys: Path) -> None:
+        curl(keys, PORT_CERTREQ, ["/index.html"], "--tlsv1.3", "--http1.1")
+        s_client(keys, PORT_CERTREQ, "/small.txt", "-tls1_3", "-cert", str(cert), "-key", str(key))
+
+    pcap, keys = scenario(procs, tmp, "tls13-certreq", [PORT_CERTREQ], body)
+    check(pcap, keys, [PORT_CERTREQ], ["/index.html", "/small.txt"])
+    publish(out, pcap, keys)
+
+
 def bench(procs: Procs, tmp: Path, dest: Path, n: int) -> None:
     """A bigger keyed capture for the speed comparison: ``n`` connections, TLS 1.3 and 1.2
     alternating, each with 5 requests (index.html, small.txt x3, medium.bin); with a negative
@@ -489,6 +509,7 @@ SCENARIOS: dict[str, Callable[[Procs, Path, Path], None]] = {
     "tls13-keyupdate": sc_key_update,
     "tls13-h2": sc_h2,
     "tls13-hrr": sc_hrr,
+    "tls13-certreq": sc_certreq,
 }
 
 
@@ -508,7 +529,7 @@ def inside(out: Path, only: list[str], bench_to: tuple[Path, int] | None) -> Non
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for port in (PORT_MAIN, PORT_NO_ETM, PORT_H2, PORT_HRR):
+        for port in (PORT_MAIN, PORT_NO_ETM, PORT_H2, PORT_HRR, PORT_CERTREQ):
             wait_port("127.0.0.1", port)
         if bench_to is not None:
             bench(procs, tmp, *bench_to)

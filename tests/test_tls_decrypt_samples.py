@@ -22,7 +22,7 @@ import pytest
 import pcapan
 
 D = Path(__file__).resolve().parent.parent / "samples" / "tls-keys"
-PORTS = (19443, 19444, 19445, 19446)
+PORTS = (19443, 19444, 19445, 19446, 19447)
 SIZES = {"/index.html": 178, "/small.txt": 1000, "/medium.bin": 20000}
 # capture -> (URIs in order, every answer 200): samples/README.md, checked by make_tls_keys.py
 KEYED = {
@@ -38,6 +38,7 @@ KEYED = {
     "tls13-0rtt": ["/index.html", "/small.txt"],
     "tls13-keyupdate": ["/index.html", "/small.txt"],
     "tls13-hrr": ["/index.html"],
+    "tls13-certreq": ["/index.html", "/small.txt"],
 }
 
 needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
@@ -179,6 +180,28 @@ def test_tls13_handshake_made_visible() -> None:
     assert e.resumption == "psk" and e.early_data_accepted
     # the 0-RTT request is the second connection's only one, decrypted from early data
     assert early.http.sort_values("ts").uri.tolist() == ["/index.html", "/small.txt"]
+
+
+@needs_tshark
+def test_tls13_certificate_request_and_client_certificate() -> None:
+    """tls13-certreq.pcap: nginx asks for a client certificate (encrypted CertificateRequest);
+    curl sends an empty Certificate, s_client one certificate. tshark with the keys: handshake
+    type 13 from the server on both connections, the clients' Certificate with
+    certificates_length 0 and 814."""
+    pcap, keys = D / "tls13-certreq.pcap", D / "tls13-certreq.keys"
+    rows = tshark(
+        pcap,
+        keys,
+        "tls.handshake.type == 11 && tcp.dstport == 19447",
+        ["tcp.srcport", "tls.handshake.certificates_length"],
+    )
+    sent = {int(p): int(n) > 0 for p, n in rows}
+    res = pcapan.analyze(pcap, keylog=keys)
+    t = res.tls.set_index("orig_p")
+    assert t.cert_requested.tolist() == [True, True]
+    assert t.client_cert.to_dict() == sent and sorted(sent.values()) == [False, True]
+    plain = pcapan.analyze(pcap).tls
+    assert not plain.cert_requested.any()  # encrypted in TLS 1.3: not seen without keys
 
 
 def test_pcapng_decryption_secrets_used_automatically() -> None:
