@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 Source = str | os.PathLike[str] | BinaryIO
 # What the missed_reuse count means, shown beside the number (summary, report, terminal).
 MISSED_REUSE_RULE = f"idle > {REUSE_IDLE_RTTS:g} RTT, at least {REUSE_IDLE_FLOOR_S * 1e3:g} ms"
+# A key log: an NSS key log file's path, or a KeyLog already read (pcapan.proto.tls_keylog).
+KeyLogSource = str | os.PathLike[str] | Any
 Progress = Callable[[str, int, int | None], None]
 
 
@@ -571,8 +573,13 @@ class Analyzer:
         shard: tuple[int, int] | None = None,
         on_http_body: BodyHook | None = None,
         max_half_open: int | None = None,
+        keylog: KeyLogSource | None = None,
     ) -> None:
-        """``on_http_body(uid, trans_depth, chunk)`` receives response bodies as they are parsed
+        """``keylog``: an NSS key log (``SSLKEYLOGFILE``; a path or a
+        :class:`pcapan.proto.tls_keylog.KeyLog`): TLS connections whose ClientHello random it
+        lists are decrypted and their HTTP analysed like cleartext (issue 17); the secrets of
+        pcapng Decryption Secrets Blocks are added to it (and used without one).
+        ``on_http_body(uid, trans_depth, chunk)`` receives response bodies as they are parsed
         (de-chunked; content encoding kept), e.g. to extract them. ``max_half_open``: half-open
         flows (only SYNs seen) kept at once before the oldest are finalised early (their rows
         flagged ``evicted``); default ``MAX_HALF_OPEN_FLOWS``, 0 for no bound."""
@@ -585,11 +592,64 @@ class Analyzer:
             kwargs["max_half_open"] = max_half_open
         self._engine = _Engine(**kwargs)
         self._warnings: list[str] = []
+        if keylog is not None:
+            self.use_keylog(keylog)
         self._sources: list[str] = []
         # Per capture file read by feed_source: its name, first/last timestamp and frames (the
         # summary's duration counts captured time, not the pause between files read years apart).
         self._spans: list[dict[str, Any]] = []
         self._registry = SourceRegistry()
+
+    def use_keylog(self, keylog: KeyLogSource, *, follow: bool = False) -> None:
+        """Decrypt with this key log from now on (see ``keylog`` above). A path that cannot be
+        read raises OSError. ``follow`` (a path; pcapan live): the file is read again as it
+        grows, when a connection's secrets are not in it yet (at most every
+        ``KEYLOG_REREAD_S``)."""
+        import time
+
+        from pcapan.config import KEYLOG_REREAD_S
+        from pcapan.proto.tls_keylog import KeyLog, KeyLogFile, load_keylog
+
+        ctx = self._engine.tls_ctx
+        if follow and not isinstance(keylog, KeyLog):
+            kf = KeyLogFile(keylog)
+            kf.poll()
+            kl = kf.keylog
+            last = [0.0]
+
+            def refresh() -> None:
+                now = time.monotonic()
+                if now - last[0] >= KEYLOG_REREAD_S:
+                    last[0] = now
+                    with contextlib.suppress(OSError):  # (rotated away: keep what we have)
+                        kf.poll()
+
+            ctx.keylog_refresh = refresh
+        else:
+            kl = keylog if isinstance(keylog, KeyLog) else load_keylog(keylog)
+        ctx.keylog = kl
+        if kl.bad_lines:
+            # (the reasons name line numbers and what is wrong, never a secret)
+            self._warnings.append(
+                f"key log: {kl.bad_lines} malformed line(s) ignored ({'; '.join(kl.bad[:3])})"
+            )
+
+    def _take_secrets(self, reader: Any, seen: int) -> int:
+        """Secrets of pcapng Decryption Secrets Blocks read so far (TLS key logs) join the key
+        log before the packets that follow them are analysed."""
+        blocks = getattr(reader, "secrets", ())
+        if len(blocks) == seen:
+            return seen
+        from pcapan.io.pcapng import DSB_TLS_KEY_LOG
+        from pcapan.proto.tls_keylog import KeyLog
+
+        ctx = self._engine.tls_ctx
+        for stype, data in blocks[seen:]:
+            if stype == DSB_TLS_KEY_LOG:
+                if ctx.keylog is None:
+                    ctx.keylog = KeyLog()
+                ctx.keylog.add(data)
+        return len(blocks)
 
     def start_source(self, name: str) -> None:
         self._engine.start_source(name)
@@ -614,8 +674,10 @@ class Analyzer:
         self.start_source(opened.name)
         unsupported = dict(self._engine.decoder.stats.unsupported_linktype_frames)
         lo, hi, frames = None, None, 0
+        secrets = 0
         with _quiet_gc():
             for batch in opened:
+                secrets = self._take_secrets(opened.reader, secrets)
                 if len(batch):
                     b_lo, b_hi = int(batch.ts_ns.min()), int(batch.ts_ns.max())
                     lo = b_lo if lo is None else min(lo, b_lo)
@@ -763,10 +825,13 @@ def analyze(
     shard: tuple[int, int] | None = None,
     on_http_body: BodyHook | None = None,
     max_half_open: int | None = None,
+    keylog: KeyLogSource | None = None,
 ) -> Result:
     """Analyse one capture or several (read in the order given, flows continue across files).
 
-    ``max_half_open``: see :class:`Analyzer` (the bound on flows that have only seen SYNs)."""
+    ``max_half_open``: see :class:`Analyzer` (the bound on flows that have only seen SYNs).
+    ``keylog``: an NSS key log file (``SSLKEYLOGFILE``) to decrypt TLS with (see
+    :class:`Analyzer`); pcapng Decryption Secrets Blocks are used in any case."""
     if isinstance(sources, (str, os.PathLike)) or hasattr(sources, "read"):
         sources = [sources]  # type: ignore[list-item]
     an = Analyzer(
@@ -774,6 +839,7 @@ def analyze(
         shard=shard,
         on_http_body=on_http_body,
         max_half_open=max_half_open,
+        keylog=keylog,
     )
     for s in sources:  # type: ignore[union-attr]
         an.feed_source(s, progress)

@@ -80,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds of silence that end a connection (default 300, as Zeek)",
     )
     _max_half_open_option(a)
+    _keylog_option(a)
 
     for verb, what, default in (
         ("connections", "the connections table", "the Zeek conn.log core"),
@@ -124,6 +125,7 @@ def _parser() -> argparse.ArgumentParser:
                 help="override a threshold, repeatable (names: FINDINGS_* in pcapan/config.py, lower case without the prefix, e.g. think_time_s=0.2)",
             )
         _max_half_open_option(c)
+        _keylog_option(c)
 
     e = sub.add_parser(
         "export",
@@ -149,6 +151,7 @@ def _parser() -> argparse.ArgumentParser:
         help="for spreadsheets: escape control characters and prefix text cells that begin with = + - @ TAB CR or ' with a ' (CSV injection)",
     )
     _max_half_open_option(e)
+    _keylog_option(e)
 
     x = sub.add_parser(
         "extract", help="write every HTTP response body to a file, with a manifest.csv"
@@ -172,6 +175,7 @@ def _parser() -> argparse.ArgumentParser:
         help="manifest.csv for spreadsheets: escape control characters and prefix text cells that begin with = + - @ TAB CR or ' with a '",
     )
     _max_half_open_option(x)
+    _keylog_option(x)
 
     from pcapan.plot import KINDS as PLOT_KINDS
 
@@ -236,6 +240,7 @@ def _parser() -> argparse.ArgumentParser:
         help="rtt: one CDF/histogram group per server and direction",
     )
     _max_half_open_option(g)
+    _keylog_option(g)
 
     r = sub.add_parser(
         "report",
@@ -264,6 +269,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
     _max_half_open_option(r)
+    _keylog_option(r)
 
     lv = sub.add_parser(
         "live",
@@ -329,6 +335,7 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds of silence that end a connection (default 300, as Zeek)",
     )
     _max_half_open_option(lv)
+    _keylog_option(lv)
 
     s = sub.add_parser("schema", help="print every table's columns with type, unit and description")
     s.add_argument("table", nargs="?", help="only this table")
@@ -347,6 +354,14 @@ def _max_half_open_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _keylog_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--keylog",
+        metavar="FILE",
+        help="NSS key log (SSLKEYLOGFILE) to decrypt TLS with: decrypted HTTP goes to the http table (tls true), the TLS 1.3 handshake to the tls table; pcapng Decryption Secrets Blocks are used without it",
+    )
+
+
 def _non_negative_int(text: str) -> int:
     n = int(text)
     if n < 0:
@@ -356,7 +371,21 @@ def _non_negative_int(text: str) -> int:
 
 def _engine_kw(args: argparse.Namespace) -> dict[str, Any]:
     """Analysis options common to the verbs that analyse."""
-    return {} if args.max_half_open is None else {"max_half_open": args.max_half_open}
+    kw: dict[str, Any] = {}
+    if args.max_half_open is not None:
+        kw["max_half_open"] = args.max_half_open
+    if getattr(args, "keylog", None):
+        kw["keylog"] = _read_keylog(args.keylog)
+    return kw
+
+
+def _read_keylog(path: str) -> Any:
+    from pcapan.proto.tls_keylog import load_keylog
+
+    try:
+        return load_keylog(path)
+    except OSError as exc:
+        raise PcapanError(f"cannot read key log {path!r}: {exc.strerror or exc}") from None
 
 
 DEFAULT_CONN_COLUMNS = [
@@ -674,8 +703,23 @@ def _cmd_live(args: argparse.Namespace) -> int:
     from pcapan.live import LiveCapture
     from pcapan.render import print_analysis
 
+    analyzer = None
+    if args.keylog:
+        import pcapan
+
+        # The key log is reread as it grows (clients append as they connect).
+        analyzer = pcapan.Analyzer(
+            idle_timeout_s=args.idle_timeout, max_half_open=args.max_half_open
+        )
+        try:
+            analyzer.use_keylog(args.keylog, follow=True)
+        except OSError as exc:
+            raise PcapanError(
+                f"cannot read key log {args.keylog!r}: {exc.strerror or exc}"
+            ) from None
     cap = LiveCapture(
         args.interface,
+        analyzer=analyzer,
         bpf_filter=args.filter,
         duration_s=args.duration,
         count=args.count,

@@ -136,6 +136,15 @@ FINGERPRINT_CACHE_SIZE = 4096
 # memory with the capture. Past the bound the last kept exchange is stretched over every later
 # one: the connection then looks busy throughout, so missed reuse is never claimed from it.
 MAX_TLS_APP_EXCHANGES = 64
+# TLS decryption with a key log (issue 17): encrypted records a direction holds before they can
+# be decrypted (a client's 0-RTT records wait for the ServerHello that names the suite) and the
+# 0-RTT plaintext held until the server says whether it accepted it (EncryptedExtensions). A
+# server accepts at most max_early_data_size bytes (OpenSSL's default 16 KiB, nginx's too); 256 KiB
+# is room for any real one while a stream that never gets a ServerHello cannot grow memory.
+MAX_TLS_DECRYPT_PENDING_BYTES = 256 * 1024
+# pcapan live --keylog: the key log file is read again when a connection's secrets are not in it
+# yet, at most this often (a busy capture would otherwise reread it for every new connection).
+KEYLOG_REREAD_S = 0.2
 
 # --- web performance (frames/webperf) ---------------------------------------------------------
 # Pipelined responses are called serialised when their median gap (this response's start after

@@ -152,6 +152,7 @@ class HttpRecord:
     partial: bool
     flags: str | None
     source: str
+    tls: bool  # the transaction was read from decrypted TLS (a key log)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +240,15 @@ class TlsRecord:
     # Internal (not a column): start, end of each kept exchange in ns, flattened; end -1 when the
     # server had not answered (see analysis.tls and config.MAX_TLS_APP_EXCHANGES).
     app_exchange_times: tuple[int, ...]
+    # Decryption with a key log (issue 17)
+    decrypted: bool
+    decrypt_error: str | None
+    decrypted_records: int | None
+    ticket_lifetime_s: int | None
+    ticket_max_early_data: int | None
+    key_updates: int | None
+    h2_frames: int | None
+    h2_streams: int | None
 
 
 make_conn_record = fast_maker(ConnRecord)

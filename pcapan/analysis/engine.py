@@ -147,6 +147,8 @@ class Analyzer:
             HTTP2: self.h2_ctx.open,
         }
         self.http_ctx.tunnel_openers[TLS] = self.tls_ctx.open_in_tunnel
+        # What decrypted TLS carries (used only with a key log: tls_ctx.keylog, issue 17)
+        self.tls_ctx.inner_openers = {HTTP: self.http_ctx.open_in_tls, HTTP2: self.h2_ctx.open}
         self.http_ctx.tunnel_openers[HTTP2] = self.h2_ctx.open
         self.source = ""
         self._frame_base = 0

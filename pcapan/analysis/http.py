@@ -106,6 +106,18 @@ class HttpContext:
             self, conn, transport, client_is_orig, ids, self.source, depth, True
         ).sinks()
 
+    def open_in_tls(
+        self, transport: Transport, client_is_orig: bool
+    ) -> tuple[StreamSink, StreamSink]:
+        """Dispatch opener for HTTP decrypted from TLS with a key log (issue 17): rows as on a
+        cleartext connection, with ``tls`` true."""
+        conn = transport.conn
+        k = conn.key
+        ids = (ntop(k.orig_h), k.orig_p, ntop(k.resp_h), k.resp_p)
+        s = HttpSession(self, conn, transport, client_is_orig, ids, self.source)
+        s.tls = True
+        return s.sinks()
+
 
 class _Direction(StreamSink):
     """A stream sink for one TCP direction of an HTTP connection (body bytes are opaque)."""
@@ -177,6 +189,7 @@ class HttpSession:
         "ids",
         "source",
         "in_tunnel",
+        "tls",
     )
 
     def __init__(
@@ -204,6 +217,7 @@ class HttpSession:
         )
         self.tunnel: _Tunnel | None = None
         self.in_tunnel = in_tunnel
+        self.tls = False  # read from decrypted TLS
 
     def sinks(self) -> tuple[StreamSink, StreamSink]:
         """(orig, resp) sinks for the TCP streams."""
@@ -343,4 +357,5 @@ class HttpSession:
             tx.partial,  # partial
             _flags(tx, self.in_tunnel),  # flags
             self.source,  # source
+            self.tls,  # tls
         )

@@ -23,13 +23,14 @@ the handshake, so the exchanges are those of the packet-by-packet path.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pcapan.analysis.dispatch import Transport
+from pcapan.analysis.dispatch import Dispatch, Openers, Transport
 from pcapan.config import MAX_TLS_APP_EXCHANGES
 from pcapan.flow.conn import Connection, ntop
 from pcapan.flow.reassembly import StreamSink
 from pcapan.model import TlsRecord, make_tls_record
+from pcapan.proto.detect import HTTP2
 from pcapan.proto.tls import (
     APPLICATION_DATA,
     CONTENT_TYPES,
@@ -57,6 +58,10 @@ from pcapan.proto.tls_registry import (
     version_name,
 )
 
+if TYPE_CHECKING:
+    from pcapan.proto.tls_decrypt import TlsDecryptor
+    from pcapan.proto.tls_keylog import KeyLog
+
 # SHA-384 suites: their Finished carries a 48-byte MAC (RFC 8446 4.4.4), the others 32.
 _SHA384_TLS13 = {0x1302}
 # An encrypted TLS 1.3 handshake record: message + content type byte + 16-byte AEAD tag.
@@ -69,7 +74,16 @@ _TLS13_ALERT_RECORD_LEN = 2 + 1 + 16
 class TlsContext:
     """What every TLS session of one analysis shares: where rows go."""
 
-    __slots__ = ("records", "source", "shared", "lists", "open_sessions")
+    __slots__ = (
+        "records",
+        "source",
+        "shared",
+        "lists",
+        "open_sessions",
+        "keylog",
+        "keylog_refresh",
+        "inner_openers",
+    )
 
     def __init__(self) -> None:
         self.records: list[TlsRecord] = []
@@ -79,6 +93,12 @@ class TlsContext:
         self.lists: dict[tuple[object, ...], str] = {}
         self.source = ""
         self.open_sessions: set[TlsSession] = set()
+        # Decryption (issue 17): the key log (None: no decryption, every session on the fast
+        # path), and the openers for decrypted bytes (HTTP with its tls flag, HTTP/2), set by
+        # the engine.
+        self.keylog: KeyLog | None = None
+        self.keylog_refresh: Callable[[], object] | None = None  # rereads a growing key log
+        self.inner_openers: Openers = {}
 
     def open(self, transport: Transport, client_is_orig: bool) -> tuple[StreamSink, StreamSink]:
         """Dispatch opener: a TLS session on a TCP connection."""
@@ -98,6 +118,12 @@ class TlsContext:
         ids = (ntop(k.orig_h), k.orig_p, ntop(k.resp_h), k.resp_p)
         s = TlsSession(self, conn, client_is_orig, ids, self.source, in_tunnel)
         self.open_sessions.add(s)
+        if self.keylog is not None:
+            from pcapan.proto.tls_decrypt import TlsDecryptor
+
+            s.transport = transport
+            s.dec = TlsDecryptor()
+            return (_Keyed(s, client_is_orig), _Keyed(s, not client_is_orig))
         return s.sinks()
 
     def close_all(self) -> None:
@@ -227,6 +253,70 @@ class _Direction(StreamSink):
         s.ended(self.is_client)
 
 
+class _Keyed(_Direction):
+    """A direction of a TLS connection analysed with a key log: every byte comes through
+    :meth:`data` (no skimming, no opaque record bodies: the decryptor reads them) and both
+    directions stay in capture order (the decrypted HTTP pairs requests with responses)."""
+
+    __slots__ = ()
+
+    # No opaque record bodies (the decryptor reads them): StreamSink computes has_opaque from it.
+    opaque = StreamSink.opaque  # type: ignore[assignment]
+    opaque_views = StreamSink.opaque_views  # type: ignore[assignment]
+
+    def skim(self, mv: memoryview, offs: list[int], lens: list[int], tss: list[int]) -> bool:
+        """After the handshake a run is walked by record headers for the counts (as without
+        keys) and handed to the decryptor in one call."""
+        s = self.session
+        dec = s.dec
+        if dec is None or not dec.version or not super().skim(mv, offs, lens, tss):
+            return False
+        events = dec.data_run(self.is_client, mv, offs, lens, tss)
+        if events:
+            s.handle_decrypted(events)
+        return True
+
+    @property
+    def ordered(self) -> bool:
+        return True
+
+    def data(self, chunk: bytes, ts_ns: int) -> None:
+        super().data(chunk, ts_ns)
+        self.session.decrypt(self.is_client, chunk, ts_ns)
+
+    def gap(self, nbytes: int, ts_ns: int) -> None:
+        super().gap(nbytes, ts_ns)
+        self.session.decrypt_gap(self.is_client, nbytes, ts_ns)
+
+    def end(self, ts_ns: int) -> None:
+        self.session.decrypt_end(self.is_client, ts_ns)
+        super().end(ts_ns)
+
+
+class _Plain:
+    """The decrypted bytes of a TLS connection, as a transport for a nested dispatch (like the
+    inside of an HTTP CONNECT tunnel)."""
+
+    __slots__ = ("session", "conn", "sinks", "pos")
+
+    def __init__(self, session: TlsSession) -> None:
+        self.session = session
+        self.conn = session.conn
+        self.sinks: list[StreamSink | None] = [None, None]  # indexed by is_orig (TCP orientation)
+        self.pos = [0, 0]
+
+    def set_sink(self, is_orig: bool, sink: StreamSink | None) -> None:
+        self.sinks[is_orig] = sink
+
+    def position(self, is_orig: bool) -> int:
+        return self.pos[is_orig]
+
+    def service(self, name: str) -> None:
+        tr = self.session.transport
+        if tr is not None:
+            tr.service(name)
+
+
 class TlsSession:
     """Drives one connection's :class:`TlsConnection` and builds its row."""
 
@@ -262,6 +352,16 @@ class TlsSession:
         "ex_end",
         "ex_count",
         "ex_times",
+        "transport",
+        "dec",
+        "plain",
+        "plain_gap",
+        "alpn13",
+        "nst13",
+        "ticket_life",
+        "ticket_early",
+        "key_updates",
+        "h2",
         "__weakref__",
     )
 
@@ -307,6 +407,17 @@ class TlsSession:
         self.ends = 0
         self.flags: list[str] = []
         self.emitted = False
+        # Decryption (issue 17; set up by TlsContext._open when there is a key log)
+        self.transport: Transport | None = None
+        self.dec: TlsDecryptor | None = None
+        self.plain: _Plain | None = None  # the decrypted bytes' transport, once some came
+        self.plain_gap = [False, False]  # a gap was passed on (TCP orientation)
+        self.alpn13: str | None = None  # ALPN from the decrypted EncryptedExtensions
+        self.nst13 = False  # a decrypted TLS 1.3 NewSessionTicket
+        self.ticket_life: int | None = None
+        self.ticket_early: int | None = None
+        self.key_updates = 0
+        self.h2: StreamSink | None = None  # the decrypted HTTP/2's client sink (its counts)
 
     def sinks(self) -> tuple[StreamSink, StreamSink]:
         """(orig, resp) sinks for the TCP streams; the parser's is_orig means the client."""
@@ -390,6 +501,123 @@ class TlsSession:
             return None, ()
         return self.ex_count, tuple(self.ex_times)
 
+    # -- decryption (issue 17) -------------------------------------------------------------------
+    def decrypt(self, is_client: bool, chunk: bytes, ts_ns: int) -> None:
+        """The same bytes the parser just read, for the decryptor: secrets once the ClientHello
+        is parsed, the suite once the ServerHello is, then the records."""
+        dec = self.dec
+        if dec is None or dec.keyed is False:
+            return
+        p = self.parser
+        events: list[Any] = []
+        ch = p.client_hello
+        if dec.keyed is None and ch is not None:
+            ctx = self.ctx
+            kl = ctx.keylog
+            secrets = kl.lookup(ch.random) if kl is not None else None
+            if secrets is None and ctx.keylog_refresh is not None and kl is not None:
+                # A key log still being written (pcapan live): the client logs its secrets
+                # when it has the ServerHello, so they may come after the ClientHello. Records
+                # are held meanwhile; "no key" is said only once the handshake is over.
+                ctx.keylog_refresh()
+                secrets = kl.lookup(ch.random)
+                if secrets is None and not p.done:
+                    dec.data(is_client, chunk, ts_ns)  # (held: the suite is not set yet)
+                    return
+            events += dec.set_secrets(secrets, ch.random, ts_ns)
+        sh = p.server_hello
+        if dec.keyed and dec.version is None and sh is not None:
+            early = bool(ch is not None and ch.early_data)
+            events += dec.hello(sh.version, sh.cipher, sh.random, sh.encrypt_then_mac, early, ts_ns)
+        events += dec.data(is_client, chunk, ts_ns)
+        if events:
+            self.handle_decrypted(events)
+
+    def decrypt_gap(self, is_client: bool, nbytes: int, ts_ns: int) -> None:
+        dec = self.dec
+        if dec is None:
+            return
+        self.handle_decrypted(dec.gap(is_client, nbytes, ts_ns))
+        d = is_client == self.client_is_orig
+        plain = self.plain
+        if plain is not None and not self.plain_gap[d]:
+            # Decryption stops here: the parser of the plaintext hears of a hole (its size in
+            # plaintext is unknown, and nothing follows it), never of guessed bytes.
+            self.plain_gap[d] = True
+            plain.pos[d] += nbytes
+            sink = plain.sinks[d]
+            if sink is not None:
+                sink.gap(nbytes, ts_ns)
+
+    def decrypt_end(self, is_client: bool, ts_ns: int) -> None:
+        dec = self.dec
+        if dec is None:
+            return
+        dec.end(is_client, ts_ns)
+        plain = self.plain
+        if plain is not None:
+            sink = plain.sinks[is_client == self.client_is_orig]
+            if sink is not None:
+                sink.end(ts_ns)
+
+    def handle_decrypted(self, events: list[Any]) -> None:
+        from pcapan.proto.tls_decrypt import (
+            DecryptAnomaly,
+            EncryptedExtensions,
+            KeyUpdate,
+            Plaintext,
+            SessionTicket,
+        )
+
+        for ev in events:
+            if isinstance(ev, Plaintext):
+                self._plaintext(ev.is_orig, ev.data, ev.ts_ns, ev.ts_first_ns)
+            elif isinstance(ev, EncryptedExtensions):
+                self.alpn13 = ev.alpn
+            elif isinstance(ev, SessionTicket):
+                self.nst13 = True
+                self.ticket_life = ev.lifetime_s
+                self.ticket_early = ev.max_early_data
+            elif isinstance(ev, KeyUpdate):
+                self.key_updates += 1
+            elif isinstance(ev, DecryptAnomaly):
+                self.conn.note(0, ev.ts_ns, ev.kind, ev.detail)
+            elif isinstance(ev, Alert):
+                if self.alert in (None, "encrypted") and ev.level is not None:
+                    self.alert = None  # the decrypted alert replaces "encrypted"
+                self.handle([ev])
+            else:
+                self.handle([ev])  # Certificate, HandshakeMessage: as in TLS 1.2
+
+    def _plaintext(self, is_client: bool, data: bytes, ts_ns: int, ts_first_ns: int) -> None:
+        plain = self.plain
+        if plain is None:
+            plain = self.plain = _Plain(self)
+            h2 = self.ctx.inner_openers.get(HTTP2)
+            if self.alpn13 == "h2" or (self.alpn13 is None and _alpn(self) == "h2"):
+                # ALPN chose HTTP/2: its frames, never the HTTP/1 parser (no detection).
+                sinks = h2(plain, self.client_is_orig) if h2 is not None else None
+                if sinks is not None:
+                    plain.service(HTTP2)
+                    plain.sinks = [sinks[1], sinks[0]]
+                    self.h2 = sinks[0]
+            elif self.ctx.inner_openers:
+                Dispatch(plain, self.ctx.inner_openers)
+        d = is_client == self.client_is_orig
+        plain.pos[d] += len(data)
+        sink = plain.sinks[d]
+        if sink is None:
+            return
+        if ts_first_ns < ts_ns and len(data) > 1:
+            # A record spans segments: its first byte came with the first of them (a response's
+            # first byte, for TTFB), the rest when it was complete (a message's end).
+            sink.data(data[:1], ts_first_ns)
+            sink = plain.sinks[d]  # (detection may have replaced the sink)
+            if sink is None:
+                return
+            data = data[1:]
+        sink.data(data, ts_ns)
+
     def handle(self, events: list[Event]) -> None:
         for ev in events:
             if isinstance(ev, ClientHello):
@@ -411,6 +639,7 @@ class TlsSession:
                     self.cert_requested = True
             elif isinstance(ev, NewSessionTicket):
                 self.nst = True
+                self.ticket_life = ev.lifetime_hint
             elif isinstance(ev, Alert):
                 if self.alert is None:
                     if ev.level is None:
@@ -517,6 +746,13 @@ class TlsSession:
         fp = self.first_ch
         ja3 = fp.ja3_hash if fp is not None else None
         exchanges, exchange_times = self._exchanges()
+        dec = self.dec
+        # TLS 1.3 ticket_issued: known only when the server's records were decrypted to the end
+        # (True at a decrypted ticket; False when none came in a direction decrypted throughout).
+        dec_ok: bool | None = None
+        if dec is not None and dec.decrypted_records and dec.error is None:
+            dec_ok = False
+        h2p = getattr(getattr(self.h2, "session", None), "parser", None)
         # positional, in field order (see fast_maker)
         return make_tls_record(
             ts,  # ts_ns
@@ -545,7 +781,7 @@ class TlsSession:
             else None,  # weak_ciphers_offered
             ch.server_name if ch is not None else None,  # server_name
             names(ch.alpn, str) if ch is not None else None,  # alpn_offered
-            None if tls13 or sh_ok is None else sh_ok.alpn,  # next_protocol
+            self.alpn13 if tls13 else (sh_ok.alpn if sh_ok is not None else None),  # next_protocol
             curve,  # curve
             self.ske.dh_prime_bits if self.ske is not None else None,  # dh_prime_bits
             names(ch.supported_groups, group_name) if ch is not None else None,  # supported_groups
@@ -562,7 +798,7 @@ class TlsSession:
             resumption,  # resumption
             bool(ch.session_ticket) if ch is not None else None,  # session_ticket_offered
             ch.psk_identities > 0 if ch is not None else None,  # psk_offered
-            None if tls13 else self.nst,  # ticket_issued
+            (True if self.nst13 else dec_ok) if tls13 else self.nst,  # ticket_issued
             early_offered,  # early_data_offered
             early_accepted,  # early_data_accepted
             p.hello_retry,  # hello_retry_request
@@ -608,6 +844,14 @@ class TlsSession:
             self.source,  # source
             exchanges,  # app_exchanges
             exchange_times,  # app_exchange_times
+            bool(dec is not None and dec.decrypted_records),  # decrypted
+            dec.error if dec is not None else None,  # decrypt_error
+            dec.decrypted_records if dec is not None else None,  # decrypted_records
+            self.ticket_life,  # ticket_lifetime_s
+            self.ticket_early,  # ticket_max_early_data
+            self.key_updates if dec is not None else None,  # key_updates
+            h2p.frames(True) + h2p.frames(False) if h2p is not None else None,  # h2_frames
+            h2p.streams if h2p is not None else None,  # h2_streams
         )
 
     def _types(self, is_client: bool) -> str | None:
@@ -622,6 +866,12 @@ class TlsSession:
             )
             self.ctx.lists[key] = text
         return text
+
+
+def _alpn(s: TlsSession) -> str | None:
+    """The ALPN the ServerHello selected (TLS <= 1.2)."""
+    sh = s.parser.server_hello
+    return sh.alpn if sh is not None else None
 
 
 # Certificate times pandas can hold as datetime64[ns] (1677-09-21 .. 2262-04-11); test

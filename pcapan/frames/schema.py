@@ -555,6 +555,12 @@ HTTP: tuple[Column, ...] = (
         "Comma-separated notes on this exchange (bare_lf, obs_fold, te_and_cl, cl_mismatch, orphan_response, in_tunnel, ...; auth_basic, auth_digest, cookie: credentials the request carried); see the README.",
     ),
     Column("source", STR, "", "Capture file."),
+    Column(
+        "tls",
+        BOOL,
+        "",
+        "The exchange was read from decrypted TLS (HTTPS analysed with a key log: --keylog, or a pcapng Decryption Secrets Block); false for cleartext HTTP.",
+    ),
 )
 HTTP_WEB: tuple[Column, ...] = (
     Column(
@@ -771,7 +777,7 @@ TLS: tuple[Column, ...] = (
         "next_protocol",
         STR,
         "",
-        "ALPN protocol the server selected; empty in TLS 1.3, where it travels encrypted (never guessed).",
+        "ALPN protocol the server selected: from the ServerHello (TLS <= 1.2) or, in TLS 1.3, from the decrypted EncryptedExtensions (with a key log); empty in TLS 1.3 without keys (never guessed).",
     ),
     Column(
         "curve",
@@ -818,7 +824,7 @@ TLS: tuple[Column, ...] = (
         "ticket_issued",
         BOOL,
         "",
-        "The server sent a NewSessionTicket (TLS <= 1.2; empty in TLS 1.3, where it is encrypted).",
+        "The server sent a NewSessionTicket (TLS <= 1.2; in TLS 1.3 only with a key log: true at a decrypted ticket, false when the server's records were decrypted to the end without one, else empty).",
     ),
     Column(
         "early_data_offered",
@@ -858,7 +864,7 @@ TLS: tuple[Column, ...] = (
         "cert_requested",
         BOOL,
         "",
-        "The server asked for a client certificate (CertificateRequest; visible in TLS <= 1.2).",
+        "The server asked for a client certificate (CertificateRequest; visible in TLS <= 1.2, and in TLS 1.3 when decrypted with a key log).",
     ),
     Column(
         "client_cert",
@@ -938,6 +944,49 @@ TLS: tuple[Column, ...] = (
         "exchanges",
         "Application-data exchanges after the handshake that the server answered: a client flight of application data and the server's that followed, until the client's next flight. An estimate of the encrypted requests (HTTP/1.1: one per request; HTTP/2 multiplexes, so flights, not requests); lone encrypted alerts and TLS 1.3 session tickets before the first request are not counted. Empty when the handshake did not complete.",
     ),
+    Column(
+        "decrypted",
+        BOOL,
+        "",
+        "Records of this connection were decrypted with a key log (--keylog / keylog=, or pcapng Decryption Secrets Blocks): its HTTP is in the http table with tls true, its TLS 1.3 handshake (certificate, ALPN, tickets) in this row.",
+    ),
+    Column(
+        "decrypt_error",
+        STR,
+        "",
+        "Why decryption stopped or never started (empty: no key log, or nothing went wrong): no_key (the key log has no entry for the ClientHello random), missing_secret (an entry lacks a secret the connection needs), bad_key (an AEAD tag or MAC failed: wrong key; that direction stops), unsupported (suite, version or renegotiation not decrypted), gap (bytes missing: records after them cannot be decrypted, never guessed), overflow (more held than MAX_TLS_DECRYPT_PENDING_BYTES). The first reason only; anomaly rows say which direction.",
+    ),
+    Column(
+        "decrypted_records",
+        INT,
+        "records",
+        "Records decrypted, both directions (empty without a key log).",
+    ),
+    Column(
+        "ticket_lifetime_s",
+        INT,
+        "s",
+        "Lifetime of the last session ticket the server issued (TLS <= 1.2 lifetime hint; TLS 1.3 ticket_lifetime, decrypted).",
+    ),
+    Column(
+        "ticket_max_early_data",
+        INT,
+        "bytes",
+        "TLS 1.3: max_early_data_size of the last decrypted ticket (the 0-RTT data it allows); empty when the ticket allows none.",
+    ),
+    Column(
+        "key_updates",
+        INT,
+        "messages",
+        "TLS 1.3 KeyUpdate messages decrypted, both directions (empty without a key log).",
+    ),
+    Column(
+        "h2_frames",
+        INT,
+        "frames",
+        "Decrypted HTTP/2 (ALPN h2): frames walked, both directions (headers are not decoded).",
+    ),
+    Column("h2_streams", INT, "streams", "Decrypted HTTP/2: streams opened."),
     Column("orig_records", INT, "records", "TLS records the originator sent (every content type)."),
     Column("resp_records", INT, "records", "TLS records the responder sent."),
     Column(

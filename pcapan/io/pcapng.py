@@ -30,6 +30,10 @@ IDB_TYPE = 1
 PB_TYPE = 2  # obsolete Packet Block
 SPB_TYPE = 3
 EPB_TYPE = 6
+# Decryption Secrets Block (pcapng spec 4.7): secrets type, length, data. Of its types only the
+# TLS key log ('TLSK', NSS key log text) is used; it goes to the TLS analysis (issue 17).
+DSB_TYPE = 10
+DSB_TLS_KEY_LOG = 0x544C534B
 # Blocks that are not packets but that Wireshark lists as frames of their own (systemd journal
 # entries, Custom Blocks, Sysdig events), so they take a frame number: skipping them without
 # counting would make our frame_no drift from the number a user opens in Wireshark.
@@ -157,6 +161,10 @@ class PcapngReader:
         self.report = ReaderReport(format="pcapng")
         # Block types outside the spec's registry, with how often each was skipped.
         self.unknown_blocks: dict[int, int] = {}
+        # Decryption Secrets Blocks read so far: (secrets type, data), in file order. The batch
+        # that follows such a block is yielded after it was read, so a consumer that looks here
+        # before feeding each batch has the keys before the packets they decrypt.
+        self.secrets: list[tuple[int, bytes]] = []
         self._issue_counts: dict[str, int] = {}
         if len(head) < 16:
             # A stream may hand over fewer bytes than asked; the SHB fields checked below sit in
@@ -438,6 +446,17 @@ class PcapngReader:
                 elif btype in WIRESHARK_RECORD_TYPES:
                     # Not a packet, but Wireshark numbers it as a frame: keep frame_no in step.
                     walk.phantom.append(len(offsets))
+                elif btype == DSB_TYPE:
+                    # (w2, w3: secrets type and length; the data must fit the block)
+                    if 20 + w3 <= blen:
+                        self.secrets.append((w2, bytes(buf[pos + 16 : pos + 16 + w3])))
+                    else:
+                        self._issue(
+                            "pcapng_bad_secrets_block",
+                            f"decryption secrets block at file offset {file_pos + pos} claims "
+                            f"{w3} bytes of secrets in a block of {blen}",
+                            at,
+                        )
                 elif btype not in KNOWN_SKIPPED_TYPES:
                     self.unknown_blocks[btype] = self.unknown_blocks.get(btype, 0) + 1
                 pos = end
