@@ -480,3 +480,16 @@ def test_folded_runs_equal_packet_by_packet_in_small_batches(path: Path, size: i
     assert isinstance(results[0], Result)
     assert results[0].connection_records, "no connection: the comparison would prove nothing"
     assert fold_diff(results[0], results[1]) is None
+
+
+def test_connection_source_is_its_own_file() -> None:
+    """Two captures in one analysis: each connection's source is the file of its first packet,
+    not the file being read when it was finalised (rtt-tls.pcap and rtt-http.pcap hold two
+    connections each: samples/rtt-facts.json; every connection of the first file ends at the
+    end of the analysis, while the second file is read)."""
+    tls, http = SAMPLES / "rtt-tls.pcap", SAMPLES / "rtt-http.pcap"
+    res = pcapan.analyze([tls, http])
+    by_source = res.connections.groupby("source").uid.apply(set).to_dict()
+    assert {k: len(v) for k, v in by_source.items()} == {str(tls): 2, str(http): 2}
+    assert by_source[str(tls)] == set(res.tls.uid)
+    assert by_source[str(http)] == set(res.http.uid)

@@ -871,6 +871,7 @@ class Analyzer:
         """A connection whose first packet is packet ``i`` (flow key ``fkey``, canonical order),
         with its content dispatch."""
         conn = self.table.new_connection(tp, i, fkey, ais, fl, t)
+        conn.source = self.source
         if tunnel := tp.tunnel.item(i):
             # (Also here: a connection that ends within its first batch is recorded before
             # the batch's tunnels are noted.)
@@ -1051,7 +1052,7 @@ class Analyzer:
             "evicted": c.close_reason == CLOSE_EVICTED,
             "ip_version": k.ipver,
             "tunnel_parents": self._tunnel_parents(c),
-            "source": self.source,
+            "source": c.source,
         }
 
     def _note_tunnels(self, conns: list[Connection], slots: np.ndarray, tunnel: np.ndarray) -> None:

@@ -70,6 +70,7 @@ cdef class Connection:
     cdef public long long _last_frame
     cdef public list _clean_log
     cdef public long long rtt_id
+    cdef public object source
 
     cpdef bint _check(self, long long frame_no, long long bit, str letter, bint is_orig)
     @cython.locals(

@@ -267,6 +267,7 @@ class Connection:
         "_last_frame",
         "_clean_log",
         "rtt_id",
+        "source",
     )
 
     def __init__(self, uid: str, key: FlowKey, orig_is_a: bool, start_ns: int, n: int) -> None:
@@ -302,6 +303,7 @@ class Connection:
         self._last_frame = 0  # highest frame number seen, for letters of folded packets
         self._clean_log: list[tuple[int, bool]] = [(0, False)]  # (frame, both sides clean) changes
         self.rtt_id = -1  # slot in the round-trip state (pcapan.flow.rtt), once seen
+        self.source = ""  # the capture file of its first packet
 
     # -- history -----------------------------------------------------------------------------
     def _add(self, frame_no: int, letter: str, is_orig: bool) -> None:
