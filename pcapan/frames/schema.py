@@ -549,7 +549,7 @@ HTTP: tuple[Column, ...] = (
         "A gap, a parse error or the end of the capture cut the request or the response.",
     ),
     Column(
-        "flags",
+        "http_flags",
         STR,
         "",
         "Comma-separated notes on this exchange (bare_lf, obs_fold, te_and_cl, cl_mismatch, orphan_response, in_tunnel, ...); see the README.",
@@ -942,7 +942,7 @@ TLS: tuple[Column, ...] = (
         "The TLS ran inside an HTTP CONNECT or Upgrade tunnel on this connection.",
     ),
     Column(
-        "flags",
+        "tls_flags",
         STR,
         "",
         "Comma-separated notes: tls_gap_client / tls_gap_server (bytes missing, parsing stopped), truncated, no_server_hello, ...",
