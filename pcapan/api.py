@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pcapan.analysis.engine import Analyzer as _Engine
 from pcapan.analysis.http import BodyHook
-from pcapan.config import GC_BEFORE_TABLE_ROWS
+from pcapan.config import GC_BEFORE_TABLE_ROWS, REPR_MAX_FILES, REPR_MAX_NAME_CHARS
 from pcapan.errors import DuplicateSourceWarning
 from pcapan.flow.rtt import KINDS, RttSamples
 from pcapan.frames.schema import (
@@ -64,6 +64,68 @@ class Result:
 
     def __post_init__(self) -> None:
         self.connection_records = ConnColumns.of(self.connection_records)
+
+    def __repr__(self) -> str:
+        """A few lines, never the records: files, frames, the capture's span and the rows of
+        each table (counted from the records; tables not built yet stay unbuilt)."""
+        return "\n".join(
+            ["<pcapan.Result>", *(f"  {label:<9} {value}" for label, value in self._overview())]
+        )
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the same facts as ``repr`` in a small table."""
+        import html
+
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(label)}</th>"
+            f"<td style='text-align:left'>{html.escape(value)}</td></tr>"
+            for label, value in self._overview()
+        )
+        return f"<table><caption style='text-align:left'>pcapan.Result</caption>{rows}</table>"
+
+    def _overview(self) -> list[tuple[str, str]]:
+        """(label, text) rows of repr and _repr_html_."""
+        st = self.stats
+        names = [str(s) for s in st.get("sources", [])]
+        shown = [
+            n if len(n) <= REPR_MAX_NAME_CHARS else "…" + n[-(REPR_MAX_NAME_CHARS - 1) :]
+            for n in names[:REPR_MAX_FILES]
+        ]
+        if len(names) > REPR_MAX_FILES:
+            shown.append(f"+{len(names) - REPR_MAX_FILES:,} more")
+        rows = [
+            ("files", ", ".join(shown) or "-"),
+            ("frames", f"{st.get('frames', 0):,}"),
+            (
+                "span",
+                _span(st.get("first_ts_ns"), st.get("last_ts_ns")) if st.get("frames") else "-",
+            ),
+        ]
+        counts = {
+            "connections": len(ConnColumns.of(self.connection_records)),
+            "http": len(self.http_records),
+            "tls": len(self.tls_records),
+            "rtt": sum(int(c.shape[0]) for c in self.rtt_samples.conn),
+            "anomalies": len(self.anomaly_records),
+        }
+        # The per-pair tables are derived: counted only once built (building them takes seconds
+        # on a large capture, and a repr must not).
+        for name in ("servers", "clients", "missed_reuse"):
+            counts[name] = len(self._frames[name]) if name in self._frames else None
+        rows.append(
+            (
+                "rows",
+                ", ".join(f"{k} {v:,}" for k, v in counts.items() if v is not None)
+                + (
+                    ""
+                    if "servers" in self._frames
+                    else "; servers, clients, missed_reuse: built on first access"
+                ),
+            )
+        )
+        if self.warnings:
+            rows.append(("warnings", f"{len(self.warnings):,} (see .warnings)"))
+        return rows
 
     @property
     def connections(self) -> pd.DataFrame:
@@ -371,6 +433,40 @@ def _typed(df: pd.DataFrame, columns: tuple[Column, ...]) -> pd.DataFrame:
         else:
             out[c.name] = s
     return pd.DataFrame(out, index=df.index, copy=False).reset_index(drop=True)
+
+
+def _span(first_ns: int | None, last_ns: int | None) -> str:
+    """``first .. last UTC (duration)`` of a capture, or ``-`` when it had no frame."""
+    import datetime as dt
+
+    if first_ns is None or last_ns is None:
+        return "-"
+
+    def stamp(ns: int) -> str:
+        try:
+            t = dt.datetime.fromtimestamp(ns // 1_000_000_000, dt.UTC)
+        except (OverflowError, ValueError, OSError):  # past year 9999: a corrupt timestamp
+            return f"{ns} ns"
+        return f"{t:%Y-%m-%d %H:%M:%S}.{ns % 1_000_000_000 // 1000:06d}"
+
+    return f"{stamp(first_ns)} .. {stamp(last_ns)} UTC ({_duration((last_ns - first_ns) / 1e9)})"
+
+
+def _duration(s: float) -> str:
+    """Seconds, and past two minutes also in larger units: 12.345 s, 205.098 s = 3 min 25 s,
+    7,200.000 s = 2 h 0 min, ... = 3 d 4 h, ... = 5.6 years (two captures years apart)."""
+    m, h, d = s / 60, s / 3600, s / 86400
+    if s < 120:
+        return f"{s:.3f} s"
+    if h < 2:
+        human = f"{int(m)} min {int(s % 60)} s"
+    elif d < 2:
+        human = f"{int(h)} h {int(m % 60)} min"
+    elif d < 730:
+        human = f"{int(d)} d {int(h % 24)} h"
+    else:
+        human = f"{d / 365.25:.1f} years"
+    return f"{s:,.3f} s = {human}"
 
 
 def _rtt_frame(samples: RttSamples) -> pd.DataFrame:

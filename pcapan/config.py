@@ -212,3 +212,10 @@ LIVE_MAX_PENDING_PARTS = 2
 # memory instead of adding to it (peak 452 -> under 400 MB). A full collection costs ~50 ms, not
 # worth it for a small table (it would be 1% of a 12,000-connection capture's analysis).
 GC_BEFORE_TABLE_ROWS = 50_000
+
+# --- api ------------------------------------------------------------------------------------
+# File names ``repr(Result)`` lists before "+N more", and the characters kept of each: evaluating
+# ``res`` in a notebook must print a few lines whatever the capture (a 300,000-packet capture
+# once printed 52 MB, every record).
+REPR_MAX_FILES = 3
+REPR_MAX_NAME_CHARS = 80
