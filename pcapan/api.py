@@ -644,6 +644,11 @@ class Analyzer:
         flagged ``evicted``); default ``MAX_HALF_OPEN_FLOWS``, 0 for no bound."""
         kwargs: dict[str, Any] = {"shard": shard, "on_http_body": on_http_body}
         if idle_timeout_s is not None:
+            import math
+
+            # 0 or less ended a connection at every packet (1 connection became 175).
+            if not (math.isfinite(idle_timeout_s) and idle_timeout_s > 0):
+                raise ValueError("idle_timeout_s must be a number of seconds more than 0")
             kwargs["idle_timeout_s"] = idle_timeout_s
         if max_half_open is not None:
             if max_half_open < 0:
@@ -839,6 +844,7 @@ def extract(
     decode: bool = False,
     progress: Progress | None = None,
     safe_csv: bool = False,
+    idle_timeout_s: float | None = None,
     max_half_open: int | None = None,
 ) -> tuple[Result, pd.DataFrame]:
     """Write every HTTP response body into ``directory`` (generated names) with a manifest.csv.
@@ -855,7 +861,13 @@ def extract(
 
     writer = BodyWriter(directory)
     try:
-        res = analyze(sources, progress=progress, on_http_body=writer, max_half_open=max_half_open)
+        res = analyze(
+            sources,
+            progress=progress,
+            on_http_body=writer,
+            idle_timeout_s=idle_timeout_s,
+            max_half_open=max_half_open,
+        )
     finally:
         writer.close()
     rows = writer.finish(res.http, decode=decode, safe_csv=safe_csv)

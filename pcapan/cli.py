@@ -8,7 +8,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pcapan import __version__, _build
 from pcapan.config import LIVE_DASHBOARD_REFRESH_S
@@ -32,8 +32,16 @@ PROGRESS_MIN_BYTES = 32 * 1024 * 1024
 CSV_STDOUT_CHUNK_ROWS = 20_000
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors on one line (the verb, the message and where to look),
+    like every other error of pcapan; the usage text itself is for --help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="pcapan",
         description="Analyse packet captures: TCP connections, HTTP/1.1 reuse and pipelining, TLS, round trips.",
     )
@@ -73,13 +81,7 @@ def _parser() -> argparse.ArgumentParser:
         help="print the summary as JSON (alias of --format json for the terminal; -o keeps its --format)",
     )
     a.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
-    a.add_argument(
-        "--idle-timeout",
-        type=float,
-        metavar="S",
-        help="seconds of silence that end a connection (default 300, as Zeek)",
-    )
-    _max_half_open_option(a)
+    _engine_options(a)
 
     for verb, what, default in (
         ("connections", "the connections table", "the Zeek conn.log core"),
@@ -109,8 +111,13 @@ def _parser() -> argparse.ArgumentParser:
             metavar="A,B,...",
             help=f"comma-separated columns to show (default: {default})",
         )
-        c.add_argument("--limit", type=int, metavar="N", help="show at most N rows")
-        _max_half_open_option(c)
+        c.add_argument(
+            "--limit",
+            type=_positive_int,
+            metavar="N",
+            help="show the first N rows (1 or more; without it, every row)",
+        )
+        _engine_options(c)
 
     e = sub.add_parser(
         "export",
@@ -135,7 +142,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="for spreadsheets: escape control characters and prefix text cells that begin with = + - @ TAB CR or ' with a ' (CSV injection)",
     )
-    _max_half_open_option(e)
+    _engine_options(e)
 
     x = sub.add_parser(
         "extract", help="write every HTTP response body to a file, with a manifest.csv"
@@ -158,7 +165,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="manifest.csv for spreadsheets: escape control characters and prefix text cells that begin with = + - @ TAB CR or ' with a '",
     )
-    _max_half_open_option(x)
+    _engine_options(x)
 
     from pcapan.plot import KINDS as PLOT_KINDS
 
@@ -187,9 +194,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--limit",
-        type=int,
+        type=_positive_int,
         metavar="N",
-        help="waterfall: first N connections (default 50); budget, rtt --by-server: N servers; reuse: N client-server pairs; pipelining: N responses; tls: N cipher suites",
+        help="1 or more; waterfall: first N connections (default 50); budget, rtt --by-server: N servers; reuse: N client-server pairs; pipelining: N responses; tls: N cipher suites",
     )
     g.add_argument(
         "--direction",
@@ -201,7 +208,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="rtt: one CDF/histogram group per server and direction",
     )
-    _max_half_open_option(g)
+    _engine_options(g)
 
     r = sub.add_parser(
         "report",
@@ -223,7 +230,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--title", help="the page's title (default: pcapan report)")
     r.add_argument("--no-plots", action="store_true", help="leave the plots out (faster)")
     r.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
-    _max_half_open_option(r)
+    _engine_options(r)
 
     lv = sub.add_parser(
         "live",
@@ -241,8 +248,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="BPF",
         help="capture filter in tcpdump syntax, applied in the kernel (e.g. 'tcp port 443')",
     )
-    lv.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
-    lv.add_argument("--count", type=int, metavar="N", help="stop after N packets")
+    lv.add_argument(
+        "--duration", type=_positive_seconds, metavar="S", help="stop after S seconds (more than 0)"
+    )
+    lv.add_argument(
+        "--count", type=_positive_int, metavar="N", help="stop after N packets (1 or more)"
+    )
     lv.add_argument(
         "--write",
         metavar="FILE",
@@ -267,7 +278,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     lv.add_argument(
         "--interval",
-        type=float,
+        type=_positive_seconds,
         default=LIVE_DASHBOARD_REFRESH_S,
         metavar="S",
         help=f"seconds between dashboard refreshes (default {LIVE_DASHBOARD_REFRESH_S:g})",
@@ -282,13 +293,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help="with -o: write the tables in parts, every 30s/10m/1h or every Nrows finished connections (e.g. 100000rows), and drop them from memory",
     )
-    lv.add_argument(
-        "--idle-timeout",
-        type=float,
-        metavar="S",
-        help="seconds of silence that end a connection (default 300, as Zeek)",
-    )
-    _max_half_open_option(lv)
+    _engine_options(lv)
 
     s = sub.add_parser("schema", help="print every table's columns with type, unit and description")
     s.add_argument("table", nargs="?", help="only this table")
@@ -298,7 +303,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _max_half_open_option(p: argparse.ArgumentParser) -> None:
+def _engine_options(p: argparse.ArgumentParser) -> None:
+    """The analysis options of every verb that analyses (the library's defaults when left out)."""
+    p.add_argument(
+        "--idle-timeout",
+        type=_positive_seconds,
+        metavar="S",
+        help="seconds of silence that end a connection (more than 0; default 300, as Zeek)",
+    )
     p.add_argument(
         "--max-half-open",
         type=_non_negative_int,
@@ -307,16 +319,65 @@ def _max_half_open_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
 def _non_negative_int(text: str) -> int:
-    n = int(text)
+    n = _integer(text)
     if n < 0:
         raise argparse.ArgumentTypeError(f"{text}: must be 0 or more")
     return n
 
 
+def _positive_int(text: str) -> int:
+    """A count or a limit: 0 would mean nothing to show (or, elsewhere, no bound), so it is
+    refused rather than guessed; leaving the option out means no limit."""
+    n = _integer(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be 1 or more")
+    return n
+
+
+def _positive_seconds(text: str) -> float:
+    """A time in seconds: finite and more than 0 (an idle timeout of 0 or less ended a
+    connection at every packet: 1 connection became 175)."""
+    import math
+
+    try:
+        s = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(s) and s > 0):
+        raise argparse.ArgumentTypeError(f"{text}: must be a number of seconds more than 0")
+    return s
+
+
+def _output_file(path: str | Path) -> Path:
+    """An output file's path, its directory created as `export` creates its own (one rule for
+    every verb that writes); a directory where the file should go, or a directory that cannot
+    be made, is one line, before any analysis."""
+    out = Path(path)
+    if out.is_dir():
+        raise PcapanError(f"{out}: is a directory; give a file name")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PcapanError(f"cannot create the directory of {out}: {exc.strerror or exc}") from None
+    return out
+
+
 def _engine_kw(args: argparse.Namespace) -> dict[str, Any]:
     """Analysis options common to the verbs that analyse."""
-    return {} if args.max_half_open is None else {"max_half_open": args.max_half_open}
+    kw: dict[str, Any] = {}
+    if args.max_half_open is not None:
+        kw["max_half_open"] = args.max_half_open
+    if args.idle_timeout is not None:
+        kw["idle_timeout_s"] = args.idle_timeout
+    return kw
 
 
 DEFAULT_CONN_COLUMNS = [
@@ -403,10 +464,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
     terminal, args.format = _analyze_formats(args)
     _check_export_args(args)
-    kw: dict[str, Any] = _engine_kw(args)
-    if args.idle_timeout is not None:
-        kw["idle_timeout_s"] = args.idle_timeout
-    res = _progress_analyze(args.files, not args.no_progress, **kw)
+    res = _progress_analyze(args.files, not args.no_progress, **_engine_kw(args))
     for w in res.warnings:
         print(f"pcapan: warning: {w}", file=sys.stderr)
     if terminal == "json":
@@ -493,6 +551,8 @@ def _cmd_table(args: argparse.Namespace) -> int:
     df = getattr(res, name)  # only this table (and what it is built from), not every table
     if args.columns:
         cols = [c.strip() for c in args.columns.split(",") if c.strip()]
+        if not cols:
+            raise PcapanError("--columns names no column (e.g. --columns uid,orig_h)")
         unknown = [c for c in cols if c not in df.columns]
         if unknown:
             raise PcapanError(
@@ -577,6 +637,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         raise PcapanError(f"{', '.join(misuse)} does not apply to --kind {kind}")
     if kind in PACKET_KINDS and "-" in args.files:
         raise PcapanError(f"--kind {kind} re-reads the capture: give file names, not '-'")
+    out = _output_file(out)
     res = analyze(args.files, **_engine_kw(args))
     for w in res.warnings:
         print(f"pcapan: warning: {w}", file=sys.stderr)
@@ -615,6 +676,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from pcapan.report import write_report
 
+    args.output = _output_file(args.output)
     res = _progress_analyze(args.files, not args.no_progress, **_engine_kw(args))
     for w in res.warnings:
         print(f"pcapan: warning: {w}", file=sys.stderr)
@@ -728,6 +790,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        # A file that cannot be written (disk full, permissions): one line, as for bad input.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"pcapan: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":
