@@ -96,7 +96,11 @@ def _parser() -> argparse.ArgumentParser:
             "version, cipher, SNI, ALPN, resumption, round trips",
         ),
         ("rtt", "the rtt table (one row per round-trip sample)", "every column"),
-        ("servers", "the servers table (one row per client-server pair)", "every column"),
+        (
+            "servers",
+            "the servers table (one row per client-server pair)",
+            "pair, connections, requests, reuse, budget",
+        ),
     ):
         c = sub.add_parser(verb, help=f"print {what}")
         c.add_argument("files", nargs="+", metavar="FILE", help="capture files ('-' reads stdin)")
@@ -109,7 +113,15 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument(
             "--columns",
             metavar="A,B,...",
-            help=f"comma-separated columns to show (default: {default})",
+            help=f"comma-separated columns to show, in this order (default for the terminal: "
+            f"{default}; for csv and json: every column); see 'pcapan schema {verb}'",
+        )
+        c.add_argument(
+            "--wide",
+            action="store_true",
+            help="--format table: every column (or those of --columns) at full width, lines as "
+            "long as they need (for 'less -S'); without it the table fits the terminal: columns "
+            "that do not fit are left out and named below it, long text ends in '…'",
         )
         c.add_argument(
             "--limit",
@@ -380,25 +392,6 @@ def _engine_kw(args: argparse.Namespace) -> dict[str, Any]:
     return kw
 
 
-DEFAULT_CONN_COLUMNS = [
-    "ts",
-    "uid",
-    "orig_h",
-    "orig_p",
-    "resp_h",
-    "resp_p",
-    "service",
-    "duration_s",
-    "orig_bytes",
-    "resp_bytes",
-    "conn_state",
-    "history",
-    "orig_pkts",
-    "resp_pkts",
-    "missed_bytes",
-]
-
-
 def _progress_analyze(files: Sequence[str], show: bool, **kw: Any):  # noqa: ANN202
     import os
 
@@ -500,55 +493,20 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-DEFAULT_HTTP_COLUMNS = [
-    "ts",
-    "uid",
-    "trans_depth",
-    "method",
-    "host",
-    "uri",
-    "status_code",
-    "request_body_len",
-    "response_body_len",
-    "keep_alive",
-    "pipelined",
-    "ttfb_s",
-]
-
-
-DEFAULT_TLS_COLUMNS = [
-    "ts",
-    "uid",
-    "resp_h",
-    "resp_p",
-    "version",
-    "cipher",
-    "server_name",
-    "alpn_offered",
-    "next_protocol",
-    "resumption",
-    "established",
-    "handshake_rtts",
-    "handshake_s",
-]
-DEFAULT_COLUMNS = {
-    "connections": DEFAULT_CONN_COLUMNS,
-    "http": DEFAULT_HTTP_COLUMNS,
-    "tls": DEFAULT_TLS_COLUMNS,
-}
-# (rtt and servers show every column by default)
-
-
 def _cmd_table(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from pcapan.api import analyze
 
+    if args.wide and args.format != "table":
+        raise PcapanError("--wide applies to --format table (csv and json have every column)")
     res = analyze(args.files, **_engine_kw(args))
     for w in res.warnings:
         print(f"pcapan: warning: {w}", file=sys.stderr)
     name = args.verb
     df = getattr(res, name)  # only this table (and what it is built from), not every table
+    total = len(df)
+    keep: list[str] | None = None
     if args.columns:
         cols = [c.strip() for c in args.columns.split(",") if c.strip()]
         if not cols:
@@ -559,8 +517,11 @@ def _cmd_table(args: argparse.Namespace) -> int:
                 f"unknown column(s): {', '.join(unknown)} (see 'pcapan schema {name}')"
             )
         df = df[cols]
-    elif args.format == "table":
-        df = df[DEFAULT_COLUMNS.get(name, list(df.columns))]
+    elif args.format == "table" and not args.wide:
+        from pcapan.render import TERMINAL_COLUMNS
+
+        shown, order = TERMINAL_COLUMNS[name]
+        df, keep = df[list(shown)], list(order)
     if args.limit is not None:
         df = df.head(args.limit)
     if args.format == "csv":
@@ -585,9 +546,10 @@ def _cmd_table(args: argparse.Namespace) -> int:
         text = df.to_json(orient="records", lines=True, date_format="iso", date_unit="ns")
         sys.stdout.write(text.replace("\x7f", "\\u007f"))
     else:
-        from pcapan.render import print_frame
+        from pcapan.render import print_table
 
-        print_frame(df, title=f"{name} ({len(getattr(res, name))})")
+        counted = f"first {len(df):,} of {total:,}" if len(df) < total else f"{total:,}"
+        print_table(df, f"{name} ({counted})", keep_order=keep, wide=args.wide)
     return 0
 
 

@@ -64,6 +64,7 @@ BAD: list[tuple[list[str], str]] = [
     (["analyze"], "FILE"),
     (["export", F], "-o/--output"),
     (["tls", F, "--columns", ","], "--columns"),
+    (["connections", F, "--wide", "--format", "csv"], "--wide"),
     (["http", F, "--columns", "uri,nope"], "nope"),
     (["plot", F, "--kind", "tls", "-o", "figure.gif"], ".png"),
     (["plot", F, "--kind", "tls", "--uid", "C1"], "--uid"),
