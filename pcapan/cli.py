@@ -614,14 +614,11 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         opts["source"] = args.files
     uid = args.uid
     if kind == "timeseq" and uid is None:
-        conns = res.connections
-        if not len(conns):
+        from pcapan.frames.pick import biggest_connection
+
+        uid = biggest_connection(res.connections)
+        if uid is None:
             raise PcapanError("no TCP connection to draw")
-        uid = str(
-            conns.uid[
-                (conns.orig_bytes.fillna(0) + conns.resp_bytes.fillna(0)).astype("int64").idxmax()
-            ]
-        )
         print(
             f"pcapan: timeseq of {uid} (the connection with most payload; choose one with --uid)",
             file=sys.stderr,

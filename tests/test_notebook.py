@@ -85,3 +85,45 @@ def test_repr_names_many_files_briefly() -> None:
 def test_duration_for_people(seconds: float, text: str) -> None:
     # 178296399.904 / 86400 / 365.25 = 5.65 years
     assert _duration(seconds) == text
+
+
+def test_timeseq_without_uid_draws_the_biggest_connection(tmp_path: Path) -> None:
+    """``res.plot.timeseq()`` needed a uid where the CLI picks the connection with most payload.
+    http-keepalive.pcap (samples/README.md): the first connection carries /large.bin (131,072
+    bytes), the second only /small.txt and /index.html: the first is drawn, by the library and
+    by the CLI alike."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import sys
+
+    f = SAMPLES / "http-keepalive.pcap"
+    res = pcapan.analyze(f)
+    big = res.http.uid[res.http.uri == "/large.bin"].item()
+    auto, chosen = res.plot.timeseq(), res.plot.timeseq(big)
+
+    def data(fig: object) -> list[list[float]]:
+        return [line.get_xydata().tolist() for ax in fig.axes for line in ax.get_lines()]  # type: ignore[attr-defined]
+
+    assert data(auto) == data(chosen) and data(auto)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pcapan.cli",
+            "plot",
+            str(f),
+            "--kind",
+            "timeseq",
+            "-o",
+            str(tmp_path / "t.png"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode == 0 and f"timeseq of {big} (the connection with most payload" in p.stderr
+
+
+def test_timeseq_without_any_connection() -> None:
+    with pytest.raises(pcapan.errors.PcapanError, match="no TCP connection"):
+        pcapan.Result([], [], {"sources": [str(SAMPLES / "http-keepalive.pcap")]}).plot.timeseq()
