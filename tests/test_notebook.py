@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import pcapan
-from pcapan.api import _duration
+from pcapan.frames.human import duration
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
@@ -48,7 +48,8 @@ def test_repr_of_a_large_capture(short300k: Path, short300k_result: pcapan.Resul
         "2023-11-14 22:13:20.000000 .. 2023-11-14 22:16:45.098240 UTC (205.098 s = 3 min 25 s)"
         in text
     )
-    assert f"connections {len(res.connections):,}" in text
+    for name in ("connections", "http", "tls", "rtt", "anomalies"):
+        assert f"{name} {len(getattr(res, name)):,}" in text, name
     assert html.escape("2023-11-14 22:13:20.000000 .. ") in page
 
 
@@ -84,7 +85,7 @@ def test_repr_names_many_files_briefly() -> None:
 )
 def test_duration_for_people(seconds: float, text: str) -> None:
     # 178296399.904 / 86400 / 365.25 = 5.65 years
-    assert _duration(seconds) == text
+    assert duration(seconds) == text
 
 
 def test_timeseq_without_uid_draws_the_biggest_connection(tmp_path: Path) -> None:
@@ -127,3 +128,13 @@ def test_timeseq_without_uid_draws_the_biggest_connection(tmp_path: Path) -> Non
 def test_timeseq_without_any_connection() -> None:
     with pytest.raises(pcapan.errors.PcapanError, match="no TCP connection"):
         pcapan.Result([], [], {"sources": [str(SAMPLES / "http-keepalive.pcap")]}).plot.timeseq()
+
+
+def test_span_of_a_corrupt_timestamp_does_not_raise() -> None:
+    """A timestamp past year 9999 (a corrupt record: 253402300800 s is 10000-01-01) is shown in
+    ns, not an OverflowError out of repr."""
+    from pcapan.frames.human import span
+
+    late = 253_402_300_800 * 10**9
+    assert span(1_700_000_000 * 10**9, late).startswith("2023-11-14 22:13:20.000000 .. ")
+    assert f"{late} ns UTC" in span(1_700_000_000 * 10**9, late)
