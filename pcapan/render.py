@@ -300,32 +300,69 @@ def print_table(
     out (in ``keep_order``'s reverse, default the display order's) and named under the table.
     ``wide``: every column of ``df`` at full width, however wide the lines get (for ``less -S``).
     """
-    from rich.cells import cell_len
-
-    width = width or terminal_width()
     dates = {str(c): _one_date(df[c]) for c in df.columns}
     # The date shown once in the title: that of the first timestamp column whose values all
     # fall on one UTC date; every timestamp column on that date shows the time of day alone
     # (26 characters become 15: at 80 columns, room for one more column).
     main = next((d for c, d in dates.items() if d), None) if not wide else None
-    cols: list[tuple[str, int, int]] = []
     cells: dict[str, list[str]] = {}
     numeric: set[str] = set()
+    whole: set[str] = set(WHOLE_TEXT)
     for c in map(str, df.columns):
         s = df[c]
         cells[c] = _cells(s, main if main and dates[c] == main else None)
-        longest = max((cell_len(v) for v in cells[c]), default=1)
-        whole = (
-            s.dtype.kind in _NUMERIC_KINDS
-            or s.dtype.kind == "M"
-            or str(s.dtype) in ("boolean", "Int64")
-            or "datetime64" in str(s.dtype)
-            or c in WHOLE_TEXT
-        )
         if s.dtype.kind in _NUMERIC_KINDS or str(s.dtype) in ("Int64", "boolean"):
             numeric.add(c)
+        if s.dtype.kind == "M" or "datetime64" in str(s.dtype):
+            whole.add(c)
+
+    def titled(shown: list[str]) -> str:
+        date = main if main and any(dates[c] == main for c in shown) else None
+        return title + (f" · times UTC on {date}" if date else "")
+
+    _write(
+        fitted_lines(
+            cells,
+            titled,
+            numeric=numeric,
+            whole=whole | numeric,
+            keep_order=keep_order,
+            wide=wide,
+            width=width,
+            hint="--wide shows every column; --columns chooses",
+        )
+    )
+
+
+def fitted_lines(
+    cells: dict[str, list[str]],
+    title: str | Callable[[list[str]], str],
+    *,
+    numeric: set[str],
+    whole: set[str],
+    keep_order: list[str] | None = None,
+    wide: bool = False,
+    width: int | None = None,
+    hint: str = "",
+    tails: frozenset[str] = frozenset(),
+) -> list[str]:
+    """The lines of a fitted table of ``cells`` (column -> cell texts, in display order).
+    ``whole`` columns are never cut; ``tails`` columns hold ``label (address)`` cells whose
+    ``(address)`` is never cut (the label is); ``numeric`` columns are right-aligned. ``title``
+    may be a function of the columns shown."""
+    from rich.cells import cell_len
+
+    width = width or terminal_width()
+    cols: list[tuple[str, int, int]] = []
+    for c, values in cells.items():
+        longest = max((cell_len(v) for v in values), default=1)
         head = max(len(p) for p in _header_pieces(c))
-        lo = max(longest, head) if whole else max(head, min(longest, TEXT_MIN_WIDTH))
+        if c in whole:
+            lo = max(longest, head)
+        elif c in tails:
+            lo = max([head, *(cell_len(_tail(v)[1].lstrip()) for v in values)])
+        else:
+            lo = max(head, min(longest, TEXT_MIN_WIDTH))
         cols.append((c, lo, max(longest, len(c))))
     names = [c for c, _, _ in cols]
     if wide:
@@ -336,19 +373,27 @@ def print_table(
     hidden = [c for c in names if c not in widths]
     caption = None
     if hidden:
-        caption = (
-            f"{len(hidden)} more column(s) do not fit in {width}: {', '.join(hidden)} "
-            "(--wide shows every column; --columns chooses)"
-        )
-    if main and not any(dates[c] == main for c in shown):
-        main = None  # no timestamp column shown: no date to state
-    title += f" · times UTC on {main}" if main else ""
-    lines = _draw(
-        [(c, widths[c], c in numeric) for c in shown], [cells[c] for c in shown], title, caption
+        caption = f"{len(hidden)} more column(s) do not fit in {width}: {', '.join(hidden)}"
+        caption += f" ({hint})" if hint else ""
+    return _draw(
+        [(c, widths[c], c in numeric, c in tails) for c in shown],
+        [cells[c] for c in shown],
+        title(shown) if callable(title) else title,
+        caption,
     )
+
+
+def _tail(text: str) -> tuple[str, str]:
+    """``label (address)`` -> (``label``, `` (address)``); text without one -> (text, "")."""
+    i = text.rfind(" (")
+    return (text[:i], text[i:]) if i > 0 and text.endswith(")") else (text, "")
+
+
+def _write(lines: list[str]) -> None:
     out = sys.stdout
     for start in range(0, len(lines), _WRITE_LINES):
         out.write("\n".join(lines[start : start + _WRITE_LINES]) + "\n")
+    out.flush()
 
 
 # Lines written to stdout at a time (a pipe that closes early stops the rest).
@@ -356,7 +401,7 @@ _WRITE_LINES = 4096
 
 
 def _draw(
-    columns: list[tuple[str, int, bool]],
+    columns: list[tuple[str, int, bool, bool]],
     cells: list[list[str]],
     title: str,
     caption: str | None,
@@ -368,16 +413,22 @@ def _draw(
     characters count double) and padded; headers break after "_" and sit at the bottom."""
     from rich.cells import cell_len, set_cell_size
 
-    def fit(text: str, w: int, right: bool) -> str:
+    def fit(text: str, w: int, right: bool, tail: bool = False) -> str:
         n = cell_len(text)
         if n > w:
+            label, end = _tail(text) if tail else (text, "")
+            room = w - cell_len(end)
+            if end and room >= 2:
+                return set_cell_size(label, room - 1) + "…" + end
+            if end:
+                return fit(end.lstrip(), w, right)
             return set_cell_size(text, w - 1) + "…"
         return " " * (w - n) + text if right else text + " " * (w - n)
 
-    heads = [_header(name, w).split("\n") for name, w, _ in columns]
+    heads = [_header(name, w).split("\n") for name, w, _, _ in columns]
     depth = max(len(h) for h in heads)
     heads = [[""] * (depth - len(h)) + h for h in heads]
-    widths = [w for _, w, _ in columns]
+    widths = [w for _, w, _, _ in columns]
     total = _TABLE_OVERHEAD + sum(w + _COLUMN_OVERHEAD for w in widths)
 
     def rule(left: str, fill: str, cross: str, right: str) -> str:
@@ -386,12 +437,13 @@ def _draw(
     lines = [_centre(title, total)]
     lines.append(rule("┏", "━", "┳", "┓"))
     for i in range(depth):
-        row = (fit(h[i], w, r) for h, (_, w, r) in zip(heads, columns, strict=True))
+        row = (fit(h[i], w, r) for h, (_, w, r, _) in zip(heads, columns, strict=True))
         lines.append("┃ " + " ┃ ".join(row) + " ┃")
     lines.append(rule("┡", "━", "╇", "┩"))
-    rights = [r for _, _, r in columns]
+    rights = [r for _, _, r, _ in columns]
+    tails = [k for _, _, _, k in columns]
     for values in zip(*cells, strict=True):
-        row = (fit(v, w, r) for v, w, r in zip(values, widths, rights, strict=True))
+        row = (fit(v, w, r, k) for v, w, r, k in zip(values, widths, rights, tails, strict=True))
         lines.append("│ " + " │ ".join(row) + " │")
     lines.append(rule("└", "─", "┴", "┘"))
     if caption:
@@ -444,11 +496,8 @@ def print_analysis(res: Result, *, top: int = TERMINAL_TOP_SERVERS) -> None:
     if len(servers):
         n = len(res.servers)
         shown = f"top {len(servers)} of {n}" if n > len(servers) else f"{n}"
-        _print_df(
-            con,
-            view(servers, SERVER_COLUMNS_TERMINAL),
-            f"servers ({shown}, by connections)",
-            _SERVER_FORMATS,
+        _print_servers(
+            con, view(servers, SERVER_COLUMNS_TERMINAL), f"servers ({shown}, by connections)"
         )
     if len(res.tls):
         _print_df(con, tls_versions(res), "TLS versions")
@@ -490,6 +539,37 @@ def _print_df(
     for row in df.itertuples(index=False):
         t.add_row(*(Text(formats.get(c, _fmt)(v)) for c, v in zip(df.columns, row, strict=True)))
     con.print(t)
+
+
+# The top-servers view's columns kept first when the terminal is narrow (its titles, see
+# facts.SERVER_COLUMNS_TERMINAL): who, how many, how much reuse and what it cost.
+_SERVER_KEEP = ["client", "server", "conns", "reqs", "reuse", "budget", "missed", "open"]
+
+
+def _print_servers(con: Console, df: pd.DataFrame, title: str) -> None:
+    """The top servers of ``pcapan analyze``, fitted as the table verbs are: the client address
+    and the numbers whole, the server's ``name (address:port)`` cut in its name only, columns
+    that do not fit left out and named (before, the address folded over lines at 80 columns)."""
+    cells = {
+        str(c): [_SERVER_FORMATS.get(str(c), _fmt)(v) for v in df[c].tolist()] for c in df.columns
+    }
+    numeric = {
+        str(c) for c in df.columns if df[c].dtype.kind in _NUMERIC_KINDS or c in _SERVER_FORMATS
+    }
+    keep = [c for c in _SERVER_KEEP if c in cells] + [c for c in cells if c not in _SERVER_KEEP]
+    con.file.flush()
+    _write(
+        fitted_lines(
+            cells,
+            title,
+            numeric=numeric,
+            whole=numeric | {"client"},
+            keep_order=keep,
+            width=con.width,
+            hint="pcapan servers FILE shows them",
+            tails=frozenset({"server"}),
+        )
+    )
 
 
 def print_schema(tables: dict[str, tuple[Column, ...]]) -> None:

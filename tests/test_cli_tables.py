@@ -231,3 +231,25 @@ def test_wide_characters_and_escapes_count_by_cell() -> None:
     assert names == ["uid", "host", "n"]
     assert rows[0][0] == "C1" and rows[0][2] == "1234567" and rows[1][2] == "-"
     assert rows[0][1].endswith("…") and "例え.テスト".startswith(rows[0][1][:2])
+
+
+def test_analyze_top_servers_keep_addresses_whole(
+    short300k_result: pcapan.Result, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pcapan analyze` at 80 columns: the top-servers table folded "(198.51.100.11:443)" over
+    two lines. Now one line per server; the client and the server's (address:port) whole, the
+    name cut instead; the numbers those of the servers table (facts.top_servers, the same rows
+    the README describes: most connections, then most requests)."""
+    from pcapan.report.facts import top_servers
+
+    out = run_in_process(short300k_result, "analyze", 80, monkeypatch, "--no-progress")
+    assert max(cell_len(line) for line in out.splitlines()) <= 80
+    block = out[out.index("servers (top 10 of") :]
+    _, names, rows, caption = parse(block)
+    want = top_servers(short300k_result, 10)
+    assert len(rows) == 10 and names[:4] == ["client", "server", "conns", "reqs"]
+    for r, (_, w) in zip(rows, want.iterrows(), strict=True):
+        addr = f"{w.resp_h}:{w.resp_p}"
+        assert r[0] == w.orig_h
+        assert r[1] == addr or r[1].endswith(f"({addr})"), (r[1], addr)
+        assert (int(r[2]), int(r[3])) == (w.connections, w.requests)
