@@ -648,6 +648,8 @@ def _cmd_live(args: argparse.Namespace) -> int:
     from pcapan.live import LiveCapture
     from pcapan.render import print_analysis
 
+    if args.write:
+        args.write = str(_output_file(args.write))
     cap = LiveCapture(
         args.interface,
         bpf_filter=args.filter,

@@ -140,3 +140,13 @@ def test_idle_timeout_reaches_every_analysing_verb(tmp_path: Path) -> None:
     p = run("connections", F, "--idle-timeout", "0.001", "--format", "csv", "--columns", "uid")
     assert p.returncode == 0, p.stderr
     assert len(p.stdout.splitlines()) == want + 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="live capture needs root")
+def test_live_write_creates_its_directory(tmp_path: Path) -> None:
+    """`live --write` follows the same rule as every other output: before, a missing directory
+    was refused ("cannot write"); now it is created. Loopback, half a second."""
+    out = tmp_path / "new" / "dir" / "cap.pcapng"
+    p = run("live", "-i", "lo", "--write", str(out), "--duration", "0.5", "--no-dashboard")
+    assert p.returncode == 0, p.stderr
+    assert out.is_file() and out.read_bytes()[:4] == b"\x0a\x0d\x0d\x0a"  # pcapng SHB
