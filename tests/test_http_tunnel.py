@@ -28,7 +28,15 @@ def test_sample_plain_http_in_connect_tunnel() -> None:
     r = pcapan.analyze(SAMPLES / "plain-http-in-connect.pcap")
     rows = (
         r.http[
-            ["trans_depth", "method", "uri", "host", "status_code", "response_body_len", "http_flags"]
+            [
+                "trans_depth",
+                "method",
+                "uri",
+                "host",
+                "status_code",
+                "response_body_len",
+                "http_flags",
+            ]
         ]
         .astype(object)
         .where(r.http.notna(), None)

@@ -320,6 +320,6 @@ class HttpSession:
             tx.partial,  # partial
             (",".join(tx.flags) if tx.flags else None)
             if not self.in_tunnel
-            else ",".join(("in_tunnel", *tx.flags)),  # http_flags
+            else ",".join(("in_tunnel", *tx.flags)),  # flags
             self.source,  # source
         )

@@ -604,7 +604,7 @@ class TlsSession:
             self._types(orig_is_client),  # orig_record_types
             self._types(not orig_is_client),  # resp_record_types
             self.in_tunnel,  # in_tunnel
-            ",".join(self.flags) or None,  # tls_flags
+            ",".join(self.flags) or None,  # flags
             self.source,  # source
             exchanges,  # app_exchanges
             exchange_times,  # app_exchange_times
