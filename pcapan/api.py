@@ -14,9 +14,16 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pcapan.analysis.engine import Analyzer as _Engine
 from pcapan.analysis.http import BodyHook
-from pcapan.config import GC_BEFORE_TABLE_ROWS, REUSE_IDLE_FLOOR_S, REUSE_IDLE_RTTS
+from pcapan.config import (
+    GC_BEFORE_TABLE_ROWS,
+    REPR_MAX_FILES,
+    REPR_MAX_NAME_CHARS,
+    REUSE_IDLE_FLOOR_S,
+    REUSE_IDLE_RTTS,
+)
 from pcapan.errors import DuplicateSourceWarning
 from pcapan.flow.rtt import KINDS, RttSamples
+from pcapan.frames.human import span
 from pcapan.frames.schema import (
     ANOMALIES,
     CLIENTS,
@@ -69,6 +76,68 @@ class Result:
 
     def __post_init__(self) -> None:
         self.connection_records = ConnColumns.of(self.connection_records)
+
+    def __repr__(self) -> str:
+        """A few lines, never the records: files, frames, the capture's span and the rows of
+        each table (counted from the records; tables not built yet stay unbuilt)."""
+        return "\n".join(
+            ["<pcapan.Result>", *(f"  {label:<9} {value}" for label, value in self._overview())]
+        )
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the same facts as ``repr`` in a small table."""
+        import html
+
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(label)}</th>"
+            f"<td style='text-align:left'>{html.escape(value)}</td></tr>"
+            for label, value in self._overview()
+        )
+        return f"<table><caption style='text-align:left'>pcapan.Result</caption>{rows}</table>"
+
+    def _overview(self) -> list[tuple[str, str]]:
+        """(label, text) rows of repr and _repr_html_."""
+        st = self.stats
+        names = [str(s) for s in st.get("sources", [])]
+        shown = [
+            n if len(n) <= REPR_MAX_NAME_CHARS else "…" + n[-(REPR_MAX_NAME_CHARS - 1) :]
+            for n in names[:REPR_MAX_FILES]
+        ]
+        if len(names) > REPR_MAX_FILES:
+            shown.append(f"+{len(names) - REPR_MAX_FILES:,} more")
+        rows = [
+            ("files", ", ".join(shown) or "-"),
+            ("frames", f"{st.get('frames', 0):,}"),
+            (
+                "span",
+                span(st.get("first_ts_ns"), st.get("last_ts_ns")) if st.get("frames") else "-",
+            ),
+        ]
+        counts = {
+            "connections": len(ConnColumns.of(self.connection_records)),
+            "http": len(self.http_records),
+            "tls": len(self.tls_records),
+            "rtt": sum(int(c.shape[0]) for c in self.rtt_samples.conn),
+            "anomalies": len(self.anomaly_records),
+        }
+        # The per-pair tables are derived: counted only once built (building them takes seconds
+        # on a large capture, and a repr must not).
+        for name in ("servers", "clients", "missed_reuse"):
+            counts[name] = len(self._frames[name]) if name in self._frames else None
+        rows.append(
+            (
+                "rows",
+                ", ".join(f"{k} {v:,}" for k, v in counts.items() if v is not None)
+                + (
+                    ""
+                    if "servers" in self._frames
+                    else "; servers, clients, missed_reuse: built on first access"
+                ),
+            )
+        )
+        if self.warnings:
+            rows.append(("warnings", f"{len(self.warnings):,} (see .warnings)"))
+        return rows
 
     @property
     def connections(self) -> pd.DataFrame:
@@ -585,6 +654,11 @@ class Analyzer:
         flagged ``evicted``); default ``MAX_HALF_OPEN_FLOWS``, 0 for no bound."""
         kwargs: dict[str, Any] = {"shard": shard, "on_http_body": on_http_body}
         if idle_timeout_s is not None:
+            import math
+
+            # 0 or less ended a connection at every packet (1 connection became 175).
+            if not (math.isfinite(idle_timeout_s) and idle_timeout_s > 0):
+                raise ValueError("idle_timeout_s must be a number of seconds more than 0")
             kwargs["idle_timeout_s"] = idle_timeout_s
         if max_half_open is not None:
             if max_half_open < 0:
@@ -853,6 +927,7 @@ def extract(
     decode: bool = False,
     progress: Progress | None = None,
     safe_csv: bool = False,
+    idle_timeout_s: float | None = None,
     max_half_open: int | None = None,
 ) -> tuple[Result, pd.DataFrame]:
     """Write every HTTP response body into ``directory`` (generated names) with a manifest.csv.
@@ -869,7 +944,13 @@ def extract(
 
     writer = BodyWriter(directory)
     try:
-        res = analyze(sources, progress=progress, on_http_body=writer, max_half_open=max_half_open)
+        res = analyze(
+            sources,
+            progress=progress,
+            on_http_body=writer,
+            idle_timeout_s=idle_timeout_s,
+            max_half_open=max_half_open,
+        )
     finally:
         writer.close()
     rows = writer.finish(res.http, decode=decode, safe_csv=safe_csv)

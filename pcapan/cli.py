@@ -6,9 +6,9 @@ import argparse
 import json
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pcapan import __version__, _build
 from pcapan.config import LIVE_DASHBOARD_REFRESH_S
@@ -32,8 +32,16 @@ PROGRESS_MIN_BYTES = 32 * 1024 * 1024
 CSV_STDOUT_CHUNK_ROWS = 20_000
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors on one line (the verb, the message and where to look),
+    like every other error of pcapan; the usage text itself is for --help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="pcapan",
         description="Analyse packet captures: TCP connections, HTTP/1.1 reuse and pipelining, TLS, round trips.",
     )
@@ -73,14 +81,7 @@ def _parser() -> argparse.ArgumentParser:
         help="print the summary as JSON (alias of --format json for the terminal; -o keeps its --format)",
     )
     a.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
-    a.add_argument(
-        "--idle-timeout",
-        type=float,
-        metavar="S",
-        help="seconds of silence that end a connection (default 300, as Zeek)",
-    )
-    _max_half_open_option(a)
-    _keylog_option(a)
+    _engine_options(a)
 
     for verb, what, default in (
         ("connections", "the connections table", "the Zeek conn.log core"),
@@ -95,11 +96,15 @@ def _parser() -> argparse.ArgumentParser:
             "version, cipher, SNI, ALPN, resumption, round trips",
         ),
         ("rtt", "the rtt table (one row per round-trip sample)", "every column"),
-        ("servers", "the servers table (one row per client-server pair)", "every column"),
+        (
+            "servers",
+            "the servers table (one row per client-server pair)",
+            "pair, connections, requests, reuse, budget",
+        ),
         (
             "findings",
             "the findings table (what a performance and security review would point at)",
-            "severity, kind, server, count, summary",
+            "severity, kind, server, occurrences, cost_s, summary",
         ),
     ):
         c = sub.add_parser(verb, help=f"print {what}")
@@ -113,9 +118,22 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument(
             "--columns",
             metavar="A,B,...",
-            help=f"comma-separated columns to show (default: {default})",
+            help=f"comma-separated columns to show, in this order (default for the terminal: "
+            f"{default}; for csv and json: every column); see 'pcapan schema {verb}'",
         )
-        c.add_argument("--limit", type=int, metavar="N", help="show at most N rows")
+        c.add_argument(
+            "--wide",
+            action="store_true",
+            help="--format table: every column (or those of --columns) at full width, lines as "
+            "long as they need (for 'less -S'); without it the table fits the terminal: columns "
+            "that do not fit are left out and named below it, long text ends in '…'",
+        )
+        c.add_argument(
+            "--limit",
+            type=_positive_int,
+            metavar="N",
+            help="show the first N rows (1 or more; without it, every row)",
+        )
         if verb == "findings":
             c.add_argument(
                 "--threshold",
@@ -124,8 +142,7 @@ def _parser() -> argparse.ArgumentParser:
                 metavar="NAME=VALUE",
                 help="override a threshold, repeatable (names: FINDINGS_* in pcapan/config.py, lower case without the prefix, e.g. think_time_s=0.2)",
             )
-        _max_half_open_option(c)
-        _keylog_option(c)
+        _engine_options(c)
 
     e = sub.add_parser(
         "export",
@@ -150,8 +167,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="for spreadsheets: escape control characters and prefix text cells that begin with = + - @ TAB CR or ' with a ' (CSV injection)",
     )
-    _max_half_open_option(e)
-    _keylog_option(e)
+    _engine_options(e)
 
     x = sub.add_parser(
         "extract", help="write every HTTP response body to a file, with a manifest.csv"
@@ -174,8 +190,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="manifest.csv for spreadsheets: escape control characters and prefix text cells that begin with = + - @ TAB CR or ' with a '",
     )
-    _max_half_open_option(x)
-    _keylog_option(x)
+    _engine_options(x)
 
     from pcapan.plot import KINDS as PLOT_KINDS
 
@@ -204,9 +219,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--limit",
-        type=int,
+        type=_positive_int,
         metavar="N",
-        help="waterfall: N requests (default 60, at most 200); budget, rtt --by-server: N servers; reuse: N client-server pairs; pipelining: N responses; tls: N cipher suites",
+        help="1 or more; waterfall: N requests (default 60, at most 200); budget, rtt --by-server: N servers; reuse: N client-server pairs; pipelining: N responses; tls: N cipher suites",
     )
     # waterfall: which requests to draw (default: the slowest, when not all fit)
     g.add_argument(
@@ -239,8 +254,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="rtt: one CDF/histogram group per server and direction",
     )
-    _max_half_open_option(g)
-    _keylog_option(g)
+    _engine_options(g)
 
     r = sub.add_parser(
         "report",
@@ -268,8 +282,7 @@ def _parser() -> argparse.ArgumentParser:
         help="do not write every table as CSV into OUT_files/ beside the page (the page then shows the top rows only, without links)",
     )
     r.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
-    _max_half_open_option(r)
-    _keylog_option(r)
+    _engine_options(r)
 
     lv = sub.add_parser(
         "live",
@@ -287,8 +300,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="BPF",
         help="capture filter in tcpdump syntax, applied in the kernel (e.g. 'tcp port 443')",
     )
-    lv.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
-    lv.add_argument("--count", type=int, metavar="N", help="stop after N packets")
+    lv.add_argument(
+        "--duration", type=_positive_seconds, metavar="S", help="stop after S seconds (more than 0)"
+    )
+    lv.add_argument(
+        "--count", type=_positive_int, metavar="N", help="stop after N packets (1 or more)"
+    )
     lv.add_argument(
         "--write",
         metavar="FILE",
@@ -313,7 +330,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     lv.add_argument(
         "--interval",
-        type=float,
+        type=_positive_seconds,
         default=LIVE_DASHBOARD_REFRESH_S,
         metavar="S",
         help=f"seconds between dashboard refreshes (default {LIVE_DASHBOARD_REFRESH_S:g})",
@@ -328,14 +345,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help="with -o: write the tables in parts, every 30s/10m/1h or every Nrows finished connections (e.g. 100000rows), and drop them from memory",
     )
-    lv.add_argument(
-        "--idle-timeout",
-        type=float,
-        metavar="S",
-        help="seconds of silence that end a connection (default 300, as Zeek)",
-    )
-    _max_half_open_option(lv)
-    _keylog_option(lv)
+    _engine_options(lv)
 
     s = sub.add_parser("schema", help="print every table's columns with type, unit and description")
     s.add_argument("table", nargs="?", help="only this table")
@@ -345,13 +355,21 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _max_half_open_option(p: argparse.ArgumentParser) -> None:
+def _engine_options(p: argparse.ArgumentParser) -> None:
+    """The analysis options of every verb that analyses (the library's defaults when left out)."""
+    p.add_argument(
+        "--idle-timeout",
+        type=_positive_seconds,
+        metavar="S",
+        help="seconds of silence that end a connection (more than 0; default 300, as Zeek)",
+    )
     p.add_argument(
         "--max-half-open",
         type=_non_negative_int,
         metavar="N",
         help="half-open flows (only SYNs seen) kept at once; past N the oldest are finalised early, their rows flagged evicted (default 100000; 0: no bound)",
     )
+    _keylog_option(p)
 
 
 def _keylog_option(p: argparse.ArgumentParser) -> None:
@@ -362,11 +380,55 @@ def _keylog_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
 def _non_negative_int(text: str) -> int:
-    n = int(text)
+    n = _integer(text)
     if n < 0:
         raise argparse.ArgumentTypeError(f"{text}: must be 0 or more")
     return n
+
+
+def _positive_int(text: str) -> int:
+    """A count or a limit: 0 would mean nothing to show (or, elsewhere, no bound), so it is
+    refused rather than guessed; leaving the option out means no limit."""
+    n = _integer(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be 1 or more")
+    return n
+
+
+def _positive_seconds(text: str) -> float:
+    """A time in seconds: finite and more than 0 (an idle timeout of 0 or less ended a
+    connection at every packet: 1 connection became 175)."""
+    import math
+
+    try:
+        s = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(s) and s > 0):
+        raise argparse.ArgumentTypeError(f"{text}: must be a number of seconds more than 0")
+    return s
+
+
+def _output_file(path: str | Path) -> Path:
+    """An output file's path, its directory created as `export` creates its own (one rule for
+    every verb that writes); a directory where the file should go, or a directory that cannot
+    be made, is one line, before any analysis."""
+    out = Path(path)
+    if out.is_dir():
+        raise PcapanError(f"{out}: is a directory; give a file name")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PcapanError(f"cannot create the directory of {out}: {exc.strerror or exc}") from None
+    return out
 
 
 def _engine_kw(args: argparse.Namespace) -> dict[str, Any]:
@@ -374,6 +436,8 @@ def _engine_kw(args: argparse.Namespace) -> dict[str, Any]:
     kw: dict[str, Any] = {}
     if args.max_half_open is not None:
         kw["max_half_open"] = args.max_half_open
+    if args.idle_timeout is not None:
+        kw["idle_timeout_s"] = args.idle_timeout
     if getattr(args, "keylog", None):
         kw["keylog"] = _read_keylog(args.keylog)
     return kw
@@ -386,25 +450,6 @@ def _read_keylog(path: str) -> Any:
         return load_keylog(path)
     except OSError as exc:
         raise PcapanError(f"cannot read key log {path!r}: {exc.strerror or exc}") from None
-
-
-DEFAULT_CONN_COLUMNS = [
-    "ts",
-    "uid",
-    "orig_h",
-    "orig_p",
-    "resp_h",
-    "resp_p",
-    "service",
-    "duration_s",
-    "orig_bytes",
-    "resp_bytes",
-    "conn_state",
-    "history",
-    "orig_pkts",
-    "resp_pkts",
-    "missed_bytes",
-]
 
 
 def _progress_analyze(files: Sequence[str], show: bool, **kw: Any):  # noqa: ANN202
@@ -424,17 +469,9 @@ def _progress_analyze(files: Sequence[str], show: bool, **kw: Any):  # noqa: ANN
         return analyze(files, **kw)
     from rich.console import Console
     from rich.markup import escape
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
     # On stderr, so that stdout stays clean for the summary or a pipe.
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        transient=True,
-        console=Console(stderr=True),
-    ) as bar:
+    with _progress_bar(Console(stderr=True)) as bar:
         tasks: dict[str, Any] = {}
 
         def cb(name: str, done: int, total: int | None) -> None:
@@ -445,6 +482,25 @@ def _progress_analyze(files: Sequence[str], show: bool, **kw: Any):  # noqa: ANN
             bar.update(tasks[name], completed=done)
 
         return analyze(files, progress=cb, **kw)
+
+
+def _progress_bar(console: Any, get_time: Callable[[], float] | None = None) -> Any:  # noqa: ANN401
+    """The bar of a long analysis: file name, bar and bytes read of the file, and the time
+    elapsed. No time remaining: it could only come from bytes read, and the work per byte
+    varies several-fold within a capture (bulk transfers are cheap, short connections are not),
+    so a byte-based ETA was wrong where it mattered: 0:00:01 for the last 5 s of a 6 s run
+    (issue 15)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeElapsedColumn
+
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+        console=console,
+        get_time=get_time,
+    )
 
 
 def _analyze_formats(args: argparse.Namespace) -> tuple[str, str]:
@@ -461,10 +517,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
     terminal, args.format = _analyze_formats(args)
     _check_export_args(args)
-    kw: dict[str, Any] = _engine_kw(args)
-    if args.idle_timeout is not None:
-        kw["idle_timeout_s"] = args.idle_timeout
-    res = _progress_analyze(args.files, not args.no_progress, **kw)
+    res = _progress_analyze(args.files, not args.no_progress, **_engine_kw(args))
     for w in res.warnings:
         print(f"pcapan: warning: {w}", file=sys.stderr)
     if terminal == "json":
@@ -500,51 +553,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-DEFAULT_HTTP_COLUMNS = [
-    "ts",
-    "uid",
-    "trans_depth",
-    "method",
-    "host",
-    "uri",
-    "status_code",
-    "request_body_len",
-    "response_body_len",
-    "keep_alive",
-    "pipelined",
-    "ttfb_s",
-]
-
-
-DEFAULT_TLS_COLUMNS = [
-    "ts",
-    "uid",
-    "resp_h",
-    "resp_p",
-    "version",
-    "cipher",
-    "server_name",
-    "alpn_offered",
-    "next_protocol",
-    "resumption",
-    "established",
-    "handshake_rtts",
-    "handshake_s",
-]
-DEFAULT_COLUMNS = {
-    "connections": DEFAULT_CONN_COLUMNS,
-    "http": DEFAULT_HTTP_COLUMNS,
-    "tls": DEFAULT_TLS_COLUMNS,
-    "findings": ["severity", "kind", "server", "count", "summary"],
-}
-# (rtt and servers show every column by default)
-
-
 def _cmd_table(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from pcapan.api import analyze
 
+    if args.wide and args.format != "table":
+        raise PcapanError("--wide applies to --format table (csv and json have every column)")
     res = analyze(args.files, **_engine_kw(args))
     for w in res.warnings:
         print(f"pcapan: warning: {w}", file=sys.stderr)
@@ -558,16 +573,22 @@ def _cmd_table(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise PcapanError(str(exc)) from None
     total = len(df)
+    keep: list[str] | None = None
     if args.columns:
         cols = [c.strip() for c in args.columns.split(",") if c.strip()]
+        if not cols:
+            raise PcapanError("--columns names no column (e.g. --columns uid,orig_h)")
         unknown = [c for c in cols if c not in df.columns]
         if unknown:
             raise PcapanError(
                 f"unknown column(s): {', '.join(unknown)} (see 'pcapan schema {name}')"
             )
         df = df[cols]
-    elif args.format == "table":
-        df = df[DEFAULT_COLUMNS.get(name, list(df.columns))]
+    elif args.format == "table" and not args.wide:
+        from pcapan.render import TERMINAL_COLUMNS
+
+        shown, order = TERMINAL_COLUMNS[name]
+        df, keep = df[list(shown)], list(order)
     if args.limit is not None:
         df = df.head(args.limit)
     if args.format == "csv":
@@ -592,9 +613,10 @@ def _cmd_table(args: argparse.Namespace) -> int:
         text = df.to_json(orient="records", lines=True, date_format="iso", date_unit="ns")
         sys.stdout.write(text.replace("\x7f", "\\u007f"))
     else:
-        from pcapan.render import print_frame
+        from pcapan.render import print_table
 
-        print_frame(df, title=f"{name} ({total})")
+        counted = f"first {len(df):,} of {total:,}" if len(df) < total else f"{total:,}"
+        print_table(df, f"{name} ({counted})", keep_order=keep, wide=args.wide)
     return 0
 
 
@@ -648,6 +670,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         raise PcapanError(f"{', '.join(misuse)} does not apply to --kind {kind}")
     if kind in PACKET_KINDS and "-" in args.files:
         raise PcapanError(f"--kind {kind} re-reads the capture: give file names, not '-'")
+    out = _output_file(out)
     res = analyze(args.files, **_engine_kw(args))
     for w in res.warnings:
         print(f"pcapan: warning: {w}", file=sys.stderr)
@@ -665,14 +688,11 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         opts["source"] = args.files
     uid = args.uid
     if kind == "timeseq" and uid is None:
-        conns = res.connections
-        if not len(conns):
+        from pcapan.frames.pick import biggest_connection
+
+        uid = biggest_connection(res.connections)
+        if uid is None:
             raise PcapanError("no TCP connection to draw")
-        uid = str(
-            conns.uid[
-                (conns.orig_bytes.fillna(0) + conns.resp_bytes.fillna(0)).astype("int64").idxmax()
-            ]
-        )
         print(
             f"pcapan: timeseq of {uid} (the connection with most payload; choose one with --uid)",
             file=sys.stderr,
@@ -689,6 +709,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from pcapan.report import write_report
 
+    args.output = _output_file(args.output)
     res = _progress_analyze(args.files, not args.no_progress, **_engine_kw(args))
     for w in res.warnings:
         print(f"pcapan: warning: {w}", file=sys.stderr)
@@ -703,6 +724,8 @@ def _cmd_live(args: argparse.Namespace) -> int:
     from pcapan.live import LiveCapture
     from pcapan.render import print_analysis
 
+    if args.write:
+        args.write = str(_output_file(args.write))
     analyzer = None
     if args.keylog:
         import pcapan
@@ -820,6 +843,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        # A file that cannot be written (disk full, permissions): one line, as for bad input.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"pcapan: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -296,3 +296,10 @@ REPORT_MAX_BYTES = 5 * 1024 * 1024
 # Characters of one table cell in the report page (a URI or an anomaly's detail can be 64 KB of
 # captured text); the cut cell ends with an ellipsis and the CSV beside the page has all of it.
 REPORT_CELL_CHARS = 300
+
+# --- api ------------------------------------------------------------------------------------
+# File names ``repr(Result)`` lists before "+N more", and the characters kept of each: evaluating
+# ``res`` in a notebook must print a few lines whatever the capture (a 300,000-packet capture
+# once printed 52 MB, every record).
+REPR_MAX_FILES = 3
+REPR_MAX_NAME_CHARS = 80

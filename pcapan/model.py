@@ -150,7 +150,7 @@ class HttpRecord:
     response_time_s: float | None
     resp_body_sha256: str | None
     partial: bool
-    flags: str | None
+    http_flags: str | None
     source: str
     tls: bool  # the transaction was read from decrypted TLS (a key log)
 
@@ -234,7 +234,7 @@ class TlsRecord:
     orig_record_types: str | None
     resp_record_types: str | None
     in_tunnel: bool
-    flags: str | None
+    tls_flags: str | None
     source: str
     app_exchanges: int | None
     # Internal (not a column): start, end of each kept exchange in ns, flattened; end -1 when the

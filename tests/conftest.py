@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
+import pcapan
+
 # CI machines are shared and slow at times: a per-example deadline would make property tests
 # fail on timing, not on behaviour. Failing examples are printed so they can be replayed.
 settings.register_profile(
@@ -58,6 +60,5 @@ def short300k_meta(short300k: Path) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def short300k_result(short300k: Path) -> Any:
     """The analysis of ``short300k`` (a pcapan Result), once per session."""
-    import pcapan
 
     return pcapan.analyze(short300k)

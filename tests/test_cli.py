@@ -236,3 +236,44 @@ def test_same_file_twice_python_warning(tmp_path: Path) -> None:
         warnings.simplefilter("error", DuplicateSourceWarning)
         assert analyze([KEEPALIVE, other]).warnings == []
         assert analyze([KEEPALIVE, SAMPLES / "http-close.pcap"]).warnings == []
+
+
+def _compress(comp: str, data: bytes) -> bytes:
+    import gzip
+    import lzma
+
+    return {"gz": gzip.compress, "xz": lzma.compress}[comp](data)
+
+
+@pytest.mark.parametrize("sample", ["http-keepalive.pcap", "http-keepalive.pcapng"])
+# gz and xz decode in small steps, so half the file yields frames; bz2 (900 kB blocks) and zstd
+# (one frame here) give nothing from half of this small sample: "cannot read", a different path.
+@pytest.mark.parametrize("comp", ["gz", "xz"])
+def test_truncated_compressed_warning_names_the_file_once(
+    tmp_path: Path, sample: str, comp: str
+) -> None:
+    """A compressed capture cut in half: one warning that names the file once. Before, the
+    decompressor's message carried the name and the analysis added it again
+    ("trunc.pcap.gz: trunc.pcap.gz: decompression failed", issue 15)."""
+    import pcapan
+
+    packed = _compress(comp, (SAMPLES / sample).read_bytes())
+    cut = tmp_path / f"trunc.{comp}"
+    cut.write_bytes(packed[: len(packed) // 2])
+    (w,) = pcapan.analyze(cut).warnings
+    assert w.startswith(f"{cut}: ") and w.count(cut.name) == 1, w
+    assert "(stopped at frame" in w
+
+
+def test_truncated_gzip_cli_warning_line(tmp_path: Path) -> None:
+    """The same on the terminal: one line on stderr, the file named once."""
+    import gzip
+
+    cut = tmp_path / "trunc.pcap.gz"
+    packed = gzip.compress(KEEPALIVE.read_bytes())
+    cut.write_bytes(packed[: len(packed) // 2])
+    p = run("connections", str(cut), "--format", "csv")
+    assert p.returncode == 0, p.stderr
+    (line,) = p.stderr.splitlines()
+    assert line.startswith(f"pcapan: warning: {cut}: decompression failed (")
+    assert line.count("trunc.pcap.gz") == 1, line

@@ -792,4 +792,4 @@ def test_http09_status_lines_are_kept_in_the_anomalies() -> None:
     http09 = res.http[res.http.uid.isin(set(rows.uid))]
     assert len(http09) == 8 and http09.status_code.isna().all()
     assert set(http09.response_version) == {"0.9"}
-    assert all("http09_status_line" in f for f in http09["flags"])
+    assert all("http09_status_line" in f for f in http09["http_flags"])

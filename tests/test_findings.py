@@ -113,7 +113,7 @@ def test_no_keep_alive() -> None:
     )
     assert len(resp) == 4 and all(c == "close" or v == "HTTP/1.0" for c, v in resp)
     rtt = _initial_rtt(path)
-    assert r["count"] == 4 and r.cost_rtts == 3
+    assert r["occurrences"] == 4 and r.cost_rtts == 3
     assert r.cost_s == pytest.approx(rtt[1] + rtt[2] + rtt[3], abs=1e-6)
     assert r.severity == "medium" and r.evidence_table == "http"
     assert set(r.evidence.split(",")) == set(_res("http-close.pcap").connections.uid)
@@ -134,7 +134,7 @@ def test_missed_reuse_finding() -> None:
     r = f.iloc[0]
     stream = _stream_of(res, path)
     assert [stream[u] for u in r.evidence.split(",")] == [10] and r.uid == r.evidence
-    assert r["count"] == 1 and r.cost_rtts == 1
+    assert r["occurrences"] == 1 and r.cost_rtts == 1
     assert r.cost_s == pytest.approx(_initial_rtt(path)[10], abs=1e-6)
     assert "idle > 2 RTT" in r.summary and r.client == "127.0.0.1"
     assert _kind(res.findings_with(missed_reuse_min=2), "missed_reuse").empty
@@ -161,7 +161,7 @@ def test_pipelining_hol() -> None:
     res = _res("rtt-pipelined.pcap")
     assert _kind(res.findings, "pipelining_hol").empty
     f = _kind(res.findings_with(hol_wait_s=0.04), "pipelining_hol")
-    assert len(f) == 1 and f.iloc[0]["count"] == 2
+    assert len(f) == 1 and f.iloc[0]["occurrences"] == 2
     assert f.iloc[0].cost_s == pytest.approx(sum(waits), abs=2e-5)
     assert _kind(_res("http-pipelined.pcap").findings_with(hol_wait_s=0.04), "pipelining_hol").empty
 
@@ -227,7 +227,12 @@ def test_expect_continue_and_417() -> None:
     assert len(cont) == 1 and sum(c == "417" for _, c in codes) == 1
     f = _res("http-expect.pcap").findings
     c, r = _kind(f, "expect_100_continue"), _kind(f, "expect_417")
-    assert len(c) == 1 and len(r) == 1 and c.iloc[0]["count"] == 1 and r.iloc[0]["count"] == 1
+    assert (
+        len(c) == 1
+        and len(r) == 1
+        and c.iloc[0]["occurrences"] == 1
+        and r.iloc[0]["occurrences"] == 1
+    )
     assert c.iloc[0].cost_rtts == 1
     assert c.iloc[0].cost_s == pytest.approx(_initial_rtt(path)[cont[0]], abs=1e-6)
     assert r.iloc[0].severity == "low" and c.iloc[0].severity == "info"
@@ -242,7 +247,7 @@ def test_parallel_connections() -> None:
     res = _res("http-reuse.pcap")
     assert _kind(res.findings, "parallel_connections").empty
     f = _kind(res.findings_with(parallel_connections=1), "parallel_connections")
-    assert len(f) == 1 and f.iloc[0]["count"] == 2 and f.iloc[0].client == "127.0.0.1"
+    assert len(f) == 1 and f.iloc[0]["occurrences"] == 2 and f.iloc[0].client == "127.0.0.1"
 
 
 @needs_tshark
@@ -256,7 +261,7 @@ def test_slow_start_stall() -> None:
     res = _res("rtt-http.pcap")
     assert _kind(res.findings, "slow_start_stall").empty
     f = _kind(res.findings_with(slow_start_extra_rtts=1), "slow_start_stall")
-    assert len(f) == 1 and f.iloc[0]["count"] == 1
+    assert len(f) == 1 and f.iloc[0]["occurrences"] == 1
     rtt = _initial_rtt(path)[0]
     assert f.iloc[0].cost_rtts == 1 and f.iloc[0].cost_s == pytest.approx(rtt, abs=1e-6)
     big = res.http[res.http.uri == "/big.bin"].iloc[0]
@@ -288,7 +293,7 @@ def test_retransmissions() -> None:
     res = _res("lossy.pcap")
     assert _kind(res.findings, "retransmissions").empty
     f = _kind(res.findings_with(retransmit_rate=0.005), "retransmissions")
-    assert len(f) == 1 and f.iloc[0]["count"] == 1 and "1 of 116" in f.iloc[0].summary
+    assert len(f) == 1 and f.iloc[0]["occurrences"] == 1 and "1 of 116" in f.iloc[0].summary
     assert _kind(
         _res("http-keepalive.pcap").findings_with(retransmit_rate=0.0), "retransmissions"
     ).empty
@@ -318,7 +323,9 @@ def test_connect_non_443() -> None:
     """http-connect.pcap: CONNECT pcapan.test:18444 answered 200 (a tunnel), and CONNECT to
     port 25 refused 403 (not a finding); plain-http-in-connect.pcap: CONNECT to 18080."""
     f = _kind(_res("http-connect.pcap").findings, "connect_non_443")
-    assert len(f) == 1 and f.iloc[0]["count"] == 1 and "pcapan.test:18444" in f.iloc[0].summary
+    assert (
+        len(f) == 1 and f.iloc[0]["occurrences"] == 1 and "pcapan.test:18444" in f.iloc[0].summary
+    )
     assert ":25" not in f.iloc[0].summary
     assert len(_kind(_res("plain-http-in-connect.pcap").findings, "connect_non_443")) == 1
     assert _kind(_res("http-keepalive.pcap").findings, "connect_non_443").empty
@@ -351,9 +358,9 @@ def test_cleartext_credentials() -> None:
     )
     assert [a.split(" ")[0] for a, _ in rows] == ["Basic", "Digest", ""] and rows[2][1]
     res = _res("http-credentials.pcap")
-    assert res.http["flags"].tolist() == ["auth_basic", "auth_digest", "cookie"]
+    assert res.http["http_flags"].tolist() == ["auth_basic", "auth_digest", "cookie"]
     f = _kind(res.findings, "cleartext_credentials")
-    assert len(f) == 1 and f.iloc[0]["count"] == 3 and f.iloc[0].severity == "high"
+    assert len(f) == 1 and f.iloc[0]["occurrences"] == 3 and f.iloc[0].severity == "high"
     assert set(f.iloc[0].evidence.split(",")) == set(res.connections.uid)
     assert "Basic credentials, Digest credentials and cookies" in f.iloc[0].summary
     assert _kind(_res("http-keepalive.pcap").findings, "cleartext_credentials").empty
@@ -376,7 +383,7 @@ def test_request_smuggling(tmp_path: Path) -> None:
     a.send(False, "PA", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok")
     a.close()
     f = _kind(pcapan.analyze(write(tmp_path / "smuggle.pcap", [a])).findings, "request_smuggling")
-    assert len(f) == 1 and f.iloc[0]["count"] == 2 and f.iloc[0].severity == "high"
+    assert len(f) == 1 and f.iloc[0]["occurrences"] == 2 and f.iloc[0].severity == "high"
     assert "te_and_cl" in f.iloc[0].summary and "cl_mismatch" in f.iloc[0].summary
     assert _kind(_res("http-chunked.pcap").findings, "request_smuggling").empty
 
@@ -453,7 +460,7 @@ def test_h2_blocklisted_cipher() -> None:
         fmod.findings(_tables(res, cipher_h2_blocklisted=h2.astype("boolean"))),
         "tls_h2_blocklisted_cipher",
     )
-    assert int(f["count"].sum()) == int(h2.sum())
+    assert int(f["occurrences"].sum()) == int(h2.sum())
 
 
 def test_certificates() -> None:
@@ -464,21 +471,21 @@ def test_certificates() -> None:
     (made for the run), so the handshake time is moved after notAfter and before notBefore."""
     res = _res("tls.pcap")
     f = res.findings
-    assert _kind(f, "cert_self_signed").iloc[0]["count"] == 3
+    assert _kind(f, "cert_self_signed").iloc[0]["occurrences"] == 3
     for kind in ("cert_name_mismatch", "cert_expired", "cert_not_yet_valid"):
         assert _kind(f, kind).empty, kind
     mism = _kind(_res("tls-versions.pcap").findings, "cert_name_mismatch")
-    assert int(mism["count"].sum()) == 3
+    assert int(mism["occurrences"].sum()) == 3
     late = res.tls.cert_not_after + pd.Timedelta(days=1)
     exp = _kind(
         fmod.findings(_tables(res, ts=late.where(late.notna(), res.tls.ts))), "cert_expired"
     )
-    assert len(exp) == 1 and exp.iloc[0]["count"] == 3 and exp.iloc[0].severity == "high"
+    assert len(exp) == 1 and exp.iloc[0]["occurrences"] == 3 and exp.iloc[0].severity == "high"
     early = res.tls.cert_not_before - pd.Timedelta(days=1)
     nyv = _kind(
         fmod.findings(_tables(res, ts=early.where(early.notna(), res.tls.ts))), "cert_not_yet_valid"
     )
-    assert len(nyv) == 1 and nyv.iloc[0]["count"] == 3
+    assert len(nyv) == 1 and nyv.iloc[0]["occurrences"] == 3
 
 
 @needs_corpus
@@ -516,7 +523,7 @@ def test_findings_same_on_merged_shards() -> None:
     path = SAMPLES / "tls-versions.pcap"
     whole = pcapan.analyze(path).findings
     merged = pcapan.Result.merge([pcapan.analyze(path, shard=(i, 2)) for i in range(2)]).findings
-    cols = ["kind", "severity", "server", "count", "summary"]
+    cols = ["kind", "severity", "server", "occurrences", "summary"]
     key = ["kind", "server"]
     pd.testing.assert_frame_equal(
         whole[cols].sort_values(key).reset_index(drop=True),

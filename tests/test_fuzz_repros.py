@@ -56,7 +56,7 @@ CASES = [
     ),
     pytest.param(
         "fold-tls-flags.pcap",
-        "fold:tls.flags",  # (fixed: folded runs init a silent peer from their ACKs)
+        "fold:tls.tls_flags",  # (fixed: folded runs init a silent peer from their ACKs; column was "flags")
     ),
     pytest.param(
         "fold-conn-overlap-conflicts.pcap",
@@ -72,7 +72,7 @@ CASES = [
     ),
     pytest.param(
         "fold-http-flags.pcap",
-        "fold:http.flags",  # (fixed: folded runs init a silent peer from their ACKs)
+        "fold:http.http_flags",  # (fixed: folded runs init a silent peer from their ACKs; column was "flags")
     ),
     pytest.param(
         "fold-http-partial.pcap",

@@ -28,7 +28,15 @@ def test_sample_plain_http_in_connect_tunnel() -> None:
     r = pcapan.analyze(SAMPLES / "plain-http-in-connect.pcap")
     rows = (
         r.http[
-            ["trans_depth", "method", "uri", "host", "status_code", "response_body_len", "flags"]
+            [
+                "trans_depth",
+                "method",
+                "uri",
+                "host",
+                "status_code",
+                "response_body_len",
+                "http_flags",
+            ]
         ]
         .astype(object)
         .where(r.http.notna(), None)
@@ -96,7 +104,7 @@ def test_tunnel_with_empty_lines_in_their_own_segment(tmp_path: Path, lead: byte
         [2, "GET", "/in", 200, 2],
         [3, "GET", "/again", 404, 0],
     ]
-    assert r.http["flags"].tolist()[1:] == ["in_tunnel", "in_tunnel"]
+    assert r.http["http_flags"].tolist()[1:] == ["in_tunnel", "in_tunnel"]
     assert r.http.user_agent.tolist()[1] == "t"
     assert len(r.anomalies) == 0
 

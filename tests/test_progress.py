@@ -68,3 +68,56 @@ def test_progress_bar_on_terminal_stderr(tmp_path: Path) -> None:
     assert proc.returncode == 0
     assert b"big.pcap" in seen and b"MB" in seen  # the bar: file name and bytes read
     assert json.loads(stdout)["frames"] > 0  # stdout holds only the JSON summary, no bar
+
+
+def _render(columns_of: object, updates: list[tuple[float, int]]) -> str:
+    """The bar's one line after ``updates`` (time, bytes done of 100), on a fake clock."""
+    import io
+
+    from rich.console import Console
+
+    clock = [0.0]
+    con = Console(file=io.StringIO(), width=120, color_system=None)
+    bar = columns_of(con, get_time=lambda: clock[0])  # type: ignore[operator]
+    task = bar.add_task("x.pcap", total=100)
+    for t, done in updates:
+        clock[0] = t
+        bar.update(task, completed=done)
+    con.print(bar.get_renderable())
+    return con.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_progress_time_is_the_elapsed_time() -> None:
+    """Issue 15: the ETA sat at 0:00:01 for the last 5 s of a 6 s run. It came from bytes read,
+    and the work per byte varies: here 95% of the bytes go in the first second and the last 5%
+    take 4.5 s more (short connections after bulk transfers). A byte-based ETA says 0:00:01 at
+    t = 5.5 s (rich's TimeRemainingColumn: 1 byte left at the average ~18 bytes/s, rounded up;
+    checked by swapping it back in, as below); the bar now shows only what is true, the time
+    elapsed, 0:00:05, and the bytes."""
+    from pcapan.cli import _progress_bar
+
+    steps = [(0.0, 0), (0.5, 50), (1.0, 95), (2.0, 96), (3.0, 97), (4.0, 98), (5.0, 99)]
+    line = _render(_progress_bar, [*steps, (5.5, 99)])
+    assert "x.pcap" in line and "99/100 bytes" in line
+    times = [w for w in line.split() if w.count(":") == 2]
+    assert times == ["0:00:05"], line
+
+
+def test_a_byte_eta_would_be_wrong_here() -> None:
+    """The test above's premise, on rich's own remaining-time column: 0:00:01 where 0:00:05
+    of work is still to come."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    def old(console: object, get_time: object) -> Progress:
+        return Progress(
+            "{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=console,  # type: ignore[arg-type]
+            get_time=get_time,  # type: ignore[arg-type]
+        )
+
+    steps = [(0.0, 0), (0.5, 50), (1.0, 95), (2.0, 96), (3.0, 97), (4.0, 98), (5.0, 99)]
+    line = _render(old, [*steps, (5.5, 99)])
+    assert [w for w in line.split() if w.count(":") == 2] == ["0:00:01"], line

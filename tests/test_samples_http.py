@@ -93,7 +93,7 @@ FIELDS = [
     "pipelined",
     "pipeline_depth",
     "partial",
-    "flags",
+    "http_flags",
 ]
 
 # Values a row has unless it says otherwise. Each is a statement about the captures that was
@@ -124,7 +124,7 @@ DEFAULTS: dict[str, Any] = {
     "pipelined": False,
     "pipeline_depth": 1,
     "partial": False,
-    "flags": None,
+    "http_flags": None,
 }
 
 # nginx's static files (samples/README.md, "Served files"): size and Content-Type.
@@ -198,7 +198,7 @@ EXPECTED["http-keepalive.pcapng"] = EXPECTED["http-keepalive.pcap"]
 # lossy.pcap: http-keepalive.pcap with one /large.bin body segment dropped (1448 bytes, tshark
 # rel. seq 14674, lossy.edits.json), two swapped, one duplicated. Same requests (the command
 # above lists them: frames 4, 8, 10, 111 and 133, 137). The /large.bin response has a hole in
-# its body: partial, flagged gap_in_body (README "flags"); its body length is still the
+# its body: partial, flagged gap_in_body (README "http_flags"); its body length is still the
 # declared 131072: in the server->client stream (tshark -q -z follow,tcp,raw,0 of
 # http-keepalive.pcap) the /large.bin head starts at offset 1641 and is 251 bytes long, and
 # lossy.pcap frame 112 (tcp.seq 132965 = offset 132964 = 1641 + 251 + 131072) starts with
@@ -209,7 +209,7 @@ EXPECTED["lossy.pcap"] = [
     [
         get("/index.html", _KA),
         get("/small.txt", _KA),
-        get("/large.bin", _KA, partial=True, flags="gap_in_body"),
+        get("/large.bin", _KA, partial=True, http_flags="gap_in_body"),
         get("/medium.bin", _KA),
     ],
     [get("/small.txt", _KA), get("/index.html", _KA)],
@@ -284,7 +284,7 @@ EXPECTED["rst.pcap"] = [
             ctype="application/octet-stream",
             content_length=131072,
             partial=True,
-            flags="truncated",
+            http_flags="truncated",
             keep_alive=SKIP,
         )
     ],
@@ -421,7 +421,7 @@ EXPECTED["http-expect.pcap"] = [
             status_msg="Expectation Failed",
             expect="100-continue",
             request_body_len=0,
-            flags="expect_rejected",
+            http_flags="expect_rejected",
             **_py,
         ),
         row("POST", "/upload", _EX, 200, 19, "text/plain", request_body_len=128, **_py),
@@ -470,7 +470,7 @@ EXPECTED["http-upgrade.pcap"] = [
             "text/plain",
             status_msg="Upgrade Required",
             response_connection_header="Upgrade",
-            flags="upgrade_required",
+            http_flags="upgrade_required",
         )
     ],
     [

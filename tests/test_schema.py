@@ -23,6 +23,27 @@ def test_every_column_documented() -> None:
             assert c.doc.strip() and len(c.doc) > 10, f"{table}.{c.name} has no doc"
 
 
+def test_no_column_shadows_a_dataframe_attribute() -> None:
+    """``df.flags`` was pandas' DataFrame.flags, not the tls column (issue 15): attribute access
+    must reach every column, so no column of any table may be named like a DataFrame attribute
+    or method (``flags``, ``size``, ``index``, ``count``, ``plot``...)."""
+    shadowing = [
+        f"{table}.{c.name}"
+        for table, cols in TABLES.items()
+        for c in cols
+        if hasattr(pd.DataFrame, c.name)
+    ]
+    assert not shadowing, shadowing
+
+
+def test_flags_columns_reach_by_attribute() -> None:
+    """The renamed columns: ``res.tls.tls_flags`` and ``res.http.http_flags`` are the Series (lossy
+    .pcap has a /large.bin body hole: flagged gap_in_body, samples/README.md)."""
+    res = pcapan.analyze(SAMPLES / "lossy.pcap")
+    assert isinstance(res.http.http_flags, pd.Series) and isinstance(res.tls.tls_flags, pd.Series)
+    assert "gap_in_body" in set(res.http.http_flags.dropna())
+
+
 @pytest.mark.parametrize("capture", ["http-keepalive.pcap", "rst.pcap"])
 def test_frames_follow_schema(capture: str) -> None:
     res = pcapan.analyze(SAMPLES / capture)

@@ -304,7 +304,7 @@ def test_capture_with_a_hole() -> None:
     http = res.http.sort_values("trans_depth")
     assert http.uri.tolist() == ["/index.html", "/medium.bin", "/small.txt"]
     assert http.status_code.tolist()[0] == 200 and http.status_code.iloc[1:].isna().all()
-    assert "gap" in (http["flags"].iloc[1] or "")
+    assert "gap" in (http["http_flags"].iloc[1] or "")
     theirs = tshark_http(pcap, keys)
     assert {k: v.get("status") for k, v in theirs.items()} == {
         k: v.get("status") for k, v in pcapan_http(res).items()

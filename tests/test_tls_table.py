@@ -198,7 +198,7 @@ STABLE = [
     "orig_app_bytes",
     "resp_app_bytes",
     "alert",
-    "flags",
+    "tls_flags",
 ]
 
 
@@ -243,7 +243,7 @@ def test_hole_in_the_handshake_is_a_flag_and_an_anomaly(tmp_path: Path) -> None:
     path = _replay(tmp_path, src, 0, split=100, drop=1)  # inside the ClientHello (~ 300 bytes)
     res = pcapan.analyze(path)
     r = res.tls.iloc[0]
-    assert "tls_gap_client" in r["flags"]
+    assert "tls_gap_client" in r["tls_flags"]
     assert r.server_name is pd.NA  # the ClientHello was cut: not parsed
     assert r.cipher == "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"  # the server's hello still is
     assert "tls_gap" in set(res.anomalies.name)

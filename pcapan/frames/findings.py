@@ -114,7 +114,7 @@ def _row(
         "server": server,
         "server_name": server_name or None,
         "client": client,
-        "count": n,
+        "occurrences": n,
         "cost_s": cost_s,
         "cost_rtts": cost_rtts,
         "evidence_table": table,
@@ -830,9 +830,9 @@ def _flagged(http: pd.DataFrame, names: Mapping[str, str]) -> pd.DataFrame:
     """The http rows whose flags include any of ``names``, with ``found``: those flags (a
     vectorised match first; only matching rows are split in Python)."""
     pattern = "(?:^|,)(?:" + "|".join(names) + ")(?:,|$)"
-    mask = http["flags"].str.contains(pattern, regex=True).fillna(False).astype(bool)
+    mask = http["http_flags"].str.contains(pattern, regex=True).fillna(False).astype(bool)
     h = http[mask.to_numpy()]
-    found = [[f for f in str(v).split(",") if f in names] for v in h["flags"]]
+    found = [[f for f in str(v).split(",") if f in names] for v in h["http_flags"]]
     return h.assign(found=pd.Series(found, index=h.index, dtype=object))
 
 
@@ -945,7 +945,7 @@ def findings(tables: Tables, thresholds: Mapping[str, float] | None = None) -> p
         return pd.DataFrame(columns=cols)
     df = pd.DataFrame(rows)[cols]
     rank = df.severity.map({s: i for i, s in enumerate(SEVERITIES)})
-    order = np.lexsort((df.kind.to_numpy(), -df["count"].to_numpy(), -rank.to_numpy()))
+    order = np.lexsort((df.kind.to_numpy(), -df["occurrences"].to_numpy(), -rank.to_numpy()))
     return df.iloc[order].reset_index(drop=True)
 
 

@@ -549,7 +549,7 @@ HTTP: tuple[Column, ...] = (
         "A gap, a parse error or the end of the capture cut the request or the response.",
     ),
     Column(
-        "flags",
+        "http_flags",
         STR,
         "",
         "Comma-separated notes on this exchange (bare_lf, obs_fold, te_and_cl, cl_mismatch, orphan_response, in_tunnel, ...; auth_basic, auth_digest, cookie: credentials the request carried); see the README.",
@@ -1015,7 +1015,7 @@ TLS: tuple[Column, ...] = (
         "The TLS ran inside an HTTP CONNECT or Upgrade tunnel on this connection.",
     ),
     Column(
-        "flags",
+        "tls_flags",
         STR,
         "",
         "Comma-separated notes: tls_gap_client / tls_gap_server (bytes missing, parsing stopped), truncated, no_server_hello, ...",
@@ -1042,10 +1042,10 @@ FINDINGS: tuple[Column, ...] = (
         "Client address, for findings about one client and server (empty: all clients).",
     ),
     Column(
-        "count",
+        "occurrences",
         INT,
         "",
-        "How many: exchanges, connections, handshakes or segments, as the summary says.",
+        "How many: exchanges, connections, handshakes or segments, as the summary says (not 'count', which would hide DataFrame.count).",
     ),
     Column(
         "cost_s",

@@ -105,10 +105,15 @@ def open_stream(
 
 
 class DecompressError(CaptureError):
-    """A compressed stream failed mid-way; ``partial`` holds what was decoded before the failure."""
+    """A compressed stream failed mid-way; ``partial`` holds what was decoded before the failure.
 
-    def __init__(self, message: str, partial: bytes) -> None:
-        super().__init__(message)
+    ``str(exc)`` names the file; ``detail`` does not, for the readers' truncation issue, which the
+    analysis prefixes with the file name itself (once: "trunc.pcap.gz: trunc.pcap.gz: ..." was
+    printed before)."""
+
+    def __init__(self, name: str, detail: str, partial: bytes) -> None:
+        super().__init__(f"{name}: {detail}")
+        self.detail = detail
         self.partial = partial
 
 
@@ -148,7 +153,7 @@ def read_fully(stream: BinaryIO, n: int, name: str) -> bytes:
         ):
             raise
         # A corrupt or cut compressed stream: report it; the caller treats it as truncation.
-        raise DecompressError(f"{name}: decompression failed ({exc})", b"".join(parts)) from None
+        raise DecompressError(name, f"decompression failed ({exc})", b"".join(parts)) from None
     return b"".join(parts) if len(parts) != 1 else parts[0]
 
 
@@ -176,7 +181,7 @@ def read_chunk(
                 got += k
         except OSError as exc:
             raise DecompressError(
-                f"{name}: read failed ({exc.strerror or exc})", bytes(view[lc:got])
+                name, f"read failed ({exc.strerror or exc})", bytes(view[lc:got])
             ) from None
         # A heap buffer, not an anonymous mapping: a fresh mapping per chunk costs a page fault
         # per 4 KiB (measured: 0.4 s more per GB read).

@@ -103,7 +103,7 @@ class PcapReader:
             except CaptureError as exc:
                 # Keep what was decoded before the failure; it is reported below as truncation.
                 buf = carry + getattr(exc, "partial", b"")
-                cut = str(exc)
+                cut = getattr(exc, "detail", str(exc))
             got = len(buf) - lc
             self.report.bytes_read += got
             eof = got == 0 or bool(cut)

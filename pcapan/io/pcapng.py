@@ -221,7 +221,7 @@ class PcapngReader:
                     # Bytes decoded before a decompression failure still count; the failure is
                     # then reported as truncation.
                     chunk = getattr(exc, "partial", b"")
-                    cut = str(exc)
+                    cut = getattr(exc, "detail", str(exc))
                 self.report.bytes_read += len(chunk)
                 eof = len(chunk) == 0 or bool(cut)
                 buf = carry + chunk if carry else chunk

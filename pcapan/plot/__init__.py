@@ -79,8 +79,17 @@ class Plotter:
         """See :func:`pcapan.plot.waterfall.waterfall` (limit, uid, server, since, until, order)."""
         return waterfall(self._result, **options)
 
-    def timeseq(self, uid: str, *, source: Sources | None = None, **options: Any) -> Figure:
-        """See :func:`pcapan.plot.packets.timeseq` (direction)."""
+    def timeseq(
+        self, uid: str | None = None, *, source: Sources | None = None, **options: Any
+    ) -> Figure:
+        """See :func:`pcapan.plot.packets.timeseq` (direction). Without ``uid``, the connection
+        with the most payload, as ``pcapan plot --kind timeseq`` picks it."""
+        if uid is None:
+            from pcapan.frames.pick import biggest_connection
+
+            uid = biggest_connection(self._result.connections)
+            if uid is None:
+                raise PcapanError("no TCP connection to draw")
         return timeseq(
             source if source is not None else self._sources(), uid, result=self._result, **options
         )

@@ -368,7 +368,7 @@ FINDING_COLUMNS = [
     "kind",
     "server",
     "client",
-    "count",
+    "occurrences",
     "cost_s",
     "cost_rtts",
     "summary",
