@@ -212,3 +212,8 @@ LIVE_MAX_PENDING_PARTS = 2
 # memory instead of adding to it (peak 452 -> under 400 MB). A full collection costs ~50 ms, not
 # worth it for a small table (it would be 1% of a 12,000-connection capture's analysis).
 GC_BEFORE_TABLE_ROWS = 50_000
+
+# Seconds between progress messages a parallel worker sends (pcapan.parallel): a bar redrawn a few
+# times a second looks live, and a Dask worker's message is a round trip to the scheduler, which
+# must not cost it time per batch.
+PARALLEL_PROGRESS_INTERVAL_S = 0.25
