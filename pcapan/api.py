@@ -450,10 +450,14 @@ def _group_stats(key: np.ndarray, val: np.ndarray, n_keys: int) -> dict[str, np.
     sq = np.add.reduceat((v - np.repeat(mean, n)) ** 2, starts)
 
     def quantile(q: float) -> np.ndarray:
-        pos = starts + q * (n - 1)
-        lo = np.floor(pos).astype(np.int64)
+        # The position within the group, then the group's offset: (starts + q * (n - 1)) - lo
+        # would round differently with the group's place in the array, so a parallel run's merge
+        # (other places) would differ in the last digit.
+        pos = q * (n - 1)
+        base = np.floor(pos)
+        lo = starts + base.astype(np.int64)
         hi = np.minimum(lo + 1, starts + n - 1)
-        return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+        return v[lo] + (v[hi] - v[lo]) * (pos - base)
 
     keys = k[starts]
     cols = {

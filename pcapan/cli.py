@@ -80,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds of silence that end a connection (default 300, as Zeek)",
     )
     _max_half_open_option(a)
+    _parallel_options(a)
 
     for verb, what, default in (
         ("connections", "the connections table", "the Zeek conn.log core"),
@@ -111,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
         )
         c.add_argument("--limit", type=int, metavar="N", help="show at most N rows")
         _max_half_open_option(c)
+        _parallel_options(c)
 
     e = sub.add_parser(
         "export",
@@ -136,6 +138,7 @@ def _parser() -> argparse.ArgumentParser:
         help="for spreadsheets: escape control characters and prefix text cells that begin with = + - @ TAB CR or ' with a ' (CSV injection)",
     )
     _max_half_open_option(e)
+    _parallel_options(e)
 
     x = sub.add_parser(
         "extract", help="write every HTTP response body to a file, with a manifest.csv"
@@ -159,6 +162,7 @@ def _parser() -> argparse.ArgumentParser:
         help="manifest.csv for spreadsheets: escape control characters and prefix text cells that begin with = + - @ TAB CR or ' with a '",
     )
     _max_half_open_option(x)
+    _parallel_options(x)
 
     from pcapan.plot import KINDS as PLOT_KINDS
 
@@ -202,6 +206,7 @@ def _parser() -> argparse.ArgumentParser:
         help="rtt: one CDF/histogram group per server and direction",
     )
     _max_half_open_option(g)
+    _parallel_options(g)
 
     r = sub.add_parser(
         "report",
@@ -224,6 +229,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-plots", action="store_true", help="leave the plots out (faster)")
     r.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
     _max_half_open_option(r)
+    _parallel_options(r)
 
     lv = sub.add_parser(
         "live",
@@ -307,6 +313,20 @@ def _max_half_open_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _parallel_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workers",
+        type=_non_negative_int,
+        metavar="N",
+        help="analyse in N processes, each taking the flows of one shard (0: one per core; default 1); the tables are the same",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:8786",
+        help="run the shards on this Dask scheduler's workers, one per worker thread (--workers N: N shards); they read the files from the same paths (pip install 'pcapan[dask]')",
+    )
+
+
 def _non_negative_int(text: str) -> int:
     n = int(text)
     if n < 0:
@@ -316,7 +336,20 @@ def _non_negative_int(text: str) -> int:
 
 def _engine_kw(args: argparse.Namespace) -> dict[str, Any]:
     """Analysis options common to the verbs that analyse."""
-    return {} if args.max_half_open is None else {"max_half_open": args.max_half_open}
+    kw: dict[str, Any] = {} if args.max_half_open is None else {"max_half_open": args.max_half_open}
+    if getattr(args, "workers", None) is not None:
+        kw["workers"] = args.workers
+    if getattr(args, "scheduler", None):
+        kw["client"] = args.scheduler
+    return kw
+
+
+def _partitioned(args: argparse.Namespace) -> bool:
+    """-o DIR --format parquet of a parallel run: the workers write the parts (pcapan.api.export_parts)."""
+    from pcapan.parallel import worker_count
+
+    parallel = bool(getattr(args, "scheduler", None)) or worker_count(args.workers) > 1
+    return parallel and bool(args.output) and args.format == "parquet"
 
 
 DEFAULT_CONN_COLUMNS = [
@@ -338,10 +371,14 @@ DEFAULT_CONN_COLUMNS = [
 ]
 
 
-def _progress_analyze(files: Sequence[str], show: bool, **kw: Any):  # noqa: ANN202
+def _progress_analyze(files: Sequence[str], show: bool, fn: Any = None, **kw: Any):  # noqa: ANN202
+    """``fn(files, progress=..., **kw)`` (default pcapan.api.analyze) with a progress bar."""
     import os
 
     from pcapan.api import analyze
+
+    if fn is not None:
+        analyze = fn
 
     big = (
         show
@@ -395,16 +432,31 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     kw: dict[str, Any] = _engine_kw(args)
     if args.idle_timeout is not None:
         kw["idle_timeout_s"] = args.idle_timeout
-    res = _progress_analyze(args.files, not args.no_progress, **kw)
+    parts = _partitioned(args)
+    res = _progress_analyze(
+        args.files, not args.no_progress, _parts_fn(args, True) if parts else None, **kw
+    )
     for w in res.warnings:
         print(f"pcapan: warning: {w}", file=sys.stderr)
     if terminal == "json":
         print(json.dumps(res.summary(), indent=2, default=str))
     else:
         print_analysis(res)
-    if args.output:
+    if args.output and not parts:
         _write_export(res, args)
     return 0
+
+
+def _parts_fn(args: argparse.Namespace, gather: bool) -> Any:
+    """The analysis of a partitioned export: its result (with rows when ``gather``)."""
+    from pcapan.api import export_parts
+
+    def run(files: Sequence[str], **kw: Any) -> Result:
+        res, paths = export_parts(files, args.output, gather=gather, **kw)
+        print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)
+        return res
+
+    return run
 
 
 def _check_export_args(args: argparse.Namespace) -> None:
@@ -424,10 +476,14 @@ def _write_export(res: Result, args: argparse.Namespace) -> list[Path]:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     _check_export_args(args)
-    res = _progress_analyze(args.files, True, **_engine_kw(args))
+    parts = _partitioned(args)
+    res = _progress_analyze(
+        args.files, True, _parts_fn(args, False) if parts else None, **_engine_kw(args)
+    )
     for w in res.warnings:
         print(f"pcapan: warning: {w}", file=sys.stderr)
-    _write_export(res, args)
+    if not parts:
+        _write_export(res, args)
     return 0
 
 
