@@ -812,6 +812,8 @@ def extract(
     from pcapan.export.objects import MANIFEST_FIELDS, BodyWriter
 
     writer = BodyWriter(directory)
+    if isinstance(sources, (str, os.PathLike)) or hasattr(sources, "read"):
+        sources = [sources]  # type: ignore[list-item]
     if _is_parallel(workers, client):
         # Each worker writes its shard's bodies under DIR/.shard-i; their part files are then
         # named after the merged http table's rows, as one process names its own.
@@ -906,7 +908,7 @@ def _run_shard(spec: _ShardSpec, report: Any) -> tuple[Result, dict[tuple[str, i
         res.stats = {k: v for k, v in res.stats.items() if k in _PER_FLOW_STATS}
         res.warnings = []
         res.anomaly_records = [
-            a for a in res.anomaly_records if a.uid or a.kind in _PER_SHARD_UIDLESS
+            a for a in res.anomaly_records if a.uid or a.name in _PER_SHARD_UIDLESS
         ]
     if spec.parts_dir is not None:
         _write_parts(res, Path(spec.parts_dir), i)

@@ -104,6 +104,7 @@ class _Board:
         self.progress = progress
         self.at: dict[int, tuple[int, int]] = {}  # shard -> (file number, bytes read in it)
         self.sizes: dict[int, int | None] = {}
+        self.names: dict[int, str] = {}
 
     def update(self, msg: Sequence[Any]) -> None:
         shard, file_no, name, done, total = msg
@@ -113,7 +114,16 @@ class _Board:
         for s in range(self.n):
             f, d = self.at.get(s, (-1, 0))
             acc += d if f == file_no else (total or d) if f > file_no else 0
+        self.names[file_no] = name
         self.progress(name, acc // self.n, total)
+
+    def finish(self) -> None:
+        """Every file read by every shard: full bars (a worker's last message may come after
+        its result)."""
+        for file_no, name in sorted(self.names.items()):
+            total = self.sizes[file_no]
+            if total is not None:
+                self.progress(name, total, total)
 
 
 def run(
@@ -166,6 +176,8 @@ def _run_processes(task: Task, specs: Sequence[Any], fold: Fold, progress: Progr
     local = _LocalReporter(board, drain)
     if len(specs) == 1:
         fold(0, task(specs[0], local))
+        if board is not None:
+            board.finish()
         return
     with ProcessPoolExecutor(
         max_workers=len(specs) - 1, mp_context=ctx, initializer=_init_worker, initargs=(queue,)
@@ -195,6 +207,8 @@ def _run_processes(task: Task, specs: Sequence[Any], fold: Fold, progress: Progr
             raise
     if queue is not None:
         queue.close()
+    if board is not None:
+        board.finish()
 
 
 class _LocalReporter(Reporter):
@@ -269,3 +283,5 @@ def _run_dask(
             queue.close()
         if own:
             client.close()
+    if board is not None:
+        board.finish()
