@@ -967,7 +967,7 @@ def _parallel(
 ) -> tuple[Result, dict[tuple[str, int], Path]]:
     """Analyse ``sources`` in shards (pcapan.parallel) and merge the parts as they come."""
     from pcapan.errors import ParallelError
-    from pcapan.parallel import run, worker_count
+    from pcapan.parallel import connect, run, worker_count
 
     paths: list[str] = []
     for s in sources:
@@ -977,33 +977,30 @@ def _parallel(
                 "(not standard input or a file object)"
             )
         paths.append(os.fspath(s))
-    if client is not None:
-        n = workers if workers else _dask_threads(client)
-    else:
-        n = worker_count(workers)
-    specs = [
-        _ShardSpec(tuple(paths), (i, n), engine, parts_dir, keep, bodies_dir) for i in range(n)
-    ]
-    fold = _Fold()
-    bodies: dict[tuple[str, int], Path] = {}
+    own = isinstance(client, str)
+    if own:
+        client = connect(client)
+    try:
+        if client is not None:
+            # One shard per worker thread of the cluster, unless told.
+            n = workers if workers else max(1, sum(client.nthreads().values()))
+        else:
+            n = worker_count(workers)
+        specs = [
+            _ShardSpec(tuple(paths), (i, n), engine, parts_dir, keep, bodies_dir) for i in range(n)
+        ]
+        fold = _Fold()
+        bodies: dict[tuple[str, int], Path] = {}
 
-    def add(_i: int, out: tuple[Result, dict[tuple[str, int], Path]]) -> None:
-        fold.add(out[0])
-        bodies.update(out[1])
+        def add(_i: int, out: tuple[Result, dict[tuple[str, int], Path]]) -> None:
+            fold.add(out[0])
+            bodies.update(out[1])
 
-    run(_run_shard, specs, add, client=client, progress=progress)
+        run(_run_shard, specs, add, client=client, progress=progress)
+    finally:
+        if own:
+            client.close()
     return fold.result(), bodies
-
-
-def _dask_threads(client: Any) -> int:
-    """Shards for a Dask cluster: one per worker thread."""
-    if isinstance(client, str):
-        from distributed import Client
-
-        with Client(client, timeout=30) as c:
-            return _dask_threads(c)
-    n = sum(client.nthreads().values())
-    return max(1, n)
 
 
 def export_parts(

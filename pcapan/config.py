@@ -217,3 +217,7 @@ GC_BEFORE_TABLE_ROWS = 50_000
 # times a second looks live, and a Dask worker's message is a round trip to the scheduler, which
 # must not cost it time per batch.
 PARALLEL_PROGRESS_INTERVAL_S = 0.25
+
+# Seconds to wait for a Dask scheduler (--scheduler) before giving up with one line: long enough
+# for a scheduler across a network, short enough that a wrong address does not look like a hang.
+DASK_CONNECT_TIMEOUT_S = 10.0

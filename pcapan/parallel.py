@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from pcapan.config import PARALLEL_PROGRESS_INTERVAL_S
+from pcapan.config import DASK_CONNECT_TIMEOUT_S, PARALLEL_PROGRESS_INTERVAL_S
 from pcapan.errors import ParallelError
 
 Progress = Callable[[str, int, int | None], None]
@@ -142,6 +142,20 @@ def run(
         _run_processes(task, specs, fold, progress)
 
 
+def connect(address: str) -> Any:
+    """A ``distributed.Client`` of the scheduler at ``address`` (ParallelError if none)."""
+    try:
+        import distributed
+    except ImportError:
+        raise ParallelError(
+            "a Dask scheduler needs dask.distributed: pip install 'pcapan[dask]'"
+        ) from None
+    try:
+        return distributed.Client(address, timeout=DASK_CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ParallelError(f"cannot reach the Dask scheduler {address}: {exc}") from None
+
+
 def _init_worker(queue: Any) -> None:
     global _MP_QUEUE
     _MP_QUEUE = queue
@@ -232,18 +246,11 @@ class _LocalReporter(Reporter):
 def _run_dask(
     task: Task, specs: Sequence[Any], fold: Fold, client: Any, progress: Progress | None
 ) -> None:
-    try:
-        import distributed
-    except ImportError:
-        raise ParallelError(
-            "a Dask scheduler needs dask.distributed: pip install 'pcapan[dask]'"
-        ) from None
+    import distributed
+
     own = isinstance(client, str)
     if own:
-        try:
-            client = distributed.Client(client, timeout=30)
-        except (OSError, TimeoutError) as exc:
-            raise ParallelError(f"cannot reach the Dask scheduler {client}: {exc}") from None
+        client = connect(client)
     run_id = uuid.uuid4().hex
     name = f"pcapan-progress-{run_id}" if progress is not None else None
     queue = distributed.Queue(name, client=client) if name is not None else None
