@@ -61,6 +61,9 @@ class Result:
     tls_records: list[TlsRecord] = field(default_factory=list)
     rtt_samples: RttSamples = field(default_factory=RttSamples)
     _frames: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+    # (i, n) when this is one shard of an analysis split by flow (Analyzer(shard=)): its figures
+    # of the whole capture are in every shard, and merge() keeps them once (see _shard_own).
+    shard: tuple[int, int] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.connection_records = ConnColumns.of(self.connection_records)
@@ -277,6 +280,8 @@ class Result:
     def merge(parts: Sequence[Result]) -> Result:
         """Combine results of analyses split by flow (``shard=``) or over separate captures.
 
+        Of shards, the figures of the whole capture that every shard has (frames, bytes, IP
+        packets, timestamps, the decoder's and reader's anomalies, warnings) are taken once.
         Shards have distinct uids. Separate analyses of overlapping captures (the same file
         twice) can have a uid in common: the later part's copy gets a uid derived from it and
         the part's position, so uids stay unique in the result (and the same for the same parts).
@@ -301,6 +306,7 @@ class _Fold:
         self.rtt = RttSamples()
 
     def add(self, p: Result) -> None:
+        p = _shard_own(p)
         stats = self.stats
         for k, v in p.stats.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -370,9 +376,28 @@ def _distinct_uids(parts: Sequence[Result]) -> list[Result]:
                 moved(p.http_records),
                 moved(p.tls_records),
                 samples,
+                shard=p.shard,
             )
         )
     return out
+
+
+def _shard_own(p: Result) -> Result:
+    """``p`` without what shard 0 of its analysis has as well: the decoder sees every frame
+    before the shard filter, so its figures, anomalies and the reader's warnings are the whole
+    capture's in every shard. Shard 0 and a result that is no shard are returned as they are."""
+    if p.shard is None or p.shard[0] == 0:
+        return p
+    return Result(
+        p.connection_records,
+        [a for a in p.anomaly_records if a.uid or a.name in _PER_SHARD_UIDLESS],
+        {k: v for k, v in p.stats.items() if k in _PER_FLOW_STATS},
+        [],
+        p.http_records,
+        p.tls_records,
+        p.rtt_samples,
+        shard=p.shard,
+    )
 
 
 _UID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -673,6 +698,7 @@ class Analyzer:
             list(eng.http_ctx.records),
             list(eng.tls_ctx.records),
             eng.rtt_samples,
+            shard=eng.shard,
         )
 
     @property
@@ -903,17 +929,13 @@ def _run_shard(spec: _ShardSpec, report: Any) -> tuple[Result, dict[tuple[str, i
     finally:
         if writer is not None:
             writer.close()
-    res = an.finish()
-    if i:
-        res.stats = {k: v for k, v in res.stats.items() if k in _PER_FLOW_STATS}
-        res.warnings = []
-        res.anomaly_records = [
-            a for a in res.anomaly_records if a.uid or a.name in _PER_SHARD_UIDLESS
-        ]
+    # (What shard 0 has as well is dropped here already: the parts files must not repeat it,
+    # and it need not travel.)
+    res = _shard_own(an.finish())
     if spec.parts_dir is not None:
         _write_parts(res, Path(spec.parts_dir), i)
     if not spec.keep:
-        res = Result(ConnColumns(), [], res.stats, res.warnings)
+        res = Result(ConnColumns(), [], res.stats, res.warnings, shard=res.shard)
     return res, (dict(writer.parts) if writer is not None else {})
 
 

@@ -109,6 +109,11 @@ def test_merge_of_shards_counts_the_capture_once() -> None:
     assert res.stats["frames"] == 269
     assert res.stats["ip_packets"] == {"tcp": 269}
     assert res.stats["first_ts_ns"] == analyze(path).stats["first_ts_ns"]
+    # The same when the user splits by hand: Result.merge of analyze(shard=(i, n)).
+    for n in (2, 3):
+        merged = Result.merge([analyze(path, shard=(i, n)) for i in range(n)])
+        assert_same(analyze(path), merged)
+        assert merged.stats["frames"] == 269
 
 
 def test_whole_capture_anomalies_counted_once(tmp_path: Path) -> None:
