@@ -55,6 +55,33 @@ PCAPAN_REAL_SNIPPET = (
     "import sys, pcapan; r = pcapan.analyze(sys.argv[1]); "
     "print(len(r.connections), len(r.http), len(r.tls), len(r.rtt))"
 )
+# The parallel phase (README, Performance: parallel analysis): the same analysis in 1 and 2
+# processes and on a Dask LocalCluster of 2 worker processes, unpinned, each timed inside its
+# process (analyze() including the merge, then the four tables); the cluster is started and its
+# workers have imported pcapan before the clock starts, as a running cluster would have.
+PARALLEL_SNIPPET = """
+import sys, time, pcapan
+mode, path = sys.argv[1], sys.argv[2]
+client = None
+if mode == "dask":
+    from distributed import Client, LocalCluster
+    t0 = time.perf_counter()
+    cluster = LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                           host="127.0.0.1", dashboard_address=None)
+    client = Client(cluster)
+    client.run(lambda: __import__("pcapan.api"))
+    print(f"startup_s={time.perf_counter() - t0:.3f}")
+t1 = time.perf_counter()
+r = pcapan.analyze(path, workers=None if mode == "dask" else int(mode), client=client)
+t2 = time.perf_counter()
+rows = (len(r.connections), len(r.http), len(r.tls), len(r.rtt))
+t3 = time.perf_counter()
+print(f"analyze_s={t2 - t1:.3f} tables_s={t3 - t2:.3f} rows={rows}")
+if client is not None:
+    client.close(); cluster.close()
+"""
+PARALLEL_MODES = (("workers=1", "1"), ("workers=2", "2"), ("dask LocalCluster(2)", "dask"))
+PARALLEL_TARGETS = {"workers=2": 1.8, "dask LocalCluster(2)": 1.6}
 # Where a real capture is looked for when --real is not given: run.py's own output directory, then
 # make_real_capture.py's default --out. A missing one is recorded into the first (root only) and
 # kept: recording takes about a minute and is not byte-for-byte repeatable.
@@ -494,6 +521,82 @@ def run_interleaved(
     return runs
 
 
+def run_parallel(cap: Path, repeat: int, timeout: float) -> list[dict]:
+    """The parallel phase on ``cap``: each mode ``repeat`` times round-robin, fastest kept;
+    speedup = workers=1's analyze time over the mode's."""
+    warm_page_cache(cap)
+    best: dict[str, dict] = {}
+    for rnd in range(max(1, repeat)):
+        for label, mode in PARALLEL_MODES:
+            print(f"running pcapan {label} on {cap.name} (run {rnd + 1}) ...", flush=True)
+            try:
+                p = subprocess.run(
+                    [sys.executable, "-c", PARALLEL_SNIPPET, mode, str(cap)],
+                    capture_output=True,
+                    text=True,
+                    cwd=REPO,
+                    env=repo_env(),
+                    timeout=timeout,
+                )
+            except subprocess.TimeoutExpired:
+                best.setdefault(label, {"mode": label, "status": "timeout"})
+                continue
+            vals = dict(
+                kv.split("=", 1)
+                for line in p.stdout.splitlines()
+                for kv in line.split(" ")
+                if "=" in kv
+            )
+            if p.returncode != 0 or "analyze_s" not in vals:
+                tail = " | ".join(p.stderr.strip().splitlines()[-2:])[-300:]
+                best.setdefault(label, {"mode": label, "status": "failed", "error": tail})
+                continue
+            row = {
+                "mode": label,
+                "status": "ok",
+                "analyze_s": float(vals["analyze_s"]),
+                "tables_s": float(vals["tables_s"]),
+                "startup_s": float(vals["startup_s"]) if "startup_s" in vals else None,
+                "rows": vals["rows"],
+                "loadavg": round(os.getloadavg()[0], 2),
+            }
+            row["all_analyze_s"] = best.get(label, {}).get("all_analyze_s", []) + [row["analyze_s"]]
+            prev = best.get(label)
+            if prev is None or prev.get("status") != "ok" or row["analyze_s"] < prev["analyze_s"]:
+                best[label] = row
+            else:
+                prev["all_analyze_s"] = row["all_analyze_s"]
+    rows = [best[label] for label, _ in PARALLEL_MODES if label in best]
+    base = best.get("workers=1", {}).get("analyze_s")
+    for r in rows:
+        if base and r.get("status") == "ok":
+            r["speedup"] = round(base / r["analyze_s"], 2)
+            r["target"] = PARALLEL_TARGETS.get(r["mode"])
+    return rows
+
+
+def print_parallel(rows: list[dict], title: str) -> None:
+    print(
+        f"\n{title}\nparallel analysis, unpinned ({os.cpu_count()} CPUs), fastest of the runs; "
+        "speedup = workers=1's analyze s / the mode's (analyze includes the merge)\n"
+    )
+    header = f"{'mode':<22} {'status':<8} {'analyze s':>9} {'tables s':>9} {'speedup':>8} {'target':>7}  all analyze s / notes"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        if r.get("status") != "ok":
+            print(f"{r['mode']:<22} {r.get('status', '?'):<8} {r.get('error', '')[:90]}")
+            continue
+        target = f">={r['target']}" if r.get("target") else "-"
+        notes = "/".join(f"{w:.2f}" for w in r["all_analyze_s"])
+        if r.get("startup_s") is not None:
+            notes += f"; cluster start {r['startup_s']:.1f} s (not counted)"
+        print(
+            f"{r['mode']:<22} {'ok':<8} {r['analyze_s']:>9.2f} {r['tables_s']:>9.2f} "
+            f"{r.get('speedup', 0):>8.2f} {target:>7}  {notes}"
+        )
+
+
 def set_ratios(runs: list[Run], base_name: str) -> Run | None:
     """speed_ratio of every other peer: the base's packets/s over the peer's."""
     base = next((r for r in runs if r.peer == base_name and r.status == "ok"), None)
@@ -598,6 +701,13 @@ def main(argv: list[str] | None = None) -> int:
         default=OUT / "results.json",
         help="where the JSON results go (default benchmarks/out/results.json)",
     )
+    ap.add_argument(
+        "--no-parallel",
+        dest="parallel",
+        action="store_false",
+        help="skip the parallel phase (workers=1, workers=2 and a Dask LocalCluster(2) on the "
+        "synthetic and the real capture; not in --smoke; Dask's row needs pcapan[dask])",
+    )
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds before a peer is killed")
     ap.add_argument(
         "--strict",
@@ -690,6 +800,11 @@ def main(argv: list[str] | None = None) -> int:
             if cap_h
             else []
         )
+        par_runs: dict[str, list[dict]] = {}
+        if args.parallel and not args.smoke and pcapan_peer is not None:
+            par_runs["synthetic"] = run_parallel(cap1, args.repeat, args.timeout)
+            if cap_r is not None:
+                par_runs["real"] = run_parallel(cap_r, args.repeat, args.timeout)
         run2x = None
         if cap2 is not None and pcapan_peer is not None:
             warm_page_cache(cap2)
@@ -741,6 +856,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\nHTTP phase: an HTTP-only capture (every request and response parsed)")
         print_table(http_runs, http_packets)
 
+    for which, rows in par_runs.items():
+        print_parallel(rows, f"{which} capture: {cap1.name if which == 'synthetic' else cap_r}")
     memory: dict[str, object] = {"target": MEMORY_TARGET}
     if run2x is not None:
         memory["run_2x"] = asdict(run2x)
@@ -778,6 +895,7 @@ def main(argv: list[str] | None = None) -> int:
         "capture_http": {"file": cap_h.name, **meta_h} if cap_h is not None and meta_h else None,
         "http_runs": [asdict(r) for r in http_runs],
         "memory": memory,
+        "parallel": par_runs,
         "build": build,
         "real": (
             {

@@ -73,6 +73,9 @@ class Result:
     tls_records: list[TlsRecord] = field(default_factory=list)
     rtt_samples: RttSamples = field(default_factory=RttSamples)
     _frames: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+    # (i, n) when this is one shard of an analysis split by flow (Analyzer(shard=)): its figures
+    # of the whole capture are in every shard, and merge() keeps them once (see _shard_own).
+    shard: tuple[int, int] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.connection_records = ConnColumns.of(self.connection_records)
@@ -242,7 +245,11 @@ class Result:
                 recs4 = sorted(self.tls_records, key=attrgetter("ts_ns", "uid"))
                 self._frames[name] = to_frame(recs4, TLS)
             else:
-                recs2 = sorted(self.anomaly_records, key=attrgetter("source", "ts_ns", "frame"))
+                # uid breaks ties between connections (stable within one): a parallel run,
+                # whose shards finalise in another interleaving, gives the same order.
+                recs2 = sorted(
+                    self.anomaly_records, key=attrgetter("source", "ts_ns", "frame", "uid")
+                )
                 self._frames[name] = to_frame(recs2, ANOMALIES)
         return self._frames[name]
 
@@ -383,33 +390,57 @@ class Result:
     def merge(parts: Sequence[Result]) -> Result:
         """Combine results of analyses split by flow (``shard=``) or over separate captures.
 
+        Of shards, the figures of the whole capture that every shard has (frames, bytes, IP
+        packets, timestamps, the decoder's and reader's anomalies, warnings) are taken once.
         Shards have distinct uids. Separate analyses of overlapping captures (the same file
         twice) can have a uid in common: the later part's copy gets a uid derived from it and
         the part's position, so uids stay unique in the result (and the same for the same parts).
         """
-        parts = _distinct_uids(parts)
-        stats: dict[str, Any] = {}
-        for p in parts:
-            for k, v in p.stats.items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool):
-                    stats[k] = stats.get(k, 0) + v
-                elif isinstance(v, dict):
-                    d = stats.setdefault(k, {})
-                    for kk, vv in v.items():
-                        d[kk] = d.get(kk, 0) + vv
-                else:
-                    stats.setdefault(k, v)
-        conns = ConnColumns()
-        for p in parts:
-            conns.extend(ConnColumns.of(p.connection_records))
+        fold = _Fold()
+        for p in _distinct_uids(parts):
+            fold.add(p)
+        return fold.result()
+
+
+class _Fold:
+    """A merge made one part at a time (each part can go once added): connection columns are
+    appended buffer by buffer, records and RTT sample chunks by reference."""
+
+    def __init__(self) -> None:
+        self.conns = ConnColumns()
+        self.anomalies: list[AnomalyRecord] = []
+        self.stats: dict[str, Any] = {}
+        self.warnings: list[str] = []
+        self.http: list[HttpRecord] = []
+        self.tls: list[TlsRecord] = []
+        self.rtt = RttSamples()
+
+    def add(self, p: Result) -> None:
+        p = _shard_own(p)
+        stats = self.stats
+        for k, v in p.stats.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                stats[k] = stats.get(k, 0) + v
+            elif isinstance(v, dict):
+                d = stats.setdefault(k, {})
+                for kk, vv in v.items():
+                    d[kk] = d.get(kk, 0) + vv
+            else:
+                stats.setdefault(k, v)
+        self.conns.absorb(ConnColumns.of(p.connection_records))
+        self.anomalies.extend(p.anomaly_records)
+        self.warnings.extend(p.warnings)
+        self.http.extend(p.http_records)
+        self.tls.extend(p.tls_records)
+        s, out = p.rtt_samples, self.rtt
+        remap = out.ids(s.uids)
+        out.conn.extend(remap[c] for c in s.conn)
+        for name in ("is_orig", "kind", "ts_ns", "rtt_ns"):
+            getattr(out, name).extend(getattr(s, name))
+
+    def result(self) -> Result:
         return Result(
-            conns,
-            [r for p in parts for r in p.anomaly_records],
-            stats,
-            [w for p in parts for w in p.warnings],
-            [r for p in parts for r in p.http_records],
-            [r for p in parts for r in p.tls_records],
-            RttSamples.merge([p.rtt_samples for p in parts]),
+            self.conns, self.anomalies, self.stats, self.warnings, self.http, self.tls, self.rtt
         )
 
 
@@ -449,9 +480,28 @@ def _distinct_uids(parts: Sequence[Result]) -> list[Result]:
                 moved(p.http_records),
                 moved(p.tls_records),
                 samples,
+                shard=p.shard,
             )
         )
     return out
+
+
+def _shard_own(p: Result) -> Result:
+    """``p`` without what shard 0 of its analysis has as well: the decoder sees every frame
+    before the shard filter, so its figures, anomalies and the reader's warnings are the whole
+    capture's in every shard. Shard 0 and a result that is no shard are returned as they are."""
+    if p.shard is None or p.shard[0] == 0:
+        return p
+    return Result(
+        p.connection_records,
+        [a for a in p.anomaly_records if a.uid or a.name in _PER_SHARD_UIDLESS],
+        {k: v for k, v in p.stats.items() if k in _PER_FLOW_STATS},
+        [],
+        p.http_records,
+        p.tls_records,
+        p.rtt_samples,
+        shard=p.shard,
+    )
 
 
 def _typed(df: pd.DataFrame, columns: tuple[Column, ...]) -> pd.DataFrame:
@@ -480,8 +530,13 @@ def _rtt_frame(samples: RttSamples) -> pd.DataFrame:
 
     c = samples.columns()
     uids = np.array(samples.uids, dtype=object)
+    # By time, then uid (not the connection's index in the samples, which depends on the order
+    # connections were first timed: another in a parallel run's merge), then direction; samples
+    # of one connection, direction and instant keep their order.
+    rank = np.empty(uids.shape[0], dtype=np.int64)
+    rank[np.argsort(uids, kind="stable")] = np.arange(uids.shape[0])
     order = (
-        np.lexsort((c["is_orig"], c["conn"], c["ts_ns"]))
+        np.lexsort((c["is_orig"], rank[c["conn"]], c["ts_ns"]))
         if c["ts_ns"].shape[0]
         else np.empty(0, int)
     )
@@ -521,10 +576,14 @@ def _group_stats(key: np.ndarray, val: np.ndarray, n_keys: int) -> dict[str, np.
     sq = np.add.reduceat((v - np.repeat(mean, n)) ** 2, starts)
 
     def quantile(q: float) -> np.ndarray:
-        pos = starts + q * (n - 1)
-        lo = np.floor(pos).astype(np.int64)
+        # The position within the group, then the group's offset: (starts + q * (n - 1)) - lo
+        # would round differently with the group's place in the array, so a parallel run's merge
+        # (other places) would differ in the last digit.
+        pos = q * (n - 1)
+        base = np.floor(pos)
+        lo = starts + base.astype(np.int64)
         hi = np.minimum(lo + 1, starts + n - 1)
-        return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+        return v[lo] + (v[hi] - v[lo]) * (pos - base)
 
     keys = k[starts]
     cols = {
@@ -819,6 +878,7 @@ class Analyzer:
             list(eng.http_ctx.records),
             list(eng.tls_ctx.records),
             eng.rtt_samples,
+            shard=eng.shard,
         )
 
     @property
@@ -900,14 +960,32 @@ def analyze(
     on_http_body: BodyHook | None = None,
     max_half_open: int | None = None,
     keylog: KeyLogSource | None = None,
+    workers: int | None = None,
+    client: Any = None,
 ) -> Result:
     """Analyse one capture or several (read in the order given, flows continue across files).
 
     ``max_half_open``: see :class:`Analyzer` (the bound on flows that have only seen SYNs).
     ``keylog``: an NSS key log file (``SSLKEYLOGFILE``) to decrypt TLS with (see
-    :class:`Analyzer`); pcapng Decryption Secrets Blocks are used in any case."""
+    :class:`Analyzer`); pcapng Decryption Secrets Blocks are used in any case.
+
+    ``workers=N``: N processes, each analysing the flows of one shard (0: one per core; None or 1:
+    this process alone). ``client``: a ``distributed.Client`` (or a scheduler address such as
+    ``"tcp://host:8786"``) whose workers analyse the shards, one per worker thread, reading the
+    files from the same paths. Either way the tables equal this process's (see README,
+    Performance: parallel analysis)."""
     if isinstance(sources, (str, os.PathLike)) or hasattr(sources, "read"):
         sources = [sources]  # type: ignore[list-item]
+    if _is_parallel(workers, client):
+        if shard is not None or on_http_body is not None:
+            raise ValueError("shard= and on_http_body= are for one process (not with workers=)")
+        return _parallel(
+            sources,  # type: ignore[arg-type]
+            workers,
+            client,
+            progress,
+            _engine_options(idle_timeout_s, max_half_open, keylog),
+        )[0]
     an = Analyzer(
         idle_timeout_s=idle_timeout_s,
         shard=shard,
@@ -929,6 +1007,9 @@ def extract(
     safe_csv: bool = False,
     idle_timeout_s: float | None = None,
     max_half_open: int | None = None,
+    keylog: KeyLogSource | None = None,
+    workers: int | None = None,
+    client: Any = None,
 ) -> tuple[Result, pd.DataFrame]:
     """Write every HTTP response body into ``directory`` (generated names) with a manifest.csv.
 
@@ -936,22 +1017,279 @@ def extract(
     analysis result and the manifest (file, uid, trans_depth, uri, content type, size, sha256...).
     ``safe_csv=True`` writes manifest.csv for spreadsheets, as ``export --safe-csv`` does: control
     characters escaped and formula-leading text cells prefixed with ``'`` (the returned DataFrame
-    keeps the exact values).
+    keeps the exact values). ``keylog``, ``workers``, ``client``: as :func:`analyze` (with Dask,
+    ``directory`` must be a path the workers can write to).
     """
     import pandas as pd
 
     from pcapan.export.objects import MANIFEST_FIELDS, BodyWriter
 
     writer = BodyWriter(directory)
-    try:
-        res = analyze(
-            sources,
-            progress=progress,
-            on_http_body=writer,
-            idle_timeout_s=idle_timeout_s,
-            max_half_open=max_half_open,
+    if isinstance(sources, (str, os.PathLike)) or hasattr(sources, "read"):
+        sources = [sources]  # type: ignore[list-item]
+    if _is_parallel(workers, client):
+        # Each worker writes its shard's bodies under DIR/.shard-i; their part files are then
+        # named after the merged http table's rows, as one process names its own.
+        res, parts = _parallel(
+            sources,  # type: ignore[arg-type]
+            workers,
+            client,
+            progress,
+            _engine_options(idle_timeout_s, max_half_open, keylog),
+            bodies_dir=os.fspath(directory),
         )
-    finally:
-        writer.close()
+        writer.parts.update(parts)
+    else:
+        try:
+            res = analyze(
+                sources,
+                progress=progress,
+                on_http_body=writer,
+                idle_timeout_s=idle_timeout_s,
+                max_half_open=max_half_open,
+                keylog=keylog,
+            )
+        finally:
+            writer.close()
     rows = writer.finish(res.http, decode=decode, safe_csv=safe_csv)
+    for shard_dir in Path(directory).glob(".shard-*"):
+        with contextlib.suppress(OSError):
+            shard_dir.rmdir()
     return res, pd.DataFrame(rows, columns=list(MANIFEST_FIELDS))
+
+
+# -- parallel analysis (pcapan.parallel runs the shards; what a shard is and how shards merge
+# is decided here) ---------------------------------------------------------------------------
+
+# Stats that each shard counts for its own flows only (so a merge sums them). Every other stat
+# (frames, bytes, IP packets, fragments, first and last timestamps, ...) is counted by the decoder,
+# which sees every frame before the shard filter: each shard has the whole capture's figure, and
+# only shard 0's is kept.
+_PER_FLOW_STATS = ("http2_connections", "http2_frames", "http2_streams")
+# Anomalies without a connection that a shard makes for its own flows (the half-open bound is
+# per analyzer); the others without a uid (decoder, reader) are the whole capture's, as above.
+_PER_SHARD_UIDLESS = frozenset({"half_open_evicted"})
+# The tables a parallel Parquet export writes as one part per shard: one row per flow or less,
+# so the rows of a shard are exactly its flows' rows. servers, clients and missed_reuse
+# aggregate the connections of a client-server pair, which lie in several shards: not written.
+PARTITIONED_TABLES = ("connections", "http", "tls", "rtt", "anomalies")
+
+
+@dataclass(frozen=True)
+class _ShardSpec:
+    """One parallel task: analyse ``sources`` (paths, all of them, in order: a connection that
+    continues from one rotated file into the next stays whole) keeping the flows of ``shard``."""
+
+    sources: tuple[str, ...]
+    shard: tuple[int, int]
+    engine: dict[str, Any]
+    parts_dir: str | None = None  # write the PARTITIONED_TABLES there as part files
+    keep: bool = True  # return the rows (else only stats and warnings: they are in the parts)
+    bodies_dir: str | None = None  # extract: write response bodies under DIR/.shard-i
+
+
+def _is_parallel(workers: int | None, client: Any) -> bool:
+    from pcapan.parallel import worker_count
+
+    return client is not None or worker_count(workers) > 1
+
+
+def _engine_options(
+    idle_timeout_s: float | None, max_half_open: int | None, keylog: KeyLogSource | None = None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if keylog is not None:
+        out["keylog"] = keylog
+    if idle_timeout_s is not None:
+        out["idle_timeout_s"] = idle_timeout_s
+    if max_half_open is not None:
+        out["max_half_open"] = max_half_open
+    return out
+
+
+def _run_shard(spec: _ShardSpec, report: Any) -> tuple[Result, dict[tuple[str, int], Path]]:
+    """A worker's task (pcapan.parallel): the shard's result, and its extracted body files."""
+    from pcapan.export.objects import BodyWriter
+
+    i, _n = spec.shard
+    writer = BodyWriter(Path(spec.bodies_dir) / f".shard-{i}") if spec.bodies_dir else None
+    an = Analyzer(shard=spec.shard, on_http_body=writer, **spec.engine)
+    try:
+        for k, src in enumerate(spec.sources):
+
+            def progress(name: str, done: int, total: int | None, k: int = k) -> None:
+                report(k, name, done, total)
+
+            an.feed_source(src, progress if report.active else None)
+            report.flush()
+    finally:
+        if writer is not None:
+            writer.close()
+    # (What shard 0 has as well is dropped here already: the parts files must not repeat it,
+    # and it need not travel.)
+    res = _shard_own(an.finish())
+    if spec.parts_dir is not None:
+        _write_parts(res, Path(spec.parts_dir), i)
+    if not spec.keep:
+        res = Result(ConnColumns(), [], res.stats, res.warnings, shard=res.shard)
+    return res, (dict(writer.parts) if writer is not None else {})
+
+
+def _part_name(shard: int) -> str:
+    # Zero-padded: the parts list in shard order by name.
+    return f"part-{shard:04d}.parquet"
+
+
+def _write_parts(res: Result, directory: Path, shard: int) -> None:
+    """The shard's PARTITIONED_TABLES as DIR/<table>/part-NNNN.parquet, every part with the
+    schema's Arrow types (an empty part as well), so that a reader sees one schema."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pcapan.errors import ExportError
+
+    for name in PARTITIONED_TABLES:
+        df = res._table(name)
+        schema = pa.schema([(c.name, _arrow_type(c.dtype)) for c in TABLES[name]])
+        table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+        path = directory / name / _part_name(shard)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table, path)
+        except OSError as exc:
+            raise ExportError(f"{path}: cannot write ({exc.strerror})") from None
+
+
+def _arrow_type(dtype: str) -> Any:
+    import pyarrow as pa
+
+    return {
+        TS: pa.timestamp("ns", tz="UTC"),
+        "string": pa.large_string(),
+        "Int64": pa.int64(),
+        "float64": pa.float64(),
+        "boolean": pa.bool_(),
+    }[dtype]
+
+
+def _parallel(
+    sources: Iterable[Source],
+    workers: int | None,
+    client: Any,
+    progress: Progress | None,
+    engine: dict[str, Any],
+    *,
+    parts_dir: str | None = None,
+    keep: bool = True,
+    bodies_dir: str | None = None,
+) -> tuple[Result, dict[tuple[str, int], Path]]:
+    """Analyse ``sources`` in shards (pcapan.parallel) and merge the parts as they come."""
+    from pcapan.errors import ParallelError
+    from pcapan.parallel import connect, run, worker_count
+
+    paths: list[str] = []
+    for s in sources:
+        if not isinstance(s, (str, os.PathLike)) or os.fspath(s) == "-":
+            raise ParallelError(
+                "a parallel analysis reads the captures in every worker: give file paths "
+                "(not standard input or a file object)"
+            )
+        paths.append(os.fspath(s))
+    own = isinstance(client, str)
+    if own:
+        client = connect(client)
+    try:
+        if client is not None:
+            # One shard per worker thread of the cluster, unless told.
+            n = workers if workers else max(1, sum(client.nthreads().values()))
+        else:
+            n = worker_count(workers)
+        specs = [
+            _ShardSpec(tuple(paths), (i, n), engine, parts_dir, keep, bodies_dir) for i in range(n)
+        ]
+        fold = _Fold()
+        bodies: dict[tuple[str, int], Path] = {}
+
+        def add(_i: int, out: tuple[Result, dict[tuple[str, int], Path]]) -> None:
+            fold.add(out[0])
+            bodies.update(out[1])
+
+        run(_run_shard, specs, add, client=client, progress=progress)
+    finally:
+        if own:
+            client.close()
+    return fold.result(), bodies
+
+
+def export_parts(
+    sources: Source | Iterable[Source],
+    directory: str | os.PathLike[str],
+    *,
+    workers: int | None = 0,
+    client: Any = None,
+    progress: Progress | None = None,
+    idle_timeout_s: float | None = None,
+    max_half_open: int | None = None,
+    keylog: KeyLogSource | None = None,
+    gather: bool = False,
+) -> tuple[Result, list[Path]]:
+    """A parallel analysis whose workers write its per-flow tables as partitioned Parquet:
+    ``directory/<table>/part-NNNN.parquet``, one part per shard, for each of PARTITIONED_TABLES,
+    plus ``directory/manifest.json``. ``dask.dataframe.read_parquet(directory + "/connections")``
+    reads a table back without holding it whole. The rows are not sent back unless
+    ``gather=True`` (then the returned Result has them all; else only its stats and warnings).
+    Part files of an earlier export into the same directory are removed first."""
+    if isinstance(sources, (str, os.PathLike)) or hasattr(sources, "read"):
+        sources = [sources]  # type: ignore[list-item]
+    from pcapan.export.files import MANIFEST, describe_source
+    from pcapan.frames.schema import SCHEMA_VERSION
+
+    out = Path(directory)
+    for name in PARTITIONED_TABLES:
+        for old in (out / name).glob("part-*.parquet"):
+            old.unlink()
+    res, _ = _parallel(
+        sources,  # type: ignore[arg-type]
+        workers if workers is not None else 0,
+        client,
+        progress,
+        _engine_options(idle_timeout_s, max_half_open, keylog),
+        parts_dir=os.fspath(out),
+        keep=gather,
+    )
+    import json
+
+    import pyarrow.parquet as pq
+
+    tables: dict[str, Any] = {}
+    written: list[Path] = []
+    for name in PARTITIONED_TABLES:
+        parts = sorted((out / name).glob("part-*.parquet"))
+        rows = [pq.read_metadata(p).num_rows for p in parts]
+        tables[name] = {
+            "directory": name,
+            "table": name,
+            "rows": sum(rows),
+            "parts": [
+                {"file": f"{name}/{p.name}", "rows": r} for p, r in zip(parts, rows, strict=True)
+            ],
+        }
+        written.extend(parts)
+    manifest = {
+        "pcapan_version": _version(),
+        "schema_version": SCHEMA_VERSION,
+        "format": "parquet",
+        "partitioned": True,
+        "safe_csv": False,
+        "sources": [describe_source(str(s)) for s in res.stats.get("sources", [])],
+        "tables": tables,
+    }
+    mpath = out / MANIFEST
+    mpath.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return res, [*written, mpath]
+
+
+def _version() -> str:
+    from pcapan import __version__
+
+    return __version__

@@ -82,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     a.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
     _engine_options(a)
+    _parallel_options(a)
 
     for verb, what, default in (
         ("connections", "the connections table", "the Zeek conn.log core"),
@@ -143,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
                 help="override a threshold, repeatable (names: FINDINGS_* in pcapan/config.py, lower case without the prefix, e.g. think_time_s=0.2)",
             )
         _engine_options(c)
+        _parallel_options(c)
 
     e = sub.add_parser(
         "export",
@@ -168,6 +170,7 @@ def _parser() -> argparse.ArgumentParser:
         help="for spreadsheets: escape control characters and prefix text cells that begin with = + - @ TAB CR or ' with a ' (CSV injection)",
     )
     _engine_options(e)
+    _parallel_options(e)
 
     x = sub.add_parser(
         "extract", help="write every HTTP response body to a file, with a manifest.csv"
@@ -191,6 +194,7 @@ def _parser() -> argparse.ArgumentParser:
         help="manifest.csv for spreadsheets: escape control characters and prefix text cells that begin with = + - @ TAB CR or ' with a '",
     )
     _engine_options(x)
+    _parallel_options(x)
 
     from pcapan.plot import KINDS as PLOT_KINDS
 
@@ -255,6 +259,7 @@ def _parser() -> argparse.ArgumentParser:
         help="rtt: one CDF/histogram group per server and direction",
     )
     _engine_options(g)
+    _parallel_options(g)
 
     r = sub.add_parser(
         "report",
@@ -283,6 +288,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
     _engine_options(r)
+    _parallel_options(r)
 
     lv = sub.add_parser(
         "live",
@@ -387,6 +393,20 @@ def _integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
 
 
+def _parallel_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workers",
+        type=_non_negative_int,
+        metavar="N",
+        help="analyse in N processes, each taking the flows of one shard (0: one per core; default 1); the tables are the same",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:8786",
+        help="run the shards on this Dask scheduler's workers, one per worker thread (--workers N: N shards); they read the files from the same paths (pip install 'pcapan[dask]')",
+    )
+
+
 def _non_negative_int(text: str) -> int:
     n = _integer(text)
     if n < 0:
@@ -440,7 +460,19 @@ def _engine_kw(args: argparse.Namespace) -> dict[str, Any]:
         kw["idle_timeout_s"] = args.idle_timeout
     if getattr(args, "keylog", None):
         kw["keylog"] = _read_keylog(args.keylog)
+    if getattr(args, "workers", None) is not None:
+        kw["workers"] = args.workers
+    if getattr(args, "scheduler", None):
+        kw["client"] = args.scheduler
     return kw
+
+
+def _partitioned(args: argparse.Namespace) -> bool:
+    """-o DIR --format parquet of a parallel run: the workers write the parts (pcapan.api.export_parts)."""
+    from pcapan.parallel import worker_count
+
+    parallel = bool(getattr(args, "scheduler", None)) or worker_count(args.workers) > 1
+    return parallel and bool(args.output) and args.format == "parquet"
 
 
 def _read_keylog(path: str) -> Any:
@@ -452,10 +484,14 @@ def _read_keylog(path: str) -> Any:
         raise PcapanError(f"cannot read key log {path!r}: {exc.strerror or exc}") from None
 
 
-def _progress_analyze(files: Sequence[str], show: bool, **kw: Any):  # noqa: ANN202
+def _progress_analyze(files: Sequence[str], show: bool, fn: Any = None, **kw: Any):  # noqa: ANN202
+    """``fn(files, progress=..., **kw)`` (default pcapan.api.analyze) with a progress bar."""
     import os
 
     from pcapan.api import analyze
+
+    if fn is not None:
+        analyze = fn
 
     big = (
         show
@@ -517,16 +553,32 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
     terminal, args.format = _analyze_formats(args)
     _check_export_args(args)
-    res = _progress_analyze(args.files, not args.no_progress, **_engine_kw(args))
+    kw: dict[str, Any] = _engine_kw(args)
+    parts = _partitioned(args)
+    res = _progress_analyze(
+        args.files, not args.no_progress, _parts_fn(args, True) if parts else None, **kw
+    )
     for w in res.warnings:
         print(f"pcapan: warning: {w}", file=sys.stderr)
     if terminal == "json":
         print(json.dumps(res.summary(), indent=2, default=str))
     else:
         print_analysis(res)
-    if args.output:
+    if args.output and not parts:
         _write_export(res, args)
     return 0
+
+
+def _parts_fn(args: argparse.Namespace, gather: bool) -> Any:
+    """The analysis of a partitioned export: its result (with rows when ``gather``)."""
+    from pcapan.api import export_parts
+
+    def run(files: Sequence[str], **kw: Any) -> Result:
+        res, paths = export_parts(files, args.output, gather=gather, **kw)
+        print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)
+        return res
+
+    return run
 
 
 def _check_export_args(args: argparse.Namespace) -> None:
@@ -546,10 +598,14 @@ def _write_export(res: Result, args: argparse.Namespace) -> list[Path]:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     _check_export_args(args)
-    res = _progress_analyze(args.files, True, **_engine_kw(args))
+    parts = _partitioned(args)
+    res = _progress_analyze(
+        args.files, True, _parts_fn(args, False) if parts else None, **_engine_kw(args)
+    )
     for w in res.warnings:
         print(f"pcapan: warning: {w}", file=sys.stderr)
-    _write_export(res, args)
+    if not parts:
+        _write_export(res, args)
     return 0
 
 

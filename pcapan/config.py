@@ -303,3 +303,12 @@ REPORT_CELL_CHARS = 300
 # once printed 52 MB, every record).
 REPR_MAX_FILES = 3
 REPR_MAX_NAME_CHARS = 80
+
+# Seconds between progress messages a parallel worker sends (pcapan.parallel): a bar redrawn a few
+# times a second looks live, and a Dask worker's message is a round trip to the scheduler, which
+# must not cost it time per batch.
+PARALLEL_PROGRESS_INTERVAL_S = 0.25
+
+# Seconds to wait for a Dask scheduler (--scheduler) before giving up with one line: long enough
+# for a scheduler across a network, short enough that a wrong address does not look like a hang.
+DASK_CONNECT_TIMEOUT_S = 10.0

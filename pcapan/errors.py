@@ -35,6 +35,11 @@ class ExportError(PcapanError):
     """export layer: an output directory or format that cannot be written."""
 
 
+class ParallelError(PcapanError):
+    """parallel layer: a parallel analysis that cannot run as asked (no file path to give the
+    workers, Dask not installed, a scheduler that cannot be reached)."""
+
+
 class PcapanWarning(UserWarning):
     """Base of the Python warnings pcapan emits (each also in ``Result.warnings``)."""
 

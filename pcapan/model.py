@@ -425,6 +425,31 @@ class ConnColumns:
         for vals in zip(*cols.values(), strict=True):
             self.append(dict(zip(CONN_FIELDS, vals, strict=True)))
 
+    def absorb(self, other: ConnColumns) -> None:
+        """Append ``other``'s rows buffer by buffer: no Python object per value (one per distinct
+        string value only). How shard results are merged (pcapan.parallel): a merge of millions of
+        rows row by row (:meth:`extend`) would cost seconds."""
+        if self._source is not None or other._source is not None:
+            self.extend(other)  # (a released side: its values are read back from its table)
+            return
+        for name, kind in CONN_KINDS.items():
+            # In place: the compiled append holds these very buffer objects.
+            main, aux = self.cols[name], self.aux[name]
+            omain, oaux = other.cols[name], other.aux[name]
+            if kind == "s":
+                # other's codes are its dictionary's insertion order; each gets this one's code.
+                remap = [aux.setdefault(v, len(aux)) for v in oaux]
+                main.extend(array("i", map(remap.__getitem__, omain)))
+            elif kind == "t":
+                base = len(main)
+                main.extend(omain)
+                aux.extend(array("q", (base + x for x in oaux[1:])))
+            else:
+                main.extend(omain)
+                if aux is not None:
+                    aux.extend(oaux)
+        self.n += other.n
+
     def copy(self, uids: dict[str, str] | None = None) -> ConnColumns:
         out = ConnColumns()
         out.extend(self, uids)

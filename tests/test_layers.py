@@ -1,7 +1,7 @@
 """The layering rule of DESIGN.md, enforced: a module imports only from layers above it.
 
 Ranks (lower = higher up): model/errors/config, io, decode, flow | proto, analysis, frames,
-export | plot | report, api, cli | render. Siblings on one rank do not import each other.
+export | plot | report | parallel, api, cli | render. Siblings on one rank do not import each other.
 Imports under ``if TYPE_CHECKING:`` carry no runtime dependency and are exempt.
 """
 
@@ -26,6 +26,8 @@ RANK = {
     "export": 6,
     "plot": 6,
     "report": 6,
+    # Runs the shards of one analysis (processes, Dask) for the api, which says what a shard is.
+    "parallel": 6,
     "api": 7,
     "live": 7,
     "render": 7,
