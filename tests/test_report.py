@@ -567,3 +567,11 @@ def assert_picture(png: Path) -> None:
     assert len(colours) > 10, len(colours)
     non_white = (flat < 0.98).any(axis=1).mean()
     assert non_white > 0.02, non_white
+
+
+def test_library_report_makes_missing_directories(tmp_path: Path) -> None:
+    """``res.report(path)`` makes the missing directories of ``path``, as the CLI does (issue 15:
+    a FileNotFoundError traceback before)."""
+    res = pcapan.analyze(SAMPLES / "http-keepalive.pcap")
+    out = res.report(tmp_path / "new" / "dir" / "r.html", plots=False)
+    assert out.is_file() and (tmp_path / "new" / "dir" / "r_files" / "http.csv").is_file()

@@ -38,6 +38,8 @@ def write_report(
     shows the top rows of each and links there); the CSV cells are spreadsheet-safe (formulas
     in captured text neutralised)."""
     out = Path(path)
+    # As every verb that writes: the missing directories of the output are made.
+    out.parent.mkdir(parents=True, exist_ok=True)
     files = tables_dir(out) if tables else None
     if files is not None:
         result.export(files, "csv", safe_csv=True)
