@@ -257,6 +257,10 @@ LIVE_STOP_DRAIN_S = 1.0
 # Seconds between dashboard redraws and snapshots (the default of ``pcapan live --interval`` and
 # of ``interval_s``): once a second is readable and costs nothing measurable.
 LIVE_DASHBOARD_REFRESH_S = 1.0
+# Seconds between recomputations of the findings counts shown during a live capture: findings
+# are derived from the tables, whose build grows with the connections finished so far (~1 s for
+# 12,000 connections), so they are refreshed this often, not at every dashboard tick.
+LIVE_FINDINGS_INTERVAL_S = 10.0
 # RTT percentiles on the dashboard are over the most recent samples only, so they follow the
 # network's current state and memory does not grow with the run.
 LIVE_RTT_WINDOW_SAMPLES = 10_000

@@ -15,6 +15,7 @@ Tests need root (a packet socket, CAP_NET_RAW) and nginx, curl, openssl; CI runs
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -426,3 +427,41 @@ def test_rotation_takes_finished_rows_and_parts_add_up(tmp_path: Path) -> None:
     # What stays in memory after the takes is the last connection's (and its uid in the RTT index).
     assert set(parts[-1].rtt.uid) == set(parts[-1].connections.uid)
     assert len(parts[-1].rtt) == sum(a.shape[0] for a in an.engine.rtt_samples.ts_ns)
+
+
+def test_findings_counted_while_capturing() -> None:
+    """During a capture the dashboard's findings counts come from the interval snapshot's
+    tables, recomputed only when connections finished since and LIVE_FINDINGS_INTERVAL_S has
+    passed (issue 18: they were shown on the final snapshot only). The snapshot here is the
+    result of tls-versions.pcap, whose findings table has rows (its certificates do not name
+    the SNI: tests/test_findings.py)."""
+    import types
+
+    from pcapan.config import LIVE_FINDINGS_INTERVAL_S
+    from pcapan.frames.findings import severity_counts
+    from pcapan.live.dashboard import render
+    from pcapan.live.session import LiveCapture, LiveStats
+
+    snap = pcapan.analyze(Path(__file__).resolve().parent.parent / "samples" / "tls-versions.pcap")
+    want = tuple(severity_counts(snap.findings).items())
+    assert want
+    stats = LiveStats("lo", 1.0, 0, 0, 0.0, 0.0, 0, 0, 0, 0.0, 0, (), (), (), None, None, 0, 0, 0)
+    state = types.SimpleNamespace(_findings=(), _findings_at=-math.inf, _findings_rows=0)
+    first = LiveCapture._with_findings(state, stats, snap, 100.0)  # type: ignore[arg-type]
+    assert first.findings == want and stats.findings == ()
+    # Within the interval the counts are kept even though other connections finished (another
+    # capture's result stands for them); past it they are recomputed from the new snapshot.
+    other = pcapan.analyze(Path(__file__).resolve().parent.parent / "samples" / "http-reuse.pcap")
+    want2 = tuple(severity_counts(other.findings).items())
+    assert want2 != want and len(other.connection_records) != len(snap.connection_records)
+    half = 100.0 + LIVE_FINDINGS_INTERVAL_S / 2
+    kept = LiveCapture._with_findings(state, stats, other, half)  # type: ignore[arg-type]
+    assert kept.findings == want
+    later = 100.0 + LIVE_FINDINGS_INTERVAL_S
+    assert LiveCapture._with_findings(state, stats, other, later).findings == want2  # type: ignore[arg-type]
+    from rich.console import Console
+
+    con = Console(record=True, width=120, color_system=None)
+    con.print(render(first, "", final=False))
+    text = con.export_text()
+    assert "findings" in text and f"{want[0][0]} {want[0][1]:,}" in text

@@ -57,7 +57,7 @@ def render(stats: LiveStats, bpf_filter: str | None, *, final: bool = False) -> 
     )
     if s.parts_written:
         figures.add_row("parts written", f"{s.parts_written:,}", "", "")
-    if final:
+    if final or s.findings:
         found = ", ".join(f"{sev} {n:,}" for sev, n in s.findings) or "none"
         figures.add_row("findings", found, "", "")
 

@@ -32,6 +32,7 @@ from pcapan.config import (
     LIVE_BATCH_FRAMES,
     LIVE_DASHBOARD_REFRESH_S,
     LIVE_FEED_INTERVAL_S,
+    LIVE_FINDINGS_INTERVAL_S,
     LIVE_MAX_PENDING_PARTS,
     LIVE_MAX_TRACKED_HOSTS,
     LIVE_POLL_S,
@@ -99,8 +100,9 @@ class LiveStats:
     kernel_packets: int  # PACKET_STATISTICS tp_packets (includes the drops)
     kernel_drops: int  # PACKET_STATISTICS tp_drops
     parts_written: int  # --rotate parts written so far
-    # Findings by severity, most severe first: on the final snapshot only (they are derived from
-    # the tables, built once at the end; with --rotate, those of the last part).
+    # Findings by severity, most severe first, over the connections finished so far: derived
+    # from the tables, so recomputed at most every LIVE_FINDINGS_INTERVAL_S while capturing
+    # (when the tables are asked for), and on the final snapshot (with --rotate, of the last part).
     findings: tuple[tuple[str, int], ...] = ()
 
 
@@ -280,6 +282,11 @@ class LiveCapture:
         self._bytes = 0
         self._started = 0.0
         self._last = (0.0, 0, 0, 0)  # (time, packets, bytes, requests) at the previous snapshot
+        # Findings counts shown while capturing, and when (and over how many connections) they
+        # were last computed (see _with_findings).
+        self._findings: tuple[tuple[str, int], ...] = ()
+        self._findings_at = -math.inf
+        self._findings_rows = 0
 
     # -- control ---------------------------------------------------------------------------------
     def stop(self, reason: str = "stop") -> None:
@@ -407,7 +414,8 @@ class LiveCapture:
                 ):
                     self._write_part(self.analyzer.snapshot(take=True))
                     part_started = now
-                yield Snapshot(self._stats(now), self.analyzer.snapshot() if tables else None)
+                snap = self.analyzer.snapshot() if tables else None
+                yield Snapshot(self._with_findings(self._stats(now), snap, now), snap)
                 next_tick = max(next_tick + self.interval_s, now)
         # Frames already queued in the kernel were on the wire before the stop: read them.
         drain_end = time.monotonic() + LIVE_STOP_DRAIN_S
@@ -419,6 +427,18 @@ class LiveCapture:
                 break
         batch = self._feed(batch)
         yield self._finish()
+
+    def _with_findings(self, stats: LiveStats, snap: Result | None, now: float) -> LiveStats:
+        """``stats`` with the findings counts of ``snap`` (recomputed when connections finished
+        since the last count and LIVE_FINDINGS_INTERVAL_S has passed; else the last counts)."""
+        if snap is not None:
+            rows = len(snap.connection_records)
+            if rows != self._findings_rows and now - self._findings_at >= LIVE_FINDINGS_INTERVAL_S:
+                from pcapan.frames.findings import severity_counts
+
+                self._findings = tuple(severity_counts(snap.findings).items())
+                self._findings_rows, self._findings_at = rows, now
+        return dataclasses.replace(stats, findings=self._findings) if self._findings else stats
 
     def _finish(self) -> Snapshot:
         kernel = self.source.kernel_stats()
