@@ -146,12 +146,18 @@ def _plural(n: float, word: str) -> str:
 _KEYS = ["orig_h", "resp_h", "resp_p"]
 
 
-def _per_server(df: pd.DataFrame, *, client: bool = False) -> Iterable[tuple[dict, pd.DataFrame]]:
-    """Groups of ``df`` by server (address, port, and server_name when present), and client
-    address when ``client``; yields (scope, rows)."""
+def _server_keys(df: pd.DataFrame, client: bool) -> list[str]:
+    """The columns a finding's scope groups by: server address, port, and server_name when
+    present, with the client address first when ``client``."""
     keys = (["orig_h"] if client else []) + ["resp_h", "resp_p"]
     if "server_name" in df:
         keys.append("server_name")
+    return keys
+
+
+def _per_server(df: pd.DataFrame, *, client: bool = False) -> Iterable[tuple[dict, pd.DataFrame]]:
+    """Groups of ``df`` by server (:func:`_server_keys`); yields (scope, rows)."""
+    keys = _server_keys(df, client)
     for key, g in df.groupby(keys, sort=True, dropna=False):
         k = dict(zip(keys, key, strict=True))
         name = k.get("server_name")
@@ -213,10 +219,7 @@ def _conn_cost(t: Tables, uids: Iterable[str]) -> tuple[float, float]:
 def _group_ids(df: pd.DataFrame, *, client: bool = False) -> np.ndarray:
     """Each row's group number as :func:`_per_server` groups (to count per group at once and
     hand _per_server only the rows of groups that have a finding)."""
-    keys = (["orig_h"] if client else []) + ["resp_h", "resp_p"]
-    if "server_name" in df:
-        keys.append("server_name")
-    return df.groupby(keys, sort=True, dropna=False).ngroup().to_numpy()
+    return df.groupby(_server_keys(df, client), sort=True, dropna=False).ngroup().to_numpy()
 
 
 # --- performance ----------------------------------------------------------------------------------
