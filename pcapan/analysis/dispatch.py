@@ -16,7 +16,7 @@ protocol we parse.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from pcapan.config import DETECT_BYTES
 from pcapan.flow.conn import Connection
@@ -38,6 +38,30 @@ class Transport(Protocol):
     def service(self, name: str) -> None:
         """The protocol carried was recognised as ``name``."""
         ...
+
+
+class InnerTransport:
+    """Bytes carried inside a connection (a CONNECT/Upgrade tunnel, decrypted TLS), as a
+    transport for a nested dispatch: per direction (TCP orientation, indexed by is_orig) the
+    sink that reads it and the bytes handed on so far. ``session`` is what carries them; a
+    subclass says where a recognised protocol is named (:meth:`service`)."""
+
+    __slots__ = ("session", "conn", "sinks", "pos")
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.conn: Connection = session.conn
+        self.sinks: list[StreamSink | None] = [None, None]
+        self.pos = [0, 0]
+
+    def set_sink(self, is_orig: bool, sink: StreamSink | None) -> None:
+        self.sinks[is_orig] = sink
+
+    def position(self, is_orig: bool) -> int:
+        return self.pos[is_orig]
+
+    def service(self, name: str) -> None:
+        raise NotImplementedError
 
 
 # proto name -> factory(transport, client_is_orig) returning the (orig, resp) sinks or None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pcapan.analysis.dispatch import Dispatch, Openers, Transport
+from pcapan.analysis.dispatch import Dispatch, InnerTransport, Openers, Transport
 from pcapan.flow.conn import Connection, ntop
 from pcapan.flow.reassembly import StreamSink
 from pcapan.model import HttpRecord, make_http_record
@@ -153,24 +153,16 @@ class _Direction(StreamSink):
         s.tunnel_end(self.is_client, ts_ns)
 
 
-class _Tunnel:
+class _Tunnel(InnerTransport):
     """The inside of a CONNECT/Upgrade tunnel, as a transport for a nested dispatch."""
 
-    __slots__ = ("session", "sinks", "pos", "conn")
-
-    def __init__(self, session: HttpSession) -> None:
-        self.session = session
-        self.conn = session.conn
-        self.sinks: list[StreamSink | None] = [None, None]  # indexed by is_orig (TCP orientation)
-        self.pos = [0, 0]
+    __slots__ = ()
+    session: HttpSession
 
     def set_sink(self, is_orig: bool, sink: StreamSink | None) -> None:
         self.sinks[is_orig] = sink
         if self.sinks[0] is None and self.sinks[1] is None:
             self.session.tunnel_idle()
-
-    def position(self, is_orig: bool) -> int:
-        return self.pos[is_orig]
 
     def service(self, name: str) -> None:
         self.session.transport.service(name)

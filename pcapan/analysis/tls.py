@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pcapan.analysis.dispatch import Dispatch, Openers, Transport
+from pcapan.analysis.dispatch import Dispatch, InnerTransport, Openers, Transport
 from pcapan.config import MAX_TLS_APP_EXCHANGES
 from pcapan.flow.conn import Connection, ntop
 from pcapan.flow.reassembly import StreamSink
@@ -293,23 +293,12 @@ class _Keyed(_Direction):
         super().end(ts_ns)
 
 
-class _Plain:
+class _Plain(InnerTransport):
     """The decrypted bytes of a TLS connection, as a transport for a nested dispatch (like the
     inside of an HTTP CONNECT tunnel)."""
 
-    __slots__ = ("session", "conn", "sinks", "pos")
-
-    def __init__(self, session: TlsSession) -> None:
-        self.session = session
-        self.conn = session.conn
-        self.sinks: list[StreamSink | None] = [None, None]  # indexed by is_orig (TCP orientation)
-        self.pos = [0, 0]
-
-    def set_sink(self, is_orig: bool, sink: StreamSink | None) -> None:
-        self.sinks[is_orig] = sink
-
-    def position(self, is_orig: bool) -> int:
-        return self.pos[is_orig]
+    __slots__ = ()
+    session: TlsSession
 
     def service(self, name: str) -> None:
         tr = self.session.transport
