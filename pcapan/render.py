@@ -200,7 +200,8 @@ TERMINAL_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 # Text columns that are identifiers: a cut uid or address names nothing, so they are never
 # truncated, like numbers, timestamps and booleans. Other text (URIs, Host, SNI, user agents,
 # cipher names, history) is cut to fit, ending in an ellipsis.
-WHOLE_TEXT = frozenset({"uid", "orig_h", "resp_h", "community_id", "idle_uid"})
+# (server and client: the findings table's scope, an address[:port].)
+WHOLE_TEXT = frozenset({"uid", "orig_h", "resp_h", "community_id", "idle_uid", "server", "client"})
 # Narrowest a truncated text column gets: less says too little to be worth its borders.
 TEXT_MIN_WIDTH = 12
 # rich's default table: a border before each column and one after the last, one space of

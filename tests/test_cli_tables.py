@@ -127,7 +127,9 @@ def test_subprocess_tables_fit(
 
 
 @pytest.mark.parametrize(
-    ("verb", "width"), [("connections", 120), ("http", 120), ("tls", 80), ("servers", 80)]
+    ("verb", "width"),
+    # (findings: its server and client are addresses, never cut; the short mix has 1,345 rows)
+    [("connections", 120), ("http", 120), ("tls", 80), ("servers", 80), ("findings", 80)],
 )
 def test_in_process_tables_fit(
     verb: str, width: int, short300k_result: pcapan.Result, monkeypatch: pytest.MonkeyPatch
@@ -253,3 +255,15 @@ def test_analyze_top_servers_keep_addresses_whole(
         assert r[0] == w.orig_h
         assert r[1] == addr or r[1].endswith(f"({addr})"), (r[1], addr)
         assert (int(r[2]), int(r[3])) == (w.connections, w.requests)
+
+
+def test_findings_keep_server_addresses_whole(
+    short300k_result: pcapan.Result, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """findings at 80 columns: the server column (an address and port) is printed whole, never
+    cut with an ellipsis; the summary sentence is what gets cut."""
+    out = run_in_process(short300k_result, "findings", 80, monkeypatch)
+    _, names, rows, _ = parse(out)
+    f = short300k_result.findings
+    i = names.index("server")
+    assert [r[i] for r in rows] == f.server.astype(str).tolist()
