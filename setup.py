@@ -57,7 +57,11 @@ def _extensions() -> list:
     except ImportError:
         _say("Cython is not available: pure-Python build")
         return []
-    exts = cythonize(list(COMPILED), compiler_directives=DIRECTIVES, quiet=True)
+    try:
+        exts = cythonize(list(COMPILED), compiler_directives=DIRECTIVES, quiet=True)
+    except Exception as exc:  # noqa: BLE001 - a module Cython rejects: install the source
+        _say(f"Cython failed ({exc.__class__.__name__}: {exc}): pure-Python build")
+        return []
     _write_record(Cython.__version__)
     return exts
 
