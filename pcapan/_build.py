@@ -27,6 +27,7 @@ from typing import Any
 COMPILED = (
     "pcapan/flow/reassembly.py",
     "pcapan/flow/conn.py",
+    "pcapan/analysis/bulk_runs.py",
     "pcapan/analysis/packet_loop.py",
 )
 # Written by setup.py next to this file: {"cython": version, "sources": {path: sha256}}.

@@ -8,13 +8,13 @@ bulk of any bulk transfer, are folded into their connection per batch with vecto
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
 from pcapan.analysis import packet_loop
+from pcapan.analysis.bulk_runs import BulkRuns
 from pcapan.analysis.dispatch import Dispatch, Openers, Probe
 from pcapan.analysis.http import BodyHook, HttpContext
 from pcapan.analysis.http2 import H2Context
@@ -34,7 +34,6 @@ from pcapan.flow.conn import (
     INACTIVE,
     Connection,
     ntop,
-    stream_empty,
 )
 from pcapan.flow.halfopen import (
     CLOSE_EVICTED,
@@ -372,7 +371,7 @@ class Analyzer:
         interesting = force | (plen_a > 0)
         # Flows whose bytes a parser reads (or may read: new flows are being probed): the parser
         # must see both directions' bytes in capture order, so their runs are folded in that
-        # order (_BulkRuns.flush_ordered), before every packet of the flow that goes one by one.
+        # order (BulkRuns.flush_ordered), before every packet of the flow that goes one by one.
         # So are flows where a new connection may begin within the batch (a SYN, or a packet
         # after an idle gap, ends the one open at the start): its parser starts from nothing,
         # whatever the connection it replaces had come to (TLS past its handshake, not ordered).
@@ -424,12 +423,18 @@ class Analyzer:
         early_l = early.tolist()
         if self.fold_bulk:
             # (In parsed flows both directions fold too: their runs are folded in capture order,
-            # cut wherever the other direction's data comes in, see _BulkRuns.flush_ordered.)
+            # cut wherever the other direction's data comes in, see BulkRuns.flush_ordered.)
             bulk = self._bulk_candidates(tp, order, ctrl_s, order_kd, kd_s, force)
         else:
             bulk = np.zeros(n, dtype=bool)
         interesting &= ~bulk
-        runs = _BulkRuns(tp, order_kd, kd_s, starts_kd, bulk) if bulk.any() else None
+        data = tp.data
+        mv = memoryview(data) if not isinstance(data, memoryview) else data
+        runs = (
+            BulkRuns(tp, order_kd, kd_s, starts_kd, bulk, mv, self._frame_base)
+            if bulk.any()
+            else None
+        )
 
         # Python path, packet by packet, in capture order.
         idx = np.nonzero(interesting)[0]
@@ -452,9 +457,6 @@ class Analyzer:
                 tp.frame_no,
             )
         ]
-        data = tp.data
-        mv = memoryview(data) if not isinstance(data, memoryview) else data
-        self._mv = mv
         fb = self._frame_base
         if runs is not None:
             rpos, rgrp, rpos2 = runs.where(idx)
@@ -482,9 +484,9 @@ class Analyzer:
             for k2, conn2 in cur.items():
                 if conn2 is not None:
                     if inorder_l[k2]:
-                        runs.flush_ordered(k2, n, conn2, self)
+                        runs.flush_ordered(k2, n, conn2)
                     else:
-                        runs.flush_rest(k2, conn2, self)
+                        runs.flush_rest(k2, conn2)
         # Every other packet belongs to the connection of the last interesting packet of its flow.
         slot_s = slot[order]
         pos = np.where(slot_s >= 0, np.arange(n), 0)
@@ -507,9 +509,6 @@ class Analyzer:
                 tp.frame_no[pa],
                 fb,
             )
-        # The batch's bytes are not needed past the batch. (ignore: _mv is read only while a
-        # batch is processed, which sets it first; a None type on it would need a check per read.)
-        self._mv = None  # type: ignore[assignment]
         end_ts = int(ts[-1])
         for conn in conns:
             conn.apply_acks(end_ts)
@@ -727,7 +726,7 @@ class Analyzer:
         all its bytes captured, and either is the first data of its direction in the batch or
         continues exactly where the previous one ended with no SYN/FIN/RST on the connection in
         between. Whether the stream really stands where a run starts is checked when the run is
-        folded in (``_BulkRuns``); if not, the segments take the normal path.
+        folded in (``BulkRuns``); if not, the segments take the normal path.
         """
         n = len(tp)
         flags = tp.flags
@@ -770,40 +769,6 @@ class Analyzer:
         ok = (first_in_group | chained) & cand[data_sorted]
         bulk[data_sorted[ok]] = True
         return bulk
-
-    def _slow_segment(self, conn: Connection, is_orig: bool, i: int, tp: TcpPackets) -> None:
-        """Feed one segment of a bulk run through the per-packet path."""
-        st = (conn.orig if is_orig else conn.resp).stream
-        plen, poff, pcap, fl, seq, ack, win, iplen, t, fno = (
-            x.item(i)
-            for x in (
-                tp.payload_len,
-                tp.payload_off,
-                tp.payload_cap,
-                tp.flags,
-                tp.seq,
-                tp.ack,
-                tp.win,
-                tp.ip_len,
-                tp.ts_ns,
-                tp.frame_no,
-            )
-        )
-        payload = self._mv[poff : poff + pcap] if st.sink is not None else None
-        conn.packet(
-            is_orig,
-            fl,
-            seq,
-            ack,
-            win,
-            plen,
-            payload,
-            None,
-            iplen,
-            t,
-            self._frame_base + fno,
-            caplen=pcap,
-        )
 
     def _pure_acks(self, conns, slots, ais, ip_len, ts, ack, fno, fb) -> None:  # noqa: ANN001
         orig_is_a = np.array([c.orig_is_a for c in conns], dtype=bool)
@@ -1096,262 +1061,6 @@ def _ordered(sink: StreamSink | None) -> bool:
     only counts records per direction, so its flow needs no hole signalled early (its runs
     still fold in capture order, see ``inorder_l`` in ``_tcp``)."""
     return sink is not None and sink.ordered
-
-
-class _BulkRuns:
-    """Prefix sums over bulk segments, grouped by (flow, direction) in time order.
-
-    The Python loop folds the run of bulk segments that precede each interesting packet of the
-    same flow (``flush_before``) and the rest at the end of the batch (``flush_rest``), each
-    in O(1) from the prefix sums; in flows a parser reads, both directions' runs in capture
-    order (``flush_ordered``).
-    """
-
-    def __init__(
-        self,
-        tp: TcpPackets,
-        order_kd: np.ndarray,
-        kd_s: np.ndarray,
-        starts_kd: np.ndarray,
-        bulk: np.ndarray,
-    ) -> None:
-        self.tp = tp
-        self.order_kd = order_kd
-        n = order_kd.shape[0]
-        pos = np.empty(n, dtype=np.int64)
-        pos[order_kd] = np.arange(n)
-        self.pos = pos
-        b = bulk[order_kd]
-        self.b = b
-        self.cs_len = np.concatenate([[0], np.cumsum(np.where(b, tp.payload_len[order_kd], 0))])
-        self.cs_ip = np.concatenate([[0], np.cumsum(np.where(b, tp.ip_len[order_kd], 0))])
-        self.cs_cnt = np.concatenate([[0], np.cumsum(b)])
-        group = np.cumsum(starts_kd) - 1
-        self.group = group
-        gstart = np.nonzero(starts_kd)[0]
-        self.gstart = gstart
-        self.gend = np.append(gstart[1:], n)  # exclusive end of each group in sorted order
-        self.gkd = kd_s[gstart]
-        self.kd_sorted = kd_s
-        # Acknowledgement numbers: running max of the signed distance from the group's first
-        # ack, so the highest ack of any run is one lookup.
-        ack = tp.ack[order_kd]
-        # Distances are measured from the group's first bulk segment's ack (not its first
-        # packet's: a SYN's ack field is 0, more than 2**31 away from real acks).
-        g_ack = ack[gstart]
-        bp = np.nonzero(b)[0]
-        if bp.shape[0]:
-            gb = group[bp]  # (non-decreasing: the first of each group is where it changes)
-            first_b = np.ones(gb.shape[0], dtype=bool)
-            first_b[1:] = gb[1:] != gb[:-1]
-            g_ack[gb[first_b]] = ack[bp[first_b]]
-        first_ack = g_ack[group]
-        d = np.where(b, signed_delta(ack, first_ack), -(1 << 36))
-        run_max = segmented_cummax(d, group)
-        self.dmax = run_max.tolist()
-        # Where that running max was reached: a run that starts after it (the acks went back,
-        # e.g. a new connection on the 5-tuple) must take its own maximum, not the group's.
-        at = np.where(d == run_max, np.arange(n), 0)
-        self.dmax_at = np.maximum.accumulate(at)  # (read once per fold: no list)
-        self.first_ack = first_ack.tolist()
-        self.applied: dict[int, int] = {}  # group -> sorted position up to which runs were folded
-        # Python lists for the per-packet lookups (numpy scalar indexing costs ~10x more).
-        self.cnt_l = self.cs_cnt.tolist()
-        self.gstart_l = gstart.tolist()
-        self.gend_l = self.gend.tolist()
-        self.gidx = {kdv: g for g, kdv in enumerate(self.gkd.tolist())}
-        self.order_l = order_kd.tolist()  # batch index at each sorted position
-        # The bulk segments in sorted order: the run in [lo, hi) is bulk_*[cnt_l[lo]:cnt_l[hi]].
-        bpos = np.nonzero(b)[0]
-        bidx = order_kd[bpos]
-        self.bulk_pos = bpos.tolist()
-        self.bulk_idx = bidx.tolist()
-        self.bulk_seq = tp.seq[bidx].tolist()
-        self.bulk_ts = tp.ts_ns[bidx].tolist()
-        self.bulk_win = tp.win[bidx].tolist()
-        self.bulk_frame = tp.frame_no[bidx].tolist()
-        self.bulk_off = tp.payload_off[bidx].tolist()
-        self.bulk_len = tp.payload_len[bidx].tolist()
-        self.len_l = self.cs_len.tolist()
-        self.ip_l = self.cs_ip.tolist()
-
-    def where(self, idx: np.ndarray) -> tuple[list[int], list[int], list[int]]:
-        """For each of the packets ``idx`` (the interesting ones): its sorted position, its
-        group, and where it would sit in the other direction's group of its flow."""
-        p = self.pos[idx]
-        n = self.pos.shape[0]
-        composite = self.kd_sorted * n + self.order_kd  # sorted: by (flow, direction), then index
-        other = np.searchsorted(composite, (self.kd_sorted[p] ^ 1) * n + idx)
-        return p.tolist(), self.group[p].tolist(), other.tolist()
-
-    def flush_before(
-        self,
-        p: int,
-        g: int,
-        p2: int,
-        k: int,
-        ais: bool,
-        both: bool,
-        conn: Connection,
-        eng: Analyzer,
-    ) -> None:
-        """Fold the runs of flow ``k`` that precede the packet at sorted position ``p`` in group
-        ``g``: its direction's, or both directions' (``p2``: its place in the other group)."""
-        self._flush(g, p, conn, ais, eng)
-        self.applied[g] = p + 1
-        if both:
-            g2 = self.gidx.get(k * 2 + (0 if ais else 1), -1)
-            if g2 >= 0:
-                self._flush(g2, p2, conn, not ais, eng)
-
-    def flush_ordered(self, k: int, lim: int, conn: Connection, eng: Analyzer) -> None:
-        """Fold the runs of flow ``k`` before batch index ``lim``, both directions, in capture
-        order: a parser reads the flow and must see its two directions' bytes as they came. A
-        direction's run is cut only where the other direction has a bulk segment."""
-        ol = self.order_l
-        cl = self.cnt_l
-        bidx = self.bulk_idx
-        ga = self.gidx.get(k * 2 + 1, -1)
-        gb = self.gidx.get(k * 2, -1)
-        if ga >= 0:
-            pa = self.applied.get(ga, self.gstart_l[ga])
-            ea = bisect_left(ol, lim, pa, self.gend_l[ga])
-        else:
-            pa = ea = 0
-        if gb >= 0:
-            pb = self.applied.get(gb, self.gstart_l[gb])
-            eb = bisect_left(ol, lim, pb, self.gend_l[gb])
-        else:
-            pb = eb = 0
-        while pa < ea and pb < eb:
-            na, nb = cl[pa], cl[pb]
-            if na == cl[ea] or nb == cl[eb]:
-                break  # one side has no bulk segment left before lim: no more cuts
-            ia, ib = bidx[na], bidx[nb]
-            if ia < ib:
-                cut = bisect_left(ol, ib, pa, ea)
-                self._flush(ga, cut, conn, True, eng)
-                pa = cut
-            else:
-                cut = bisect_left(ol, ia, pb, eb)
-                self._flush(gb, cut, conn, False, eng)
-                pb = cut
-        if pa < ea:
-            self._flush(ga, ea, conn, True, eng)
-        if pb < eb:
-            self._flush(gb, eb, conn, False, eng)
-
-    def flush_rest(self, k: int, conn: Connection, eng: Analyzer) -> None:
-        for ais in (True, False):
-            g = self.gidx.get(k * 2 + int(ais), -1)
-            if g >= 0:
-                self._flush(g, self.gend_l[g], conn, ais, eng)
-
-    def _flush(self, g: int, hi: int, conn: Connection, ais: bool, eng: Analyzer) -> None:
-        lo = self.applied.get(g, self.gstart_l[g])
-        if hi > lo:
-            self.applied[g] = hi
-            if self.cnt_l[hi] > self.cnt_l[lo]:
-                self._fold(lo, hi, conn, ais, eng)
-
-    def _fold(self, lo: int, hi: int, conn: Connection, ais: bool, eng: Analyzer) -> None:
-        """Fold the bulk segments at sorted positions [lo, hi) into ``conn``.
-
-        Segments go one by one while the stream is not where they start (a parser still reads
-        the stream, a hole is being filled, the endpoint is silent so far); the rest of the
-        run, once it continues the stream or lies wholly beyond a hole, is folded in at once.
-        """
-        tp = self.tp
-        b0, b1 = self.cnt_l[lo], self.cnt_l[hi]
-        seqs = self.bulk_seq
-        is_orig = ais == conn.orig_is_a
-        ep, peer = (conn.orig, conn.resp) if is_orig else (conn.resp, conn.orig)
-        st = ep.stream
-        j = b0
-        future = False
-        delivered = False
-        run_bytes: bytes | None = None
-        while j < b1:
-            # (While Zeek's last_seq is past a segment's start, a pure ACK having carried a
-            # sequence number beyond data the capture missed, the segment may count as a
-            # retransmission, 'T' on its own frame: one by one until the run passes last_seq.)
-            if (
-                st.fin_rel is None
-                and st.started
-                and ep.state != INACTIVE
-                and ((seqs[j] - ep.z_start - ep.z_last) & 0xFFFFFFFF)
-                < 0x80000000  # (z_rel >= z_last: signed_delta32(seq - z_start, z_last) >= 0, inline)
-            ):
-                start = st.rel(seqs[j])
-                if start == st.next_rel and not st.pending_bytes:
-                    if st.sink is not None:
-                        # A parser reads this direction: hand it the run's bytes segment by
-                        # segment, without the per-packet bookkeeping.
-                        st.deliver_run(
-                            eng._mv, self.bulk_off[j:b1], self.bulk_len[j:b1], self.bulk_ts[j:b1]
-                        )
-                        delivered = True
-                    break
-                if start > st.next_rel and start >= st.max_end and not st.buffered_beyond(start):
-                    # (max_end restarts with the sequence space when a SYN re-anchors it; bytes
-                    # buffered before may lie beyond: then the segments go one by one.)
-                    future = True  # the rest lies beyond a hole: buffered as one range
-                    if st.sink is not None:
-                        mv = eng._mv
-                        run_bytes = b"".join(
-                            [
-                                mv[o : o + n]
-                                for o, n in zip(
-                                    self.bulk_off[j:b1], self.bulk_len[j:b1], strict=True
-                                )
-                            ]
-                        )
-                    break
-            eng._slow_segment(conn, is_orig, self.bulk_idx[j], tp)
-            j += 1
-        if j == b1:
-            return
-        p0 = self.bulk_pos[j]
-        last = b1 - 1
-        t_last = self.bulk_ts[last]
-        conn.bulk_data(
-            is_orig,
-            count=b1 - j,
-            nbytes=self.len_l[hi] - self.len_l[p0],
-            ip_bytes=self.ip_l[hi] - self.ip_l[p0],
-            last_ts=t_last,
-            last_win=self.bulk_win[last],
-            first_frame=eng._frame_base + self.bulk_frame[j],
-            first_seq=seqs[j],
-            future=future,
-            ts_ns=t_last,
-            delivered=delivered,
-            payload=run_bytes,
-        )
-        ps = peer.stream
-        if peer.state == INACTIVE:
-            # Zeek's init_peer at every ACK while the peer is silent (as Connection.packet):
-            # the last segment's ACK stands.
-            top = tp.ack.item(self.bulk_idx[last]) - 1
-            peer.z_init(top, 0)
-            if not ps.started or stream_empty(ps):
-                peer.reanchor(top)
-        elif ps.started:
-            if self.dmax_at.item(hi - 1) >= p0:
-                a = ps.rel((self.first_ack[hi - 1] + self.dmax[hi - 1]) & 0xFFFFFFFF)
-            else:
-                a = max(ps.rel(x) for x in tp.ack[self.bulk_idx[j:b1]].tolist())
-            if a > peer.max_ack_rel:
-                peer.max_ack_rel = a
-            if a > ps.next_rel and a > peer.ack_front:
-                # The run acknowledges bytes the peer's stream does not hold (yet): a content
-                # gap belongs to the segment whose ACK revealed it, as in Connection.packet.
-                # (Often the peer's data is only folded later in the batch: apply_acks decides.)
-                fb = eng._frame_base
-                frames = [fb + f for f in self.bulk_frame[j:b1]]
-                peer.ack_event(
-                    frames[0], a, frames, [ps.rel(x) for x in tp.ack[self.bulk_idx[j:b1]].tolist()]
-                )
 
 
 def _wild_acks(tp: TcpPackets, order_kd: np.ndarray, starts_kd: np.ndarray) -> np.ndarray:

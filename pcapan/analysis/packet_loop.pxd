@@ -2,6 +2,7 @@
 cimport cython
 from pcapan.flow.conn cimport Connection, Endpoint
 from pcapan.flow.reassembly cimport Reassembler
+from pcapan.analysis.bulk_runs cimport BulkRuns
 
 cdef long long _CTRL, _SYN, _ACK
 
@@ -14,10 +15,10 @@ cdef long long _CTRL, _SYN, _ACK
     idx_l=list, ks=list, aiss=list, fls=list, seqs=list, acks=list, wins=list, plens=list,
     pcaps=list, poffs=list, toffs=list, thls=list, iplens=list, tss=list, fnos=list,
     slots=list, inorder_l=list, early_l=list, rpos=list, rgrp=list, rpos2=list,
-    cur=dict, slot_of=dict, conns=list, flows=dict, keys=list,
+    cur=dict, slot_of=dict, conns=list, flows=dict, keys=list, runs=BulkRuns,
 )
 cpdef void run(
     object eng, object tp, object idx, list cols, list rpos, list rgrp, list rpos2, dict cur,
-    object runs, list inorder_l, list early_l, list keys, dict slot_of, list conns,
+    BulkRuns runs, list inorder_l, list early_l, list keys, dict slot_of, list conns,
     object slot, object mv,
 )

@@ -79,7 +79,7 @@ def run(
         conn = cur[k]
         if conn is not None and runs is not None:
             if inorder_l[k]:
-                runs.flush_ordered(k, i, conn, eng)
+                runs.flush_ordered(k, i, conn)
                 runs.applied[rgrp[j]] = rpos[j] + 1
             else:
                 runs.flush_before(
@@ -90,7 +90,6 @@ def run(
                     ais,
                     bool(fl & _CTRL) or t - conn.last_ns > idle or plen == 1,
                     conn,
-                    eng,
                 )
         if conn is not None and table.ends_before(conn, fl, seq, ais, t):
             conn = None
