@@ -97,7 +97,8 @@ class TlsContext:
         # path), and the openers for decrypted bytes (HTTP with its tls flag, HTTP/2), set by
         # the engine.
         self.keylog: KeyLog | None = None
-        self.keylog_refresh: Callable[[], object] | None = None  # rereads a growing key log
+        # rereads a growing key log (pcapan live); its argument: see Analyzer.use_keylog
+        self.keylog_refresh: Callable[[int | None], object] | None = None
         self.inner_openers: Openers = {}
 
     def open(self, transport: Transport, client_is_orig: bool) -> tuple[StreamSink, StreamSink]:
@@ -504,13 +505,18 @@ class TlsSession:
             ctx = self.ctx
             kl = ctx.keylog
             secrets = kl.lookup(ch.random) if kl is not None else None
-            if secrets is None and ctx.keylog_refresh is not None and kl is not None:
+            refresh = ctx.keylog_refresh
+            if refresh is not None and kl is not None and not (secrets and secrets.complete):
                 # A key log still being written (pcapan live): the client logs its secrets
-                # when it has the ServerHello, so they may come after the ClientHello. Records
-                # are held meanwhile; "no key" is said only once the handshake is over.
-                ctx.keylog_refresh()
+                # when it has the ServerHello (TLS 1.3: the handshake secrets first, the
+                # traffic secrets once it has the server's Finished), so they may come after
+                # the ClientHello. Records are held meanwhile; "no key" (or a missing secret)
+                # is said only once the handshake is over, after a reading of the file that
+                # started after the packet that ended it (the client had logged its secrets
+                # before sending it).
+                refresh(ts_ns if p.done else None)
                 secrets = kl.lookup(ch.random)
-                if secrets is None and not p.done:
+                if not (secrets and secrets.complete) and not p.done:
                     dec.data(is_client, chunk, ts_ns)  # (held: the suite is not set yet)
                     return
             events += dec.set_secrets(secrets, ch.random, ts_ns)
