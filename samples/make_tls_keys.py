@@ -37,7 +37,6 @@ Keys and timestamps naturally differ from run to run; the requests do not.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
 import shutil
@@ -64,6 +63,7 @@ from make_samples import (  # noqa: E402
     setup_namespace_loopback,
     wait_port,
 )
+from netlab import nginx_conf_head, run_in_new_netns  # noqa: E402
 
 OUT = HERE / "tls-keys"
 NS_PREFIX = "tlsdec-keys-"
@@ -112,21 +112,10 @@ def nginx_conf(tmp: Path, docroot: Path, key: Path, cert: Path) -> Path:
         ssl_session_cache shared:SSL:1m;
         ssl_session_tickets on;
         ssl_early_data on;"""
-    conf = f"""
-daemon off;
-master_process off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log info;
-events {{ worker_connections 256; }}
-http {{
-    access_log {tmp}/access.log;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    types {{ text/html html; text/plain txt; application/octet-stream bin; }}
+    head = nginx_conf_head(
+        tmp, error_level="info", worker_connections=256, access_log=f"{tmp}/access.log"
+    )
+    conf = f"""{head}    types {{ text/html html; text/plain txt; application/octet-stream bin; }}
     default_type application/octet-stream;
     server_tokens off;
     keepalive_timeout 30s;
@@ -694,20 +683,10 @@ def inside(out: Path, only: list[str], bench_to: tuple[Path, int] | None) -> Non
 
 def outside(argv: list[str], ns_prefix: str = NS_PREFIX) -> None:
     ns = f"{ns_prefix}{os.getpid()}"
-    run(["ip", "netns", "add", ns])
-    try:
-        cmd = ["ip", "netns", "exec", ns, sys.executable, str(Path(__file__).resolve()), *argv]
-        log("run: " + " ".join(cmd))
-        rc = subprocess.run([*cmd, "--inside"], timeout=3600).returncode
-        if rc != 0:
-            raise SystemExit(f"scenarios failed (exit {rc})")
-    finally:
-        pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True)
-        for pid in pids.stdout.split():
-            log(f"killing leftover pid {pid} in {ns}")
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
-        subprocess.run(["ip", "netns", "del", ns], timeout=10, check=False)
+    cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--inside"]
+    rc = run_in_new_netns(ns, cmd, log, timeout=3600)
+    if rc != 0:
+        raise SystemExit(f"scenarios failed (exit {rc})")
 
 
 def main() -> None:
