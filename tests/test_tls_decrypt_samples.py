@@ -400,7 +400,8 @@ def test_growing_key_log_secrets_after_the_client_hello(tmp_path: Path) -> None:
     kf = KeyLogFile(keys, ctx.keylog)
     calls = []
 
-    def refresh() -> None:  # the client writes its lines when the ServerHello is in
+    def refresh(after_ns: int | None = None) -> None:  # the client writes its lines when the
+        # ServerHello is in (after_ns: see Analyzer.use_keylog; this reads at every call)
         calls.append(1)
         if ctx.keylog is not None and len(calls) == 2:
             keys.write_text(keys.read_text() + (D / f"{name}.keys").read_text())
