@@ -70,6 +70,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SAMPLES_SCRIPT = REPO / "samples" / "make_samples.py"  # its --rtt-forwarder is the delay line
+sys.path.insert(0, str(REPO / "samples"))
+import netlab  # noqa: E402  (samples/netlab.py: namespaces and nginx, shared with the samples)
 
 DEFAULT_OUT = HERE / "real-short.pcap"
 DEFAULT_PACKETS = 300_000
@@ -366,40 +368,17 @@ class PcapCounter:
 
 
 # --- namespaces --------------------------------------------------------------------------------
-def netns_list() -> list[str]:
-    r = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10)
-    return [line.split()[0] for line in r.stdout.splitlines() if line.strip()]
-
-
-def netns_pids(ns: str) -> list[int]:
-    r = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=10)
-    return [int(x) for x in r.stdout.split()]
+netns_list = netlab.netns_list
 
 
 def kill_and_delete(ns: str) -> None:
-    for pid in netns_pids(ns):
-        log(f"killing leftover pid {pid} in {ns}")
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    subprocess.run(["ip", "netns", "del", ns], timeout=10, check=False)
+    netlab.kill_and_delete(ns, log)
 
 
 def remove_stale() -> None:
     """Namespaces of an earlier run that died (its pid is gone): kill what runs in them and
     delete them; a run still alive is left alone."""
-    for ns in netns_list():
-        m = re.fullmatch(rf"{PREFIX}-(\d+)-(client|server|router)", ns)
-        if not m or int(m.group(1)) == os.getpid():
-            continue
-        try:
-            os.kill(int(m.group(1)), 0)
-            continue
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue
-        log(f"removing stale namespace {ns}")
-        kill_and_delete(ns)
+    netlab.remove_stale(rf"{PREFIX}-(\d+)-(?:client|server|router)", log)
 
 
 class Lab:
@@ -738,29 +717,7 @@ def make_docroots(tmp: Path, seed: int) -> None:
 
 
 def make_cert(tmp: Path) -> tuple[Path, Path]:
-    key, cert = tmp / "key.pem", tmp / "cert.pem"
-    run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-sha256",
-            "-days",
-            "2",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-subj",
-            f"/CN={HOSTS[0]}",
-            "-addext",
-            "subjectAltName=" + ",".join(f"DNS:{h}" for h in HOSTS),
-        ]
-    )
-    return key, cert
+    return netlab.make_cert(tmp, HOSTS, log)
 
 
 def nginx_conf(tmp: Path, key: Path, cert: Path) -> Path:
@@ -776,21 +733,10 @@ def nginx_conf(tmp: Path, key: Path, cert: Path) -> Path:
         server_name {host};
         root {tmp / "www" / host};
     }}""")
-    conf = f"""
-daemon off;
-master_process off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    types {{ text/html html; text/css css; application/javascript js; application/json json;
+    head = netlab.nginx_conf_head(
+        tmp, error_level="warn", worker_connections=4096, access_log="off"
+    )
+    conf = f"""{head}    types {{ text/html html; text/css css; application/javascript js; application/json json;
             image/png png; image/x-icon ico; text/plain txt;
             application/octet-stream bin; }}
     default_type application/octet-stream;

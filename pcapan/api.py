@@ -746,14 +746,22 @@ class Analyzer:
         ctx = self._engine.tls_ctx
         if follow and not isinstance(keylog, KeyLog):
             kf = KeyLogFile(keylog)
+            read_ns = [time.time_ns()]  # when the last reading started (wall clock)
             kf.poll()
             kl = kf.keylog
             last = [0.0]
 
-            def refresh() -> None:
+            def refresh(after_ns: int | None = None) -> None:
+                # ``after_ns``: the capture time of a packet sent after the secrets were logged
+                # (a client's Finished: it logs them before). A reading that started before it
+                # may have missed them, so the file is read again whatever the throttle; in a
+                # live capture packets are stamped with the wall clock, so this is at most once
+                # per batch fed.
                 now = time.monotonic()
-                if now - last[0] >= KEYLOG_REREAD_S:
+                stale = after_ns is not None and read_ns[0] <= after_ns
+                if stale or now - last[0] >= KEYLOG_REREAD_S:
                     last[0] = now
+                    read_ns[0] = time.time_ns()
                     with contextlib.suppress(OSError):  # (rotated away: keep what we have)
                         kf.poll()
 

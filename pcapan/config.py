@@ -143,7 +143,9 @@ MAX_TLS_APP_EXCHANGES = 64
 # is room for any real one while a stream that never gets a ServerHello cannot grow memory.
 MAX_TLS_DECRYPT_PENDING_BYTES = 256 * 1024
 # pcapan live --keylog: the key log file is read again when a connection's secrets are not in it
-# yet, at most this often (a busy capture would otherwise reread it for every new connection).
+# yet, at most this often (a busy capture would otherwise reread it for every new connection);
+# and once more when a handshake ends without them if the last reading is older than the packet
+# that ended it (Analyzer.use_keylog: at most once per batch fed).
 KEYLOG_REREAD_S = 0.2
 
 # --- web performance (frames/webperf) ---------------------------------------------------------

@@ -70,6 +70,16 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from netlab import (  # noqa: E402  (samples/netlab.py: shared with make_tls_keys, make_real_capture)
+    kill_and_delete,
+    netns_list,
+    nginx_conf_head,
+    remove_stale,
+    run_in_new_netns,
+)
+from netlab import make_cert as _make_cert  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 
 # --- the scenario (fixed) --------------------------------------------------------------------
@@ -385,29 +395,7 @@ def make_vhost_docroots(tmp: Path) -> None:
 
 
 def make_cert(tmp: Path) -> tuple[Path, Path]:
-    key, cert = tmp / "key.pem", tmp / "cert.pem"
-    run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-sha256",
-            "-days",
-            "2",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-subj",
-            f"/CN={TLS_NAME}",
-            "-addext",
-            f"subjectAltName=DNS:{TLS_NAME}",
-        ]
-    )
-    return key, cert
+    return _make_cert(tmp, [TLS_NAME], log)
 
 
 def nginx_conf(tmp: Path, docroot: Path, key: Path, cert: Path) -> Path:
@@ -438,21 +426,10 @@ def nginx_conf(tmp: Path, docroot: Path, key: Path, cert: Path) -> Path:
     }}"""
         for name in VHOSTS
     )
-    conf = f"""
-daemon off;
-master_process off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log {tmp}/access.log;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    types {{ text/html html; text/plain txt; application/octet-stream bin; }}
+    head = nginx_conf_head(
+        tmp, error_level="info", worker_connections=64, access_log=f"{tmp}/access.log"
+    )
+    conf = f"""{head}    types {{ text/html html; text/plain txt; application/octet-stream bin; }}
     default_type application/octet-stream;
     server_tokens off;
     keepalive_timeout 30s;
@@ -2561,24 +2538,7 @@ def rtt_forwarder(stages: list[list]) -> None:
 def remove_stale_rtt_labs() -> None:
     """Namespaces of an earlier run that died (its pid is gone): kill what runs in them,
     delete them (their veths go with them)."""
-    r = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10)
-    for line in r.stdout.splitlines():
-        m = re.match(r"(pcapan-rtt-(\d+)-(?:client|router|server))\b", line)
-        if not m or int(m.group(2)) == os.getpid():
-            continue
-        try:
-            os.kill(int(m.group(2)), 0)
-            continue  # that run is still alive: not ours to touch
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue
-        for pid in netns_pids(m.group(1)):
-            log(f"killing leftover pid {pid} in {m.group(1)}")
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        log(f"deleting stale namespace {m.group(1)}")
-        subprocess.run(["ip", "netns", "del", m.group(1)], timeout=10, check=False)
+    remove_stale(r"pcapan-rtt-(\d+)-(?:client|router|server)", log)
     for d in Path(tempfile.gettempdir()).glob("pcapan-rtt-*-*"):  # their temporary dirs
         m = re.fullmatch(r"pcapan-rtt-(\d+)-\w+", d.name)
         if m and d.is_dir() and int(m.group(1)) != os.getpid():
@@ -2780,25 +2740,11 @@ class RttLab:
                 self.fwd.kill()
                 self.fwd.wait(timeout=5)
         self.procs.stop_all()
-        existing = subprocess.run(
-            ["ip", "netns", "list"], capture_output=True, text=True, timeout=10
-        ).stdout.split()
+        existing = netns_list()
         for role in RTT_ROLES:
-            ns = self.ns[role]
-            if ns not in existing:
-                continue
-            for pid in netns_pids(ns):
-                log(f"killing leftover pid {pid} in {ns}")
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            subprocess.run(["ip", "netns", "del", ns], timeout=10, check=False)
-        left = [
-            n
-            for n in subprocess.run(
-                ["ip", "netns", "list"], capture_output=True, text=True, timeout=10
-            ).stdout.split()
-            if n.startswith(self.prefix)
-        ]
+            if self.ns[role] in existing:
+                kill_and_delete(self.ns[role], log)
+        left = [n for n in netns_list() if n.startswith(self.prefix)]
         if left:
             log(f"WARNING: namespaces left behind: {left}")
         else:
@@ -3790,49 +3736,13 @@ def inside(out: Path, netns: bool, only: list[str]) -> None:
         (out / "http-sll.tmp.pcap").unlink(missing_ok=True)
 
 
-def netns_pids(ns: str) -> list[int]:
-    r = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=10)
-    return [int(x) for x in r.stdout.split()]
-
-
 def outside(out: Path, only: list[str]) -> None:
     # PCAPAN_SAMPLES_NETNS: the namespace name's prefix (when several people make samples at once)
     ns = f"{os.environ.get('PCAPAN_SAMPLES_NETNS', 'pcapan-samples')}-{os.getpid()}"
-    run(["ip", "netns", "add", ns])
-    try:
-        cmd = [
-            "ip",
-            "netns",
-            "exec",
-            ns,
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--inside",
-            "--outdir",
-            str(out),
-            "--only",
-            ",".join(only),
-        ]
-        log("run: " + " ".join(cmd))
-        child = subprocess.Popen(cmd)
-        try:
-            rc = child.wait(timeout=600)
-        finally:
-            if child.poll() is None:  # interrupted: let the inner run stop its processes
-                child.terminate()
-                try:
-                    child.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-        if rc != 0:
-            raise SystemExit(f"scenarios failed (exit {rc})")
-    finally:
-        # Anything still alive in our namespace was started by us: stop it by pid.
-        for pid in netns_pids(ns):
-            log(f"killing leftover pid {pid} in {ns}")
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        subprocess.run(["ip", "netns", "del", ns], timeout=10, check=False)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--inside", "--outdir", str(out)]
+    rc = run_in_new_netns(ns, [*cmd, "--only", ",".join(only)], log, timeout=600)
+    if rc != 0:
+        raise SystemExit(f"scenarios failed (exit {rc})")
 
 
 def check_complete(path: Path) -> None:

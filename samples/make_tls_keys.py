@@ -7,8 +7,9 @@ records a bigger keyed capture of N connections, outside the repo, for the speed
 
 What it does, following ``make_samples.py`` (whose capture and server helpers it imports):
 
-* creates a private network namespace ``tlsdec-keys-<pid>`` (loopback MTU 1500, one segment per
-  GSO packet, so captures show wire-sized segments) and re-executes itself inside it;
+* creates a private network namespace ``tlsdec-keys-<pid>`` (prefix: ``--ns-prefix``; loopback
+  MTU 1500, one segment per GSO packet, so captures show wire-sized segments) and re-executes
+  itself inside it;
 * writes the docroot of ``make_samples.py`` (index.html, small.txt, medium.bin, large.bin with
   fixed contents), a self-signed certificate for ``pcapan.test`` and an nginx config with five
   TLS servers: ``PORT_MAIN`` (TLS 1.2 and 1.3, every TLS 1.3 suite including CCM, the TLS 1.2
@@ -25,7 +26,10 @@ What it does, following ``make_samples.py`` (whose capture and server helpers it
   is found with tshark and removed with ``editcap FILE OUT N``), so the TLS 1.3 server stream
   has a hole;
 * writes ``tls13-dsb.pcapng``: ``tls13-aes128.pcap`` with its key log embedded in a pcapng
-  Decryption Secrets Block (``editcap --inject-secrets tls,KEYS``).
+  Decryption Secrets Block (``editcap --inject-secrets tls,KEYS``);
+* for 0-RTT rejected by the server (``tls13-0rtt-rejected``) and TLS 1.0 / 1.1 (``tls10-cbc``,
+  ``tls11-cbc``), starts ``openssl s_server -HTTP`` (see ``PORT_S_SERVER_0RTT``) for the
+  scenario; its log must show the files it served.
 
 Keys and timestamps naturally differ from run to run; the requests do not.
 """
@@ -33,7 +37,6 @@ Keys and timestamps naturally differ from run to run; the requests do not.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
 import shutil
@@ -60,6 +63,7 @@ from make_samples import (  # noqa: E402
     setup_namespace_loopback,
     wait_port,
 )
+from netlab import nginx_conf_head, run_in_new_netns  # noqa: E402
 
 OUT = HERE / "tls-keys"
 NS_PREFIX = "tlsdec-keys-"
@@ -68,6 +72,16 @@ PORT_NO_ETM = 19444
 PORT_H2 = 19445
 PORT_HRR = 19446  # only X25519: a client whose key share is for P-256 gets a HelloRetryRequest
 PORT_CERTREQ = 19447  # asks for a client certificate (ssl_verify_client optional_no_ca)
+# openssl s_server -HTTP (one request per connection, answered with a file that holds a whole
+# HTTP/1.1 response: see http_docroot; then close), started by the scenarios that need what nginx
+# cannot give: a ticket allowing early data from a server that then rejects it (nginx with
+# ssl_early_data off would not offer 0-RTT in its tickets, and s_client waits for nginx's
+# keep-alive timeout), and TLS 1.0 / 1.1 (OpenSSL 3 needs @SECLEVEL=0 for them).
+PORT_S_SERVER_0RTT = 19448
+PORT_S_SERVER_OLD = 19449
+OLD_CBC_SUITES = ("AES128-SHA", "ECDHE-RSA-AES256-SHA")  # RSA and ECDHE key exchange, SHA-1 MAC
+# The s_server / s_client version option and the protocol s_client reports, per capture.
+OLD_CBC_CAPTURES = {"tls10-cbc": ("-tls1", "TLSv1"), "tls11-cbc": ("-tls1_1", "TLSv1.1")}
 TLS13_SUITES = (
     "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:"
     "TLS_AES_128_CCM_SHA256"
@@ -98,21 +112,10 @@ def nginx_conf(tmp: Path, docroot: Path, key: Path, cert: Path) -> Path:
         ssl_session_cache shared:SSL:1m;
         ssl_session_tickets on;
         ssl_early_data on;"""
-    conf = f"""
-daemon off;
-master_process off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log info;
-events {{ worker_connections 256; }}
-http {{
-    access_log {tmp}/access.log;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    types {{ text/html html; text/plain txt; application/octet-stream bin; }}
+    head = nginx_conf_head(
+        tmp, error_level="info", worker_connections=256, access_log=f"{tmp}/access.log"
+    )
+    conf = f"""{head}    types {{ text/html html; text/plain txt; application/octet-stream bin; }}
     default_type application/octet-stream;
     server_tokens off;
     keepalive_timeout 30s;
@@ -163,8 +166,18 @@ def request(path: str, close: bool) -> bytes:
     ).encode()
 
 
-def s_client(keys: Path, port: int, path: str, *opts: str, early: Path | None = None) -> str:
-    """One s_client connection sending one request (Connection: close); returns its output."""
+def s_client(
+    keys: Path,
+    port: int,
+    path: str,
+    *opts: str,
+    early: Path | None = None,
+    early_path: str | None = None,
+) -> str:
+    """One s_client connection sending one request (Connection: close); returns its output.
+    With ``early`` the request goes as 0-RTT early data (written to that file); with
+    ``early_path`` too, the early data asks for ``early_path`` and ``path`` is asked for after
+    the handshake (what is seen of a server that rejects the early data)."""
     cmd = [
         "openssl",
         "s_client",
@@ -179,9 +192,12 @@ def s_client(keys: Path, port: int, path: str, *opts: str, early: Path | None = 
     ]
     req = request(path, close=True)
     if early is not None:
-        early.write_bytes(req)
+        if early_path is None:
+            early.write_bytes(req)
+            req = b""
+        else:
+            early.write_bytes(request(early_path, close=True))
         cmd += ["-early_data", str(early)]
-        req = b""
     log("run: " + " ".join(cmd))
     r = subprocess.run(cmd, input=req, capture_output=True, timeout=60, check=False)
     out = r.stdout.decode("latin-1")
@@ -258,10 +274,17 @@ def tshark_http(pcap: Path, keys: Path | None, ports: list[int]) -> list[tuple[s
     return [tuple(line.split("\t")) for line in r.stdout.splitlines()]
 
 
-def check(pcap: Path, keys: Path, ports: list[int], want: list[str], h2: bool = False) -> None:
+def check(
+    pcap: Path,
+    keys: Path,
+    ports: list[int],
+    want: list[str],
+    h2: bool = False,
+    answered: int | None = None,
+) -> None:
     """tshark, given the key log, must see exactly ``want`` requests (URIs, in order) each
-    answered 200, and nothing without it (unless the keys are in the file: pcapng DSB); with
-    h2, HTTP/2 frames of type HEADERS (1) and DATA (0)."""
+    answered 200 (``answered``: that many 200s), and nothing without it (unless the keys are in
+    the file: pcapng DSB); with h2, HTTP/2 frames of type HEADERS (1) and DATA (0)."""
     rows = tshark_http(pcap, keys, ports)
     if h2:
         types = {t for r in rows for t in r[3].split("|") if t}
@@ -271,7 +294,7 @@ def check(pcap: Path, keys: Path, ports: list[int], want: list[str], h2: bool = 
         return
     uris = [r[1] for r in rows if r[0]]
     codes = [r[2] for r in rows if r[2]]
-    if uris != want or codes != ["200"] * len(want):
+    if uris != want or codes != ["200"] * (len(want) if answered is None else answered):
         raise RuntimeError(f"{pcap.name}: tshark decrypted {uris} {codes}, expected {want}")
     if pcap.suffix == ".pcap" and tshark_http(pcap, None, ports):
         raise RuntimeError(f"{pcap.name}: tshark reads HTTP without the keys?")
@@ -479,6 +502,112 @@ def sc_certreq(procs: Procs, tmp: Path, out: Path) -> None:
     publish(out, pcap, keys)
 
 
+def http_docroot(tmp: Path) -> Path:
+    """The docroot's files as whole HTTP/1.1 responses (status line, Content-Length, Connection:
+    close, the file), for s_server -HTTP: its -WWW mode answers HTTP/1.0 without a length,
+    delimited by the close, which tshark does not show as a response when the close is a TLS
+    close_notify."""
+    root = tmp / "www-http"
+    if not root.exists():
+        root.mkdir()
+        for f in sorted((tmp / "www").iterdir()):
+            body = f.read_bytes()
+            head = (
+                f"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            )
+            (root / f.name).write_bytes(head.encode() + body)
+    return root
+
+
+def s_server(procs: Procs, tmp: Path, port: int, *opts: str) -> tuple[subprocess.Popen, Path]:
+    """openssl s_server -HTTP serving ``http_docroot`` on ``port`` (the scenario stops it); its
+    output (a ``FILE:name`` line per file served) goes to the returned log file."""
+    out = tmp / f"s_server-{port}.log"
+    cmd = ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(tmp / "cert.pem"),
+           "-key", str(tmp / "key.pem"), "-HTTP", *opts]  # fmt: skip
+    www = http_docroot(tmp)
+    with out.open("wb") as f:
+        p = procs.start(cmd, cwd=www, stdin=subprocess.DEVNULL, stdout=f, stderr=f)
+    wait_port("127.0.0.1", port)
+    return p, out
+
+
+def stop(p: subprocess.Popen) -> None:
+    p.terminate()
+    try:
+        p.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait(timeout=5)
+
+
+def served(log_file: Path) -> list[str]:
+    """The files s_server -HTTP says it served, in order."""
+    return re.findall(r"^FILE:(\S+)", log_file.read_text("latin-1"), re.M)
+
+
+def sc_0rtt_rejected(procs: Procs, tmp: Path, out: Path) -> None:
+    """0-RTT rejected by the server: s_server gives tickets that allow early data
+    (``-max_early_data``) but, without ``-early_data``, never reads it, so OpenSSL rejects it.
+    The resumed connection sends GET /medium.bin as early data (rejected: the server never sees
+    it) and, after the handshake, GET /small.txt (answered)."""
+    sess = tmp / "sess-rej.pem"
+    srv, srv_log = s_server(procs, tmp, PORT_S_SERVER_0RTT, "-tls1_3", "-max_early_data", "16384")
+
+    def body(keys: Path) -> None:
+        s_client(keys, PORT_S_SERVER_0RTT, "/index.html", "-tls1_3", "-sess_out", str(sess))
+        o = s_client(keys, PORT_S_SERVER_0RTT, "/small.txt", "-tls1_3", "-sess_in", str(sess),
+                     early=tmp / "early-rej.txt", early_path="/medium.bin")  # fmt: skip
+        if "Reused, TLSv1.3" not in o or not re.search(r"^Early data was rejected", o, re.M):
+            raise RuntimeError(f"expected a resumption with early data rejected:\n{o}")
+
+    try:
+        pcap, keys = scenario(procs, tmp, "tls13-0rtt-rejected", [PORT_S_SERVER_0RTT], body)
+    finally:
+        stop(srv)
+    if served(srv_log) != ["index.html", "small.txt"]:
+        raise RuntimeError(f"s_server served {served(srv_log)}, expected index.html, small.txt")
+    if "CLIENT_EARLY_TRAFFIC_SECRET" not in keys.read_text():
+        raise RuntimeError("the key log has no early traffic secret")
+    # tshark, which has the early traffic secret, decrypts the rejected early data too and shows
+    # its request (never answered); the server's log above says it never read it.
+    check(
+        pcap, keys, [PORT_S_SERVER_0RTT], ["/index.html", "/medium.bin", "/small.txt"], answered=2
+    )
+    publish(out, pcap, keys)
+
+
+def sc_old_cbc(procs: Procs, tmp: Path, out: Path, name: str) -> None:
+    """TLS 1.0 (CBC IV chained from the previous record, the PRF of MD5 and SHA-1) or TLS 1.1
+    (explicit IV per record) with AES-CBC and HMAC-SHA1, RSA and ECDHE key exchange: s_server
+    and s_client allowed to speak them with @SECLEVEL=0. Each connection: one request; the first
+    with encrypt-then-MAC (RFC 7366, both sides' default), the second without (s_client
+    ``-no_etm``: MAC-then-encrypt)."""
+    flag, proto = OLD_CBC_CAPTURES[name]
+    suites = ":".join(OLD_CBC_SUITES) + ":@SECLEVEL=0"
+    srv, srv_log = s_server(procs, tmp, PORT_S_SERVER_OLD, flag, "-cipher", suites)
+    paths = ["/medium.bin", "/small.txt"]  # medium.bin: 20,000 bytes, two records and more
+
+    def body(keys: Path) -> None:
+        for suite, path, etm in zip(OLD_CBC_SUITES, paths, ([], ["-no_etm"]), strict=True):
+            o = s_client(keys, PORT_S_SERVER_OLD, path, flag, "-cipher", f"{suite}:@SECLEVEL=0",
+                         *etm)  # fmt: skip
+            if not re.search(rf"^\s*Protocol\s*: {re.escape(proto)}$", o, re.M) or not re.search(
+                rf"^\s*Cipher\s*: {suite}$", o, re.M
+            ):
+                raise RuntimeError(f"expected {proto} {suite}:\n{o}")
+
+    try:
+        pcap, keys = scenario(procs, tmp, name, [PORT_S_SERVER_OLD], body)
+    finally:
+        stop(srv)
+    if served(srv_log) != [p.lstrip("/") for p in paths]:
+        raise RuntimeError(f"s_server served {served(srv_log)}")
+    check(pcap, keys, [PORT_S_SERVER_OLD], paths)
+    publish(out, pcap, keys)
+
+
 def bench(procs: Procs, tmp: Path, dest: Path, n: int) -> None:
     """A bigger keyed capture for the speed comparison: ``n`` connections, TLS 1.3 and 1.2
     alternating, each with 5 requests (index.html, small.txt x3, medium.bin); with a negative
@@ -510,6 +639,8 @@ SCENARIOS: dict[str, Callable[[Procs, Path, Path], None]] = {
     "tls13-h2": sc_h2,
     "tls13-hrr": sc_hrr,
     "tls13-certreq": sc_certreq,
+    "tls13-0rtt-rejected": sc_0rtt_rejected,
+    **{n: (lambda p, t, o, n=n: sc_old_cbc(p, t, o, n)) for n in OLD_CBC_CAPTURES},  # type: ignore[misc]
 }
 
 
@@ -550,22 +681,12 @@ def inside(out: Path, only: list[str], bench_to: tuple[Path, int] | None) -> Non
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def outside(argv: list[str]) -> None:
-    ns = f"{NS_PREFIX}{os.getpid()}"
-    run(["ip", "netns", "add", ns])
-    try:
-        cmd = ["ip", "netns", "exec", ns, sys.executable, str(Path(__file__).resolve()), *argv]
-        log("run: " + " ".join(cmd))
-        rc = subprocess.run([*cmd, "--inside"], timeout=3600).returncode
-        if rc != 0:
-            raise SystemExit(f"scenarios failed (exit {rc})")
-    finally:
-        pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True)
-        for pid in pids.stdout.split():
-            log(f"killing leftover pid {pid} in {ns}")
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
-        subprocess.run(["ip", "netns", "del", ns], timeout=10, check=False)
+def outside(argv: list[str], ns_prefix: str = NS_PREFIX) -> None:
+    ns = f"{ns_prefix}{os.getpid()}"
+    cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--inside"]
+    rc = run_in_new_netns(ns, cmd, log, timeout=3600)
+    if rc != 0:
+        raise SystemExit(f"scenarios failed (exit {rc})")
 
 
 def main() -> None:
@@ -573,6 +694,7 @@ def main() -> None:
     ap.add_argument("--outdir", type=Path, default=OUT)
     ap.add_argument("--only", default=",".join(SCENARIOS), help=", ".join(SCENARIOS))
     ap.add_argument("--bench", nargs=2, metavar=("FILE", "N"), help="a bigger keyed capture")
+    ap.add_argument("--ns-prefix", default=NS_PREFIX, help="network namespace name prefix")
     ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     only = [n for n in args.only.split(",") if n]
@@ -589,7 +711,7 @@ def main() -> None:
     if bench_to:
         argv += ["--bench", str(bench_to[0]), str(bench_to[1])]
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
-    outside(argv)
+    outside(argv, args.ns_prefix)
 
 
 if __name__ == "__main__":

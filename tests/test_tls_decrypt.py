@@ -16,6 +16,8 @@ import pytest
 
 from pcapan.proto.tls import Alert, Certificate, HandshakeMessage, TlsConnection
 from pcapan.proto.tls_crypto import (
+    TLS10,
+    TLS11,
     TLS12,
     DecryptError,
     RecordCipher,
@@ -284,6 +286,35 @@ def test_tls12_prf_sha256_known_answer() -> None:
         "e3f229ba727be17b8d122620557cd453c2aab21d07c3d495329b52d4e61edb5a6b301791e90d35c9c9a4"
         "6b4e14baf9af0fa022f7077def17abfd3797c0564bab4fbc91666e9def9b97fce34f796789baa48082d1"
         "22ee42c5a72e5a5110fff70187347b66"
+    )
+
+
+def test_tls10_prf_md5_sha1_known_answer() -> None:
+    # The TLS 1.0/1.1 PRF (RFC 2246 5: P_MD5 over the secret's first half xor P_SHA1 over its
+    # second half) against OpenSSL's test vectors "TLS1 PRF tests (from NIST test vectors)",
+    # openssl/openssl test/recipes/30-test_evp_data/evpkdf_tls11_prf.txt (KDF = TLS1-PRF,
+    # digest MD5-SHA1; its seed is the label then the randoms in the order listed): the master
+    # secret from a 48-byte pre-master secret, then a 104-byte key block from that master secret.
+    # A swapped half, a wrong split or P_SHA1 on the whole secret changes every byte.
+    pms = H(
+        "bded7fa5c1699c010be23dd06ada3a48349f21e5f86263d512c0c5cc379f0e78"
+        "0ec55d9844b2f1db02a96453513568d0"
+    )
+    cr = H("e5acaf549cd25c22d964c0d930fa4b5261d2507fad84c33715b7b9a864020693")
+    sr = H("135e4d557fdf3aa6406d82975d5c606a9734c9334b42136e96990fbd5358cdb2")
+    master = prf(TLS10, "sha256", pms, b"master secret", cr + sr, 48)  # (hash unused < 1.2)
+    assert master.hex() == (
+        "2f6962dfbc744c4b2138bb6b3d33054c5ecc14f24851d9896395a44ab3964efc"
+        "2090c5bf51a0891209f46c1e1e998f62"
+    )
+    sr2 = H("67267e650eb32444119d222a368c191af3082888dc35afe8368e638c828874be")
+    cr2 = H("d58a7b1cd4fedaa232159df652ce188f9d997e061b9bf48e83b62990440931f6")
+    kb = prf(TLS11, "sha256", master, b"key expansion", sr2 + cr2, 104)
+    assert kb.hex() == (
+        "3088825988e77fce68d19f756e18e43eb7fe672433504feaf99b3c503d9091b1"
+        "64f166db301d70c9fc0870b4a94563907bee1a61fb786cb717576890bcc51cb9"
+        "ead97e01d0a2fea99c953377b195205ff07b369589178796edc963fd80fdbe51"
+        "8a2fc1c35c18ae8d"
     )
 
 

@@ -22,7 +22,7 @@ import pytest
 import pcapan
 
 D = Path(__file__).resolve().parent.parent / "samples" / "tls-keys"
-PORTS = (19443, 19444, 19445, 19446, 19447)
+PORTS = (19443, 19444, 19445, 19446, 19447, 19448, 19449)
 SIZES = {"/index.html": 178, "/small.txt": 1000, "/medium.bin": 20000}
 # capture -> (URIs in order, every answer 200): samples/README.md, checked by make_tls_keys.py
 KEYED = {
@@ -39,6 +39,9 @@ KEYED = {
     "tls13-keyupdate": ["/index.html", "/small.txt"],
     "tls13-hrr": ["/index.html"],
     "tls13-certreq": ["/index.html", "/small.txt"],
+    # TLS 1.0 (MD5/SHA-1 PRF, CBC IV chained from the previous record) and TLS 1.1 (explicit IV)
+    "tls10-cbc": ["/medium.bin", "/small.txt"],
+    "tls11-cbc": ["/medium.bin", "/small.txt"],
 }
 
 needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
@@ -397,7 +400,8 @@ def test_growing_key_log_secrets_after_the_client_hello(tmp_path: Path) -> None:
     kf = KeyLogFile(keys, ctx.keylog)
     calls = []
 
-    def refresh() -> None:  # the client writes its lines when the ServerHello is in
+    def refresh(after_ns: int | None = None) -> None:  # the client writes its lines when the
+        # ServerHello is in (after_ns: see Analyzer.use_keylog; this reads at every call)
         calls.append(1)
         if ctx.keylog is not None and len(calls) == 2:
             keys.write_text(keys.read_text() + (D / f"{name}.keys").read_text())
@@ -512,3 +516,111 @@ def test_corrupt_captures_with_keys_never_crash(tmp_path_factory, name: str, fli
     path.write_bytes(bytes(data))
     res = pcapan.analyze(path, keylog=D / f"{name}.keys")
     assert set(res.http.uri.dropna()) <= set(KEYED[name])
+
+
+@needs_tshark
+@pytest.mark.parametrize(("name", "version"), [("tls10-cbc", "TLSv10"), ("tls11-cbc", "TLSv11")])
+def test_tls10_tls11_cbc_every_record_decrypted_as_tshark(name: str, version: str) -> None:
+    """TLS 1.0 / 1.1 CBC (s_server + s_client, samples/README.md): the version, suite and
+    encrypt-then-MAC of each connection are tshark's (ServerHello), and pcapan decrypts every
+    protected record tshark decrypts: the Finished (handshake type 20, readable only once
+    decrypted), the application data and the close_notify alerts. In TLS 1.0 OpenSSL sends an
+    empty record before each write (32 bytes with MAC-then-encrypt: a 20-byte MAC padded to two
+    blocks; 36 with encrypt-then-MAC: one block and the MAC): the next record's IV is the last
+    block of such records too, so one wrong link in the chain fails a MAC and stops the
+    direction (an anomaly, decrypted_records short)."""
+    pcap, keys = D / f"{name}.pcap", D / f"{name}.keys"
+    hello = tshark(
+        pcap,
+        keys,
+        "tls.handshake.type == 2",
+        ["tcp.dstport", "tls.handshake.version", "tls.handshake.ciphersuite"],
+    )
+    ext = tshark(pcap, keys, "tls.handshake.type == 2 && tls.handshake.extension.type == 22",
+                 ["tcp.dstport"])  # fmt: skip
+    etm = {int(p) for (p,) in ext}
+    res = pcapan.analyze(pcap, keylog=keys)
+    tls = res.tls.set_index("orig_p")
+    want_version = {"TLSv10": "0x0301", "TLSv11": "0x0302"}[version]
+    assert len(hello) == len(tls) == 2 and len(etm) == 1  # one connection each way (the script)
+    for port, v, suite in hello:
+        row = tls.loc[int(port)]
+        assert v == want_version and row.version == version
+        assert row.cipher_code == int(suite, 16)
+        assert ("encrypt_then_mac" in row.server_extensions.split(",")) == (int(port) in etm)
+    # every protected record tshark decrypted, per connection: Finished, data, alerts
+    cmd = ["tshark", "-r", str(pcap), "-o", f"tls.keylog_file:{keys}", "-d", "tcp.port==19449,tls"]
+    cmd += ["-Y", "tls", "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|"]
+    cmd += ["-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "tls.record.content_type"]
+    cmd += ["-e", "tls.record.length", "-e", "tls.handshake.type"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True).stdout
+    count: dict[int, int] = {}
+    empty_records = 0
+    for line in out.splitlines():
+        sport, dport, ctypes, lengths, htypes = line.split("\t")
+        client = int(sport) if int(dport) == 19449 else int(dport)
+        n = sum(t in ("21", "23") for t in ctypes.split("|") if t)
+        n += sum(t == "20" for t in htypes.split("|") if t)
+        count[client] = count.get(client, 0) + n
+        for t, ln in zip(ctypes.split("|"), lengths.split("|"), strict=False):
+            empty_records += t == "23" and ln in ("32", "36")
+    assert tls.decrypted_records.to_dict() == count
+    assert not len(res.anomalies)
+    if version == "TLSv10":
+        assert empty_records >= 4  # (each side's first write on each connection, at least)
+
+
+@needs_tshark
+def test_rejected_0rtt_is_no_request_and_the_rest_decrypts() -> None:
+    """tls13-0rtt-rejected.pcap (samples/README.md): the resumed connection sent GET /medium.bin
+    as early data, which s_server rejected (s_client said "Early data was rejected"; s_server's
+    log at recording time: it served index.html and small.txt only), then GET /small.txt after
+    the handshake. The rejected early data is dropped (README, *Decryption with a key log*: the
+    server never read it), so it makes no http row; the rest of the connection decrypts.
+
+    tshark, given the same key log (it has the CLIENT_EARLY_TRAFFIC_SECRET), decrypts the early
+    data too and lists its request. A client sends nothing but early data before the
+    ServerHello, so tshark's requests in frames before their connection's ServerHello are the
+    early data: exactly that one request; without them tshark's requests and the responses
+    (by client port, in order) are pcapan's rows."""
+    pcap, keys = D / "tls13-0rtt-rejected.pcap", D / "tls13-0rtt-rejected.keys"
+    sh = tshark(pcap, keys, "tls.handshake.type == 2", ["tcp.dstport", "frame.number"])
+    server_hello = {int(p): int(f) for p, f in sh}
+    fields = ["frame.number", "tcp.srcport", "tcp.dstport", "http.request.method"]
+    fields += ["http.request.uri", "http.host", "http.response.code", "http.content_length"]
+    early: list[tuple[int, str]] = []
+    requests: dict[int, list[tuple[str, str, str]]] = {}
+    responses: dict[int, list[tuple[int, int]]] = {}
+    for frame, sport, dport, method, uri, host, code, clen in tshark(pcap, keys, "http", fields):
+        if method:
+            if int(frame) < server_hello[int(sport)]:
+                early.append((int(sport), uri))
+            else:
+                requests.setdefault(int(sport), []).append((method, uri, host))
+        if code:
+            responses.setdefault(int(dport), []).append((int(code), int(clen)))
+    first, second = sorted(server_hello)  # (client ports grow: the resumption is the second)
+    assert early == [(second, "/medium.bin")]
+
+    res = pcapan.analyze(pcap, keylog=keys)
+    ours_req: dict[int, list[tuple[str, str, str]]] = {}
+    ours_resp: dict[int, list[tuple[int, int]]] = {}
+    for r in res.http.sort_values("ts").itertuples():
+        ours_req.setdefault(int(r.orig_p), []).append((r.method, r.uri, r.host))
+        ours_resp.setdefault(int(r.orig_p), []).append(
+            (int(r.status_code), int(r.response_body_len))
+        )
+    assert ours_req == requests
+    assert ours_resp == responses
+    assert requests[second] == [("GET", "/small.txt", "pcapan.test")]
+    assert responses[second] == [(200, SIZES["/small.txt"])]
+    assert res.http.tls.all() and res.http.trans_depth.tolist() == [1, 1]
+    tls = res.tls.set_index("orig_p")
+    assert tls.decrypted.all() and tls.decrypt_error.isna().all()
+    t = tls.loc[second]
+    assert t.resumption == "psk" and t.early_data_offered and not pd.isna(t.early_data_accepted)
+    assert not t.early_data_accepted
+    assert t.handshake_rtts == 1  # early data rejected: the request waited for the handshake
+    assert not len(res.anomalies)
+    # the key log does hold the early secret: it is the server's rejection that drops the data
+    assert "CLIENT_EARLY_TRAFFIC_SECRET" in keys.read_text()

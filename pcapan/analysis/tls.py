@@ -97,7 +97,8 @@ class TlsContext:
         # path), and the openers for decrypted bytes (HTTP with its tls flag, HTTP/2), set by
         # the engine.
         self.keylog: KeyLog | None = None
-        self.keylog_refresh: Callable[[], object] | None = None  # rereads a growing key log
+        # rereads a growing key log (pcapan live); its argument: see Analyzer.use_keylog
+        self.keylog_refresh: Callable[[int | None], object] | None = None
         self.inner_openers: Openers = {}
 
     def open(self, transport: Transport, client_is_orig: bool) -> tuple[StreamSink, StreamSink]:
@@ -343,6 +344,7 @@ class TlsSession:
         "ex_times",
         "transport",
         "dec",
+        "key_wait",
         "plain",
         "plain_gap",
         "alpn13",
@@ -399,6 +401,9 @@ class TlsSession:
         # Decryption (issue 17; set up by TlsContext._open when there is a key log)
         self.transport: Transport | None = None
         self.dec: TlsDecryptor | None = None
+        # A followed key log had only some of the TLS 1.3 secrets when the handshake ended:
+        # 1 while the records wait for the rest, 2 once they are decrypted with what there is.
+        self.key_wait = 0
         self.plain: _Plain | None = None  # the decrypted bytes' transport, once some came
         self.plain_gap = [False, False]  # a gap was passed on (TCP orientation)
         self.alpn13: str | None = None  # ALPN from the decrypted EncryptedExtensions
@@ -504,13 +509,17 @@ class TlsSession:
             ctx = self.ctx
             kl = ctx.keylog
             secrets = kl.lookup(ch.random) if kl is not None else None
-            if secrets is None and ctx.keylog_refresh is not None and kl is not None:
+            refresh = ctx.keylog_refresh
+            if refresh is not None and kl is not None and not (secrets and secrets.complete):
                 # A key log still being written (pcapan live): the client logs its secrets
-                # when it has the ServerHello, so they may come after the ClientHello. Records
-                # are held meanwhile; "no key" is said only once the handshake is over.
-                ctx.keylog_refresh()
+                # when it has the ServerHello (TLS 1.3: the handshake secrets first, the
+                # traffic secrets once it has the server's Finished), so they may come after
+                # the ClientHello. Records are held meanwhile; "no key" is said only once the
+                # handshake is over, after a reading of the file that started after the packet
+                # that ended it (the client had logged its secrets before sending it).
+                refresh(ts_ns if p.done else None)
                 secrets = kl.lookup(ch.random)
-                if secrets is None and not p.done:
+                if not (secrets and secrets.complete) and self._wait_for_key(secrets, is_client):
                     dec.data(is_client, chunk, ts_ns)  # (held: the suite is not set yet)
                     return
             events += dec.set_secrets(secrets, ch.random, ts_ns)
@@ -521,6 +530,21 @@ class TlsSession:
         events += dec.data(is_client, chunk, ts_ns)
         if events:
             self.handle_decrypted(events)
+
+    def _wait_for_key(self, secrets: Any, is_client: bool) -> bool:
+        """Whether records keep waiting for secrets a followed key log does not hold (all) yet.
+        Until the handshake is over, yes. After it, with none: no (no key). With some (TLS 1.3):
+        OpenSSL logs CLIENT_TRAFFIC_SECRET_0 just after it sent its Finished, the packet that
+        ends the handshake, so they wait on until the client sends more (it had logged it by
+        then) or the connection ends (decrypt_end); the server's packets may come first."""
+        if not self.parser.done:
+            return True
+        if secrets is None or self.key_wait == 2:
+            return False
+        if self.key_wait == 0:
+            self.key_wait = 1  # (the packet that ended the handshake)
+            return True
+        return not is_client
 
     def decrypt_gap(self, is_client: bool, nbytes: int, ts_ns: int) -> None:
         dec = self.dec
@@ -542,6 +566,12 @@ class TlsSession:
         dec = self.dec
         if dec is None:
             return
+        if dec.keyed is None and self.key_wait == 1:
+            # Still waiting for the rest of the secrets: what the key log holds now (read
+            # again) is all there is; the held records are decrypted with it (a missing secret
+            # is said).
+            self.key_wait = 2
+            self.decrypt(is_client, b"", ts_ns)
         dec.end(is_client, ts_ns)
         plain = self.plain
         if plain is not None:

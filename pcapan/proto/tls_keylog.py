@@ -56,6 +56,16 @@ class Secrets:
     def tls13(self) -> bool:
         return any(k != "CLIENT_RANDOM" for k in self.by_label)
 
+    @property
+    def complete(self) -> bool:
+        """All a client has logged by the time it sends its Finished: the master secret (TLS
+        <= 1.2) or both TLS 1.3 application traffic secrets. A key log still being written
+        may hold only the handshake secrets of a TLS 1.3 connection (logged first)."""
+        d = self.by_label
+        return "CLIENT_RANDOM" in d or (
+            "CLIENT_TRAFFIC_SECRET_0" in d and "SERVER_TRAFFIC_SECRET_0" in d
+        )
+
     def __repr__(self) -> str:  # (no secret, not even its length)
         return f"Secrets(labels={sorted(self.by_label)})"
 
