@@ -29,13 +29,21 @@ _UID_DIGITS = 17
 _EPHEMERAL_MIN = 32768
 
 
+# Two base-62 digits at a time, least significant first (one division of the 96-bit number per
+# pair instead of per digit: half the time of a uid).
+_UID_PAIRS = [UID_ALPHABET[i % 62] + UID_ALPHABET[i // 62] for i in range(62 * 62)]
+
+
 def uid_from_bytes(material: bytes) -> str:
-    """A Zeek-style uid ("C" + 17 base-62 digits) derived from ``material`` by BLAKE2b."""
+    """A Zeek-style uid ("C" + 17 base-62 digits, least significant first) derived from
+    ``material`` by BLAKE2b."""
     n = int.from_bytes(hashlib.blake2b(material, digest_size=12).digest(), "big")
     out = []
-    for _ in range(_UID_DIGITS):
-        n, r = divmod(n, 62)
-        out.append(UID_ALPHABET[r])
+    for _ in range(_UID_DIGITS // 2):
+        n, r = divmod(n, 62 * 62)
+        out.append(_UID_PAIRS[r])
+    if _UID_DIGITS % 2:
+        out.append(UID_ALPHABET[n % 62])
     return "C" + "".join(out)
 
 
