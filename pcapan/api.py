@@ -528,6 +528,8 @@ def _rtt_frame(samples: RttSamples) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
+    from pcapan.frames.build import coded_strings
+
     c = samples.columns()
     uids = np.array(samples.uids, dtype=object)
     # By time, then uid (not the connection's index in the samples, which depends on the order
@@ -543,13 +545,9 @@ def _rtt_frame(samples: RttSamples) -> pd.DataFrame:
     df = pd.DataFrame(
         {
             "ts": pd.to_datetime(c["ts_ns"][order], unit="ns", utc=True),
-            "uid": pd.array(
-                uids[c["conn"][order]] if uids.shape[0] else np.empty(0, object), dtype="string"
-            ),
-            "direction": pd.array(np.where(c["is_orig"][order], "orig", "resp"), dtype="string"),
-            "kind": pd.array(
-                np.array(KINDS, dtype=object)[c["kind"][order].astype(np.int64)], dtype="string"
-            ),
+            "uid": coded_strings(samples.uids, c["conn"][order]),
+            "direction": coded_strings(("resp", "orig"), c["is_orig"][order].astype(np.int8)),
+            "kind": coded_strings(KINDS, c["kind"][order]),
             "rtt_s": c["rtt_ns"][order] / 1e9,
         }
     )

@@ -17,6 +17,14 @@ from pcapan.model import CONN_KINDS, ConnColumns
 _NAT = np.iinfo(np.int64).min
 
 
+def coded_strings(values: Sequence[str], codes: np.ndarray) -> pd.arrays.ArrowStringArray:
+    """A string column of ``values[code]`` per row: the few distinct strings are converted once
+    and Arrow repeats them (a column of many rows and few values, as the rtt table's uid, direction
+    and kind, without a Python string per row)."""
+    arr = pa.array(list(values), type=pa.large_string()).take(pa.array(codes))
+    return pd.arrays.ArrowStringArray(pa.chunked_array([arr], type=pa.large_string()))
+
+
 def column_array(values: list[Any], dtype: str) -> Any:
     """One column's values as the schema's pandas array.
 
