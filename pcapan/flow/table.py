@@ -15,6 +15,7 @@ in a fixed order, so both directions of a connection share one key.
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left
 
 import numpy as np
 
@@ -87,6 +88,7 @@ class FlowTable:
         self._ts_max = -(1 << 63)
         self._backs = 0
         self._b_time: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._b_lists: tuple[list[int], list[int], list[int]] | None = None
         self._tie_t = 0
         self._tie: dict[FlowKeyTuple, int] = {}  # flow key -> connections started at _tie_t
 
@@ -109,6 +111,7 @@ class FlowTable:
     def clock(self, frame_no: np.ndarray, ts: np.ndarray) -> None:
         """Per frame of the batch: the latest timestamp before it, and whether it goes back."""
         self._b_time = None
+        self._b_lists = None
         if not len(ts):
             return
         run = np.maximum.accumulate(ts)
@@ -144,10 +147,13 @@ class FlowTable:
         its own included, which no earlier connection can have."""
         bt = self._b_time
         if bt is not None:  # (else no frame of the batch went back)
-            frames, before, backs = bt
-            j = min(int(np.searchsorted(frames, fno)), frames.shape[0] - 1)
-            if t < before.item(j):
-                return b"|b%d" % backs.item(j)
+            if self._b_lists is None:
+                # (lists: a lookup per new connection, where numpy's scalar calls cost ~10x)
+                self._b_lists = (bt[0].tolist(), bt[1].tolist(), bt[2].tolist())
+            frames, before, backs = self._b_lists
+            j = min(bisect_left(frames, fno), len(frames) - 1)
+            if t < before[j]:
+                return b"|b%d" % backs[j]
         if t != self._tie_t:
             self._tie.clear()
             self._tie_t = t
