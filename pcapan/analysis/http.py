@@ -23,10 +23,10 @@ from pcapan.proto.http1 import (
     Event,
     HttpAnomaly,
     HttpConnection,
-    HttpTransaction,
     HttpTunnel,
     TunnelData,
     TunnelGap,
+    TxState,
 )
 from pcapan.proto.text import wire_text_latin1
 
@@ -53,20 +53,25 @@ _AUTH_SCHEMES = {"basic": "auth_basic", "digest": "auth_digest"}
 _AUTH_HEADERS = frozenset({"authorization", "proxy-authorization"})
 
 
-def _flags(tx: HttpTransaction, in_tunnel: bool) -> str | None:
+def _flags(tx: TxState, in_tunnel: bool) -> str | None:
     """The row's flags: the parser's, ``in_tunnel`` first inside a tunnel, and credentials the
     request carried (auth_basic / auth_digest: an Authorization or Proxy-Authorization of that
     scheme; cookie: a Cookie header) for the findings' cleartext_credentials."""
     extra: list[str] = []
-    for name, value in tx.request_headers:
-        n = name.lower()
-        if n in _AUTH_HEADERS:
-            f = _AUTH_SCHEMES.get(value.strip().split(" ", 1)[0].lower())
-            if f is not None and f not in extra:
-                extra.append(f)
-        elif n == "cookie" and "cookie" not in extra:
-            extra.append("cookie")
-    flags = (*(("in_tunnel",) if in_tunnel else ()), *tx.flags, *extra)
+    idx = tx.req_idx
+    if "authorization" in idx or "proxy-authorization" in idx or "cookie" in idx:
+        # (in header order, as the flags are listed)
+        for name, value in tx.req_headers:
+            n = name.lower()
+            if n in _AUTH_HEADERS:
+                f = _AUTH_SCHEMES.get(value.strip().split(" ", 1)[0].lower())
+                if f is not None and f not in extra:
+                    extra.append(f)
+            elif n == "cookie" and "cookie" not in extra:
+                extra.append("cookie")
+    flags = tx.flags
+    if in_tunnel or extra:
+        flags = [*(("in_tunnel",) if in_tunnel else ()), *flags, *extra]
     return ",".join(flags) if flags else None
 
 
@@ -206,6 +211,7 @@ class HttpSession:
         self.parser = HttpConnection(
             on_body=(lambda depth, chunk: hook(uid, depth, chunk)) if hook else None,
             first_depth=depth,
+            raw=True,
         )
         self.tunnel: _Tunnel | None = None
         self.in_tunnel = in_tunnel
@@ -217,16 +223,16 @@ class HttpSession:
 
     def handle(self, events: list[Event]) -> None:
         for ev in events:
-            if isinstance(ev, HttpTransaction):
+            if type(ev) is TxState:
                 self.ctx.records.append(self._record(ev))
                 for f in ev.flags:
                     if f in _ANOMALY_FLAGS:
-                        t = ev.ts_request_start or ev.ts_response_start or 0
+                        t = ev.ts_req_start or ev.ts_resp_start or 0
                         self.conn.note(
                             0,
                             t,
                             "http_" + f,
-                            f"HTTP transaction {ev.trans_depth}: {f.replace('_', ' ')}",
+                            f"HTTP transaction {ev.depth}: {f.replace('_', ' ')}",
                         )
             elif isinstance(ev, TunnelData):
                 self._tunnel_bytes(ev.is_orig, ev.chunk, 0, ev.ts_ns)
@@ -286,19 +292,40 @@ class HttpSession:
         self.transport.set_sink(True, None)
         self.transport.set_sink(False, None)
 
-    def _record(self, tx: HttpTransaction) -> HttpRecord:
+    def _record(self, tx: TxState) -> HttpRecord:
+        """The table row of a finished transaction, read from the parser's own state."""
         orig_h, orig_p, resp_h, resp_p = self.ids
         t_rq0, t_rq1, t_rs0, t_rs1 = (
-            tx.ts_request_start,
-            tx.ts_request_end,
-            tx.ts_response_start,
-            tx.ts_response_end,
+            tx.ts_req_start,
+            tx.ts_req_end,
+            tx.ts_resp_start,
+            tx.ts_resp_end,
         )
         ts = t_rq0 if t_rq0 is not None else (t_rs0 if t_rs0 is not None else self.conn.start_ns)
         sh = self.ctx.shared.setdefault
         # Wire bytes (held as latin-1 by the parser) -> table text: the one rule for every table.
         # (target_form and the versions are built from ASCII by the parser.)
         t = wire_text_latin1
+        rqg, rsg = tx.req_idx.get, tx.resp_idx.get
+        rq_conn, rs_conn = tx.connection_headers()
+        v, rv = tx.req_version, tx.resp_version
+        ua, ref, ex, upr = rqg("user-agent"), rqg("referer"), rqg("expect"), rqg("upgrade")
+        ct, te, ce, tra = (
+            rsg("content-type"),
+            rsg("transfer-encoding"),
+            rsg("content-encoding"),
+            rsg("trailer"),
+        )
+        ua0 = ua[0] if ua else None
+        ref0 = ref[0] if ref else None
+        ct0 = ct[0] if ct else None
+        te_s = ", ".join(te) if te else None
+        ce_s = ", ".join(ce) if ce else None
+        version = f"{v[0]}.{v[1]}" if v else None
+        rversion = f"{rv[0]}.{rv[1]}" if rv else None
+        has_request = t_rq0 is not None or tx.method is not None
+        # (an HTTP/0.9 response has no status line: only its version says it was seen)
+        has_response = tx.status is not None or rv is not None
         # positional, in field order (cheaper than 47 keywords; the table tests check every value)
         return make_http_record(
             ts,  # ts_ns
@@ -307,36 +334,36 @@ class HttpSession:
             orig_p,  # orig_p
             resp_h,  # resp_h
             resp_p,  # resp_p
-            tx.trans_depth,  # trans_depth
+            tx.depth,  # trans_depth
             sh(tx.method, t(tx.method)),  # method
             sh(tx.host, t(tx.host)),  # host
             t(tx.uri),  # uri
             sh(tx.target_form, tx.target_form),  # target_form
-            sh(tx.request_version, tx.request_version),  # version
-            sh(tx.response_version, tx.response_version),  # response_version
-            sh(tx.user_agent, t(tx.user_agent)),  # user_agent
-            sh(tx.referrer, t(tx.referrer)),  # referrer
-            tx.request_body_len if tx.has_request else None,  # request_body_len
-            tx.response_body_len if tx.has_response else None,  # response_body_len
-            tx.status_code,  # status_code
-            sh(tx.status_msg, t(tx.status_msg)),  # status_msg
-            ",".join(map(str, tx.info_codes)) if tx.info_codes else None,  # info_codes
-            sh(tx.content_type, t(tx.content_type)),  # content_type
+            sh(version, version),  # version
+            sh(rversion, rversion),  # response_version
+            sh(ua0, t(ua0)),  # user_agent
+            sh(ref0, t(ref0)),  # referrer
+            tx.req_body_len if has_request else None,  # request_body_len
+            tx.resp_body_len if has_response else None,  # response_body_len
+            tx.status,  # status_code
+            sh(tx.reason, t(tx.reason)),  # status_msg
+            ",".join(map(str, tx.info)) if tx.info else None,  # info_codes
+            sh(ct0, t(ct0)),  # content_type
             tx.content_length,  # content_length
-            sh(tx.transfer_encoding, t(tx.transfer_encoding)),  # transfer_encoding
-            sh(tx.content_encoding, t(tx.content_encoding)),  # content_encoding
+            sh(te_s, t(te_s)),  # transfer_encoding
+            sh(ce_s, t(ce_s)),  # content_encoding
             tx.chunk_count,  # chunk_count
-            t(",".join(tx.trailer_names)) if tx.trailer_names else None,  # trailer_names
-            tx.trailer_announced,  # trailer_announced
-            t(tx.expect),  # expect
-            tx.upgrade_requested,  # upgrade_requested
+            t(",".join(tx.trailers)) if tx.trailers else None,  # trailer_names
+            ", ".join(tra) if tra else None,  # trailer_announced
+            t(ex[0] if ex else None),  # expect
+            ", ".join(upr) if upr else None,  # upgrade_requested
             t(tx.upgrade),  # upgrade
             t(tx.tunnel),  # tunnel
-            sh(tx.request_connection, t(tx.request_connection)),  # request_connection_header
-            sh(tx.response_connection, t(tx.response_connection)),  # response_connection_header
-            tx.keep_alive,  # keep_alive
+            sh(rq_conn, t(rq_conn)),  # request_connection_header
+            sh(rs_conn, t(rs_conn)),  # response_connection_header
+            tx.keep_alive(rq_conn, rs_conn),  # keep_alive
             tx.pipelined,  # pipelined
-            tx.pipeline_depth if tx.has_request else None,  # pipeline_depth
+            tx.pipeline_depth if has_request else None,  # pipeline_depth
             t_rq0,  # ts_request_start
             t_rq1,  # ts_request_end
             t_rs0,  # ts_response_start
@@ -345,7 +372,7 @@ class HttpSession:
             (t_rs1 - t_rq0) / 1e9
             if t_rs1 is not None and t_rq0 is not None
             else None,  # response_time_s
-            tx.resp_body_sha256,  # resp_body_sha256
+            tx.body_sha256(),  # resp_body_sha256
             tx.partial,  # partial
             _flags(tx, self.in_tunnel),  # flags
             self.source,  # source
