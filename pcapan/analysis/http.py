@@ -84,7 +84,7 @@ class HttpContext:
         self.records: list[HttpRecord] = []
         # One copy of each repeated text value (hosts, user agents, content types ...): rows are
         # kept until the end, and per-row copies would make memory grow with the capture.
-        self.shared: dict[str | None, str | None] = {}
+        self.shared: dict[str, str | None] = {}
         self.on_body = on_body
         self.source = ""
         # Protocols parsed inside a CONNECT/Upgrade tunnel (TLS and HTTP/2 register here).
@@ -134,19 +134,13 @@ class _Direction(StreamSink):
         self.is_client = is_client
 
     def data(self, chunk: bytes, ts_ns: int) -> None:
-        s = self.session
-        events = s.parser.data(self.is_client, chunk, ts_ns)
-        if events:
-            s.handle(events)
+        self.session.data(self.is_client, chunk, ts_ns)
 
     def opaque(self) -> int:
         return self.session.parser.opaque_bytes(self.is_client)
 
     def opaque_views(self, views: list[memoryview], tss: list[int]) -> None:
-        s = self.session
-        events = s.parser.opaque_data(self.is_client, views, tss[-1])
-        if events:
-            s.handle(events)
+        self.session.opaque_views(self.is_client, views, tss[-1])
 
     def gap(self, nbytes: int, ts_ns: int) -> None:
         s = self.session
@@ -220,6 +214,18 @@ class HttpSession:
     def sinks(self) -> tuple[StreamSink, StreamSink]:
         """(orig, resp) sinks for the TCP streams."""
         return (_Direction(self, self.client_is_orig), _Direction(self, not self.client_is_orig))
+
+    def data(self, is_client: bool, chunk: bytes, ts_ns: int) -> None:
+        """One direction's next bytes (the sinks' data, typed in the compiled build)."""
+        events = self.parser.data(is_client, chunk, ts_ns)
+        if events:
+            self.handle(events)
+
+    def opaque_views(self, is_client: bool, views: list[memoryview], ts_ns: int) -> None:
+        """Body bytes the parser declared opaque (see StreamSink.opaque_views)."""
+        events = self.parser.opaque_data(is_client, views, ts_ns)
+        if events:
+            self.handle(events)
 
     def handle(self, events: list[Event]) -> None:
         for ev in events:
@@ -302,27 +308,12 @@ class HttpSession:
             tx.ts_resp_end,
         )
         ts = t_rq0 if t_rq0 is not None else (t_rs0 if t_rs0 is not None else self.conn.start_ns)
-        sh = self.ctx.shared.setdefault
-        # Wire bytes (held as latin-1 by the parser) -> table text: the one rule for every table.
-        # (target_form and the versions are built from ASCII by the parser.)
-        t = wire_text_latin1
-        rqg, rsg = tx.req_idx.get, tx.resp_idx.get
+        # Wire bytes (held as latin-1 by the parser) -> table text: the one rule for every table
+        # (_text); repeated values (hosts, user agents, versions ...) are shared (_shared).
+        shared = self.ctx.shared
+        rq, rs = tx.req_idx, tx.resp_idx
         rq_conn, rs_conn = tx.connection_headers()
         v, rv = tx.req_version, tx.resp_version
-        ua, ref, ex, upr = rqg("user-agent"), rqg("referer"), rqg("expect"), rqg("upgrade")
-        ct, te, ce, tra = (
-            rsg("content-type"),
-            rsg("transfer-encoding"),
-            rsg("content-encoding"),
-            rsg("trailer"),
-        )
-        ua0 = ua[0] if ua else None
-        ref0 = ref[0] if ref else None
-        ct0 = ct[0] if ct else None
-        te_s = ", ".join(te) if te else None
-        ce_s = ", ".join(ce) if ce else None
-        version = f"{v[0]}.{v[1]}" if v else None
-        rversion = f"{rv[0]}.{rv[1]}" if rv else None
         has_request = t_rq0 is not None or tx.method is not None
         # (an HTTP/0.9 response has no status line: only its version says it was seen)
         has_response = tx.status is not None or rv is not None
@@ -335,32 +326,32 @@ class HttpSession:
             resp_h,  # resp_h
             resp_p,  # resp_p
             tx.depth,  # trans_depth
-            sh(tx.method, t(tx.method)),  # method
-            sh(tx.host, t(tx.host)),  # host
-            t(tx.uri),  # uri
-            sh(tx.target_form, tx.target_form),  # target_form
-            sh(version, version),  # version
-            sh(rversion, rversion),  # response_version
-            sh(ua0, t(ua0)),  # user_agent
-            sh(ref0, t(ref0)),  # referrer
+            _shared(shared, tx.method),  # method
+            _shared(shared, tx.host),  # host
+            _text(tx.uri),  # uri
+            _shared(shared, tx.target_form),  # target_form
+            _shared(shared, f"{v[0]}.{v[1]}") if v else None,  # version
+            _shared(shared, f"{rv[0]}.{rv[1]}") if rv else None,  # response_version
+            _shared(shared, _first(rq, "user-agent")),  # user_agent
+            _shared(shared, _first(rq, "referer")),  # referrer
             tx.req_body_len if has_request else None,  # request_body_len
             tx.resp_body_len if has_response else None,  # response_body_len
             tx.status,  # status_code
-            sh(tx.reason, t(tx.reason)),  # status_msg
+            _shared(shared, tx.reason),  # status_msg
             ",".join(map(str, tx.info)) if tx.info else None,  # info_codes
-            sh(ct0, t(ct0)),  # content_type
+            _shared(shared, _first(rs, "content-type")),  # content_type
             tx.content_length,  # content_length
-            sh(te_s, t(te_s)),  # transfer_encoding
-            sh(ce_s, t(ce_s)),  # content_encoding
+            _shared(shared, _joined(rs, "transfer-encoding")),  # transfer_encoding
+            _shared(shared, _joined(rs, "content-encoding")),  # content_encoding
             tx.chunk_count,  # chunk_count
-            t(",".join(tx.trailers)) if tx.trailers else None,  # trailer_names
-            ", ".join(tra) if tra else None,  # trailer_announced
-            t(ex[0] if ex else None),  # expect
-            ", ".join(upr) if upr else None,  # upgrade_requested
-            t(tx.upgrade),  # upgrade
-            t(tx.tunnel),  # tunnel
-            sh(rq_conn, t(rq_conn)),  # request_connection_header
-            sh(rs_conn, t(rs_conn)),  # response_connection_header
+            _text(",".join(tx.trailers)) if tx.trailers else None,  # trailer_names
+            _joined(rs, "trailer"),  # trailer_announced
+            _text(_first(rq, "expect")),  # expect
+            _joined(rq, "upgrade"),  # upgrade_requested
+            _text(tx.upgrade),  # upgrade
+            _text(tx.tunnel),  # tunnel
+            _shared(shared, rq_conn),  # request_connection_header
+            _shared(shared, rs_conn),  # response_connection_header
             tx.keep_alive(rq_conn, rs_conn),  # keep_alive
             tx.pipelined,  # pipelined
             tx.pipeline_depth if has_request else None,  # pipeline_depth
@@ -378,3 +369,31 @@ class HttpSession:
             self.source,  # source
             self.tls,  # tls
         )
+
+
+def _text(s: str | None) -> str | None:
+    """:func:`wire_text_latin1` (ASCII, the common case, is returned at once)."""
+    if s is None or s.isascii():
+        return s
+    return wire_text_latin1(s)
+
+
+def _shared(shared: dict[str, str | None], s: str | None) -> str | None:
+    """``_text(s)``, one copy per distinct value: rows are kept until the end, and per-row copies
+    of hosts, user agents, content types ... would make memory grow with the capture."""
+    if s is None:
+        return None
+    out = shared.get(s)
+    if out is None:
+        out = shared[s] = _text(s)
+    return out
+
+
+def _first(idx: dict[str, list[str]], name: str) -> str | None:
+    vals = idx.get(name)
+    return vals[0] if vals else None
+
+
+def _joined(idx: dict[str, list[str]], name: str) -> str | None:
+    vals = idx.get(name)
+    return ", ".join(vals) if vals else None

@@ -342,8 +342,9 @@ def _framing(idx: Index, request_method: str | None, status_code: int | None) ->
             return BodyFraming("chunked", flags=flags)
         return BodyFraming("close", flags=flags)
     if cls:
-        if not all(_DIGITS.fullmatch(v) for v in cls):
-            return BodyFraming("close", flags=("cl_invalid",))
+        for v in cls:
+            if not _DIGITS.fullmatch(v):
+                return BodyFraming("close", flags=("cl_invalid",))
         values = {int(v) for v in cls}
         if len(values) > 1:
             return BodyFraming("close", flags=("cl_mismatch",))
