@@ -203,10 +203,8 @@ class HttpSession:
         hook = ctx.on_body
         uid = conn.uid
         self.parser = HttpConnection(
-            on_body=(lambda depth, chunk: hook(uid, depth, chunk)) if hook else None,
-            first_depth=depth,
-            raw=True,
-        )
+            (lambda depth, chunk: hook(uid, depth, chunk)) if hook else None, depth, True
+        )  # (on_body, first_depth, raw)
         self.tunnel: _Tunnel | None = None
         self.in_tunnel = in_tunnel
         self.tls = False  # read from decrypted TLS

@@ -6,6 +6,8 @@ cimport cython
 
 cdef int _S_START, _S_BODY_LEN, _S_CHUNK_SIZE, _S_CHUNK_DATA, _S_CHUNK_CRLF, _S_TRAILERS
 cdef int _S_BODY_CLOSE, _S_PAUSED, _S_TUNNEL, _S_RESYNC, _S_DEAD
+cdef list _NO_FIELDS
+cdef dict _NO_INDEX
 
 cpdef dict _index(object headers)
 cpdef list _list_values(dict idx, str name)

@@ -510,6 +510,12 @@ _STATE_NAMES = {
 }
 
 
+# A transaction's header fields and their index until its message's head is read: shared by
+# every _Tx (4 fewer objects per exchange for the garbage collector to track).
+_NO_FIELDS: list[tuple[str, str]] = []
+_NO_INDEX: Index = {}
+
+
 class _Tx:
     """Mutable transaction under construction (frozen into :class:`HttpTransaction`)."""
 
@@ -558,10 +564,11 @@ class _Tx:
         self.host: str | None = None
         self.req_version: tuple[int, int] | None = None
         self.resp_version: tuple[int, int] | None = None
-        self.req_headers: list[tuple[str, str]] = []
-        self.resp_headers: list[tuple[str, str]] = []
-        self.req_idx: Index = {}
-        self.resp_idx: Index = {}
+        # (shared empties, never mutated: a message's head replaces them when it is read)
+        self.req_headers: list[tuple[str, str]] = _NO_FIELDS
+        self.resp_headers: list[tuple[str, str]] = _NO_FIELDS
+        self.req_idx: Index = _NO_INDEX
+        self.resp_idx: Index = _NO_INDEX
         self.req_body_len: int | None = None
         self.resp_body_len: int | None = None
         self.status: int | None = None
