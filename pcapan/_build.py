@@ -29,6 +29,8 @@ COMPILED = (
     "pcapan/flow/conn.py",
     "pcapan/analysis/bulk_runs.py",
     "pcapan/analysis/packet_loop.py",
+    "pcapan/proto/http1.py",
+    "pcapan/analysis/http.py",
 )
 # Written by setup.py next to this file: {"cython": version, "sources": {path: sha256}}.
 RECORD = "_compiled.json"

@@ -23,10 +23,10 @@ from pcapan.proto.http1 import (
     Event,
     HttpAnomaly,
     HttpConnection,
-    HttpTransaction,
     HttpTunnel,
     TunnelData,
     TunnelGap,
+    TxState,
 )
 from pcapan.proto.text import wire_text_latin1
 
@@ -53,20 +53,25 @@ _AUTH_SCHEMES = {"basic": "auth_basic", "digest": "auth_digest"}
 _AUTH_HEADERS = frozenset({"authorization", "proxy-authorization"})
 
 
-def _flags(tx: HttpTransaction, in_tunnel: bool) -> str | None:
+def _flags(tx: TxState, in_tunnel: bool) -> str | None:
     """The row's flags: the parser's, ``in_tunnel`` first inside a tunnel, and credentials the
     request carried (auth_basic / auth_digest: an Authorization or Proxy-Authorization of that
     scheme; cookie: a Cookie header) for the findings' cleartext_credentials."""
     extra: list[str] = []
-    for name, value in tx.request_headers:
-        n = name.lower()
-        if n in _AUTH_HEADERS:
-            f = _AUTH_SCHEMES.get(value.strip().split(" ", 1)[0].lower())
-            if f is not None and f not in extra:
-                extra.append(f)
-        elif n == "cookie" and "cookie" not in extra:
-            extra.append("cookie")
-    flags = (*(("in_tunnel",) if in_tunnel else ()), *tx.flags, *extra)
+    idx = tx.req_idx
+    if "authorization" in idx or "proxy-authorization" in idx or "cookie" in idx:
+        # (in header order, as the flags are listed)
+        for name, value in tx.req_headers:
+            n = name.lower()
+            if n in _AUTH_HEADERS:
+                f = _AUTH_SCHEMES.get(value.strip().split(" ", 1)[0].lower())
+                if f is not None and f not in extra:
+                    extra.append(f)
+            elif n == "cookie" and "cookie" not in extra:
+                extra.append("cookie")
+    flags = tx.flags
+    if in_tunnel or extra:
+        flags = [*(("in_tunnel",) if in_tunnel else ()), *flags, *extra]
     return ",".join(flags) if flags else None
 
 
@@ -79,7 +84,7 @@ class HttpContext:
         self.records: list[HttpRecord] = []
         # One copy of each repeated text value (hosts, user agents, content types ...): rows are
         # kept until the end, and per-row copies would make memory grow with the capture.
-        self.shared: dict[str | None, str | None] = {}
+        self.shared: dict[str, str | None] = {}
         self.on_body = on_body
         self.source = ""
         # Protocols parsed inside a CONNECT/Upgrade tunnel (TLS and HTTP/2 register here).
@@ -129,19 +134,13 @@ class _Direction(StreamSink):
         self.is_client = is_client
 
     def data(self, chunk: bytes, ts_ns: int) -> None:
-        s = self.session
-        events = s.parser.data(self.is_client, chunk, ts_ns)
-        if events:
-            s.handle(events)
+        self.session.data(self.is_client, chunk, ts_ns)
 
     def opaque(self) -> int:
         return self.session.parser.opaque_bytes(self.is_client)
 
     def opaque_views(self, views: list[memoryview], tss: list[int]) -> None:
-        s = self.session
-        events = s.parser.opaque_data(self.is_client, views, tss[-1])
-        if events:
-            s.handle(events)
+        self.session.opaque_views(self.is_client, views, tss[-1])
 
     def gap(self, nbytes: int, ts_ns: int) -> None:
         s = self.session
@@ -204,9 +203,8 @@ class HttpSession:
         hook = ctx.on_body
         uid = conn.uid
         self.parser = HttpConnection(
-            on_body=(lambda depth, chunk: hook(uid, depth, chunk)) if hook else None,
-            first_depth=depth,
-        )
+            (lambda depth, chunk: hook(uid, depth, chunk)) if hook else None, depth, True
+        )  # (on_body, first_depth, raw)
         self.tunnel: _Tunnel | None = None
         self.in_tunnel = in_tunnel
         self.tls = False  # read from decrypted TLS
@@ -215,18 +213,30 @@ class HttpSession:
         """(orig, resp) sinks for the TCP streams."""
         return (_Direction(self, self.client_is_orig), _Direction(self, not self.client_is_orig))
 
+    def data(self, is_client: bool, chunk: bytes, ts_ns: int) -> None:
+        """One direction's next bytes (the sinks' data, typed in the compiled build)."""
+        events = self.parser.data(is_client, chunk, ts_ns)
+        if events:
+            self.handle(events)
+
+    def opaque_views(self, is_client: bool, views: list[memoryview], ts_ns: int) -> None:
+        """Body bytes the parser declared opaque (see StreamSink.opaque_views)."""
+        events = self.parser.opaque_data(is_client, views, ts_ns)
+        if events:
+            self.handle(events)
+
     def handle(self, events: list[Event]) -> None:
         for ev in events:
-            if isinstance(ev, HttpTransaction):
+            if type(ev) is TxState:
                 self.ctx.records.append(self._record(ev))
                 for f in ev.flags:
                     if f in _ANOMALY_FLAGS:
-                        t = ev.ts_request_start or ev.ts_response_start or 0
+                        t = ev.ts_req_start or ev.ts_resp_start or 0
                         self.conn.note(
                             0,
                             t,
                             "http_" + f,
-                            f"HTTP transaction {ev.trans_depth}: {f.replace('_', ' ')}",
+                            f"HTTP transaction {ev.depth}: {f.replace('_', ' ')}",
                         )
             elif isinstance(ev, TunnelData):
                 self._tunnel_bytes(ev.is_orig, ev.chunk, 0, ev.ts_ns)
@@ -286,19 +296,25 @@ class HttpSession:
         self.transport.set_sink(True, None)
         self.transport.set_sink(False, None)
 
-    def _record(self, tx: HttpTransaction) -> HttpRecord:
+    def _record(self, tx: TxState) -> HttpRecord:
+        """The table row of a finished transaction, read from the parser's own state."""
         orig_h, orig_p, resp_h, resp_p = self.ids
         t_rq0, t_rq1, t_rs0, t_rs1 = (
-            tx.ts_request_start,
-            tx.ts_request_end,
-            tx.ts_response_start,
-            tx.ts_response_end,
+            tx.ts_req_start,
+            tx.ts_req_end,
+            tx.ts_resp_start,
+            tx.ts_resp_end,
         )
         ts = t_rq0 if t_rq0 is not None else (t_rs0 if t_rs0 is not None else self.conn.start_ns)
-        sh = self.ctx.shared.setdefault
-        # Wire bytes (held as latin-1 by the parser) -> table text: the one rule for every table.
-        # (target_form and the versions are built from ASCII by the parser.)
-        t = wire_text_latin1
+        # Wire bytes (held as latin-1 by the parser) -> table text: the one rule for every table
+        # (_text); repeated values (hosts, user agents, versions ...) are shared (_shared).
+        shared = self.ctx.shared
+        rq, rs = tx.req_idx, tx.resp_idx
+        rq_conn, rs_conn = tx.connection_headers()
+        v, rv = tx.req_version, tx.resp_version
+        has_request = t_rq0 is not None or tx.method is not None
+        # (an HTTP/0.9 response has no status line: only its version says it was seen)
+        has_response = tx.status is not None or rv is not None
         # positional, in field order (cheaper than 47 keywords; the table tests check every value)
         return make_http_record(
             ts,  # ts_ns
@@ -307,36 +323,36 @@ class HttpSession:
             orig_p,  # orig_p
             resp_h,  # resp_h
             resp_p,  # resp_p
-            tx.trans_depth,  # trans_depth
-            sh(tx.method, t(tx.method)),  # method
-            sh(tx.host, t(tx.host)),  # host
-            t(tx.uri),  # uri
-            sh(tx.target_form, tx.target_form),  # target_form
-            sh(tx.request_version, tx.request_version),  # version
-            sh(tx.response_version, tx.response_version),  # response_version
-            sh(tx.user_agent, t(tx.user_agent)),  # user_agent
-            sh(tx.referrer, t(tx.referrer)),  # referrer
-            tx.request_body_len if tx.has_request else None,  # request_body_len
-            tx.response_body_len if tx.has_response else None,  # response_body_len
-            tx.status_code,  # status_code
-            sh(tx.status_msg, t(tx.status_msg)),  # status_msg
-            ",".join(map(str, tx.info_codes)) if tx.info_codes else None,  # info_codes
-            sh(tx.content_type, t(tx.content_type)),  # content_type
+            tx.depth,  # trans_depth
+            _shared(shared, tx.method),  # method
+            _shared(shared, tx.host),  # host
+            _text(tx.uri),  # uri
+            _shared(shared, tx.target_form),  # target_form
+            _shared(shared, f"{v[0]}.{v[1]}") if v else None,  # version
+            _shared(shared, f"{rv[0]}.{rv[1]}") if rv else None,  # response_version
+            _shared(shared, _first(rq, "user-agent")),  # user_agent
+            _shared(shared, _first(rq, "referer")),  # referrer
+            tx.req_body_len if has_request else None,  # request_body_len
+            tx.resp_body_len if has_response else None,  # response_body_len
+            tx.status,  # status_code
+            _shared(shared, tx.reason),  # status_msg
+            ",".join(map(str, tx.info)) if tx.info else None,  # info_codes
+            _shared(shared, _first(rs, "content-type")),  # content_type
             tx.content_length,  # content_length
-            sh(tx.transfer_encoding, t(tx.transfer_encoding)),  # transfer_encoding
-            sh(tx.content_encoding, t(tx.content_encoding)),  # content_encoding
+            _shared(shared, _joined(rs, "transfer-encoding")),  # transfer_encoding
+            _shared(shared, _joined(rs, "content-encoding")),  # content_encoding
             tx.chunk_count,  # chunk_count
-            t(",".join(tx.trailer_names)) if tx.trailer_names else None,  # trailer_names
-            tx.trailer_announced,  # trailer_announced
-            t(tx.expect),  # expect
-            tx.upgrade_requested,  # upgrade_requested
-            t(tx.upgrade),  # upgrade
-            t(tx.tunnel),  # tunnel
-            sh(tx.request_connection, t(tx.request_connection)),  # request_connection_header
-            sh(tx.response_connection, t(tx.response_connection)),  # response_connection_header
-            tx.keep_alive,  # keep_alive
+            _text(",".join(tx.trailers)) if tx.trailers else None,  # trailer_names
+            _joined(rs, "trailer"),  # trailer_announced
+            _text(_first(rq, "expect")),  # expect
+            _joined(rq, "upgrade"),  # upgrade_requested
+            _text(tx.upgrade),  # upgrade
+            _text(tx.tunnel),  # tunnel
+            _shared(shared, rq_conn),  # request_connection_header
+            _shared(shared, rs_conn),  # response_connection_header
+            tx.keep_alive(rq_conn, rs_conn),  # keep_alive
             tx.pipelined,  # pipelined
-            tx.pipeline_depth if tx.has_request else None,  # pipeline_depth
+            tx.pipeline_depth if has_request else None,  # pipeline_depth
             t_rq0,  # ts_request_start
             t_rq1,  # ts_request_end
             t_rs0,  # ts_response_start
@@ -345,9 +361,37 @@ class HttpSession:
             (t_rs1 - t_rq0) / 1e9
             if t_rs1 is not None and t_rq0 is not None
             else None,  # response_time_s
-            tx.resp_body_sha256,  # resp_body_sha256
+            tx.body_sha256(),  # resp_body_sha256
             tx.partial,  # partial
             _flags(tx, self.in_tunnel),  # flags
             self.source,  # source
             self.tls,  # tls
         )
+
+
+def _text(s: str | None) -> str | None:
+    """:func:`wire_text_latin1` (ASCII, the common case, is returned at once)."""
+    if s is None or s.isascii():
+        return s
+    return wire_text_latin1(s)
+
+
+def _shared(shared: dict[str, str | None], s: str | None) -> str | None:
+    """``_text(s)``, one copy per distinct value: rows are kept until the end, and per-row copies
+    of hosts, user agents, content types ... would make memory grow with the capture."""
+    if s is None:
+        return None
+    out = shared.get(s)
+    if out is None:
+        out = shared[s] = _text(s)
+    return out
+
+
+def _first(idx: dict[str, list[str]], name: str) -> str | None:
+    vals = idx.get(name)
+    return vals[0] if vals else None
+
+
+def _joined(idx: dict[str, list[str]], name: str) -> str | None:
+    vals = idx.get(name)
+    return ", ".join(vals) if vals else None

@@ -6,7 +6,7 @@ capture order: ``data(is_orig, chunk, ts_ns)``, ``gap(is_orig, nbytes, ts_ns)`` 
 is simply no event. ``is_orig`` is the client (request) direction.
 
 Design (after h11 and mitmproxy):
-- Each direction is a small state machine keyed by ``_State``; a whole header section is parsed
+- Each direction is a small state machine keyed by its state (``_S_*``); a whole header section is parsed
   at once when its blank line has arrived (bounded by ``HTTP_MAX_HEADER_BYTES``).
 - Body framing is one pure function, :func:`expected_body_framing` (RFC 9112 section 6.3).
 - Requests wait in a FIFO until the response direction answers them (pipelining); the response
@@ -24,7 +24,7 @@ import re
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pcapan.config import (
     HTTP09_STATUS_LINE_PEEK,
@@ -342,8 +342,9 @@ def _framing(idx: Index, request_method: str | None, status_code: int | None) ->
             return BodyFraming("chunked", flags=flags)
         return BodyFraming("close", flags=flags)
     if cls:
-        if not all(_DIGITS.fullmatch(v) for v in cls):
-            return BodyFraming("close", flags=("cl_invalid",))
+        for v in cls:
+            if not _DIGITS.fullmatch(v):
+                return BodyFraming("close", flags=("cl_invalid",))
         values = {int(v) for v in cls}
         if len(values) > 1:
             return BodyFraming("close", flags=("cl_mismatch",))
@@ -480,23 +481,39 @@ def _persistent(version: tuple[int, int], connection: str | None) -> bool:
 # --- per-connection state ---------------------------------------------------------------------
 
 
-class _State:
-    """Reader states (plain ints: an Enum's hashing showed up in profiles)."""
+# Reader states: plain module ints (an Enum's hashing showed up in profiles), C ints in the
+# compiled build (http1.pxd).
+_S_START = 0  # waiting for / reading a header section
+_S_BODY_LEN = 1
+_S_CHUNK_SIZE = 2
+_S_CHUNK_DATA = 3
+_S_CHUNK_CRLF = 4
+_S_TRAILERS = 5
+_S_BODY_CLOSE = 6
+_S_PAUSED = 7  # request side after Upgrade/CONNECT, until the response decides
+_S_TUNNEL = 8
+_S_RESYNC = 9
+_S_DEAD = 10
 
-    START = 0  # waiting for / reading a header section
-    BODY_LEN = 1
-    CHUNK_SIZE = 2
-    CHUNK_DATA = 3
-    CHUNK_CRLF = 4
-    TRAILERS = 5
-    BODY_CLOSE = 6
-    PAUSED = 7  # request side after Upgrade/CONNECT, until the response decides
-    TUNNEL = 8
-    RESYNC = 9
-    DEAD = 10
+_STATE_NAMES = {
+    _S_START: "start",
+    _S_BODY_LEN: "body_len",
+    _S_CHUNK_SIZE: "chunk_size",
+    _S_CHUNK_DATA: "chunk_data",
+    _S_CHUNK_CRLF: "chunk_crlf",
+    _S_TRAILERS: "trailers",
+    _S_BODY_CLOSE: "body_close",
+    _S_PAUSED: "paused",
+    _S_TUNNEL: "tunnel",
+    _S_RESYNC: "resync",
+    _S_DEAD: "dead",
+}
 
 
-_STATE_NAMES = {v: k.lower() for k, v in vars(_State).items() if k.isupper()}
+# A transaction's header fields and their index until its message's head is read: shared by
+# every _Tx (4 fewer objects per exchange for the garbage collector to track).
+_NO_FIELDS: list[tuple[str, str]] = []
+_NO_INDEX: Index = {}
 
 
 class _Tx:
@@ -547,10 +564,11 @@ class _Tx:
         self.host: str | None = None
         self.req_version: tuple[int, int] | None = None
         self.resp_version: tuple[int, int] | None = None
-        self.req_headers: list[tuple[str, str]] = []
-        self.resp_headers: list[tuple[str, str]] = []
-        self.req_idx: Index = {}
-        self.resp_idx: Index = {}
+        # (shared empties, never mutated: a message's head replaces them when it is read)
+        self.req_headers: list[tuple[str, str]] = _NO_FIELDS
+        self.resp_headers: list[tuple[str, str]] = _NO_FIELDS
+        self.req_idx: Index = _NO_INDEX
+        self.resp_idx: Index = _NO_INDEX
         self.req_body_len: int | None = None
         self.resp_body_len: int | None = None
         self.status: int | None = None
@@ -580,26 +598,36 @@ class _Tx:
             if n not in self.flags:
                 self.flags.append(n)
 
+    def connection_headers(self) -> tuple[str | None, str | None]:
+        """The request's and the response's Connection header values (each joined)."""
+        rq_vals, rs_vals = self.req_idx.get("connection"), self.resp_idx.get("connection")
+        return (", ".join(rq_vals) if rq_vals else None, ", ".join(rs_vals) if rs_vals else None)
+
+    def keep_alive(self, rq_conn: str | None, rs_conn: str | None) -> bool | None:
+        """Whether the connection may carry another exchange after this one (None: unanswered),
+        from the Connection headers ``rq_conn`` and ``rs_conn`` (:meth:`connection_headers`)."""
+        if self.upgrade is not None or self.tunnel is not None:
+            return False  # the connection no longer carries HTTP
+        if self.status is None and not self.has_request:
+            return None
+        keep = not self.resp_close
+        if self.has_request and self.req_version is not None:
+            keep = keep and _persistent(self.req_version, rq_conn)
+        if self.resp_version is not None:
+            keep = keep and _persistent(self.resp_version, rs_conn)
+        if self.status is None and self.resp_version is None:
+            return None  # unanswered: unknown
+        return keep
+
+    def body_sha256(self) -> str | None:
+        """The response body's SHA-256 (hex) when it was seen whole and is not empty."""
+        if self.hasher is not None and self.resp_body_len:
+            return self.hasher.hexdigest()
+        return None
+
     def freeze(self) -> HttpTransaction:
         rqg, rsg = self.req_idx.get, self.resp_idx.get
-        # (lookups inlined: _first is vals[0], _joined ", ".join(vals), for a present field)
-        rq_vals, rs_vals = rqg("connection"), rsg("connection")
-        rq_conn = ", ".join(rq_vals) if rq_vals else None
-        rs_conn = ", ".join(rs_vals) if rs_vals else None
-        keep: bool | None = None
-        if self.upgrade is not None or self.tunnel is not None:
-            keep = False  # the connection no longer carries HTTP
-        elif self.status is not None or self.has_request:
-            keep = not self.resp_close
-            if self.has_request and self.req_version is not None:
-                keep = keep and _persistent(self.req_version, rq_conn)
-            if self.resp_version is not None:
-                keep = keep and _persistent(self.resp_version, rs_conn)
-            if self.status is None and self.resp_version is None:
-                keep = None  # unanswered: unknown
-        sha = None
-        if self.hasher is not None and self.resp_body_len:
-            sha = self.hasher.hexdigest()
+        rq_conn, rs_conn = self.connection_headers()
         v = self.req_version
         rv = self.resp_version
         ua, ref, ex, upr = rqg("user-agent"), rqg("referer"), rqg("expect"), rqg("upgrade")
@@ -640,17 +668,21 @@ class _Tx:
             self.tunnel,  # tunnel
             rq_conn,  # request_connection
             rs_conn,  # response_connection
-            keep,  # keep_alive
+            self.keep_alive(rq_conn, rs_conn),  # keep_alive
             self.pipelined,  # pipelined
             self.pipeline_depth,  # pipeline_depth
             self.ts_req_start,  # ts_request_start
             self.ts_req_end,  # ts_request_end
             self.ts_resp_start,  # ts_response_start
             self.ts_resp_end,  # ts_response_end
-            sha,  # resp_body_sha256
+            self.body_sha256(),  # resp_body_sha256
             self.partial,  # partial
             tuple(self.flags),  # flags
         )
+
+
+# The finished transaction as the analysis driver reads it (HttpConnection(raw=True)).
+TxState = _Tx
 
 
 class _Side:
@@ -680,7 +712,7 @@ class _Side:
     def __init__(self, is_orig: bool) -> None:
         self.is_orig = is_orig
         self.buf = bytearray()
-        self.state = _State.START
+        self.state = _S_START
         self.remaining = 0  # bytes left in a Content-Length body or a chunk
         self.scan = 0  # where to continue searching for the end of the header section
         self.started = False  # a message's first byte has been seen
@@ -702,27 +734,40 @@ class _Side:
 class HttpConnection:
     """Both directions of one HTTP/1.x connection; see the module docstring."""
 
-    __slots__ = ("_req", "_resp", "_awaiting", "_txs", "_depth", "_out", "_tunnel", "_on_body")
-
-    # Step functions indexed by state (filled in after the class body); each returns True when
-    # it made progress. Plain functions, not bound methods kept on the instance, so that a
-    # connection holds no reference cycle and is freed without the cyclic GC.
-    _STEPS: tuple[Callable[[HttpConnection, _Side, int], bool], ...] = ()
+    __slots__ = (
+        "_req",
+        "_resp",
+        "_awaiting",
+        "_txs",
+        "_depth",
+        "_out",
+        "_tunnel",
+        "_on_body",
+        "_raw",
+    )
 
     def __init__(
-        self, on_body: Callable[[int, bytes], None] | None = None, first_depth: int = 0
+        self,
+        on_body: Callable[[int, bytes], None] | None = None,
+        first_depth: int = 0,
+        raw: bool = False,
     ) -> None:
         """``on_body(trans_depth, chunk)`` receives each response's body bytes as they are
         decoded (chunk framing removed), for extraction; bodies are otherwise never kept.
         ``first_depth``: transactions are numbered from ``first_depth + 1`` (HTTP inside a
-        tunnel continues the numbering of the connection that opened it, as Zeek's)."""
+        tunnel continues the numbering of the connection that opened it, as Zeek's).
+        ``raw``: transactions come out as the parser's own finished :class:`TxState` instead of
+        a frozen :class:`HttpTransaction` (the analysis driver reads each once, into its table
+        row: a 39-field object per exchange that is read once and dropped is not made)."""
         self._on_body = on_body
+        self._raw = raw
         self._req = _Side(True)
         self._resp = _Side(False)
         self._awaiting: deque[_Tx] = deque()  # requests whose response has not started
         self._txs: deque[_Tx] = deque()  # not yet emitted, in trans_depth order
         self._depth = first_depth
-        self._out: list[Event] = []
+        # Events; with ``raw``, finished transactions are TxState objects (see __init__).
+        self._out: list[Any] = []
         self._tunnel = False
 
     # -- public API ------------------------------------------------------------------------------
@@ -737,13 +782,13 @@ class HttpConnection:
             return []
         side.last_ts = ts_ns
         st = side.state
-        if st == _State.DEAD:
+        if st == _S_DEAD:
             return []
-        if st == _State.TUNNEL:
+        if st == _S_TUNNEL:
             return [TunnelData(is_orig, bytes(chunk), ts_ns)]
         # Fast path: body bytes that need no buffering (large bodies never touch the buffer).
-        if not side.buf and st in (_State.BODY_LEN, _State.CHUNK_DATA, _State.BODY_CLOSE):
-            if st == _State.BODY_CLOSE:
+        if not side.buf and st in (_S_BODY_LEN, _S_CHUNK_DATA, _S_BODY_CLOSE):
+            if st == _S_BODY_CLOSE:
                 self._body(side, chunk)
                 return []
             if len(chunk) < side.remaining:
@@ -761,9 +806,9 @@ class HttpConnection:
         if side.buf or side.ended:
             return 0
         st = side.state
-        if st == _State.BODY_LEN or st == _State.CHUNK_DATA:
+        if st in (_S_BODY_LEN, _S_CHUNK_DATA):
             return side.remaining
-        if st == _State.BODY_CLOSE:
+        if st == _S_BODY_CLOSE:
             return _UNBOUNDED
         return 0
 
@@ -778,7 +823,7 @@ class HttpConnection:
         chunk = views[0] if len(views) == 1 else b"".join(views)
         self._body(side, chunk)
         n = len(chunk)
-        if side.state != _State.BODY_CLOSE:
+        if side.state != _S_BODY_CLOSE:
             side.remaining -= n
             if not side.remaining:
                 self._run(side, ts_ns)  # the body (or chunk) ends here
@@ -813,14 +858,36 @@ class HttpConnection:
     def _anomaly(self, side: _Side, kind: str, detail: str, ts: int) -> None:
         self._out.append(HttpAnomaly(kind, detail, ts, side.is_orig))
 
+    def _step(self, side: _Side, ts: int) -> bool:
+        """One step of the side's state machine; True when it made progress."""
+        st = side.state
+        if st == _S_START:
+            return self._start(side, ts)
+        if st in (_S_BODY_LEN, _S_CHUNK_DATA):
+            return self._body_len(side, ts)
+        if st == _S_CHUNK_SIZE:
+            return self._chunk_size(side, ts)
+        if st == _S_CHUNK_CRLF:
+            return self._chunk_crlf(side, ts)
+        if st == _S_TRAILERS:
+            return self._trailers(side, ts)
+        if st == _S_BODY_CLOSE:
+            return self._body_close(side, ts)
+        if st == _S_PAUSED:
+            return self._paused(side, ts)
+        if st == _S_TUNNEL:
+            return self._tunnel_data(side, ts)
+        if st == _S_RESYNC:
+            return self._resync(side, ts)
+        return self._dead(side, ts)
+
     def _run(self, side: _Side, ts: int) -> None:
-        steps = self._STEPS
         txs = self._txs
         while True:
             # Flush after every step: a transaction is emitted as soon as it completes, so the
             # order of events does not depend on how the stream was segmented.
             try:
-                progressed = steps[side.state](self, side, ts)
+                progressed = self._step(side, ts)
             except ParserError as e:
                 self._error(side, e, ts)
                 progressed = True
@@ -834,7 +901,7 @@ class HttpConnection:
         detail = str(e.args[1]) if len(e.args) > 1 else ""
         self._anomaly(side, kind, f"{detail}; resynchronising at the next message start", ts)
         self._break(side, kind, ts)
-        side.state = _State.RESYNC
+        side.state = _S_RESYNC
 
     def _break(self, side: _Side, kind: str, ts: int) -> None:
         """The message being read is damaged: finish its transaction as partial."""
@@ -855,8 +922,10 @@ class HttpConnection:
         side.msg_flags = []
 
     def _flush(self) -> None:
-        while self._txs and self._txs[0].req_done and self._txs[0].resp_done:
-            self._out.append(self._txs.popleft().freeze())
+        txs = self._txs
+        while txs and txs[0].req_done and txs[0].resp_done:
+            tx = txs.popleft()
+            self._out.append(tx if self._raw else tx.freeze())
 
     def _outstanding(self) -> int:
         """Requests sent whose final response has not ended (for pipelining)."""
@@ -1020,7 +1089,7 @@ class HttpConnection:
         tx.resp_body_len = 0
         self._begin_body(side, tx, _CLOSE, ts)
         req = self._req
-        if req.state == _State.PAUSED and req.paused_for is tx:
+        if req.state == _S_PAUSED and req.paused_for is tx:
             self._unpause()
 
     def _check_first_line(self, side: _Side) -> None:
@@ -1214,7 +1283,7 @@ class HttpConnection:
         if (
             code == 417
             and req.tx is tx
-            and req.state in (_State.BODY_LEN, _State.CHUNK_SIZE)
+            and req.state in (_S_BODY_LEN, _S_CHUNK_SIZE)
             and not tx.req_body_len
             and not req.buf
         ):
@@ -1226,14 +1295,14 @@ class HttpConnection:
             self._open_tunnel(tx, code, ts)
             return
         self._begin_body(side, tx, framing, ts)
-        if req.state == _State.PAUSED and req.paused_for is tx:
+        if req.state == _S_PAUSED and req.paused_for is tx:
             # No tunnel after all (e.g. an ignored h2c upgrade, a refused CONNECT): what the
             # client sent meanwhile is HTTP again.
             self._unpause()
 
     def _unpause(self) -> None:
         req = self._req
-        req.state = _State.START
+        req.state = _S_START
         req.paused_for = None
         self._run(req, req.last_ts)
 
@@ -1245,15 +1314,15 @@ class HttpConnection:
             self._message_done(side, ts)
         elif kind == "length":
             side.remaining = framing.length
-            side.state = _State.BODY_LEN
+            side.state = _S_BODY_LEN
         elif kind == "chunked":
             if not side.is_orig:
                 tx.chunk_count = 0
-            side.state = _State.CHUNK_SIZE
+            side.state = _S_CHUNK_SIZE
         else:  # close
             if not side.is_orig:
                 tx.resp_close = True
-            side.state = _State.BODY_CLOSE
+            side.state = _S_BODY_CLOSE
 
     def _message_done(self, side: _Side, ts: int) -> None:
         if side.is_orig:
@@ -1261,7 +1330,7 @@ class HttpConnection:
         else:
             tx = side.tx
             side.tx = None
-            side.state = _State.START
+            side.state = _S_START
             if tx is not None:
                 tx.resp_done = True
                 tx.ts_resp_end = ts
@@ -1269,7 +1338,7 @@ class HttpConnection:
     def _request_done(self, side: _Side, ts: int) -> None:
         tx = side.tx
         side.tx = None
-        side.state = _State.START
+        side.state = _S_START
         if tx is None:
             return
         tx.req_done = True
@@ -1277,7 +1346,7 @@ class HttpConnection:
         if tx.status is None and (tx.method == "CONNECT" or _first(tx.req_idx, "upgrade")):
             # Hold what the client sends next until the response says whether the connection
             # leaves HTTP (h11's "paused" state): it may be a TLS ClientHello or h2 preface.
-            side.state = _State.PAUSED
+            side.state = _S_PAUSED
             side.paused_for = tx
 
     def _body(self, side: _Side, chunk: bytes | bytearray | memoryview) -> None:
@@ -1302,8 +1371,8 @@ class HttpConnection:
             side.remaining -= n
         if side.remaining:
             return False
-        if side.state == _State.CHUNK_DATA:
-            side.state = _State.CHUNK_CRLF
+        if side.state == _S_CHUNK_DATA:
+            side.state = _S_CHUNK_CRLF
         else:
             self._message_done(side, ts)
         return True
@@ -1331,13 +1400,13 @@ class HttpConnection:
             raise ParserError("bad_chunk_size", repr(line[:80]))
         size = int(m.group(1), 16)
         if size == 0:
-            side.state = _State.TRAILERS
+            side.state = _S_TRAILERS
             side.scan = 0
             return True
         if tx is not None and not side.is_orig:
             tx.chunk_count = (tx.chunk_count or 0) + 1
         side.remaining = size
-        side.state = _State.CHUNK_DATA
+        side.state = _S_CHUNK_DATA
         return True
 
     def _chunk_crlf(self, side: _Side, ts: int) -> bool:
@@ -1356,7 +1425,7 @@ class HttpConnection:
         else:
             del buf[:1]
             raise ParserError("bad_chunk_end", "chunk data not followed by CRLF")
-        side.state = _State.CHUNK_SIZE
+        side.state = _S_CHUNK_SIZE
         return True
 
     def _trailers(self, side: _Side, ts: int) -> bool:
@@ -1408,7 +1477,7 @@ class HttpConnection:
                 "parsing them as HTTP",
                 ts,
             )
-            side.state = _State.START
+            side.state = _S_START
             return True
         return False
 
@@ -1444,7 +1513,7 @@ class HttpConnection:
             return False
         s = m.start() + (1 if buf[m.start()] == 10 else 0)
         del buf[:s]
-        side.state = _State.START
+        side.state = _S_START
         side.started = False
         side.resynced = True
         return True
@@ -1452,16 +1521,16 @@ class HttpConnection:
     # -- gaps, ends, tunnels -----------------------------------------------------------------------
     def _gap(self, side: _Side, n: int, ts: int) -> None:
         st = side.state
-        if st == _State.TUNNEL:
+        if st == _S_TUNNEL:
             self._out.append(TunnelGap(side.is_orig, n, ts))
             return
-        if st == _State.DEAD:
+        if st == _S_DEAD:
             return
         # Bytes still buffered come before the gap: consume what the current state can.
         self._run(side, ts)
         st = side.state
         if (
-            st == _State.START
+            st == _S_START
             and not side.started
             and side.buf
             and not side.is_orig
@@ -1471,7 +1540,7 @@ class HttpConnection:
             self._decide_http09(side, ts, final=True)
             self._run(side, ts)
             st = side.state
-        if st in (_State.BODY_LEN, _State.CHUNK_DATA) and not side.buf:
+        if st in (_S_BODY_LEN, _S_CHUNK_DATA) and not side.buf:
             # A body of known length: count the missing bytes and stay in sync.
             k = min(n, side.remaining)
             tx = side.tx
@@ -1486,15 +1555,15 @@ class HttpConnection:
             side.remaining -= k
             n -= k
             if side.remaining == 0:
-                if st == _State.CHUNK_DATA:
-                    side.state = _State.CHUNK_CRLF
+                if st == _S_CHUNK_DATA:
+                    side.state = _S_CHUNK_CRLF
                 else:
                     self._message_done(side, ts)
                 self._flush()
             if n == 0:
                 return
             st = side.state
-        if st == _State.BODY_CLOSE:
+        if st == _S_BODY_CLOSE:
             tx = side.tx
             if tx is not None:
                 tx.resp_body_len = (tx.resp_body_len or 0) + n
@@ -1502,7 +1571,7 @@ class HttpConnection:
                 tx.partial = True
                 tx.flag("gap_in_body")
             return
-        if st == _State.START and not side.started and not side.buf:
+        if st == _S_START and not side.started and not side.buf:
             what = "between messages"
             if not side.is_orig and side.tx is None and self._awaiting:
                 # Responses come in request order, so the one that starts inside the gap answers
@@ -1520,18 +1589,18 @@ class HttpConnection:
         self._break(side, "gap", ts)
         side.buf.clear()
         side.early_ts = None
-        side.state = _State.RESYNC
+        side.state = _S_RESYNC
         side.resynced = True
         self._flush()
 
     def _end(self, side: _Side, ts: int) -> None:
-        if side.buf and side.state == _State.START and not side.started and self._answers_http09():
+        if side.buf and side.state == _S_START and not side.started and self._answers_http09():
             # The reply to a simple-request was still undecided (a prefix of a status line).
             self._decide_http09(side, ts, final=True)
             self._run(side, ts)
         st = side.state
         tx = side.tx
-        if st == _State.BODY_CLOSE and tx is not None:
+        if st == _S_BODY_CLOSE and tx is not None:
             # The close delimits the body: the message is complete, ending with its last data.
             if side.is_orig:
                 tx.req_done = True
@@ -1541,23 +1610,23 @@ class HttpConnection:
                 tx.ts_resp_end = side.last_ts
             side.tx = None
         elif st in (
-            _State.BODY_LEN,
-            _State.CHUNK_SIZE,
-            _State.CHUNK_DATA,
-            _State.CHUNK_CRLF,
-            _State.TRAILERS,
-        ) or (st == _State.START and side.started):
+            _S_BODY_LEN,
+            _S_CHUNK_SIZE,
+            _S_CHUNK_DATA,
+            _S_CHUNK_CRLF,
+            _S_TRAILERS,
+        ) or (st == _S_START and side.started):
             self._anomaly(side, "truncated", f"stream ended in state {_STATE_NAMES[st]}", ts)
             self._break(side, "truncated", ts)
         side.ended = True
-        side.state = _State.DEAD
+        side.state = _S_DEAD
         side.buf.clear()
         if not side.is_orig:
             # Nothing will answer the requests still waiting.
             for t in self._awaiting:
                 t.resp_done = True
             self._awaiting.clear()
-            if self._req.state == _State.PAUSED:
+            if self._req.state == _S_PAUSED:
                 self._unpause()
         else:
             for t in self._txs:
@@ -1598,20 +1667,5 @@ class HttpConnection:
         self._tunnel = True
         for s in (req, resp):
             if not s.ended:
-                s.state = _State.TUNNEL
+                s.state = _S_TUNNEL
                 self._tunnel_data(s, s.last_ts if s is req else ts)
-
-
-HttpConnection._STEPS = (
-    HttpConnection._start,
-    HttpConnection._body_len,
-    HttpConnection._chunk_size,
-    HttpConnection._body_len,
-    HttpConnection._chunk_crlf,
-    HttpConnection._trailers,
-    HttpConnection._body_close,
-    HttpConnection._paused,
-    HttpConnection._tunnel_data,
-    HttpConnection._resync,
-    HttpConnection._dead,
-)
