@@ -314,6 +314,9 @@ REPR_MAX_NAME_CHARS = 80
 # times a second looks live, and a Dask worker's message is a round trip to the scheduler, which
 # must not cost it time per batch.
 PARALLEL_PROGRESS_INTERVAL_S = 0.25
+# Seconds between looks at whether a Dask shard is done while a progress bar is fed (a look is
+# local to the client, no message): the caller learns of a finished shard at most this late.
+PARALLEL_DONE_POLL_S = 0.02
 
 # Seconds to wait for a Dask scheduler (--scheduler) before giving up with one line: long enough
 # for a scheduler across a network, short enough that a wrong address does not look like a hang.

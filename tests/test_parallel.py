@@ -204,6 +204,38 @@ def test_stdin_is_refused_in_parallel() -> None:
         pcapan.analyze(f, workers=2)
 
 
+def test_shard_result_travels_as_rows() -> None:
+    # A worker's part crosses a pipe (process pool) or a socket (Dask) pickled: its HTTP, TLS and
+    # anomaly records go as tuples of field values (pickling each frozen slots record by its
+    # fields cost 0.13 s out and 0.15 s in per half of the real capture) and come back equal,
+    # of their own classes and frozen. rst.pcap has an anomaly of a connection (the only sample
+    # with one), tls.pcap TLS rows, http-keepalive.pcap HTTP rows.
+    import dataclasses
+    import pickle
+
+    from pcapan.api import _Wire
+    from pcapan.model import AnomalyRecord, HttpRecord, TlsRecord
+
+    paths = [SAMPLES / "rst.pcap", SAMPLES / "tls.pcap", SAMPLES / "http-keepalive.pcap"]
+    res = analyze(paths)
+    assert res.http_records and res.tls_records and any(a.uid for a in res.anomaly_records)
+    wire = pickle.dumps(_Wire(res))
+    for cls in (AnomalyRecord, HttpRecord, TlsRecord):
+        assert cls.__name__.encode() not in wire  # no record object pickled as itself
+    back = pickle.loads(wire).result
+    for name, cls in (
+        ("anomaly_records", AnomalyRecord),
+        ("http_records", HttpRecord),
+        ("tls_records", TlsRecord),
+    ):
+        got, want = getattr(back, name), getattr(res, name)
+        assert got == want and all(type(r) is cls for r in got)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        back.http_records[0].uid = "x"  # type: ignore[misc]
+    assert back.stats == res.stats and back.warnings == res.warnings
+    assert_same(analyze(paths), back)
+
+
 def test_absorb_equals_row_by_row_extend() -> None:
     # The merge's buffer-level append against the row-by-row one, on connections with strings
     # (dictionary-coded), unique text (uids), optional ints (None) and floats.
