@@ -559,8 +559,8 @@ class TlsSession:
         )
 
         for ev in events:
-            if isinstance(ev, Plaintext):
-                self._plaintext(ev.is_orig, ev.data, ev.ts_ns, ev.ts_first_ns)
+            if type(ev) is Plaintext:  # (the usual event: one per record)
+                self._plaintext(ev.is_orig, ev.data, ev.ts_ns, ev.ts_first_ns)  # type: ignore[union-attr]
             elif isinstance(ev, EncryptedExtensions):
                 self.alpn13 = ev.alpn
             elif isinstance(ev, SessionTicket):
