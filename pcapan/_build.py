@@ -28,6 +28,7 @@ COMPILED = (
     "pcapan/flow/reassembly.py",
     "pcapan/flow/conn.py",
     "pcapan/analysis/packet_loop.py",
+    "pcapan/proto/tls.py",
 )
 # Written by setup.py next to this file: {"cython": version, "sources": {path: sha256}}.
 RECORD = "_compiled.json"

@@ -23,7 +23,7 @@ import functools
 import hashlib
 import struct
 from bisect import bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
@@ -529,19 +529,35 @@ def parse_certificate(der: bytes) -> CertInfo | None:
 
 
 # --- the parser -------------------------------------------------------------------------------
-@dataclass(slots=True)
 class _Dir:
-    buf: bytearray = field(default_factory=bytearray)  # unparsed record bytes
-    skip: int = 0  # body bytes of the current record still to skip (not buffered)
-    hs: bytearray = field(default_factory=bytearray)  # handshake bytes across records
-    encrypted: bool = False  # after this side's ChangeCipherSpec / TLS 1.3 ServerHello
-    stopped: bool = False  # framing lost: count nothing more
-    hs_stopped: bool = False  # handshake content no longer parsed
-    first: bool = True  # nothing seen yet (SSLv2 ClientHello check)
-    finished: bool = False
-    records: dict[int, int] = field(default_factory=dict)
-    app_bytes: int = 0
-    bytes_seen: int = 0
+    """One direction's parsing state (a plain slotted class: two per connection)."""
+
+    __slots__ = (
+        "buf",
+        "skip",
+        "hs",
+        "encrypted",
+        "stopped",
+        "hs_stopped",
+        "first",
+        "finished",
+        "records",
+        "app_bytes",
+        "bytes_seen",
+    )
+
+    def __init__(self) -> None:
+        self.buf = bytearray()  # unparsed record bytes
+        self.skip = 0  # body bytes of the current record still to skip (not buffered)
+        self.hs = bytearray()  # handshake bytes across records
+        self.encrypted = False  # after this side's ChangeCipherSpec / TLS 1.3 ServerHello
+        self.stopped = False  # framing lost: count nothing more
+        self.hs_stopped = False  # handshake content no longer parsed
+        self.first = True  # nothing seen yet (SSLv2 ClientHello check)
+        self.finished = False
+        self.records: dict[int, int] = {}
+        self.app_bytes = 0
+        self.bytes_seen = 0
 
 
 class TlsConnection:
@@ -1101,7 +1117,7 @@ class TlsConnection:
             comp,
             tuple(ext_codes),
             sni,
-            tuple(wire_text(a) for a in alpn),
+            tuple([wire_text(a) for a in alpn]),
             tuple(sv),
             tuple(groups),
             tuple(ks_groups),
