@@ -29,6 +29,7 @@ COMPILED = (
     "pcapan/flow/conn.py",
     "pcapan/analysis/packet_loop.py",
     "pcapan/proto/tls.py",
+    "pcapan/analysis/tls.py",
 )
 # Written by setup.py next to this file: {"cython": version, "sources": {path: sha256}}.
 RECORD = "_compiled.json"
