@@ -30,6 +30,7 @@ COMPILED = (
     "pcapan/analysis/packet_loop.py",
     "pcapan/proto/tls.py",
     "pcapan/analysis/tls.py",
+    "pcapan/proto/tls_decrypt.py",
 )
 # Written by setup.py next to this file: {"cython": version, "sources": {path: sha256}}.
 RECORD = "_compiled.json"

@@ -34,7 +34,7 @@ EndOfEarlyData) says it was accepted, and dropped when it was not, as the server
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import accumulate
 
 from pcapan.config import (
@@ -147,19 +147,34 @@ _ANOMALY_KIND = {
 }
 
 
-@dataclass(slots=True)
 class _Side:
-    buf: bytearray = field(default_factory=bytearray)
-    first: bool = True
-    stopped: bool = False
-    # (header, body, time complete, time of the first byte)
-    pending: list[tuple[bytes, bytes, int, int]] = field(default_factory=list)
-    head_ts: int = 0  # time of the first byte of the record buffered incomplete
-    pending_bytes: int = 0
-    cipher: RecordCipher | None = None
-    phase: str = "plain"  # plain | early | handshake | app (TLS 1.3); plain | on (TLS 1.2)
-    hs: bytearray = field(default_factory=bytearray)
-    records: int = 0  # records decrypted
+    """One direction's decryption state (a plain slotted class: two per connection)."""
+
+    __slots__ = (
+        "buf",
+        "first",
+        "stopped",
+        "pending",
+        "head_ts",
+        "pending_bytes",
+        "cipher",
+        "phase",
+        "hs",
+        "records",
+    )
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.first = True
+        self.stopped = False
+        # (header, body, time complete, time of the first byte)
+        self.pending: list[tuple[bytes, bytes, int, int]] = []
+        self.head_ts = 0  # time of the first byte of the record buffered incomplete
+        self.pending_bytes = 0
+        self.cipher: RecordCipher | None = None
+        self.phase = "plain"  # plain | early | handshake | app (TLS 1.3); plain | on (TLS 1.2)
+        self.hs = bytearray()
+        self.records = 0  # records decrypted
 
 
 class TlsDecryptor:
@@ -548,7 +563,7 @@ class TlsDecryptor:
         held, self._early = self._early, []
         self._early_bytes = 0
         if accepted:
-            self._out.extend(Plaintext(t, True, d, t0) for d, t, t0 in held)
+            self._out.extend([_make_plaintext(t, True, d, t0) for d, t, t0 in held])
 
     def _drop_early(self, ts: int) -> None:
         self._accept_early(False)
