@@ -80,6 +80,24 @@ print(f"analyze_s={t2 - t1:.3f} tables_s={t3 - t2:.3f} rows={rows}")
 if client is not None:
     client.close(); cluster.close()
 """
+# The keyed HTTPS phase (issue 17): many small HTTPS transactions recorded with their key log by
+# make_tls_capture.py; pcapan decrypts with the key log and makes the http table, tshark with the
+# same key log prints the HTTP fields. pcapan also prints its own CPU time for analyze() and the
+# table (the interpreter's start and imports excluded), beside the whole process's.
+PCAPAN_TLS_SNIPPET = """
+import resource, sys, pcapan
+def cpu():
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
+t0 = cpu()
+h = pcapan.analyze(sys.argv[1], keylog=sys.argv[2]).http
+t1 = cpu()
+print(int(h.method.notna().sum()), int(h.status_code.notna().sum()), f"analysis_cpu_s={t1 - t0:.3f}")
+"""
+TLS_PORT = 19443  # make_tls_keys.py's PORT_MAIN (tshark does not take it for TLS by itself)
+TLS_OUT = OUT / "tls-small.pcap"
+TLS_CONNECTIONS = 1000  # recorded when missing: ~42 packets and 5 requests per connection
+
 PARALLEL_MODES = (("workers=1", "1"), ("workers=2", "2"), ("dask LocalCluster(2)", "dask"))
 PARALLEL_TARGETS = {"workers=2": 1.8, "dask LocalCluster(2)": 1.6}
 # Where a real capture is looked for when --real is not given: run.py's own output directory, then
@@ -197,6 +215,68 @@ def http_peers() -> list[Peer]:
     ]
 
 
+def tls_peers() -> list[Peer]:
+    """The keyed HTTPS phase: pcapan and tshark decrypt with the same key log ({keys})."""
+    return [
+        Peer(
+            "pcapan-tls",
+            "pcapan.analyze(keylog=K).http: decrypted HTTP/1.1 inside TLS 1.2 and 1.3",
+            [sys.executable, "-c", PCAPAN_TLS_SNIPPET, "{pcap}", "{keys}"],
+        ),
+        Peer(
+            "tshark-tls",
+            "tshark -o tls.keylog_file:K -Y http -T fields (method, uri, host, status)",
+            [
+                "tshark",
+                "-r",
+                "{pcap}",
+                "-n",
+                "-o",
+                "tls.keylog_file:{keys}",
+                "-d",
+                f"tcp.port=={TLS_PORT},tls",
+                "-Y",
+                "http",
+                "-T",
+                "fields",
+                "-e",
+                "http.request.method",
+                "-e",
+                "http.request.uri",
+                "-e",
+                "http.host",
+                "-e",
+                "http.response.code",
+            ],  # fmt: skip
+            needs="tshark",
+        ),
+    ]
+
+
+def find_tls_capture(args: argparse.Namespace) -> tuple[Path | None, str]:
+    """The keyed capture (its key log beside it, suffix .keys): --tls-capture, else
+    benchmarks/out/tls-small.pcap, recorded there by make_tls_capture.py when missing and root."""
+    cap = Path(args.tls_capture) if args.tls_capture else TLS_OUT
+    if cap.is_file():
+        if not cap.with_suffix(".keys").is_file():
+            return None, f"{cap}: no key log {cap.with_suffix('.keys').name} beside it"
+        return cap, ""
+    if args.tls_capture:
+        return None, f"{cap}: no such file"
+    if os.geteuid() != 0 or not all(shutil.which(t) for t in ("nginx", "curl", "tcpdump")):
+        return None, "no keyed capture (make_tls_capture.py needs root, nginx, curl, tcpdump)"
+    print(f"recording {cap} ({TLS_CONNECTIONS} HTTPS connections) ...", flush=True)
+    r = subprocess.run(
+        [sys.executable, str(HERE / "make_tls_capture.py"), str(cap), str(TLS_CONNECTIONS)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if r.returncode != 0 or not cap.is_file():
+        return None, "make_tls_capture.py failed: " + r.stderr.strip()[-300:]
+    return cap, ""
+
+
 def pinned_cpu() -> int | None:
     """The first CPU this process may use (core 0 may be outside a container's cpuset)."""
     try:
@@ -277,6 +357,14 @@ def summarise(peer: str, stdout: str) -> str:
         return f"{lines[-1].strip()} connections"
     if peer == "pcapan-http" and lines:
         req, resp = lines[-1].split()
+        return f"{req} requests, {resp} responses"
+    if peer == "pcapan-tls" and lines:
+        req, resp, cpu = lines[-1].split()
+        return f"{req} requests, {resp} responses, {cpu}"
+    if peer == "tshark-tls":
+        cols = [ln.split("\t") for ln in lines]
+        req = sum(1 for c in cols if c and c[0])
+        resp = sum(1 for c in cols if len(c) > 3 and c[3])
         return f"{req} requests, {resp} responses"
     if peer == "tshark-http":
         cols = [ln.split("\t") for ln in lines]
@@ -382,7 +470,8 @@ def find_real_capture(args: argparse.Namespace) -> tuple[Path | None, str]:
 
 
 def run_peer(peer: Peer, pcap: Path, packets: int, cpu: int | None, timeout: float) -> Run:
-    argv = [a.replace("{pcap}", str(pcap)) for a in peer.argv]
+    keys = str(pcap.with_suffix(".keys"))
+    argv = [a.replace("{pcap}", str(pcap)).replace("{keys}", keys) for a in peer.argv]
     run = Run(peer=peer.name, capture=pcap.name, status="ok", what=peer.what, command=argv)
     if peer.needs and shutil.which(peer.needs) is None:
         run.status, run.error = "skipped", f"{peer.needs} not installed"
@@ -606,6 +695,25 @@ def set_ratios(runs: list[Run], base_name: str) -> Run | None:
     return base
 
 
+def tls_cpu_ratio(runs: list[Run]) -> None:
+    """The keyed phase in CPU seconds: the whole processes, and pcapan's analysis alone (the
+    interpreter's start and imports, a fixed cost a small capture does not amortise, left out)."""
+    mine = next((r for r in runs if r.peer == "pcapan-tls" and r.status == "ok"), None)
+    peer = next((r for r in runs if r.peer == "tshark-tls" and r.status == "ok"), None)
+    if mine is None or peer is None or mine.user_s is None or peer.user_s is None:
+        return
+    p_cpu = mine.user_s + (mine.sys_s or 0)
+    t_cpu = peer.user_s + (peer.sys_s or 0)
+    inner = next(
+        (float(w.split("=")[1]) for w in mine.result.split() if w.startswith("analysis_cpu_s=")),
+        None,
+    )
+    line = f"cpu s: tshark {t_cpu:.2f}, pcapan process {p_cpu:.2f} ({t_cpu / p_cpu:.2f}x)"
+    if inner:
+        line += f", pcapan analysis {inner:.2f} ({t_cpu / inner:.2f}x)"
+    print(line)
+
+
 def print_table(runs: list[Run], packets: int, title: str = "") -> None:
     print(
         (f"\n{title}" if title else "")
@@ -680,7 +788,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--peers",
         default=None,
-        help="comma-separated subset of: " + ",".join(p.name for p in peers() + http_peers()),
+        help="comma-separated subset of: "
+        + ",".join(p.name for p in peers() + http_peers() + tls_peers()),
     )
     ap.add_argument(
         "--no-2x",
@@ -693,6 +802,20 @@ def main(argv: list[str] | None = None) -> int:
         dest="http",
         action="store_false",
         help=f"skip the HTTP phase (pcapan's http table vs tshark's HTTP fields on a {HTTP_PACKETS}-packet HTTP-only capture)",
+    )
+    ap.add_argument(
+        "--tls-capture",
+        metavar="PATH",
+        default=None,
+        help="the keyed HTTPS phase's capture, its key log beside it as PATH.keys (default "
+        + str(TLS_OUT.relative_to(REPO))
+        + ", recorded with make_tls_capture.py when missing and root; not in --smoke)",
+    )
+    ap.add_argument(
+        "--no-tls",
+        dest="tls",
+        action="store_false",
+        help="skip the keyed HTTPS phase (pcapan with a key log vs tshark with the same key log)",
     )
     ap.add_argument(
         "--results",
@@ -734,7 +857,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted: set[str] = set()
     if args.peers:
         wanted = set(args.peers.split(","))
-        unknown = wanted - {p.name for p in selected + http_peers()}
+        unknown = wanted - {p.name for p in selected + http_peers() + tls_peers()}
         if unknown:
             ap.error(f"unknown peers: {', '.join(sorted(unknown))}")
         selected = [p for p in selected if p.name in wanted]
@@ -780,6 +903,17 @@ def main(argv: list[str] | None = None) -> int:
         if new:
             generated.append(cap_h)
 
+    tls_selected = tls_peers() if args.tls and not args.smoke else []
+    if args.peers:
+        tls_selected = [p for p in tls_selected if p.name in wanted]
+    cap_t: Path | None = None
+    tls_note = "skipped"
+    tls_packets = 0
+    if tls_selected:
+        cap_t, tls_note = find_tls_capture(args)
+        if cap_t is not None:
+            tls_packets = count_packets(cap_t)
+
     cap_r: Path | None = None
     real_note = "skipped (no peer of the main table selected)"
     real_packets = 0
@@ -798,6 +932,11 @@ def main(argv: list[str] | None = None) -> int:
         http_runs = (
             run_interleaved(http_selected, cap_h, http_packets, args.repeat, cpu, args.timeout)
             if cap_h
+            else []
+        )
+        tls_runs = (
+            run_interleaved(tls_selected, cap_t, tls_packets, args.repeat, cpu, args.timeout)
+            if cap_t is not None
             else []
         )
         par_runs: dict[str, list[dict]] = {}
@@ -856,6 +995,14 @@ def main(argv: list[str] | None = None) -> int:
         print("\nHTTP phase: an HTTP-only capture (every request and response parsed)")
         print_table(http_runs, http_packets)
 
+    if tls_runs:
+        set_ratios(tls_runs, "pcapan-tls")
+        print(f"\nkeyed HTTPS phase: {cap_t} with its key log (decrypted HTTP/1.1 in TLS)")
+        print_table(tls_runs, tls_packets)
+        tls_cpu_ratio(tls_runs)
+    elif tls_selected:
+        print(f"\nkeyed HTTPS phase: {tls_note}")
+
     for which, rows in par_runs.items():
         print_parallel(rows, f"{which} capture: {cap1.name if which == 'synthetic' else cap_r}")
     memory: dict[str, object] = {"target": MEMORY_TARGET}
@@ -894,6 +1041,8 @@ def main(argv: list[str] | None = None) -> int:
         "runs": [asdict(r) for r in runs],
         "capture_http": {"file": cap_h.name, **meta_h} if cap_h is not None and meta_h else None,
         "http_runs": [asdict(r) for r in http_runs],
+        "tls_runs": [asdict(r) for r in tls_runs],
+        "capture_tls": {"file": str(cap_t), "packets": tls_packets} if cap_t else tls_note,
         "memory": memory,
         "parallel": par_runs,
         "build": build,

@@ -31,6 +31,9 @@ COMPILED = (
     "pcapan/analysis/packet_loop.py",
     "pcapan/proto/http1.py",
     "pcapan/analysis/http.py",
+    "pcapan/proto/tls.py",
+    "pcapan/analysis/tls.py",
+    "pcapan/proto/tls_decrypt.py",
 )
 # Written by setup.py next to this file: {"cython": version, "sources": {path: sha256}}.
 RECORD = "_compiled.json"

@@ -589,8 +589,8 @@ class TlsSession:
         )
 
         for ev in events:
-            if isinstance(ev, Plaintext):
-                self._plaintext(ev.is_orig, ev.data, ev.ts_ns, ev.ts_first_ns)
+            if type(ev) is Plaintext:  # (the usual event: one per record)
+                self._plaintext(ev.is_orig, ev.data, ev.ts_ns, ev.ts_first_ns)  # type: ignore[union-attr]
             elif isinstance(ev, EncryptedExtensions):
                 self.alpn13 = ev.alpn
             elif isinstance(ev, SessionTicket):
@@ -711,16 +711,6 @@ class TlsSession:
 
         lists = self.ctx.lists
 
-        def names(vals: tuple[object, ...] | None, fn: Callable[[Any], str]) -> str | None:
-            # Clients repeat the same lists on every connection: name each list once.
-            if not vals:
-                return None
-            key = (fn, vals)
-            text = lists.get(key)
-            if text is None:
-                text = lists[key] = ",".join(map(fn, vals))
-            return text
-
         curve = None
         if sh_ok is not None and sh_ok.key_share_group is not None:
             curve = group_name(sh_ok.key_share_group)
@@ -782,7 +772,7 @@ class TlsSession:
             resp_p,  # resp_p
             shared(version, version),  # version
             version_name(ch.legacy_version) if ch is not None else None,  # client_legacy_version
-            names(ch.supported_versions, version_name)
+            _names(lists, ch.supported_versions, version_name)
             if ch is not None
             else None,  # client_versions
             cipher_name(code) if code is not None else None,  # cipher
@@ -794,22 +784,28 @@ class TlsSession:
             cs.mozilla_level if cs is not None else None,  # cipher_mozilla_level
             cs.h2_blocklisted if cs is not None else None,  # cipher_h2_blocklisted
             cs.insecure if cs is not None else None,  # cipher_insecure
-            names(ch.ciphers, cipher_name) if ch is not None else None,  # client_ciphers
+            _names(lists, ch.ciphers, cipher_name) if ch is not None else None,  # client_ciphers
             sum(map(is_weak_cipher, ch.ciphers))
             if ch is not None
             else None,  # weak_ciphers_offered
             ch.server_name if ch is not None else None,  # server_name
-            names(ch.alpn, str) if ch is not None else None,  # alpn_offered
+            _names(lists, ch.alpn, str) if ch is not None else None,  # alpn_offered
             self.alpn13 if tls13 else (sh_ok.alpn if sh_ok is not None else None),  # next_protocol
             curve,  # curve
             self.ske.dh_prime_bits if self.ske is not None else None,  # dh_prime_bits
-            names(ch.supported_groups, group_name) if ch is not None else None,  # supported_groups
-            names(ch.key_share_groups, group_name) if ch is not None else None,  # key_share_groups
-            names(ch.signature_algorithms, sigscheme_name)
+            _names(lists, ch.supported_groups, group_name)
+            if ch is not None
+            else None,  # supported_groups
+            _names(lists, ch.key_share_groups, group_name)
+            if ch is not None
+            else None,  # key_share_groups
+            _names(lists, ch.signature_algorithms, sigscheme_name)
             if ch is not None
             else None,  # signature_algorithms
-            names(ch.extensions, extension_name) if ch is not None else None,  # client_extensions
-            names(sh_ok.extensions, extension_name)
+            _names(lists, ch.extensions, extension_name)
+            if ch is not None
+            else None,  # client_extensions
+            _names(lists, sh_ok.extensions, extension_name)
             if sh_ok is not None
             else None,  # server_extensions
             len(ch.session_id) if ch is not None else None,  # session_id_len
@@ -881,10 +877,24 @@ class TlsSession:
         text = self.ctx.lists.get(key)
         if text is None:
             text = ",".join(
-                f"{CONTENT_TYPES.get(t, 'sslv2' if t == 0 else str(t))}={n}" for t, n in key
+                [f"{CONTENT_TYPES.get(t, 'sslv2' if t == 0 else str(t))}={n}" for t, n in key]
             )
             self.ctx.lists[key] = text
         return text
+
+
+def _names(
+    lists: dict[tuple[object, ...], str], vals: tuple[object, ...] | None, fn: Callable[[Any], str]
+) -> str | None:
+    """An offered list as text. Clients repeat the same lists on every connection: each list is
+    named once (``lists``: the context's cache)."""
+    if not vals:
+        return None
+    key = (fn, vals)
+    text = lists.get(key)
+    if text is None:
+        text = lists[key] = ",".join(map(fn, vals))
+    return text
 
 
 def _alpn(s: TlsSession) -> str | None:

@@ -23,7 +23,7 @@ import functools
 import hashlib
 import struct
 from bisect import bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
@@ -173,7 +173,7 @@ class ClientHello:
 
     @property
     def ja3_hash(self) -> str:
-        return hashlib.md5(self.ja3.encode()).hexdigest()
+        return _md5_hex(self.ja3)
 
     @property
     def max_version(self) -> int:
@@ -206,7 +206,7 @@ class ServerHello:
 
     @property
     def ja3s_hash(self) -> str:
-        return hashlib.md5(self.ja3s.encode()).hexdigest()
+        return _md5_hex(self.ja3s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +318,25 @@ Event = (
     | HandshakeDone
     | TlsAnomaly
 )
+
+# Positional makers (model.fast_maker): a frozen dataclass's __init__ sets each field through
+# object.__setattr__, and the parser makes several events per connection.
+_make_server_hello = fast_maker(ServerHello)
+_make_certificate = fast_maker(Certificate)
+_make_handshake_message = fast_maker(HandshakeMessage)
+_make_finished = fast_maker(Finished)
+_make_ccs = fast_maker(ChangeCipherSpec)
+_make_alert = fast_maker(Alert)
+_make_resumed = fast_maker(Resumed)
+_make_done = fast_maker(HandshakeDone)
+_make_anomaly = fast_maker(TlsAnomaly)
+_make_ticket = fast_maker(NewSessionTicket)
+
+
+@functools.lru_cache(maxsize=FINGERPRINT_CACHE_SIZE)
+def _md5_hex(text: str) -> str:
+    """JA3 / JA3S hash of a fingerprint string (the same few strings on every connection)."""
+    return hashlib.md5(text.encode()).hexdigest()
 
 
 # --- byte reader ------------------------------------------------------------------------------
@@ -529,19 +548,35 @@ def parse_certificate(der: bytes) -> CertInfo | None:
 
 
 # --- the parser -------------------------------------------------------------------------------
-@dataclass(slots=True)
 class _Dir:
-    buf: bytearray = field(default_factory=bytearray)  # unparsed record bytes
-    skip: int = 0  # body bytes of the current record still to skip (not buffered)
-    hs: bytearray = field(default_factory=bytearray)  # handshake bytes across records
-    encrypted: bool = False  # after this side's ChangeCipherSpec / TLS 1.3 ServerHello
-    stopped: bool = False  # framing lost: count nothing more
-    hs_stopped: bool = False  # handshake content no longer parsed
-    first: bool = True  # nothing seen yet (SSLv2 ClientHello check)
-    finished: bool = False
-    records: dict[int, int] = field(default_factory=dict)
-    app_bytes: int = 0
-    bytes_seen: int = 0
+    """One direction's parsing state (a plain slotted class: two per connection)."""
+
+    __slots__ = (
+        "buf",
+        "skip",
+        "hs",
+        "encrypted",
+        "stopped",
+        "hs_stopped",
+        "first",
+        "finished",
+        "records",
+        "app_bytes",
+        "bytes_seen",
+    )
+
+    def __init__(self) -> None:
+        self.buf = bytearray()  # unparsed record bytes
+        self.skip = 0  # body bytes of the current record still to skip (not buffered)
+        self.hs = bytearray()  # handshake bytes across records
+        self.encrypted = False  # after this side's ChangeCipherSpec / TLS 1.3 ServerHello
+        self.stopped = False  # framing lost: count nothing more
+        self.hs_stopped = False  # handshake content no longer parsed
+        self.first = True  # nothing seen yet (SSLv2 ClientHello check)
+        self.finished = False
+        self.records: dict[int, int] = {}
+        self.app_bytes = 0
+        self.bytes_seen = 0
 
 
 class TlsConnection:
@@ -717,7 +752,7 @@ class TlsConnection:
         d.buf.clear()
         d.hs.clear()
         return [
-            TlsAnomaly(
+            _make_anomaly(
                 ts_ns, is_orig, "tls_gap", f"{nbytes} bytes missing; direction no longer parsed"
             )
         ]
@@ -727,7 +762,7 @@ class TlsConnection:
         out: list[Event] = []
         if not d.stopped and (d.buf or d.skip or d.hs):
             out.append(
-                TlsAnomaly(
+                _make_anomaly(
                     ts_ns,
                     is_orig,
                     "tls_truncated",
@@ -742,7 +777,7 @@ class TlsConnection:
 
     # -- record layer --------------------------------------------------------------------------
     def _anomaly(self, ts: int, is_orig: bool, kind: str, detail: str) -> None:
-        self._out.append(TlsAnomaly(ts, is_orig, kind, detail))
+        self._out.append(_make_anomaly(ts, is_orig, kind, detail))
 
     def _feed(self, d: _Dir, is_orig: bool, chunk: bytes, ts: int) -> None:
         d.bytes_seen += len(chunk)
@@ -816,33 +851,33 @@ class TlsConnection:
                 # TLS 1.3: the client's first encrypted record after the ServerHello is its
                 # Finished (0-RTT data goes before the ServerHello).
                 d.finished = True
-                self._out.append(Finished(ts, is_orig, False))
+                self._out.append(_make_finished(ts, is_orig, False))
                 self._handshake_done(ts)
             elif not self.tls13 and self.server_hello is not None:
                 self._handshake_done(ts)
         elif ctype == HANDSHAKE and d.encrypted and not self.tls13 and not d.finished:
             d.finished = True
-            self._out.append(Finished(ts, is_orig, False))
+            self._out.append(_make_finished(ts, is_orig, False))
             other = self._d[not is_orig]
             if other.finished:
                 self._handshake_done(ts)
         elif ctype == ALERT and d.encrypted:
-            self._out.append(Alert(ts, is_orig, None, None))
+            self._out.append(_make_alert(ts, is_orig, None, None))
 
     def _handshake_done(self, ts: int) -> None:
         if not self.done:
             self.done = True
-            self._out.append(HandshakeDone(ts))
+            self._out.append(_make_done(ts))
 
     def _alert(self, d: _Dir, is_orig: bool, body: bytes, ts: int) -> None:
         if len(body) % 2 or not body:
             self._anomaly(ts, is_orig, "tls_bad_alert", f"alert record of {len(body)} bytes")
             return
         for i in range(0, len(body), 2):
-            self._out.append(Alert(ts, is_orig, body[i], body[i + 1]))
+            self._out.append(_make_alert(ts, is_orig, body[i], body[i + 1]))
 
     def _ccs(self, d: _Dir, is_orig: bool, ts: int) -> None:
-        self._out.append(ChangeCipherSpec(ts, is_orig))
+        self._out.append(_make_ccs(ts, is_orig))
         if self.tls13 or self.hello_retry:
             return  # middlebox-compatibility CCS (RFC 8446 D.4): changes nothing
         d.encrypted = True
@@ -852,7 +887,7 @@ class TlsConnection:
             if self.resumed is None:
                 how = "ticket" if ch is not None and ch.session_ticket else "session_id"
                 self.resumed = how
-                self._out.append(Resumed(ts, how))
+                self._out.append(_make_resumed(ts, how))
 
     def _sslv2_hello(self, msg: bytes, is_orig: bool, ts: int) -> None:
         try:
@@ -958,21 +993,21 @@ class TlsConnection:
                     chain.append(der)
             if not is_orig:
                 self._server_cert_seen = True
-            self._out.append(Certificate(ts, is_orig, tuple(chain), count))
+            self._out.append(_make_certificate(ts, is_orig, tuple(chain), count))
         elif mtype == HS_SERVER_KEY_EXCHANGE and not is_orig:
             self._server_key_exchange(body, ts)
         elif mtype == HS_NEW_SESSION_TICKET and not is_orig:
             r = _R(body)
             life = r.u32()
             ticket = r.vec(2)
-            self._out.append(NewSessionTicket(ts, life, len(ticket)))
+            self._out.append(_make_ticket(ts, life, len(ticket)))
         elif mtype == HS_FINISHED:
-            self._out.append(Finished(ts, is_orig, True))
+            self._out.append(_make_finished(ts, is_orig, True))
             d.finished = True
         elif mtype in _KNOWN_HS:
             if mtype == HS_SERVER_HELLO_DONE and not is_orig:
                 self._server_cert_seen = True  # a full handshake, even without a certificate
-            self._out.append(HandshakeMessage(ts, is_orig, mtype, len(body)))
+            self._out.append(_make_handshake_message(ts, is_orig, mtype, len(body)))
         else:
             self._anomaly(
                 ts, is_orig, "tls_unknown_handshake_type", f"type {mtype}, {len(body)} bytes"
@@ -1101,7 +1136,7 @@ class TlsConnection:
             comp,
             tuple(ext_codes),
             sni,
-            tuple(wire_text(a) for a in alpn),
+            tuple([wire_text(a) for a in alpn]),
             tuple(sv),
             tuple(groups),
             tuple(ks_groups),
@@ -1174,7 +1209,7 @@ class TlsConnection:
                 psk = x.u16()
         hrr = rnd == HRR_RANDOM
         ja3s = f"{ver},{cipher},{'-'.join(map(str, codes))}"
-        sh = ServerHello(
+        sh = _make_server_hello(
             ts,
             ver,
             negotiated,
@@ -1211,14 +1246,14 @@ class TlsConnection:
                 d.hs_stopped = True
             if psk is not None:
                 self.resumed = "psk"
-                self._out.append(Resumed(ts, "psk"))
+                self._out.append(_make_resumed(ts, "psk"))
         else:
             ch = self.client_hello
             if ch is not None and ch.session_id and sid == ch.session_id:
                 # Session id echoed: the server resumes the cached session (RFC 5246 7.4.1.3).
                 how = "ticket" if ch.session_ticket else "session_id"
                 self.resumed = how
-                self._out.append(Resumed(ts, how))
+                self._out.append(_make_resumed(ts, how))
 
     def _server_key_exchange(self, body: bytes, ts: int) -> None:
         c = CIPHER_SUITES.get(self.cipher or -1)

@@ -18,10 +18,11 @@ length), never a key, IV, secret or plaintext byte.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -67,7 +68,19 @@ class SuiteSpec:
 
 def suite_spec(code: int) -> SuiteSpec | None:
     """The spec of a suite pcapan can decrypt (AES or ChaCha20 in the modes above); None for
-    the others (3DES, RC4, Camellia, ARIA, SM4, NULL, export suites...)."""
+    the others (3DES, RC4, Camellia, ARIA, SM4, NULL, export suites...). Made once per suite
+    (asked for at each of a connection's key changes)."""
+    try:
+        return _SPECS[code]
+    except KeyError:
+        spec = _SPECS[code] = _suite_spec(code)
+        return spec
+
+
+_SPECS: dict[int, SuiteSpec | None] = {}
+
+
+def _suite_spec(code: int) -> SuiteSpec | None:
     cs = CIPHER_SUITES.get(code)
     if cs is None:
         return None
@@ -106,8 +119,7 @@ def prf(version: int, hash_name: str, secret: bytes, label: bytes, seed: bytes, 
 
 def hkdf_expand_label(secret: bytes, label: str, context: bytes, n: int, hash_name: str) -> bytes:
     """HKDF-Expand-Label (RFC 8446 7.1), HKDF-Expand (RFC 5869 2.3) with a "tls13 " label."""
-    full = b"tls13 " + label.encode()
-    info = struct.pack("!HB", n, len(full)) + full + bytes([len(context)]) + context
+    info = _hkdf_label(label, n) + bytes([len(context)]) + context
     out = bytearray()
     t = b""
     i = 1
@@ -118,37 +130,79 @@ def hkdf_expand_label(secret: bytes, label: str, context: bytes, n: int, hash_na
     return bytes(out[:n])
 
 
+@functools.lru_cache(maxsize=64)
+def _hkdf_label(label: str, n: int) -> bytes:
+    """The HkdfLabel's length and label fields (the same few for every connection)."""
+    full = b"tls13 " + label.encode()
+    return struct.pack("!HB", n, len(full)) + full
+
+
 # --- one direction's record protection -----------------------------------------------------------
-@dataclass(slots=True)
 class RecordCipher:
-    """The read state of one direction: keys, IV, sequence number."""
+    """The read state of one direction: keys, IV, sequence number.
 
-    spec: SuiteSpec
-    version: int
-    key: bytes = field(repr=False)
-    iv: bytes = field(repr=False)
-    mac_key: bytes = field(default=b"", repr=False)
-    etm: bool = False  # TLS <= 1.2 CBC: encrypt-then-MAC (RFC 7366) negotiated
-    secret: bytes = field(default=b"", repr=False)  # TLS 1.3: the traffic secret (KeyUpdate)
-    seq: int = 0
-    _aead: object = field(default=None, repr=False)
+    A plain slotted class (one is made per direction and traffic secret, its :meth:`decrypt`
+    runs per record): what a record needs (the AEAD object, the tag length, the IV as an integer
+    for the per-record nonce) is worked out once here, not per record."""
 
-    def __post_init__(self) -> None:
+    __slots__ = (
+        "spec",
+        "version",
+        "key",
+        "iv",
+        "mac_key",
+        "etm",
+        "secret",
+        "seq",
+        "_aead",
+        "_iv_int",
+        "_iv_len",
+        "_tag",
+        "_poly",
+    )
+
+    def __init__(
+        self,
+        spec: SuiteSpec,
+        version: int,
+        key: bytes,
+        iv: bytes,
+        mac_key: bytes = b"",
+        etm: bool = False,  # TLS <= 1.2 CBC: encrypt-then-MAC (RFC 7366) negotiated
+        secret: bytes = b"",  # TLS 1.3: the traffic secret (KeyUpdate)
+        seq: int = 0,
+    ) -> None:
+        self.spec = spec
+        self.version = version
+        self.key = key
+        self.iv = iv
+        self.mac_key = mac_key
+        self.etm = etm
+        self.secret = secret
+        self.seq = seq
+        self._tag = spec.tag_len
+        self._poly = spec.mode == "POLY1305"
+        self._set_keys(key, iv)
+
+    def _set_keys(self, key: bytes, iv: bytes) -> None:
+        self.key, self.iv = key, iv
+        self._iv_int = int.from_bytes(iv, "big")
+        self._iv_len = len(iv)
         m = self.spec.mode
+        aead: object = None
         if m == "GCM":
-            self._aead = AESGCM(self.key)
+            aead = AESGCM(key)
         elif m in ("CCM", "CCM_8"):
-            self._aead = AESCCM(self.key, tag_length=self.spec.tag_len)
+            aead = AESCCM(key, tag_length=self._tag)
         elif m == "POLY1305":
-            self._aead = ChaCha20Poly1305(self.key)
+            aead = ChaCha20Poly1305(key)
+        self._aead = aead
 
     def __repr__(self) -> str:  # (no key material)
         return f"RecordCipher({self.spec.name}, seq={self.seq})"
 
     def _xor_nonce(self) -> bytes:
-        iv = self.iv
-        s = self.seq.to_bytes(len(iv), "big")
-        return bytes(a ^ b for a, b in zip(iv, s, strict=True))
+        return (self._iv_int ^ self.seq).to_bytes(self._iv_len, "big")
 
     def decrypt(self, header: bytes, body: bytes) -> tuple[int, bytes]:
         """One record (its 5-byte header and body) -> (content type, plaintext); the sequence
@@ -163,24 +217,27 @@ class RecordCipher:
         return out
 
     def _tls13(self, header: bytes, body: bytes) -> tuple[int, bytes]:
-        if len(body) < self.spec.tag_len + 1:
+        if len(body) < self._tag + 1:
             raise DecryptError(f"record of {len(body)} bytes is shorter than its tag")
+        nonce = (self._iv_int ^ self.seq).to_bytes(self._iv_len, "big")
         try:
-            pt = self._aead.decrypt(self._xor_nonce(), body, header)  # type: ignore[attr-defined]
+            pt = self._aead.decrypt(nonce, body, header)  # type: ignore[attr-defined]
         except InvalidTag:
             raise DecryptError(
                 f"{self.spec.name}: authentication tag mismatch (record {self.seq})"
             ) from None
+        if pt and pt[-1]:  # no padding (the usual case): the content type is the last byte
+            return pt[-1], pt[:-1]
         end = len(pt.rstrip(b"\0"))
         if end == 0:
             raise DecryptError("TLS 1.3 record with no content type (all padding)")
         return pt[end - 1], pt[: end - 1]
 
     def _aead12(self, header: bytes, body: bytes) -> bytes:
-        tag = self.spec.tag_len
+        tag = self._tag
         seq = self.seq.to_bytes(8, "big")
-        if self.spec.mode == "POLY1305":
-            nonce, ct = self._xor_nonce(), body
+        if self._poly:
+            nonce, ct = (self._iv_int ^ self.seq).to_bytes(self._iv_len, "big"), body
         else:
             nonce, ct = self.iv + body[:8], body[8:]
         n = len(ct) - tag
@@ -238,20 +295,20 @@ class RecordCipher:
         h = self.spec.prf
         n = hashlib.new(h).digest_size
         secret = hkdf_expand_label(self.secret, "traffic upd", b"", n, h)
-        new = tls13_cipher(self.spec, secret)
-        self.key, self.iv, self.secret, self._aead, self.seq = (
-            new.key,
-            new.iv,
-            secret,
-            new._aead,
-            0,
-        )
+        key, iv = _tls13_key_iv(self.spec, secret)
+        self._set_keys(key, iv)
+        self.secret, self.seq = secret, 0
+
+
+def _tls13_key_iv(spec: SuiteSpec, secret: bytes) -> tuple[bytes, bytes]:
+    key = hkdf_expand_label(secret, "key", b"", spec.key_len, spec.prf)
+    iv = hkdf_expand_label(secret, "iv", b"", 12, spec.prf)
+    return key, iv
 
 
 def tls13_cipher(spec: SuiteSpec, secret: bytes) -> RecordCipher:
     """The record protection of a TLS 1.3 traffic secret (RFC 8446 7.3)."""
-    key = hkdf_expand_label(secret, "key", b"", spec.key_len, spec.prf)
-    iv = hkdf_expand_label(secret, "iv", b"", 12, spec.prf)
+    key, iv = _tls13_key_iv(spec, secret)
     return RecordCipher(spec, TLS13, key, iv, secret=secret)
 
 

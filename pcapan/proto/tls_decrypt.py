@@ -34,7 +34,7 @@ EndOfEarlyData) says it was accepted, and dropped when it was not, as the server
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import accumulate
 
 from pcapan.config import (
@@ -44,6 +44,7 @@ from pcapan.config import (
     MAX_TLS_RECORD_BYTES,
 )
 from pcapan.errors import ParserError
+from pcapan.model import fast_maker
 from pcapan.proto.tls import (
     ALERT,
     APPLICATION_DATA,
@@ -87,6 +88,9 @@ class Plaintext:
     is_orig: bool  # True: the client's
     data: bytes
     ts_first_ns: int  # when that record's first byte came (a response's first byte)
+
+
+_make_plaintext = fast_maker(Plaintext)  # positional; one per decrypted record
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,19 +147,34 @@ _ANOMALY_KIND = {
 }
 
 
-@dataclass(slots=True)
 class _Side:
-    buf: bytearray = field(default_factory=bytearray)
-    first: bool = True
-    stopped: bool = False
-    # (header, body, time complete, time of the first byte)
-    pending: list[tuple[bytes, bytes, int, int]] = field(default_factory=list)
-    head_ts: int = 0  # time of the first byte of the record buffered incomplete
-    pending_bytes: int = 0
-    cipher: RecordCipher | None = None
-    phase: str = "plain"  # plain | early | handshake | app (TLS 1.3); plain | on (TLS 1.2)
-    hs: bytearray = field(default_factory=bytearray)
-    records: int = 0  # records decrypted
+    """One direction's decryption state (a plain slotted class: two per connection)."""
+
+    __slots__ = (
+        "buf",
+        "first",
+        "stopped",
+        "pending",
+        "head_ts",
+        "pending_bytes",
+        "cipher",
+        "phase",
+        "hs",
+        "records",
+    )
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.first = True
+        self.stopped = False
+        # (header, body, time complete, time of the first byte)
+        self.pending: list[tuple[bytes, bytes, int, int]] = []
+        self.head_ts = 0  # time of the first byte of the record buffered incomplete
+        self.pending_bytes = 0
+        self.cipher: RecordCipher | None = None
+        self.phase = "plain"  # plain | early | handshake | app (TLS 1.3); plain | on (TLS 1.2)
+        self.hs = bytearray()
+        self.records = 0  # records decrypted
 
 
 class TlsDecryptor:
@@ -299,11 +318,13 @@ class TlsDecryptor:
         base = len(s.buf)  # chunk offset 0 is at this buffer position
         if base:
             s.buf += chunk
-            buf: bytes | bytearray = s.buf
+            buf = bytes(s.buf)
         else:
-            buf = chunk  # (no copy while whole records are in the chunk)
+            # (no copy while whole records are in the chunk; slices of bytes are bytes)
+            buf = chunk if type(chunk) is bytes else bytes(chunk)
         pos, n = 0, len(buf)
-        ts_ns = tss[0]
+        ts_ns = ts0 = tss[0]
+        last = len(tss) - 1
         while n - pos >= 5 and not s.stopped:
             if s.first:
                 s.first = False
@@ -323,11 +344,18 @@ class TlsDecryptor:
             end = pos + 5 + ln
             if end > n:
                 break
+            # The time of the segment that completed the record, and of the one holding its
+            # first byte (buffered earlier: head_ts).
             if ends is not None:
-                ts_ns = tss[min(bisect_left(ends, end - base), len(tss) - 1)]
-            self._rec_ts0 = self._start_ts(s, pos, base, ends, tss)
-            hdr = bytes(buf[pos : pos + 5])
-            body = bytes(buf[pos + 5 : end])
+                ts_ns = tss[min(bisect_left(ends, end - base), last)]
+            if pos < base:
+                self._rec_ts0 = s.head_ts
+            elif ends is None:
+                self._rec_ts0 = ts0
+            else:
+                self._rec_ts0 = tss[min(bisect_right(ends, pos - base), last)]
+            hdr = buf[pos : pos + 5]
+            body = buf[pos + 5 : end]
             pos = end
             self._record(s, is_orig, hdr, body, ts_ns)
         if s.stopped:
@@ -401,18 +429,21 @@ class TlsDecryptor:
         if self.version is None:
             # Before the suite is known (0-RTT records come before the ServerHello; a live key
             # log may name the secrets only after the handshake): every record is held.
-            if True:
-                s.pending.append((hdr, body, ts, self._rec_ts0))
-                s.pending_bytes += len(body)
-                if s.pending_bytes > MAX_TLS_DECRYPT_PENDING_BYTES:
-                    self._stop(s, c, ts, OVERFLOW, "records held for a ServerHello that never came")
+            s.pending.append((hdr, body, ts, self._rec_ts0))
+            s.pending_bytes += len(body)
+            if s.pending_bytes > MAX_TLS_DECRYPT_PENDING_BYTES:
+                self._stop(s, c, ts, OVERFLOW, "records held for a ServerHello that never came")
             return
+        cipher = s.cipher
         if self.tls13:
             if ctype != APPLICATION_DATA:
                 return  # ClientHello, ServerHello, compatibility CCS, cleartext alerts
-            self._tls13_record(s, c, hdr, body, ts)
-            return
-        if ctype == CCS:
+            if s.phase == "early":
+                self._tls13_record(s, c, hdr, body, ts)
+                return
+            if cipher is None:
+                return
+        elif ctype == CCS:
             if s.phase == "on":
                 self._stop(s, c, ts, UNSUPPORTED, "renegotiation is not decrypted")
                 return
@@ -421,15 +452,20 @@ class TlsDecryptor:
             if s.cipher is None:
                 s.stopped = True
             return
-        if s.phase != "on" or s.cipher is None:
+        elif s.phase != "on" or cipher is None:
             return  # cleartext handshake before ChangeCipherSpec
+        # A record under the direction's current keys (the usual case, per record).
         try:
-            inner, pt = s.cipher.decrypt(hdr, body)
+            inner, pt = cipher.decrypt(hdr, body)
         except DecryptError as e:
             self._stop(s, c, ts, BAD_KEY, str(e))
             return
         s.records += 1
-        self._inner(s, c, inner, pt, ts)
+        if inner == APPLICATION_DATA:  # (not early data: that phase went above)
+            if pt:
+                self._out.append(_make_plaintext(ts, c, pt, self._rec_ts0))
+        else:
+            self._inner(s, c, inner, pt, ts)
 
     def _tls12_cipher(self, c: bool, ts: int) -> RecordCipher | None:
         if self._tls12 is not None:
@@ -451,52 +487,43 @@ class TlsDecryptor:
         return cl if c else sv
 
     def _tls13_record(self, s: _Side, c: bool, hdr: bytes, body: bytes, ts: int) -> None:
+        """A client record in the early phase (see the module docstring); the other TLS 1.3
+        records are opened by :meth:`_record`."""
         cipher = s.cipher
-        if s.phase == "early":
-            hs = self._hs_cipher.get(True)
-            try:
-                if cipher is None:
-                    raise DecryptError("no early traffic secret")
-                inner, pt = cipher.decrypt(hdr, body)
-            except DecryptError:
-                # Not 0-RTT data (any more): the client's handshake flight, the early data over
-                # (rejected, or none sent). The handshake key must open it.
-                if hs is None:
-                    self._enter(True, "handshake", ts)
-                    return
-                try:
-                    inner, pt = hs.decrypt(hdr, body)
-                except DecryptError:
-                    if cipher is None:
-                        # 0-RTT data we have no secret for: skipped, said once
-                        if self._early_verdict is None:
-                            self._early_verdict = False
-                            self._out.append(
-                                DecryptAnomaly(
-                                    ts,
-                                    c,
-                                    _ANOMALY_KIND[MISSING_SECRET],
-                                    "client: the key log has no CLIENT_EARLY_TRAFFIC_SECRET; "
-                                    "0-RTT records skipped",
-                                )
-                            )
-                        return
-                    self._stop(s, c, ts, BAD_KEY, "record opens with no client secret")
-                    return
-                s.phase, s.cipher = "handshake", hs
-                self._drop_early(ts)
-                s.records += 1
-                self._inner(s, c, inner, pt, ts)
+        hs = self._hs_cipher.get(True)
+        try:
+            if cipher is None:
+                raise DecryptError("no early traffic secret")
+            inner, pt = cipher.decrypt(hdr, body)
+        except DecryptError:
+            # Not 0-RTT data (any more): the client's handshake flight, the early data over
+            # (rejected, or none sent). The handshake key must open it.
+            if hs is None:
+                self._enter(True, "handshake", ts)
                 return
+            try:
+                inner, pt = hs.decrypt(hdr, body)
+            except DecryptError:
+                if cipher is None:
+                    # 0-RTT data we have no secret for: skipped, said once
+                    if self._early_verdict is None:
+                        self._early_verdict = False
+                        self._out.append(
+                            DecryptAnomaly(
+                                ts,
+                                c,
+                                _ANOMALY_KIND[MISSING_SECRET],
+                                "client: the key log has no CLIENT_EARLY_TRAFFIC_SECRET; "
+                                "0-RTT records skipped",
+                            )
+                        )
+                    return
+                self._stop(s, c, ts, BAD_KEY, "record opens with no client secret")
+                return
+            s.phase, s.cipher = "handshake", hs
+            self._drop_early(ts)
             s.records += 1
             self._inner(s, c, inner, pt, ts)
-            return
-        if cipher is None:
-            return
-        try:
-            inner, pt = cipher.decrypt(hdr, body)
-        except DecryptError as e:
-            self._stop(s, c, ts, BAD_KEY, str(e))
             return
         s.records += 1
         self._inner(s, c, inner, pt, ts)
@@ -509,7 +536,7 @@ class TlsDecryptor:
             if self.tls13 and c and s.phase == "early":
                 self._hold_early(pt, ts)
             else:
-                self._out.append(Plaintext(ts, c, pt, self._rec_ts0))
+                self._out.append(_make_plaintext(ts, c, pt, self._rec_ts0))
         elif inner == HANDSHAKE:
             s.hs += pt
             self._handshake(s, c, ts)
@@ -520,7 +547,7 @@ class TlsDecryptor:
 
     def _hold_early(self, pt: bytes, ts: int) -> None:
         if self._early_verdict is True:
-            self._out.append(Plaintext(ts, True, pt, self._rec_ts0))
+            self._out.append(_make_plaintext(ts, True, pt, self._rec_ts0))
             return
         if self._early_verdict is False:
             return
@@ -536,7 +563,7 @@ class TlsDecryptor:
         held, self._early = self._early, []
         self._early_bytes = 0
         if accepted:
-            self._out.extend(Plaintext(t, True, d, t0) for d, t, t0 in held)
+            self._out.extend([_make_plaintext(t, True, d, t0) for d, t, t0 in held])
 
     def _drop_early(self, ts: int) -> None:
         self._accept_early(False)
