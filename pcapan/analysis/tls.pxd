@@ -41,7 +41,7 @@ cdef class TlsSession:
     cdef public object transport
     cdef public object dec
     # live --keylog: waiting for a followed key log's TLS 1.3 secrets (0, 1, 2; see
-    # TlsSession._wait_for_key on main)
+    # TlsSession._wait_for_key)
     cdef public long long key_wait
     cdef public object plain
     cdef public list plain_gap
