@@ -3,6 +3,7 @@ is derived from how the packets are built here, not from pcapan's output)."""
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Packet, Raw
-from scapy.utils import wrpcap
+from scapy.utils import PcapWriter
 
 
 @dataclass
@@ -62,9 +63,12 @@ class Conv:
             window=window,
             options=options or [],
         )
-        pkt = self._ip(from_client) / tcp
+        # add_payload, not "/": "/" copies both sides, which cost most of the time of a test that
+        # sends thousands of segments (the packet is the same).
+        pkt = self._ip(from_client)
+        pkt.add_payload(tcp)
         if data:
-            pkt = pkt / Raw(data)
+            tcp.add_payload(Raw(data))
         self.pkts.append((self.t, pkt))
         if seq is None:
             adv = len(data) + (1 if "S" in flags else 0) + (1 if "F" in flags else 0)
@@ -98,17 +102,33 @@ def write(
         else:
             items.append(c)
     items.sort(key=lambda x: x[0])
-    out = []
-    for t, p in items:
-        if linktype == "ether":
-            e = Ether(src="00:00:00:00:00:01", dst="00:00:00:00:00:02")
-            for v in vlans:
-                e = e / Dot1Q(vlan=v)
-            q = e / p
-        else:
-            q = p
-        q.time = t
-        out.append(q)
     dlt = {"ether": 1, "raw": 101}[linktype]
-    wrpcap(str(path), out, linktype=dlt)
+    with PcapWriter(str(path), linktype=dlt, sync=False) as w:
+        w.write_header(None)
+        for t, p in items:
+            # scapy's own timestamp rule (GenericPcapWriter._get_time for a packet's .time)
+            w.write_packet(_frame(p, linktype, vlans), sec=float(t), usec=round((t - int(t)) * 1e6))
     return path
+
+
+# Ethernet header of every frame written: dst 00:00:00:00:00:02, src 00:00:00:00:00:01.
+_MACS = bytes.fromhex("000000000002000000000001")
+_ETHERTYPE = {IP: 0x0800, IPv6: 0x86DD}
+
+
+def _frame(p: Packet, linktype: str, vlans: tuple[int, ...]) -> bytes:
+    """The frame's bytes, as scapy builds ``Ether(...) / Dot1Q(vlan=v)... / p``, without the
+    copies of every layer that "/" makes (most of the time of writing a capture). Packets whose
+    top layer is not IP or IPv6 are built by scapy itself."""
+    if linktype != "ether":
+        return bytes(p)
+    etype = _ETHERTYPE.get(type(p))
+    if etype is None:
+        e = Ether(src="00:00:00:00:00:01", dst="00:00:00:00:00:02")
+        for v in vlans:
+            e = e / Dot1Q(vlan=v)
+        return bytes(e / p)
+    head = _MACS
+    for v in vlans:
+        head += struct.pack("!HH", 0x8100, v & 0x0FFF)
+    return head + struct.pack("!H", etype) + bytes(p)

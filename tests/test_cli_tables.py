@@ -13,6 +13,8 @@ import io
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -115,13 +117,26 @@ def check(out: str, df: pd.DataFrame, verb: str, width: int) -> list[str]:
     return names
 
 
-@pytest.mark.parametrize(
-    ("verb", "width"), [("connections", 80), ("http", 80), ("tls", 120), ("servers", 120)]
-)
+SUBPROCESS_CASES = [("connections", 80), ("http", 80), ("tls", 120), ("servers", 120)]
+
+
+@pytest.fixture(scope="session")
+def subprocess_runs(short300k: Path) -> Iterator[dict[tuple[str, int], Future[str]]]:
+    """The CLI runs of test_subprocess_tables_fit, started together, two at a time: each analyses
+    the capture in its own process (~7 s of CPU) while pytest only waits, and CI has 2 cores.
+    Session-scoped so that they start before short300k_result is made, which they overlap."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        yield {case: pool.submit(run_cli, short300k, *case) for case in SUBPROCESS_CASES}
+
+
+@pytest.mark.parametrize(("verb", "width"), SUBPROCESS_CASES)
 def test_subprocess_tables_fit(
-    verb: str, width: int, short300k: Path, short300k_result: pcapan.Result
+    verb: str,
+    width: int,
+    subprocess_runs: dict[tuple[str, int], Future[str]],
+    short300k_result: pcapan.Result,
 ) -> None:
-    out = run_cli(short300k, verb, width)
+    out = subprocess_runs[(verb, width)].result()
     names = check(out, getattr(short300k_result, verb), verb, width)
     assert len(names) >= 4, names
 

@@ -110,10 +110,19 @@ def tshark(
 Key = tuple[str, int, str, int]
 
 
-@functools.cache
 def tshark_view(name: str) -> dict[Key, dict]:
     """Per TCP connection (orig_h, orig_p, resp_h, resp_p): packets, payload bytes, HTTP and
     the tunnel descriptions, all from tshark's fields."""
+    return _tshark_pass(name)[0]
+
+
+def tshark_retransmissions(name: str) -> list[list[str]]:
+    """The TCP frames tshark marks tcp.analysis.retransmission."""
+    return _tshark_pass(name)[1]
+
+
+@functools.cache
+def _tshark_pass(name: str) -> tuple[dict[Key, dict], list[list[str]]]:
     path = ENCAP / name
     spec = TUNNELS[name]
     fields = [
@@ -133,9 +142,24 @@ def tshark_view(name: str) -> dict[Key, dict]:
     ]
     if spec and spec[2]:
         fields.append(spec[2])
+    # Retransmissions and HTTP from the same pass (one tshark run per capture instead of four):
+    # their columns after the ones above.
+    n = len(fields)
+    fields += ["tcp.analysis.retransmission", "http.request.method", "http.request.uri"]
+    fields += ["http.response.code"]
     streams: dict[str, list[list[str]]] = defaultdict(list)
+    retransmissions: list[list[str]] = []
+    requests: list[tuple[str, str, str]] = []
+    responses: list[tuple[str, str]] = []
     for row in tshark(path, fields):
-        streams[row[0]].append(row[1:])
+        streams[row[0]].append(row[1:n])
+        retx, method, uri, code = row[n:]
+        if retx:
+            retransmissions.append(row)
+        if method:  # (the frames of display filter http.request)
+            requests.append((row[3], method, uri))
+        if code:  # (http.response)
+            responses.append((row[4], code))
     out: dict[Key, dict] = {}
     for rows in streams.values():
         syn = next(r for r in rows if r[4] == "1" and r[5] == "0")
@@ -157,23 +181,21 @@ def tshark_view(name: str) -> dict[Key, dict]:
                 extra = f" {label}={int(r[12].split('|')[0], 0)}" if len(r) > 12 and r[12] else ""
                 v["tunnels"].add(f"{kind} {src}>{dst}{extra}")
         out[key] = v
-    for method_uri_port in tshark(
-        path, ["tcp.srcport", "http.request.method", "http.request.uri"], "http.request"
-    ):
+    for method_uri_port in requests:
         for key in out:
             if key[1] == int(method_uri_port[0]):
                 out[key].setdefault("requests", []).append(tuple(method_uri_port[1:]))
-    for port_code in tshark(path, ["tcp.dstport", "http.response.code"], "http.response"):
+    for port_code in responses:
         for key in out:
             if key[1] == int(port_code[0]):
                 out[key].setdefault("responses", []).append(int(port_code[1]))
-    return out
+    return out, retransmissions
 
 
 @needs_tshark
 @pytest.mark.parametrize("name", sorted(TUNNELS))
 def test_connections_and_http_match_tshark(name: str) -> None:
-    assert tshark(ENCAP / name, ["frame.number"], "tcp.analysis.retransmission") == []
+    assert tshark_retransmissions(name) == []
     want = tshark_view(name)
     res = analyze(name)
     conns = res.connections
