@@ -45,6 +45,7 @@ SAFE_PREFIX = "'"
 SAFE_TRIGGERS = (*FORMULA_TRIGGERS, SAFE_PREFIX)
 # Characters that make a text cell need quoting (RFC 4180 section 2).
 _NEEDS_QUOTES = r'[",\r\n]'
+_NOT_PLAIN = r"[^\x20-\x7e]"  # (printable() leaves a cell of only these characters as it is)
 CSV_ENCODING = "utf-8"
 LINE_END = "\n"
 
@@ -85,7 +86,11 @@ def _cells(s: pd.Series, dtype: str, safe: bool) -> pd.Series:
     else:
         t = s.astype("string").fillna("")
         if safe:
-            t = t.map(safe_text).astype("string")
+            # Only cells that are not plain printable ASCII, or that begin like a formula, change
+            # (safe_text is the identity on the others): found by Arrow, converted one by one.
+            odd = t.str.contains(_NOT_PLAIN, regex=True) | t.str.startswith(SAFE_TRIGGERS)
+            if odd.any():
+                t = t.where(~odd, t[odd].map(safe_text).astype("string"))
         text = _quote(t).to_numpy(dtype=object)
     text[missing] = ""
     return pd.Series(text, index=s.index, dtype=object)
