@@ -333,18 +333,27 @@ def test_two_captures_years_apart(tmp_path: Path) -> None:
 
 
 # -- the report -----------------------------------------------------------------------------------
-# The report of the 300k capture is made in its own process (see large_report): a fresh
-# analysis and its report, each timed in CPU seconds (time.process_time: the machine is shared,
-# wall time is not the work done). A fresh analysis, so that the report pays for building its
-# tables as `pcapan report` does.
+# The report of the 300k capture is made in its own process (see large_report), timed against
+# what `pcapan analyze` does on the same capture, as issue 15 states the bound ("rendered in < 2x
+# the time of `pcapan analyze`"): the analysis and what the verb prints (summary, top servers, TLS
+# mix: the tables they need). Each from a fresh analysis, so that the report pays for building
+# its tables as `pcapan report` does; CPU seconds (time.process_time: the machine is shared, wall
+# time is not the work done).
 _LARGE_REPORT_DRIVER = r"""
-import json, sys, time
+import contextlib, io, json, sys, time
 import pcapan
+from pcapan.render import print_analysis
 # Warm, as in the test process that timed it before: modules imported, fonts loaded.
-pcapan.analyze(sys.argv[3]).report(sys.argv[4])
+warm = pcapan.analyze(sys.argv[3])
+warm.report(sys.argv[4])
+with contextlib.redirect_stdout(io.StringIO()):
+    print_analysis(warm)
 t = time.process_time()
 res = pcapan.analyze(sys.argv[1])
+with contextlib.redirect_stdout(io.StringIO()):
+    print_analysis(res)
 analyze_s = time.process_time() - t
+res = pcapan.analyze(sys.argv[1])
 t = time.process_time()
 res.report(sys.argv[2])
 report_s = time.process_time() - t
@@ -386,7 +395,7 @@ def large_report(
 
 def test_report_size_and_time(large_report: dict[str, Any]) -> None:
     """Issue 15's bounds: at most 5 MB (was 65 MB on a 345k-packet capture; 5.04 MB here before)
-    and under twice the analysis' time (was 159 s)."""
+    and under twice the time of what `pcapan analyze` does (was 159 s)."""
     size = large_report["path"].stat().st_size
     assert size <= REPORT_MAX_BYTES, size
     assert large_report["report_s"] < 2 * large_report["analyze_s"], large_report
