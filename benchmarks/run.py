@@ -807,7 +807,8 @@ def main(argv: list[str] | None = None) -> int:
         "--tls-capture",
         metavar="PATH",
         default=None,
-        help="the keyed HTTPS phase's capture, its key log beside it as PATH.keys (default "
+        help="the keyed HTTPS phase's capture, its key log beside it with the suffix .keys "
+        "(x.pcap: x.keys; default "
         + str(TLS_OUT.relative_to(REPO))
         + ", recorded with make_tls_capture.py when missing and root; not in --smoke)",
     )
