@@ -1146,13 +1146,6 @@ class _Wire:
 
 
 @functools.cache
-def _anomaly_maker() -> Callable[..., AnomalyRecord]:
-    from pcapan.model import fast_maker
-
-    return fast_maker(AnomalyRecord)
-
-
-@functools.cache
 def _record_fields(cls: type) -> tuple[str, ...]:
     import dataclasses
 
@@ -1178,12 +1171,12 @@ def _from_wire(
 ) -> _Wire:
     from itertools import starmap
 
-    from pcapan.model import make_http_record, make_tls_record
+    from pcapan.model import make_anomaly_record, make_http_record, make_tls_record
 
     return _Wire(
         Result(
             conns,
-            list(starmap(_anomaly_maker(), anomalies)),
+            list(starmap(make_anomaly_record, anomalies)),
             stats,
             warns,
             list(starmap(make_http_record, http)),

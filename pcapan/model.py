@@ -254,6 +254,7 @@ class TlsRecord:
 make_conn_record = fast_maker(ConnRecord)
 make_http_record = fast_maker(HttpRecord)
 make_tls_record = fast_maker(TlsRecord)
+make_anomaly_record = fast_maker(AnomalyRecord)
 
 
 # -- connection rows, by column ---------------------------------------------------------------
