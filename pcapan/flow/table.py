@@ -88,6 +88,8 @@ class FlowTable:
         self._ts_max = -(1 << 63)
         self._backs = 0
         self._b_time: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        # (the same as lists: _uid_tag looks one frame up per new connection, where numpy's
+        # scalar calls cost ~10x)
         self._b_lists: tuple[list[int], list[int], list[int]] | None = None
         self._tie_t = 0
         self._tie: dict[FlowKeyTuple, int] = {}  # flow key -> connections started at _tie_t
@@ -123,6 +125,7 @@ class FlowTable:
         np.maximum(run[:-1], self._ts_max, out=before[1:])
         backs = self._backs + np.cumsum(ts < before)
         self._b_time = (frame_no, before, backs)
+        self._b_lists = (frame_no.tolist(), before.tolist(), backs.tolist())
         self._ts_max = max(self._ts_max, int(run[-1]))
         self._backs = int(backs[-1])
 
@@ -145,12 +148,9 @@ class FlowTable:
         gets tag n, the first none); those start times never decrease, so one instant is kept.
         A connection starting back in time gets the number of frames that went back so far,
         its own included, which no earlier connection can have."""
-        bt = self._b_time
-        if bt is not None:  # (else no frame of the batch went back)
-            if self._b_lists is None:
-                # (lists: a lookup per new connection, where numpy's scalar calls cost ~10x)
-                self._b_lists = (bt[0].tolist(), bt[1].tolist(), bt[2].tolist())
-            frames, before, backs = self._b_lists
+        bl = self._b_lists
+        if bl is not None:  # (else no frame of the batch went back)
+            frames, before, backs = bl
             j = min(bisect_left(frames, fno), len(frames) - 1)
             if t < before[j]:
                 return b"|b%d" % backs[j]
