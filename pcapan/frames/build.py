@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from operator import attrgetter
 from typing import Any
 
@@ -17,12 +17,16 @@ from pcapan.model import CONN_KINDS, ConnColumns
 _NAT = np.iinfo(np.int64).min
 
 
+def _by_code(values: Iterable[str | None], codes: np.ndarray) -> pa.Array:
+    """``values[code]`` per row as an Arrow string array: the few distinct strings are converted
+    once and Arrow repeats them, without a Python string per row."""
+    return pa.array(list(values), type=pa.large_string()).take(pa.array(codes))
+
+
 def coded_strings(values: Sequence[str], codes: np.ndarray) -> pd.arrays.ArrowStringArray:
-    """A string column of ``values[code]`` per row: the few distinct strings are converted once
-    and Arrow repeats them (a column of many rows and few values, as the rtt table's uid, direction
-    and kind, without a Python string per row)."""
-    arr = pa.array(list(values), type=pa.large_string()).take(pa.array(codes))
-    return pd.arrays.ArrowStringArray(pa.chunked_array([arr], type=pa.large_string()))
+    """A string column of ``values[code]`` per row (a column of many rows and few values, as the
+    rtt table's uid, direction and kind)."""
+    return pd.arrays.ArrowStringArray(pa.chunked_array([_by_code(values, codes)]))
 
 
 def column_array(values: list[Any], dtype: str) -> Any:
@@ -109,9 +113,7 @@ def conn_frame(store: ConnColumns, columns: tuple[Column, ...]) -> tuple[pd.Data
             if kind == "t":
                 arr = uids if src == "uid" else _text_array(main, aux, n)
             else:
-                codes = pa.array(np.frombuffer(main, dtype=np.int32))
-                arr = pa.array(list(aux), type=pa.large_string()).take(codes)
-                del codes
+                arr = _by_code(aux, np.frombuffer(main, dtype=np.int32))
             if not same:
                 arr = arr.take(order)
             out[col.name] = (
